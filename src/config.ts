@@ -1,0 +1,214 @@
+import Type, { type Static } from 'typebox'
+import Value from 'typebox/value'
+
+/**
+ * The service's configuration, read from environment variables (DESIGN §3.10).
+ * The TypeBox schema below is the one description of every variable: its
+ * type, bounds and default. `.env.example` and the README document them.
+ */
+const Seconds = (defaultValue: number, minimum = 1) =>
+  Type.Integer({ minimum, maximum: 10 * 365 * 24 * 3600, default: defaultValue })
+
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], {
+    default: 'development',
+  }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  DATA_DIR: Type.String({ minLength: 1, default: './.data' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  ISSUER: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$' })),
+  ACCESS_TOKEN_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  CORS_ORIGINS: Type.String({ default: '' }),
+  COOKIE_SECURE: Type.Boolean({ default: true }),
+  TRUST_PROXY: Type.Boolean({ default: false }),
+  ACCESS_TOKEN_TTL_SECONDS: Seconds(600),
+  ADMIN_ACCESS_TOKEN_TTL_SECONDS: Seconds(300),
+  REFRESH_IDLE_TTL_SECONDS: Seconds(7 * 24 * 3600),
+  REFRESH_ABSOLUTE_TTL_SECONDS: Seconds(30 * 24 * 3600),
+  ADMIN_REFRESH_IDLE_TTL_SECONDS: Seconds(30 * 60),
+  ADMIN_REFRESH_ABSOLUTE_TTL_SECONDS: Seconds(12 * 3600),
+  REFRESH_GRACE_SECONDS: Seconds(10, 0),
+  DEFAULT_CLIENT_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'mobile' }),
+  JWKS_MAX_AGE_SECONDS: Seconds(300),
+  KEY_PUBLISH_LEAD_SECONDS: Seconds(900),
+  BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 16, default: 12 }),
+  SECRET_KEY: Type.Optional(Type.String({ minLength: 32 })),
+  AUTH_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' },
+  ),
+})
+export type Env = Static<typeof EnvSchema>
+
+export type Transport = 'cookie' | 'body'
+
+export interface ClientConfig {
+  id: string
+  /** Transport used when the request does not ask for one. */
+  defaultTransport: Transport
+  /** Transports the client may ask for with `Token-Transport`. */
+  transports: Transport[]
+  accessTokenTtlSeconds: number
+  refreshIdleTtlSeconds: number
+  refreshAbsoluteTtlSeconds: number
+}
+
+export interface Config {
+  env: Env['NODE_ENV']
+  port: number
+  host: string
+  /** Unset: the embedded database in `dataDir`. */
+  databaseUrl: string | undefined
+  databasePoolMax: number
+  dataDir: string
+  redisUrl: string | undefined
+  issuer: string
+  audience: string
+  corsOrigins: string[]
+  cookieSecure: boolean
+  trustProxy: boolean
+  clients: Record<string, ClientConfig>
+  defaultClientId: string
+  /** The lifetimes an admin's tokens get whatever client they use. */
+  adminClientId: string
+  refreshGraceSeconds: number
+  jwksMaxAgeSeconds: number
+  keyPublishLeadSeconds: number
+  bcryptCost: number
+  /** Unset only with the embedded database outside production: generated into dataDir. */
+  secretKey: string | undefined
+  authRateLimitPerMinute: number
+  logLevel: string
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, '1': true, yes: true, false: false, '0': false, no: false }
+
+/** Reads and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const name of Object.keys(EnvSchema.properties)) {
+    const value = source[name]
+    if (value !== undefined && value !== '') raw[name] = value
+  }
+  const problems: string[] = []
+  // Booleans are converted here rather than by Value.Convert, which accepts any
+  // string as true: a typo in COOKIE_SECURE must not pass silently.
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    if ((schema as { type?: string }).type !== 'boolean' || raw[name] === undefined) continue
+    const word = String(raw[name]).toLowerCase()
+    if (word in BOOLEAN_WORDS) raw[name] = BOOLEAN_WORDS[word]
+    else problems.push(`${name}: must be true or false, got "${String(raw[name])}"`)
+  }
+  const converted = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw)) as Record<string, unknown>
+  for (const error of Value.Errors(EnvSchema, converted)) {
+    if (error.keyword === 'anyOf' || error.keyword === 'const') continue
+    const name = error.instancePath.replace(/^\//, '')
+    if (problems.some((p) => p.startsWith(`${name}:`))) continue
+    problems.push(`${name}: ${error.message}, got "${String(source[name])}"`)
+  }
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    const anyOf = (schema as { anyOf?: { const: string }[] }).anyOf
+    if (!anyOf || converted[name] === undefined) continue
+    const allowed = anyOf.map((s) => s.const)
+    if (!allowed.includes(converted[name] as string)) {
+      problems.push(`${name}: must be one of ${allowed.join(', ')}, got "${String(source[name])}"`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  const env = converted as Env
+  return fromEnv(env)
+}
+
+function fromEnv(env: Env): Config {
+  const problems: string[] = []
+  if (env.REFRESH_ABSOLUTE_TTL_SECONDS < env.REFRESH_IDLE_TTL_SECONDS) {
+    problems.push('REFRESH_ABSOLUTE_TTL_SECONDS: must not be shorter than REFRESH_IDLE_TTL_SECONDS')
+  }
+  if (env.ADMIN_REFRESH_ABSOLUTE_TTL_SECONDS < env.ADMIN_REFRESH_IDLE_TTL_SECONDS) {
+    problems.push('ADMIN_REFRESH_ABSOLUTE_TTL_SECONDS: must not be shorter than ADMIN_REFRESH_IDLE_TTL_SECONDS')
+  }
+  if (env.KEY_PUBLISH_LEAD_SECONDS <= env.JWKS_MAX_AGE_SECONDS) {
+    // A cache must never hold a key set that lacks the key now signing (§3.1).
+    problems.push('KEY_PUBLISH_LEAD_SECONDS: must be longer than JWKS_MAX_AGE_SECONDS')
+  }
+  const corsOrigins = env.CORS_ORIGINS.split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean)
+  for (const origin of corsOrigins) {
+    if (!/^https?:\/\/[^\s/]+$/.test(origin)) {
+      problems.push(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path)`)
+    }
+  }
+  if (!env.SECRET_KEY && (env.DATABASE_URL || env.NODE_ENV === 'production')) {
+    problems.push(
+      'SECRET_KEY: required with DATABASE_URL or NODE_ENV=production (at least 32 characters, e.g. `openssl rand -base64 48`)',
+    )
+  }
+  const clients: Record<string, ClientConfig> = {
+    web: {
+      id: 'web',
+      defaultTransport: 'cookie',
+      transports: ['cookie'],
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      refreshIdleTtlSeconds: env.REFRESH_IDLE_TTL_SECONDS,
+      refreshAbsoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL_SECONDS,
+    },
+    admin: {
+      id: 'admin',
+      defaultTransport: 'cookie',
+      transports: ['cookie'],
+      accessTokenTtlSeconds: env.ADMIN_ACCESS_TOKEN_TTL_SECONDS,
+      refreshIdleTtlSeconds: env.ADMIN_REFRESH_IDLE_TTL_SECONDS,
+      refreshAbsoluteTtlSeconds: env.ADMIN_REFRESH_ABSOLUTE_TTL_SECONDS,
+    },
+    mobile: {
+      id: 'mobile',
+      defaultTransport: 'body',
+      transports: ['body', 'cookie'],
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      refreshIdleTtlSeconds: env.REFRESH_IDLE_TTL_SECONDS,
+      refreshAbsoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL_SECONDS,
+    },
+  }
+  if (!clients[env.DEFAULT_CLIENT_ID]) {
+    problems.push(`DEFAULT_CLIENT_ID: "${env.DEFAULT_CLIENT_ID}" is not a configured client (${Object.keys(clients).join(', ')})`)
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+
+  const issuer = (env.ISSUER ?? `http://localhost:${env.PORT}`).replace(/\/$/, '')
+  return {
+    env: env.NODE_ENV,
+    port: env.PORT,
+    host: env.HOST,
+    databaseUrl: env.DATABASE_URL,
+    databasePoolMax: env.DATABASE_POOL_MAX,
+    dataDir: env.DATA_DIR,
+    redisUrl: env.REDIS_URL,
+    issuer,
+    audience: env.ACCESS_TOKEN_AUDIENCE ?? issuer,
+    corsOrigins,
+    cookieSecure: env.COOKIE_SECURE,
+    trustProxy: env.TRUST_PROXY,
+    clients,
+    defaultClientId: env.DEFAULT_CLIENT_ID,
+    adminClientId: 'admin',
+    refreshGraceSeconds: env.REFRESH_GRACE_SECONDS,
+    jwksMaxAgeSeconds: env.JWKS_MAX_AGE_SECONDS,
+    keyPublishLeadSeconds: env.KEY_PUBLISH_LEAD_SECONDS,
+    bcryptCost: env.BCRYPT_COST,
+    secretKey: env.SECRET_KEY,
+    authRateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
+    logLevel: env.LOG_LEVEL,
+  }
+}
