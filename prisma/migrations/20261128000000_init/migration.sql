@@ -20,6 +20,8 @@ CREATE TABLE "sessions" (
     "id" UUID NOT NULL DEFAULT gen_random_uuid(),
     "user_id" UUID NOT NULL,
     "client_id" TEXT NOT NULL,
+    "scope" TEXT NOT NULL DEFAULT '',
+    "idle_ttl_seconds" INTEGER NOT NULL,
     "user_agent" TEXT,
     "ip" TEXT,
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
