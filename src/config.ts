@@ -31,6 +31,7 @@ export const EnvSchema = Type.Object({
   ADMIN_REFRESH_IDLE_TTL_SECONDS: Seconds(30 * 60),
   ADMIN_REFRESH_ABSOLUTE_TTL_SECONDS: Seconds(12 * 3600),
   REFRESH_GRACE_SECONDS: Seconds(10, 0),
+  SCOPES: Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+( [\\x21\\x23-\\x5B\\x5D-\\x7E]+)*$', default: 'profile' }),
   DEFAULT_CLIENT_ID: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'mobile' }),
   JWKS_MAX_AGE_SECONDS: Seconds(300),
   KEY_PUBLISH_LEAD_SECONDS: Seconds(900),
@@ -52,6 +53,8 @@ export interface ClientConfig {
   defaultTransport: Transport
   /** Transports the client may ask for with `Token-Transport`. */
   transports: Transport[]
+  /** Scopes its tokens may carry; a token request without `scope` gets them all. */
+  scopes: string[]
   accessTokenTtlSeconds: number
   refreshIdleTtlSeconds: number
   refreshAbsoluteTtlSeconds: number
@@ -155,11 +158,13 @@ function fromEnv(env: Env): Config {
       'SECRET_KEY: required with DATABASE_URL or NODE_ENV=production (at least 32 characters, e.g. `openssl rand -base64 48`)',
     )
   }
+  const scopes = env.SCOPES.split(' ')
   const clients: Record<string, ClientConfig> = {
     web: {
       id: 'web',
       defaultTransport: 'cookie',
       transports: ['cookie'],
+      scopes,
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       refreshIdleTtlSeconds: env.REFRESH_IDLE_TTL_SECONDS,
       refreshAbsoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL_SECONDS,
@@ -168,6 +173,7 @@ function fromEnv(env: Env): Config {
       id: 'admin',
       defaultTransport: 'cookie',
       transports: ['cookie'],
+      scopes,
       accessTokenTtlSeconds: env.ADMIN_ACCESS_TOKEN_TTL_SECONDS,
       refreshIdleTtlSeconds: env.ADMIN_REFRESH_IDLE_TTL_SECONDS,
       refreshAbsoluteTtlSeconds: env.ADMIN_REFRESH_ABSOLUTE_TTL_SECONDS,
@@ -176,6 +182,7 @@ function fromEnv(env: Env): Config {
       id: 'mobile',
       defaultTransport: 'body',
       transports: ['body', 'cookie'],
+      scopes,
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       refreshIdleTtlSeconds: env.REFRESH_IDLE_TTL_SECONDS,
       refreshAbsoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL_SECONDS,

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
@@ -9,32 +9,73 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>
 }
 
+/** Written into DATA_DIR while a process serves the embedded database there. */
+interface LockFile {
+  pid: number
+  url: string
+}
+
+export class EmbeddedDatabaseBusyError extends Error {
+  override name = 'EmbeddedDatabaseBusyError'
+}
+
+const LOCK_FILE = 'pgdata.lock'
+
 /**
  * Starts PGlite served over the Postgres wire protocol on loopback, so the
  * service reaches it through the same pg adapter as a real Postgres.
  * `dataDir` undefined keeps the database in memory (tests).
- * PGlite is single-process: a second process cannot open the same folder.
+ *
+ * PGlite is single-process: the folder is locked by a file naming the owner
+ * and its URL, so a second process (a CLI) connects to the owner's socket
+ * instead of opening the files beside it.
  */
 export async function startEmbeddedDatabase(options: { dataDir?: string; port?: number } = {}): Promise<EmbeddedDatabase> {
+  let lockPath: string | undefined
   let db: PGlite
   if (options.dataDir) {
-    const folder = join(options.dataDir, 'pgdata')
-    await mkdir(folder, { recursive: true })
-    db = await PGlite.create(folder)
+    await mkdir(options.dataDir, { recursive: true })
+    const owner = await embeddedDatabaseOwner(options.dataDir)
+    if (owner) {
+      throw new EmbeddedDatabaseBusyError(
+        `the embedded database in ${options.dataDir} is in use by process ${owner.pid} (${owner.url}); stop it or set DATABASE_URL`,
+      )
+    }
+    lockPath = join(options.dataDir, LOCK_FILE)
+    db = await PGlite.create(join(options.dataDir, 'pgdata'))
   } else {
     db = await PGlite.create()
   }
-  // The socket server serialises queries from its connections and keeps a
-  // transaction's statements together; clients must still use one connection
-  // at a time (pool max 1), see ENVIRONMENT.md.
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port ?? 0, maxConnections: 4 })
+  // The socket server runs one query at a time and keeps a transaction's
+  // statements together, so several connections are safe; each blocks the
+  // others while its transaction is open.
+  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port ?? 0, maxConnections: 8 })
   await server.start()
   const url = `postgresql://postgres:postgres@${server.getServerConn()}/postgres?sslmode=disable`
+  if (lockPath) await writeFile(lockPath, JSON.stringify({ pid: process.pid, url } satisfies LockFile))
   return {
     url,
     async stop() {
       await server.stop()
       await db.close()
+      if (lockPath) await rm(lockPath, { force: true })
     },
+  }
+}
+
+/** The live process serving the embedded database in `dataDir`, if any. */
+export async function embeddedDatabaseOwner(dataDir: string): Promise<LockFile | null> {
+  let lock: LockFile
+  try {
+    lock = JSON.parse(await readFile(join(dataDir, LOCK_FILE), 'utf8')) as LockFile
+  } catch {
+    return null
+  }
+  if (lock.pid === process.pid) return lock
+  try {
+    process.kill(lock.pid, 0)
+    return lock
+  } catch {
+    return null // stale: its process is gone
   }
 }

@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { PROJECT_ROOT } from '../paths.js'
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url))
+export const MIGRATIONS_DIR = join(PROJECT_ROOT, 'prisma', 'migrations')
 
 /** Prisma Migrate's own lock key, so this runner and `prisma migrate deploy` exclude each other. */
 const PRISMA_ADVISORY_LOCK_KEY = 72707369

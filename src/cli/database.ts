@@ -1,0 +1,15 @@
+import { embeddedDatabaseOwner, startEmbeddedDatabase } from '../db/embedded.js'
+import type { Config } from '../config.js'
+
+/**
+ * The database a command-line tool should use: DATABASE_URL; else the
+ * embedded database through the socket of the service that runs it (PGlite
+ * allows one process per folder); else the embedded database opened here.
+ */
+export async function cliDatabase(config: Config): Promise<{ url: string; poolMax: number; close(): Promise<void> }> {
+  if (config.databaseUrl) return { url: config.databaseUrl, poolMax: 2, close: async () => {} }
+  const owner = await embeddedDatabaseOwner(config.dataDir)
+  if (owner) return { url: owner.url, poolMax: 1, close: async () => {} }
+  const embedded = await startEmbeddedDatabase({ dataDir: config.dataDir })
+  return { url: embedded.url, poolMax: 1, close: () => embedded.stop() }
+}

@@ -1,0 +1,42 @@
+import { randomUUID } from 'node:crypto'
+import type { Role } from '../generated/prisma/enums.js'
+import type { SessionGrant } from './sessions.js'
+import type { KeyStore } from './signing-keys.js'
+
+/** RFC 9068 §2.1: the media type of JWT access tokens, in its short form. */
+export const ACCESS_TOKEN_TYP = 'at+jwt'
+
+/** The claims of an access token (RFC 9068 §2.2 plus sid and role). */
+export interface AccessTokenClaims {
+  iss: string
+  aud: string
+  sub: string
+  client_id: string
+  sid: string
+  jti: string
+  iat: number
+  exp: number
+  scope: string
+  role: Role
+}
+
+export async function issueAccessToken(
+  keys: KeyStore,
+  input: { issuer: string; audience: string; grant: SessionGrant; ttlSeconds: number; now?: number },
+): Promise<{ accessToken: string; expiresIn: number }> {
+  const iat = Math.floor((input.now ?? Date.now()) / 1000)
+  const claims: AccessTokenClaims = {
+    iss: input.issuer,
+    aud: input.audience,
+    sub: input.grant.userId,
+    client_id: input.grant.clientId,
+    sid: input.grant.sessionId,
+    jti: randomUUID(),
+    iat,
+    exp: iat + input.ttlSeconds,
+    scope: input.grant.scope,
+    role: input.grant.role,
+  }
+  const accessToken = await keys.sign({ ...claims }, { typ: ACCESS_TOKEN_TYP })
+  return { accessToken, expiresIn: input.ttlSeconds }
+}

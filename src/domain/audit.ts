@@ -1,0 +1,38 @@
+import type { Prisma, PrismaClient } from '../generated/prisma/client.js'
+
+export const AUDIT_EVENT_TYPES = [
+  'user_signed_up',
+  'login_succeeded',
+  'login_failed',
+  'refresh_token_reused',
+  'logged_out',
+  'session_revoked',
+  'password_changed',
+  'api_key_created',
+  'api_key_revoked',
+  'role_changed',
+  'user_disabled',
+  'user_enabled',
+] as const
+export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
+
+export interface AuditEventInput {
+  type: AuditEventType
+  userId?: string | null | undefined
+  actorId?: string | null | undefined
+  ip?: string | null | undefined
+  /** Identifiers and reasons only: never a secret (token, key, password). */
+  details?: Prisma.InputJsonObject
+}
+
+export async function recordAuditEvent(db: PrismaClient | Prisma.TransactionClient, event: AuditEventInput): Promise<void> {
+  await db.auditEvent.create({
+    data: {
+      type: event.type,
+      userId: event.userId ?? null,
+      actorId: event.actorId ?? null,
+      ip: event.ip ?? null,
+      details: event.details ?? {},
+    },
+  })
+}

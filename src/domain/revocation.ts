@@ -1,0 +1,88 @@
+import type { PrismaClient } from '../generated/prisma/client.js'
+import type { Role } from '../generated/prisma/enums.js'
+
+/**
+ * What this service must refuse in an access token that verifies (§3.5.7):
+ * its session was revoked, its user was disabled, or its role is no longer
+ * the user's. Kept in memory and synced from the database by polling, so the
+ * hot path costs two map look-ups and a revocation on any instance reaches
+ * every instance within one poll interval.
+ *
+ * Entries are kept as long as an access token issued before the change can
+ * live (`retentionMs`), then forgotten.
+ */
+export class RevocationList {
+  private readonly revokedSessions = new Map<string, number>()
+  private readonly userStates = new Map<string, { role: Role; disabled: boolean; keepUntil: number }>()
+  private cursor: Date | null = null
+  private lastSyncedAt = 0
+  private readonly now: () => number
+
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly options: { retentionMs: number; now?: () => number },
+  ) {
+    this.now = options.now ?? Date.now
+  }
+
+  /**
+   * Reads revocations since the last sync. The cursor steps back by an
+   * overlap so that a change written with an earlier timestamp but committed
+   * after the previous read is not missed.
+   */
+  async sync(): Promise<void> {
+    const startedAt = this.now()
+    const since = this.cursor ?? new Date(startedAt - this.options.retentionMs)
+    const [sessions, users] = await Promise.all([
+      this.db.session.findMany({ where: { revokedAt: { gte: since } }, select: { id: true, revokedAt: true } }),
+      this.db.user.findMany({
+        where: { authChangedAt: { gte: since } },
+        select: { id: true, role: true, disabled: true, authChangedAt: true },
+      }),
+    ])
+    for (const session of sessions) {
+      this.revokedSessions.set(session.id, session.revokedAt!.getTime() + this.options.retentionMs)
+    }
+    for (const user of users) {
+      this.userStates.set(user.id, {
+        role: user.role,
+        disabled: user.disabled,
+        keepUntil: user.authChangedAt.getTime() + this.options.retentionMs,
+      })
+    }
+    this.prune(startedAt)
+    this.cursor = new Date(startedAt - SYNC_OVERLAP_MS)
+    this.lastSyncedAt = startedAt
+  }
+
+  /** True when the list may miss recent revocations because syncing has failed for a while. */
+  isStale(maxAgeMs: number): boolean {
+    return this.now() - this.lastSyncedAt > maxAgeMs
+  }
+
+  /** Records a revocation made by this instance at once, before the next sync. */
+  sessionsRevoked(sessionIds: Iterable<string>): void {
+    const keepUntil = this.now() + this.options.retentionMs
+    for (const id of sessionIds) this.revokedSessions.set(id, keepUntil)
+  }
+
+  userChanged(userId: string, state: { role: Role; disabled: boolean }): void {
+    this.userStates.set(userId, { ...state, keepUntil: this.now() + this.options.retentionMs })
+  }
+
+  /** Why a verified access token must still be refused, or null. */
+  refusal(claims: { sid: string; sub: string; role: string }): string | null {
+    if (this.revokedSessions.has(claims.sid)) return 'session revoked'
+    const user = this.userStates.get(claims.sub)
+    if (user?.disabled) return 'user disabled'
+    if (user && user.role !== claims.role) return 'role changed'
+    return null
+  }
+
+  private prune(now: number): void {
+    for (const [id, keepUntil] of this.revokedSessions) if (keepUntil < now) this.revokedSessions.delete(id)
+    for (const [id, state] of this.userStates) if (state.keepUntil < now) this.userStates.delete(id)
+  }
+}
+
+const SYNC_OVERLAP_MS = 5_000

@@ -1,0 +1,298 @@
+import { randomBytes } from 'node:crypto'
+import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
+import type { Role } from '../generated/prisma/enums.js'
+import { recordAuditEvent } from './audit.js'
+import { hmacSha256 } from './server-keys.js'
+
+/**
+ * Sessions and refresh-token rotation (DESIGN §3.5).
+ *
+ * A refresh token is 256 random bits, shown once and stored only as an
+ * HMAC. Its successor is derived from it with a second server-side key, so a
+ * retry inside the grace window gets the very same successor back without the
+ * database ever holding a usable token.
+ */
+
+export interface SessionLifetimes {
+  idleTtlSeconds: number
+  absoluteTtlSeconds: number
+}
+
+export interface SessionKeys {
+  refreshTokenHash: Buffer
+  refreshTokenSuccessor: Buffer
+}
+
+export interface SessionContext {
+  userAgent?: string | undefined
+  ip?: string | undefined
+}
+
+/** What an access token is minted from. */
+export interface SessionGrant {
+  sessionId: string
+  userId: string
+  clientId: string
+  scope: string
+  role: Role
+  absoluteExpiresAt: Date
+  idleExpiresAt: Date
+}
+
+export type RotationFailure =
+  | 'unknown' // never issued, or garbage
+  | 'client_mismatch' // issued to another client
+  | 'expired' // idle or absolute expiry passed
+  | 'revoked' // session revoked earlier
+  | 'user_disabled'
+  | 'reused' // retired token presented outside the grace window: session now revoked
+
+export type RotationResult =
+  | { ok: true; grant: SessionGrant; refreshToken: string; graceRetry: boolean }
+  | { ok: false; reason: RotationFailure; sessionId?: string; userId?: string }
+
+export interface SessionSummary {
+  id: string
+  clientId: string
+  userAgent: string | null
+  ip: string | null
+  createdAt: Date
+  lastRefreshedAt: Date
+  idleExpiresAt: Date
+  absoluteExpiresAt: Date
+}
+
+/** Refresh tokens are 32 random bytes, base64url: 43 characters. */
+export const REFRESH_TOKEN_PATTERN = '^[A-Za-z0-9_-]{43}$'
+const REFRESH_TOKEN_REGEX = new RegExp(REFRESH_TOKEN_PATTERN)
+
+export class SessionStore {
+  private readonly now: () => number
+
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly keys: SessionKeys,
+    private readonly options: {
+      graceSeconds: number
+      now?: () => number
+      /** Told of every revocation, so this instance refuses the sessions' access tokens at once. */
+      onRevoked?: (sessionIds: string[]) => void
+    },
+  ) {
+    this.now = options.now ?? Date.now
+  }
+
+  hashRefreshToken(token: string): Uint8Array<ArrayBuffer> {
+    return new Uint8Array(hmacSha256(this.keys.refreshTokenHash, token))
+  }
+
+  private successorOf(token: string): string {
+    return hmacSha256(this.keys.refreshTokenSuccessor, token).toString('base64url')
+  }
+
+  /** Starts a session (one login on one device) and returns its first refresh token. */
+  async start(input: {
+    userId: string
+    clientId: string
+    scope: string
+    lifetimes: SessionLifetimes
+    context: SessionContext
+  }): Promise<{ grant: SessionGrant; refreshToken: string }> {
+    const refreshToken = randomBytes(32).toString('base64url')
+    const now = new Date(this.now())
+    const absoluteExpiresAt = new Date(now.getTime() + input.lifetimes.absoluteTtlSeconds * 1000)
+    const idleExpiresAt = new Date(Math.min(now.getTime() + input.lifetimes.idleTtlSeconds * 1000, absoluteExpiresAt.getTime()))
+    const session = await this.db.session.create({
+      data: {
+        userId: input.userId,
+        clientId: input.clientId,
+        scope: input.scope,
+        idleTtlSeconds: input.lifetimes.idleTtlSeconds,
+        userAgent: input.context.userAgent?.slice(0, 512) ?? null,
+        ip: input.context.ip ?? null,
+        createdAt: now,
+        lastRefreshedAt: now,
+        idleExpiresAt,
+        absoluteExpiresAt,
+        refreshTokens: { create: { tokenHash: this.hashRefreshToken(refreshToken), createdAt: now } },
+      },
+      include: { user: { select: { role: true } } },
+    })
+    return {
+      refreshToken,
+      grant: {
+        sessionId: session.id,
+        userId: session.userId,
+        clientId: session.clientId,
+        scope: session.scope,
+        role: session.user.role,
+        absoluteExpiresAt,
+        idleExpiresAt,
+      },
+    }
+  }
+
+  /**
+   * Exchanges a refresh token for its successor (§3.5 rules 2–4).
+   *
+   * The happy path is one statement: retiring the presented token is a
+   * conditional UPDATE (`retired_at IS NULL`), so of any number of concurrent
+   * presentations exactly one row-locks and retires it, and only that one
+   * inserts the successor (also guarded by the unique parent_id). The others
+   * fall through to `classify`, which sees the committed retirement.
+   */
+  async rotate(refreshToken: string, clientId: string, context: SessionContext = {}): Promise<RotationResult> {
+    if (!REFRESH_TOKEN_REGEX.test(refreshToken)) return { ok: false, reason: 'unknown' }
+    const tokenHash = this.hashRefreshToken(refreshToken)
+    const successor = this.successorOf(refreshToken)
+    const now = new Date(this.now())
+    const rows = await this.db.$queryRaw<RotatedRow[]>`
+      WITH presented AS (
+        UPDATE refresh_tokens AS rt SET retired_at = ${now}
+        FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+        WHERE rt.token_hash = ${tokenHash} AND rt.retired_at IS NULL
+          AND s.id = rt.session_id AND s.client_id = ${clientId}
+          AND s.revoked_at IS NULL AND s.idle_expires_at > ${now} AND s.absolute_expires_at > ${now}
+          AND NOT u.disabled
+        RETURNING rt.id, rt.session_id, s.idle_ttl_seconds, s.absolute_expires_at, u.role
+      ), refreshed AS (
+        UPDATE sessions AS s SET last_refreshed_at = ${now},
+          ip = COALESCE(${context.ip ?? null}::text, s.ip),
+          user_agent = COALESCE(${context.userAgent?.slice(0, 512) ?? null}::text, s.user_agent),
+          idle_expires_at = LEAST(${now}::timestamptz + make_interval(secs => p.idle_ttl_seconds), p.absolute_expires_at)
+        FROM presented AS p WHERE s.id = p.session_id
+        RETURNING s.id, s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at
+      ), successor AS (
+        INSERT INTO refresh_tokens (session_id, token_hash, parent_id, created_at)
+        SELECT p.session_id, ${this.hashRefreshToken(successor)}, p.id, ${now} FROM presented AS p
+        RETURNING id
+      )
+      SELECT r.id AS session_id, r.user_id, r.client_id, r.scope, r.idle_expires_at, r.absolute_expires_at,
+             p.role::text AS role
+      FROM refreshed AS r JOIN presented AS p ON p.session_id = r.id CROSS JOIN successor`
+    const row = rows[0]
+    if (row) return { ok: true, refreshToken: successor, graceRetry: false, grant: toGrant(row) }
+    return this.classify(tokenHash, successor, clientId, now)
+  }
+
+  /** Why a presented token did not rotate, and the grace-window retry (rule 3) or reuse response (rule 4). */
+  private async classify(tokenHash: Uint8Array<ArrayBuffer>, successor: string, clientId: string, now: Date): Promise<RotationResult> {
+    const rows = await this.db.$queryRaw<PresentedRow[]>`
+      SELECT rt.retired_at, s.id AS session_id, s.user_id, s.client_id, s.scope, s.revoked_at,
+             s.idle_expires_at, s.absolute_expires_at, u.disabled, u.role::text AS role
+      FROM refresh_tokens AS rt
+      JOIN sessions AS s ON s.id = rt.session_id
+      JOIN users AS u ON u.id = s.user_id
+      WHERE rt.token_hash = ${tokenHash}`
+    const row = rows[0]
+    if (!row) return { ok: false, reason: 'unknown' }
+    const ids = { sessionId: row.session_id, userId: row.user_id }
+    if (row.client_id !== clientId) return { ok: false, reason: 'client_mismatch', ...ids }
+    if (row.revoked_at) return { ok: false, reason: 'revoked', ...ids }
+    if (row.disabled) return { ok: false, reason: 'user_disabled', ...ids }
+    if (row.retired_at === null || row.idle_expires_at <= now || row.absolute_expires_at <= now) {
+      // A live token that did not rotate can only be an expired one.
+      return { ok: false, reason: 'expired', ...ids }
+    }
+    if (row.retired_at.getTime() + this.options.graceSeconds * 1000 > now.getTime()) {
+      return { ok: true, refreshToken: successor, graceRetry: true, grant: toGrant(row) }
+    }
+    await this.revokeForReuse(row.session_id, row.user_id, now)
+    return { ok: false, reason: 'reused', ...ids }
+  }
+
+  /** Rule 4: the whole family dies, once, with an audit event. */
+  private async revokeForReuse(sessionId: string, userId: string, now: Date): Promise<void> {
+    await this.db.$transaction(async (tx) => {
+      const revoked = await tx.session.updateMany({
+        where: { id: sessionId, revokedAt: null },
+        data: { revokedAt: now, revokedReason: 'refresh_token_reused' },
+      })
+      if (revoked.count === 1) {
+        await recordAuditEvent(tx, { type: 'refresh_token_reused', userId, details: { sessionId } })
+      }
+    })
+    this.options.onRevoked?.([sessionId])
+  }
+
+  /** The live session a refresh token belongs to (retired or not), for logout and RFC 7009 revocation. */
+  async findByRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string; clientId: string } | null> {
+    if (!REFRESH_TOKEN_REGEX.test(refreshToken)) return null
+    const token = await this.db.refreshToken.findUnique({
+      where: { tokenHash: this.hashRefreshToken(refreshToken) },
+      select: { session: { select: { id: true, userId: true, clientId: true, revokedAt: true } } },
+    })
+    if (!token || token.session.revokedAt) return null
+    return { sessionId: token.session.id, userId: token.session.userId, clientId: token.session.clientId }
+  }
+
+  /** Revokes sessions; returns the ids that were live. */
+  async revoke(
+    where: { sessionId: string; userId?: string } | { userId: string; exceptSessionId?: string },
+    reason: string,
+    db: Prisma.TransactionClient | PrismaClient = this.db,
+  ): Promise<string[]> {
+    const now = new Date(this.now())
+    const filter: Prisma.SessionWhereInput =
+      'sessionId' in where
+        ? { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
+        : { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }
+    const revoked = await db.session.updateManyAndReturn({
+      where: { ...filter, revokedAt: null },
+      data: { revokedAt: now, revokedReason: reason },
+      select: { id: true },
+    })
+    const ids = revoked.map((s) => s.id)
+    if (ids.length === 0) return ids
+    this.options.onRevoked?.(ids)
+    return ids
+  }
+
+  /** A user's sessions that can still refresh. */
+  async listLive(userId: string): Promise<SessionSummary[]> {
+    const now = new Date(this.now())
+    return this.db.session.findMany({
+      where: { userId, revokedAt: null, idleExpiresAt: { gt: now }, absoluteExpiresAt: { gt: now } },
+      orderBy: { createdAt: 'desc' },
+      select: {
+        id: true,
+        clientId: true,
+        userAgent: true,
+        ip: true,
+        createdAt: true,
+        lastRefreshedAt: true,
+        idleExpiresAt: true,
+        absoluteExpiresAt: true,
+      },
+    })
+  }
+}
+
+interface RotatedRow {
+  session_id: string
+  user_id: string
+  client_id: string
+  scope: string
+  idle_expires_at: Date
+  absolute_expires_at: Date
+  role: string
+}
+
+interface PresentedRow extends RotatedRow {
+  retired_at: Date | null
+  revoked_at: Date | null
+  disabled: boolean
+}
+
+function toGrant(row: RotatedRow): SessionGrant {
+  return {
+    sessionId: row.session_id,
+    userId: row.user_id,
+    clientId: row.client_id,
+    scope: row.scope,
+    role: row.role as Role,
+    idleExpiresAt: row.idle_expires_at,
+    absoluteExpiresAt: row.absolute_expires_at,
+  }
+}
+

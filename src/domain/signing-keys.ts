@@ -1,0 +1,200 @@
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto'
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose'
+import type { PrismaClient } from '../generated/prisma/client.js'
+
+/** One algorithm for every key: verifiers pin it (RFC 8725 §3.1). */
+export const SIGNING_ALG = 'ES256'
+
+/** A published EC public key: exactly the members a JWKS carries. */
+export type PublicJwk = {
+  kty: string
+  crv: string
+  x: string
+  y: string
+  kid: string
+  alg: string
+  use: 'sig'
+}
+
+interface LoadedKey {
+  kid: string
+  publicJwk: PublicJwk
+  publicPem: string
+  activatesAt: number
+  retiredAt: number | null
+  expiresAt: number | null
+  encrypted: Uint8Array
+  privateKey?: KeyObject
+}
+
+export interface KeyStoreOptions {
+  /** AES-256-GCM key for the private halves at rest. */
+  encryptionKey: Buffer
+  /** How long a new key is published before it signs; longer than any JWKS cache. */
+  publishLeadSeconds: number
+  /** The longest access-token lifetime: a retired key stays published this long (plus skew). */
+  maxAccessTokenTtlSeconds: number
+  now?: () => number
+}
+
+/** Tolerance for clocks of verifiers that run a little behind ours. */
+const CLOCK_SKEW_MS = 60_000
+/** Any number, the same on every instance: serialises key creation. */
+const KEY_CREATION_LOCK = 4_242_001
+
+export class UnknownKeyError extends Error {
+  override name = 'UnknownKeyError'
+}
+
+/**
+ * Signing keys shared by every instance through the database. Rotation follows
+ * DESIGN §3.1: a new key is published `publishLeadSeconds` before it signs, and
+ * a retired key stays published until every token it signed has expired.
+ */
+export class KeyStore {
+  private keys = new Map<string, LoadedKey>()
+  private readonly now: () => number
+
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly options: KeyStoreOptions,
+  ) {
+    this.now = options.now ?? Date.now
+  }
+
+  /** Reads the published keys from the database into memory. */
+  async load(): Promise<void> {
+    const rows = await this.db.signingKey.findMany({
+      where: { OR: [{ expiresAt: null }, { expiresAt: { gt: new Date(this.now()) } }] },
+    })
+    const next = new Map<string, LoadedKey>()
+    for (const row of rows) {
+      const previous = this.keys.get(row.kid)
+      const publicJwk = row.publicJwk as unknown as PublicJwk
+      next.set(row.kid, {
+        kid: row.kid,
+        publicJwk,
+        publicPem: previous?.publicPem ?? toPem(publicJwk),
+        activatesAt: row.activatesAt.getTime(),
+        retiredAt: row.retiredAt?.getTime() ?? null,
+        expiresAt: row.expiresAt?.getTime() ?? null,
+        encrypted: row.privateKeyEncrypted,
+        ...(previous?.privateKey ? { privateKey: previous.privateKey } : {}),
+      })
+    }
+    this.keys = next
+  }
+
+  /** Creates a key that signs at once when none can sign now (first start). */
+  async ensureSigningKey(): Promise<void> {
+    await this.load()
+    if (this.currentKey()) return
+    await this.db.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_CREATION_LOCK})`
+      const now = new Date(this.now())
+      const usable = await tx.signingKey.count({
+        where: { activatesAt: { lte: now }, OR: [{ retiredAt: null }, { retiredAt: { gt: now } }] },
+      })
+      if (usable === 0) await tx.signingKey.create({ data: await this.newKeyRow(now) })
+    })
+    await this.load()
+  }
+
+  /**
+   * Publishes a new key now that starts signing after the publish lead time,
+   * and schedules the current keys to retire at that moment.
+   */
+  async rotate(): Promise<{ kid: string; activatesAt: Date }> {
+    const activatesAt = new Date(this.now() + this.options.publishLeadSeconds * 1000)
+    const expiresAt = new Date(activatesAt.getTime() + this.options.maxAccessTokenTtlSeconds * 1000 + CLOCK_SKEW_MS)
+    const row = await this.db.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${KEY_CREATION_LOCK})`
+      await tx.signingKey.updateMany({
+        where: { OR: [{ retiredAt: null }, { retiredAt: { gt: activatesAt } }] },
+        data: { retiredAt: activatesAt, expiresAt },
+      })
+      return tx.signingKey.create({ data: await this.newKeyRow(activatesAt) })
+    })
+    await this.load()
+    return { kid: row.kid, activatesAt: row.activatesAt }
+  }
+
+  /** The public keys verifiers must know: every key not yet expired. */
+  jwks(): { keys: PublicJwk[] } {
+    const now = this.now()
+    return {
+      keys: [...this.keys.values()]
+        .filter((key) => key.expiresAt === null || key.expiresAt > now)
+        .sort((a, b) => b.activatesAt - a.activatesAt)
+        .map((key) => key.publicJwk),
+    }
+  }
+
+  /** PEM of a published key, for the request-side verifier; undefined when unknown. */
+  publicKeyPem(kid: string): string | undefined {
+    const key = this.keys.get(kid)
+    if (!key || (key.expiresAt !== null && key.expiresAt <= this.now())) return undefined
+    return key.publicPem
+  }
+
+  /** Signs a JWT with the key that signs now. */
+  async sign(claims: JWTPayload, header: { typ: string }): Promise<string> {
+    const key = this.currentKey()
+    if (!key) throw new UnknownKeyError('no signing key is active; was ensureSigningKey() run?')
+    key.privateKey ??= this.decryptPrivateKey(key)
+    return new SignJWT(claims).setProtectedHeader({ alg: SIGNING_ALG, kid: key.kid, typ: header.typ }).sign(key.privateKey)
+  }
+
+  /** The newest key whose signing period has begun and not ended. */
+  currentKey(): LoadedKey | undefined {
+    const now = this.now()
+    let best: LoadedKey | undefined
+    for (const key of this.keys.values()) {
+      if (key.activatesAt > now || (key.retiredAt !== null && key.retiredAt <= now)) continue
+      if (!best || key.activatesAt > best.activatesAt) best = key
+    }
+    return best
+  }
+
+  private async newKeyRow(activatesAt: Date) {
+    const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true })
+    const { kty, crv, x, y } = await exportJWK(publicKey)
+    const kid = await calculateJwkThumbprint({ kty, crv, x, y })
+    const privateJwk = await exportJWK(privateKey)
+    return {
+      kid,
+      alg: SIGNING_ALG,
+      publicJwk: { kty, crv, x, y, kid, alg: SIGNING_ALG, use: 'sig' } as PublicJwk,
+      privateKeyEncrypted: encrypt(this.options.encryptionKey, Buffer.from(JSON.stringify(privateJwk)), kid),
+      activatesAt,
+    }
+  }
+
+  private decryptPrivateKey(key: LoadedKey): KeyObject {
+    const jwk = JSON.parse(decrypt(this.options.encryptionKey, key.encrypted, key.kid).toString('utf8')) as JWK
+    return createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' })
+  }
+}
+
+function toPem(jwk: PublicJwk): string {
+  const { kty, crv, x, y } = jwk
+  return createPublicKey({ key: { kty, crv, x, y } as import('node:crypto').JsonWebKey, format: 'jwk' })
+    .export({ type: 'spki', format: 'pem' })
+    .toString()
+}
+
+// iv (12) || ciphertext || tag (16); the kid is bound as associated data so a
+// ciphertext cannot be moved to another key's row.
+function encrypt(key: Buffer, plaintext: Buffer, aad: string): Uint8Array<ArrayBuffer> {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(Buffer.from(aad))
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
+  return new Uint8Array(Buffer.concat([iv, body, cipher.getAuthTag()]))
+}
+
+function decrypt(key: Buffer, data: Uint8Array, aad: string): Buffer {
+  const bytes = Buffer.from(data)
+  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12)).setAAD(Buffer.from(aad))
+  decipher.setAuthTag(bytes.subarray(bytes.length - 16))
+  return Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()])
+}

@@ -1,0 +1,29 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { Accounts } from '../../domain/accounts.js'
+import { PasswordHasher } from '../../domain/passwords.js'
+import { SessionStore } from '../../domain/sessions.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: SessionStore
+    accounts: Accounts
+  }
+}
+
+async function accounts(fastify: FastifyInstance) {
+  const { config, serverKeys } = fastify
+  const sessions = new SessionStore(
+    fastify.db,
+    { refreshTokenHash: serverKeys.refreshTokenHash, refreshTokenSuccessor: serverKeys.refreshTokenSuccessor },
+    {
+      graceSeconds: config.refreshGraceSeconds,
+      now: fastify.now,
+      onRevoked: (ids) => fastify.revocations.sessionsRevoked(ids),
+    },
+  )
+  fastify.decorate('sessions', sessions)
+  fastify.decorate('accounts', new Accounts(fastify.db, new PasswordHasher(config.bcryptCost), sessions))
+}
+
+export default fp(accounts, { name: 'accounts', dependencies: ['config', 'database', 'revocation'] })

@@ -1,0 +1,29 @@
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+
+/**
+ * @fastify/rate-limit, off by default: routes opt in (the password grant and
+ * sign-up, per IP and per account). With REDIS_URL the counters are shared by
+ * every instance.
+ */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    const { redisUrl } = fastify.config
+    let redis: Redis | undefined
+    if (redisUrl) {
+      redis = new Redis(redisUrl, { connectTimeout: 2_000, maxRetriesPerRequest: 1, enableOfflineQueue: false })
+      fastify.addHook('onClose', async () => {
+        await redis?.quit()
+      })
+    }
+    await fastify.register(rateLimit, {
+      global: false,
+      ...(redis ? { redis, nameSpace: 'token-auth:rl:' } : {}),
+      // A Redis outage must not lock everyone out of logging in.
+      skipOnError: true,
+    })
+  },
+  { name: 'rate-limit', dependencies: ['config'] },
+)

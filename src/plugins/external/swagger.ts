@@ -1,0 +1,33 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { ErrorResponse, OAuthErrorResponse } from '../../schemas/errors.js'
+import { Session, User } from '../../schemas/users.js'
+import { TokenResponse } from '../../schemas/tokens.js'
+
+/** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse]) fastify.addSchema(schema)
+    await fastify.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Token auth API',
+          version: '0.1.0',
+          description: 'JWT access tokens, rotating refresh tokens with reuse detection, API keys.',
+        },
+        servers: [{ url: fastify.config.issuer }],
+        components: {
+          securitySchemes: {
+            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+          },
+        },
+      },
+      refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    })
+    await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  },
+  { name: 'swagger', dependencies: ['config'] },
+)

@@ -1,0 +1,155 @@
+import formbody from '@fastify/formbody'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import { recordAuditEvent } from '../../domain/audit.js'
+import { lifetimesFor } from '../../domain/clients.js'
+import type { RotationFailure } from '../../domain/sessions.js'
+import { OAuthError } from '../../errors.js'
+import { oauthErrorResponses } from '../../schemas/errors.js'
+import { RevocationRequest, TokenRequest } from '../../schemas/tokens.js'
+import { authRateLimit } from './rate-limits.js'
+import {
+  clearRefreshCookie,
+  cookieRequestProblem,
+  grantedScope,
+  readRefreshCookie,
+  resolveClient,
+  tokenResponse,
+} from './transport.js'
+
+const TokenTransportHeader = Type.Object({
+  'token-transport': Type.Optional(Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
+    description: 'ask for cookie or body transport when the client allows both',
+  })),
+})
+
+const REFRESH_FAILURES: Record<RotationFailure, string> = {
+  unknown: 'the refresh token is invalid',
+  client_mismatch: 'the refresh token was issued to another client',
+  expired: 'the refresh token expired',
+  revoked: 'the refresh token was revoked',
+  user_disabled: 'the refresh token is invalid',
+  reused: 'the refresh token was already used; the session is revoked',
+}
+
+/**
+ * The RFC 6749 endpoints. They alone accept form bodies, so the form parser
+ * is registered in this scope only: no cookie-authenticated route elsewhere
+ * can be reached by a cross-site HTML form.
+ */
+const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
+  await fastify.register(formbody, { bodyLimit: 8 * 1024 })
+
+  const limitPasswordGrant = authRateLimit(fastify, 'token', (request) => {
+    const body = request.body as Partial<TokenRequest> | undefined
+    return body?.grant_type === 'password' ? (body.username ?? '') : undefined
+  })
+
+  fastify.post(
+    '/token',
+    {
+      config: { oauth: true },
+      ...(limitPasswordGrant ? { preHandler: limitPasswordGrant } : {}),
+      schema: {
+        tags: ['tokens'],
+        summary: 'Token endpoint (RFC 6749 §4.3 password grant, §6 refresh)',
+        description:
+          'JSON or form body. In cookie transport the refresh token is set as an HttpOnly cookie and read from it; such requests need an allowed Origin and X-Requested-With.',
+        body: TokenRequest,
+        headers: TokenTransportHeader,
+        response: { 200: Type.Ref('TokenResponse'), ...oauthErrorResponses(400, 401, 403, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { body } = request
+      const choice = resolveClient(fastify, request, body.client_id)
+      const context = { ip: request.ip, userAgent: request.headers['user-agent'] }
+
+      if (body.grant_type === 'password') {
+        if (!body.username || body.password === undefined) {
+          throw new OAuthError(400, 'invalid_request', 'the password grant needs username and password')
+        }
+        const scope = grantedScope(body.scope, choice.client.scopes)
+        const user = await fastify.accounts.verifyLogin(body.username, body.password, request.ip)
+        if (!user) throw new OAuthError(400, 'invalid_grant', 'invalid username or password')
+        const { grant, refreshToken } = await fastify.sessions.start({
+          userId: user.id,
+          clientId: choice.client.id,
+          scope,
+          lifetimes: lifetimesFor(fastify.config, choice.client, user.role),
+          context,
+        })
+        await recordAuditEvent(fastify.db, {
+          type: 'login_succeeded',
+          userId: user.id,
+          ip: request.ip,
+          details: { sessionId: grant.sessionId, clientId: choice.client.id },
+        })
+        return tokenResponse(fastify, reply, { grant, refreshToken, choice })
+      }
+
+      if (body.grant_type === 'refresh_token') {
+        const refreshToken = body.refresh_token ?? refreshTokenFromCookie(request)
+        if (!refreshToken) throw new OAuthError(400, 'invalid_request', 'refresh_token is missing')
+        const result = await fastify.sessions.rotate(refreshToken, choice.client.id, context)
+        if (!result.ok) {
+          if (choice.transport === 'cookie') clearRefreshCookie(fastify, reply)
+          throw new OAuthError(400, 'invalid_grant', REFRESH_FAILURES[result.reason])
+        }
+        // RFC 6749 §6: a narrower scope may be asked for, never a wider one.
+        const scope = body.scope === undefined ? undefined : grantedScope(body.scope, result.grant.scope.split(' '))
+        return tokenResponse(fastify, reply, {
+          grant: result.grant,
+          refreshToken: result.refreshToken,
+          choice,
+          ...(scope === undefined ? {} : { scope }),
+        })
+      }
+
+      throw new OAuthError(400, 'unsupported_grant_type', 'grant_type must be password or refresh_token')
+    },
+  )
+
+  function refreshTokenFromCookie(request: FastifyRequest): string | undefined {
+    const token = readRefreshCookie(fastify, request)
+    if (token === undefined) return undefined
+    const problem = cookieRequestProblem(fastify, request)
+    if (problem) throw new OAuthError(403, 'invalid_request', problem)
+    return token
+  }
+
+  fastify.post(
+    '/revoke',
+    {
+      config: { oauth: true },
+      schema: {
+        tags: ['tokens'],
+        summary: 'Token revocation (RFC 7009)',
+        description: 'Revokes the session of a refresh token. Answers 200 whether or not the token was known.',
+        body: RevocationRequest,
+        response: { 200: Type.Object({}), ...oauthErrorResponses(400, 401) },
+      },
+    },
+    async (request, reply) => {
+      const { client } = resolveClient(fastify, request, request.body.client_id)
+      const session = await fastify.sessions.findByRefreshToken(request.body.token)
+      // RFC 7009 §2.1: a client may only revoke its own tokens.
+      if (session && session.clientId === client.id) {
+        const revoked = await fastify.sessions.revoke({ sessionId: session.sessionId }, 'token_revoked')
+        if (revoked.length > 0) {
+          await recordAuditEvent(fastify.db, {
+            type: 'session_revoked',
+            userId: session.userId,
+            ip: request.ip,
+            details: { sessionId: session.sessionId, via: 'revocation_endpoint' },
+          })
+        }
+      }
+      reply.header('cache-control', 'no-store')
+      return {}
+    },
+  )
+}
+
+export default oauth

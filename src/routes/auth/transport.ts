@@ -1,0 +1,101 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ClientConfig, Transport } from '../../config.js'
+import { issueAccessToken } from '../../domain/access-tokens.js'
+import { chooseTransport, findClient, lifetimesFor } from '../../domain/clients.js'
+import type { SessionGrant } from '../../domain/sessions.js'
+import { OAuthError } from '../../errors.js'
+import type { TokenResponse } from '../../schemas/tokens.js'
+
+/** Only the auth paths ever see the refresh cookie (DESIGN §3.6). */
+export const REFRESH_COOKIE_PATH = '/auth'
+/** The header a cookie-using request must carry: a custom header forces a CORS preflight cross-origin. */
+export const CSRF_HEADER = 'x-requested-with'
+
+export function refreshCookieName(secure: boolean): string {
+  // The __Secure- prefix makes browsers refuse the cookie unless it is Secure.
+  return secure ? '__Secure-refresh_token' : 'refresh_token'
+}
+
+export interface ClientChoice {
+  client: ClientConfig
+  transport: Transport
+}
+
+/** The client and transport of a token-issuing request, or an RFC 6749 error. */
+export function resolveClient(fastify: FastifyInstance, request: FastifyRequest, clientId: string | undefined): ClientChoice {
+  const client = findClient(fastify.config, clientId)
+  if (!client) throw new OAuthError(401, 'invalid_client', 'unknown client_id', { 'www-authenticate': 'Basic realm="token"' })
+  const requested = request.headers['token-transport']
+  const transport = chooseTransport(client, typeof requested === 'string' ? requested.toLowerCase() : undefined)
+  if (!transport) {
+    throw new OAuthError(400, 'invalid_request', `client ${client.id} does not allow the ${String(requested)} transport`)
+  }
+  return { client, transport }
+}
+
+/**
+ * The CSRF defence of every request that authenticates with the refresh
+ * cookie: its Origin must be allow-listed (or this service's own) and it must
+ * carry X-Requested-With, which no cross-site form or simple request can set.
+ * Returns why the request is refused, or null.
+ */
+export function cookieRequestProblem(fastify: FastifyInstance, request: FastifyRequest): string | null {
+  const origin = request.headers.origin
+  if (typeof origin !== 'string') return 'a request using the refresh cookie must send Origin'
+  if (origin !== new URL(fastify.config.issuer).origin && !fastify.config.corsOrigins.includes(origin)) {
+    return `origin ${origin} is not allowed`
+  }
+  if (!request.headers[CSRF_HEADER]) return `a request using the refresh cookie must send ${CSRF_HEADER}`
+  return null
+}
+
+export function readRefreshCookie(fastify: FastifyInstance, request: FastifyRequest): string | undefined {
+  return request.cookies[refreshCookieName(fastify.config.cookieSecure)]
+}
+
+export function clearRefreshCookie(fastify: FastifyInstance, reply: FastifyReply): void {
+  const secure = fastify.config.cookieSecure
+  reply.clearCookie(refreshCookieName(secure), { path: REFRESH_COOKIE_PATH, httpOnly: true, secure, sameSite: 'strict' })
+}
+
+/**
+ * Mints the access token for a session grant and answers in the chosen
+ * transport: the refresh token in the body, or in the cookie and not the body.
+ */
+export async function tokenResponse(
+  fastify: FastifyInstance,
+  reply: FastifyReply,
+  input: { grant: SessionGrant; refreshToken: string; choice: ClientChoice; scope?: string },
+): Promise<TokenResponse> {
+  const { config } = fastify
+  const lifetimes = lifetimesFor(config, input.choice.client, input.grant.role)
+  const scope = input.scope ?? input.grant.scope
+  const { accessToken, expiresIn } = await issueAccessToken(fastify.keys, {
+    issuer: config.issuer,
+    audience: config.audience,
+    grant: { ...input.grant, scope },
+    ttlSeconds: lifetimes.accessTokenTtlSeconds,
+    now: fastify.now(),
+  })
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+  const body: TokenResponse = { access_token: accessToken, token_type: 'Bearer', expires_in: expiresIn, scope }
+  if (input.choice.transport === 'body') return { ...body, refresh_token: input.refreshToken }
+  const maxAge = Math.max(0, Math.floor((input.grant.idleExpiresAt.getTime() - fastify.now()) / 1000))
+  reply.setCookie(refreshCookieName(config.cookieSecure), input.refreshToken, {
+    path: REFRESH_COOKIE_PATH,
+    httpOnly: true,
+    secure: config.cookieSecure,
+    sameSite: 'strict',
+    maxAge,
+  })
+  return body
+}
+
+/** Checks a requested scope against what may be granted; the granted scope string, or an invalid_scope error. */
+export function grantedScope(requested: string | undefined, allowed: string[]): string {
+  if (requested === undefined || requested.trim() === '') return allowed.join(' ')
+  const scopes = [...new Set(requested.trim().split(/\s+/))]
+  const refused = scopes.filter((s) => !allowed.includes(s))
+  if (refused.length > 0) throw new OAuthError(400, 'invalid_scope', `scope not allowed: ${refused.join(' ')}`)
+  return scopes.join(' ')
+}

@@ -1,0 +1,59 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { AccountError } from '../../domain/accounts.js'
+import { ApiError, invalidToken } from '../../errors.js'
+import { errorResponses } from '../../schemas/errors.js'
+import { PasswordChangeRequest } from '../../schemas/users.js'
+
+const users: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.addHook('preHandler', fastify.authenticate)
+
+  fastify.get(
+    '/me',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'The signed-in user',
+        security: [{ bearerAuth: [] }],
+        response: { 200: Type.Ref('User'), ...errorResponses(401) },
+      },
+    },
+    async (request) => {
+      const user = await fastify.accounts.findPublic(request.user.sub)
+      if (!user) throw invalidToken('the user no longer exists')
+      return user
+    },
+  )
+
+  fastify.post(
+    '/me/password',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Change your password',
+        description: 'Every other session of the user is revoked; this one stays signed in.',
+        security: [{ bearerAuth: [] }],
+        body: PasswordChangeRequest,
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      try {
+        await fastify.accounts.changePassword({
+          userId: request.user.sub,
+          currentPassword: request.body.currentPassword,
+          newPassword: request.body.newPassword,
+          currentSessionId: request.user.sid,
+          ip: request.ip,
+        })
+      } catch (error) {
+        if (error instanceof AccountError && error.code === 'invalid_credentials') throw new ApiError(403, error.code, error.message)
+        if (error instanceof AccountError) throw new ApiError(400, error.code, error.message)
+        throw error
+      }
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default users

@@ -1,0 +1,29 @@
+import Type, { type Static } from 'typebox'
+
+/** The one error shape of every non-OAuth endpoint (DESIGN §4). */
+export const ErrorResponse = Type.Object(
+  {
+    statusCode: Type.Integer({ minimum: 400, maximum: 599 }),
+    error: Type.String({ description: 'HTTP reason phrase' }),
+    code: Type.String({ description: 'stable machine-readable code, e.g. invalid_token, validation_failed' }),
+    message: Type.String({ description: 'human-readable explanation' }),
+  },
+  { $id: 'ErrorResponse', title: 'Error' },
+)
+export type ErrorResponse = Static<typeof ErrorResponse>
+
+/** RFC 6749 §5.2 error response, used by the token, revocation and introspection endpoints. */
+export const OAuthErrorResponse = Type.Object(
+  {
+    error: Type.String({ description: 'RFC 6749 error code' }),
+    error_description: Type.String(),
+  },
+  { $id: 'OAuthErrorResponse', title: 'OAuth error' },
+)
+export type OAuthErrorResponse = Static<typeof OAuthErrorResponse>
+
+export const errorResponses = (...codes: number[]) =>
+  Object.fromEntries(codes.map((code) => [code, Type.Ref('ErrorResponse')]))
+
+export const oauthErrorResponses = (...codes: number[]) =>
+  Object.fromEntries(codes.map((code) => [code, Type.Ref('OAuthErrorResponse')]))

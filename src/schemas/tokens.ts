@@ -1,0 +1,47 @@
+import Type, { type Static } from 'typebox'
+import { REFRESH_TOKEN_PATTERN } from '../domain/sessions.js'
+
+export const ClientId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'public client identifier' })
+
+/**
+ * POST /auth/token body (RFC 6749 §4.3.2, §6). One object for every grant so
+ * that an unsupported grant_type gets its own error code instead of a schema
+ * failure; unrecognised parameters are ignored as §3.2 requires.
+ */
+export const TokenRequest = Type.Object(
+  {
+    grant_type: Type.String({ maxLength: 64 }),
+    username: Type.Optional(Type.String({ maxLength: 320 })),
+    password: Type.Optional(Type.String({ maxLength: 1024 })),
+    refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
+    client_id: Type.Optional(ClientId),
+    scope: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: true },
+)
+export type TokenRequest = Static<typeof TokenRequest>
+
+export const TokenResponse = Type.Object(
+  {
+    access_token: Type.String(),
+    token_type: Type.Literal('Bearer'),
+    expires_in: Type.Integer({ description: 'access token lifetime in seconds' }),
+    refresh_token: Type.Optional(Type.String({ description: 'absent in cookie transport: the refresh token is in the cookie' })),
+    scope: Type.Optional(Type.String()),
+  },
+  { $id: 'TokenResponse', title: 'Token response' },
+)
+export type TokenResponse = Static<typeof TokenResponse>
+
+/** POST /auth/revoke body (RFC 7009 §2.1). */
+export const RevocationRequest = Type.Object(
+  {
+    token: Type.String({ maxLength: 512 }),
+    token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+    client_id: Type.Optional(ClientId),
+  },
+  { additionalProperties: true },
+)
+export type RevocationRequest = Static<typeof RevocationRequest>
+
+export const RefreshTokenString = Type.String({ pattern: REFRESH_TOKEN_PATTERN })
