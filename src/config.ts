@@ -159,6 +159,10 @@ function fromEnv(env: Env): Config {
     )
   }
   const scopes = env.SCOPES.split(' ')
+  const issuerHost = env.ISSUER ? new URL(env.ISSUER).hostname : 'localhost'
+  if (!env.COOKIE_SECURE && (env.NODE_ENV === 'production' || !['localhost', '127.0.0.1', '[::1]'].includes(issuerHost))) {
+    problems.push('COOKIE_SECURE: may be false only for http://localhost development (ISSUER on localhost, NODE_ENV not production)')
+  }
   const clients: Record<string, ClientConfig> = {
     web: {
       id: 'web',
