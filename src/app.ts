@@ -15,6 +15,7 @@ import cors from './plugins/external/cors.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
 import underPressure from './plugins/external/under-pressure.js'
+import apiKeyRoutes from './routes/api-keys/index.js'
 import authRoutes from './routes/auth/index.js'
 import healthRoutes from './routes/health.js'
 import usersRoutes from './routes/users/index.js'
@@ -96,6 +97,7 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   await fastify.register(wellKnownRoutes, { prefix: '/.well-known' })
   await fastify.register(authRoutes, { prefix: '/auth' })
   await fastify.register(usersRoutes, { prefix: '/users' })
+  await fastify.register(apiKeyRoutes, { prefix: '/api-keys' })
 }
 
 /**

@@ -75,6 +75,8 @@ export interface Config {
   cookieSecure: boolean
   trustProxy: boolean
   clients: Record<string, ClientConfig>
+  /** Scopes access tokens and API keys may carry (SCOPES). */
+  scopes: string[]
   defaultClientId: string
   /** The lifetimes an admin's tokens get whatever client they use. */
   adminClientId: string
@@ -212,6 +214,7 @@ function fromEnv(env: Env): Config {
     cookieSecure: env.COOKIE_SECURE,
     trustProxy: env.TRUST_PROXY,
     clients,
+    scopes,
     defaultClientId: env.DEFAULT_CLIENT_ID,
     adminClientId: 'admin',
     refreshGraceSeconds: env.REFRESH_GRACE_SECONDS,

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
+import { createLocalJWKSet, jwtVerify } from 'jose'
 import type { Role } from '../generated/prisma/enums.js'
 import type { SessionGrant } from './sessions.js'
-import type { KeyStore } from './signing-keys.js'
+import { SIGNING_ALG, type KeyStore } from './signing-keys.js'
 
 /** RFC 9068 §2.1: the media type of JWT access tokens, in its short form. */
 export const ACCESS_TOKEN_TYP = 'at+jwt'
@@ -39,4 +40,29 @@ export async function issueAccessToken(
   }
   const accessToken = await keys.sign({ ...claims }, { typ: ACCESS_TOKEN_TYP })
   return { accessToken, expiresIn: input.ttlSeconds }
+}
+
+/**
+ * Verifies an access token with jose against the published keys: the second
+ * opinion beside the request-side fast-jwt verifier, used by introspection.
+ * Returns the claims, or null for any token this service would refuse.
+ */
+export async function verifyAccessToken(
+  keys: KeyStore,
+  token: string,
+  expected: { issuer: string; audience: string; now?: number },
+): Promise<AccessTokenClaims | null> {
+  try {
+    const { payload } = await jwtVerify(token, createLocalJWKSet(keys.jwks()), {
+      issuer: expected.issuer,
+      audience: expected.audience,
+      typ: ACCESS_TOKEN_TYP,
+      algorithms: [SIGNING_ALG],
+      requiredClaims: ['sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'role'],
+      ...(expected.now !== undefined ? { currentDate: new Date(expected.now) } : {}),
+    })
+    return payload as unknown as AccessTokenClaims
+  } catch {
+    return null
+  }
 }

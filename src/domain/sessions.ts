@@ -226,6 +226,49 @@ export class SessionStore {
     return { sessionId: token.session.id, userId: token.session.userId, clientId: token.session.clientId }
   }
 
+  /**
+   * The grant of a session that can act now: not revoked, not expired, its
+   * user enabled. With `refreshToken`, also that token must be the session's
+   * live one (not retired). Used by introspection.
+   */
+  async liveGrant(by: { refreshToken: string } | { sessionId: string }): Promise<SessionGrant | null> {
+    const now = new Date(this.now())
+    const sessionSelect = {
+      id: true,
+      userId: true,
+      clientId: true,
+      scope: true,
+      revokedAt: true,
+      idleExpiresAt: true,
+      absoluteExpiresAt: true,
+      user: { select: { role: true, disabled: true } },
+    } as const
+    let session
+    if ('refreshToken' in by) {
+      if (!REFRESH_TOKEN_REGEX.test(by.refreshToken)) return null
+      const token = await this.db.refreshToken.findUnique({
+        where: { tokenHash: this.hashRefreshToken(by.refreshToken) },
+        select: { retiredAt: true, session: { select: sessionSelect } },
+      })
+      if (!token || token.retiredAt) return null
+      session = token.session
+    } else {
+      session = await this.db.session.findUnique({ where: { id: by.sessionId }, select: sessionSelect })
+    }
+    if (!session || session.revokedAt || session.user.disabled || session.idleExpiresAt <= now || session.absoluteExpiresAt <= now) {
+      return null
+    }
+    return {
+      sessionId: session.id,
+      userId: session.userId,
+      clientId: session.clientId,
+      scope: session.scope,
+      role: session.user.role,
+      idleExpiresAt: session.idleExpiresAt,
+      absoluteExpiresAt: session.absoluteExpiresAt,
+    }
+  }
+
   /** Revokes sessions; returns the ids that were live. */
   async revoke(
     where: { sessionId: string; userId?: string } | { userId: string; exceptSessionId?: string },

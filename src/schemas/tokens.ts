@@ -45,3 +45,28 @@ export const RevocationRequest = Type.Object(
 export type RevocationRequest = Static<typeof RevocationRequest>
 
 export const RefreshTokenString = Type.String({ pattern: REFRESH_TOKEN_PATTERN })
+
+/** POST /auth/introspect body (RFC 7662 §2.1). */
+export const IntrospectionRequest = Type.Object(
+  {
+    token: Type.String({ maxLength: 4096 }),
+    token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: true },
+)
+
+export const IntrospectionResponse = Type.Object(
+  {
+    active: Type.Boolean(),
+    token_type: Type.Optional(Type.Union([Type.Literal('access_token'), Type.Literal('refresh_token'), Type.Literal('api_key')])),
+    sub: Type.Optional(Type.String()),
+    scope: Type.Optional(Type.String()),
+    exp: Type.Optional(Type.Integer()),
+    iat: Type.Optional(Type.Integer()),
+    client_id: Type.Optional(Type.String()),
+    sid: Type.Optional(Type.String()),
+    iss: Type.Optional(Type.String()),
+    aud: Type.Optional(Type.String()),
+  },
+  { title: 'Introspection response' },
+)

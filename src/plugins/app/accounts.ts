@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Accounts } from '../../domain/accounts.js'
+import { ApiKeyStore } from '../../domain/api-keys.js'
 import { PasswordHasher } from '../../domain/passwords.js'
 import { SessionStore } from '../../domain/sessions.js'
 
@@ -8,6 +9,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     sessions: SessionStore
     accounts: Accounts
+    apiKeys: ApiKeyStore
   }
 }
 
@@ -24,6 +26,7 @@ async function accounts(fastify: FastifyInstance) {
   )
   fastify.decorate('sessions', sessions)
   fastify.decorate('accounts', new Accounts(fastify.db, new PasswordHasher(config.bcryptCost), sessions))
+  fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, serverKeys.apiKeyHash, { now: fastify.now }))
 }
 
 export default fp(accounts, { name: 'accounts', dependencies: ['config', 'database', 'revocation'] })

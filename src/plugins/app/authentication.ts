@@ -1,8 +1,10 @@
 import jwt from '@fastify/jwt'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '../../domain/access-tokens.js'
+import { looksLikeApiKey } from '../../domain/api-keys.js'
 import { SIGNING_ALG } from '../../domain/signing-keys.js'
+import type { Role } from '../../generated/prisma/enums.js'
 import { ApiError, invalidToken } from '../../errors.js'
 
 declare module '@fastify/jwt' {
@@ -11,10 +13,28 @@ declare module '@fastify/jwt' {
   }
 }
 
+/** Who a request acts for: a user through an access token, or a user's API key. */
+export type Principal =
+  | { kind: 'access_token'; userId: string; role: Role; scopes: string[]; sessionId: string; clientId: string }
+  | { kind: 'api_key'; userId: string; role: Role; scopes: string[]; apiKeyId: string }
+
+export interface AuthorizeOptions {
+  /** Scopes the credential must carry (DESIGN §3.7); 403 insufficient_scope otherwise. */
+  scopes?: string[]
+  /** Whether API keys are accepted (Authorization: Bearer or X-API-Key). */
+  apiKeys?: boolean
+  role?: Role
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    /** preHandler: requires a valid, unrevoked access token and sets `request.user`. */
+    /** Requires a valid, unrevoked access token: sets `request.user` (its claims) and `request.principal`. */
     authenticate(request: FastifyRequest, reply?: FastifyReply): Promise<void>
+    /** A preHandler that admits the credentials, scopes and role a route declares. */
+    authorize(options: AuthorizeOptions): preHandlerAsyncHookHandler
+  }
+  interface FastifyRequest {
+    principal: Principal | null
   }
 }
 
@@ -27,10 +47,11 @@ const VERIFIED_TOKEN_CACHE_SIZE = 10_000
  * Request-side verification of access tokens through @fastify/jwt (fast-jwt):
  * one pinned algorithm, issuer, audience and typ; the key chosen by kid among
  * published keys only (never from the token's jku/x5u/jwk headers). Verified
- * tokens are cached by the whole token, until their exp.
+ * tokens are cached by the whole token, until their exp. API keys are looked
+ * up on every request, so revocation counts at once.
  */
 async function authentication(fastify: FastifyInstance) {
-  const { config, keys, revocations } = fastify
+  const { config, keys, revocations, apiKeys } = fastify
   await fastify.register(jwt, {
     secret: {
       public: (_request: FastifyRequest, token: unknown) => {
@@ -52,11 +73,14 @@ async function authentication(fastify: FastifyInstance) {
       errorCacheTTL: -1,
     },
   })
+  fastify.decorateRequest('principal', null)
 
-  fastify.decorate('authenticate', async (request: FastifyRequest) => {
+  async function authenticate(request: FastifyRequest): Promise<void> {
     const header = request.headers.authorization
     if (header === undefined) throw invalidToken(null)
-    if (!BEARER.test(header)) throw invalidToken('expected a Bearer access token')
+    const credential = BEARER.exec(header)?.[1]
+    if (!credential) throw invalidToken('expected a Bearer access token')
+    if (looksLikeApiKey(credential)) throw invalidToken('API keys are not accepted here')
     try {
       await request.jwtVerify()
     } catch (error) {
@@ -72,7 +96,43 @@ async function authentication(fastify: FastifyInstance) {
     }
     const refusal = revocations.refusal(claims)
     if (refusal) throw invalidToken(`the access token was revoked (${refusal})`)
+    request.principal = {
+      kind: 'access_token',
+      userId: claims.sub,
+      role: claims.role,
+      scopes: claims.scope ? claims.scope.split(' ') : [],
+      sessionId: claims.sid,
+      clientId: claims.client_id,
+    }
+  }
+
+  async function authenticateApiKey(request: FastifyRequest, key: string): Promise<void> {
+    const principal = await apiKeys.verify(key)
+    if (!principal) throw invalidToken('the API key is invalid, expired or revoked')
+    request.principal = { kind: 'api_key', ...principal }
+  }
+
+  fastify.decorate('authenticate', authenticate)
+  fastify.decorate('authorize', (options: AuthorizeOptions) => {
+    const required = options.scopes ?? []
+    return async function authorize(request: FastifyRequest) {
+      const headerKey = request.headers['x-api-key']
+      const bearer = BEARER.exec(request.headers.authorization ?? '')?.[1]
+      if (options.apiKeys && typeof headerKey === 'string') await authenticateApiKey(request, headerKey)
+      else if (options.apiKeys && bearer && looksLikeApiKey(bearer)) await authenticateApiKey(request, bearer)
+      else await authenticate(request)
+      const principal = request.principal!
+      const missing = required.filter((scope) => !principal.scopes.includes(scope))
+      if (missing.length > 0) {
+        throw new ApiError(403, 'insufficient_scope', `requires scope ${required.join(' ')}`, {
+          'www-authenticate': `Bearer error="insufficient_scope", scope="${required.join(' ')}"`,
+        })
+      }
+      if (options.role && principal.role !== options.role) {
+        throw new ApiError(403, 'forbidden', `requires the ${options.role} role`)
+      }
+    }
   })
 }
 
-export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation'] })
+export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation', 'accounts'] })

@@ -5,11 +5,12 @@ import fp from 'fastify-plugin'
 import { ErrorResponse, OAuthErrorResponse } from '../../schemas/errors.js'
 import { Session, User } from '../../schemas/users.js'
 import { TokenResponse } from '../../schemas/tokens.js'
+import { ApiKey } from '../../schemas/api-keys.js'
 
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
   async (fastify: FastifyInstance) => {
-    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse]) fastify.addSchema(schema)
+    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey]) fastify.addSchema(schema)
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',
@@ -21,7 +22,8 @@ export default fp(
         servers: [{ url: fastify.config.issuer }],
         components: {
           securitySchemes: {
-            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or API key' },
+            apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
           },
         },
       },

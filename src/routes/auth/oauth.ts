@@ -2,12 +2,15 @@ import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
+import { looksLikeApiKey } from '../../domain/api-keys.js'
 import { recordAuditEvent } from '../../domain/audit.js'
 import { lifetimesFor } from '../../domain/clients.js'
+import { introspect } from '../../domain/introspection.js'
 import type { RotationFailure } from '../../domain/sessions.js'
 import { OAuthError } from '../../errors.js'
 import { oauthErrorResponses } from '../../schemas/errors.js'
-import { RevocationRequest, TokenRequest } from '../../schemas/tokens.js'
+import { IntrospectionRequest, IntrospectionResponse, RevocationRequest, TokenRequest } from '../../schemas/tokens.js'
+import { INTROSPECT_SCOPE } from '../api-keys/index.js'
 import { authRateLimit } from './rate-limits.js'
 import {
   clearRefreshCookie,
@@ -126,12 +129,18 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['tokens'],
         summary: 'Token revocation (RFC 7009)',
-        description: 'Revokes the session of a refresh token. Answers 200 whether or not the token was known.',
+        description:
+          'Revokes the session of a refresh token, or an API key. Answers 200 whether or not the token was known.',
         body: RevocationRequest,
         response: { 200: Type.Object({}), ...oauthErrorResponses(400, 401) },
       },
     },
     async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      if (looksLikeApiKey(request.body.token)) {
+        await fastify.apiKeys.revokeByValue(request.body.token, request.ip)
+        return {}
+      }
       const { client } = resolveClient(fastify, request, request.body.client_id)
       const session = await fastify.sessions.findByRefreshToken(request.body.token)
       // RFC 7009 §2.1: a client may only revoke its own tokens.
@@ -146,8 +155,35 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
           })
         }
       }
-      reply.header('cache-control', 'no-store')
       return {}
+    },
+  )
+
+  fastify.post(
+    '/introspect',
+    {
+      config: { oauth: true },
+      preHandler: fastify.authorize({ apiKeys: true, scopes: [INTROSPECT_SCOPE] }),
+      schema: {
+        tags: ['tokens'],
+        summary: 'Token introspection (RFC 7662)',
+        description:
+          'For the platform\'s services: is an access token, refresh token or API key usable now? Revocation counts at once. The caller authenticates with an API key holding the introspect scope.',
+        security: [{ bearerAuth: [] }],
+        body: IntrospectionRequest,
+        response: { 200: IntrospectionResponse, ...oauthErrorResponses(400, 401, 403) },
+      },
+    },
+    async (request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return introspect(request.body.token, {
+        keys: fastify.keys,
+        sessions: fastify.sessions,
+        apiKeys: fastify.apiKeys,
+        issuer: fastify.config.issuer,
+        audience: fastify.config.audience,
+        now: fastify.now(),
+      })
     },
   )
 }

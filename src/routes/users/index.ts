@@ -6,20 +6,20 @@ import { errorResponses } from '../../schemas/errors.js'
 import { PasswordChangeRequest } from '../../schemas/users.js'
 
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.addHook('preHandler', fastify.authenticate)
-
   fastify.get(
     '/me',
     {
+      preHandler: fastify.authorize({ scopes: ['profile'], apiKeys: true }),
       schema: {
         tags: ['accounts'],
         summary: 'The signed-in user',
-        security: [{ bearerAuth: [] }],
+        description: 'Access token, or an API key with the profile scope.',
+        security: [{ bearerAuth: [] }, { apiKey: [] }],
         response: { 200: Type.Ref('User'), ...errorResponses(401) },
       },
     },
     async (request) => {
-      const user = await fastify.accounts.findPublic(request.user.sub)
+      const user = await fastify.accounts.findPublic(request.principal!.userId)
       if (!user) throw invalidToken('the user no longer exists')
       return user
     },
@@ -28,6 +28,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/me/password',
     {
+      preHandler: fastify.authenticate,
       schema: {
         tags: ['accounts'],
         summary: 'Change your password',

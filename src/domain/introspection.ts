@@ -1,0 +1,77 @@
+import type { AccessTokenClaims } from './access-tokens.js'
+import { verifyAccessToken } from './access-tokens.js'
+import { looksLikeApiKey, type ApiKeyStore } from './api-keys.js'
+import type { SessionStore } from './sessions.js'
+import type { KeyStore } from './signing-keys.js'
+
+/** RFC 7662 §2.2 response. Inactive tokens get `{ active: false }` and nothing more. */
+export type IntrospectionResult =
+  | { active: false }
+  | {
+      active: true
+      token_type: 'access_token' | 'refresh_token' | 'api_key'
+      sub: string
+      scope: string
+      exp?: number
+      iat?: number
+      client_id?: string
+      sid?: string
+      iss?: string
+      aud?: string
+    }
+
+const INACTIVE = { active: false } as const
+
+/**
+ * Whether a token is usable right now, as this service sees it: revocation,
+ * disabled users and role changes count at once (unlike offline JWT checks).
+ */
+export async function introspect(
+  token: string,
+  deps: { keys: KeyStore; sessions: SessionStore; apiKeys: ApiKeyStore; issuer: string; audience: string; now: number },
+): Promise<IntrospectionResult> {
+  if (looksLikeApiKey(token)) {
+    const key = await deps.apiKeys.verify(token, { touch: false })
+    if (!key) return INACTIVE
+    return {
+      active: true,
+      token_type: 'api_key',
+      sub: key.userId,
+      scope: key.scopes.join(' '),
+      ...(key.expiresAt ? { exp: Math.floor(key.expiresAt.getTime() / 1000) } : {}),
+    }
+  }
+  if (token.split('.').length === 3) {
+    const claims: AccessTokenClaims | null = await verifyAccessToken(deps.keys, token, {
+      issuer: deps.issuer,
+      audience: deps.audience,
+      now: deps.now,
+    })
+    if (!claims) return INACTIVE
+    const grant = await deps.sessions.liveGrant({ sessionId: claims.sid })
+    if (!grant || grant.userId !== claims.sub || grant.role !== claims.role) return INACTIVE
+    return {
+      active: true,
+      token_type: 'access_token',
+      sub: claims.sub,
+      scope: claims.scope,
+      exp: claims.exp,
+      iat: claims.iat,
+      client_id: claims.client_id,
+      sid: claims.sid,
+      iss: claims.iss,
+      aud: claims.aud,
+    }
+  }
+  const grant = await deps.sessions.liveGrant({ refreshToken: token })
+  if (!grant) return INACTIVE
+  return {
+    active: true,
+    token_type: 'refresh_token',
+    sub: grant.userId,
+    scope: grant.scope,
+    exp: Math.floor(grant.idleExpiresAt.getTime() / 1000),
+    client_id: grant.clientId,
+    sid: grant.sessionId,
+  }
+}

@@ -1,0 +1,81 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { ApiError } from '../../errors.js'
+import { ApiKeyCreateRequest, CreatedApiKey } from '../../schemas/api-keys.js'
+import { errorResponses } from '../../schemas/errors.js'
+
+/** The scope that lets a platform service call /auth/introspect; only admins may grant it. */
+export const INTROSPECT_SCOPE = 'introspect'
+
+/** A user's own API keys (DESIGN §3.7). Managed with access tokens only: a key cannot mint keys. */
+const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.addHook('preHandler', fastify.authorize({}))
+
+  fastify.post(
+    '/',
+    {
+      schema: {
+        tags: ['api-keys'],
+        summary: 'Create an API key; the key is shown this once',
+        security: [{ bearerAuth: [] }],
+        body: ApiKeyCreateRequest,
+        response: { 201: CreatedApiKey, ...errorResponses(400, 401) },
+      },
+    },
+    async (request, reply) => {
+      const principal = request.principal!
+      const allowed = new Set([...fastify.config.scopes, ...(principal.role === 'admin' ? [INTROSPECT_SCOPE] : [])])
+      const refused = request.body.scopes.filter((scope) => !allowed.has(scope))
+      if (refused.length > 0) throw new ApiError(400, 'invalid_scope', `scopes not allowed: ${refused.join(' ')}`)
+      let expiresAt: Date | null = null
+      if (request.body.expiresAt !== undefined) {
+        expiresAt = new Date(request.body.expiresAt)
+        if (expiresAt.getTime() <= fastify.now()) throw new ApiError(400, 'invalid_expiry', 'expiresAt must be in the future')
+      }
+      const created = await fastify.apiKeys.create({
+        userId: principal.userId,
+        name: request.body.name,
+        scopes: request.body.scopes,
+        expiresAt,
+        ip: request.ip,
+      })
+      reply.header('cache-control', 'no-store')
+      const { lastUsedAt: _unused, ...body } = created
+      return reply.code(201).send(body)
+    },
+  )
+
+  fastify.get(
+    '/',
+    {
+      schema: {
+        tags: ['api-keys'],
+        summary: 'Your API keys (no secrets)',
+        security: [{ bearerAuth: [] }],
+        response: { 200: Type.Object({ items: Type.Array(Type.Ref('ApiKey')) }), ...errorResponses(401) },
+      },
+    },
+    async (request) => ({ items: await fastify.apiKeys.list(request.principal!.userId) }),
+  )
+
+  fastify.delete(
+    '/:id',
+    {
+      schema: {
+        tags: ['api-keys'],
+        summary: 'Revoke an API key',
+        security: [{ bearerAuth: [] }],
+        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        response: { 204: Type.Null(), ...errorResponses(401, 404) },
+      },
+    },
+    async (request, reply) => {
+      const { userId } = request.principal!
+      const revoked = await fastify.apiKeys.revoke({ userId, apiKeyId: request.params.id, actorId: userId, ip: request.ip })
+      if (!revoked) throw new ApiError(404, 'api_key_not_found', 'no live API key with this id')
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default apiKeys

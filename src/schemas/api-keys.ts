@@ -1,0 +1,36 @@
+import Type from 'typebox'
+import { DateTime } from './users.js'
+
+const Scope = Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]{1,64}$' })
+
+export const ApiKeyCreateRequest = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 100 }),
+    scopes: Type.Array(Scope, { minItems: 1, maxItems: 20, uniqueItems: true }),
+    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'when the key stops working; none: never' })),
+  },
+  { additionalProperties: false },
+)
+
+export const ApiKey = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    prefix: Type.String({ description: 'the first characters of the key, to tell keys apart' }),
+    name: Type.String(),
+    scopes: Type.Array(Type.String()),
+    expiresAt: Type.Union([DateTime, Type.Null()]),
+    createdAt: DateTime,
+    lastUsedAt: Type.Union([DateTime, Type.Null()], { description: 'updated at most once a minute' }),
+  },
+  { $id: 'ApiKey', title: 'API key' },
+)
+
+export const CreatedApiKey = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  key: Type.String({ description: 'the secret key: shown this once' }),
+  prefix: Type.String(),
+  name: Type.String(),
+  scopes: Type.Array(Type.String()),
+  expiresAt: Type.Union([DateTime, Type.Null()]),
+  createdAt: DateTime,
+})
