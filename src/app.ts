@@ -106,6 +106,10 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
  * and are coerced to the schema's types.
  */
 function installValidators(fastify: FastifyInstance) {
+  // Bodies are JSON (and form-encoded on the OAuth endpoints, registered there).
+  // Fastify's default text/plain parser would let a cross-site `enctype=text/plain`
+  // form reach handlers that take no body, such as the cookie-authenticated logout.
+  fastify.removeContentTypeParser('text/plain')
   const common = { allErrors: false, removeAdditional: false, useDefaults: true, strict: false } as const
   const strict = addFormats.default(new Ajv.default({ ...common, coerceTypes: false }))
   const coercing = addFormats.default(new Ajv.default({ ...common, coerceTypes: 'array' }))
