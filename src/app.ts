@@ -15,6 +15,7 @@ import cors from './plugins/external/cors.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
 import underPressure from './plugins/external/under-pressure.js'
+import adminRoutes from './routes/admin/index.js'
 import apiKeyRoutes from './routes/api-keys/index.js'
 import authRoutes from './routes/auth/index.js'
 import healthRoutes from './routes/health.js'
@@ -98,6 +99,7 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   await fastify.register(authRoutes, { prefix: '/auth' })
   await fastify.register(usersRoutes, { prefix: '/users' })
   await fastify.register(apiKeyRoutes, { prefix: '/api-keys' })
+  await fastify.register(adminRoutes, { prefix: '/admin' })
 }
 
 /**
@@ -153,7 +155,8 @@ function installErrorHandlers(fastify: FastifyInstance) {
     const code = fastifyError.validation ? 'validation_failed' : (fastifyError.code ?? 'bad_request').toLowerCase()
     const message = fastifyError.validation ? `${fastifyError.validationContext ?? 'request'}${fastifyError.message.replace(/^(body|querystring|params|headers)/, '')}` : fastifyError.message
     if (oauth) {
-      return reply.code(status === 429 ? 429 : 400).header('cache-control', 'no-store').send({
+      // Client errors keep their status (413 too large, 415 unsupported media type, 429) in RFC 6749 shape.
+      return reply.code(status).header('cache-control', 'no-store').send({
         error: status === 429 ? 'too_many_requests' : 'invalid_request',
         error_description: message,
       })
