@@ -55,9 +55,12 @@ export async function findSchemaDrift(db: Queryable, datamodel: DMMF.Datamodel, 
 
   // Tables and columns.
   const actualTables = new Set(actual.columns.map((c) => c.table).concat(actual.tables))
+  // A missing table is one difference, not one per column, index and key.
+  const missingTables = new Set<string>()
   for (const [table, columns] of expected.tables) {
     if (!actualTables.has(table)) {
       out.push(`table ${table}: missing from the database`)
+      missingTables.add(table)
       continue
     }
     const dbColumns = new Map(actual.columns.filter((c) => c.table === table).map((c) => [c.column, c]))
@@ -104,6 +107,7 @@ export async function findSchemaDrift(db: Queryable, datamodel: DMMF.Datamodel, 
     actualIndexes.set(indexKey(index), index)
   }
   for (const index of expected.indexes) {
+    if (missingTables.has(index.table)) continue
     const found = actualIndexes.get(indexKey(index))
     const what = `${KIND_LABEL[index.kind]} on ${index.table}(${index.columns.join(', ')})`
     if (!found) {
@@ -124,6 +128,7 @@ export async function findSchemaDrift(db: Queryable, datamodel: DMMF.Datamodel, 
   const actualFks = new Map<string, DbForeignKey>()
   for (const fk of actual.foreignKeys) if (!ignored.has(fk.table)) actualFks.set(fkKey(fk), fk)
   for (const fk of expected.foreignKeys) {
+    if (missingTables.has(fk.table) || missingTables.has(fk.refTable)) continue
     const found = actualFks.get(fkKey(fk))
     const what = `foreign key ${fk.table}(${fk.columns.join(', ')})`
     if (!found) {
