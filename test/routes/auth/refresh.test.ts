@@ -1,0 +1,389 @@
+import { createHash } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
+import { createTestDatabase } from '../../helpers/database.js'
+
+/**
+ * Refresh-token rotation (DESIGN §3.5): single use, one successor under
+ * concurrency, the grace window, reuse detection, idle and absolute expiry,
+ * client binding, and no raw token in the database.
+ *
+ * Every test builds its own app (and clock) on the file's one database, so
+ * moving one test's clock never touches another's.
+ */
+
+const database = await createTestDatabase()
+t.teardown(() => database.drop())
+
+const PASSWORD = 'a fine passphrase'
+let counter = 0
+const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@refresh.test`
+
+async function testApp(t: Test, env: Record<string, string> = {}): Promise<TestApp> {
+  const built = await buildTestApp(env, { database })
+  t.teardown(built.close)
+  return built
+}
+
+interface TokenBody {
+  access_token: string
+  token_type: string
+  expires_in: number
+  refresh_token: string
+}
+
+/** Signs a new user up and logs in (mobile client, body transport). */
+async function login(app: TestApp['app']): Promise<{ userId: string; sessionId: string; tokens: TokenBody }> {
+  const email = uniqueEmail('user')
+  const signup = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
+  if (signup.statusCode !== 201) throw new Error(`signup: ${signup.statusCode} ${signup.body}`)
+  const userId = json<{ user: { id: string } }>(signup).user.id
+  const response = await app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'mobile' },
+  })
+  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
+  const tokens = json<TokenBody>(response)
+  const sessionId = sidOf(tokens.access_token)
+  return { userId, sessionId, tokens }
+}
+
+function sidOf(accessToken: string): string {
+  return JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')).sid as string
+}
+
+function refresh(app: TestApp['app'], refreshToken: string, extra: Record<string, string> = {}) {
+  return app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: 'refresh_token', refresh_token: refreshToken, ...extra },
+  })
+}
+
+async function refreshOk(t: Test, app: TestApp['app'], refreshToken: string, message = 'refresh succeeds'): Promise<TokenBody> {
+  const response = await refresh(app, refreshToken)
+  t.equal(response.statusCode, 200, `${message} (${response.body})`)
+  t.equal(response.headers['cache-control'], 'no-store')
+  return json<TokenBody>(response)
+}
+
+function assertInvalidGrant(t: Test, response: Awaited<ReturnType<typeof refresh>>, message: string) {
+  t.equal(response.statusCode, 400, `${message}: 400 (${response.body})`)
+  t.same(json(response), { error: 'invalid_grant', error_description: json(response).error_description }, `${message}: invalid_grant`)
+  t.type(json(response).error_description, 'string')
+}
+
+function tokenRow(app: TestApp['app'], refreshToken: string) {
+  return app.db.refreshToken.findUnique({ where: { tokenHash: app.sessions.hashRefreshToken(refreshToken) } })
+}
+
+t.test('rotation returns a new refresh token and retires the old one', async (t) => {
+  const { app } = await testApp(t)
+  const { sessionId, tokens } = await login(app)
+  const first = await tokenRow(app, tokens.refresh_token)
+  t.ok(first, 'the issued token is stored (by hash)')
+  t.equal(first?.retiredAt, null, 'not retired yet')
+
+  const next = await refreshOk(t, app, tokens.refresh_token)
+  t.equal(next.token_type, 'Bearer')
+  t.type(next.access_token, 'string')
+  t.not(next.access_token, tokens.access_token)
+  t.not(next.refresh_token, tokens.refresh_token, 'a new refresh token')
+  t.match(next.refresh_token, /^[A-Za-z0-9_-]{43}$/)
+  t.equal(sidOf(next.access_token), sessionId, 'same session')
+
+  const retired = await tokenRow(app, tokens.refresh_token)
+  t.ok(retired?.retiredAt, 'the presented token is retired')
+  const successor = await tokenRow(app, next.refresh_token)
+  t.ok(successor, 'the successor is stored')
+  t.equal(successor?.parentId, first?.id, 'the successor is the child of the presented token')
+  t.equal(successor?.sessionId, sessionId)
+  t.equal(successor?.retiredAt, null)
+  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2)
+
+  const third = await refreshOk(t, app, next.refresh_token, 'the successor refreshes')
+  t.not(third.refresh_token, next.refresh_token)
+  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 3)
+  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.equal(session.revokedAt, null)
+})
+
+t.test('50 concurrent refreshes of one token: one successor, the same for all', async (t) => {
+  const { app } = await testApp(t)
+  const { sessionId, tokens } = await login(app)
+  const parent = await tokenRow(app, tokens.refresh_token)
+
+  const responses = await Promise.all(Array.from({ length: 50 }, () => refresh(app, tokens.refresh_token)))
+  const statuses = responses.map((r) => r.statusCode)
+  t.same(statuses, Array(50).fill(200), 'every presentation inside the grace window succeeds')
+  const successors = new Set(responses.filter((r) => r.statusCode === 200).map((r) => json<TokenBody>(r).refresh_token))
+  t.equal(successors.size, 1, 'every 200 carries the same successor refresh token')
+  const [successor] = [...successors]
+
+  t.equal(await app.db.refreshToken.count({ where: { parentId: parent!.id } }), 1, 'exactly one successor row')
+  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2, 'the parent and one successor, nothing else')
+  t.equal(await app.db.refreshToken.count({ where: { sessionId, retiredAt: null } }), 1, 'one live token')
+  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.equal(session.revokedAt, null, 'the session stays alive')
+  t.equal(await app.db.auditEvent.count({ where: { type: 'refresh_token_reused', details: { path: ['sessionId'], equals: sessionId } } }), 0)
+
+  const next = await refreshOk(t, app, successor!, 'the successor refreshes fine')
+  t.not(next.refresh_token, successor)
+  const me = await app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${next.access_token}` } })
+  t.equal(me.statusCode, 200)
+})
+
+t.test('a retry inside the grace window returns the same successor and revokes nothing', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_GRACE_SECONDS: '10' })
+  const { userId, sessionId, tokens } = await login(app)
+  const first = await refreshOk(t, app, tokens.refresh_token)
+  clock.advance(9)
+  const retry = await refreshOk(t, app, tokens.refresh_token, 'retry 9 s later')
+  t.equal(retry.refresh_token, first.refresh_token, 'the same successor, not a second live token')
+  t.equal(sidOf(retry.access_token), sessionId)
+  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2, 'no new row')
+  t.equal(await app.db.refreshToken.count({ where: { sessionId, retiredAt: null } }), 1, 'one live token')
+  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.equal(session.revokedAt, null, 'nothing revoked')
+  t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 0, 'no reuse recorded')
+
+  // Both access tokens are good, and the successor goes on rotating.
+  await app.revocations.sync()
+  for (const accessToken of [first.access_token, retry.access_token]) {
+    const me = await app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${accessToken}` } })
+    t.equal(me.statusCode, 200)
+  }
+  const next = await refreshOk(t, app, first.refresh_token, 'the successor refreshes')
+  t.not(next.refresh_token, first.refresh_token)
+})
+
+t.test('a retired token presented after the grace window revokes the whole session', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_GRACE_SECONDS: '10' })
+  const { userId, sessionId, tokens } = await login(app)
+  const successor = await refreshOk(t, app, tokens.refresh_token)
+  clock.advance(11)
+
+  const reuse = await refresh(app, tokens.refresh_token)
+  assertInvalidGrant(t, reuse, 'the retired token after the window')
+
+  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.ok(session.revokedAt, 'session revoked')
+  t.equal(session.revokedReason, 'refresh_token_reused')
+  const events = await app.db.auditEvent.findMany({ where: { userId, type: 'refresh_token_reused' } })
+  t.equal(events.length, 1, 'one audit event refresh_token_reused')
+  t.match(events[0]?.details, { sessionId })
+
+  assertInvalidGrant(t, await refresh(app, successor.refresh_token), 'the successor is dead too')
+  assertInvalidGrant(t, await refresh(app, tokens.refresh_token), 'the retired token again')
+  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2, 'no token was issued after the reuse')
+  t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 1, 'recorded once')
+
+  // The session's access tokens are refused too (§3.5.7).
+  await app.revocations.sync()
+  const me = await app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${successor.access_token}` } })
+  t.equal(me.statusCode, 401)
+  t.match(me.headers['www-authenticate'], /^Bearer error="invalid_token"/)
+})
+
+t.test('the grace window is measured from retirement; later writes do not reopen it', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_GRACE_SECONDS: '10' })
+  const { userId, sessionId, tokens } = await login(app)
+  const r0 = tokens.refresh_token
+  const r1 = (await refreshOk(t, app, r0, 'r0 -> r1 at t=0')).refresh_token
+  const retiredAt = (await tokenRow(app, r0))!.retiredAt
+
+  clock.advance(6)
+  const retry = await refreshOk(t, app, r0, 'grace retry of r0 at t=6')
+  t.equal(retry.refresh_token, r1)
+  t.same((await tokenRow(app, r0))!.retiredAt, retiredAt, 'a grace retry does not move the retirement time')
+  const r2 = (await refreshOk(t, app, r1, 'r1 -> r2 at t=6: the session row is written again')).refresh_token
+
+  clock.advance(5)
+  // t=11: 11 s after r0 was retired, although only 5 s after the last write to the session.
+  assertInvalidGrant(t, await refresh(app, r0), 'r0 at t=11 is reuse')
+  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.ok(session.revokedAt, 'session revoked')
+  t.equal(session.revokedReason, 'refresh_token_reused')
+  t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 1)
+
+  // r1 was retired at t=6, so it is still inside its own window, but the
+  // session is revoked: every token of it is dead, no grace answer.
+  assertInvalidGrant(t, await refresh(app, r1), 'r1 inside its window after the revocation')
+  assertInvalidGrant(t, await refresh(app, r2), 'r2, the live token')
+
+  // The revocation itself wrote the session: still reuse, still dead, not re-recorded.
+  clock.advance(1)
+  assertInvalidGrant(t, await refresh(app, r0), 'r0 again')
+  t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 1)
+})
+
+t.test('just past the window is reuse, just inside is not', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_GRACE_SECONDS: '3' })
+  const a = await login(app)
+  const aNext = await refreshOk(t, app, a.tokens.refresh_token)
+  clock.advance(2.9)
+  t.equal((await refreshOk(t, app, a.tokens.refresh_token, '2.9 s after retirement')).refresh_token, aNext.refresh_token)
+
+  const b = await login(app)
+  await refreshOk(t, app, b.tokens.refresh_token)
+  clock.advance(3)
+  assertInvalidGrant(t, await refresh(app, b.tokens.refresh_token), 'exactly 3 s after retirement')
+  t.equal((await app.db.session.findUniqueOrThrow({ where: { id: b.sessionId } })).revokedReason, 'refresh_token_reused')
+})
+
+t.test('REFRESH_GRACE_SECONDS=0: any second presentation is reuse', async (t) => {
+  const { app } = await testApp(t, { REFRESH_GRACE_SECONDS: '0' })
+  const { userId, sessionId, tokens } = await login(app)
+  const successor = await refreshOk(t, app, tokens.refresh_token)
+  assertInvalidGrant(t, await refresh(app, tokens.refresh_token), 'immediate second presentation')
+  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.ok(session.revokedAt)
+  t.equal(session.revokedReason, 'refresh_token_reused')
+  t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 1)
+  assertInvalidGrant(t, await refresh(app, successor.refresh_token), 'the successor is dead')
+})
+
+t.test('idle expiry: no refresh for longer than REFRESH_IDLE_TTL_SECONDS', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_IDLE_TTL_SECONDS: '100', REFRESH_ABSOLUTE_TTL_SECONDS: '1000' })
+  const a = await login(app)
+  clock.advance(99)
+  await refreshOk(t, app, a.tokens.refresh_token, 'refresh at 99 s of 100')
+
+  const b = await login(app)
+  clock.advance(101)
+  assertInvalidGrant(t, await refresh(app, b.tokens.refresh_token), 'refresh at 101 s of 100')
+  t.equal(await app.db.refreshToken.count({ where: { sessionId: b.sessionId } }), 1, 'no successor')
+  t.equal((await tokenRow(app, b.tokens.refresh_token))?.retiredAt, null, 'the expired token is not retired')
+  t.equal(await app.db.auditEvent.count({ where: { userId: b.userId, type: 'refresh_token_reused' } }), 0, 'expiry is not reuse')
+})
+
+t.test('rotation extends the idle expiry', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_IDLE_TTL_SECONDS: '100', REFRESH_ABSOLUTE_TTL_SECONDS: '1000' })
+  const { sessionId, tokens } = await login(app)
+  const before = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.equal(before.idleExpiresAt.getTime() - before.createdAt.getTime(), 100_000, 'idle expiry: 100 s after login')
+
+  clock.advance(60)
+  const second = await refreshOk(t, app, tokens.refresh_token, 'at 60 s')
+  const after = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.equal(after.idleExpiresAt.getTime() - after.lastRefreshedAt.getTime(), 100_000, 'idle expiry: 100 s after the rotation')
+  t.ok(after.idleExpiresAt > before.idleExpiresAt, 'moved forward')
+  const moved = after.lastRefreshedAt.getTime() - before.lastRefreshedAt.getTime()
+  t.ok(moved >= 60_000 && moved < 65_000, `last refreshed recorded (${moved} ms later; the test clock runs with real time)`)
+
+  clock.advance(60)
+  // 120 s after login: past the first idle expiry, inside the extended one.
+  const third = await refreshOk(t, app, second.refresh_token, 'at 120 s, past the original idle expiry')
+  clock.advance(99)
+  await refreshOk(t, app, third.refresh_token, 'at 219 s')
+})
+
+t.test('rotation never extends the absolute expiry', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_IDLE_TTL_SECONDS: '100', REFRESH_ABSOLUTE_TTL_SECONDS: '250' })
+  const { sessionId, tokens } = await login(app)
+  const start = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  t.equal(start.absoluteExpiresAt.getTime() - start.createdAt.getTime(), 250_000)
+
+  let current = tokens.refresh_token
+  for (let elapsed = 60; elapsed <= 240; elapsed += 60) {
+    clock.advance(60)
+    current = (await refreshOk(t, app, current, `refresh at ${elapsed} s`)).refresh_token
+    const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+    t.same(session.absoluteExpiresAt, start.absoluteExpiresAt, `absolute expiry unchanged at ${elapsed} s`)
+    t.ok(session.idleExpiresAt <= session.absoluteExpiresAt, 'idle expiry never beyond the absolute one')
+  }
+  clock.advance(60)
+  // 300 s: within 100 s of the last refresh, past the 250 s absolute lifetime.
+  assertInvalidGrant(t, await refresh(app, current), 'refresh at 300 s')
+  t.equal((await tokenRow(app, current))?.retiredAt, null, 'not rotated')
+})
+
+t.test('a refresh token only refreshes for the client it was issued to', async (t) => {
+  const { app } = await testApp(t)
+  const { sessionId, tokens } = await login(app)
+  for (const clientId of ['web', 'admin']) {
+    const response = await refresh(app, tokens.refresh_token, { client_id: clientId })
+    assertInvalidGrant(t, response, `presented by ${clientId}`)
+    const row = await tokenRow(app, tokens.refresh_token)
+    t.equal(row?.retiredAt, null, `not retired by the ${clientId} attempt`)
+  }
+  const unknown = await refresh(app, tokens.refresh_token, { client_id: 'nobody' })
+  t.equal(unknown.statusCode, 401)
+  t.equal(json(unknown).error, 'invalid_client')
+  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 1, 'no successor')
+  t.equal((await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedAt, null, 'not revoked')
+
+  const own = await refresh(app, tokens.refresh_token, { client_id: 'mobile' })
+  t.equal(own.statusCode, 200, 'still refreshes for its own client')
+})
+
+t.test('bad refresh tokens are invalid_grant', async (t) => {
+  const { app } = await testApp(t)
+  for (const token of ['A'.repeat(43), 'not-a-token', '', "' OR 1=1 --", 'x'.repeat(256)]) {
+    const response = await refresh(app, token)
+    t.equal(response.statusCode, 400, `${JSON.stringify(token.slice(0, 20))}: 400 (${response.body})`)
+    t.match(json(response).error, /^(invalid_grant|invalid_request)$/)
+  }
+  assertInvalidGrant(t, await refresh(app, 'A'.repeat(43)), 'well-formed but unknown')
+  const missing = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token' } })
+  t.equal(missing.statusCode, 400)
+  t.equal(json(missing).error, 'invalid_request')
+})
+
+t.test('a disabled user cannot refresh', async (t) => {
+  const { app } = await testApp(t)
+  const { userId, tokens } = await login(app)
+  await app.db.user.update({ where: { id: userId }, data: { disabled: true } })
+  assertInvalidGrant(t, await refresh(app, tokens.refresh_token), 'disabled user')
+  t.equal((await tokenRow(app, tokens.refresh_token))?.retiredAt, null)
+})
+
+t.test('raw refresh tokens never appear in the database', async (t) => {
+  const { app, clock } = await testApp(t, { REFRESH_GRACE_SECONDS: '10' })
+  const seen: string[] = []
+  // A family that rotates, retries in the window and then is reused.
+  const a = await login(app)
+  seen.push(a.tokens.refresh_token)
+  const a1 = await refreshOk(t, app, a.tokens.refresh_token)
+  seen.push(a1.refresh_token)
+  seen.push((await refreshOk(t, app, a.tokens.refresh_token, 'grace retry')).refresh_token)
+  const a2 = await refreshOk(t, app, a1.refresh_token)
+  seen.push(a2.refresh_token)
+  clock.advance(20)
+  assertInvalidGrant(t, await refresh(app, a.tokens.refresh_token), 'reuse')
+  // Another that is revoked through RFC 7009 and by logout.
+  const b = await login(app)
+  seen.push(b.tokens.refresh_token)
+  const revoke = await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: b.tokens.refresh_token } })
+  t.equal(revoke.statusCode, 200)
+  const c = await login(app)
+  seen.push(c.tokens.refresh_token)
+  // The clock jumped 20 s: let the revocation list catch up, as its timer would.
+  await app.revocations.sync()
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${c.tokens.access_token}` } })
+  t.equal(logout.statusCode, 204)
+
+  const dump: string[] = []
+  for (const table of ['refresh_tokens', 'sessions', 'audit_events', 'users', 'signing_keys', 'api_keys']) {
+    const rows = await app.db.$queryRawUnsafe<{ row: string }[]>(`SELECT row_to_json(t)::text AS row FROM ${table} AS t`)
+    for (const { row } of rows) dump.push(row)
+  }
+  const everything = dump.join('\n')
+  t.ok(everything.includes(a.userId), 'the dump holds the rows written above')
+  t.ok(dump.length > 10)
+  for (const token of new Set(seen)) {
+    const raw = Buffer.from(token, 'base64url')
+    const forms = [
+      token,
+      raw.toString('hex'),
+      raw.toString('base64'),
+      createHash('sha256').update(token).digest('hex'),
+      createHash('sha256').update(raw).digest('hex'),
+    ]
+    for (const form of forms) t.notOk(everything.toLowerCase().includes(form.toLowerCase()), `no form of the token in the database (${form.slice(0, 8)}…)`)
+    const row = await tokenRow(app, token)
+    t.ok(row, 'the token is found by its keyed hash')
+    t.not(Buffer.from(row!.tokenHash).toString('hex'), createHash('sha256').update(token).digest('hex'), 'the hash is keyed')
+  }
+})
