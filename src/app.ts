@@ -61,6 +61,8 @@ export function serverOptions(config: Pick<Config, 'logLevel' | 'trustProxy'>): 
     trustProxy: config.trustProxy,
     bodyLimit: 64 * 1024,
     return503OnClosing: true,
+    // A fresh embedded database takes several seconds to initialise.
+    pluginTimeout: 60_000,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   }

@@ -8,8 +8,13 @@ import type { Config } from '../config.js'
  */
 export async function cliDatabase(config: Config): Promise<{ url: string; poolMax: number; close(): Promise<void> }> {
   if (config.databaseUrl) return { url: config.databaseUrl, poolMax: 2, close: async () => {} }
-  const owner = await embeddedDatabaseOwner(config.dataDir)
-  if (owner) return { url: owner.url, poolMax: 1, close: async () => {} }
+  // The owner writes its URL once its socket listens; give a starting service time.
+  for (let waited = 0; waited < 60_000; waited += 250) {
+    const owner = await embeddedDatabaseOwner(config.dataDir)
+    if (!owner) break
+    if (owner.url) return { url: owner.url, poolMax: 1, close: async () => {} }
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
   const embedded = await startEmbeddedDatabase({ dataDir: config.dataDir })
   return { url: embedded.url, poolMax: 1, close: () => embedded.stop() }
 }

@@ -12,7 +12,8 @@ export interface EmbeddedDatabase {
 /** Written into DATA_DIR while a process serves the embedded database there. */
 interface LockFile {
   pid: number
-  url: string
+  /** Absent while the owner is still starting. */
+  url?: string
 }
 
 export class EmbeddedDatabaseBusyError extends Error {
@@ -35,14 +36,13 @@ export async function startEmbeddedDatabase(options: { dataDir?: string; port?: 
   let db: PGlite
   if (options.dataDir) {
     await mkdir(options.dataDir, { recursive: true })
-    const owner = await embeddedDatabaseOwner(options.dataDir)
-    if (owner) {
-      throw new EmbeddedDatabaseBusyError(
-        `the embedded database in ${options.dataDir} is in use by process ${owner.pid} (${owner.url}); stop it or set DATABASE_URL`,
-      )
+    lockPath = await acquireLock(options.dataDir)
+    try {
+      db = await PGlite.create(join(options.dataDir, 'pgdata'))
+    } catch (error) {
+      await rm(lockPath, { force: true })
+      throw error
     }
-    lockPath = join(options.dataDir, LOCK_FILE)
-    db = await PGlite.create(join(options.dataDir, 'pgdata'))
   } else {
     db = await PGlite.create()
   }
@@ -63,6 +63,27 @@ export async function startEmbeddedDatabase(options: { dataDir?: string; port?: 
   }
 }
 
+/** Takes the folder's lock before PGlite opens any file in it; fails when a live process holds it. */
+async function acquireLock(dataDir: string): Promise<string> {
+  const lockPath = join(dataDir, LOCK_FILE)
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lockPath, JSON.stringify({ pid: process.pid } satisfies LockFile), { flag: 'wx' })
+      return lockPath
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    const owner = await embeddedDatabaseOwner(dataDir)
+    if (owner) {
+      throw new EmbeddedDatabaseBusyError(
+        `the embedded database in ${dataDir} is in use by process ${owner.pid}; stop it, or set DATABASE_URL`,
+      )
+    }
+    await rm(lockPath, { force: true }) // stale: its process is gone
+  }
+  throw new EmbeddedDatabaseBusyError(`could not lock the embedded database in ${dataDir}`)
+}
+
 /** The live process serving the embedded database in `dataDir`, if any. */
 export async function embeddedDatabaseOwner(dataDir: string): Promise<LockFile | null> {
   let lock: LockFile
@@ -75,7 +96,8 @@ export async function embeddedDatabaseOwner(dataDir: string): Promise<LockFile |
   try {
     process.kill(lock.pid, 0)
     return lock
-  } catch {
-    return null // stale: its process is gone
+  } catch (error) {
+    // EPERM: alive but another user's; ESRCH: gone, the lock is stale.
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? lock : null
   }
 }

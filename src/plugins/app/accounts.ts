@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Accounts } from '../../domain/accounts.js'
+import { Administration } from '../../domain/admin.js'
 import { ApiKeyStore } from '../../domain/api-keys.js'
 import { PasswordHasher } from '../../domain/passwords.js'
 import { SessionStore } from '../../domain/sessions.js'
@@ -10,6 +11,7 @@ declare module 'fastify' {
     sessions: SessionStore
     accounts: Accounts
     apiKeys: ApiKeyStore
+    administration: Administration
   }
 }
 
@@ -27,6 +29,13 @@ async function accounts(fastify: FastifyInstance) {
   fastify.decorate('sessions', sessions)
   fastify.decorate('accounts', new Accounts(fastify.db, new PasswordHasher(config.bcryptCost), sessions))
   fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, serverKeys.apiKeyHash, { now: fastify.now }))
+  fastify.decorate(
+    'administration',
+    new Administration(fastify.db, sessions, {
+      now: fastify.now,
+      onUserChanged: (userId, state) => fastify.revocations.userChanged(userId, state),
+    }),
+  )
 }
 
 export default fp(accounts, { name: 'accounts', dependencies: ['config', 'database', 'revocation'] })

@@ -1,0 +1,98 @@
+import { parseArgs } from 'node:util'
+import { createInterface } from 'node:readline'
+import { PrismaPg } from '@prisma/adapter-pg'
+import { loadConfig } from '../config.js'
+import { migrate } from '../db/migrate.js'
+import { normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
+import { recordAuditEvent } from '../domain/audit.js'
+import { PasswordHasher, passwordProblem } from '../domain/passwords.js'
+import { PrismaClient } from '../generated/prisma/client.js'
+import { cliDatabase } from './database.js'
+
+/**
+ * npm run admin:create -- --email E
+ *
+ * Promotes an existing user to admin, or creates an admin with a password read
+ * from stdin (a hidden prompt on a terminal): never from the command line,
+ * where it would land in shell history and the process list. Works on
+ * Postgres and on the embedded database, also while the service runs on it.
+ */
+const { values } = parseArgs({ options: { email: { type: 'string' } } })
+if (!values.email) {
+  console.error('usage: npm run admin:create -- --email <email>   (password on stdin)')
+  process.exit(2)
+}
+const email = normalizeEmail(values.email)
+const config = loadConfig()
+const database = await cliDatabase(config)
+const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url, max: database.poolMax }) })
+try {
+  await migrate(database.url)
+  const existing = await db.user.findUnique({ where: { email }, select: PUBLIC_USER_SELECT })
+  if (existing) {
+    if (existing.role === 'admin') {
+      console.log(`${email} is already an admin`)
+    } else {
+      await db.$transaction(async (tx) => {
+        await tx.user.update({ where: { id: existing.id }, data: { role: 'admin', authChangedAt: new Date() } })
+        await recordAuditEvent(tx, { type: 'role_changed', userId: existing.id, details: { from: existing.role, to: 'admin', via: 'cli' } })
+      })
+      console.log(`${email} is now an admin; their current access tokens stop working, they sign in again`)
+    }
+  } else {
+    const password = await readPassword(`password for new admin ${email}: `)
+    const problem = passwordProblem(password)
+    if (problem) throw new Error(problem)
+    const passwordHash = await new PasswordHasher(config.bcryptCost).hash(password)
+    await db.$transaction(async (tx) => {
+      const user = await tx.user.create({ data: { email, passwordHash, role: 'admin' }, select: { id: true } })
+      await recordAuditEvent(tx, { type: 'user_signed_up', userId: user.id, details: { role: 'admin', via: 'cli' } })
+    })
+    console.log(`created admin ${email}`)
+  }
+} catch (error) {
+  console.error((error as Error).message)
+  process.exitCode = 1
+} finally {
+  await db.$disconnect()
+  await database.close()
+}
+
+/** One line from stdin; on a terminal, prompted without echo. */
+async function readPassword(prompt: string): Promise<string> {
+  const input = process.stdin
+  if (!input.isTTY) {
+    const lines = createInterface({ input })
+    for await (const line of lines) {
+      lines.close()
+      return line
+    }
+    throw new Error('no password on stdin')
+  }
+  process.stdout.write(prompt)
+  input.setRawMode(true)
+  input.resume()
+  input.setEncoding('utf8')
+  return new Promise((resolve, reject) => {
+    let password = ''
+    input.on('data', function onData(chunk: string) {
+      for (const char of chunk) {
+        if (char === '\r' || char === '\n') {
+          input.setRawMode(false)
+          input.pause()
+          input.off('data', onData)
+          process.stdout.write('\n')
+          resolve(password)
+          return
+        }
+        if (char === '\u0003') {
+          input.setRawMode(false)
+          reject(new Error('cancelled'))
+          return
+        }
+        if (char === '\u007f') password = password.slice(0, -1)
+        else password += char
+      }
+    })
+  })
+}

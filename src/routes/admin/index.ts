@@ -1,0 +1,159 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { AdminError } from '../../domain/admin.js'
+import { ApiError } from '../../errors.js'
+import { AuditQuery, page, UserPatch, UsersQuery } from '../../schemas/admin.js'
+import { errorResponses } from '../../schemas/errors.js'
+
+const UserParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
+const security = [{ bearerAuth: [] }]
+
+/** The admin API (DESIGN §3.8): admins' access tokens only. */
+const admin: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.addHook('preHandler', fastify.authorize({ role: 'admin' }))
+  const { administration } = fastify
+  const actor = (request: { principal: { userId: string } | null }) => request.principal!.userId
+
+  async function run<T>(action: () => Promise<T>): Promise<T> {
+    try {
+      return await action()
+    } catch (error) {
+      if (error instanceof AdminError) throw new ApiError(400, error.code, error.message)
+      throw error
+    }
+  }
+
+  fastify.get(
+    '/users',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Users, newest first, searchable by email',
+        security,
+        querystring: UsersQuery,
+        response: { 200: page(Type.Ref('User')), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => run(() => administration.listUsers(request.query)),
+  )
+
+  fastify.get(
+    '/users/:id',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'A user',
+        security,
+        params: UserParams,
+        response: { 200: Type.Ref('User'), ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const user = await administration.getUser(request.params.id)
+      if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      return user
+    },
+  )
+
+  fastify.patch(
+    '/users/:id',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: "Change a user's role or disable/enable them",
+        description: "Disabling revokes all the user's sessions; their access tokens stop working on this service within a second.",
+        security,
+        params: UserParams,
+        body: UserPatch,
+        response: { 200: Type.Ref('User'), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const user = await run(() =>
+        administration.updateUser({ actorId: actor(request), userId: request.params.id, ...request.body, ip: request.ip }),
+      )
+      if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      return user
+    },
+  )
+
+  fastify.get(
+    '/users/:id/sessions',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: "A user's live sessions",
+        security,
+        params: UserParams,
+        response: { 200: Type.Object({ items: Type.Array(Type.Ref('Session')) }), ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      if (!(await administration.getUser(request.params.id))) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      const sessions = await fastify.sessions.listLive(request.params.id)
+      const own = request.principal?.kind === 'access_token' ? request.principal.sessionId : null
+      return { items: sessions.map((session) => ({ ...session, current: session.id === own })) }
+    },
+  )
+
+  fastify.delete(
+    '/users/:id/sessions',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: "Revoke all of a user's sessions",
+        security,
+        params: UserParams,
+        response: { 204: Type.Null(), ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      if (!(await administration.getUser(request.params.id))) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      await administration.revokeSessions({ actorId: actor(request), userId: request.params.id, ip: request.ip })
+      return reply.code(204).send(null)
+    },
+  )
+
+  fastify.delete(
+    '/sessions/:id',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Revoke one session',
+        security,
+        params: UserParams,
+        response: { 204: Type.Null(), ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      const revoked = await administration.revokeSessions({ actorId: actor(request), sessionId: request.params.id, ip: request.ip })
+      if (revoked.length === 0) throw new ApiError(404, 'session_not_found', 'no live session with this id')
+      return reply.code(204).send(null)
+    },
+  )
+
+  fastify.get(
+    '/audit-events',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Audit events, newest first',
+        security,
+        querystring: AuditQuery,
+        response: { 200: page(Type.Ref('AuditEvent')), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => {
+      const { since, until, ...rest } = request.query
+      return run(() =>
+        administration.auditEvents({
+          ...rest,
+          since: since === undefined ? undefined : new Date(since),
+          until: until === undefined ? undefined : new Date(until),
+        }),
+      )
+    },
+  )
+}
+
+export default admin
