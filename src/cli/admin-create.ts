@@ -1,13 +1,9 @@
 import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
-import { PrismaPg } from '@prisma/adapter-pg'
-import { loadConfig } from '../config.js'
-import { migrate } from '../db/migrate.js'
 import { normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
 import { recordAuditEvent } from '../domain/audit.js'
 import { PasswordHasher, passwordProblem } from '../domain/passwords.js'
-import { PrismaClient } from '../generated/prisma/client.js'
-import { cliDatabase } from './database.js'
+import { runCli } from './database.js'
 
 /**
  * npm run admin:create -- --email E
@@ -23,22 +19,16 @@ if (!values.email) {
   process.exit(2)
 }
 const email = normalizeEmail(values.email)
-const config = loadConfig()
-const database = await cliDatabase(config)
-const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url, max: database.poolMax }) })
-try {
-  await migrate(database.url)
+await runCli(async ({ config, db }) => {
   const existing = await db.user.findUnique({ where: { email }, select: PUBLIC_USER_SELECT })
-  if (existing) {
-    if (existing.role === 'admin') {
-      console.log(`${email} is already an admin`)
-    } else {
-      await db.$transaction(async (tx) => {
-        await tx.user.update({ where: { id: existing.id }, data: { role: 'admin', authChangedAt: new Date() } })
-        await recordAuditEvent(tx, { type: 'role_changed', userId: existing.id, details: { from: existing.role, to: 'admin', via: 'cli' } })
-      })
-      console.log(`${email} is now an admin; their current access tokens stop working, they sign in again`)
-    }
+  if (existing?.role === 'admin') {
+    console.log(`${email} is already an admin`)
+  } else if (existing) {
+    await db.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: existing.id }, data: { role: 'admin', authChangedAt: new Date() } })
+      await recordAuditEvent(tx, { type: 'role_changed', userId: existing.id, details: { from: existing.role, to: 'admin', via: 'cli' } })
+    })
+    console.log(`${email} is now an admin; their current access tokens stop working, they sign in again`)
   } else {
     const password = await readPassword(`password for new admin ${email}: `)
     const problem = passwordProblem(password)
@@ -50,13 +40,7 @@ try {
     })
     console.log(`created admin ${email}`)
   }
-} catch (error) {
-  console.error((error as Error).message)
-  process.exitCode = 1
-} finally {
-  await db.$disconnect()
-  await database.close()
-}
+})
 
 /** One line from stdin; on a terminal, prompted without echo. */
 async function readPassword(prompt: string): Promise<string> {

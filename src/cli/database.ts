@@ -1,5 +1,8 @@
+import { PrismaPg } from '@prisma/adapter-pg'
+import { loadConfig, type Config } from '../config.js'
 import { embeddedDatabaseOwner, startEmbeddedDatabase } from '../db/embedded.js'
-import type { Config } from '../config.js'
+import { migrate } from '../db/migrate.js'
+import { PrismaClient } from '../generated/prisma/client.js'
 
 /**
  * The database a command-line tool should use: DATABASE_URL; else the
@@ -17,4 +20,24 @@ export async function cliDatabase(config: Config): Promise<{ url: string; poolMa
   }
   const embedded = await startEmbeddedDatabase({ dataDir: config.dataDir })
   return { url: embedded.url, poolMax: 1, close: () => embedded.stop() }
+}
+
+/**
+ * Runs a command against the migrated database with a Prisma client; prints
+ * the error's message and sets a failing exit code instead of a stack trace.
+ */
+export async function runCli(command: (context: { config: Config; db: PrismaClient }) => Promise<void>): Promise<void> {
+  const config = loadConfig()
+  const database = await cliDatabase(config)
+  const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url, max: database.poolMax }) })
+  try {
+    await migrate(database.url)
+    await command({ config, db })
+  } catch (error) {
+    console.error((error as Error).message)
+    process.exitCode = 1
+  } finally {
+    await db.$disconnect()
+    await database.close()
+  }
 }

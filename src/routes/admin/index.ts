@@ -14,6 +14,12 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
   const { administration } = fastify
   const actor = (request: { principal: { userId: string } | null }) => request.principal!.userId
 
+  async function existingUser(id: string) {
+    const user = await administration.getUser(id)
+    if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
+    return user
+  }
+
   async function run<T>(action: () => Promise<T>): Promise<T> {
     try {
       return await action()
@@ -48,11 +54,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: Type.Ref('User'), ...errorResponses(401, 403, 404) },
       },
     },
-    async (request) => {
-      const user = await administration.getUser(request.params.id)
-      if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
-      return user
-    },
+    async (request) => existingUser(request.params.id),
   )
 
   fastify.patch(
@@ -89,7 +91,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      if (!(await administration.getUser(request.params.id))) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      await existingUser(request.params.id)
       const sessions = await fastify.sessions.listLive(request.params.id)
       const own = request.principal?.kind === 'access_token' ? request.principal.sessionId : null
       return { items: sessions.map((session) => ({ ...session, current: session.id === own })) }
@@ -108,7 +110,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      if (!(await administration.getUser(request.params.id))) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      await existingUser(request.params.id)
       await administration.revokeSessions({ actorId: actor(request), userId: request.params.id, ip: request.ip })
       return reply.code(204).send(null)
     },
