@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import type { PrismaClient, User } from '../generated/prisma/client.js'
 import { Prisma } from '../generated/prisma/client.js'
 import { recordAuditEvent } from './audit.js'
@@ -27,12 +28,27 @@ export type PublicUser = Pick<User, 'id' | 'email' | 'role' | 'disabled' | 'crea
 
 export const PUBLIC_USER_SELECT = { id: true, email: true, role: true, disabled: true, createdAt: true } as const
 
+/**
+ * Public user records for the hot path (GET /users/me on every page load):
+ * short-lived and dropped as soon as this instance learns of a change, so an
+ * authenticated read costs no database round trip.
+ */
+const USER_CACHE_TTL_MS = 10_000
+const USER_CACHE_SIZE = 50_000
+
 export class Accounts {
+  private readonly userCache = new LRUCache<string, PublicUser>({ max: USER_CACHE_SIZE, ttl: USER_CACHE_TTL_MS })
+
   constructor(
     private readonly db: PrismaClient,
     private readonly passwords: PasswordHasher,
     private readonly sessions: SessionStore,
   ) {}
+
+  /** Drops a user's cached record; called when their role or disabled flag changes. */
+  forgetUser(userId: string): void {
+    this.userCache.delete(userId)
+  }
 
   async signUp(emailInput: string, password: string, ip?: string): Promise<PublicUser> {
     const problem = passwordProblem(password)
@@ -71,7 +87,11 @@ export class Accounts {
   }
 
   async findPublic(userId: string): Promise<PublicUser | null> {
-    return this.db.user.findUnique({ where: { id: userId }, select: PUBLIC_USER_SELECT })
+    const cached = this.userCache.get(userId)
+    if (cached) return cached
+    const user = await this.db.user.findUnique({ where: { id: userId }, select: PUBLIC_USER_SELECT })
+    if (user) this.userCache.set(userId, user)
+    return user
   }
 
   /** Changes the password and revokes every other session of the user (§3.3). */

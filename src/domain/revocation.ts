@@ -16,6 +16,7 @@ export class RevocationList {
   private readonly userStates = new Map<string, { role: Role; disabled: boolean; keepUntil: number }>()
   private cursor: Date | null = null
   private lastSyncedAt = 0
+  private readonly userChangeListeners: ((userId: string) => void)[] = []
   private readonly now: () => number
 
   constructor(
@@ -44,11 +45,13 @@ export class RevocationList {
       this.revokedSessions.set(session.id, session.revokedAt!.getTime() + this.options.retentionMs)
     }
     for (const user of users) {
+      const previous = this.userStates.get(user.id)
       this.userStates.set(user.id, {
         role: user.role,
         disabled: user.disabled,
         keepUntil: user.authChangedAt.getTime() + this.options.retentionMs,
       })
+      if (previous?.role !== user.role || previous.disabled !== user.disabled) this.notifyUserChanged(user.id)
     }
     this.prune(startedAt)
     this.cursor = new Date(startedAt - SYNC_OVERLAP_MS)
@@ -68,6 +71,16 @@ export class RevocationList {
 
   userChanged(userId: string, state: { role: Role; disabled: boolean }): void {
     this.userStates.set(userId, { ...state, keepUntil: this.now() + this.options.retentionMs })
+    this.notifyUserChanged(userId)
+  }
+
+  /** Calls `listener` on every role or disabled change seen, made here or synced from other instances. */
+  onUserChange(listener: (userId: string) => void): void {
+    this.userChangeListeners.push(listener)
+  }
+
+  private notifyUserChanged(userId: string): void {
+    for (const listener of this.userChangeListeners) listener(userId)
   }
 
   /** Why a verified access token must still be refused, or null. */

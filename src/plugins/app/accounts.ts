@@ -27,7 +27,9 @@ async function accounts(fastify: FastifyInstance) {
     },
   )
   fastify.decorate('sessions', sessions)
-  fastify.decorate('accounts', new Accounts(fastify.db, new PasswordHasher(config.bcryptCost), sessions))
+  const accounts = new Accounts(fastify.db, new PasswordHasher(config.bcryptCost), sessions)
+  fastify.revocations.onUserChange((userId) => accounts.forgetUser(userId))
+  fastify.decorate('accounts', accounts)
   fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, serverKeys.apiKeyHash, { now: fastify.now }))
   fastify.decorate(
     'administration',
