@@ -1,0 +1,315 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
+import { createTestDatabase } from '../../helpers/database.js'
+
+/**
+ * Sessions (DESIGN §3.5 rules 5–7): logout in its three scopes, listing and
+ * revoking sessions, RFC 7009 revocation, and revocation reaching access
+ * tokens at once on this instance and within a second on another one.
+ */
+
+const database = await createTestDatabase()
+const main = await buildTestApp({}, { database })
+const { app } = main
+t.teardown(async () => {
+  await main.close()
+  await database.drop()
+})
+
+const PASSWORD = 'a fine passphrase'
+let counter = 0
+const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@sessions.test`
+
+type App = TestApp['app']
+
+interface Login {
+  sessionId: string
+  accessToken: string
+  refreshToken: string
+}
+
+/** A new user, signed in by the sign-up itself (its first session). */
+async function signup(): Promise<{ email: string; userId: string; signupSession: Login }> {
+  const email = uniqueEmail('user')
+  const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
+  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
+  const body = json<{ user: { id: string }; access_token: string; refresh_token: string }>(response)
+  return { email, userId: body.user.id, signupSession: toLogin(body) }
+}
+
+function toLogin(body: { access_token: string; refresh_token: string }): Login {
+  const sid = JSON.parse(Buffer.from(body.access_token.split('.')[1]!, 'base64url').toString('utf8')).sid as string
+  return { sessionId: sid, accessToken: body.access_token, refreshToken: body.refresh_token }
+}
+
+async function login(email: string, userAgent = 'test-agent/1.0'): Promise<Login> {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { 'user-agent': userAgent },
+    payload: { grant_type: 'password', username: email, password: PASSWORD },
+  })
+  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
+  return toLogin(json<{ access_token: string; refresh_token: string }>(response))
+}
+
+/** A user with `n` sessions from password logins, besides the one the sign-up started. */
+async function userWithSessions(n: number) {
+  const { email, userId, signupSession } = await signup()
+  const sessions: Login[] = []
+  for (let i = 0; i < n; i++) sessions.push(await login(email, `device-${i}`))
+  return { email, userId, signupSession, sessions }
+}
+
+const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
+
+function me(target: App, accessToken: string) {
+  return target.inject({ method: 'GET', url: '/users/me', headers: bearer(accessToken) })
+}
+
+function refresh(refreshToken: string) {
+  return app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: refreshToken } })
+}
+
+async function isRevoked(sessionId: string): Promise<boolean> {
+  return (await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedAt !== null
+}
+
+async function assertDead(t: Test, login: Login, label: string) {
+  t.ok(await isRevoked(login.sessionId), `${label}: revoked`)
+  const response = await me(app, login.accessToken)
+  t.equal(response.statusCode, 401, `${label}: access token refused`)
+  t.match(response.headers['www-authenticate'], /^Bearer error="invalid_token"/)
+  const refreshed = await refresh(login.refreshToken)
+  t.equal(refreshed.statusCode, 400, `${label}: refresh refused`)
+  t.equal(json(refreshed).error, 'invalid_grant')
+}
+
+async function assertAlive(t: Test, login: Login, label: string): Promise<Login> {
+  t.notOk(await isRevoked(login.sessionId), `${label}: not revoked`)
+  t.equal((await me(app, login.accessToken)).statusCode, 200, `${label}: access token accepted`)
+  const refreshed = await refresh(login.refreshToken)
+  t.equal(refreshed.statusCode, 200, `${label}: refreshes`)
+  const body = json<{ access_token: string; refresh_token: string }>(refreshed)
+  return { sessionId: login.sessionId, accessToken: body.access_token, refreshToken: body.refresh_token }
+}
+
+t.test('POST /auth/logout with a Bearer token revokes the current session only', async (t) => {
+  const { userId, sessions } = await userWithSessions(2)
+  const [current, other] = sessions as [Login, Login]
+  const response = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(current.accessToken) })
+  t.equal(response.statusCode, 204, response.body)
+  t.equal(response.body, '')
+  const session = await app.db.session.findUniqueOrThrow({ where: { id: current.sessionId } })
+  t.ok(session.revokedAt)
+  t.equal(session.revokedReason, 'logout')
+  await assertDead(t, current, 'current session')
+  await assertAlive(t, other, 'other session')
+  t.equal(await app.db.auditEvent.count({ where: { userId, type: 'logged_out' } }), 1, 'audit event logged_out')
+
+  const again = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(current.accessToken) })
+  t.equal(again.statusCode, 401, 'a second logout with the revoked token is 401')
+})
+
+t.test('POST /auth/logout?scope=others revokes every other session, not the current one', async (t) => {
+  const { sessions, signupSession } = await userWithSessions(3)
+  const bystander = await userWithSessions(1)
+  const [current, ...rest] = sessions as [Login, Login, Login]
+  const others = [signupSession, ...rest]
+  const response = await app.inject({ method: 'POST', url: '/auth/logout?scope=others', headers: bearer(current.accessToken) })
+  t.equal(response.statusCode, 204, response.body)
+  t.notOk(
+    ([] as string[]).concat(response.headers['set-cookie'] ?? []).some((c) => /refresh_token=;/.test(c)),
+    'the current session keeps its cookie',
+  )
+  for (const [i, other] of others.entries()) await assertDead(t, other, `other session ${i}`)
+  await assertAlive(t, current, 'current session')
+  await assertAlive(t, bystander.sessions[0]!, "another user's session")
+})
+
+t.test('POST /auth/logout?scope=global revokes all of the user\'s sessions', async (t) => {
+  const { sessions, signupSession } = await userWithSessions(3)
+  const bystander = await userWithSessions(1)
+  const response = await app.inject({ method: 'POST', url: '/auth/logout?scope=global', headers: bearer(sessions[0]!.accessToken) })
+  t.equal(response.statusCode, 204, response.body)
+  for (const [i, session] of [signupSession, ...sessions].entries()) await assertDead(t, session, `session ${i}`)
+  await assertAlive(t, bystander.sessions[0]!, "another user's session")
+})
+
+t.test('POST /auth/logout: a bad scope is 400, no credentials 401', async (t) => {
+  const { sessions } = await userWithSessions(1)
+  const bad = await app.inject({ method: 'POST', url: '/auth/logout?scope=everyone', headers: bearer(sessions[0]!.accessToken) })
+  t.equal(bad.statusCode, 400)
+  t.same(Object.keys(json(bad)).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.notOk(await isRevoked(sessions[0]!.sessionId), 'nothing revoked')
+  const anonymous = await app.inject({ method: 'POST', url: '/auth/logout' })
+  t.equal(anonymous.statusCode, 401)
+  t.equal(anonymous.headers['www-authenticate'], 'Bearer')
+})
+
+t.test('GET /auth/sessions lists the live sessions and marks the current one', async (t) => {
+  const { sessions, signupSession } = await userWithSessions(3)
+  const [current, other, gone] = sessions as [Login, Login, Login]
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(gone.accessToken) })
+  const bystander = await userWithSessions(1)
+
+  const response = await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(current.accessToken) })
+  t.equal(response.statusCode, 200, response.body)
+  const items = json<{ items: Record<string, unknown>[] }>(response).items
+  t.same(
+    items.map((s) => s.id).sort(),
+    [signupSession.sessionId, current.sessionId, other.sessionId].sort(),
+    'the live sessions (sign-up and two logins), not the revoked one',
+  )
+  t.notOk(items.some((s) => s.id === bystander.sessions[0]!.sessionId), "not another user's")
+  t.same(
+    items.filter((s) => s.current === true).map((s) => s.id),
+    [current.sessionId],
+    'exactly the current session is marked current',
+  )
+  t.equal(items.find((s) => s.id === other.sessionId)?.current, false)
+  const mine = items.find((s) => s.id === current.sessionId)!
+  t.equal(mine.clientId, 'mobile')
+  t.equal(mine.userAgent, 'device-0')
+  t.type(mine.ip, 'string')
+  for (const field of ['createdAt', 'lastRefreshedAt', 'idleExpiresAt', 'absoluteExpiresAt']) {
+    t.ok(!Number.isNaN(Date.parse(String(mine[field]))), `${field} is a date`)
+  }
+  const text = response.body
+  t.notOk(/token_?hash|refresh_?token/i.test(text), 'no token material in the listing')
+  t.notOk(text.includes(current.refreshToken))
+
+  const anonymous = await app.inject({ method: 'GET', url: '/auth/sessions' })
+  t.equal(anonymous.statusCode, 401)
+})
+
+t.test('DELETE /auth/sessions/:id revokes one session of the user', async (t) => {
+  const { sessions } = await userWithSessions(3)
+  const [current, target, kept] = sessions as [Login, Login, Login]
+  const bystander = await userWithSessions(1)
+
+  const response = await app.inject({ method: 'DELETE', url: `/auth/sessions/${target.sessionId}`, headers: bearer(current.accessToken) })
+  t.equal(response.statusCode, 204, response.body)
+  await assertDead(t, target, 'the deleted session')
+  await assertAlive(t, current, 'the current session')
+  await assertAlive(t, kept, 'the third session')
+  const list = json<{ items: { id: string }[] }>(
+    await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(current.accessToken) }),
+  )
+  t.notOk(list.items.some((s) => s.id === target.sessionId), 'no longer listed')
+
+  const foreign = await app.inject({
+    method: 'DELETE',
+    url: `/auth/sessions/${bystander.sessions[0]!.sessionId}`,
+    headers: bearer(current.accessToken),
+  })
+  t.equal(foreign.statusCode, 404, "another user's session: 404")
+  t.equal(json(foreign).statusCode, 404)
+  await assertAlive(t, bystander.sessions[0]!, "another user's session")
+
+  const again = await app.inject({ method: 'DELETE', url: `/auth/sessions/${target.sessionId}`, headers: bearer(current.accessToken) })
+  t.equal(again.statusCode, 404, 'an already revoked session: 404')
+  const unknown = await app.inject({ method: 'DELETE', url: `/auth/sessions/${randomUUID()}`, headers: bearer(current.accessToken) })
+  t.equal(unknown.statusCode, 404, 'an unknown id: 404')
+
+  for (const id of ['not-a-uuid', '1', "'%20OR%201=1", `${randomUUID()}x`]) {
+    const bad = await app.inject({ method: 'DELETE', url: `/auth/sessions/${id}`, headers: bearer(current.accessToken) })
+    t.equal(bad.statusCode, 400, `${id}: 400`)
+    t.same(Object.keys(json(bad)).sort(), ['code', 'error', 'message', 'statusCode'])
+  }
+  const anonymous = await app.inject({ method: 'DELETE', url: `/auth/sessions/${kept.sessionId}` })
+  t.equal(anonymous.statusCode, 401)
+  t.notOk(await isRevoked(kept.sessionId))
+})
+
+t.test('a revoked session\'s access token is refused at once on this instance', async (t) => {
+  const { sessions } = await userWithSessions(1)
+  const login = sessions[0]!
+  t.equal((await me(app, login.accessToken)).statusCode, 200, 'accepted (and cached) before')
+  await app.sessions.revoke({ sessionId: login.sessionId }, 'test')
+  const response = await me(app, login.accessToken)
+  t.equal(response.statusCode, 401)
+  t.match(response.headers['www-authenticate'], /^Bearer error="invalid_token"/)
+  t.equal(json(response).code, 'invalid_token')
+})
+
+t.test('a revocation reaches a second instance on the same database within 1 second', async (t) => {
+  const second = await buildTestApp({}, { database })
+  t.teardown(second.close)
+  const { sessions } = await userWithSessions(1)
+  const login = sessions[0]!
+  const before = await me(second.app, login.accessToken)
+  t.equal(before.statusCode, 200, 'the second instance accepts the token before the revocation')
+
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(login.accessToken) })
+  t.equal(logout.statusCode, 204)
+  const started = Date.now()
+  let response = await me(second.app, login.accessToken)
+  while (response.statusCode === 200 && Date.now() - started < 3_000) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    response = await me(second.app, login.accessToken)
+  }
+  const elapsed = Date.now() - started
+  t.equal(response.statusCode, 401, `refused on the second instance after ${elapsed} ms`)
+  t.match(response.headers['www-authenticate'], /^Bearer error="invalid_token"/)
+  t.ok(elapsed < 1_000, `within one second (${elapsed} ms)`)
+})
+
+t.test('POST /auth/revoke (RFC 7009) with a refresh token revokes its session', async (t) => {
+  const { userId, sessions } = await userWithSessions(3)
+  const [viaJson, viaForm, kept] = sessions as [Login, Login, Login]
+
+  const jsonResponse = await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: viaJson.refreshToken, token_type_hint: 'refresh_token' } })
+  t.equal(jsonResponse.statusCode, 200, jsonResponse.body)
+  t.equal(jsonResponse.headers['cache-control'], 'no-store')
+  await assertDead(t, viaJson, 'revoked with a JSON body')
+
+  const formResponse = await app.inject({
+    method: 'POST',
+    url: '/auth/revoke',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({ token: viaForm.refreshToken, client_id: 'mobile' }).toString(),
+  })
+  t.equal(formResponse.statusCode, 200, formResponse.body)
+  await assertDead(t, viaForm, 'revoked with a form body')
+
+  await assertAlive(t, kept, 'the third session')
+  t.equal(
+    await app.db.auditEvent.count({ where: { userId, type: 'session_revoked' } }),
+    2,
+    'an audit event per revocation',
+  )
+})
+
+t.test('POST /auth/revoke answers 200 for an unknown token', async (t) => {
+  for (const token of [randomBytes(32).toString('base64url'), 'garbage', 'x'.repeat(400), "' OR 1=1 --"]) {
+    const response = await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token } })
+    t.equal(response.statusCode, 200, `${token.slice(0, 12)}…: 200 (${response.body})`)
+  }
+  const form = await app.inject({
+    method: 'POST',
+    url: '/auth/revoke',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'token=unknown',
+  })
+  t.equal(form.statusCode, 200)
+  const missing = await app.inject({ method: 'POST', url: '/auth/revoke', payload: {} })
+  t.equal(missing.statusCode, 400, 'no token parameter: 400')
+  t.equal(json(missing).error, 'invalid_request')
+})
+
+t.test('POST /auth/revoke does not revoke another client\'s token', async (t) => {
+  const { sessions } = await userWithSessions(1)
+  const login = sessions[0]! // issued to mobile, the default client
+  for (const clientId of ['web', 'admin']) {
+    const response = await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: login.refreshToken, client_id: clientId } })
+    t.equal(response.statusCode, 200, `${clientId}: 200 as for an unknown token`)
+    t.notOk(await isRevoked(login.sessionId), `${clientId}: not revoked`)
+  }
+  const unknownClient = await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: login.refreshToken, client_id: 'nobody' } })
+  t.equal(unknownClient.statusCode, 401)
+  t.equal(json(unknownClient).error, 'invalid_client')
+  t.notOk(await isRevoked(login.sessionId))
+  await assertAlive(t, login, 'the session')
+})
