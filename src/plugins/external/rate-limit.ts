@@ -14,8 +14,12 @@ export default fp(
     let redis: Redis | undefined
     if (redisUrl) {
       redis = new Redis(redisUrl, { connectTimeout: 2_000, maxRetriesPerRequest: 1, enableOfflineQueue: false })
+      // Without a listener ioredis prints every failed reconnect to stderr.
+      redis.on('error', (error: Error) => fastify.log.warn({ err: error }, 'rate limit: redis unavailable'))
+      const client = redis
       fastify.addHook('onClose', async () => {
-        await redis?.quit()
+        // quit() rejects when the connection is down; shutdown must still complete.
+        await client.quit().catch(() => client.disconnect())
       })
     }
     await fastify.register(rateLimit, {
