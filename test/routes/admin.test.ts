@@ -1,0 +1,451 @@
+import t, { type Test } from 'tap'
+import { buildTestApp, json, type TestApp } from '../helpers/app.js'
+import { createTestDatabase } from '../helpers/database.js'
+
+/**
+ * The admin API (DESIGN §3.8): admins only; the user directory with keyset
+ * pagination that neither repeats nor skips under concurrent sign-ups; role
+ * changes and disabling that take effect at once (disabling revokes every
+ * session, and the user's live access tokens die within a second on every
+ * instance); sessions; the audit log with filters and a stable cursor.
+ */
+
+const database = await createTestDatabase()
+const main = await buildTestApp({}, { database })
+const { app } = main
+t.teardown(async () => {
+  await main.close()
+  await database.drop()
+})
+
+const PASSWORD = 'a fine passphrase'
+let counter = 0
+const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@admin.test`
+
+type App = TestApp['app']
+type Response = Awaited<ReturnType<App['inject']>>
+
+interface Tokens {
+  access_token: string
+  refresh_token: string
+}
+
+interface User {
+  id: string
+  email: string
+  tokens: Tokens
+}
+
+interface PublicUser {
+  id: string
+  email: string
+  role: string
+  disabled: boolean
+  createdAt: string
+}
+
+interface AuditEvent {
+  id: string
+  type: string
+  userId: string | null
+  actorId: string | null
+  ip: string | null
+  at: string
+  details: Record<string, unknown>
+}
+
+interface Page<T> {
+  items: T[]
+  nextCursor: string | null
+}
+
+async function signup(target: App, label = 'user'): Promise<User> {
+  const email = uniqueEmail(label)
+  const response = await target.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
+  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
+  const body = json<{ user: { id: string } } & Tokens>(response)
+  return { id: body.user.id, email, tokens: { access_token: body.access_token, refresh_token: body.refresh_token } }
+}
+
+function passwordGrant(target: App, email: string) {
+  return target.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'mobile' },
+  })
+}
+
+async function login(target: App, email: string): Promise<Tokens> {
+  const response = await passwordGrant(target, email)
+  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
+  return json<Tokens>(response)
+}
+
+function refresh(target: App, refreshToken: string) {
+  return target.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'mobile' },
+  })
+}
+
+async function signupAdmin(target: App): Promise<User> {
+  const user = await signup(target, 'admin')
+  await target.db.user.update({ where: { email: user.email }, data: { role: 'admin' } })
+  return { ...user, tokens: await login(target, user.email) }
+}
+
+function me(target: App, accessToken: string) {
+  return target.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${accessToken}` } })
+}
+
+const admin = await signupAdmin(app)
+
+function asAdmin(
+  method: 'GET' | 'PATCH' | 'DELETE',
+  url: string,
+  payload?: Record<string, unknown>,
+  who: User = admin,
+  target: App = app,
+): Promise<Response> {
+  return target.inject({
+    method,
+    url,
+    headers: { authorization: `Bearer ${who.tokens.access_token}` },
+    ...(payload === undefined ? {} : { payload }),
+  })
+}
+
+async function ok<T>(t: Test, response: Response, status = 200): Promise<T> {
+  t.equal(response.statusCode, status, `${status} (${response.body.slice(0, 300)})`)
+  return (response.body ? json<T>(response) : (undefined as T))
+}
+
+function assertError(t: Test, response: Response, status: number, code: string, message: string) {
+  t.equal(response.statusCode, status, `${message}: ${status} (${response.body.slice(0, 300)})`)
+  t.equal(json(response).code, code, `${message}: ${code}`)
+}
+
+/** Calls `check` until it returns true or `ms` pass; the time it took, or null. */
+async function within(ms: number, check: () => Promise<boolean>): Promise<number | null> {
+  const started = Date.now()
+  for (;;) {
+    if (await check()) return Date.now() - started
+    if (Date.now() - started > ms) return null
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+async function eventsOf(userId: string, type?: string): Promise<AuditEvent[]> {
+  const rows = await app.db.auditEvent.findMany({ where: { userId, ...(type ? { type } : {}) }, orderBy: { id: 'asc' } })
+  return rows.map((row) => ({ ...row, id: row.id.toString(), at: row.at.toISOString() }) as AuditEvent)
+}
+
+const ZERO_UUID = '00000000-0000-4000-8000-000000000000'
+
+t.test('only admins: a user gets 403 on every admin route, no token 401', async (t) => {
+  const user = await signup(app)
+  const victim = await signup(app, 'victim')
+  const session = (await app.db.session.findFirstOrThrow({ where: { userId: victim.id } })).id
+  const routes: { method: 'GET' | 'PATCH' | 'DELETE'; url: string; payload?: Record<string, unknown> }[] = [
+    { method: 'GET', url: '/admin/users' },
+    { method: 'GET', url: '/admin/users?q=admin' },
+    { method: 'GET', url: `/admin/users/${victim.id}` },
+    { method: 'PATCH', url: `/admin/users/${victim.id}`, payload: { disabled: true } },
+    { method: 'PATCH', url: `/admin/users/${user.id}`, payload: { role: 'admin' } },
+    { method: 'GET', url: `/admin/users/${victim.id}/sessions` },
+    { method: 'DELETE', url: `/admin/users/${victim.id}/sessions` },
+    { method: 'DELETE', url: `/admin/sessions/${session}` },
+    { method: 'GET', url: '/admin/audit-events' },
+    { method: 'GET', url: `/admin/audit-events?userId=${victim.id}` },
+  ]
+  for (const route of routes) {
+    const forbidden = await asAdmin(route.method, route.url, route.payload, user)
+    assertError(t, forbidden, 403, 'forbidden', `${route.method} ${route.url} as a user`)
+    const anonymous = await app.inject({ method: route.method, url: route.url, ...(route.payload ? { payload: route.payload } : {}) })
+    t.equal(anonymous.statusCode, 401, `${route.method} ${route.url} without a token: 401`)
+    t.equal(anonymous.headers['www-authenticate'], 'Bearer')
+  }
+  const after = await app.db.user.findUniqueOrThrow({ where: { id: victim.id } })
+  t.equal(after.disabled, false, 'nothing was changed')
+  t.equal((await app.db.user.findUniqueOrThrow({ where: { id: user.id } })).role, 'user')
+  t.equal((await app.db.session.findUniqueOrThrow({ where: { id: session } })).revokedAt, null)
+  t.equal((await me(app, user.tokens.access_token)).statusCode, 200, "the user's own token is fine")
+})
+
+t.test('GET /admin/users: newest first, limit and nextCursor, search by email, bad cursors', async (t) => {
+  const tag = `find${Date.now()}`
+  const made = [
+    await signup(app, `${tag}-a`),
+    await signup(app, `${tag}-b`),
+    await signup(app, `${tag}-c`),
+  ]
+  const first = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?limit=2'))
+  t.same(first.items.map((u) => u.id), [made[2]!.id, made[1]!.id], 'the newest first')
+  t.type(first.nextCursor, 'string', 'more to come')
+  for (const user of first.items) {
+    t.same(Object.keys(user).sort(), ['createdAt', 'disabled', 'email', 'id', 'role'], 'public fields only, no password hash')
+  }
+  const second = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?limit=2&cursor=${first.nextCursor}`))
+  t.equal(second.items[0]?.id, made[0]!.id, 'the next page continues where the first ended')
+
+  const all = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?limit=100'))
+  t.equal(all.nextCursor, null, 'no cursor on the last page')
+  const times = all.items.map((u) => Date.parse(u.createdAt))
+  t.same(times, [...times].sort((a, b) => b - a), 'ordered by createdAt, newest first')
+  t.equal(all.items.length, await app.db.user.count())
+
+  const found = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?q=${tag.toUpperCase()}`))
+  t.same(found.items.map((u) => u.email), made.map((u) => u.email).reverse(), 'q matches part of the email, case-insensitively')
+  t.equal(found.nextCursor, null)
+  const one = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?q=${encodeURIComponent(`${tag}-b`)}`))
+  t.same(one.items.map((u) => u.id), [made[1]!.id])
+  t.same((await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=nobody-has-this'))).items, [])
+  const paged = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?q=${tag}&limit=1`))
+  const pagedNext = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?q=${tag}&limit=5&cursor=${paged.nextCursor}`))
+  t.same(pagedNext.items.map((u) => u.id), [made[1]!.id, made[0]!.id], 'the cursor works with q')
+
+  for (const cursor of ['garbage', 'eyJ4IjoxfQ', Buffer.from('{"at":"x","id":"y"}').toString('base64url'), Buffer.from('[]').toString('base64url')]) {
+    assertError(t, await asAdmin('GET', `/admin/users?cursor=${cursor}`), 400, 'invalid_cursor', `cursor ${cursor}`)
+  }
+  for (const query of ['limit=0', 'limit=101', 'limit=ten', 'sort=email', 'q=']) {
+    t.equal((await asAdmin('GET', `/admin/users?${query}`)).statusCode, 400, `?${query}: 400`)
+  }
+})
+
+t.test('pagination is stable under sign-ups: no duplicates, no skips', async (t) => {
+  while ((await app.db.user.count()) < 10) await signup(app, 'filler')
+  const existing = new Set((await app.db.user.findMany({ select: { id: true } })).map((u) => u.id))
+  t.ok(existing.size >= 10, `enough users for several pages (${existing.size})`)
+  const seen: string[] = []
+  let page = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?limit=3'))
+  seen.push(...page.items.map((u) => u.id))
+  const newcomers = new Set<string>()
+  for (let i = 0; i < 5; i++) newcomers.add((await signup(app, 'newcomer')).id)
+  let pages = 1
+  while (page.nextCursor) {
+    page = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?limit=3&cursor=${page.nextCursor}`))
+    seen.push(...page.items.map((u) => u.id))
+    if (++pages > 100) break
+  }
+  t.equal(new Set(seen).size, seen.length, 'no user twice')
+  t.same(new Set(seen), existing, 'exactly the users that existed before the first page')
+  t.notOk(seen.some((id) => newcomers.has(id)), 'none of the newcomers')
+  t.ok(pages >= 3, `several pages (${pages})`)
+})
+
+t.test('GET /admin/users/:id', async (t) => {
+  const user = await signup(app)
+  const got = await ok<PublicUser>(t, await asAdmin('GET', `/admin/users/${user.id}`))
+  t.match(got, { id: user.id, email: user.email, role: 'user', disabled: false })
+  t.same(Object.keys(got).sort(), ['createdAt', 'disabled', 'email', 'id', 'role'])
+  assertError(t, await asAdmin('GET', `/admin/users/${ZERO_UUID}`), 404, 'user_not_found', 'an unknown id')
+  t.equal((await asAdmin('GET', '/admin/users/not-a-uuid')).statusCode, 400, 'a malformed id')
+})
+
+t.test('PATCH role: user to admin and back, audited, older tokens refused', async (t) => {
+  const user = await signup(app)
+  const promoted = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'admin' }))
+  t.match(promoted, { id: user.id, role: 'admin', disabled: false })
+  t.equal((await app.db.user.findUniqueOrThrow({ where: { id: user.id } })).role, 'admin')
+  t.equal((await me(app, user.tokens.access_token)).statusCode, 401, 'a token naming the old role is refused')
+
+  const fresh = await login(app, user.email)
+  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, { ...user, tokens: fresh })).statusCode, 200, 'the new admin signs in again and is an admin')
+
+  const demoted = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' }))
+  t.equal(demoted.role, 'user')
+  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, { ...user, tokens: fresh })).statusCode, 401, "the admin token dies with the role")
+
+  const unchanged = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' }))
+  t.equal(unchanged.role, 'user', 'a no-op change answers the user')
+
+  const events = await eventsOf(user.id, 'role_changed')
+  t.equal(events.length, 2, 'two role changes recorded, the no-op none')
+  t.match(events[0], { type: 'role_changed', userId: user.id, actorId: admin.id, details: { from: 'user', to: 'admin' } })
+  t.match(events[1], { type: 'role_changed', userId: user.id, actorId: admin.id, details: { from: 'admin', to: 'user' } })
+  t.type(events[0]!.ip, 'string', 'with the admin request ip')
+})
+
+t.test('PATCH disabled: every session revoked at once; live access tokens refused here and within 1 s elsewhere', async (t) => {
+  const second = await buildTestApp({}, { database: main.database })
+  t.teardown(second.close)
+  const user = await signup(app)
+  const mobile = await login(app, user.email)
+  const key = await app.inject({
+    method: 'POST',
+    url: '/api-keys',
+    headers: { authorization: `Bearer ${mobile.access_token}` },
+    payload: { name: 'k', scopes: ['profile'] },
+  })
+  const apiKey = json<{ key: string }>(key).key
+  t.equal((await me(app, mobile.access_token)).statusCode, 200, 'works here before')
+  t.equal((await me(second.app, mobile.access_token)).statusCode, 200, 'works on the second instance before')
+  t.equal(await app.db.session.count({ where: { userId: user.id, revokedAt: null } }), 2, 'two live sessions')
+
+  const disabled = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { disabled: true }))
+  const disabledAt = Date.now()
+  t.match(disabled, { id: user.id, disabled: true, role: 'user' })
+  t.equal((await me(app, mobile.access_token)).statusCode, 401, 'refused at once on this instance')
+  t.equal((await me(app, user.tokens.access_token)).statusCode, 401, 'every access token of the user')
+  const elsewhere = await within(1000 - (Date.now() - disabledAt), async () => (await me(second.app, mobile.access_token)).statusCode === 401)
+  t.not(elsewhere, null, 'refused on the second instance within 1 s of the change')
+  t.comment(`second instance refused the token ${Date.now() - disabledAt} ms after the change`)
+
+  t.equal(await app.db.session.count({ where: { userId: user.id, revokedAt: null } }), 0, 'no live session left')
+  for (const token of [mobile.refresh_token, user.tokens.refresh_token]) {
+    const response = await refresh(app, token)
+    t.equal(response.statusCode, 400)
+    t.equal(json(response).error, 'invalid_grant', 'the refresh tokens are dead')
+  }
+  const loginAttempt = await passwordGrant(app, user.email)
+  t.equal(loginAttempt.statusCode, 400)
+  t.equal(json(loginAttempt).error, 'invalid_grant', 'a disabled user cannot sign in')
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: { 'x-api-key': apiKey } })).statusCode, 401, 'nor use a key')
+
+  const [event] = await eventsOf(user.id, 'user_disabled')
+  t.match(event, { type: 'user_disabled', userId: user.id, actorId: admin.id, details: { revokedSessions: 2 } })
+
+  const enabled = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { disabled: false }))
+  t.equal(enabled.disabled, false)
+  const again = await login(app, user.email)
+  t.equal((await me(app, again.access_token)).statusCode, 200, 'signs in again once enabled')
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: { 'x-api-key': apiKey } })).statusCode, 200, 'the key works again')
+  t.equal((await me(app, mobile.access_token)).statusCode, 401, 'but the revoked sessions stay revoked')
+  const [enabledEvent] = await eventsOf(user.id, 'user_enabled')
+  t.match(enabledEvent, { type: 'user_enabled', userId: user.id, actorId: admin.id })
+})
+
+t.test('an admin cannot demote or disable themself; bad bodies are refused', async (t) => {
+  assertError(t, await asAdmin('PATCH', `/admin/users/${admin.id}`, { role: 'user' }), 400, 'self_lockout', 'self-demotion')
+  assertError(t, await asAdmin('PATCH', `/admin/users/${admin.id}`, { disabled: true }), 400, 'self_lockout', 'self-disable')
+  assertError(t, await asAdmin('PATCH', `/admin/users/${admin.id}`, { role: 'user', disabled: false }), 400, 'self_lockout', 'self-demotion with another field')
+  const self = await app.db.user.findUniqueOrThrow({ where: { id: admin.id } })
+  t.match(self, { role: 'admin', disabled: false }, 'still an enabled admin')
+  t.equal((await asAdmin('GET', '/admin/users?limit=1')).statusCode, 200, 'and their token still works')
+
+  const user = await signup(app)
+  for (const payload of [{}, { email: 'x@y.z' }, { role: 'admin', extra: 1 }, { role: 'root' }, { disabled: 'yes' }, { role: null }]) {
+    const response = await asAdmin('PATCH', `/admin/users/${user.id}`, payload)
+    t.equal(response.statusCode, 400, `${JSON.stringify(payload)}: 400`)
+  }
+  const raw = await app.inject({
+    method: 'PATCH',
+    url: `/admin/users/${user.id}`,
+    headers: { authorization: `Bearer ${admin.tokens.access_token}`, 'content-type': 'application/json' },
+    payload: '{"role": "admin"',
+  })
+  t.equal(raw.statusCode, 400, 'malformed JSON: 400')
+  t.match(await app.db.user.findUniqueOrThrow({ where: { id: user.id } }), { role: 'user', disabled: false }, 'nothing changed')
+  assertError(t, await asAdmin('PATCH', `/admin/users/${ZERO_UUID}`, { role: 'admin' }), 404, 'user_not_found', 'an unknown user')
+})
+
+t.test('sessions: list, revoke all of a user, revoke one', async (t) => {
+  const user = await signup(app)
+  const second = await login(app, user.email)
+  const third = await login(app, user.email)
+  const listed = await ok<{ items: { id: string; clientId: string; current: boolean }[] }>(t, await asAdmin('GET', `/admin/users/${user.id}/sessions`))
+  t.equal(listed.items.length, 3, 'three live sessions')
+  t.ok(listed.items.every((s) => s.current === false), "none is the admin's own")
+  t.same(Object.keys(listed.items[0]!).sort(), ['absoluteExpiresAt', 'clientId', 'createdAt', 'current', 'id', 'idleExpiresAt', 'ip', 'lastRefreshedAt', 'userAgent'])
+  assertError(t, await asAdmin('GET', `/admin/users/${ZERO_UUID}/sessions`), 404, 'user_not_found', 'sessions of an unknown user')
+
+  const secondSid = (await app.db.refreshToken.findUniqueOrThrow({ where: { tokenHash: app.sessions.hashRefreshToken(second.refresh_token) } })).sessionId
+  const one = await asAdmin('DELETE', `/admin/sessions/${secondSid}`)
+  t.equal(one.statusCode, 204, one.body)
+  t.equal((await me(app, second.access_token)).statusCode, 401, 'its access token is refused at once')
+  t.equal(json(await refresh(app, second.refresh_token)).error, 'invalid_grant', 'its refresh token is dead')
+  t.equal((await me(app, third.access_token)).statusCode, 200, 'the others live')
+  assertError(t, await asAdmin('DELETE', `/admin/sessions/${secondSid}`), 404, 'session_not_found', 'the same session again')
+  assertError(t, await asAdmin('DELETE', `/admin/sessions/${ZERO_UUID}`), 404, 'session_not_found', 'an unknown session')
+  t.equal((await asAdmin('DELETE', '/admin/sessions/nope')).statusCode, 400, 'a malformed id')
+  const afterOne = await ok<{ items: { id: string }[] }>(t, await asAdmin('GET', `/admin/users/${user.id}/sessions`))
+  t.equal(afterOne.items.length, 2)
+  t.notOk(afterOne.items.some((s) => s.id === secondSid))
+
+  const all = await asAdmin('DELETE', `/admin/users/${user.id}/sessions`)
+  t.equal(all.statusCode, 204)
+  t.same((await ok<{ items: unknown[] }>(t, await asAdmin('GET', `/admin/users/${user.id}/sessions`))).items, [], 'none left')
+  for (const tokens of [user.tokens, third]) {
+    t.equal((await me(app, tokens.access_token)).statusCode, 401, 'access tokens refused')
+    t.equal(json(await refresh(app, tokens.refresh_token)).error, 'invalid_grant', 'refresh tokens dead')
+  }
+  assertError(t, await asAdmin('DELETE', `/admin/users/${ZERO_UUID}/sessions`), 404, 'user_not_found', 'all sessions of an unknown user')
+  t.equal((await asAdmin('DELETE', `/admin/users/${user.id}/sessions`)).statusCode, 204, 'revoking none is fine')
+  t.equal((await me(app, (await login(app, user.email)).access_token)).statusCode, 200, 'the user is not disabled: signs in again')
+
+  const events = await eventsOf(user.id, 'session_revoked')
+  t.equal(events.length, 3, 'one event per revoked session')
+  for (const event of events) t.match(event, { userId: user.id, actorId: admin.id, details: { sessionId: String } })
+  t.equal(events[0]!.details.sessionId, secondSid)
+})
+
+t.test('GET /admin/audit-events: filters, fields, stable cursor', async (t) => {
+  const user = await signup(app)
+  await passwordGrant(app, user.email)
+  await app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: 'password', username: user.email, password: 'not the password' },
+  })
+  await login(app, user.email)
+  await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'admin' })
+  await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' })
+
+  const expected = await eventsOf(user.id)
+  t.same(
+    expected.map((e) => e.type),
+    ['user_signed_up', 'login_succeeded', 'login_failed', 'login_succeeded', 'role_changed', 'role_changed'],
+  )
+  const byUser = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}`))
+  t.same(byUser.items.map((e) => e.id), expected.map((e) => e.id).reverse(), "the user's events, newest first")
+  t.equal(byUser.nextCursor, null)
+  for (const event of byUser.items) {
+    t.same(Object.keys(event).sort(), ['actorId', 'at', 'details', 'id', 'ip', 'type', 'userId'], 'id, type, userId, actorId, ip, at (and details)')
+    t.type(event.id, 'string')
+    t.equal(event.userId, user.id)
+    t.ok(!Number.isNaN(Date.parse(event.at)), 'at is a date-time')
+  }
+
+  const logins = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}&type=login_succeeded`))
+  t.same(logins.items.map((e) => e.type), ['login_succeeded', 'login_succeeded'], 'by user and type')
+  const roleChanges = await ok<Page<AuditEvent>>(t, await asAdmin('GET', '/admin/audit-events?type=role_changed&limit=100'))
+  t.ok(roleChanges.items.length >= 2 && roleChanges.items.every((e) => e.type === 'role_changed'), 'by type across users')
+  t.ok(roleChanges.items.some((e) => e.userId === user.id && e.actorId === admin.id))
+
+  // since is inclusive and until exclusive, on the events' own timestamps.
+  const middle = expected[3]!
+  const since = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}&since=${middle.at}`))
+  t.same(since.items.map((e) => e.id).sort(), expected.filter((e) => e.at >= middle.at).map((e) => e.id).sort(), 'since')
+  const until = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}&until=${middle.at}`))
+  t.same(until.items.map((e) => e.id).sort(), expected.filter((e) => e.at < middle.at).map((e) => e.id).sort(), 'until')
+  const window = await ok<Page<AuditEvent>>(
+    t,
+    await asAdmin('GET', `/admin/audit-events?userId=${user.id}&since=${expected[1]!.at}&until=${expected[5]!.at}`),
+  )
+  t.same(
+    window.items.map((e) => e.id).sort(),
+    expected.filter((e) => e.at >= expected[1]!.at && e.at < expected[5]!.at).map((e) => e.id).sort(),
+    'since and until together',
+  )
+  const future = new Date(Date.now() + 3600_000).toISOString()
+  t.same((await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?since=${future}`))).items, [], 'nothing after now')
+
+  // Pages of 2, with new events written between pages: no duplicates, no skips, nothing new.
+  const pageIds: string[] = []
+  let page = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}&limit=2`))
+  pageIds.push(...page.items.map((e) => e.id))
+  while (page.nextCursor) {
+    await login(app, user.email) // a new login_succeeded event for this user
+    page = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}&limit=2&cursor=${page.nextCursor}`))
+    pageIds.push(...page.items.map((e) => e.id))
+  }
+  t.same(pageIds, expected.map((e) => e.id).reverse(), 'the pages together are exactly the events before the first page, in order')
+
+  for (const query of ['cursor=garbage', `cursor=${Buffer.from('{"id":"x"}').toString('base64url')}`]) {
+    assertError(t, await asAdmin('GET', `/admin/audit-events?${query}`), 400, 'invalid_cursor', query)
+  }
+  for (const query of ['type=no_such_event', 'userId=nope', 'since=yesterday', 'limit=0', 'limit=1000', 'actor=me']) {
+    t.equal((await asAdmin('GET', `/admin/audit-events?${query}`)).statusCode, 400, `?${query}: 400`)
+  }
+})
