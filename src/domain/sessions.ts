@@ -172,11 +172,17 @@ export class SessionStore {
       FROM refreshed AS r JOIN presented AS p ON p.session_id = r.id CROSS JOIN successor`
     const row = rows[0]
     if (row) return { ok: true, refreshToken: successor, graceRetry: false, grant: toGrant(row) }
-    return this.classify(tokenHash, successor, clientId, now)
+    return this.classify(tokenHash, successor, clientId, now, context)
   }
 
   /** Why a presented token did not rotate, and the grace-window retry (rule 3) or reuse response (rule 4). */
-  private async classify(tokenHash: Uint8Array<ArrayBuffer>, successor: string, clientId: string, now: Date): Promise<RotationResult> {
+  private async classify(
+    tokenHash: Uint8Array<ArrayBuffer>,
+    successor: string,
+    clientId: string,
+    now: Date,
+    context: SessionContext,
+  ): Promise<RotationResult> {
     const rows = await this.db.$queryRaw<PresentedRow[]>`
       SELECT rt.retired_at, s.id AS session_id, s.user_id, s.client_id, s.scope, s.revoked_at,
              s.idle_expires_at, s.absolute_expires_at, u.disabled, u.role::text AS role
@@ -197,19 +203,20 @@ export class SessionStore {
     if (row.retired_at.getTime() + this.options.graceSeconds * 1000 > now.getTime()) {
       return { ok: true, refreshToken: successor, graceRetry: true, grant: toGrant(row) }
     }
-    await this.revokeForReuse(row.session_id, row.user_id, now)
+    await this.revokeForReuse(row.session_id, row.user_id, now, context.ip)
     return { ok: false, reason: 'reused', ...ids }
   }
 
   /** Rule 4: the whole family dies, once, with an audit event. */
-  private async revokeForReuse(sessionId: string, userId: string, now: Date): Promise<void> {
+  private async revokeForReuse(sessionId: string, userId: string, now: Date, ip: string | undefined): Promise<void> {
     await this.db.$transaction(async (tx) => {
       const revoked = await tx.session.updateMany({
         where: { id: sessionId, revokedAt: null },
         data: { revokedAt: now, revokedReason: 'refresh_token_reused' },
       })
       if (revoked.count === 1) {
-        await recordAuditEvent(tx, { type: 'refresh_token_reused', userId, details: { sessionId } })
+        // The presenter's address: the thief's or the victim's, worth keeping either way.
+        await recordAuditEvent(tx, { type: 'refresh_token_reused', userId, ip, details: { sessionId } })
       }
     })
     this.options.onRevoked?.([sessionId])
