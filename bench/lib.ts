@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { availableParallelism, cpus } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import pg from 'pg'
+import app, { serverOptions } from '../src/app.js'
+import { loadConfig, type Config } from '../src/config.js'
+
+/** Shared by the benchmark scripts: a database, the service listening in this process, figures. */
+
+export const DEFAULT_ADMIN_URL = 'postgresql://root@127.0.0.1:5432/postgres'
+export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results')
+
+export interface BenchDatabase {
+  url: string
+  /** true when this script created the database (and drops it at the end). */
+  created: boolean
+  drop(): Promise<void>
+}
+
+const quote = (name: string) => `"${name.replaceAll('"', '""')}"`
+
+/**
+ * DATABASE_URL when set (used as is, never dropped); otherwise a fresh
+ * database on the local Postgres (BENCH_ADMIN_URL names its maintenance
+ * database), dropped at the end, also on Ctrl-C.
+ */
+export async function benchDatabase(prefix: string): Promise<BenchDatabase> {
+  if (process.env.DATABASE_URL) {
+    return { url: process.env.DATABASE_URL, created: false, drop: async () => {} }
+  }
+  const adminUrl = process.env.BENCH_ADMIN_URL ?? DEFAULT_ADMIN_URL
+  const name = `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Client({ connectionString: adminUrl })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${quote(name)}`)
+  await admin.end()
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  let dropped = false
+  const drop = async () => {
+    if (dropped) return
+    dropped = true
+    const client = new pg.Client({ connectionString: adminUrl })
+    await client.connect()
+    await client.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`)
+    await client.end()
+  }
+  process.once('SIGINT', () => {
+    drop().finally(() => process.exit(130))
+  })
+  return { url: url.toString(), created: true, drop }
+}
+
+export interface RunningService {
+  app: FastifyInstance
+  config: Config
+  baseUrl: string
+  close(): Promise<void>
+}
+
+/** The service as server.ts runs it, listening on a free loopback port. */
+export async function startService(env: Record<string, string>): Promise<RunningService> {
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    SECRET_KEY: randomBytes(32).toString('base64url'),
+    AUTH_RATE_LIMIT_PER_MINUTE: '0',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    ...env,
+  })
+  const server = Fastify(serverOptions(config))
+  await server.register(fp(app), { config })
+  await server.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = server.server.address() as { port: number }
+  return { app: server, config, baseUrl: `http://127.0.0.1:${port}`, close: () => server.close() }
+}
+
+export function machine() {
+  return {
+    cores: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  }
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  // Nearest-rank on a linear interpolation between neighbours.
+  const rank = (p / 100) * (sorted.length - 1)
+  const low = Math.floor(rank)
+  const high = Math.ceil(rank)
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low)
+}
+
+export async function writeResults(file: string, data: unknown): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true })
+  const path = join(RESULTS_DIR, file)
+  await writeFile(path, `${JSON.stringify(data, null, 2)}\n`)
+  return path
+}
+
+/** Prints rows as an aligned text table. */
+export function printTable(header: string[], rows: (string | number)[][]): void {
+  const cells = [header, ...rows.map((row) => row.map(String))]
+  const widths = header.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)))
+  const line = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')
+  console.log(line(cells[0]!))
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '))
+  for (const row of cells.slice(1)) console.log(line(row))
+}
+
+export const envInt = (name: string, fallback: number): number => {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`)
+  return value
+}
