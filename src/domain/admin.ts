@@ -91,7 +91,8 @@ export class Administration {
   async listUsers(input: { q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Page<PublicUser>> {
     const after = input.cursor ? decodeCursor(input.cursor, isUserCursor) : undefined
     const where: Prisma.UserWhereInput = {
-      ...(input.q ? { email: { contains: input.q.trim().toLowerCase() } } : {}),
+      // Prisma's `contains` is a LIKE pattern and does not escape: `_` and `%` in q must match only themselves.
+      ...(input.q ? { email: { contains: input.q.trim().toLowerCase().replace(/[\\%_]/g, '\\$&') } } : {}),
       ...(after
         ? {
             OR: [
