@@ -163,7 +163,8 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
     '/introspect',
     {
       config: { oauth: true },
-      preHandler: fastify.authorize({ apiKeys: true, scopes: [INTROSPECT_SCOPE] }),
+      // Only an admin may grant the introspect scope, so it holds only while the key's owner is still an admin.
+      preHandler: fastify.authorize({ apiKeys: true, scopes: [INTROSPECT_SCOPE], role: 'admin' }),
       schema: {
         tags: ['tokens'],
         summary: 'Token introspection (RFC 7662)',
