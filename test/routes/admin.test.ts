@@ -205,6 +205,13 @@ t.test('GET /admin/users: newest first, limit and nextCursor, search by email, b
   const pagedNext = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?q=${tag}&limit=5&cursor=${paged.nextCursor}`))
   t.same(pagedNext.items.map((u) => u.id), [made[1]!.id, made[0]!.id], 'the cursor works with q')
 
+  // q is a literal part of the email: LIKE wildcards in it match only themselves.
+  const underscored = await signup(app, `under_score${Date.now()}`)
+  const wild = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=_&limit=100'))
+  t.same(wild.items.map((u) => u.id), [underscored.id], "q=_ finds only the email with an underscore")
+  t.same((await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=%25'))).items, [], 'q=% finds no one')
+  t.same((await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=%5C'))).items, [], 'q=\\ finds no one, and is no error')
+
   for (const cursor of ['garbage', 'eyJ4IjoxfQ', Buffer.from('{"at":"x","id":"y"}').toString('base64url'), Buffer.from('[]').toString('base64url')]) {
     assertError(t, await asAdmin('GET', `/admin/users?cursor=${cursor}`), 400, 'invalid_cursor', `cursor ${cursor}`)
   }

@@ -144,6 +144,25 @@ t.test('the caller must present an API key with the introspect scope', async (t)
   assertActive(t, viaHeader, 'the introspect key in X-API-Key')
 })
 
+t.test("an admin's introspect key stops working when the admin is demoted or disabled", async (t) => {
+  const admin = await signup(app, 'admin')
+  await app.db.user.update({ where: { email: admin.email }, data: { role: 'admin' } })
+  const tokens = await login(app, admin.email)
+  const key = (await createKey(app, tokens.access_token, ['introspect'])).key
+  const target = (await signup(app)).tokens.access_token
+  assertActive(t, await introspect(app, target, { headers: { 'x-api-key': key } }), 'while an admin')
+
+  await app.db.user.update({ where: { id: admin.id }, data: { role: 'user', authChangedAt: new Date() } })
+  const demoted = await introspect(app, target, { headers: { 'x-api-key': key } })
+  t.equal(demoted.statusCode, 403, `demoted: 403, the scope only an admin may grant has no force without the role (${demoted.body})`)
+  t.not(json(demoted).active, true, 'and no introspection answer')
+
+  await app.db.user.update({ where: { id: admin.id }, data: { role: 'admin', disabled: true, authChangedAt: new Date() } })
+  t.equal((await introspect(app, target, { headers: { 'x-api-key': key } })).statusCode, 401, 'disabled: 401')
+  await app.db.user.update({ where: { id: admin.id }, data: { disabled: false, authChangedAt: new Date() } })
+  assertActive(t, await introspect(app, target, { headers: { 'x-api-key': key } }), 'an admin again')
+})
+
 t.test('JSON and form bodies; an active access token is described', async (t) => {
   const user = await signup(app)
   const tokens = await login(app, user.email, 'mobile')
