@@ -184,6 +184,34 @@ t.test('GET /auth/sessions lists the live sessions and marks the current one', a
   t.equal(anonymous.statusCode, 401)
 })
 
+t.test('GET /auth/sessions leaves out sessions past their idle expiry', async (t) => {
+  // Its own instance and clock, so moving time does not touch the other tests.
+  const short = await buildTestApp({ REFRESH_IDLE_TTL_SECONDS: '100', REFRESH_ABSOLUTE_TTL_SECONDS: '1000' }, { database })
+  t.teardown(short.close)
+  const email = uniqueEmail('idle')
+  const created = await short.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
+  t.equal(created.statusCode, 201)
+  const stale = toLogin(json(created))
+  short.clock.advance(60)
+  const loginResponse = await short.app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: 'password', username: email, password: PASSWORD },
+  })
+  const fresh = toLogin(json(loginResponse))
+  short.clock.advance(50)
+  // 110 s after the sign-up session was last used, 50 s after the login.
+  await short.app.revocations.sync()
+  const response = await short.app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(fresh.accessToken) })
+  t.equal(response.statusCode, 200, response.body)
+  t.same(
+    json<{ items: { id: string }[] }>(response).items.map((s) => s.id),
+    [fresh.sessionId],
+    'only the session that can still refresh',
+  )
+  t.not(stale.sessionId, fresh.sessionId)
+})
+
 t.test('DELETE /auth/sessions/:id revokes one session of the user', async (t) => {
   const { sessions } = await userWithSessions(3)
   const [current, target, kept] = sessions as [Login, Login, Login]
