@@ -10,8 +10,10 @@ import { ApiError } from '../../errors.js'
  */
 export default fp(
   async (fastify: FastifyInstance) => {
+    const { maxEventLoopDelayMs } = fastify.config
+    if (maxEventLoopDelayMs === 0) return
     await fastify.register(underPressure, {
-      maxEventLoopDelay: 1_000,
+      maxEventLoopDelay: maxEventLoopDelayMs,
       retryAfter: 5,
       pressureHandler: (_request, _reply, type, value) => {
         throw new ApiError(503, 'service_overloaded', `service under pressure (${type}: ${value}); retry later`, {
@@ -20,5 +22,5 @@ export default fp(
       },
     })
   },
-  { name: 'under-pressure' },
+  { name: 'under-pressure', dependencies: ['config'] },
 )
