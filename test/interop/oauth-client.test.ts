@@ -25,17 +25,6 @@ async function freePort(): Promise<number> {
   })
 }
 
-/**
- * Waits (a few seconds at most) until @fastify/under-pressure no longer
- * reports the start-up stall: the embedded database runs in this process and
- * on a busy machine its start can block the event loop for a whole sample,
- * which under-pressure reads as overload and answers 503 for a second.
- */
-async function settled(app: TestApp): Promise<void> {
-  const instance = app.app as unknown as { isUnderPressure?: () => boolean }
-  for (let i = 0; i < 50 && instance.isUnderPressure?.(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
-}
-
 /** Builds the app with ISSUER set to the URL it then listens on. */
 async function listeningApp(): Promise<{ app: TestApp; issuer: string }> {
   let lastError: unknown
@@ -45,7 +34,6 @@ async function listeningApp(): Promise<{ app: TestApp; issuer: string }> {
     const app = await buildTestApp({ ISSUER: issuer, ACCESS_TOKEN_AUDIENCE: AUDIENCE })
     try {
       await app.app.listen({ port, host: '127.0.0.1' })
-      await settled(app)
       return { app, issuer }
     } catch (error) {
       // Someone took the port between the probe and listen: try another.
