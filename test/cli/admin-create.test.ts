@@ -181,9 +181,18 @@ t.test('refusals: weak or missing password, a password argument, no email', asyn
   t.match(runs[4]!.stderr, /no password/i, 'an empty stdin is named as the problem')
 })
 
-t.test('embedded database while the service runs: the CLI goes through the owner\'s socket', async (t) => {
+t.test("embedded database: alone, the CLI opens the folder and lets go; while the service runs, it goes through the owner's socket", async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'admin-create-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
+  const lockPath = join(dataDir, 'pgdata.lock')
+
+  // No service yet: the CLI opens (and migrates) the embedded database itself, and releases it.
+  const first = uniqueEmail('embedded-alone')
+  const alone = await runCli(['--email', first], { DATA_DIR: dataDir }, `${PASSWORD}\n`)
+  t.equal(alone.code, 0, `exit 0 (${alone.stderr})`)
+  t.match(alone.stdout, `created admin ${first}`)
+  await t.rejects(readFile(lockPath, 'utf8'), { code: 'ENOENT' }, 'the lock is released when the CLI ends')
+
   // The service as server.ts builds it: no DATABASE_URL, so PGlite in DATA_DIR.
   const config = loadConfig({ ...TEST_ENV, DATA_DIR: dataDir })
   t.equal(config.databaseUrl, undefined, 'the service runs on the embedded database')
@@ -191,19 +200,21 @@ t.test('embedded database while the service runs: the CLI goes through the owner
   await service.register(fp(app), { config })
   await service.ready()
   t.teardown(() => service.close())
+  t.equal((await service.db.user.findUnique({ where: { email: first } }))?.role, 'admin', 'the service finds the admin the CLI made')
 
-  const lock = JSON.parse(await readFile(join(dataDir, 'pgdata.lock'), 'utf8')) as { pid: number; url?: string }
+  const lock = JSON.parse(await readFile(lockPath, 'utf8')) as { pid: number; url?: string }
   t.equal(lock.pid, process.pid, 'the service owns the folder')
   t.match(lock.url, /^postgresql:\/\/.*127\.0\.0\.1:\d+\//, 'and publishes its socket URL')
 
-  const email = uniqueEmail('embedded')
-  const run = await runCli(['--email', email], { DATA_DIR: dataDir }, `${PASSWORD}\n`)
+  // While the service runs: PGlite is single-process, so the CLI must use the owner's socket.
+  const second = uniqueEmail('embedded-running')
+  const run = await runCli(['--email', second], { DATA_DIR: dataDir }, `${PASSWORD}\n`)
   t.equal(run.code, 0, `exit 0 (${run.stderr})`)
-  t.match(run.stdout, `created admin ${email}`)
-
-  const user = await service.db.user.findUnique({ where: { email } })
+  t.match(run.stdout, `created admin ${second}`)
+  const user = await service.db.user.findUnique({ where: { email: second } })
   t.equal(user?.role, 'admin', "the admin is visible on the owner's own connection")
-  await assertAdminCanSignIn(t, service, email)
-  const after = JSON.parse(await readFile(join(dataDir, 'pgdata.lock'), 'utf8')) as { pid: number }
+  await assertAdminCanSignIn(t, service, second)
+  await assertAdminCanSignIn(t, service, first)
+  const after = JSON.parse(await readFile(lockPath, 'utf8')) as { pid: number }
   t.equal(after.pid, process.pid, 'the service still owns the folder')
 })
