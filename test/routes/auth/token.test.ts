@@ -118,12 +118,12 @@ t.test('missing parameters are invalid_request', async (t) => {
   )
   assertOAuthError(t, await formGrant(app, { grant_type: 'password', username: email }), 400, 'invalid_request')
   assertOAuthError(t, await formGrant(app, { username: email, password: PASSWORD }), 400, 'invalid_request')
+  // Malformed JSON on an OAuth endpoint still answers in RFC 6749 form.
   assertOAuthError(
     t,
     await app.inject({ method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/json' }, payload: '{"grant_type":' }),
     400,
     'invalid_request',
-    // malformed JSON on an OAuth endpoint still answers in RFC 6749 form
   )
   assertOAuthError(
     t,
@@ -131,7 +131,15 @@ t.test('missing parameters are invalid_request', async (t) => {
     400,
     'invalid_request',
   )
-  assertOAuthError(t, await passwordGrant(app, { refresh_token: 'x' }, {}), 400, 'invalid_request')
+  assertOAuthError(t, await passwordGrant(app, { refresh_token: 'x' }), 400, 'invalid_request')
+  // An oversized body keeps its status, in RFC 6749 form.
+  const huge = await app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: `grant_type=password&username=${encodeURIComponent(email)}&password=${'x'.repeat(70 * 1024)}`,
+  })
+  assertOAuthError(t, huge, 413, 'invalid_request')
 })
 
 t.test('wrong password and unknown email get the identical answer', async (t) => {
