@@ -23,6 +23,9 @@ import { createTestDatabase } from '../helpers/database.js'
  */
 
 const ROOT = join(import.meta.dirname, '../..')
+// Ten CLI processes and two embedded databases on disk: on a loaded 2-core machine this file needs more than the
+// suite's default per-file timeout. The root test tells the runner its own.
+t.setTimeout(240_000)
 
 /** Whether every source file has a build at least as new: then the built CLI is what `npm run admin:create` runs. */
 async function buildIsFresh(): Promise<boolean> {
