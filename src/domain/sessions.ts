@@ -172,19 +172,19 @@ export class SessionStore {
       FROM refreshed AS r JOIN presented AS p ON p.session_id = r.id CROSS JOIN successor`
     const row = rows[0]
     if (row) return { ok: true, refreshToken: successor, graceRetry: false, grant: toGrant(row) }
-    return this.classify(tokenHash, successor, clientId, now, context)
+    return this.classify(tokenHash, refreshToken, clientId, now, context)
   }
 
   /** Why a presented token did not rotate, and the grace-window retry (rule 3) or reuse response (rule 4). */
   private async classify(
     tokenHash: Uint8Array<ArrayBuffer>,
-    successor: string,
+    refreshToken: string,
     clientId: string,
     now: Date,
     context: SessionContext,
   ): Promise<RotationResult> {
     const rows = await this.db.$queryRaw<PresentedRow[]>`
-      SELECT rt.retired_at, s.id AS session_id, s.user_id, s.client_id, s.scope, s.revoked_at,
+      SELECT rt.id, rt.retired_at, s.id AS session_id, s.user_id, s.client_id, s.scope, s.revoked_at,
              s.idle_expires_at, s.absolute_expires_at, u.disabled, u.role::text AS role
       FROM refresh_tokens AS rt
       JOIN sessions AS s ON s.id = rt.session_id
@@ -201,10 +201,26 @@ export class SessionStore {
       return { ok: false, reason: 'expired', ...ids }
     }
     if (row.retired_at.getTime() + this.options.graceSeconds * 1000 > now.getTime()) {
-      return { ok: true, refreshToken: successor, graceRetry: true, grant: toGrant(row) }
+      // The successor may itself have rotated since (two tabs): answer with
+      // the family's live token, derived again, never a spent one.
+      let live = refreshToken
+      for (let depth = await this.generationsBelow(row.id); depth > 0; depth--) live = this.successorOf(live)
+      return { ok: true, refreshToken: live, graceRetry: true, grant: toGrant(row) }
     }
     await this.revokeForReuse(row.session_id, row.user_id, now, context.ip)
     return { ok: false, reason: 'reused', ...ids }
+  }
+
+  /** How many rotations followed a token: the depth of the chain of successors below it. */
+  private async generationsBelow(tokenId: string): Promise<number> {
+    const rows = await this.db.$queryRaw<{ depth: number }[]>`
+      WITH RECURSIVE chain AS (
+        SELECT id, 0 AS depth FROM refresh_tokens WHERE id = ${tokenId}::uuid
+        UNION ALL
+        SELECT child.id, chain.depth + 1 FROM refresh_tokens AS child JOIN chain ON child.parent_id = chain.id
+      )
+      SELECT max(depth)::int AS depth FROM chain`
+    return rows[0]?.depth ?? 0
   }
 
   /** Rule 4: the whole family dies, once, with an audit event. */
@@ -329,6 +345,7 @@ interface RotatedRow {
 }
 
 interface PresentedRow extends RotatedRow {
+  id: string
   retired_at: Date | null
   revoked_at: Date | null
   disabled: boolean

@@ -210,6 +210,7 @@ t.test('POST /users/me/password: 204, every other session revoked, this one kept
   const web = await app.inject({
     method: 'POST',
     url: '/auth/token',
+    headers: { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' },
     payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'web' },
   })
   t.equal(web.statusCode, 200)

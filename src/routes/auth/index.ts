@@ -49,6 +49,11 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const choice = resolveClient(fastify, request, request.body.client_id)
+      if (choice.transport === 'cookie') {
+        // The response sets the refresh cookie: same CSRF defence as the token endpoint.
+        const problem = cookieRequestProblem(fastify, request)
+        if (problem) throw new ApiError(403, 'csrf_check_failed', problem)
+      }
       let user
       try {
         user = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip)

@@ -67,6 +67,10 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const { body } = request
       const choice = resolveClient(fastify, request, body.client_id)
+      // A response that sets the refresh cookie needs the same CSRF defence as
+      // one that reads it: otherwise a cross-site form could sign a victim's
+      // browser into the attacker's account (login CSRF).
+      if (choice.transport === 'cookie') assertCookieRequestAllowed(request)
       const context = { ip: request.ip, userAgent: request.headers['user-agent'] }
 
       if (body.grant_type === 'password') {
@@ -114,11 +118,14 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   )
 
-  function refreshTokenFromCookie(request: FastifyRequest): string | undefined {
-    const token = readRefreshCookie(fastify, request)
-    if (token === undefined) return undefined
+  function assertCookieRequestAllowed(request: FastifyRequest): void {
     const problem = cookieRequestProblem(fastify, request)
     if (problem) throw new OAuthError(403, 'invalid_request', problem)
+  }
+
+  function refreshTokenFromCookie(request: FastifyRequest): string | undefined {
+    const token = readRefreshCookie(fastify, request)
+    if (token !== undefined) assertCookieRequestAllowed(request)
     return token
   }
 

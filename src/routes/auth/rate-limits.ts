@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { normalizeEmail } from '../../domain/accounts.js'
 import { ApiError } from '../../errors.js'
@@ -7,6 +8,9 @@ import { ApiError } from '../../errors.js'
  * per client IP and as many per account, whichever trips first. Returns no
  * hook when the limit is 0 (benchmarks). `accountOf` names the account a
  * request targets, or undefined for requests the limit does not apply to.
+ * Every attempt counts, successful or not: counting only failures would need
+ * a second store round trip per login and would still let anyone who knows
+ * an address exhaust its budget with wrong passwords.
  */
 export function authRateLimit(
   fastify: FastifyInstance,
@@ -19,7 +23,9 @@ export function authRateLimit(
   const perAccount = fastify.createRateLimit({
     max,
     timeWindow: 60_000,
-    keyGenerator: (request) => `${route}:account:${normalizeEmail(accountOf(request) ?? '')}`,
+    // Hashed: the shared store (Redis) holds no email addresses.
+    keyGenerator: (request) =>
+      `${route}:account:${createHash('sha256').update(normalizeEmail(accountOf(request) ?? '')).digest('base64url')}`,
   })
   return async function limitPasswordGuesses(request: FastifyRequest) {
     const account = accountOf(request)

@@ -54,6 +54,7 @@ async function webLogin(t: Test, target: TestApp['app'] = app) {
   const response = await target.inject({
     method: 'POST',
     url: '/auth/token',
+    headers: CSRF,
     payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'web' },
   })
   t.equal(response.statusCode, 200, `web login (${response.body})`)
@@ -182,7 +183,7 @@ t.test('Token-Transport: cookie gives cookie transport to a client that allows i
   const response = await app.inject({
     method: 'POST',
     url: '/auth/token',
-    headers: { 'token-transport': 'cookie' },
+    headers: { 'token-transport': 'cookie', ...CSRF },
     payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'mobile' },
   })
   t.equal(response.statusCode, 200, response.body)
@@ -326,6 +327,7 @@ t.test('COOKIE_SECURE=false: a plain cookie name without Secure (localhost devel
   const response = await dev.app.inject({
     method: 'POST',
     url: '/auth/token',
+    headers: CSRF,
     payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'web' },
   })
   t.equal(response.statusCode, 200)
@@ -334,4 +336,35 @@ t.test('COOKIE_SECURE=false: a plain cookie name without Secure (localhost devel
   t.notOk(cookie?.secure)
   t.equal(cookie?.httpOnly, true)
   t.equal(cookie?.sameSite, 'Strict')
+})
+
+t.test('a login that would set the refresh cookie needs the CSRF defence too (no login CSRF)', async (t) => {
+  const { email } = await signup()
+  const login = (headers: Record<string, string>) =>
+    app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers,
+      payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'web' },
+    })
+  // What a cross-site HTML form can send: a foreign Origin, no custom header.
+  const attempts: Record<string, Record<string, string>> = {
+    'a cross-site form': { origin: 'http://evil.test' },
+    'no X-Requested-With': { origin: SPA },
+    'no Origin': { 'x-requested-with': 'XMLHttpRequest' },
+  }
+  for (const [name, headers] of Object.entries(attempts)) {
+    const response = await login(headers)
+    t.equal(response.statusCode, 403, `${name}: 403`)
+    t.equal(refreshCookie(response), undefined, `${name}: no cookie set`)
+  }
+  const signupResponse = await app.inject({
+    method: 'POST',
+    url: '/auth/signup',
+    headers: { origin: 'http://evil.test' },
+    payload: { email: `csrf-${Date.now()}@example.test`, password: PASSWORD, client_id: 'web' },
+  })
+  t.equal(signupResponse.statusCode, 403, 'a cross-site sign-up into cookie transport is refused')
+  t.equal(refreshCookie(signupResponse), undefined, 'and sets no cookie')
+  t.equal((await login(CSRF)).statusCode, 200, 'the SPA on an allowed origin signs in')
 })

@@ -53,13 +53,22 @@ function sidOf(accessToken: string): string {
   return JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')).sid as string
 }
 
-function refresh(app: TestApp['app'], refreshToken: string, extra: Record<string, string> = {}) {
+function refresh(
+  app: TestApp['app'],
+  refreshToken: string,
+  extra: Record<string, string> = {},
+  headers: Record<string, string> = {},
+) {
   return app.inject({
     method: 'POST',
     url: '/auth/token',
+    headers,
     payload: { grant_type: 'refresh_token', refresh_token: refreshToken, ...extra },
   })
 }
+
+/** What a browser SPA on an allowed origin sends: cookie-transport clients need it (CSRF defence). */
+const SPA_HEADERS = { origin: 'http://spa.test', 'x-requested-with': 'fetch' }
 
 async function refreshOk(t: Test, app: TestApp['app'], refreshToken: string, message = 'refresh succeeds'): Promise<TokenBody> {
   const response = await refresh(app, refreshToken)
@@ -157,6 +166,26 @@ t.test('a retry inside the grace window returns the same successor and revokes n
   }
   const next = await refreshOk(t, app, first.refresh_token, 'the successor refreshes')
   t.not(next.refresh_token, first.refresh_token)
+})
+
+t.test('a grace retry after the successor rotated too returns the live token, never a spent one', async (t) => {
+  // Two tabs share R0. Tab A rotates R0 -> R1 and then R1 -> R2; tab B, late,
+  // presents R0 inside its window. Handing B the spent R1 would make B's next
+  // refresh look like theft and kill the session.
+  const { app, clock } = await testApp(t, { REFRESH_GRACE_SECONDS: '30' })
+  const { sessionId, tokens } = await login(app)
+  const r1 = await refreshOk(t, app, tokens.refresh_token, 'R0 -> R1')
+  clock.advance(5)
+  const r2 = await refreshOk(t, app, r1.refresh_token, 'R1 -> R2')
+  clock.advance(5)
+  const late = await refreshOk(t, app, tokens.refresh_token, 'R0 again, 10 s after it retired')
+  t.equal(late.refresh_token, r2.refresh_token, 'answered with R2, the live token')
+  const again = await refreshOk(t, app, r1.refresh_token, 'R1 again, inside its own window')
+  t.equal(again.refresh_token, r2.refresh_token, 'also R2')
+  t.equal(await app.db.refreshToken.count({ where: { sessionId, retiredAt: null } }), 1, 'one live token')
+  const r3 = await refreshOk(t, app, late.refresh_token, 'tab B goes on rotating from what it got')
+  t.not(r3.refresh_token, r2.refresh_token)
+  t.equal((await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedAt, null, 'the session lives')
 })
 
 t.test('a retired token presented after the grace window revokes the whole session', async (t) => {
@@ -305,7 +334,7 @@ t.test('a refresh token only refreshes for the client it was issued to', async (
   const { app } = await testApp(t)
   const { sessionId, tokens } = await login(app)
   for (const clientId of ['web', 'admin']) {
-    const response = await refresh(app, tokens.refresh_token, { client_id: clientId })
+    const response = await refresh(app, tokens.refresh_token, { client_id: clientId }, SPA_HEADERS)
     assertInvalidGrant(t, response, `presented by ${clientId}`)
     const row = await tokenRow(app, tokens.refresh_token)
     t.equal(row?.retiredAt, null, `not retired by the ${clientId} attempt`)
