@@ -73,6 +73,9 @@ async function resourceServer(fastify: FastifyInstance, options: ResourceServerO
     // The keys come from a public JWKS: a symmetric or empty algorithm has no business here.
     throw new TypeError('resource-server: algorithms must list asymmetric JWS algorithms only (e.g. ES256, EdDSA)')
   }
+  if (sendsKeyInClear(issuer, options)) {
+    fastify.log.warn({ issuer }, 'resource-server: the issuer is plain http on a non-loopback host; the introspection key would travel in clear')
+  }
   const fetchImpl = options.fetch ?? globalThis.fetch
   const now = options.now ?? Date.now
   const timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs
@@ -200,6 +203,12 @@ async function resourceServer(fastify: FastifyInstance, options: ResourceServerO
       }
     })
   }
+}
+
+/** An introspection credential sent to an http:// issuer that is not this machine. */
+function sendsKeyInClear(issuer: string, options: ResourceServerOptions): boolean {
+  const url = new URL(issuer)
+  return options.introspection !== undefined && url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
 }
 
 function checkIssuer(issuer: string): string {

@@ -110,10 +110,10 @@ t.test('the key set expires after cacheMaxAge and is fetched again', async (t) =
   t.teardown(() => app.close())
   const token = await issuer.sign()
   t.equal((await app.inject({ method: 'GET', url: '/any', headers: bearer(token) })).statusCode, 200)
-  t.equal(issuer.counts.jwks, 1)
+  const fetched = issuer.counts.jwks
   await sleep(400)
   t.equal((await app.inject({ method: 'GET', url: '/any', headers: bearer(token) })).statusCode, 200)
-  t.equal(issuer.counts.jwks, 2, 'refetched once stale')
+  t.equal(issuer.counts.jwks, fetched + 1, 'refetched once stale')
 
   // A key the issuer has withdrawn stops working after the next fetch.
   issuer.published = [await newKey()]
@@ -130,15 +130,16 @@ t.test('issuer down: the keys already fetched keep verifying; the down issuer is
   t.equal((await app.inject({ method: 'GET', url: '/any', headers: bearer(token) })).statusCode, 200)
 
   issuer.mode = 'error'
+  const fetched = issuer.counts.jwks
   await sleep(300) // the cached set is now stale
   for (let i = 0; i < 10; i++) {
     const response = await app.inject({ method: 'GET', url: '/any', headers: bearer(token) })
     t.equal(response.statusCode, 200, 'stale keys still verify')
   }
-  t.equal(issuer.counts.jwks, 2, 'one failed refetch, then backing off')
+  t.equal(issuer.counts.jwks, fetched + 1, 'one failed refetch, then backing off')
   const unknown = await app.inject({ method: 'GET', url: '/any', headers: bearer(await issuer.sign({}, { key: await newKey() })) })
   t.equal(unknown.statusCode, 401, 'an unknown kid is still refused as invalid')
-  t.equal(issuer.counts.jwks, 2, 'and asks nothing of the down issuer')
+  t.equal(issuer.counts.jwks, fetched + 1, 'and asks nothing of the down issuer')
 })
 
 t.test('no keys yet and the issuer down: 503 with Retry-After, then it recovers by itself', async (t) => {
