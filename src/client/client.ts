@@ -1,0 +1,423 @@
+import { createCoordinator, type TabCoordinator, type TabMessage } from './coordination.js'
+import {
+  AuthError,
+  errorFromResponse,
+  NetworkError,
+  SessionExpiredError,
+  SessionReusedError,
+} from './errors.js'
+import { MemoryStore, type RefreshTokenStore } from './storage.js'
+
+export type Transport = 'cookie' | 'body'
+
+export interface AuthClientOptions {
+  /** The service's base URL (its ISSUER). In a browser on the same origin it may be '' (the default). */
+  baseUrl?: string
+  /** The public client: `admin` or `web` (cookie transport), `mobile` (body transport). */
+  clientId: string
+  /**
+   * cookie: the refresh token stays in the service's HttpOnly cookie and the
+   * access token only in this object's memory (browsers). body: both come in
+   * the response body and the refresh token goes to `store` (mobile, Node).
+   */
+  transport: Transport
+  /** Body transport: where the refresh token is kept. Default: memory only. */
+  store?: RefreshTokenStore
+  /** A fetch implementation (default: the global one). */
+  fetch?: typeof fetch
+  /** Refresh this long before the access token expires (default 30 s, at most a quarter of its lifetime). */
+  refreshLeewaySeconds?: number
+  /** Coordinate refreshes and sign-outs with other tabs (default: true for cookie transport). */
+  crossTab?: boolean
+  /** Name of the Web Lock and BroadcastChannel (default derived from baseUrl and clientId). */
+  channelName?: string
+  /** Clock, for tests. */
+  now?: () => number
+  /** Value of the X-Requested-With header that cookie requests carry (CSRF defence). */
+  requestedWith?: string
+}
+
+/** Why a session ended, as told to `onSessionEnd` listeners. */
+export type SessionEndReason =
+  /** The refresh token expired, was revoked, or the user was disabled. */
+  | 'expired'
+  /** A retired refresh token was presented: the server revoked the session. */
+  | 'reused'
+  /** This client signed out. */
+  | 'signed_out'
+  /** Another tab of this browser signed out. */
+  | 'signed_out_elsewhere'
+
+export interface AccessTokenClaims {
+  sub: string
+  sid: string
+  role?: string
+  scope?: string
+  client_id?: string
+  exp: number
+  iat: number
+  [claim: string]: unknown
+}
+
+export interface PublicUser {
+  id: string
+  email: string
+  role: 'user' | 'admin'
+  disabled: boolean
+  createdAt: string
+}
+
+interface TokenResponseBody {
+  access_token: string
+  token_type: string
+  expires_in: number
+  refresh_token?: string
+  scope?: string
+}
+
+interface HeldToken {
+  accessToken: string
+  /** Epoch ms, by this client's clock (from expires_in, so server clock skew does not matter). */
+  expiresAt: number
+  /** How long before expiresAt a refresh starts. */
+  leewayMs: number
+}
+
+export interface RequestOptions extends Omit<RequestInit, 'body'> {
+  /** Sent as a JSON body with Content-Type application/json. */
+  json?: unknown
+  body?: RequestInit['body']
+}
+
+/**
+ * A client of the token-auth service for browsers, mobile apps and Node.
+ *
+ * - `login`, `signUp`, `logout`, `restore` (sign back in from the refresh
+ *   cookie or the stored refresh token).
+ * - `fetch`: adds the access token, refreshes it shortly before it expires,
+ *   and on a 401 refreshes once and retries once.
+ * - Refresh is single-flight: concurrent callers share one refresh request;
+ *   across tabs a Web Lock lets one tab refresh while the others wait and
+ *   take its token from a BroadcastChannel.
+ */
+export class AuthClient {
+  readonly transport: Transport
+  readonly clientId: string
+  private readonly baseUrl: string
+  private readonly store: RefreshTokenStore
+  private readonly fetchImpl: typeof fetch
+  private readonly leewayMs: number
+  private readonly now: () => number
+  private readonly requestedWith: string
+  private readonly coordinator: TabCoordinator
+  private token: HeldToken | undefined
+  private inflight: Promise<string> | undefined
+  private readonly endListeners = new Set<(reason: SessionEndReason, error?: AuthError) => void>()
+  private readonly changeListeners = new Set<() => void>()
+
+  constructor(options: AuthClientOptions) {
+    this.transport = options.transport
+    this.clientId = options.clientId
+    this.baseUrl = (options.baseUrl ?? '').replace(/\/$/, '')
+    this.store = options.store ?? new MemoryStore()
+    const globalFetch = (globalThis as { fetch?: typeof fetch }).fetch
+    const chosen = options.fetch ?? globalFetch
+    if (!chosen) throw new TypeError('no fetch implementation: pass options.fetch')
+    // A bare window.fetch must be called with globalThis as `this`.
+    this.fetchImpl = options.fetch ?? ((input, init) => globalFetch!(input, init))
+    this.leewayMs = Math.max(0, (options.refreshLeewaySeconds ?? 30) * 1000)
+    this.now = options.now ?? Date.now
+    this.requestedWith = options.requestedWith ?? 'token-auth-client'
+    const crossTab = options.crossTab ?? options.transport === 'cookie'
+    const channel = options.channelName ?? `token-auth:${this.baseUrl || 'same-origin'}:${this.clientId}`
+    this.coordinator = createCoordinator(channel, (message) => this.onTabMessage(message), crossTab)
+  }
+
+  /** Whether an access token is held now (it may need a refresh before use). */
+  get isSignedIn(): boolean {
+    return this.token !== undefined
+  }
+
+  /** The held access token's claims, decoded without verification (for display: role, sub, sid, exp). */
+  get claims(): AccessTokenClaims | null {
+    return this.token ? decodeClaims(this.token.accessToken) : null
+  }
+
+  /** Called when the session ends; returns an unsubscribe function. */
+  onSessionEnd(listener: (reason: SessionEndReason, error?: AuthError) => void): () => void {
+    this.endListeners.add(listener)
+    return () => this.endListeners.delete(listener)
+  }
+
+  /** Called whenever the held access token changes (sign-in, refresh, sign-out, another tab). */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener)
+    return () => this.changeListeners.delete(listener)
+  }
+
+  /** Password login. Throws InvalidCredentialsError, RateLimitedError, ApiRequestError or NetworkError. */
+  async login(email: string, password: string, options: { scope?: string } = {}): Promise<AccessTokenClaims | null> {
+    const response = await this.post('/auth/token', {
+      grant_type: 'password',
+      username: email,
+      password,
+      client_id: this.clientId,
+      ...(options.scope ? { scope: options.scope } : {}),
+    })
+    if (!response.ok) throw await errorFromResponse(response, 'login')
+    await this.accept((await response.json()) as TokenResponseBody)
+    return this.claims
+  }
+
+  /** Creates an account and signs it in. Throws ApiRequestError (email_taken, weak_password, …), RateLimitedError. */
+  async signUp(email: string, password: string): Promise<PublicUser> {
+    const response = await this.post('/auth/signup', { email, password, client_id: this.clientId })
+    if (!response.ok) throw await errorFromResponse(response, 'api')
+    const body = (await response.json()) as TokenResponseBody & { user: PublicUser }
+    await this.accept(body)
+    return body.user
+  }
+
+  /**
+   * Signs back in from the refresh cookie (cookie transport) or the stored
+   * refresh token (body transport), e.g. after a page reload. Resolves false
+   * when there is no live session; rethrows network and rate-limit errors.
+   */
+  async restore(): Promise<boolean> {
+    if (this.token && !this.needsRefresh()) return true
+    try {
+      await this.refresh()
+      return true
+    } catch (error) {
+      if (error instanceof SessionExpiredError || error instanceof SessionReusedError) return false
+      throw error
+    }
+  }
+
+  /**
+   * Signs out: `current` (default) this session, `others` the user's other
+   * sessions, `global` all of them. Local state is cleared (and other tabs
+   * told) whatever the server answers, except for `others`.
+   */
+  async logout(scope: 'current' | 'others' | 'global' = 'current'): Promise<void> {
+    try {
+      if (this.transport === 'body' && scope === 'current') {
+        const refreshToken = await this.store.get()
+        if (refreshToken) {
+          await this.post('/auth/revoke', { token: refreshToken, client_id: this.clientId })
+        }
+      } else {
+        const query = scope === 'current' ? '' : `?scope=${scope}`
+        let response = this.token
+          ? await this.post(`/auth/logout${query}`, undefined, this.token.accessToken)
+          : undefined
+        // No access token, or an expired one: the refresh cookie names the session.
+        if (this.transport === 'cookie' && (!response || response.status === 401)) {
+          response = await this.post(`/auth/logout${query}`, undefined)
+        }
+        if (this.transport === 'body' && (!response || response.status === 401)) {
+          response = await this.fetch(`/auth/logout${query}`, { method: 'POST' })
+        }
+        if (scope === 'others' && response && !response.ok) throw await errorFromResponse(response, 'api')
+      }
+    } finally {
+      if (scope !== 'others') {
+        await this.endSession('signed_out')
+        this.coordinator.post({ type: 'signed_out' })
+      }
+    }
+  }
+
+  /**
+   * A valid access token: the held one, or a fresh one when it is missing or
+   * expires within the leeway. Throws SessionExpiredError when signed out.
+   */
+  async getAccessToken(): Promise<string> {
+    if (this.token && !this.needsRefresh()) return this.token.accessToken
+    return this.refresh()
+  }
+
+  /**
+   * Refreshes the access token now. Concurrent calls share one request; with
+   * other tabs, one refreshes while the others wait for its token.
+   */
+  refresh(): Promise<string> {
+    if (!this.inflight) {
+      const stale = this.token?.accessToken
+      this.inflight = this.refreshShared(stale).finally(() => {
+        this.inflight = undefined
+      })
+    }
+    return this.inflight
+  }
+
+  /**
+   * fetch with the access token. `input` is a path of the service (or a full
+   * URL). On a 401 it refreshes once and retries once, so `init.body` must be
+   * re-sendable (a string, URLSearchParams, FormData, Blob: not a stream).
+   */
+  async fetch(input: string, init: RequestInit = {}): Promise<Response> {
+    const token = await this.getAccessToken()
+    const response = await this.send(input, init, token)
+    if (response.status !== 401) return response
+    // Another caller may already have replaced the token this request used.
+    const fresh = this.token && this.token.accessToken !== token ? this.token.accessToken : await this.refresh()
+    const retried = await this.send(input, init, fresh)
+    if (retried.status === 401 && this.token?.accessToken === fresh) {
+      // A brand-new token refused: the session was revoked or the user disabled.
+      await this.endSession('expired', new SessionExpiredError('the session was revoked', 401))
+    }
+    return retried
+  }
+
+  /**
+   * JSON convenience over `fetch`: resolves the parsed body (undefined for
+   * 204) or throws a typed error: SessionExpiredError for a 401 that survived
+   * a refresh, RateLimitedError, ApiRequestError with the service's code.
+   */
+  async request<T = unknown>(path: string, options: RequestOptions = {}): Promise<T> {
+    const { json, ...init } = options
+    const headers = new Headers(init.headers)
+    if (!headers.has('accept')) headers.set('accept', 'application/json')
+    if (json !== undefined) headers.set('content-type', 'application/json')
+    const response = await this.fetch(path, { ...init, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) })
+    if (response.status === 401) {
+      const error = await errorFromResponse(response, 'api')
+      throw new SessionExpiredError(error.message, 401)
+    }
+    if (!response.ok) throw await errorFromResponse(response, 'api')
+    if (response.status === 204) return undefined as T
+    return (await response.json()) as T
+  }
+
+  /** Releases the BroadcastChannel. */
+  close(): void {
+    this.coordinator.close()
+  }
+
+  // ---- internals
+
+  private needsRefresh(): boolean {
+    return !this.token || this.now() >= this.token.expiresAt - this.token.leewayMs
+  }
+
+  private async refreshShared(stale: string | undefined): Promise<string> {
+    return this.coordinator.withRefreshLock(async () => {
+      // While this tab waited for the lock, another may have refreshed and broadcast its token.
+      if (this.token && this.token.accessToken !== stale && !this.needsRefresh()) return this.token.accessToken
+      return this.refreshNow()
+    })
+  }
+
+  private async refreshNow(): Promise<string> {
+    const body: Record<string, string> = { grant_type: 'refresh_token', client_id: this.clientId }
+    if (this.transport === 'body') {
+      const refreshToken = await this.store.get()
+      if (!refreshToken) {
+        const error = new SessionExpiredError('not signed in', 0)
+        await this.endSession('expired', error)
+        throw error
+      }
+      body.refresh_token = refreshToken
+    }
+    const response = await this.post('/auth/token', body)
+    if (!response.ok) {
+      const error = await errorFromResponse(response, 'refresh')
+      if (error instanceof SessionReusedError) await this.endSession('reused', error)
+      else if (error instanceof SessionExpiredError) await this.endSession('expired', error)
+      throw error
+    }
+    const tokens = (await response.json()) as TokenResponseBody
+    await this.accept(tokens)
+    return tokens.access_token
+  }
+
+  private async accept(tokens: TokenResponseBody): Promise<void> {
+    if (this.transport === 'body') {
+      if (!tokens.refresh_token) throw new AuthError('invalid_response', 'the service sent no refresh token in body transport')
+      await this.store.set(tokens.refresh_token)
+    }
+    const lifetimeMs = tokens.expires_in * 1000
+    this.token = {
+      accessToken: tokens.access_token,
+      expiresAt: this.now() + lifetimeMs,
+      leewayMs: Math.min(this.leewayMs, lifetimeMs / 4),
+    }
+    if (this.transport === 'cookie') {
+      this.coordinator.post({ type: 'token', accessToken: tokens.access_token, expiresAt: this.token.expiresAt })
+    }
+    this.emitChange()
+  }
+
+  private onTabMessage(message: TabMessage): void {
+    if (message.type === 'token') {
+      if (this.token && this.token.expiresAt >= message.expiresAt) return
+      const lifetimeMs = Math.max(0, message.expiresAt - this.now())
+      this.token = { accessToken: message.accessToken, expiresAt: message.expiresAt, leewayMs: Math.min(this.leewayMs, lifetimeMs / 4) }
+      this.emitChange()
+    } else if (message.type === 'signed_out') {
+      void this.endSession('signed_out_elsewhere')
+    }
+  }
+
+  private async endSession(reason: SessionEndReason, error?: AuthError): Promise<void> {
+    const wasSignedIn = this.token !== undefined
+    this.token = undefined
+    if (this.transport === 'body') await this.store.delete()
+    if (wasSignedIn || reason === 'reused') {
+      for (const listener of this.endListeners) listener(reason, error)
+    }
+    this.emitChange()
+  }
+
+  private emitChange(): void {
+    for (const listener of this.changeListeners) listener()
+  }
+
+  private url(path: string): string {
+    return /^https?:\/\//i.test(path) ? path : `${this.baseUrl}${path.startsWith('/') ? '' : '/'}${path}`
+  }
+
+  private async send(input: string, init: RequestInit, accessToken: string): Promise<Response> {
+    const headers = new Headers(init.headers)
+    headers.set('authorization', `Bearer ${accessToken}`)
+    return this.rawFetch(this.url(input), { ...init, headers })
+  }
+
+  /** A POST to an /auth endpoint: JSON body, and in cookie transport the cookie and its CSRF header. */
+  private async post(path: string, body: unknown, accessToken?: string): Promise<Response> {
+    const headers = new Headers({ accept: 'application/json' })
+    if (body !== undefined) headers.set('content-type', 'application/json')
+    if (accessToken) headers.set('authorization', `Bearer ${accessToken}`)
+    if (this.transport === 'cookie') headers.set('x-requested-with', this.requestedWith)
+    return this.rawFetch(this.url(path), {
+      method: 'POST',
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      credentials: this.transport === 'cookie' ? 'include' : 'omit',
+    })
+  }
+
+  private async rawFetch(url: string, init: RequestInit): Promise<Response> {
+    try {
+      return await this.fetchImpl(url, init)
+    } catch (error) {
+      if ((error as { name?: string })?.name === 'AbortError') throw error
+      throw new NetworkError(`request to ${url} failed: ${(error as Error)?.message ?? String(error)}`, error)
+    }
+  }
+}
+
+/** The payload of a JWT, unverified (the service verifies; the client only reads role and expiry for display). */
+export function decodeClaims(jwt: string): AccessTokenClaims | null {
+  try {
+    const part = jwt.split('.')[1]
+    if (!part) return null
+    const base64 = part.replace(/-/g, '+').replace(/_/g, '/')
+    const binary = atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4))
+    const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0))
+    return JSON.parse(new TextDecoder().decode(bytes)) as AccessTokenClaims
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Typed errors a UI can act on. Every error the SDK throws is an AuthError;
+ * `code` is stable and machine-readable, `status` the HTTP status (0 when no
+ * answer arrived).
+ */
+export class AuthError extends Error {
+  override readonly name: string = 'AuthError'
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 0,
+  ) {
+    super(message)
+  }
+}
+
+/** The session is over (refresh token expired, revoked, missing, or the user disabled): sign in again. */
+export class SessionExpiredError extends AuthError {
+  override readonly name = 'SessionExpiredError'
+  constructor(message = 'the session has expired; sign in again', status = 400) {
+    super('session_expired', message, status)
+  }
+}
+
+/**
+ * A retired refresh token was presented outside the grace window: the server
+ * revoked the whole session because the token may have been stolen.
+ */
+export class SessionReusedError extends AuthError {
+  override readonly name = 'SessionReusedError'
+  constructor(message = 'the refresh token was already used; the session was revoked', status = 400) {
+    super('session_reused', message, status)
+  }
+}
+
+/** Too many attempts; `retryAfterSeconds` comes from the Retry-After header. */
+export class RateLimitedError extends AuthError {
+  override readonly name = 'RateLimitedError'
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = `too many attempts; retry in ${retryAfterSeconds} s`,
+  ) {
+    super('rate_limited', message, 429)
+  }
+}
+
+/** Wrong email or password (or a disabled account: the server does not tell them apart). */
+export class InvalidCredentialsError extends AuthError {
+  override readonly name = 'InvalidCredentialsError'
+  constructor(message = 'invalid email or password') {
+    super('invalid_credentials', message, 400)
+  }
+}
+
+/** The server answered with an error body; `code` is its `code` (or RFC 6749 `error`). */
+export class ApiRequestError extends AuthError {
+  override readonly name = 'ApiRequestError'
+  constructor(code: string, message: string, status: number, readonly body: unknown = undefined) {
+    super(code, message, status)
+  }
+}
+
+/** No answer from the server (offline, DNS, aborted). The session is kept. */
+export class NetworkError extends AuthError {
+  override readonly name = 'NetworkError'
+  constructor(message: string, override readonly cause?: unknown) {
+    super('network_error', message, 0)
+  }
+}
+
+/** Reads the Retry-After header (seconds or an HTTP date) as whole seconds, at least 1. */
+export function retryAfterSeconds(header: string | null, now = Date.now()): number {
+  if (header === null) return 1
+  const seconds = Number(header)
+  if (Number.isFinite(seconds)) return Math.max(1, Math.ceil(seconds))
+  const date = Date.parse(header)
+  return Number.isNaN(date) ? 1 : Math.max(1, Math.ceil((date - now) / 1000))
+}
+
+/** The error an error response stands for. `refresh` marks an answer of the refresh grant. */
+export async function errorFromResponse(response: Response, context: 'refresh' | 'login' | 'api'): Promise<AuthError> {
+  let body: unknown
+  try {
+    body = await response.json()
+  } catch {
+    body = undefined
+  }
+  const b = (body ?? {}) as { error?: unknown; error_description?: unknown; code?: unknown; message?: unknown }
+  const code = typeof b.code === 'string' ? b.code : typeof b.error === 'string' ? b.error : `http_${response.status}`
+  const message =
+    typeof b.message === 'string' ? b.message : typeof b.error_description === 'string' ? b.error_description : response.statusText || code
+  if (response.status === 429) return new RateLimitedError(retryAfterSeconds(response.headers.get('retry-after')), message)
+  if (context === 'refresh' && response.status === 400 && (code === 'invalid_grant' || code === 'invalid_request')) {
+    // The service says "already used" for a reused token (DESIGN §3.5.4), and
+    // invalid_request when no refresh token (no cookie) came with the request.
+    if (code === 'invalid_grant' && /already used|reuse/i.test(message)) return new SessionReusedError(message, response.status)
+    return new SessionExpiredError(message, response.status)
+  }
+  if (context === 'login' && response.status === 400 && code === 'invalid_grant') return new InvalidCredentialsError(message)
+  return new ApiRequestError(code, message, response.status, body)
+}

@@ -1,0 +1,17 @@
+/**
+ * Client SDK of the token-auth service (package export `token-auth/client`).
+ * No runtime dependencies: fetch, AbortController and, when present, Web
+ * Locks and BroadcastChannel. Safe in browsers, React Native and Node 20.
+ */
+export { AuthClient, decodeClaims } from './client.js'
+export type { AccessTokenClaims, AuthClientOptions, PublicUser, RequestOptions, SessionEndReason, Transport } from './client.js'
+export {
+  ApiRequestError,
+  AuthError,
+  InvalidCredentialsError,
+  NetworkError,
+  RateLimitedError,
+  SessionExpiredError,
+  SessionReusedError,
+} from './errors.js'
+export { MemoryStore, type RefreshTokenStore } from './storage.js'
