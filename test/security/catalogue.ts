@@ -1,0 +1,1069 @@
+import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import { buildTestApp, json } from '../helpers/app.js'
+import {
+  AttackContext,
+  EVIL_ORIGIN,
+  PASSWORD,
+  SPA_ORIGIN,
+  b64,
+  decodePart,
+  hs256,
+  setCookies,
+  uniqueEmail,
+  type Response,
+  type Tokens,
+} from './context.js'
+
+/**
+ * The attack catalogue: every case names the attack, the requirement it
+ * checks (RFC 8725 JWT BCP, RFC 6749 §10, RFC 9700 OAuth security BCP,
+ * RFC 6750 §5, OWASP ASVS 5.0 V3/V6/V7/V9 and input handling) and runs it
+ * against the real service. attack-catalogue.test.ts runs each as one tap
+ * subtest `<id> <title> [<source>]`; CATALOGUE.md lists them with results.
+ *
+ * Forged-JWT classes are covered in depth (every variant) by
+ * test/plugins/authentication.test.ts; here each class appears once, as an
+ * attack with its source, next to the session, cookie, enumeration and input
+ * attacks.
+ */
+
+export interface AttackCase {
+  id: string
+  title: string
+  source: string
+  run(ctx: AttackContext, t: Test): Promise<void>
+}
+
+function assertInvalidToken(t: Test, response: Response, label = 'refused') {
+  t.equal(response.statusCode, 401, `${label}: 401 (${response.body.slice(0, 120)})`)
+  t.match(String(response.headers['www-authenticate'] ?? ''), /^Bearer error="invalid_token"/, `${label}: RFC 6750 invalid_token challenge`)
+}
+
+function assertInvalidGrant(t: Test, response: Response, label = 'refused') {
+  t.equal(response.statusCode, 400, `${label}: 400 (${response.body.slice(0, 120)})`)
+  t.equal(json(response).error, 'invalid_grant', `${label}: invalid_grant`)
+}
+
+function assertNo5xx(t: Test, response: Response, label: string) {
+  t.ok(response.statusCode >= 400 && response.statusCode < 500, `${label}: 4xx, got ${response.statusCode} (${response.body.slice(0, 120)})`)
+}
+
+const cookieHeaders = (name: string, value: string, extra: Record<string, string> = {}) => ({
+  cookie: `${name}=${value}`,
+  ...extra,
+})
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+export const cases: AttackCase[] = [
+  // ---------------------------------------------------------------- JWT (RFC 8725, RFC 9068, ASVS V9)
+  {
+    id: 'JWT-01',
+    title: 'alg none (any case) with and without a signature is refused',
+    source: 'RFC 8725 §2.1, §3.2; ASVS 5.0 V9.1.2',
+    async run(ctx, t) {
+      const c = ctx.claims()
+      for (const alg of ['none', 'None', 'NONE']) {
+        assertInvalidToken(t, await ctx.bearer(`${b64(ctx.header({ alg }))}.${b64(c)}.`), `alg ${alg}`)
+      }
+      const [, payload, signature] = ctx.victim.access_token.split('.')
+      assertInvalidToken(t, await ctx.bearer(`${b64(ctx.header({ alg: 'none' }))}.${payload}.${signature}`), 'alg none, original signature kept')
+    },
+  },
+  {
+    id: 'JWT-02',
+    title: 'HS256 signed with the published public key (PEM) is refused (algorithm confusion)',
+    source: 'RFC 8725 §2.1, §3.1; ASVS 5.0 V9.1.2',
+    async run(ctx, t) {
+      assertInvalidToken(t, await ctx.bearer(hs256(ctx.serverPem, ctx.header({ alg: 'HS256' }), ctx.claims())), 'HS256 with the PEM')
+      assertInvalidToken(t, await ctx.bearer(hs256(` ${ctx.serverPem}`, ctx.header({ alg: 'HS256' }), ctx.claims())), 'HS256 with a whitespace-prefixed PEM')
+    },
+  },
+  {
+    id: 'JWT-03',
+    title: 'HS256 signed with the public JWK as the secret is refused',
+    source: 'RFC 8725 §2.1, §3.1; ASVS 5.0 V9.1.2',
+    async run(ctx, t) {
+      assertInvalidToken(t, await ctx.bearer(hs256(JSON.stringify(ctx.serverJwk), ctx.header({ alg: 'HS256' }), ctx.claims())))
+      assertInvalidToken(t, await ctx.bearer(hs256(String(ctx.serverJwk.x), ctx.header({ alg: 'HS256' }), ctx.claims())), 'HS256 with the x coordinate')
+    },
+  },
+  {
+    id: 'JWT-04',
+    title: 'kid path traversal (../../dev/null with an empty HMAC key) is refused',
+    source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
+    async run(ctx, t) {
+      for (const kid of ['../../../../../../dev/null', '/dev/null', '..\\..\\windows\\win.ini', '/proc/self/environ']) {
+        assertInvalidToken(t, await ctx.bearer(hs256('', ctx.header({ alg: 'HS256', kid }), ctx.claims())), `kid ${kid}`)
+        assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ kid })), `server-signed, kid ${kid}`)
+      }
+    },
+  },
+  {
+    id: 'JWT-05',
+    title: 'kid SQL injection is refused and leaves the key store intact',
+    source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
+    async run(ctx, t) {
+      const before = await ctx.app.db.signingKey.count()
+      for (const kid of ["' OR '1'='1", `${ctx.serverKid}' --`, "x'; DROP TABLE signing_keys; --", `' UNION SELECT '${ctx.serverPem}' --`]) {
+        assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ kid })), `kid ${kid.slice(0, 30)}`)
+        assertInvalidToken(t, await ctx.bearer(hs256('', ctx.header({ alg: 'HS256', kid }), ctx.claims())), `HS256 kid ${kid.slice(0, 30)}`)
+      }
+      t.equal(await ctx.app.db.signingKey.count(), before, 'signing keys unchanged')
+      t.equal((await ctx.bearer(ctx.victim.access_token)).statusCode, 200, 'valid tokens still accepted')
+    },
+  },
+  {
+    id: 'JWT-06',
+    title: 'kid as a URL (attacker-hosted key) is refused',
+    source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
+    async run(ctx, t) {
+      for (const kid of ['https://evil.example/key.pem', 'http://127.0.0.1:6379/', 'file:///etc/passwd']) {
+        assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ kid })), `kid ${kid}`)
+      }
+    },
+  },
+  {
+    id: 'JWT-07',
+    title: 'jku header naming an attacker JWKS is ignored',
+    source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
+    async run(ctx, t) {
+      const jku = 'https://evil.example/.well-known/jwks.json'
+      assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jku })), 'attacker kid + jku')
+      assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jku, kid: ctx.serverKid })), 'server kid + jku, attacker signature')
+      t.equal((await ctx.bearer(ctx.serverSigned({ jku }))).statusCode, 200, 'a jku header on a server-signed token changes nothing (ignored, not trusted)')
+    },
+  },
+  {
+    id: 'JWT-08',
+    title: 'x5u header naming an attacker certificate is ignored',
+    source: 'RFC 8725 §3.10; ASVS 5.0 V9.1.3',
+    async run(ctx, t) {
+      const x5u = 'https://evil.example/cert.pem'
+      assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ x5u })), 'attacker kid + x5u')
+      assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ x5u, kid: ctx.serverKid })), 'server kid + x5u')
+    },
+  },
+  {
+    id: 'JWT-09',
+    title: 'embedded jwk header with the attacker key is not trusted',
+    source: 'RFC 8725 §3.10; ASVS 5.0 V9.1.3; CVE-2018-0114',
+    async run(ctx, t) {
+      assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jwk: ctx.attackerJwk })), 'attacker kid + jwk')
+      assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jwk: ctx.attackerJwk, kid: undefined })), 'no kid + jwk')
+    },
+  },
+  {
+    id: 'JWT-10',
+    title: 'an expired token is refused',
+    source: 'RFC 8725 §3.10; RFC 9068 §4; ASVS 5.0 V9.2.1',
+    async run(ctx, t) {
+      const past = Math.floor(Date.now() / 1000) - 3600
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { iat: past - 600, exp: past })), 'exp an hour ago')
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { exp: Math.floor(Date.now() / 1000) - 5 })), 'exp 5 s ago')
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { exp: String(past + 7200) })), 'exp as a string')
+    },
+  },
+  {
+    id: 'JWT-11',
+    title: 'a not-yet-valid token (nbf, iat in the future) is refused',
+    source: 'RFC 7519 §4.1.5; RFC 9068 §4; ASVS 5.0 V9.2.1',
+    async run(ctx, t) {
+      const future = Math.floor(Date.now() / 1000) + 3600
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { nbf: future })), 'nbf in an hour')
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { iat: future, exp: future + 600 })), 'iat in an hour')
+    },
+  },
+  {
+    id: 'JWT-12',
+    title: 'a token of another issuer is refused',
+    source: 'RFC 8725 §3.8; RFC 9068 §4; ASVS 5.0 V9.2.3',
+    async run(ctx, t) {
+      for (const iss of ['https://evil.example', `${ctx.config.issuer}/`, `${ctx.config.issuer}.evil.example`, ctx.config.issuer.toUpperCase()]) {
+        assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { iss })), `iss ${iss}`)
+      }
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { iss: undefined })), 'no iss')
+    },
+  },
+  {
+    id: 'JWT-13',
+    title: 'a token for another audience (resource) is refused',
+    source: 'RFC 8725 §3.9; RFC 6750 §5.2; RFC 9700 §4.10.2; ASVS 5.0 V9.2.3',
+    async run(ctx, t) {
+      for (const aud of ['https://other-service.example', [`${ctx.config.audience}x`], []]) {
+        assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { aud })), `aud ${JSON.stringify(aud)}`)
+      }
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { aud: undefined })), 'no aud')
+    },
+  },
+  {
+    id: 'JWT-14',
+    title: 'a token of another type (typ JWT, id_token, missing) is refused',
+    source: 'RFC 8725 §3.11, §3.12; RFC 9068 §4; ASVS 5.0 V9.2.2',
+    async run(ctx, t) {
+      for (const typ of ['JWT', 'jwt', 'id_token+jwt', 'logout+jwt', 'application/jwt', undefined]) {
+        assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ typ })), `typ ${String(typ)}`)
+      }
+    },
+  },
+  {
+    id: 'JWT-15',
+    title: 'a tampered payload (role admin, another sub) with the original signature is refused',
+    source: 'RFC 8725 §3.3; RFC 6750 §5.1; ASVS 5.0 V9.1.1',
+    async run(ctx, t) {
+      const [h, p, s] = ctx.victim.access_token.split('.') as [string, string, string]
+      const claims = decodePart(ctx.victim.access_token, 1)
+      assertInvalidToken(t, await ctx.bearer(`${h}.${b64({ ...claims, role: 'admin' })}.${s}`), 'role admin')
+      assertInvalidToken(t, await ctx.bearer(`${h}.${b64({ ...claims, sub: randomBytes(16).toString('hex') })}.${s}`), 'another sub')
+      const flipped = Buffer.from(s, 'base64url')
+      flipped[10] = flipped[10]! ^ 1
+      assertInvalidToken(t, await ctx.bearer(`${h}.${p}.${flipped.toString('base64url')}`), 'one signature bit flipped')
+      const admin = await ctx.app.inject({ method: 'GET', url: '/admin/users', headers: { authorization: `Bearer ${h}.${b64({ ...claims, role: 'admin' })}.${s}` } })
+      t.equal(admin.statusCode, 401, 'the admin API refuses the tampered token')
+    },
+  },
+  {
+    id: 'JWT-16',
+    title: 'ECDSA "psychic signature" (r = s = 0) is refused',
+    source: 'RFC 8725 §3.3, §3.4; CVE-2022-21449; ASVS 5.0 V9.1.1',
+    async run(ctx, t) {
+      const input = `${b64(ctx.header())}.${b64(ctx.claims())}`
+      assertInvalidToken(t, await ctx.bearer(`${input}.${Buffer.alloc(64).toString('base64url')}`), 'zero signature')
+      assertInvalidToken(t, await ctx.bearer(`${input}.${Buffer.alloc(64, 0xff).toString('base64url')}`), 'r = s = 2^256 - 1')
+    },
+  },
+  {
+    id: 'JWT-17',
+    title: 'another algorithm under the server kid (ES384, RS256, EdDSA, PS256) is refused',
+    source: 'RFC 8725 §3.1; ASVS 5.0 V9.1.2',
+    async run(ctx, t) {
+      for (const alg of ['ES384', 'ES512', 'RS256', 'PS256', 'EdDSA', 'ES256K']) {
+        assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ alg })), `alg ${alg}`)
+      }
+    },
+  },
+  {
+    id: 'JWT-18',
+    title: 'a crit header naming an unknown extension is refused',
+    source: 'RFC 7515 §4.1.11; RFC 8725 §3.1; GHSA-hm7r-c7qw-ghp6',
+    async run(ctx, t) {
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ crit: ['exp-ext'], 'exp-ext': true })), 'crit exp-ext')
+      assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ crit: ['b64'], b64: false })), 'crit b64 false')
+    },
+  },
+  {
+    id: 'JWT-19',
+    title: 'a refresh token or API key presented as a Bearer access token is refused',
+    source: 'RFC 8725 §3.12; ASVS 5.0 V9.2.2',
+    async run(ctx, t) {
+      const account = await ctx.signup('cross-type')
+      assertInvalidToken(t, await ctx.bearer(account.refresh_token), 'refresh token as Bearer')
+      const key = await ctx.createApiKey(account.access_token)
+      const sessions = await ctx.app.inject({ method: 'GET', url: '/auth/sessions', headers: { authorization: `Bearer ${key.key}` } })
+      assertInvalidToken(t, sessions, 'API key on an access-token-only route')
+    },
+  },
+  {
+    id: 'JWT-20',
+    title: 'an access token presented as a refresh token is refused',
+    source: 'RFC 8725 §3.12; RFC 6749 §6; ASVS 5.0 V9.2.2',
+    async run(ctx, t) {
+      const response = await ctx.refresh(ctx.victim.access_token)
+      t.equal(response.statusCode, 400)
+      t.ok(['invalid_grant', 'invalid_request'].includes(json(response).error as string), `refused with ${json(response).error}`)
+      const short = await ctx.refresh(ctx.victim.access_token.split('.')[2]!.slice(0, 43))
+      t.equal(short.statusCode, 400, 'its signature cut to refresh-token shape: 400')
+    },
+  },
+  {
+    id: 'JWT-21',
+    title: 'an access token in the URL query (access_token=) is not accepted',
+    source: 'RFC 6750 §5.3 ("don\'t pass bearer tokens in page URLs"), §2.3',
+    async run(ctx, t) {
+      const response = await ctx.app.inject({ method: 'GET', url: `/users/me?access_token=${ctx.victim.access_token}` })
+      t.equal(response.statusCode, 401, 'query token ignored: 401')
+      t.equal(response.headers['www-authenticate'], 'Bearer', 'treated as no credentials at all')
+    },
+  },
+  {
+    id: 'JWT-22',
+    title: "a revoked session's access token is refused at once",
+    source: 'RFC 9700 §2.2.2; ASVS 5.0 V7.4.1',
+    async run(ctx, t) {
+      const account = await ctx.signup('revoked-at')
+      t.equal((await ctx.bearer(account.access_token)).statusCode, 200, 'accepted (and cached) before')
+      const logout = await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${account.access_token}` } })
+      t.equal(logout.statusCode, 204)
+      assertInvalidToken(t, await ctx.bearer(account.access_token), 'after logout')
+    },
+  },
+  // ---------------------------------------------------------------- Refresh tokens (RFC 6749 §10.4, RFC 9700 §4.14)
+  {
+    id: 'RT-01',
+    title: 'refresh token replay after rotation (outside the grace window) revokes the whole family',
+    source: 'RFC 9700 §4.14.2; RFC 6749 §10.4; ASVS 5.0 V7.2.4',
+    async run(ctx, t) {
+      const account = await ctx.signup('replay')
+      const rotated = await ctx.refresh(account.refresh_token)
+      t.equal(rotated.statusCode, 200)
+      const successor = json<Tokens>(rotated).refresh_token
+      await ctx.advance(ctx.config.refreshGraceSeconds + 1)
+      const replay = await ctx.refresh(account.refresh_token)
+      assertInvalidGrant(t, replay, 'the thief replays the retired token')
+      assertInvalidGrant(t, await ctx.refresh(successor), "the victim's live successor is dead too")
+      t.ok(await ctx.sessionRevoked(account.access_token), 'session revoked')
+      const events = await ctx.app.db.auditEvent.count({ where: { type: 'refresh_token_reused', userId: account.id } })
+      t.equal(events, 1, 'one refresh_token_reused audit event')
+      assertInvalidToken(t, await ctx.bearer(json<Tokens>(rotated).access_token), "the family's access tokens are refused")
+    },
+  },
+  {
+    id: 'RT-02',
+    title: 'a retry inside the grace window gets the same successor, never a second live token',
+    source: 'RFC 9700 §4.14.2; DESIGN §3.5 rule 3',
+    async run(ctx, t) {
+      const account = await ctx.signup('grace')
+      const first = json<Tokens>(await ctx.refresh(account.refresh_token)).refresh_token
+      const retry = await ctx.refresh(account.refresh_token)
+      t.equal(retry.statusCode, 200)
+      t.equal(json<Tokens>(retry).refresh_token, first, 'same successor')
+      const sid = decodePart(account.access_token, 1).sid as string
+      t.equal(await ctx.app.db.refreshToken.count({ where: { sessionId: sid, retiredAt: null } }), 1, 'one live token in the family')
+    },
+  },
+  {
+    id: 'RT-03',
+    title: '20 concurrent presentations of one refresh token yield exactly one successor',
+    source: 'RFC 9700 §4.14.2; RFC 6749 §10.4',
+    async run(ctx, t) {
+      const account = await ctx.signup('race')
+      const responses = await Promise.all(Array.from({ length: 20 }, () => ctx.refresh(account.refresh_token)))
+      const tokens = new Set(responses.filter((r) => r.statusCode === 200).map((r) => json<Tokens>(r).refresh_token))
+      t.equal(responses.filter((r) => r.statusCode >= 500).length, 0, 'no 5xx')
+      t.equal(tokens.size, 1, 'one successor for all')
+      const sid = decodePart(account.access_token, 1).sid as string
+      t.equal(await ctx.app.db.refreshToken.count({ where: { sessionId: sid } }), 2, 'two rows: the original and one successor')
+    },
+  },
+  {
+    id: 'RT-04',
+    title: 'a refresh token of one client used by another client is refused and not rotated',
+    source: 'RFC 6749 §10.4; RFC 9700 §4.14; ASVS 5.0 V9.2.3',
+    async run(ctx, t) {
+      const account = await ctx.signup('client-bound')
+      for (const clientId of ['web', 'admin', 'nope']) {
+        const response = await ctx.app.inject({
+          method: 'POST',
+          url: '/auth/token',
+          headers: { origin: SPA_ORIGIN, 'x-requested-with': 'x' },
+          payload: { grant_type: 'refresh_token', refresh_token: account.refresh_token, client_id: clientId },
+        })
+        t.ok([400, 401].includes(response.statusCode), `client ${clientId}: ${response.statusCode}`)
+        t.ok(['invalid_grant', 'invalid_client'].includes(json(response).error as string), `client ${clientId}: ${json(response).error}`)
+      }
+      t.equal((await ctx.refresh(account.refresh_token)).statusCode, 200, 'the token still refreshes for its own client')
+    },
+  },
+  {
+    id: 'RT-05',
+    title: 'guessed and malformed refresh tokens are invalid_grant; issued tokens carry 256 random bits',
+    source: 'RFC 6749 §10.10; RFC 9700 §4.14; ASVS 5.0 V7.2.3',
+    async run(ctx, t) {
+      for (const guess of [randomBytes(32).toString('base64url'), 'A'.repeat(43), ctx.victim.refresh_token.slice(0, 42) + 'A', "' OR 1=1 --", '']) {
+        const response = await ctx.refresh(guess)
+        t.ok(response.statusCode === 400, `guess ${guess.slice(0, 12)}: 400`)
+        t.ok(['invalid_grant', 'invalid_request'].includes(json(response).error as string))
+      }
+      const issued = await Promise.all(Array.from({ length: 5 }, async () => (await ctx.signup('entropy')).refresh_token))
+      t.equal(new Set(issued).size, 5, 'all distinct')
+      for (const token of issued) t.equal(Buffer.from(token, 'base64url').length, 32, '32 bytes (256 bits)')
+    },
+  },
+  {
+    id: 'RT-06',
+    title: 'a refresh token is dead after logout and after RFC 7009 revocation',
+    source: 'RFC 7009 §2; RFC 9700 §2.2.2; ASVS 5.0 V7.4.1',
+    async run(ctx, t) {
+      const a = await ctx.signup('logout-rt')
+      await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${a.access_token}` } })
+      assertInvalidGrant(t, await ctx.refresh(a.refresh_token), 'after logout')
+      const b = await ctx.login(a.email)
+      const revoke = await ctx.app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: b.refresh_token, client_id: 'mobile' } })
+      t.equal(revoke.statusCode, 200)
+      assertInvalidGrant(t, await ctx.refresh(b.refresh_token), 'after RFC 7009 revocation')
+    },
+  },
+  {
+    id: 'RT-07',
+    title: "another client cannot revoke a victim's refresh token through RFC 7009",
+    source: 'RFC 7009 §2.1; RFC 6749 §10.4',
+    async run(ctx, t) {
+      const a = await ctx.signup('revoke-other')
+      const revoke = await ctx.app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: a.refresh_token, client_id: 'web' } })
+      t.equal(revoke.statusCode, 200, '200 as always (no oracle)')
+      t.equal((await ctx.refresh(a.refresh_token)).statusCode, 200, 'the token still works')
+    },
+  },
+  {
+    id: 'RT-08',
+    title: 'a password change revokes every other session (refresh and access tokens)',
+    source: 'ASVS 5.0 V7.4.3; RFC 9700 §4.14.2',
+    async run(ctx, t) {
+      const a = await ctx.signup('pwchange')
+      const other = await ctx.login(a.email)
+      const change = await ctx.app.inject({
+        method: 'POST',
+        url: '/users/me/password',
+        headers: { authorization: `Bearer ${a.access_token}` },
+        payload: { currentPassword: PASSWORD, newPassword: 'another fine passphrase' },
+      })
+      t.equal(change.statusCode, 204)
+      assertInvalidGrant(t, await ctx.refresh(other.refresh_token), "the other session's refresh token")
+      assertInvalidToken(t, await ctx.bearer(other.access_token), "the other session's access token")
+      t.equal((await ctx.refresh(a.refresh_token)).statusCode, 200, 'the current session stays')
+      assertInvalidGrant(t, await ctx.passwordGrant(a.email, PASSWORD), 'the old password no longer logs in')
+    },
+  },
+  {
+    id: 'RT-09',
+    title: 'password change needs the current password (a stolen access token cannot take over)',
+    source: 'ASVS 5.0 V6.2.3, V7.5.1',
+    async run(ctx, t) {
+      const a = await ctx.signup('pw-current')
+      const change = await ctx.app.inject({
+        method: 'POST',
+        url: '/users/me/password',
+        headers: { authorization: `Bearer ${a.access_token}` },
+        payload: { currentPassword: 'a wrong guess!!', newPassword: 'attacker chosen pass' },
+      })
+      t.equal(change.statusCode, 403)
+      t.equal((await ctx.passwordGrant(a.email, PASSWORD)).statusCode, 200, 'the password is unchanged')
+    },
+  },
+  {
+    id: 'RT-10',
+    title: 'a disabled user: login, refresh, access tokens and API keys all refused at once',
+    source: 'ASVS 5.0 V7.4.2; RFC 6749 §5.2 (invalid_grant)',
+    async run(ctx, t) {
+      const a = await ctx.signup('disabled')
+      const key = await ctx.createApiKey(a.access_token)
+      const admin = await ctx.makeAdmin(await ctx.signup('disabler'))
+      const patch = await ctx.app.inject({
+        method: 'PATCH',
+        url: `/admin/users/${a.id}`,
+        headers: { authorization: `Bearer ${admin.access_token}` },
+        payload: { disabled: true },
+      })
+      t.equal(patch.statusCode, 200)
+      assertInvalidGrant(t, await ctx.passwordGrant(a.email, PASSWORD), 'login')
+      assertInvalidGrant(t, await ctx.refresh(a.refresh_token), 'refresh')
+      assertInvalidToken(t, await ctx.bearer(a.access_token), 'access token')
+      assertInvalidToken(t, await ctx.me(undefined, { 'x-api-key': key.key }), 'API key')
+    },
+  },
+  {
+    id: 'RT-11',
+    title: 'idle and absolute session expiry are enforced',
+    source: 'ASVS 5.0 V7.3.1, V7.3.2; RFC 9700 §4.14.2',
+    async run(ctx, t) {
+      const a = await ctx.signup('idle')
+      await ctx.advance(ctx.config.clients.mobile!.refreshIdleTtlSeconds + 1)
+      assertInvalidGrant(t, await ctx.refresh(a.refresh_token), 'past the idle expiry')
+      const b = await ctx.signup('absolute')
+      let token = b.refresh_token
+      const step = Math.floor(ctx.config.clients.mobile!.refreshIdleTtlSeconds / 2)
+      let elapsed = 0
+      while (elapsed <= ctx.config.clients.mobile!.refreshAbsoluteTtlSeconds) {
+        await ctx.advance(step)
+        elapsed += step
+        const response = await ctx.refresh(token)
+        if (response.statusCode !== 200) break
+        token = json<Tokens>(response).refresh_token
+      }
+      t.ok(elapsed <= ctx.config.clients.mobile!.refreshAbsoluteTtlSeconds + step, 'rotation stopped by the absolute expiry')
+      assertInvalidGrant(t, await ctx.refresh(token), 'past the absolute expiry, however often it rotated')
+    },
+  },
+  // ---------------------------------------------------------------- Cookies and CSRF (RFC 6749 §10.12, RFC 9700 §4.7, ASVS V3)
+  {
+    id: 'CK-01',
+    title: 'a stolen refresh cookie replayed from a foreign Origin is refused and not rotated',
+    source: 'RFC 9700 §4.7; RFC 6749 §10.12; ASVS 5.0 V3.5.1',
+    async run(ctx, t) {
+      const a = await ctx.signup('stolen-cookie')
+      const web = await ctx.webLogin(a.email)
+      const response = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: cookieHeaders(web.cookieName, web.cookie, { origin: EVIL_ORIGIN, 'x-requested-with': 'x' }),
+        payload: { grant_type: 'refresh_token', client_id: 'web' },
+      })
+      t.equal(response.statusCode, 403)
+      t.equal(response.headers['access-control-allow-origin'], undefined, 'no CORS grant to the foreign origin')
+      const fine = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: cookieHeaders(web.cookieName, web.cookie, { origin: SPA_ORIGIN, 'x-requested-with': 'x' }),
+        payload: { grant_type: 'refresh_token', client_id: 'web' },
+      })
+      t.equal(fine.statusCode, 200, 'the cookie was not rotated by the refused request')
+    },
+  },
+  {
+    id: 'CK-02',
+    title: 'CSRF: a cookie request without X-Requested-With, without Origin, or with Origin null is refused',
+    source: 'RFC 6749 §10.12; RFC 9700 §4.7; ASVS 5.0 V3.5.1, V3.5.2',
+    async run(ctx, t) {
+      const a = await ctx.signup('csrf')
+      const web = await ctx.webLogin(a.email)
+      for (const [label, headers] of [
+        ['allowed Origin, no X-Requested-With', { origin: SPA_ORIGIN }],
+        ['no Origin', { 'x-requested-with': 'x' }],
+        ['Origin null', { origin: 'null', 'x-requested-with': 'x' }],
+        ['lookalike Origin', { origin: `${SPA_ORIGIN}.evil.example`, 'x-requested-with': 'x' }],
+      ] as const) {
+        const refresh = await ctx.app.inject({
+          method: 'POST',
+          url: '/auth/token',
+          headers: cookieHeaders(web.cookieName, web.cookie, headers),
+          payload: { grant_type: 'refresh_token', client_id: 'web' },
+        })
+        t.equal(refresh.statusCode, 403, `refresh, ${label}`)
+        const logout = await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: cookieHeaders(web.cookieName, web.cookie, headers) })
+        t.equal(logout.statusCode, 403, `logout, ${label}`)
+      }
+      t.notOk(await ctx.sessionRevoked(web.access_token), 'nothing revoked')
+    },
+  },
+  {
+    id: 'CK-03',
+    title: 'a cross-site text/plain form POST to the cookie-authenticated logout is 415',
+    source: 'RFC 9700 §4.7; RFC 6749 §10.12; CVE-2022-41919',
+    async run(ctx, t) {
+      const a = await ctx.signup('form-csrf')
+      const web = await ctx.webLogin(a.email)
+      for (const type of ['text/plain', 'text/plain; charset=utf-8', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded']) {
+        const response = await ctx.app.inject({
+          method: 'POST',
+          url: '/auth/logout',
+          headers: cookieHeaders(web.cookieName, web.cookie, { 'content-type': type, origin: EVIL_ORIGIN }),
+          payload: 'a=b',
+        })
+        t.ok([403, 415].includes(response.statusCode), `${type}: ${response.statusCode}`)
+      }
+      t.notOk(await ctx.sessionRevoked(web.access_token), 'nothing revoked')
+    },
+  },
+  {
+    id: 'CK-04',
+    title: 'login CSRF: a cookie-setting login without the CSRF defence is refused',
+    source: 'RFC 6749 §10.12; RFC 9700 §4.7; ASVS 5.0 V3.5.1',
+    async run(ctx, t) {
+      const a = await ctx.signup('login-csrf')
+      const response = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { origin: EVIL_ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `grant_type=password&client_id=web&username=${encodeURIComponent(a.email)}&password=${encodeURIComponent(PASSWORD)}`,
+      })
+      t.equal(response.statusCode, 403)
+      t.equal(setCookies(response).filter((c) => /refresh_token=[^;]/.test(c)).length, 0, 'no refresh cookie set')
+    },
+  },
+  {
+    id: 'CK-05',
+    title: 'the refresh cookie is HttpOnly, Secure, SameSite=Strict, Path=/auth, __Secure- prefixed',
+    source: 'ASVS 5.0 V3.3.1, V3.3.2, V3.3.4; RFC 6750 §5.3',
+    async run(ctx, t) {
+      const a = await ctx.signup('cookie-attrs')
+      const response = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { origin: SPA_ORIGIN, 'x-requested-with': 'x' },
+        payload: { grant_type: 'password', username: a.email, password: PASSWORD, client_id: 'web' },
+      })
+      const cookie = setCookies(response).find((c) => c.includes('refresh_token='))!
+      t.match(cookie, /^__Secure-refresh_token=/)
+      t.match(cookie, /; HttpOnly/i)
+      t.match(cookie, /; Secure/i)
+      t.match(cookie, /; SameSite=Strict/i)
+      t.match(cookie, /; Path=\/auth(;|$)/)
+      t.notMatch(cookie, /Domain=/i, 'host-only')
+      t.equal(json(response).refresh_token, undefined, 'not in the body')
+      t.equal(response.headers['cache-control'], 'no-store')
+    },
+  },
+  {
+    id: 'CK-06',
+    title: 'header injection through the cookie and request-id headers is not reflected',
+    source: 'RFC 6265 §4.1.1; CWE-113 (header injection); CWE-117 (log injection)',
+    async run(ctx, t) {
+      const name = '__Secure-refresh_token'
+      for (const value of ['abc%0d%0aSet-Cookie:%20evil=1', 'abc\\r\\nX-Evil: 1', 'x; Path=/; Domain=evil.example', '"abc\u0000def"']) {
+        const response = await ctx.app.inject({
+          method: 'POST',
+          url: '/auth/token',
+          headers: { cookie: `${name}=${value}`, origin: SPA_ORIGIN, 'x-requested-with': 'x' },
+          payload: { grant_type: 'refresh_token', client_id: 'web' },
+        })
+        assertNo5xx(t, response, `cookie ${JSON.stringify(value).slice(0, 30)}`)
+        const cookies = setCookies(response).join('\n')
+        t.notMatch(cookies, /evil/i, 'nothing injected into Set-Cookie')
+        t.equal(response.headers['x-evil'], undefined)
+      }
+      const injected = await ctx.app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'abc def"}{"level":60' } })
+      t.not(injected.headers['x-request-id'], 'abc def"}{"level":60', 'a hostile request id is replaced, not echoed')
+      t.match(String(injected.headers['x-request-id']), /^[0-9a-f-]{36}$/)
+    },
+  },
+  {
+    id: 'CK-07',
+    title: 'CORS: a foreign origin gets no credentialed access; the allowed origin does',
+    source: 'RFC 9700 §4.7; ASVS 5.0 V3.4.2 (CORS allow-list); CWE-942',
+    async run(ctx, t) {
+      const foreign = await ctx.app.inject({
+        method: 'OPTIONS',
+        url: '/auth/token',
+        headers: { origin: EVIL_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-requested-with' },
+      })
+      t.equal(foreign.headers['access-control-allow-origin'], undefined, 'no allow-origin for a foreign origin')
+      const allowed = await ctx.app.inject({
+        method: 'OPTIONS',
+        url: '/auth/token',
+        headers: { origin: SPA_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-requested-with' },
+      })
+      t.equal(allowed.headers['access-control-allow-origin'], SPA_ORIGIN)
+      t.equal(allowed.headers['access-control-allow-credentials'], 'true')
+      t.not(allowed.headers['access-control-allow-origin'], '*')
+    },
+  },
+  // ---------------------------------------------------------------- Enumeration and brute force (ASVS V6.3)
+  {
+    id: 'EN-01',
+    title: 'user enumeration by status and body: unknown email, wrong password and disabled user answer alike',
+    source: 'ASVS 5.0 V6.3.8; RFC 6749 §10.10',
+    async run(ctx, t) {
+      const a = await ctx.signup('enum')
+      const d = await ctx.signup('enum-disabled')
+      await ctx.app.db.user.update({ where: { id: d.id }, data: { disabled: true } })
+      const answers = [
+        await ctx.passwordGrant(`nobody-${Date.now()}@attack.test`, PASSWORD),
+        await ctx.passwordGrant(a.email, 'a wrong passphrase'),
+        await ctx.passwordGrant(d.email, PASSWORD),
+      ]
+      const shapes = answers.map((r) => JSON.stringify({ status: r.statusCode, body: r.body, cc: r.headers['cache-control'], len: r.headers['content-length'] }))
+      t.equal(new Set(shapes).size, 1, `identical answers: ${shapes[0]}`)
+    },
+  },
+  {
+    id: 'EN-02',
+    title: 'user enumeration by time: unknown email costs a bcrypt compare like a wrong password',
+    source: 'ASVS 5.0 V6.3.8; DESIGN §3.4',
+    async run(ctx, t) {
+      // bcrypt cost 10 (≈ 50 ms) makes a missing compare stand out against database noise.
+      const slow = await buildTestApp({ BCRYPT_COST: '10' }, { database: ctx.database })
+      try {
+        const email = uniqueEmail('timing')
+        const signup = await slow.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
+        t.equal(signup.statusCode, 201)
+        const time = async (username: string) => {
+          const started = process.hrtime.bigint()
+          const response = await ctx.passwordGrant(username, 'a wrong passphrase', {}, slow.app)
+          t.equal(response.statusCode, 400)
+          return Number(process.hrtime.bigint() - started) / 1e6
+        }
+        const unknown: number[] = []
+        const wrong: number[] = []
+        for (let i = 0; i < 7; i++) {
+          unknown.push(await time(`nobody-${i}-${Date.now()}@attack.test`))
+          wrong.push(await time(email))
+        }
+        const ratio = median(unknown) / median(wrong)
+        t.ok(ratio > 0.5 && ratio < 2, `median unknown ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`)
+      } finally {
+        await slow.close()
+      }
+    },
+  },
+  {
+    id: 'EN-03',
+    title: 'brute force: the password grant is rate-limited per IP with 429 and Retry-After',
+    source: 'ASVS 5.0 V6.3.1; RFC 6749 §10.10; RFC 9700 §4.14',
+    async run(ctx, t) {
+      const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' }, { database: ctx.database })
+      try {
+        const a = await ctx.signup('bf-ip')
+        const statuses: number[] = []
+        for (let i = 0; i < 6; i++) {
+          statuses.push((await ctx.passwordGrant(uniqueEmail(`bf-${i}`), 'guess number one', {}, limited.app, '203.0.113.7')).statusCode)
+        }
+        t.same(statuses.slice(0, 3), [400, 400, 400], 'the first three guesses are answered')
+        t.same(statuses.slice(3), [429, 429, 429], 'then 429')
+        const blocked = await ctx.passwordGrant(a.email, PASSWORD, {}, limited.app, '203.0.113.7')
+        t.equal(blocked.statusCode, 429, 'even the right password is refused while limited (no oracle)')
+        t.match(String(blocked.headers['retry-after']), /^\d+$/)
+        t.equal((await ctx.passwordGrant(a.email, PASSWORD, {}, limited.app, '203.0.113.8')).statusCode, 200, 'another address is not affected')
+      } finally {
+        await limited.close()
+      }
+    },
+  },
+  {
+    id: 'EN-04',
+    title: 'brute force from rotating addresses and email spellings hits the per-account limit',
+    source: 'ASVS 5.0 V6.3.1; RFC 6749 §10.10',
+    async run(ctx, t) {
+      const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' }, { database: ctx.database })
+      try {
+        const a = await ctx.signup('bf-account')
+        const spellings = [a.email, a.email.toUpperCase(), `  ${a.email}`, a.email.replace(/^./, (c) => c.toUpperCase()), a.email]
+        const statuses: number[] = []
+        for (const [i, spelling] of spellings.entries()) {
+          statuses.push((await ctx.passwordGrant(spelling, 'guess number one', {}, limited.app, `198.51.100.${i + 1}`)).statusCode)
+        }
+        t.same(statuses, [400, 400, 400, 429, 429], 'one budget per account, whatever the spelling or address')
+      } finally {
+        await limited.close()
+      }
+    },
+  },
+  // ---------------------------------------------------------------- Hostile input (DESIGN §4, ASVS V1, V2, V15)
+  {
+    id: 'IN-01',
+    title: 'an oversized JSON body is 413, never parsed',
+    source: 'ASVS 5.0 V2.2.1 (input limits); CWE-770; DESIGN §4',
+    async run(ctx, t) {
+      const big = JSON.stringify({ email: uniqueEmail('big'), password: 'x'.repeat(200_000) })
+      for (const url of ['/auth/signup', '/auth/token']) {
+        const response = await ctx.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: big })
+        t.equal(response.statusCode, 413, `${url}: 413`)
+      }
+    },
+  },
+  {
+    id: 'IN-02',
+    title: 'deeply nested JSON (100 000 levels) is a 4xx, the process survives',
+    source: 'CWE-674 (uncontrolled recursion); DESIGN §4',
+    async run(ctx, t) {
+      const depth = 20_000
+      const nested = '['.repeat(depth) + ']'.repeat(depth)
+      const objects = '{"a":'.repeat(depth) + '1' + '}'.repeat(depth)
+      for (const [label, body] of [['arrays', `{"email":${nested}}`], ['objects', objects]] as const) {
+        const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': 'application/json' }, payload: body })
+        assertNo5xx(t, response, `nested ${label}`)
+      }
+      t.equal((await ctx.app.inject({ method: 'GET', url: '/health' })).statusCode, 200, 'still healthy')
+    },
+  },
+  {
+    id: 'IN-03',
+    title: 'prototype pollution through __proto__ keys is refused and pollutes nothing',
+    source: 'ASVS 5.0 V15.3.6 (JavaScript prototype pollution); CWE-1321',
+    async run(ctx, t) {
+      const bodies = [
+        `{"email":"${uniqueEmail('proto')}","password":"${PASSWORD}","__proto__":{"role":"admin","polluted":true}}`,
+        `{"grant_type":"password","username":"x@attack.test","password":"y","__proto__":{"polluted":true}}`,
+        `{"name":"k","scopes":["profile"],"__proto__":{"polluted":true}}`,
+      ]
+      for (const [i, url] of ['/auth/signup', '/auth/token', '/api-keys'].entries()) {
+        const response = await ctx.app.inject({
+          method: 'POST',
+          url,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.victim.access_token}` },
+          payload: bodies[i]!,
+        })
+        assertNo5xx(t, response, url)
+      }
+      const form = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: '__proto__[polluted]=true&grant_type=password&username=x%40attack.test&password=y&constructor[prototype][polluted]=true',
+      })
+      assertNo5xx(t, form, 'form body')
+      t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype not polluted')
+      const users = await ctx.app.db.user.count({ where: { role: 'admin', email: { startsWith: 'proto-' } } })
+      t.equal(users, 0, 'no admin created through __proto__')
+    },
+  },
+  {
+    id: 'IN-04',
+    title: 'prototype pollution through constructor.prototype keys is refused',
+    source: 'ASVS 5.0 V15.3.6; CWE-1321',
+    async run(ctx, t) {
+      const body = `{"email":"${uniqueEmail('ctor')}","password":"${PASSWORD}","constructor":{"prototype":{"polluted":true}}}`
+      const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': 'application/json' }, payload: body })
+      assertNo5xx(t, response, 'signup')
+      const patch = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/json' },
+        payload: `{"grant_type":"password","username":"a@attack.test","password":"p","constructor":{"prototype":{"isAdmin":true}}}`,
+      })
+      assertNo5xx(t, patch, 'token')
+      t.equal(({} as Record<string, unknown>).polluted, undefined)
+      t.equal(({} as Record<string, unknown>).isAdmin, undefined)
+    },
+  },
+  {
+    id: 'IN-05',
+    title: 'mass assignment: sign-up with role/disabled/id fields is refused',
+    source: 'ASVS 5.0 V15.3.3 (mass assignment); CWE-915',
+    async run(ctx, t) {
+      for (const extra of [{ role: 'admin' }, { disabled: false, id: '00000000-0000-0000-0000-000000000000' }, { passwordHash: 'x' }]) {
+        const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email: uniqueEmail('mass'), password: PASSWORD, ...extra } })
+        t.equal(response.statusCode, 400, `${Object.keys(extra).join(',')}: 400`)
+      }
+      t.equal(await ctx.app.db.user.count({ where: { role: 'admin', email: { startsWith: 'mass-' } } }), 0)
+    },
+  },
+  {
+    id: 'IN-06',
+    title: 'unicode-confusable emails: fullwidth folds to the same account; Cyrillic and zero-width never log into it',
+    source: 'ASVS 5.0 V6.3.8; Unicode UTS #39 (confusables); RFC 8265 (PRECIS)',
+    async run(ctx, t) {
+      const email = uniqueEmail('alice')
+      const a = await ctx.signup('alice', { email })
+      const fullwidth = email.replace('a', '\uFF41').replace('t', '\uFF54')
+      const taken = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email: fullwidth, password: PASSWORD } })
+      t.equal(taken.statusCode, 409, 'fullwidth spelling is the same account (NFKC)')
+      const viaFullwidth = await ctx.passwordGrant(fullwidth, PASSWORD)
+      t.equal(viaFullwidth.statusCode, 200, 'and logs into it')
+      t.equal(decodePart(json<Tokens>(viaFullwidth).access_token, 1).sub, a.id)
+      for (const [label, spoof] of [['Cyrillic a', email.replace('a', '\u0430')], ['zero-width space', email.replace('@', '\u200B@')], ['combining mark', email.replace('a', 'a\u0301')]] as const) {
+        const login = await ctx.passwordGrant(spoof, PASSWORD)
+        t.equal(login.statusCode, 400, `${label}: does not log into the real account`)
+        const signup = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email: spoof, password: PASSWORD } })
+        assertNo5xx(t, signup.statusCode === 201 ? { ...signup, statusCode: 400 } as Response : signup, `${label} sign-up`)
+        if (signup.statusCode === 201) {
+          t.not(json<{ user: { id: string } }>(signup).user.id, a.id, `${label}: a distinct account, never the victim's`)
+        }
+      }
+    },
+  },
+  {
+    id: 'IN-07',
+    title: 'NUL bytes, operator objects and wrong JSON types are 4xx, never 500; a NUL never truncates a password',
+    source: 'ASVS 5.0 V2.2.1; DESIGN §4',
+    async run(ctx, t) {
+      const payloads: unknown[] = [
+        { email: 'a\u0000b@attack.test', password: PASSWORD },
+        { email: 123, password: PASSWORD },
+        { email: [uniqueEmail('arr')], password: PASSWORD },
+        { email: { $ne: null }, password: PASSWORD },
+        { email: uniqueEmail('bool'), password: true },
+        null,
+        [],
+        'string',
+      ]
+      for (const payload of payloads) {
+        const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(payload) })
+        t.ok(response.statusCode >= 400 && response.statusCode < 500, `${JSON.stringify(payload).slice(0, 40)}: ${response.statusCode}`)
+      }
+      const token = await ctx.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: { $gt: '' }, password: { $gt: '' } } })
+      t.equal(token.statusCode, 400, 'operator objects in the token endpoint: 400')
+      // A NUL inside a password is a character like any other (any composition is allowed), never a terminator.
+      const email = uniqueEmail('nul')
+      const signup = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: 'pass\u0000word123' } })
+      t.equal(signup.statusCode, 201, 'a password with a NUL is accepted')
+      t.equal((await ctx.passwordGrant(email, 'pass\u0000zzzzzzzz')).statusCode, 400, 'the part after the NUL counts (no C-string truncation)')
+      t.equal((await ctx.passwordGrant(email, 'pass')).statusCode, 400, 'the part before the NUL alone does not log in')
+      t.equal((await ctx.passwordGrant(email, 'pass\u0000word123')).statusCode, 200, 'the exact password does')
+    },
+  },
+  {
+    id: 'IN-08',
+    title: 'SQL injection in login and admin search is treated as data',
+    source: 'ASVS 5.0 V1.2.4 (parameterised queries); CWE-89',
+    async run(ctx, t) {
+      for (const username of ["' OR '1'='1' --@x.test", `${ctx.victim.email}' --`, "x@x.test'; DROP TABLE users; --"]) {
+        const response = await ctx.passwordGrant(username, "' OR '1'='1")
+        t.equal(response.statusCode, 400, `login ${username.slice(0, 20)}: 400`)
+      }
+      const admin = await ctx.makeAdmin(await ctx.signup('sqli-admin'))
+      for (const q of ["' OR 1=1 --", '%', '_', "\\' OR 1=1"]) {
+        const response = await ctx.app.inject({ method: 'GET', url: `/admin/users?q=${encodeURIComponent(q)}`, headers: { authorization: `Bearer ${admin.access_token}` } })
+        t.equal(response.statusCode, 200, `q ${q}`)
+        t.equal(json<{ items: unknown[] }>(response).items.length, 0, `q ${q}: matches nothing`)
+      }
+      t.ok((await ctx.app.db.user.count()) > 0, 'users table intact')
+    },
+  },
+  {
+    id: 'IN-09',
+    title: 'duplicate form parameters at the token endpoint are refused',
+    source: 'RFC 6749 §3.2 ("parameters MUST NOT be included more than once"); CWE-235 (HTTP parameter pollution)',
+    async run(ctx, t) {
+      const response = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `grant_type=password&grant_type=refresh_token&username=${encodeURIComponent(ctx.victim.email)}&password=${encodeURIComponent(PASSWORD)}`,
+      })
+      t.equal(response.statusCode, 400)
+      t.equal(json(response).error, 'invalid_request')
+      const twoUsers = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `grant_type=password&username=${encodeURIComponent(ctx.victim.email)}&username=other%40x.test&password=${encodeURIComponent(PASSWORD)}`,
+      })
+      t.equal(twoUsers.statusCode, 400, 'two usernames: 400')
+    },
+  },
+  {
+    id: 'IN-10',
+    title: 'content-type tricks never bypass body validation or reach a handler unparsed',
+    source: 'CVE-2025-32442; CVE-2022-41919; CWE-436 (interpretation conflict)',
+    async run(ctx, t) {
+      // A body the schema refuses (an unknown field): with validation skipped it would create an account.
+      const email = uniqueEmail('ctype')
+      const payload = JSON.stringify({ email, password: PASSWORD, role: 'admin' })
+      for (const type of [
+        'application/json',
+        ' application/json',
+        'application/json\t',
+        'APPLICATION/JSON',
+        'application/json; charset=utf-7',
+        'application/json ;',
+        'application/jsonx',
+        'application/xml',
+        'text/plain',
+        'text/plain; application/json',
+        'application/x-www-form-urlencoded',
+      ]) {
+        const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': type }, payload })
+        t.ok(response.statusCode >= 400 && response.statusCode < 500, `${JSON.stringify(type)}: ${response.statusCode}`)
+      }
+      t.equal(await ctx.app.db.user.count({ where: { email } }), 0, 'no account created')
+      const token = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/token',
+        headers: { 'content-type': 'text/plain' },
+        payload: JSON.stringify({ grant_type: 'password', username: ctx.victim.email, password: PASSWORD }),
+      })
+      t.equal(token.statusCode, 415, 'text/plain at the token endpoint: 415')
+    },
+  },
+  // ---------------------------------------------------------------- API keys and privilege
+  {
+    id: 'AK-01',
+    title: 'a revoked API key is refused at once (Bearer and X-API-Key)',
+    source: 'RFC 7009 §2; RFC 6750 §5.2; ASVS 5.0 V7.4.1',
+    async run(ctx, t) {
+      const a = await ctx.signup('key-revoked')
+      const key = await ctx.createApiKey(a.access_token)
+      t.equal((await ctx.me(`Bearer ${key.key}`)).statusCode, 200, 'works before')
+      const del = await ctx.app.inject({ method: 'DELETE', url: `/api-keys/${key.id}`, headers: { authorization: `Bearer ${a.access_token}` } })
+      t.equal(del.statusCode, 204)
+      assertInvalidToken(t, await ctx.me(`Bearer ${key.key}`), 'Bearer')
+      assertInvalidToken(t, await ctx.me(undefined, { 'x-api-key': key.key }), 'X-API-Key')
+      const other = await ctx.createApiKey(a.access_token)
+      await ctx.app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: other.key } })
+      assertInvalidToken(t, await ctx.me(`Bearer ${other.key}`), 'revoked through RFC 7009')
+    },
+  },
+  {
+    id: 'AK-02',
+    title: 'an API key outside its scopes gets 403 insufficient_scope; a key cannot mint keys',
+    source: 'RFC 6750 §3.1 (insufficient_scope), §5.3 (issue scoped bearer tokens)',
+    async run(ctx, t) {
+      const admin = await ctx.makeAdmin(await ctx.signup('key-scope'))
+      const key = await ctx.createApiKey(admin.access_token, ['introspect'])
+      const me = await ctx.me(`Bearer ${key.key}`)
+      t.equal(me.statusCode, 403)
+      t.match(String(me.headers['www-authenticate']), /insufficient_scope/)
+      const mint = await ctx.app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${key.key}` }, payload: { name: 'x', scopes: ['profile'] } })
+      t.equal(mint.statusCode, 401, 'a key cannot create keys')
+      const adminApi = await ctx.app.inject({ method: 'GET', url: '/admin/users', headers: { authorization: `Bearer ${key.key}` } })
+      t.equal(adminApi.statusCode, 401, "an admin's key does not open the admin API")
+    },
+  },
+  {
+    id: 'AK-03',
+    title: 'a mistyped or forged API key (bad checksum, wrong prefix) is refused',
+    source: 'RFC 6749 §10.10; ASVS 5.0 V9.1.1',
+    async run(ctx, t) {
+      const a = await ctx.signup('key-forged')
+      const key = await ctx.createApiKey(a.access_token)
+      const chars = [...key.key]
+      chars[10] = chars[10] === 'A' ? 'B' : 'A'
+      for (const forged of [chars.join(''), `tak_${'0'.repeat(49)}`, key.key.replace('tak_', 'tak-'), `${key.key}x`, 'tak_']) {
+        const response = await ctx.me(`Bearer ${forged}`)
+        t.equal(response.statusCode, 401, `${forged.slice(0, 14)}…: 401`)
+      }
+    },
+  },
+  {
+    id: 'PR-01',
+    title: 'privilege escalation: a user cannot reach the admin API or grant itself the introspect scope',
+    source: 'ASVS 5.0 V8.2.1 (function-level authorisation); CWE-269; RFC 6750 §5.3',
+    async run(ctx, t) {
+      const a = await ctx.signup('escalate')
+      for (const [method, url] of [['GET', '/admin/users'], ['GET', `/admin/users/${a.id}`], ['GET', '/admin/audit-events']] as const) {
+        const response = await ctx.app.inject({ method, url, headers: { authorization: `Bearer ${a.access_token}` } })
+        t.equal(response.statusCode, 403, `${method} ${url}: 403`)
+      }
+      const patch = await ctx.app.inject({ method: 'PATCH', url: `/admin/users/${a.id}`, headers: { authorization: `Bearer ${a.access_token}` }, payload: { role: 'admin' } })
+      t.equal(patch.statusCode, 403, 'cannot promote itself')
+      const key = await ctx.app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${a.access_token}` }, payload: { name: 'x', scopes: ['introspect'] } })
+      t.equal(key.statusCode, 400, 'cannot grant itself introspect')
+    },
+  },
+  {
+    id: 'PR-02',
+    title: "IDOR: a user cannot revoke or see another user's sessions or API keys",
+    source: 'ASVS 5.0 V8.2.2 (object-level authorisation); CWE-639',
+    async run(ctx, t) {
+      const attacker = await ctx.signup('idor-attacker')
+      const target = await ctx.signup('idor-target')
+      const targetSid = decodePart(target.access_token, 1).sid as string
+      const targetKey = await ctx.createApiKey(target.access_token)
+      const del = await ctx.app.inject({ method: 'DELETE', url: `/auth/sessions/${targetSid}`, headers: { authorization: `Bearer ${attacker.access_token}` } })
+      t.equal(del.statusCode, 404)
+      const delKey = await ctx.app.inject({ method: 'DELETE', url: `/api-keys/${targetKey.id}`, headers: { authorization: `Bearer ${attacker.access_token}` } })
+      t.equal(delKey.statusCode, 404)
+      const list = await ctx.app.inject({ method: 'GET', url: '/auth/sessions', headers: { authorization: `Bearer ${attacker.access_token}` } })
+      t.notOk(list.body.includes(targetSid), "the target's session is not listed")
+      t.notOk(await ctx.sessionRevoked(target.access_token), 'target session alive')
+      t.equal((await ctx.me(`Bearer ${targetKey.key}`)).statusCode, 200, 'target key alive')
+    },
+  },
+  {
+    id: 'PR-03',
+    title: "a demoted admin's older access tokens no longer open the admin API",
+    source: 'ASVS 5.0 V7.4.1; RFC 9068 §4 (authorization decisions); DESIGN §3.5 rule 7',
+    async run(ctx, t) {
+      const admin = await ctx.signup('demoted')
+      const tokens = await ctx.makeAdmin(admin)
+      const boss = await ctx.makeAdmin(await ctx.signup('boss'))
+      t.equal((await ctx.app.inject({ method: 'GET', url: '/admin/users', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode, 200)
+      const demote = await ctx.app.inject({ method: 'PATCH', url: `/admin/users/${admin.id}`, headers: { authorization: `Bearer ${boss.access_token}` }, payload: { role: 'user' } })
+      t.equal(demote.statusCode, 200)
+      const after = await ctx.app.inject({ method: 'GET', url: '/admin/users', headers: { authorization: `Bearer ${tokens.access_token}` } })
+      t.equal(after.statusCode, 401, 'the admin-role token is refused')
+    },
+  },
+  {
+    id: 'PR-04',
+    title: 'introspection needs an admin-held introspect key; a user token or refresh token cannot introspect',
+    source: 'RFC 7662 §2.1, §4; ASVS 5.0 V9.2.2',
+    async run(ctx, t) {
+      const a = await ctx.signup('introspect-caller')
+      for (const authorization of [`Bearer ${a.access_token}`, `Bearer ${a.refresh_token}`, undefined]) {
+        const response = await ctx.app.inject({
+          method: 'POST',
+          url: '/auth/introspect',
+          headers: authorization ? { authorization } : {},
+          payload: { token: ctx.victim.access_token },
+        })
+        t.ok([401, 403].includes(response.statusCode), `${authorization?.slice(0, 16) ?? 'none'}: ${response.statusCode}`)
+        t.notOk(response.body.includes('"active":true'), 'nothing disclosed')
+      }
+    },
+  },
+]

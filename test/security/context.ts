@@ -1,0 +1,236 @@
+import { createHmac, generateKeyPair, randomUUID, sign, type KeyObject } from 'node:crypto'
+import { promisify } from 'node:util'
+import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose'
+import type { LightMyRequestResponse } from 'fastify'
+import { buildTestApp, json, type TestApp } from '../helpers/app.js'
+import type { TestDatabase } from '../helpers/database.js'
+
+/**
+ * The world the attack catalogue runs in: one service on one database, an
+ * attacker's key pair, the server's own signing key (so that a forgery
+ * changes exactly one thing in an otherwise valid token), and small helpers
+ * for the HTTP calls every attack makes.
+ */
+
+export const PASSWORD = 'a fine passphrase'
+export const SPA_ORIGIN = 'http://spa.test'
+export const EVIL_ORIGIN = 'https://evil.example'
+
+type App = TestApp['app']
+export type Response = LightMyRequestResponse
+
+export interface Tokens {
+  access_token: string
+  refresh_token: string
+}
+
+export interface Account extends Tokens {
+  id: string
+  email: string
+}
+
+export type Header = Record<string, unknown>
+export type Claims = Record<string, unknown>
+
+export const b64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+
+export function decodePart(token: string, index: number): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[index]!, 'base64url').toString('utf8')) as Record<string, unknown>
+}
+
+/** An ES256 JWS over exactly the header and claims given. */
+export function es256(key: KeyObject, h: Header, c: Claims): string {
+  const input = `${b64(h)}.${b64(c)}`
+  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+  return `${input}.${signature.toString('base64url')}`
+}
+
+export function hs256(secret: string | Buffer, h: Header, c: Claims): string {
+  const input = `${b64(h)}.${b64(c)}`
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`
+}
+
+export const setCookies = (response: Response): string[] => ([] as string[]).concat(response.headers['set-cookie'] ?? [])
+
+let counter = 0
+export const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@attack.test`
+
+export class AttackContext {
+  readonly app: App
+  readonly config: TestApp['config']
+  readonly clock: TestApp['clock']
+  serverKey!: KeyObject
+  serverKid!: string
+  serverPem!: string
+  serverJwk!: JWK
+  attackerKey!: KeyObject
+  attackerJwk!: JWK
+  attackerKid!: string
+  victim!: Account
+
+  private constructor(
+    readonly main: TestApp,
+    readonly database: TestDatabase,
+  ) {
+    this.app = main.app
+    this.config = main.config
+    this.clock = main.clock
+  }
+
+  static async create(database: TestDatabase): Promise<AttackContext> {
+    const main = await buildTestApp({}, { database })
+    const ctx = new AttackContext(main, database)
+    await ctx.init()
+    return ctx
+  }
+
+  private async init() {
+    this.victim = await this.signup('victim')
+    await this.app.keys.sign({}, { typ: 'warm-up' })
+    const current = this.app.keys.currentKey()
+    if (!current?.privateKey) throw new Error('the KeyStore did not expose its current private key')
+    this.serverKey = current.privateKey
+    this.serverKid = current.kid
+    this.serverPem = this.app.keys.publicKeyPem(this.serverKid)!
+    const jwks = json<{ keys: JWK[] }>(await this.app.inject({ method: 'GET', url: '/.well-known/jwks.json' }))
+    this.serverJwk = jwks.keys.find((k) => k.kid === this.serverKid)!
+    const attacker = await promisify(generateKeyPair)('ec', { namedCurve: 'P-256' })
+    this.attackerKey = attacker.privateKey
+    this.attackerJwk = await exportJWK(attacker.publicKey)
+    this.attackerKid = await calculateJwkThumbprint(this.attackerJwk)
+  }
+
+  close() {
+    return this.main.close()
+  }
+
+  /**
+   * Moves the test clock and syncs the revocation list at once: its poll runs
+   * on real timers, and a jump of the clock would otherwise leave it looking
+   * stale (503) until the next poll.
+   */
+  async advance(seconds: number): Promise<void> {
+    this.clock.advance(seconds)
+    await this.app.revocations.sync()
+  }
+
+  /** Claims of a valid access token of the victim's session, with overrides (undefined removes). */
+  claims(overrides: Claims = {}): Claims {
+    const issued = decodePart(this.victim.access_token, 1)
+    const iat = Math.floor(Date.now() / 1000)
+    const merged: Claims = {
+      iss: this.config.issuer,
+      aud: this.config.audience,
+      sub: issued.sub,
+      client_id: 'mobile',
+      sid: issued.sid,
+      jti: randomUUID(),
+      iat,
+      exp: iat + 600,
+      scope: 'profile',
+      role: 'user',
+      ...overrides,
+    }
+    for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key]
+    return merged
+  }
+
+  header(overrides: Header = {}): Header {
+    const merged: Header = { alg: 'ES256', kid: this.serverKid, typ: 'at+jwt', ...overrides }
+    for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key]
+    return merged
+  }
+
+  /** A token signed with the real server key: valid unless the overrides make it invalid. */
+  serverSigned(h: Header = {}, c: Claims = {}): string {
+    return es256(this.serverKey, this.header(h), this.claims(c))
+  }
+
+  attackerSigned(h: Header = {}, c: Claims = {}): string {
+    return es256(this.attackerKey, this.header({ kid: this.attackerKid, ...h }), this.claims(c))
+  }
+
+  async signup(label: string, options: { clientId?: string; email?: string } = {}): Promise<Account> {
+    const email = options.email ?? uniqueEmail(label)
+    const response = await this.app.inject({
+      method: 'POST',
+      url: '/auth/signup',
+      payload: { email, password: PASSWORD, ...(options.clientId ? { client_id: options.clientId } : {}) },
+    })
+    if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
+    const body = json<{ user: { id: string } } & Tokens>(response)
+    return { id: body.user.id, email, access_token: body.access_token, refresh_token: body.refresh_token }
+  }
+
+  passwordGrant(username: string, password: string, extra: Record<string, unknown> = {}, target: App = this.app, remoteAddress?: string) {
+    return target.inject({
+      method: 'POST',
+      url: '/auth/token',
+      payload: { grant_type: 'password', username, password, client_id: 'mobile', ...extra },
+      ...(remoteAddress ? { remoteAddress } : {}),
+    })
+  }
+
+  async login(email: string, clientId = 'mobile'): Promise<Tokens> {
+    const response = await this.passwordGrant(email, PASSWORD, { client_id: clientId })
+    if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
+    return json<Tokens>(response)
+  }
+
+  /** A web (cookie transport) login: the refresh token is the cookie's value. */
+  async webLogin(email: string): Promise<{ access_token: string; cookie: string; cookieName: string }> {
+    const response = await this.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      headers: { origin: SPA_ORIGIN, 'x-requested-with': 'XMLHttpRequest' },
+      payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'web' },
+    })
+    if (response.statusCode !== 200) throw new Error(`web login: ${response.statusCode} ${response.body}`)
+    const cookie = response.cookies.find((c) => c.name.endsWith('refresh_token'))
+    if (!cookie) throw new Error('web login set no refresh cookie')
+    return { access_token: json<Tokens>(response).access_token, cookie: cookie.value, cookieName: cookie.name }
+  }
+
+  refresh(refreshToken: string, clientId = 'mobile') {
+    return this.app.inject({
+      method: 'POST',
+      url: '/auth/token',
+      payload: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId },
+    })
+  }
+
+  me(authorization: string | undefined, extraHeaders: Record<string, string> = {}) {
+    return this.app.inject({
+      method: 'GET',
+      url: '/users/me',
+      headers: { ...(authorization === undefined ? {} : { authorization }), ...extraHeaders },
+    })
+  }
+
+  bearer(token: string) {
+    return this.me(`Bearer ${token}`)
+  }
+
+  async createApiKey(accessToken: string, scopes: string[] = ['profile']): Promise<{ id: string; key: string }> {
+    const response = await this.app.inject({
+      method: 'POST',
+      url: '/api-keys',
+      headers: { authorization: `Bearer ${accessToken}` },
+      payload: { name: 'catalogue', scopes },
+    })
+    if (response.statusCode !== 201) throw new Error(`api key: ${response.statusCode} ${response.body}`)
+    return json<{ id: string; key: string }>(response)
+  }
+
+  async makeAdmin(account: Account): Promise<Tokens> {
+    await this.app.db.user.update({ where: { id: account.id }, data: { role: 'admin' } })
+    return this.login(account.email)
+  }
+
+  async sessionRevoked(accessToken: string): Promise<boolean> {
+    const sid = decodePart(accessToken, 1).sid as string
+    const session = await this.app.db.session.findUnique({ where: { id: sid }, select: { revokedAt: true } })
+    return session?.revokedAt != null
+  }
+}
