@@ -61,14 +61,27 @@ async function listeningAuth(): Promise<{ auth: TestApp; issuer: string }> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-const { auth, issuer } = await listeningAuth()
+// The two databases start side by side (each is an in-process PGlite when embedded).
+const [authStart, linksDbStart] = await Promise.allSettled([listeningAuth(), createTestDatabase({ migrated: false })])
+if (authStart.status === 'rejected' || linksDbStart.status === 'rejected') {
+  if (authStart.status === 'fulfilled') await authStart.value.auth.close()
+  if (linksDbStart.status === 'fulfilled') await linksDbStart.value.drop()
+  throw authStart.status === 'rejected' ? authStart.reason : (linksDbStart as PromiseRejectedResult).reason
+}
+const { auth, issuer } = authStart.value
+const linksDb = linksDbStart.value
+let links: FastifyInstance | undefined
 let authClosed = false
 async function stopAuth() {
   if (authClosed) return
   authClosed = true
   await auth.close()
 }
-t.teardown(stopAuth)
+t.teardown(async () => {
+  await links?.close()
+  await linksDb.drop()
+  await stopAuth()
+})
 
 // --- talking to the auth service, as each client does ---------------------------------------------------------
 
@@ -121,30 +134,19 @@ const introspectionKey = (await createApiKey(admin.access_token, ['introspect'])
 
 // --- the links service, on its own database -------------------------------------------------------------------------
 
-const linksDb = await createTestDatabase({ migrated: false })
-let links: FastifyInstance
-try {
-  links = await buildLinksApp({
-    port: 0,
-    host: '127.0.0.1',
-    databaseUrl: linksDb.url,
-    databasePoolMax: linksDb.poolMax,
-    issuer,
-    audience: AUDIENCE,
-    introspectionKey,
-    publicBaseUrl: 'https://sho.rt',
-    logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
-    auth: { introspection: { credential: introspectionKey, positiveTtlMs: POSITIVE_TTL_MS, sensitiveTtlMs: SENSITIVE_TTL_MS } },
-  })
-  await links.listen({ port: 0, host: '127.0.0.1' })
-} catch (error) {
-  await linksDb.drop()
-  throw error
-}
-t.teardown(async () => {
-  await links.close()
-  await linksDb.drop()
+links = await buildLinksApp({
+  port: 0,
+  host: '127.0.0.1',
+  databaseUrl: linksDb.url,
+  databasePoolMax: linksDb.poolMax,
+  issuer,
+  audience: AUDIENCE,
+  introspectionKey,
+  publicBaseUrl: 'https://sho.rt',
+  logLevel: process.env.TEST_LOG_LEVEL ?? 'silent',
+  auth: { introspection: { credential: introspectionKey, positiveTtlMs: POSITIVE_TTL_MS, sensitiveTtlMs: SENSITIVE_TTL_MS } },
 })
+await links.listen({ port: 0, host: '127.0.0.1' })
 const linksUrl = `http://127.0.0.1:${(links.server.address() as AddressInfo).port}`
 
 interface LinkBody {
