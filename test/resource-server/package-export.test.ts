@@ -24,7 +24,12 @@ t.test('token-auth/resource-server resolves to the compiled plugin and its decla
   t.match(text, /requireAuth\(options\?: RequireAuthOptions\)/, 'with the fastify decorations')
   t.match(text, /auth: ResourceAuth \| null/)
   const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown> }
-  t.notOk('.' in manifest.exports, 'the service itself is not an importable module')
+  t.same(manifest.exports['./resource-server'], {
+    types: './dist/src/resource-server/index.d.ts',
+    default: './dist/src/resource-server/index.js',
+  })
+  // Only what is exported is reachable: no deep imports into the service's internals.
+  t.throws(() => import.meta.resolve('token-auth/dist/src/domain/sessions.js'), { code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' })
 })
 
 t.test('the plugin imports only jose, fastify, fastify-plugin, node: built-ins and its own modules', async (t) => {
