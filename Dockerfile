@@ -17,8 +17,10 @@ COPY tsconfig.json prisma.config.ts ./
 COPY prisma ./prisma
 COPY scripts ./scripts
 COPY src ./src
+COPY dashboard ./dashboard
 # The same two steps as `npm ci`'s postinstall: prisma generate without the
-# schema-engine download, then tsc → dist/ (dist/src/generated/prisma included).
+# schema-engine download, then `npm run build`: tsc → dist/ (dist/src/generated/prisma
+# included) and vite → dist/dashboard (the admin dashboard's bundle).
 RUN node scripts/prisma-generate.mjs && npm run build
 
 # ---- runtime: production dependencies, compiled code, migrations
@@ -33,6 +35,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY --from=build /app/dist ./dist
+# The admin dashboard's bundle, served at /dashboard/ (src/plugins/app/dashboard.ts
+# reads it from dist/dashboard; named here so it is not lost if the line above narrows).
+COPY --from=build /app/dist/dashboard ./dist/dashboard
 # Applied by the service at start (src/db/migrate.ts finds them from package.json's folder).
 COPY prisma/migrations ./prisma/migrations
 

@@ -7,6 +7,7 @@ import { ApiError, OAuthError } from './errors.js'
 import accounts from './plugins/app/accounts.js'
 import authentication from './plugins/app/authentication.js'
 import configPlugin from './plugins/app/config.js'
+import dashboard from './plugins/app/dashboard.js'
 import database from './plugins/app/database.js'
 import keys from './plugins/app/keys.js'
 import revocation from './plugins/app/revocation.js'
@@ -102,6 +103,7 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   await fastify.register(usersRoutes, { prefix: '/users' })
   await fastify.register(apiKeyRoutes, { prefix: '/api-keys' })
   await fastify.register(adminRoutes, { prefix: '/admin' })
+  await fastify.register(dashboard)
 }
 
 /**

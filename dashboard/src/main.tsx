@@ -1,0 +1,115 @@
+import { render } from 'preact'
+import { useEffect, useState } from 'preact/hooks'
+import type { SessionEndReason } from '../../src/client/index.js'
+import { client } from './api.js'
+import { ApiKeysPage, AuditPage, LoginPage, UserPage, UsersPage } from './pages.js'
+import { describeError } from './ui.js'
+import './style.css'
+
+type Status = 'starting' | 'signed_out' | 'signed_in'
+
+const END_NOTICES: Record<SessionEndReason, string | null> = {
+  expired: 'Your session has expired. Please sign in again.',
+  reused: 'Your session was ended for your safety (its refresh token was used twice). Please sign in again.',
+  signed_out: null,
+  signed_out_elsewhere: 'You signed out in another tab.',
+}
+
+function parseRoute(hash: string): { path: string[]; params: Record<string, string> } {
+  const [pathPart = '', search = ''] = hash.replace(/^#/, '').split('?')
+  const path = pathPart.split('/').filter(Boolean)
+  return { path, params: Object.fromEntries(new URLSearchParams(search)) }
+}
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash)
+  useEffect(() => {
+    const update = () => setHash(location.hash)
+    addEventListener('hashchange', update)
+    return () => removeEventListener('hashchange', update)
+  }, [])
+  return hash
+}
+
+function App() {
+  const [status, setStatus] = useState<Status>('starting')
+  const [notice, setNotice] = useState<string | null>(null)
+  const hash = useHash()
+
+  useEffect(() => {
+    const offEnd = client.onSessionEnd((reason) => {
+      setNotice(END_NOTICES[reason])
+      setStatus('signed_out')
+    })
+    // Another tab signed in (its token arrives by BroadcastChannel).
+    const offChange = client.onChange(() => {
+      if (client.isSignedIn && client.claims?.role === 'admin') setStatus('signed_in')
+    })
+    // A reload: sign back in through the refresh cookie.
+    client.restore().then(
+      (restored) => {
+        if (restored && client.claims?.role === 'admin') setStatus('signed_in')
+        else setStatus(client.isSignedIn && client.claims?.role === 'admin' ? 'signed_in' : 'signed_out')
+      },
+      (error: unknown) => {
+        setNotice(`Could not restore your session: ${describeError(error)}`)
+        setStatus('signed_out')
+      },
+    )
+    return () => {
+      offEnd()
+      offChange()
+    }
+  }, [])
+
+  if (status === 'starting') return <p class="state loading">Loading…</p>
+  if (status === 'signed_out') {
+    return (
+      <LoginPage
+        notice={notice}
+        onSignedIn={() => {
+          setNotice(null)
+          setStatus('signed_in')
+        }}
+      />
+    )
+  }
+
+  const { path, params } = parseRoute(hash)
+  const section = path[0] ?? 'users'
+  let page
+  if (section === 'users' && path[1]) page = <UserPage key={path[1]} id={path[1]} />
+  else if (section === 'audit') page = <AuditPage key={hash} filters={params} />
+  else if (section === 'keys') page = <ApiKeysPage />
+  else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
+
+  return (
+    <div class="shell">
+      <header>
+        <strong>token-auth admin</strong>
+        <nav>
+          <a href="#/users" aria-current={section === 'users' ? 'page' : undefined}>
+            Users
+          </a>
+          <a href="#/audit" aria-current={section === 'audit' ? 'page' : undefined}>
+            Audit events
+          </a>
+          <a href="#/keys" aria-current={section === 'keys' ? 'page' : undefined}>
+            API keys
+          </a>
+        </nav>
+        <button
+          type="button"
+          onClick={async () => {
+            await client.logout().catch(() => undefined)
+          }}
+        >
+          Sign out
+        </button>
+      </header>
+      <main>{page}</main>
+    </div>
+  )
+}
+
+render(<App />, document.getElementById('app')!)

@@ -1,0 +1,118 @@
+import type { ComponentChildren } from 'preact'
+import { useCallback, useEffect, useState } from 'preact/hooks'
+import { AuthError, RateLimitedError, SessionExpiredError } from '../../src/client/index.js'
+
+export type Load<T> =
+  | { state: 'loading' }
+  | { state: 'error'; error: unknown }
+  | { state: 'ready'; data: T }
+
+/** Runs `load` when `key` changes; `reload` runs it again. */
+export function useLoad<T>(load: () => Promise<T>, key: string): [Load<T>, () => void] {
+  const [result, setResult] = useState<Load<T>>({ state: 'loading' })
+  const [round, setRound] = useState(0)
+  useEffect(() => {
+    let live = true
+    setResult({ state: 'loading' })
+    load().then(
+      (data) => live && setResult({ state: 'ready', data }),
+      (error: unknown) => live && setResult({ state: 'error', error }),
+    )
+    return () => {
+      live = false
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [key, round])
+  return [result, useCallback(() => setRound((r) => r + 1), [])]
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof RateLimitedError) return `Too many attempts. Try again in ${error.retryAfterSeconds} s.`
+  if (error instanceof SessionExpiredError) return 'Your session has expired.'
+  if (error instanceof AuthError) return error.message
+  return error instanceof Error ? error.message : String(error)
+}
+
+export function Loading({ what }: { what: string }) {
+  return (
+    <p class="state loading" role="status">
+      Loading {what}…
+    </p>
+  )
+}
+
+export function ErrorBox({ error, retry }: { error: unknown; retry?: () => void }) {
+  return (
+    <div class="state error" role="alert">
+      <span>{describeError(error)}</span>
+      {retry && (
+        <button type="button" onClick={retry}>
+          Retry
+        </button>
+      )}
+    </div>
+  )
+}
+
+export function Empty({ children }: { children: ComponentChildren }) {
+  return <p class="state empty">{children}</p>
+}
+
+export function LoadView<T>({ load, what, retry, children }: { load: Load<T>; what: string; retry: () => void; children: (data: T) => ComponentChildren }) {
+  if (load.state === 'loading') return <Loading what={what} />
+  if (load.state === 'error') return <ErrorBox error={load.error} retry={retry} />
+  return <>{children(load.data)}</>
+}
+
+export function when(iso: string | null): string {
+  if (!iso) return '—'
+  const date = new Date(iso)
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString()
+}
+
+/** A button that runs an async action, shows it is busy, and reports failure. */
+export function ActionButton({
+  action,
+  children,
+  class: className,
+  confirm: question,
+  label,
+}: {
+  action: () => Promise<unknown>
+  children: ComponentChildren
+  class?: string
+  confirm?: string
+  label?: string
+}) {
+  const [busy, setBusy] = useState(false)
+  const [error, setError] = useState<unknown>(null)
+  return (
+    <span class="action">
+      <button
+        type="button"
+        class={className}
+        aria-label={label}
+        disabled={busy}
+        onClick={async () => {
+          if (question && !window.confirm(question)) return
+          setBusy(true)
+          setError(null)
+          try {
+            await action()
+          } catch (e) {
+            setError(e)
+          } finally {
+            setBusy(false)
+          }
+        }}
+      >
+        {busy ? '…' : children}
+      </button>
+      {error !== null && (
+        <span class="inline-error" role="alert">
+          {describeError(error)}
+        </span>
+      )}
+    </span>
+  )
+}
