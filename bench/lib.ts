@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { fork } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -62,8 +63,12 @@ export interface RunningService {
   close(): Promise<void>
 }
 
-/** The service as server.ts runs it, listening on a free loopback port. */
-export async function startService(env: Record<string, string>): Promise<RunningService> {
+/**
+ * The service as server.ts runs it, listening on a free loopback port.
+ * `beforeListen` may add bench-only routes (the bare-route baseline) to the
+ * same instance.
+ */
+export async function startService(env: Record<string, string>, beforeListen?: (app: FastifyInstance) => void): Promise<RunningService> {
   const config = loadConfig({
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
@@ -75,6 +80,7 @@ export async function startService(env: Record<string, string>): Promise<Running
   })
   const server = Fastify(serverOptions(config))
   await server.register(fp(app), { config })
+  beforeListen?.(server)
   await server.listen({ host: '127.0.0.1', port: 0 })
   const { port } = server.server.address() as { port: number }
   return { app: server, config, baseUrl: `http://127.0.0.1:${port}`, close: () => server.close() }
@@ -122,4 +128,104 @@ export const envInt = (name: string, fallback: number): number => {
   const value = Number(raw)
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`)
   return value
+}
+
+// ---------------------------------------------------------------------------
+// A generic load run: autocannon in a child process, so that the load
+// generator shares neither the server's event loop nor its memory (the RSS
+// figure is the service's process). Bodies, when given, are used in turn.
+// Latency is timed per request in the generator, in fractional milliseconds
+// (autocannon's own histogram rounds to whole milliseconds).
+
+export interface LoadOptions {
+  url: string
+  method?: 'GET' | 'POST'
+  path: string
+  headers?: Record<string, string>
+  /** Request bodies, used round robin. */
+  bodies?: string[]
+  connections: number
+  /** Seconds. */
+  duration: number
+  /** Requests per second over all connections (open-ish loop); unset: as fast as possible. */
+  overallRate?: number
+}
+
+export interface LoadResult {
+  requests: number
+  statuses: Record<string, number>
+  /** Responses with this status per second. */
+  okPerSecond: number
+  errors: number
+  seconds: number
+  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number }
+}
+
+export interface RawLoadResult {
+  error: string | null
+  statuses: Record<string, number>
+  latencies: number[]
+  ok: number
+  retryable: number
+  refused: number
+  seconds: number
+  errors: number
+}
+
+const LOAD_WORKER = join(dirname(fileURLToPath(import.meta.url)), 'load-worker.cjs')
+
+/** Runs autocannon in a child process (bench/load-worker.cjs) with these options. */
+export function runLoadProcess(options: Record<string, unknown>): Promise<RawLoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(LOAD_WORKER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    let answered = false
+    child.once('message', (message: RawLoadResult) => {
+      answered = true
+      if (message.error) reject(new Error(message.error))
+      else resolve(message)
+    })
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      if (!answered) reject(new Error(`load generator exited with ${code}`))
+    })
+    child.send(options)
+  })
+}
+
+export async function runLoad(options: LoadOptions, okStatus = 200): Promise<LoadResult> {
+  const message = await runLoadProcess({ ...options })
+  const { latencies, statuses, seconds } = message
+  const requests = Object.values(statuses).reduce((a, b) => a + b, 0)
+  return {
+    requests,
+    statuses,
+    okPerSecond: (statuses[okStatus] ?? 0) / seconds,
+    errors: message.errors,
+    seconds,
+    latencyMs: {
+      p50: percentile(latencies, 50),
+      p90: percentile(latencies, 90),
+      p99: percentile(latencies, 99),
+      max: latencies.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY),
+      mean: latencies.reduce((a, b) => a + b, 0) / latencies.length,
+    },
+  }
+}
+
+/** Samples this process's RSS every `intervalMs` until stopped. */
+export function sampleRss(intervalMs = 100) {
+  let peak = process.memoryUsage().rss
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, intervalMs)
+  timer.unref()
+  return {
+    get peak() {
+      return Math.max(peak, process.memoryUsage().rss)
+    },
+    stop() {
+      clearInterval(timer)
+      return this.peak
+    },
+  }
 }

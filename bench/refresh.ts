@@ -12,19 +12,39 @@
  * BENCH_POOL_MAX (10, the service's DATABASE_POOL_MAX default; the baseline
  * uses the same pool size).
  */
-import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
-import { Worker } from 'node:worker_threads'
+import { pathToFileURL } from 'node:url'
 import pg from 'pg'
-import { benchDatabase, envInt, machine, percentile, printTable, startService, writeResults, type RunningService } from './lib.js'
+import { benchDatabase, envInt, machine, percentile, printTable, runLoadProcess, startService, writeResults, type RunningService } from './lib.js'
 
-const CONNECTIONS = envInt('BENCH_CONNECTIONS', 16)
-const DURATION = envInt('BENCH_DURATION', 10)
-const ROUNDS = envInt('BENCH_ROUNDS', 2)
-const POOL_MAX = envInt('BENCH_POOL_MAX', 10)
-const WARMUP = 3
+export interface RefreshBenchOptions {
+  /** Concurrent chains (autocannon connections / baseline loops). */
+  connections: number
+  /** Seconds per measurement. */
+  duration: number
+  /** Service/baseline pairs. */
+  rounds: number
+  /** Pool size of the baseline; the service must run with DATABASE_POOL_MAX equal to it. */
+  poolMax: number
+  warmup?: number
+  /** Setup logins run from this address (app.inject), so that they do not spend 127.0.0.1's login rate limit. */
+  setupRemoteAddress?: string
+  /** Setup logins at once (bcrypt at the service's cost dominates setup). */
+  setupConcurrency?: number
+  quiet?: boolean
+}
 
-interface Measurement {
+export interface RefreshBenchResult {
+  measurements: Measurement[]
+  totals: {
+    service: { ok: number; seconds: number; errors: number; opsPerSecond: number }
+    baseline: { ok: number; seconds: number; errors: number; opsPerSecond: number }
+    ratio: number
+  }
+  sanity: { revokedSessions: number; refreshTokens: number }
+}
+
+export interface Measurement {
   kind: 'service' | 'baseline'
   round: number
   seconds: number
@@ -35,111 +55,64 @@ interface Measurement {
 }
 
 // ---------------------------------------------------------------------------
-// Load generator: autocannon in a worker thread, so that the client does not
-// share the server's event loop. Tokens rotate, so every request must carry a
-// fresh one: setupRequest takes a live token from a pool and onResponse puts
-// its successor back. Each token is presented exactly once.
+// Load generator: autocannon in a child process (bench/load-worker.cjs,
+// 'refresh' mode), so that the client shares neither the server's event loop
+// nor its memory. Tokens rotate, so every request must carry a fresh one:
+// setupRequest takes a live token from a pool and onResponse puts its
+// successor back. Each token is presented exactly once.
 
-const LOAD_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads')
-const autocannon = require(workerData.autocannonPath)
-const pool = workerData.tokens.slice()
-let ok = 0, retryable = 0, refused = 0
-const statuses = {}
-const options = {
-  url: workerData.url,
-  connections: workerData.connections,
-  duration: workerData.duration,
-  pipelining: 1,
-  timeout: 10,
-  requests: [{
+async function runLoad(url: string, tokens: string[], duration: number, connections: number) {
+  const result = await runLoadProcess({
+    url,
     method: 'POST',
     path: '/auth/token',
     headers: { 'content-type': 'application/json' },
-    setupRequest(request, context) {
-      const token = pool.pop()
-      if (token === undefined) throw new Error('no live refresh token left')
-      context.token = token
-      return { ...request, body: JSON.stringify({ grant_type: 'refresh_token', refresh_token: token }) }
-    },
-    onResponse(status, body, context) {
-      statuses[status] = (statuses[status] || 0) + 1
-      if (status === 200) {
-        ok++
-        pool.push(JSON.parse(body).refresh_token)
-      } else if (status === 429 || status >= 500) {
-        retryable++
-        pool.push(context.token) // not rotated: still live
-      } else {
-        refused++ // a chain lost; the pool has spares
-      }
-    },
-  }],
-}
-autocannon(options, (error, raw) => {
-  // In a worker thread autocannon leaves the histograms encoded.
-  const result = raw && autocannon.aggregateResult([raw], options)
-  parentPort.postMessage({
-    error: error ? String(error) : null,
-    ok, retryable, refused, statuses,
-    duration: result && result.duration,
-    latency: result && { p50: result.latency.p50, p99: result.latency.p99, mean: result.latency.average },
-    errors: result ? result.errors + result.timeouts : 0,
+    tokens,
+    connections,
+    duration,
   })
-})
-`
-
-interface LoadResult {
-  error: string | null
-  ok: number
-  retryable: number
-  refused: number
-  statuses: Record<string, number>
-  duration: number
-  latency: { p50: number; p99: number; mean: number }
-  errors: number
-}
-
-function runLoad(url: string, tokens: string[], duration: number): Promise<LoadResult> {
-  const autocannonPath = createRequire(import.meta.url).resolve('autocannon')
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(LOAD_WORKER, {
-      eval: true,
-      workerData: { autocannonPath, url, tokens, connections: CONNECTIONS, duration },
-    })
-    worker.once('message', (message: LoadResult) => {
-      void worker.terminate()
-      if (message.error) reject(new Error(message.error))
-      else resolve(message)
-    })
-    worker.once('error', reject)
-  })
+  const { latencies } = result
+  return {
+    ...result,
+    duration: result.seconds,
+    latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), mean: latencies.reduce((a, b) => a + b, 0) / latencies.length },
+  }
 }
 
 // ---------------------------------------------------------------------------
 // Setup: users and sessions through the service's own endpoints.
 
-async function login(service: RunningService, email: string, password: string): Promise<string> {
+async function login(service: RunningService, email: string, password: string, remoteAddress?: string): Promise<string> {
   const response = await service.app.inject({
     method: 'POST',
     url: '/auth/token',
+    ...(remoteAddress ? { remoteAddress } : {}),
     payload: { grant_type: 'password', username: email, password },
   })
   if (response.statusCode !== 200) throw new Error(`login failed: ${response.statusCode} ${response.body}`)
   return (JSON.parse(response.body) as { refresh_token: string }).refresh_token
 }
 
-/** `count` fresh sessions' refresh tokens, spread over CONNECTIONS users. */
-async function sessions(service: RunningService, users: { email: string; password: string }[], count: number): Promise<string[]> {
-  const tokens: string[] = []
-  for (let i = 0; i < count; i++) tokens.push(await login(service, users[i % users.length]!.email, users[i % users.length]!.password))
+/** `count` fresh sessions' refresh tokens, spread over the users. */
+async function sessions(service: RunningService, users: { email: string; password: string }[], count: number, options: RefreshBenchOptions): Promise<string[]> {
+  const tokens: string[] = new Array(count)
+  let next = 0
+  const concurrency = Math.max(1, options.setupConcurrency ?? 1)
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const user = users[i % users.length]!
+        tokens[i] = await login(service, user.email, user.password, options.setupRemoteAddress)
+      }
+    }),
+  )
   return tokens
 }
 
-async function measureService(service: RunningService, users: { email: string; password: string }[], round: number, duration: number): Promise<Measurement> {
+async function measureService(service: RunningService, users: { email: string; password: string }[], round: number, duration: number, options: RefreshBenchOptions): Promise<Measurement> {
   // Twice as many live tokens as connections: spares for chains lost to errors.
-  const tokens = await sessions(service, users, 2 * CONNECTIONS)
-  const result = await runLoad(service.baseUrl, tokens, duration)
+  const tokens = await sessions(service, users, 2 * options.connections, options)
+  const result = await runLoad(service.baseUrl, tokens, duration, options.connections)
   const errors = result.retryable + result.refused + result.errors
   if (errors > 0) console.warn(`service round ${round}: ${errors} failed requests ${JSON.stringify(result.statuses)}`)
   return {
@@ -215,93 +188,127 @@ async function measureBaseline(pool: pg.Pool, chains: Chain[], hash: (token: str
 
 // ---------------------------------------------------------------------------
 
-const database = await benchDatabase('tokenauth_bench')
-let service: RunningService | undefined
-let pool: pg.Pool | undefined
-try {
-  service = await startService({
-    DATABASE_URL: database.url,
-    DATABASE_POOL_MAX: String(POOL_MAX),
-    // Only the setup logins hash passwords; refresh never does.
-    BCRYPT_COST: '4',
-  })
-  const users = Array.from({ length: CONNECTIONS }, (_, i) => ({ email: `bench-${i}@example.test`, password: `bench password ${i} ${randomBytes(4).toString('hex')}` }))
-  for (const user of users) {
-    const response = await service.app.inject({ method: 'POST', url: '/auth/signup', payload: user })
-    if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
+/**
+ * Runs the rotation benchmark against a running service (whose
+ * DATABASE_POOL_MAX should equal `options.poolMax`) and its database: signs up
+ * `connections` users, then alternates service and baseline rounds.
+ */
+export async function runRefreshBench(service: RunningService, databaseUrl: string, options: RefreshBenchOptions): Promise<RefreshBenchResult> {
+  const { connections, duration, rounds, poolMax } = options
+  const warmup = options.warmup ?? 3
+  const log = options.quiet ? () => {} : (text: string) => process.stdout.write(text)
+  const tag = randomBytes(4).toString('hex')
+  const users = Array.from({ length: connections }, (_, i) => ({ email: `bench-${tag}-${i}@example.test`, password: `bench password ${i} ${randomBytes(4).toString('hex')}` }))
+  await Promise.all(
+    users.map(async (user) => {
+      const response = await service.app.inject({
+        method: 'POST',
+        url: '/auth/signup',
+        payload: user,
+        ...(options.setupRemoteAddress ? { remoteAddress: options.setupRemoteAddress } : {}),
+      })
+      if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
+    }),
+  )
+
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: poolMax })
+  try {
+    const sessionStore = service.app.sessions
+    const hash = (token: string) => Buffer.from(sessionStore.hashRefreshToken(token))
+    const chains: Chain[] = (await sessions(service, users, connections, options)).map((token) => ({ hash: hash(token) }))
+    const { rows: before } = await pool.query<{ revoked: string }>('SELECT count(*) AS revoked FROM sessions WHERE revoked_at IS NOT NULL')
+
+    log('refresh: warming up...')
+    await measureService(service, users, 0, warmup, options)
+    await measureBaseline(pool, chains, hash, 0, warmup)
+    log(' done\n')
+
+    const measurements: Measurement[] = []
+    for (let round = 1; round <= rounds; round++) {
+      // Alternate, so that drift in the machine's load hits both sides alike.
+      measurements.push(await measureService(service, users, round, duration, options))
+      measurements.push(await measureBaseline(pool, chains, hash, round, duration))
+      log(`refresh: round ${round}/${rounds} done\n`)
+    }
+
+    const total = (kind: Measurement['kind']) => {
+      const ms = measurements.filter((m) => m.kind === kind)
+      const ok = ms.reduce((a, m) => a + m.ok, 0)
+      const seconds = ms.reduce((a, m) => a + m.seconds, 0)
+      return { ok, seconds, errors: ms.reduce((a, m) => a + m.errors, 0), opsPerSecond: ok / seconds }
+    }
+    const serviceTotal = total('service')
+    const baselineTotal = total('baseline')
+    const { rows } = await pool.query<{ revoked: string; tokens: string }>(
+      'SELECT (SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL) AS revoked, (SELECT count(*) FROM refresh_tokens) AS tokens',
+    )
+    return {
+      measurements,
+      totals: { service: serviceTotal, baseline: baselineTotal, ratio: serviceTotal.opsPerSecond / baselineTotal.opsPerSecond },
+      sanity: { revokedSessions: Number(rows[0]!.revoked) - Number(before[0]!.revoked), refreshTokens: Number(rows[0]!.tokens) },
+    }
+  } finally {
+    await pool.end()
   }
-
-  pool = new pg.Pool({ connectionString: database.url, max: POOL_MAX })
-  const sessionStore = service.app.sessions
-  const hash = (token: string) => Buffer.from(sessionStore.hashRefreshToken(token))
-  const chains: Chain[] = (await sessions(service, users, CONNECTIONS)).map((token) => ({ hash: hash(token) }))
-
-  const info = machine()
-  console.log(
-    `refresh rotation: ${CONNECTIONS} concurrent chains, ${DURATION} s x ${ROUNDS} rounds each, pool max ${POOL_MAX}; ` +
-      `${info.cores} cores (${info.cpu}), Node ${info.node}; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}`,
-  )
-  process.stdout.write('warming up...')
-  await measureService(service, users, 0, WARMUP)
-  await measureBaseline(pool, chains, hash, 0, WARMUP)
-  console.log(' done')
-
-  const measurements: Measurement[] = []
-  for (let round = 1; round <= ROUNDS; round++) {
-    // Alternate, so that drift in the machine's load hits both sides alike.
-    measurements.push(await measureService(service, users, round, DURATION))
-    measurements.push(await measureBaseline(pool, chains, hash, round, DURATION))
-  }
-
-  const total = (kind: Measurement['kind']) => {
-    const ms = measurements.filter((m) => m.kind === kind)
-    const ok = ms.reduce((a, m) => a + m.ok, 0)
-    const seconds = ms.reduce((a, m) => a + m.seconds, 0)
-    return { ok, seconds, errors: ms.reduce((a, m) => a + m.errors, 0), opsPerSecond: ok / seconds }
-  }
-  const serviceTotal = total('service')
-  const baselineTotal = total('baseline')
-  const ratio = serviceTotal.opsPerSecond / baselineTotal.opsPerSecond
-
-  const { rows } = await pool.query<{ revoked: string; tokens: string }>(
-    'SELECT (SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL) AS revoked, (SELECT count(*) FROM refresh_tokens) AS tokens',
-  )
-
-  console.log()
-  printTable(
-    ['measurement', 'round', 'ops/s', 'ok', 'errors', 'p50 ms', 'p99 ms'],
-    measurements.map((m) => [
-      m.kind === 'service' ? 'service: POST /auth/token (refresh)' : 'baseline: raw SQL UPDATE+INSERT tx',
-      m.round,
-      m.opsPerSecond.toFixed(0),
-      m.ok,
-      m.errors,
-      m.latencyMs.p50.toFixed(1),
-      m.latencyMs.p99.toFixed(1),
-    ]),
-  )
-  console.log()
-  printTable(
-    ['total', 'ops/s', 'ok', 'errors'],
-    [
-      ['service', serviceTotal.opsPerSecond.toFixed(0), serviceTotal.ok, serviceTotal.errors],
-      ['baseline', baselineTotal.opsPerSecond.toFixed(0), baselineTotal.ok, baselineTotal.errors],
-      ['ratio service/baseline', ratio.toFixed(2), '', ''],
-    ],
-  )
-  console.log(`\ncores ${info.cores}, Node ${info.node}; sessions revoked by reuse detection: ${rows[0]!.revoked} (must be 0); refresh_tokens rows: ${rows[0]!.tokens}`)
-
-  const path = await writeResults('refresh.json', {
-    at: new Date().toISOString(),
-    machine: info,
-    settings: { connections: CONNECTIONS, durationSeconds: DURATION, rounds: ROUNDS, poolMax: POOL_MAX },
-    measurements,
-    totals: { service: serviceTotal, baseline: baselineTotal, ratio },
-    sanity: { revokedSessions: Number(rows[0]!.revoked), refreshTokens: Number(rows[0]!.tokens) },
-  })
-  console.log(`results written to ${path}`)
-} finally {
-  await pool?.end()
-  await service?.close()
-  await database.drop()
 }
+
+async function main() {
+  const CONNECTIONS = envInt('BENCH_CONNECTIONS', 16)
+  const DURATION = envInt('BENCH_DURATION', 10)
+  const ROUNDS = envInt('BENCH_ROUNDS', 2)
+  const POOL_MAX = envInt('BENCH_POOL_MAX', 10)
+  const database = await benchDatabase('tokenauth_bench')
+  let service: RunningService | undefined
+  try {
+    service = await startService({
+      DATABASE_URL: database.url,
+      DATABASE_POOL_MAX: String(POOL_MAX),
+      // Only the setup logins hash passwords; refresh never does.
+      BCRYPT_COST: '4',
+    })
+    const info = machine()
+    console.log(
+      `refresh rotation: ${CONNECTIONS} concurrent chains, ${DURATION} s x ${ROUNDS} rounds each, pool max ${POOL_MAX}; ` +
+        `${info.cores} cores (${info.cpu}), Node ${info.node}; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}`,
+    )
+    const result = await runRefreshBench(service, database.url, { connections: CONNECTIONS, duration: DURATION, rounds: ROUNDS, poolMax: POOL_MAX })
+    const { measurements, totals, sanity } = result
+
+    console.log()
+    printTable(
+      ['measurement', 'round', 'ops/s', 'ok', 'errors', 'p50 ms', 'p99 ms'],
+      measurements.map((m) => [
+        m.kind === 'service' ? 'service: POST /auth/token (refresh)' : 'baseline: raw SQL UPDATE+INSERT tx',
+        m.round,
+        m.opsPerSecond.toFixed(0),
+        m.ok,
+        m.errors,
+        m.latencyMs.p50.toFixed(1),
+        m.latencyMs.p99.toFixed(1),
+      ]),
+    )
+    console.log()
+    printTable(
+      ['total', 'ops/s', 'ok', 'errors'],
+      [
+        ['service', totals.service.opsPerSecond.toFixed(0), totals.service.ok, totals.service.errors],
+        ['baseline', totals.baseline.opsPerSecond.toFixed(0), totals.baseline.ok, totals.baseline.errors],
+        ['ratio service/baseline', totals.ratio.toFixed(2), '', ''],
+      ],
+    )
+    console.log(`\ncores ${info.cores}, Node ${info.node}; sessions revoked by reuse detection: ${sanity.revokedSessions} (must be 0); refresh_tokens rows: ${sanity.refreshTokens}`)
+
+    const path = await writeResults('refresh.json', {
+      at: new Date().toISOString(),
+      machine: info,
+      settings: { connections: CONNECTIONS, durationSeconds: DURATION, rounds: ROUNDS, poolMax: POOL_MAX },
+      ...result,
+    })
+    console.log(`results written to ${path}`)
+  } finally {
+    await service?.close()
+    await database.drop()
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main()

@@ -1,0 +1,328 @@
+/**
+ * `npm run bench`: the five performance figures of the service, each measured
+ * beside its baseline in the same run on the same machine, as ratios.
+ *
+ *   1. GET /users/me with a valid access token vs a bare Fastify route on the
+ *      same instance (req/s), target >= 0.6.
+ *   2. Refresh rotation over HTTP vs the same rotation as raw SQL with pg
+ *      (ops/s, same concurrency, same pool size), target >= 0.5.
+ *   3. Password logins/s vs the bcrypt bound (cores / time of one hash at the
+ *      configured cost), target >= 0.85.
+ *   4. p99 of authenticated requests at a fixed rate while a login flood runs
+ *      at the rate limit vs their p99 when idle, target <= 3.
+ *   5. Peak RSS through the whole bench, target <= 200 MB.
+ *
+ * The service runs in this process at its real settings (BCRYPT_COST 12 unless
+ * set, AUTH_RATE_LIMIT_PER_MINUTE set so that the flood of figure 4, sent at
+ * exactly the limit, keeps every core busy with bcrypt); autocannon runs in
+ * child processes (bench/load-worker.cjs). RSS is sampled in this process:
+ * the service plus the bench harness (setup, the raw-SQL baseline and its pg
+ * pool), an upper bound on the service's own; the load generators are not in it.
+ *
+ * Environment: DATABASE_URL (default: a fresh database on
+ * postgresql://root@127.0.0.1:5432, dropped afterwards), BCRYPT_COST (12),
+ * BENCH_DURATION seconds per measurement (10), BENCH_ROUNDS (2),
+ * BENCH_HTTP_CONNECTIONS (50, figure 1), BENCH_CONNECTIONS (16, figure 2),
+ * BENCH_POOL_MAX (10), BENCH_LATENCY_RATE (500 req/s, figure 4),
+ * AUTH_RATE_LIMIT_PER_MINUTE (default: the bcrypt bound x 60, rounded up).
+ */
+import { randomBytes } from 'node:crypto'
+import { loadavg } from 'node:os'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import bcrypt from 'bcrypt'
+import { benchDatabase, envInt, machine, percentile, printTable, runLoad, sampleRss, startService, writeResults, type LoadResult, type RunningService } from './lib.js'
+import { runRefreshBench } from './refresh.js'
+
+const DURATION = envInt('BENCH_DURATION', 10)
+const ROUNDS = envInt('BENCH_ROUNDS', 2)
+const HTTP_CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 50)
+const REFRESH_CONNECTIONS = envInt('BENCH_CONNECTIONS', 16)
+const POOL_MAX = envInt('BENCH_POOL_MAX', 10)
+const LATENCY_RATE = envInt('BENCH_LATENCY_RATE', 500)
+const BCRYPT_COST = envInt('BCRYPT_COST', 12)
+const WARMUP = 3
+const MB = 1024 * 1024
+/** Setup requests (sign-ups, the logins that open sessions) come from this address, so they do not spend 127.0.0.1's login budget. */
+const SETUP_ADDRESS = '10.255.0.1'
+
+interface Figure {
+  figure: string
+  unit: string
+  measured: number
+  baseline: number
+  ratio: number
+  target: string
+  pass: boolean
+  detail?: Record<string, unknown>
+}
+
+const log = (text: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${text}`)
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
+const mean = (xs: number[]) => sum(xs) / xs.length
+
+/** Median wall time of one bcrypt hash at `cost`, hashes run one at a time. */
+async function bcryptHashSeconds(cost: number, samples = 5): Promise<number> {
+  await bcrypt.hash('warm-up', cost)
+  const times: number[] = []
+  for (let i = 0; i < samples; i++) {
+    const start = process.hrtime.bigint()
+    await bcrypt.hash(`bench password ${i}`, cost)
+    times.push(Number(process.hrtime.bigint() - start) / 1e9)
+  }
+  return percentile(times, 50)
+}
+
+/**
+ * Waits until the logins queued by a flood have been served: libuv's pool is
+ * first in, first out, so one more login answers after all of them.
+ */
+async function drainBcrypt(service: RunningService, user: { email: string; password: string }): Promise<void> {
+  await accessToken(service, user.email, user.password)
+}
+
+async function signup(service: RunningService, email: string, password: string): Promise<void> {
+  const response = await service.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password }, remoteAddress: SETUP_ADDRESS })
+  if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
+}
+
+async function accessToken(service: RunningService, email: string, password: string): Promise<string> {
+  const response = await service.app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: 'password', username: email, password },
+    remoteAddress: SETUP_ADDRESS,
+  })
+  if (response.statusCode !== 200) throw new Error(`login failed: ${response.statusCode} ${response.body}`)
+  return (JSON.parse(response.body) as { access_token: string }).access_token
+}
+
+const rss = sampleRss(50)
+const info = machine()
+const startedAt = new Date()
+
+// The bcrypt bound, measured before the service starts, sets the rate limit
+// of figure 4: a flood at exactly the limit then keeps every core hashing.
+const hashSecondsAtStart = await bcryptHashSeconds(BCRYPT_COST)
+const boundAtStart = info.cores / hashSecondsAtStart
+const rateLimitPerMinute = envInt('AUTH_RATE_LIMIT_PER_MINUTE', Math.ceil(boundAtStart * 60))
+
+const database = await benchDatabase('tokenauth_bench')
+let service: RunningService | undefined
+try {
+  service = await startService(
+    {
+      DATABASE_URL: database.url,
+      DATABASE_POOL_MAX: String(POOL_MAX),
+      BCRYPT_COST: String(BCRYPT_COST),
+      AUTH_RATE_LIMIT_PER_MINUTE: String(rateLimitPerMinute),
+    },
+    (app) => {
+      // The baseline of figure 1: a trivial route on the same instance (same
+      // hooks, logger and server options), in the bench only.
+      app.get('/bench/bare', async () => ({ ok: true }))
+    },
+  )
+  log(
+    `bench: ${info.cores} cores (${info.cpu}), Node ${info.node}; load average ${loadAverage()}; ` +
+      `BCRYPT_COST ${BCRYPT_COST} (${(hashSecondsAtStart * 1000).toFixed(0)} ms/hash), AUTH_RATE_LIMIT_PER_MINUTE ${rateLimitPerMinute}; ` +
+      `${DURATION} s x ${ROUNDS} rounds; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}`,
+  )
+
+  const tag = randomBytes(4).toString('hex')
+  const users = Array.from({ length: 32 }, (_, i) => ({ email: `load-${tag}-${i}@example.test`, password: `load password ${i} ${tag}` }))
+  await Promise.all(users.map((u) => signup(service!, u.email, u.password)))
+  const token = await accessToken(service, users[0]!.email, users[0]!.password)
+  const authorization = { authorization: `Bearer ${token}` }
+  const check = await service.app.inject({ method: 'GET', url: '/users/me', headers: authorization })
+  if (check.statusCode !== 200) throw new Error(`GET /users/me answered ${check.statusCode} ${check.body}`)
+
+  const figures: Figure[] = []
+
+  // ---- 1. Authenticated request vs a bare route --------------------------
+  log('figure 1: GET /users/me vs bare route')
+  const bare = { url: service.baseUrl, path: '/bench/bare', connections: HTTP_CONNECTIONS }
+  const me = { url: service.baseUrl, path: '/users/me', headers: authorization, connections: HTTP_CONNECTIONS }
+  await runLoad({ ...bare, duration: WARMUP })
+  await runLoad({ ...me, duration: WARMUP })
+  const bareRuns: LoadResult[] = []
+  const meRuns: LoadResult[] = []
+  for (let round = 1; round <= ROUNDS; round++) {
+    bareRuns.push(await runLoad({ ...bare, duration: DURATION }))
+    meRuns.push(await runLoad({ ...me, duration: DURATION }))
+  }
+  const rate = (runs: LoadResult[]) => sum(runs.map((r) => r.okPerSecond * r.seconds)) / sum(runs.map((r) => r.seconds))
+  const bareRate = rate(bareRuns)
+  const meRate = rate(meRuns)
+  const non200 = sum(meRuns.map((r) => r.requests - (r.statuses['200'] ?? 0)))
+  figures.push({
+    figure: '1 GET /users/me req/s vs bare route',
+    unit: 'req/s',
+    measured: meRate,
+    baseline: bareRate,
+    ratio: meRate / bareRate,
+    target: '>= 0.60',
+    pass: meRate / bareRate >= 0.6 && non200 === 0,
+    detail: { connections: HTTP_CONNECTIONS, non200, bareRounds: bareRuns.map(short), meRounds: meRuns.map(short) },
+  })
+
+  // ---- 2. Refresh rotation vs raw SQL -------------------------------------
+  log('figure 2: refresh rotation vs raw SQL')
+  const refresh = await runRefreshBench(service, database.url, {
+    connections: REFRESH_CONNECTIONS,
+    duration: DURATION,
+    rounds: ROUNDS,
+    poolMax: POOL_MAX,
+    setupRemoteAddress: SETUP_ADDRESS,
+    setupConcurrency: info.cores * 2,
+    quiet: true,
+  })
+  figures.push({
+    figure: '2 refresh rotation ops/s vs raw SQL tx',
+    unit: 'ops/s',
+    measured: refresh.totals.service.opsPerSecond,
+    baseline: refresh.totals.baseline.opsPerSecond,
+    ratio: refresh.totals.ratio,
+    target: '>= 0.50',
+    pass: refresh.totals.ratio >= 0.5 && refresh.sanity.revokedSessions === 0,
+    detail: { connections: REFRESH_CONNECTIONS, poolMax: POOL_MAX, ...refresh },
+  })
+
+  // ---- 3. Password login vs the bcrypt bound ------------------------------
+  log('figure 3: password logins vs bcrypt bound')
+  const loginBodies = users.map((u) => JSON.stringify({ grant_type: 'password', username: u.email, password: u.password }))
+  const login = {
+    url: service.baseUrl,
+    method: 'POST' as const,
+    path: '/auth/token',
+    headers: { 'content-type': 'application/json' },
+    bodies: loginBodies,
+  }
+  // Alternated: bound, logins, bound, logins, ..., bound; the baseline is the mean bound.
+  const hashTimes: number[] = [await bcryptHashSeconds(BCRYPT_COST)]
+  const loginRuns: LoadResult[] = []
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Enough connections to keep libuv's pool (4 threads) and every core busy.
+    loginRuns.push(await runLoad({ ...login, connections: Math.max(8, info.cores * 4), duration: DURATION }))
+    await drainBcrypt(service, users[1]!)
+    hashTimes.push(await bcryptHashSeconds(BCRYPT_COST))
+  }
+  const hashSeconds = mean(hashTimes)
+  const boundMean = mean(hashTimes.map((t) => info.cores / t))
+  const loginRate = rate(loginRuns)
+  figures.push({
+    figure: '3 password logins/s vs bcrypt bound',
+    unit: 'logins/s',
+    measured: loginRate,
+    baseline: boundMean,
+    ratio: loginRate / boundMean,
+    target: '>= 0.85',
+    pass: loginRate / boundMean >= 0.85,
+    detail: {
+      bcryptCost: BCRYPT_COST,
+      hashMs: hashTimes.map((t) => t * 1000),
+      loginRounds: loginRuns.map(short),
+    },
+  })
+
+  // ---- 4. Authenticated p99 under a login flood at the rate limit ----------
+  log('figure 4: authenticated p99, idle vs login flood at the rate limit')
+  const floodRate = rateLimitPerMinute / 60
+  const latencyRun = { ...me, connections: 10, overallRate: LATENCY_RATE, duration: DURATION }
+  const idleRuns: LoadResult[] = []
+  const floodRuns: { latency: LoadResult; flood: LoadResult; loopDelayMaxMs: number; loopDelayP99Ms: number }[] = []
+  await runLoad({ ...latencyRun, duration: WARMUP })
+  for (let round = 1; round <= ROUNDS; round++) {
+    idleRuns.push(await runLoad(latencyRun))
+    const loop = monitorEventLoopDelay({ resolution: 1 })
+    const floodDone = runLoad({
+      ...login,
+      // Each connection waits for one hash at a time; enough of them to send at floodRate.
+      connections: Math.max(8, Math.ceil(floodRate * hashSeconds * 4)),
+      overallRate: Math.max(1, Math.round(floodRate)),
+      duration: DURATION + 2,
+    })
+    await new Promise((resolve) => setTimeout(resolve, 1000)) // the flood is running
+    loop.enable()
+    const latency = await runLoad(latencyRun)
+    loop.disable()
+    const flood = await floodDone
+    // The next idle round must not inherit the flood's queued hashes.
+    await drainBcrypt(service, users[1]!)
+    floodRuns.push({ latency, flood, loopDelayMaxMs: loop.max / 1e6, loopDelayP99Ms: loop.percentile(99) / 1e6 })
+  }
+  const idleP99 = mean(idleRuns.map((r) => r.latencyMs.p99))
+  const floodP99 = mean(floodRuns.map((r) => r.latency.latencyMs.p99))
+  const latencyNon200 = sum([...idleRuns, ...floodRuns.map((r) => r.latency)].map((r) => r.requests - (r.statuses['200'] ?? 0)))
+  figures.push({
+    figure: '4 auth p99 ms under login flood vs idle',
+    unit: 'ms',
+    measured: floodP99,
+    baseline: idleP99,
+    ratio: floodP99 / idleP99,
+    target: '<= 3.00',
+    pass: floodP99 / idleP99 <= 3 && latencyNon200 === 0,
+    detail: {
+      authRate: LATENCY_RATE,
+      floodRatePerSecond: floodRate,
+      rateLimitPerMinute,
+      latencyNon200,
+      idleRounds: idleRuns.map(short),
+      floodRounds: floodRuns.map((r) => ({
+        latency: short(r.latency),
+        flood: { statuses: r.flood.statuses, perSecond: r.flood.requests / r.flood.seconds, latencyMs: r.flood.latencyMs },
+        eventLoopDelayMaxMs: r.loopDelayMaxMs,
+        eventLoopDelayP99Ms: r.loopDelayP99Ms,
+      })),
+    },
+  })
+
+  // ---- 5. Peak RSS ---------------------------------------------------------
+  const peak = rss.stop()
+  figures.push({
+    figure: '5 peak RSS MB (service process)',
+    unit: 'MB',
+    measured: peak / MB,
+    baseline: 200,
+    ratio: peak / MB / 200,
+    target: '<= 1.00',
+    pass: peak / MB <= 200,
+    detail: {
+      scope: 'process.memoryUsage().rss of the process running the service, sampled every 50 ms from start to end; the load generators run in child processes and are not counted, the bench harness (setup, the raw-SQL baseline and its pg pool) is: an upper bound on the service alone',
+      heapUsedMbAtEnd: process.memoryUsage().heapUsed / MB,
+    },
+  })
+
+  console.log()
+  printTable(
+    ['figure', 'measured', 'baseline', 'ratio', 'target', 'result'],
+    figures.map((f) => [f.figure, f.measured.toFixed(f.unit === 'ms' ? 2 : 0), f.baseline.toFixed(f.unit === 'ms' ? 2 : 0), f.ratio.toFixed(2), f.target, f.pass ? 'pass' : 'FAIL']),
+  )
+  const f4 = floodRuns.map((r) => `${r.loopDelayMaxMs.toFixed(1)} ms`).join(', ')
+  console.log(
+    `\n${info.cores} cores (${info.cpu}), Node ${info.node}, ${info.platform}; load average ${loadAverage()}\n` +
+      `figure 2: sessions revoked by reuse detection ${refresh.sanity.revokedSessions} (must be 0); ` +
+      `figure 3: bcrypt cost ${BCRYPT_COST}, ${hashTimes.map((t) => (t * 1000).toFixed(0)).join('/')} ms per hash (alternating with the login rounds); ` +
+      `figure 4: flood ${floodRate.toFixed(1)} logins/s (the limit, ${rateLimitPerMinute}/min), authenticated ${LATENCY_RATE} req/s, event-loop delay max during flood ${f4}`,
+  )
+  const path = await writeResults('bench.json', {
+    at: startedAt.toISOString(),
+    machine: { ...info, loadAverage: loadAverage() },
+    settings: { durationSeconds: DURATION, rounds: ROUNDS, bcryptCost: BCRYPT_COST, rateLimitPerMinute, poolMax: POOL_MAX },
+    figures,
+    pass: figures.every((f) => f.pass),
+  })
+  console.log(`results written to ${path}`)
+} finally {
+  await service?.close()
+  await database.drop()
+}
+
+function short(r: LoadResult) {
+  return { perSecond: r.okPerSecond, requests: r.requests, statuses: r.statuses, seconds: r.seconds, latencyMs: r.latencyMs }
+}
+
+function loadAverage(): string {
+  return loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')
+}
