@@ -1,5 +1,5 @@
 import type { ComponentChildren } from 'preact'
-import { useCallback, useEffect, useState } from 'preact/hooks'
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
 import { AuthError, RateLimitedError, SessionExpiredError } from '../../src/client/index.js'
 
 export type Load<T> =
@@ -11,9 +11,12 @@ export type Load<T> =
 export function useLoad<T>(load: () => Promise<T>, key: string): [Load<T>, () => void] {
   const [result, setResult] = useState<Load<T>>({ state: 'loading' })
   const [round, setRound] = useState(0)
+  const loadedKey = useRef<string | null>(null)
   useEffect(() => {
     let live = true
-    setResult({ state: 'loading' })
+    // A reload of the same data keeps showing the current data until the new arrives.
+    if (loadedKey.current !== key) setResult({ state: 'loading' })
+    loadedKey.current = key
     load().then(
       (data) => live && setResult({ state: 'ready', data }),
       (error: unknown) => live && setResult({ state: 'error', error }),

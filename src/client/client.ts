@@ -10,6 +10,9 @@ import { MemoryStore, type RefreshTokenStore } from './storage.js'
 
 export type Transport = 'cookie' | 'body'
 
+/** How long a tab that waited for another tab's refresh waits for its broadcast token. */
+const TAB_TOKEN_WAIT_MS = 2000
+
 export interface AuthClientOptions {
   /** The service's base URL (its ISSUER). In a browser on the same origin it may be '' (the default). */
   baseUrl?: string
@@ -302,10 +305,36 @@ export class AuthClient {
   }
 
   private async refreshShared(stale: string | undefined): Promise<string> {
+    const askedAt = Date.now()
     return this.coordinator.withRefreshLock(async () => {
       // While this tab waited for the lock, another may have refreshed and broadcast its token.
       if (this.token && this.token.accessToken !== stale && !this.needsRefresh()) return this.token.accessToken
-      return this.refreshNow()
+      if (this.coordinator.refreshedSince(askedAt)) {
+        const adopted = await this.waitForTabToken(stale, TAB_TOKEN_WAIT_MS)
+        if (adopted) return adopted
+      }
+      const token = await this.refreshNow()
+      this.coordinator.markRefreshed()
+      return token
+    })
+  }
+
+  /** Resolves with a token another tab broadcast (other than `stale`), or null after `ms`. */
+  private waitForTabToken(stale: string | undefined, ms: number): Promise<string | null> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.token && this.token.accessToken !== stale && !this.needsRefresh()) {
+          finish(this.token.accessToken)
+        }
+      }
+      const finish = (value: string | null) => {
+        clearTimeout(timer)
+        off()
+        resolve(value)
+      }
+      const timer = setTimeout(() => finish(null), ms)
+      const off = this.onChange(check)
+      check()
     })
   }
 

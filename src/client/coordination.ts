@@ -22,6 +22,10 @@ export interface TabCoordinator {
   /** Runs `task` while holding the cross-tab refresh lock (or at once without locks). */
   withRefreshLock<T>(task: () => Promise<T>): Promise<T>
   post(message: TabMessage): void
+  /** Notes (by time only, no secret) that this tab just refreshed, before it releases the lock. */
+  markRefreshed(): void
+  /** Whether any tab noted a refresh after `since` (epoch ms). */
+  refreshedSince(since: number): boolean
   close(): void
 }
 
@@ -29,7 +33,18 @@ export function createCoordinator(name: string, onMessage: (message: TabMessage)
   const g = globalThis as unknown as {
     navigator?: { locks?: LockManagerLike }
     BroadcastChannel?: new (name: string) => ChannelLike
+    localStorage?: { getItem(key: string): string | null; setItem(key: string, value: string): void }
   }
+  // A tab that waited for the lock must know whether the holder refreshed,
+  // since its broadcast token may arrive after the lock does: the holder
+  // notes the time in localStorage (a timestamp, never a token).
+  let storage: typeof g.localStorage
+  try {
+    storage = enabled ? g.localStorage : undefined
+  } catch {
+    storage = undefined // storage access refused (sandboxed frame, privacy settings)
+  }
+  const stampKey = `${name}:refreshed-at`
   const locks = enabled && g.navigator?.locks && typeof g.navigator.locks.request === 'function' ? g.navigator.locks : undefined
   let channel: ChannelLike | undefined
   if (enabled && typeof g.BroadcastChannel === 'function') {
@@ -48,6 +63,20 @@ export function createCoordinator(name: string, onMessage: (message: TabMessage)
         channel?.postMessage(message)
       } catch {
         /* a closed channel: nothing to tell */
+      }
+    },
+    markRefreshed: () => {
+      try {
+        storage?.setItem(stampKey, String(Date.now()))
+      } catch {
+        /* storage full or refused: the other tabs refresh themselves */
+      }
+    },
+    refreshedSince: (since) => {
+      try {
+        return Number(storage?.getItem(stampKey) ?? 0) >= since
+      } catch {
+        return false
       }
     },
     close: () => channel?.close(),
