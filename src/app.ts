@@ -194,6 +194,9 @@ function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown }
     if (typeof code === 'string' && DB_UNAVAILABLE_CODES.has(code)) return true
+    // Prisma reports driver-adapter failures (e.g. P2010 from $queryRaw) with the adapter's mapped kind in meta.
+    const kind = (e as { meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } }).meta?.driverAdapterError?.cause?.kind
+    if (typeof kind === 'string' && DB_UNAVAILABLE_KINDS.has(kind)) return true
     if (name === 'PrismaClientInitializationError') return true
     if (typeof message === 'string' && DB_UNAVAILABLE_MESSAGES.some((m) => message.includes(m))) return true
   }
@@ -201,6 +204,8 @@ function isDatabaseUnavailable(error: unknown): boolean {
 }
 
 const DB_UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'P1001', 'P1002', 'P1017', '57P01', '57P03', '08006', '08001', '08003'])
+/** @prisma/adapter-pg's mapped error kinds that mean the database cannot be reached now. */
+const DB_UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections'])
 const DB_UNAVAILABLE_MESSAGES = [
   'Connection terminated',
   'connection timeout',
@@ -209,4 +214,5 @@ const DB_UNAVAILABLE_MESSAGES = [
   'ECONNREFUSED',
   "Can't reach database server",
   'terminating connection',
+  'Server has closed the connection',
 ]
