@@ -131,7 +131,7 @@ function expectEqual<T>(actual: T, expected: T, what: string) {
 
 // ------------------------------------------------------------------ commands
 
-type Cmd = fc.AsyncCommand<Model, Real, true>
+type Cmd = fc.AsyncCommand<Model, Real, false>
 
 class Login implements Cmd {
   check = () => true
