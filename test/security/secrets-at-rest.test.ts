@@ -1,0 +1,209 @@
+import Fastify from 'fastify'
+import fp from 'fastify-plugin'
+import t from 'tap'
+import app, { serverOptions } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+import { json, TEST_ENV, TestClock } from '../helpers/app.js'
+import { createTestDatabase } from '../helpers/database.js'
+
+/**
+ * Secrets at rest (DESIGN §3.5 rule 1, §3.7, §3.9): after a scenario that
+ * issues, rotates, replays, revokes and introspects every kind of credential,
+ * a dump of every database table and every log line (pino at level trace,
+ * captured in memory) holds none of the raw refresh tokens, access tokens,
+ * API keys or passwords the scenario used, in any encoding we can think of
+ * (as issued, JSON-escaped, hex of their bytes, base64 of their bytes).
+ */
+
+const database = await createTestDatabase()
+const config = loadConfig({
+  ...TEST_ENV,
+  DATABASE_URL: database.url,
+  DATABASE_POOL_MAX: String(database.poolMax),
+  LOG_LEVEL: 'trace',
+  AUTH_RATE_LIMIT_PER_MINUTE: '0',
+})
+const logs: string[] = []
+const options = serverOptions(config)
+const server = Fastify({
+  ...options,
+  logger: { ...(options.logger as object), level: 'trace', stream: { write: (line: string) => void logs.push(line) } },
+})
+const clock = new TestClock()
+await server.register(fp(app), { config, now: clock.now })
+await server.ready()
+t.teardown(async () => {
+  await server.close()
+  await database.drop()
+})
+
+const SPA = { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' }
+
+/** Every secret the scenario saw, by kind. */
+const secrets = { refresh: new Set<string>(), access: new Set<string>(), apiKey: new Set<string>(), password: new Set<string>() }
+
+function collect(response: Awaited<ReturnType<typeof server.inject>>) {
+  if (!response.body.startsWith('{')) return response
+  const body = json<Record<string, unknown>>(response)
+  if (typeof body.refresh_token === 'string') secrets.refresh.add(body.refresh_token)
+  if (typeof body.access_token === 'string') secrets.access.add(body.access_token)
+  if (typeof body.key === 'string') secrets.apiKey.add(body.key)
+  for (const cookie of response.cookies) if (cookie.name.endsWith('refresh_token') && cookie.value) secrets.refresh.add(cookie.value)
+  return response
+}
+
+async function call(request: Parameters<typeof server.inject>[0]) {
+  return collect(await server.inject(request))
+}
+
+function password(value: string): string {
+  secrets.password.add(value)
+  return value
+}
+
+t.test('scenario: every kind of credential issued, used, rotated, replayed and revoked', async (t) => {
+  const email = `secrets-${Date.now()}@rest.test`
+  const first = password('correct horse battery')
+  const signup = await call({ method: 'POST', url: '/auth/signup', payload: { email, password: first } })
+  t.equal(signup.statusCode, 201)
+  const { access_token: access, refresh_token: refresh } = json<{ access_token: string; refresh_token: string }>(signup)
+
+  t.equal((await call({ method: 'POST', url: '/auth/signup', payload: { email: `weak-${email}`, password: password('password123') } })).statusCode, 400, 'weak password refused')
+  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: password('wrong horse battery') } })).statusCode, 400)
+  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: `nobody-${email}`, password: password('unknown user password') } })).statusCode, 400)
+  const formLogin = await call({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: `grant_type=password&username=${encodeURIComponent(email)}&password=${encodeURIComponent(first)}`,
+  })
+  t.equal(formLogin.statusCode, 200, 'form login')
+
+  // Rotation, a grace retry, and a replay outside the window (reuse detection).
+  const rotated = await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: refresh } })
+  t.equal(rotated.statusCode, 200)
+  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: refresh } })).statusCode, 200, 'grace retry')
+  clock.advance(config.refreshGraceSeconds + 1)
+  await server.revocations.sync()
+  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: refresh } })).statusCode, 400, 'reuse')
+
+  // Cookie transport: login, refresh with the cookie, logout with the cookie.
+  const web = await call({ method: 'POST', url: '/auth/token', headers: SPA, payload: { grant_type: 'password', username: email, password: first, client_id: 'web' } })
+  t.equal(web.statusCode, 200)
+  const cookie = web.cookies.find((c) => c.name.endsWith('refresh_token'))!
+  const webRefresh = await call({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { ...SPA, cookie: `${cookie.name}=${cookie.value}` },
+    payload: { grant_type: 'refresh_token', client_id: 'web' },
+  })
+  t.equal(webRefresh.statusCode, 200)
+  const cookie2 = webRefresh.cookies.find((c) => c.name.endsWith('refresh_token'))!
+  t.equal((await call({ method: 'POST', url: '/auth/token', headers: { origin: 'https://evil.example', cookie: `${cookie2.name}=${cookie2.value}` }, payload: { grant_type: 'refresh_token', client_id: 'web' } })).statusCode, 403, 'foreign origin')
+  t.equal((await call({ method: 'POST', url: '/auth/logout', headers: { ...SPA, cookie: `${cookie2.name}=${cookie2.value}` } })).statusCode, 204)
+
+  // A fresh session for the rest, API keys (a user's and an admin's introspect key).
+  const login = json<{ access_token: string; refresh_token: string }>(
+    await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: first } }),
+  )
+  const key = json<{ id: string; key: string }>(await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${login.access_token}` }, payload: { name: 'k', scopes: ['profile'] } }))
+  t.equal((await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${key.key}` } })).statusCode, 200)
+  t.equal((await call({ method: 'GET', url: '/users/me', headers: { 'x-api-key': key.key } })).statusCode, 200)
+  const adminEmail = `admin-${email}`
+  const adminPassword = password('admin fine passphrase')
+  const admin = json<{ user: { id: string } }>(await call({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: adminPassword } }))
+  await server.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin' } })
+  const adminLogin = json<{ access_token: string }>(await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: adminPassword } }))
+  const introspectKey = json<{ key: string }>(
+    await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${adminLogin.access_token}` }, payload: { name: 'svc', scopes: ['introspect'] } }),
+  ).key
+  for (const token of [login.access_token, login.refresh_token, key.key, access, 'garbage']) {
+    const response = await call({ method: 'POST', url: '/auth/introspect', headers: { authorization: `Bearer ${introspectKey}` }, payload: { token } })
+    t.equal(response.statusCode, 200, 'introspect')
+  }
+  t.equal((await call({ method: 'GET', url: '/admin/users', headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode, 200)
+
+  // Bad credentials of every kind (they are logged as requests, never as values).
+  t.equal((await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${key.key.slice(0, -1)}x` } })).statusCode, 401)
+  t.equal((await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${access}x` } })).statusCode, 401)
+  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: login.refresh_token, client_id: 'web' } })).statusCode, 403)
+
+  // Password change, revocations.
+  const second = password('battery staple horse')
+  t.equal(
+    (await call({ method: 'POST', url: '/users/me/password', headers: { authorization: `Bearer ${login.access_token}` }, payload: { currentPassword: first, newPassword: second } })).statusCode,
+    204,
+  )
+  t.equal(
+    (await call({ method: 'POST', url: '/users/me/password', headers: { authorization: `Bearer ${login.access_token}` }, payload: { currentPassword: password('not my password!'), newPassword: password('whatever it takes') } })).statusCode,
+    403,
+  )
+  t.equal((await call({ method: 'POST', url: '/auth/revoke', payload: { token: login.refresh_token } })).statusCode, 200)
+  t.equal((await call({ method: 'POST', url: '/auth/revoke', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${key.key}` })).statusCode, 200)
+  t.equal((await call({ method: 'POST', url: '/auth/logout?scope=global', headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode, 204)
+
+  t.ok(secrets.refresh.size >= 6, `${secrets.refresh.size} refresh tokens`)
+  t.ok(secrets.access.size >= 8, `${secrets.access.size} access tokens`)
+  t.equal(secrets.apiKey.size, 2, '2 API keys')
+  t.ok(secrets.password.size >= 8, `${secrets.password.size} passwords`)
+})
+
+/** The forms a secret could be stored or logged in. */
+function encodings(kind: keyof typeof secrets, secret: string): string[] {
+  const forms = [secret, JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('hex'), Buffer.from(secret).toString('base64')]
+  if (kind === 'refresh') {
+    const raw = Buffer.from(secret, 'base64url')
+    forms.push(raw.toString('hex'), raw.toString('base64'))
+  }
+  if (kind === 'access') forms.push(secret.split('.')[2]!) // the signature: the part no one else can make
+  if (kind === 'apiKey') forms.push(secret.slice(12)) // the part after the display prefix kept in clear
+  return forms.filter((form) => form.length >= 8)
+}
+
+function leaks(haystack: string): string[] {
+  const lower = haystack.toLowerCase()
+  const found: string[] = []
+  for (const kind of Object.keys(secrets) as (keyof typeof secrets)[]) {
+    for (const secret of secrets[kind]) {
+      for (const form of encodings(kind, secret)) {
+        const hit = /^[0-9a-f]+$/.test(form) ? lower.includes(form) : haystack.includes(form)
+        if (hit) found.push(`${kind} ${secret.slice(0, 10)}… as ${form.slice(0, 16)}…`)
+      }
+    }
+  }
+  return found
+}
+
+t.test('control: the search finds a planted secret in each form', async (t) => {
+  const refresh = [...secrets.refresh][0]!
+  const key = [...secrets.apiKey][0]!
+  t.ok(leaks(`x ${refresh} y`).length > 0, 'a refresh token as issued')
+  t.ok(leaks(`\\x${Buffer.from(refresh, 'base64url').toString('hex').toUpperCase()}`).length > 0, 'its raw bytes as bytea hex')
+  t.ok(leaks(`"${key.slice(12)}"`).length > 0, 'the secret part of an API key')
+  t.ok(leaks([...secrets.password][0]!).length > 0, 'a password')
+  t.same(leaks('nothing secret here'), [], 'no false alarm')
+})
+
+t.test('no raw secret in any database table', async (t) => {
+  const tables = await server.db.$queryRawUnsafe<{ table_name: string }[]>(
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
+  )
+  t.ok(tables.length >= 6, `${tables.length} tables: ${tables.map((r) => r.table_name).join(', ')}`)
+  let rows = 0
+  const dump: string[] = []
+  for (const { table_name } of tables) {
+    const result = await server.db.$queryRawUnsafe<{ row: string }[]>(`SELECT row_to_json(x)::text AS row FROM "${table_name.replaceAll('"', '""')}" x`)
+    rows += result.length
+    for (const { row } of result) dump.push(`${table_name}: ${row}`)
+  }
+  t.ok(rows > 20, `${rows} rows dumped`)
+  t.same(leaks(dump.join('\n')), [], 'zero hits')
+})
+
+t.test('no raw secret in the logs (pino at trace)', async (t) => {
+  t.ok(logs.length > 50, `${logs.length} log lines`)
+  t.equal(server.log.level, 'trace', 'the logger ran at trace')
+  t.ok(logs.some((line) => line.includes('incoming request')) && logs.some((line) => line.includes('request completed')), 'requests were logged')
+  t.ok(logs.some((line) => line.includes('/auth/token')), 'token endpoint requests were logged')
+  t.same(leaks(logs.join('\n')), [], 'zero hits')
+})
