@@ -1,4 +1,4 @@
-import Fastify from 'fastify'
+import Fastify, { type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import fp from 'fastify-plugin'
 import t from 'tap'
 import app, { serverOptions } from '../../src/app.js'
@@ -42,7 +42,7 @@ const SPA = { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' }
 /** Every secret the scenario saw, by kind. */
 const secrets = { refresh: new Set<string>(), access: new Set<string>(), apiKey: new Set<string>(), password: new Set<string>() }
 
-function collect(response: Awaited<ReturnType<typeof server.inject>>) {
+function collect(response: LightMyRequestResponse): LightMyRequestResponse {
   if (!response.body.startsWith('{')) return response
   const body = json<Record<string, unknown>>(response)
   if (typeof body.refresh_token === 'string') secrets.refresh.add(body.refresh_token)
@@ -52,7 +52,7 @@ function collect(response: Awaited<ReturnType<typeof server.inject>>) {
   return response
 }
 
-async function call(request: Parameters<typeof server.inject>[0]) {
+async function call(request: InjectOptions): Promise<LightMyRequestResponse> {
   return collect(await server.inject(request))
 }
 
