@@ -301,6 +301,30 @@ export const cases: AttackCase[] = [
       assertInvalidToken(t, await ctx.bearer(account.access_token), 'after logout')
     },
   },
+  {
+    id: 'JWT-23',
+    title: 'structurally hostile JWTs (non-string kid, array claims, non-JSON parts, 12 KB header) are 401, never 500',
+    source: 'RFC 8725 §2.6, §3.10; RFC 7515 §5.2; ASVS 5.0 V9.1.1',
+    async run(ctx, t) {
+      const signature = ctx.victim.access_token.split('.')[2]!
+      const tokens = [
+        ctx.serverSigned({ kid: [ctx.serverKid] }),
+        ctx.serverSigned({ kid: { $ne: null } }),
+        ctx.serverSigned({ kid: 1 }),
+        `${b64(ctx.header())}.${b64([ctx.claims()])}.${signature}`,
+        `${b64(ctx.header())}.${b64('not json')}.${signature}`,
+        `${b64('not json')}.${b64(ctx.claims())}.${signature}`,
+        `${b64(ctx.header({ pad: 'x'.repeat(12_000) }))}.${b64(ctx.claims())}.${signature}`,
+        `${b64(ctx.header())}.${b64(ctx.claims({ sub: 42, sid: null }))}.${signature}`,
+        ctx.attackerSigned({}, { sub: { id: 1 }, role: ['admin'] }),
+        hs256('', ctx.header({ alg: 'HS256', kid: { toString: null } }), ctx.claims()),
+      ]
+      for (const [i, token] of tokens.entries()) {
+        const response = await ctx.bearer(token)
+        t.equal(response.statusCode, 401, `token ${i}: 401`)
+      }
+    },
+  },
   // ---------------------------------------------------------------- Refresh tokens (RFC 6749 §10.4, RFC 9700 §4.14)
   {
     id: 'RT-01',
@@ -486,6 +510,23 @@ export const cases: AttackCase[] = [
       }
       t.ok(elapsed <= ctx.config.clients.mobile!.refreshAbsoluteTtlSeconds + step, 'rotation stopped by the absolute expiry')
       assertInvalidGrant(t, await ctx.refresh(token), 'past the absolute expiry, however often it rotated')
+    },
+  },
+  {
+    id: 'RT-12',
+    title: 'credentials in the token endpoint URL (query parameters, GET) are not accepted',
+    source: 'RFC 6749 §3.2 (POST only), §2.3.1; RFC 9700 §4.3 (leakage via browser history)',
+    async run(ctx, t) {
+      const a = await ctx.signup('query-creds')
+      const query = `grant_type=refresh_token&client_id=mobile&refresh_token=${a.refresh_token}`
+      const post = await ctx.app.inject({ method: 'POST', url: `/auth/token?${query}`, headers: { 'content-type': 'application/json' }, payload: '{}' })
+      t.equal(post.statusCode, 400, 'POST with the parameters in the query: 400')
+      const get = await ctx.app.inject({ method: 'GET', url: `/auth/token?${query}` })
+      t.ok([404, 405].includes(get.statusCode), `GET: ${get.statusCode}`)
+      const login = await ctx.app.inject({ method: 'POST', url: `/auth/token?grant_type=password&username=${encodeURIComponent(a.email)}&password=${encodeURIComponent(PASSWORD)}`, headers: { 'content-type': 'application/json' }, payload: '{}' })
+      t.equal(login.statusCode, 400, 'password in the query: 400')
+      const sid = decodePart(a.access_token, 1).sid as string
+      t.equal(await ctx.app.db.refreshToken.count({ where: { sessionId: sid } }), 1, 'nothing rotated')
     },
   },
   // ---------------------------------------------------------------- Cookies and CSRF (RFC 6749 §10.12, RFC 9700 §4.7, ASVS V3)
@@ -726,6 +767,30 @@ export const cases: AttackCase[] = [
           statuses.push((await ctx.passwordGrant(spelling, 'guess number one', {}, limited.app, `198.51.100.${i + 1}`)).statusCode)
         }
         t.same(statuses, [400, 400, 400, 429, 429], 'one budget per account, whatever the spelling or address')
+      } finally {
+        await limited.close()
+      }
+    },
+  },
+  {
+    id: 'EN-05',
+    title: 'a spoofed X-Forwarded-For does not reset the per-IP limit (proxy headers not trusted by default)',
+    source: 'ASVS 5.0 V6.3.1; CWE-348 (use of less trusted source)',
+    async run(ctx, t) {
+      const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' }, { database: ctx.database })
+      try {
+        const statuses: number[] = []
+        for (let i = 0; i < 5; i++) {
+          const response = await limited.app.inject({
+            method: 'POST',
+            url: '/auth/token',
+            remoteAddress: '203.0.113.99',
+            headers: { 'x-forwarded-for': `198.18.0.${i + 1}`, 'x-real-ip': `198.18.1.${i + 1}` },
+            payload: { grant_type: 'password', username: uniqueEmail(`xff-${i}`), password: 'guess number one' },
+          })
+          statuses.push(response.statusCode)
+        }
+        t.same(statuses, [400, 400, 400, 429, 429], 'one budget for the real address')
       } finally {
         await limited.close()
       }
