@@ -10,7 +10,8 @@ import { createTestDatabase, realPostgresUrl, withClient, type TestDatabase } fr
  * refresh load the proxy cuts every connection and refuses new ones for a
  * few seconds, then lets them through again. A second fault terminates the
  * test database's backends from a separate admin connection
- * (pg_terminate_backend). The machine's Postgres itself is never restarted:
+ * (pg_terminate_backend). A third is a partition longer than the grace
+ * window: bytes stop flowing, new connections hang, nothing is reset. The machine's Postgres itself is never restarted:
  * other test files use it concurrently.
  *
  * Checked: requests during the outage fail fast with 503 (no hang, no 500);
@@ -30,12 +31,17 @@ const WORKERS = 8
 const OUTAGE_MS = 3_000
 /** A request during the outage must not wait longer than the pool's connection timeout plus slack. */
 const FAIL_FAST_MS = 6_000
+const PARTITION_MS = 13_000
+/** In a partition a query already sent waits for the pool's query timeout (10 s); nothing may wait much longer. */
+const PARTITION_BOUND_MS = 13_000
 
 /** A TCP proxy that can drop every connection and refuse new ones while cut. */
 class CuttableProxy {
   private server!: Server
   private readonly sockets = new Set<Socket>()
   private cutting = false
+  private frozen = false
+  private readonly held = new Set<Socket>()
   port = 0
   connections = 0
   refused = 0
@@ -47,6 +53,14 @@ class CuttableProxy {
 
   async start(): Promise<void> {
     this.server = createServer((client) => {
+      if (this.frozen) {
+        // A partition: the connection is accepted and then nothing ever answers.
+        this.refused++
+        this.held.add(client)
+        client.on('error', () => client.destroy())
+        client.pause()
+        return
+      }
       if (this.cutting) {
         this.refused++
         client.destroy()
@@ -59,8 +73,12 @@ class CuttableProxy {
         socket.on('close', () => this.sockets.delete(socket))
         socket.on('error', () => socket.destroy())
       }
-      client.pipe(upstream)
-      upstream.pipe(client)
+      client.on('data', (chunk) => {
+        if (!this.frozen) upstream.write(chunk)
+      })
+      upstream.on('data', (chunk) => {
+        if (!this.frozen) client.write(chunk)
+      })
       client.on('close', () => upstream.destroy())
       upstream.on('close', () => client.destroy())
     })
@@ -78,7 +96,20 @@ class CuttableProxy {
     this.cutting = false
   }
 
+  /** A network partition: bytes stop flowing both ways and new connections hang; nothing is reset. */
+  freeze(): void {
+    this.frozen = true
+  }
+
+  /** The partition heals after the connections timed out: they are gone, new ones work. */
+  thaw(): void {
+    for (const socket of [...this.sockets, ...this.held]) socket.destroy()
+    this.held.clear()
+    this.frozen = false
+  }
+
   async close(): Promise<void> {
+    this.thaw()
     this.cut()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
   }
@@ -268,5 +299,32 @@ t.test('backends terminated with pg_terminate_backend mid-load: 503 at most, sel
   t.ok(terminated > 0, 'backends were terminated')
   t.same(attempts.filter((a) => a.status !== 200 && a.status !== 503), [], 'every failure is a 503')
   t.ok(window.slowest < FAIL_FAST_MS, `failures are fast (${window.slowest} ms)`)
+  await checkInvariants(t)
+})
+
+t.test('a network partition (nothing answers, nothing resets): bounded 503s, self-recovery, nothing lost', async (t) => {
+  let endLoad!: () => void
+  const loadRunning = load(new Promise<void>((resolve) => (endLoad = resolve)))
+  await sleep(500)
+  const frozenAt = Date.now()
+  proxy.freeze()
+  await sleep(PARTITION_MS)
+  proxy.thaw()
+  const thawedAt = Date.now()
+  const recoveryMs = await waitForRecovery(thawedAt)
+  await sleep(500)
+  endLoad()
+  const attempts = await loadRunning
+  const window = summarise(attempts, frozenAt, thawedAt)
+  const during = attempts.filter((a) => a.startedAt >= frozenAt && a.startedAt <= thawedAt)
+  const slowest = Math.max(0, ...during.map((a) => a.endedAt - a.startedAt))
+  t.comment(
+    `partition for ${thawedAt - frozenAt} ms: ${window.during} refreshes overlapped it, ${window.failed} failed ` +
+      `${JSON.stringify(window.byStatus)}, slowest request started in it ${slowest} ms, recovery ${recoveryMs} ms after it healed`,
+  )
+  t.ok(window.failed > 0, 'the partition was felt')
+  t.same(attempts.filter((a) => a.status !== 200 && a.status !== 503), [], 'every failure is a 503')
+  t.ok(slowest <= PARTITION_BOUND_MS, `no request hung: slowest ${slowest} ms <= ${PARTITION_BOUND_MS} ms (query timeout 10 s + slack)`)
+  t.ok(recoveryMs < 10_000, `recovered ${recoveryMs} ms after the partition healed`)
   await checkInvariants(t)
 })
