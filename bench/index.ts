@@ -24,14 +24,15 @@
  * BENCH_DURATION seconds per measurement (10), BENCH_ROUNDS (2),
  * BENCH_HTTP_CONNECTIONS (50, figure 1), BENCH_CONNECTIONS (16, figure 2),
  * BENCH_POOL_MAX (10), BENCH_LATENCY_RATE (500 req/s, figure 4),
- * AUTH_RATE_LIMIT_PER_MINUTE (default: the bcrypt bound x 60, rounded up).
+ * AUTH_RATE_LIMIT_PER_MINUTE (default: the bcrypt bound x 60, rounded up),
+ * BENCH_FIGURES (1,2,3,4: a subset to run; RSS is always reported).
  */
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import bcrypt from 'bcrypt'
 import { benchDatabase, envInt, machine, percentile, printTable, runLoad, sampleRss, startService, writeResults, type LoadResult, type RunningService } from './lib.js'
-import { runRefreshBench } from './refresh.js'
+import { runRefreshBench, type RefreshBenchResult } from './refresh.js'
 
 const DURATION = envInt('BENCH_DURATION', 10)
 const ROUNDS = envInt('BENCH_ROUNDS', 2)
@@ -44,6 +45,9 @@ const WARMUP = 3
 const MB = 1024 * 1024
 /** Setup requests (sign-ups, the logins that open sessions) come from this address, so they do not spend 127.0.0.1's login budget. */
 const SETUP_ADDRESS = '10.255.0.1'
+/** BENCH_FIGURES=1,4 runs those figures only (RSS is always reported). */
+const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4').split(',').map((x) => Number(x.trim())))
+const want = (figure: number) => FIGURES.has(figure)
 
 interface Figure {
   figure: string
@@ -137,58 +141,8 @@ try {
   if (check.statusCode !== 200) throw new Error(`GET /users/me answered ${check.statusCode} ${check.body}`)
 
   const figures: Figure[] = []
-
-  // ---- 1. Authenticated request vs a bare route --------------------------
-  log('figure 1: GET /users/me vs bare route')
   const bare = { url: service.baseUrl, path: '/bench/bare', connections: HTTP_CONNECTIONS }
   const me = { url: service.baseUrl, path: '/users/me', headers: authorization, connections: HTTP_CONNECTIONS }
-  await runLoad({ ...bare, duration: WARMUP })
-  await runLoad({ ...me, duration: WARMUP })
-  const bareRuns: LoadResult[] = []
-  const meRuns: LoadResult[] = []
-  for (let round = 1; round <= ROUNDS; round++) {
-    bareRuns.push(await runLoad({ ...bare, duration: DURATION }))
-    meRuns.push(await runLoad({ ...me, duration: DURATION }))
-  }
-  const rate = (runs: LoadResult[]) => sum(runs.map((r) => r.okPerSecond * r.seconds)) / sum(runs.map((r) => r.seconds))
-  const bareRate = rate(bareRuns)
-  const meRate = rate(meRuns)
-  const non200 = sum(meRuns.map((r) => r.requests - (r.statuses['200'] ?? 0)))
-  figures.push({
-    figure: '1 GET /users/me req/s vs bare route',
-    unit: 'req/s',
-    measured: meRate,
-    baseline: bareRate,
-    ratio: meRate / bareRate,
-    target: '>= 0.60',
-    pass: meRate / bareRate >= 0.6 && non200 === 0,
-    detail: { connections: HTTP_CONNECTIONS, non200, bareRounds: bareRuns.map(short), meRounds: meRuns.map(short) },
-  })
-
-  // ---- 2. Refresh rotation vs raw SQL -------------------------------------
-  log('figure 2: refresh rotation vs raw SQL')
-  const refresh = await runRefreshBench(service, database.url, {
-    connections: REFRESH_CONNECTIONS,
-    duration: DURATION,
-    rounds: ROUNDS,
-    poolMax: POOL_MAX,
-    setupRemoteAddress: SETUP_ADDRESS,
-    setupConcurrency: info.cores * 2,
-    quiet: true,
-  })
-  figures.push({
-    figure: '2 refresh rotation ops/s vs raw SQL tx',
-    unit: 'ops/s',
-    measured: refresh.totals.service.opsPerSecond,
-    baseline: refresh.totals.baseline.opsPerSecond,
-    ratio: refresh.totals.ratio,
-    target: '>= 0.50',
-    pass: refresh.totals.ratio >= 0.5 && refresh.sanity.revokedSessions === 0,
-    detail: { connections: REFRESH_CONNECTIONS, poolMax: POOL_MAX, ...refresh },
-  })
-
-  // ---- 3. Password login vs the bcrypt bound ------------------------------
-  log('figure 3: password logins vs bcrypt bound')
   const loginBodies = users.map((u) => JSON.stringify({ grant_type: 'password', username: u.email, password: u.password }))
   const login = {
     url: service.baseUrl,
@@ -197,84 +151,146 @@ try {
     headers: { 'content-type': 'application/json' },
     bodies: loginBodies,
   }
-  // Alternated: bound, logins, bound, logins, ..., bound; the baseline is the mean bound.
-  const hashTimes: number[] = [await bcryptHashSeconds(BCRYPT_COST)]
-  const loginRuns: LoadResult[] = []
-  for (let round = 1; round <= ROUNDS; round++) {
-    // Enough connections to keep libuv's pool (4 threads) and every core busy.
-    loginRuns.push(await runLoad({ ...login, connections: Math.max(8, info.cores * 4), duration: DURATION }))
-    await drainBcrypt(service, users[1]!)
-    hashTimes.push(await bcryptHashSeconds(BCRYPT_COST))
+  const rate = (runs: LoadResult[]) => sum(runs.map((r) => r.okPerSecond * r.seconds)) / sum(runs.map((r) => r.seconds))
+  let refresh: RefreshBenchResult | undefined
+  let hashSeconds = hashSecondsAtStart
+  const floodLoopDelays: number[] = []
+
+  // ---- 1. Authenticated request vs a bare route --------------------------
+  if (want(1)) {
+    log('figure 1: GET /users/me vs bare route')
+    await runLoad({ ...bare, duration: WARMUP })
+    await runLoad({ ...me, duration: WARMUP })
+    const bareRuns: LoadResult[] = []
+    const meRuns: LoadResult[] = []
+    for (let round = 1; round <= ROUNDS; round++) {
+      bareRuns.push(await runLoad({ ...bare, duration: DURATION }))
+      meRuns.push(await runLoad({ ...me, duration: DURATION }))
+    }
+    const bareRate = rate(bareRuns)
+    const meRate = rate(meRuns)
+    const non200 = sum(meRuns.map((r) => r.requests - (r.statuses['200'] ?? 0)))
+    figures.push({
+      figure: '1 GET /users/me req/s vs bare route',
+      unit: 'req/s',
+      measured: meRate,
+      baseline: bareRate,
+      ratio: meRate / bareRate,
+      target: '>= 0.60',
+      pass: meRate / bareRate >= 0.6 && non200 === 0,
+      detail: { connections: HTTP_CONNECTIONS, non200, bareRounds: bareRuns.map(short), meRounds: meRuns.map(short) },
+    })
   }
-  const hashSeconds = mean(hashTimes)
-  const boundMean = mean(hashTimes.map((t) => info.cores / t))
-  const loginRate = rate(loginRuns)
-  figures.push({
-    figure: '3 password logins/s vs bcrypt bound',
-    unit: 'logins/s',
-    measured: loginRate,
-    baseline: boundMean,
-    ratio: loginRate / boundMean,
-    target: '>= 0.85',
-    pass: loginRate / boundMean >= 0.85,
-    detail: {
-      bcryptCost: BCRYPT_COST,
-      hashMs: hashTimes.map((t) => t * 1000),
-      loginRounds: loginRuns.map(short),
-    },
-  })
+
+  // ---- 2. Refresh rotation vs raw SQL -------------------------------------
+  if (want(2)) {
+    log('figure 2: refresh rotation vs raw SQL')
+    refresh = await runRefreshBench(service, database.url, {
+      connections: REFRESH_CONNECTIONS,
+      duration: DURATION,
+      rounds: ROUNDS,
+      poolMax: POOL_MAX,
+      setupRemoteAddress: SETUP_ADDRESS,
+      setupConcurrency: info.cores * 2,
+      quiet: true,
+    })
+    figures.push({
+      figure: '2 refresh rotation ops/s vs raw SQL tx',
+      unit: 'ops/s',
+      measured: refresh.totals.service.opsPerSecond,
+      baseline: refresh.totals.baseline.opsPerSecond,
+      ratio: refresh.totals.ratio,
+      target: '>= 0.50',
+      pass: refresh.totals.ratio >= 0.5 && refresh.sanity.revokedSessions === 0,
+      detail: { connections: REFRESH_CONNECTIONS, poolMax: POOL_MAX, ...refresh },
+    })
+  }
+
+  // ---- 3. Password login vs the bcrypt bound ------------------------------
+  if (want(3)) {
+    log('figure 3: password logins vs bcrypt bound')
+    // Alternated: bound, logins, bound, logins, ..., bound; the baseline is the mean bound.
+    const hashTimes: number[] = [await bcryptHashSeconds(BCRYPT_COST)]
+    const loginRuns: LoadResult[] = []
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Enough connections to keep libuv's pool (4 threads) and every core busy.
+      loginRuns.push(await runLoad({ ...login, connections: Math.max(8, info.cores * 4), duration: DURATION }))
+      await drainBcrypt(service, users[1]!)
+      hashTimes.push(await bcryptHashSeconds(BCRYPT_COST))
+    }
+    hashSeconds = mean(hashTimes)
+    const boundMean = mean(hashTimes.map((t) => info.cores / t))
+    const loginRate = rate(loginRuns)
+    figures.push({
+      figure: '3 password logins/s vs bcrypt bound',
+      unit: 'logins/s',
+      measured: loginRate,
+      baseline: boundMean,
+      ratio: loginRate / boundMean,
+      target: '>= 0.85',
+      pass: loginRate / boundMean >= 0.85,
+      detail: {
+        bcryptCost: BCRYPT_COST,
+        hashMs: hashTimes.map((t) => t * 1000),
+        loginRounds: loginRuns.map(short),
+      },
+    })
+  }
 
   // ---- 4. Authenticated p99 under a login flood at the rate limit ----------
-  log('figure 4: authenticated p99, idle vs login flood at the rate limit')
-  const floodRate = rateLimitPerMinute / 60
-  const latencyRun = { ...me, connections: 10, overallRate: LATENCY_RATE, duration: DURATION }
-  const idleRuns: LoadResult[] = []
-  const floodRuns: { latency: LoadResult; flood: LoadResult; loopDelayMaxMs: number; loopDelayP99Ms: number }[] = []
-  await runLoad({ ...latencyRun, duration: WARMUP })
-  for (let round = 1; round <= ROUNDS; round++) {
-    idleRuns.push(await runLoad(latencyRun))
-    const loop = monitorEventLoopDelay({ resolution: 1 })
-    const floodDone = runLoad({
-      ...login,
-      // Each connection waits for one hash at a time; enough of them to send at floodRate.
-      connections: Math.max(8, Math.ceil(floodRate * hashSeconds * 4)),
-      overallRate: Math.max(1, Math.round(floodRate)),
-      duration: DURATION + 2,
+  if (want(4)) {
+    log('figure 4: authenticated p99, idle vs login flood at the rate limit')
+    const floodRate = rateLimitPerMinute / 60
+    const latencyRun = { ...me, connections: 10, overallRate: LATENCY_RATE, duration: DURATION }
+    const idleRuns: LoadResult[] = []
+    const floodRuns: { latency: LoadResult; flood: LoadResult; loopDelayMaxMs: number; loopDelayP99Ms: number }[] = []
+    await runLoad({ ...latencyRun, duration: WARMUP })
+    for (let round = 1; round <= ROUNDS; round++) {
+      idleRuns.push(await runLoad(latencyRun))
+      const loop = monitorEventLoopDelay({ resolution: 1 })
+      const floodDone = runLoad({
+        ...login,
+        // Each connection waits for one hash at a time; enough of them to send at floodRate.
+        connections: Math.max(8, Math.ceil(floodRate * hashSeconds * 4)),
+        overallRate: Math.max(1, Math.round(floodRate)),
+        duration: DURATION + 2,
+      })
+      await new Promise((resolve) => setTimeout(resolve, 1000)) // the flood is running
+      loop.enable()
+      const latency = await runLoad(latencyRun)
+      loop.disable()
+      const flood = await floodDone
+      // The next idle round must not inherit the flood's queued hashes.
+      await drainBcrypt(service, users[1]!)
+      floodRuns.push({ latency, flood, loopDelayMaxMs: loop.max / 1e6, loopDelayP99Ms: loop.percentile(99) / 1e6 })
+      floodLoopDelays.push(loop.max / 1e6)
+    }
+    const idleP99 = mean(idleRuns.map((r) => r.latencyMs.p99))
+    const floodP99 = mean(floodRuns.map((r) => r.latency.latencyMs.p99))
+    const latencyNon200 = sum([...idleRuns, ...floodRuns.map((r) => r.latency)].map((r) => r.requests - (r.statuses['200'] ?? 0)))
+    figures.push({
+      figure: '4 auth p99 ms under login flood vs idle',
+      unit: 'ms',
+      measured: floodP99,
+      baseline: idleP99,
+      ratio: floodP99 / idleP99,
+      target: '<= 3.00',
+      pass: floodP99 / idleP99 <= 3 && latencyNon200 === 0,
+      detail: {
+        authRate: LATENCY_RATE,
+        floodRatePerSecond: floodRate,
+        rateLimitPerMinute,
+        latencyNon200,
+        idleRounds: idleRuns.map(short),
+        floodRounds: floodRuns.map((r) => ({
+          latency: short(r.latency),
+          flood: { statuses: r.flood.statuses, perSecond: r.flood.requests / r.flood.seconds, latencyMs: r.flood.latencyMs },
+          eventLoopDelayMaxMs: r.loopDelayMaxMs,
+          eventLoopDelayP99Ms: r.loopDelayP99Ms,
+        })),
+      },
     })
-    await new Promise((resolve) => setTimeout(resolve, 1000)) // the flood is running
-    loop.enable()
-    const latency = await runLoad(latencyRun)
-    loop.disable()
-    const flood = await floodDone
-    // The next idle round must not inherit the flood's queued hashes.
-    await drainBcrypt(service, users[1]!)
-    floodRuns.push({ latency, flood, loopDelayMaxMs: loop.max / 1e6, loopDelayP99Ms: loop.percentile(99) / 1e6 })
   }
-  const idleP99 = mean(idleRuns.map((r) => r.latencyMs.p99))
-  const floodP99 = mean(floodRuns.map((r) => r.latency.latencyMs.p99))
-  const latencyNon200 = sum([...idleRuns, ...floodRuns.map((r) => r.latency)].map((r) => r.requests - (r.statuses['200'] ?? 0)))
-  figures.push({
-    figure: '4 auth p99 ms under login flood vs idle',
-    unit: 'ms',
-    measured: floodP99,
-    baseline: idleP99,
-    ratio: floodP99 / idleP99,
-    target: '<= 3.00',
-    pass: floodP99 / idleP99 <= 3 && latencyNon200 === 0,
-    detail: {
-      authRate: LATENCY_RATE,
-      floodRatePerSecond: floodRate,
-      rateLimitPerMinute,
-      latencyNon200,
-      idleRounds: idleRuns.map(short),
-      floodRounds: floodRuns.map((r) => ({
-        latency: short(r.latency),
-        flood: { statuses: r.flood.statuses, perSecond: r.flood.requests / r.flood.seconds, latencyMs: r.flood.latencyMs },
-        eventLoopDelayMaxMs: r.loopDelayMaxMs,
-        eventLoopDelayP99Ms: r.loopDelayP99Ms,
-      })),
-    },
-  })
 
   // ---- 5. Peak RSS ---------------------------------------------------------
   const peak = rss.stop()
@@ -297,12 +313,12 @@ try {
     ['figure', 'measured', 'baseline', 'ratio', 'target', 'result'],
     figures.map((f) => [f.figure, f.measured.toFixed(f.unit === 'ms' ? 2 : 0), f.baseline.toFixed(f.unit === 'ms' ? 2 : 0), f.ratio.toFixed(2), f.target, f.pass ? 'pass' : 'FAIL']),
   )
-  const f4 = floodRuns.map((r) => `${r.loopDelayMaxMs.toFixed(1)} ms`).join(', ')
+  const f4 = floodLoopDelays.map((ms) => `${ms.toFixed(1)} ms`).join(', ')
   console.log(
     `\n${info.cores} cores (${info.cpu}), Node ${info.node}, ${info.platform}; load average ${loadAverage()}\n` +
-      `figure 2: sessions revoked by reuse detection ${refresh.sanity.revokedSessions} (must be 0); ` +
-      `figure 3: bcrypt cost ${BCRYPT_COST}, ${hashTimes.map((t) => (t * 1000).toFixed(0)).join('/')} ms per hash (alternating with the login rounds); ` +
-      `figure 4: flood ${floodRate.toFixed(1)} logins/s (the limit, ${rateLimitPerMinute}/min), authenticated ${LATENCY_RATE} req/s, event-loop delay max during flood ${f4}`,
+      `figure 2: sessions revoked by reuse detection ${refresh?.sanity.revokedSessions ?? '-'} (must be 0); ` +
+      `figure 3: bcrypt cost ${BCRYPT_COST}, ${(hashSeconds * 1000).toFixed(0)} ms per hash (mean, alternating with the login rounds); ` +
+      `figure 4: flood ${(rateLimitPerMinute / 60).toFixed(1)} logins/s (the limit, ${rateLimitPerMinute}/min), authenticated ${LATENCY_RATE} req/s, event-loop delay max during flood ${f4}`,
   )
   const path = await writeResults('bench.json', {
     at: startedAt.toISOString(),

@@ -1,6 +1,7 @@
 import jwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { LRUCache } from 'lru-cache'
 import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '../../domain/access-tokens.js'
 import { looksLikeApiKey } from '../../domain/api-keys.js'
 import { SIGNING_ALG } from '../../domain/signing-keys.js'
@@ -75,12 +76,24 @@ async function authentication(fastify: FastifyInstance) {
   })
   fastify.decorateRequest('principal', null)
 
-  async function authenticate(request: FastifyRequest): Promise<void> {
-    const header = request.headers.authorization
-    if (header === undefined) throw invalidToken(null)
-    const credential = BEARER.exec(header)?.[1]
-    if (!credential) throw invalidToken('expected a Bearer access token')
-    if (looksLikeApiKey(credential)) throw invalidToken('API keys are not accepted here')
+  /**
+   * In front of @fastify/jwt: a hit skips its per-request work (decoding the
+   * token, the key callback, merging options, hashing the token for
+   * fast-jwt's own cache). An entry serves only until the token's exp and
+   * while its key is still published; anything else goes through jwtVerify,
+   * which gives the precise error. Only verified tokens are cached.
+   */
+  const verified = new LRUCache<string, { claims: AccessTokenClaims; kid: string }>({ max: VERIFIED_TOKEN_CACHE_SIZE })
+
+  async function verifyAccessToken(request: FastifyRequest, credential: string): Promise<AccessTokenClaims> {
+    const hit = verified.get(credential)
+    if (hit) {
+      if (hit.claims.exp * 1000 > Date.now() && keys.publicKeyPem(hit.kid) !== undefined) {
+        request.user = hit.claims
+        return hit.claims
+      }
+      verified.delete(credential)
+    }
     try {
       await request.jwtVerify()
     } catch (error) {
@@ -88,6 +101,18 @@ async function authentication(fastify: FastifyInstance) {
       throw invalidToken(code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED' ? 'the access token expired' : 'the access token is invalid')
     }
     const claims = request.user
+    const kid = (JSON.parse(Buffer.from(credential.slice(0, credential.indexOf('.')), 'base64url').toString()) as { kid: string }).kid
+    verified.set(credential, { claims, kid })
+    return claims
+  }
+
+  async function authenticate(request: FastifyRequest): Promise<void> {
+    const header = request.headers.authorization
+    if (header === undefined) throw invalidToken(null)
+    const credential = BEARER.exec(header)?.[1]
+    if (!credential) throw invalidToken('expected a Bearer access token')
+    if (looksLikeApiKey(credential)) throw invalidToken('API keys are not accepted here')
+    const claims = await verifyAccessToken(request, credential)
     if (claims.iat * 1000 > fastify.now() + 60_000) throw invalidToken('the access token is not yet valid')
     if (revocations.isStale(MAX_REVOCATION_STALENESS_MS)) {
       throw new ApiError(503, 'revocation_state_unavailable', 'cannot confirm the token is not revoked; retry shortly', {
