@@ -131,11 +131,16 @@ function installErrorHandlers(fastify: FastifyInstance) {
 
   fastify.setErrorHandler((error: FastifyError | ApiError | OAuthError, request, reply) => {
     const oauth = request.routeOptions.config?.oauth === true
-    if (error instanceof OAuthError) {
+    if (error instanceof OAuthError && oauth) {
       return reply.code(error.statusCode).headers({ 'cache-control': 'no-store', ...error.headers }).send({
         error: error.error,
         error_description: error.description,
       })
+    }
+    if (error instanceof OAuthError) {
+      // Shared helpers (resolveClient) throw RFC 6749 errors on other routes too (sign-up): answer in
+      // the route's own error shape, or its response schema fails to serialise them (a 500).
+      return reply.code(error.statusCode).headers(error.headers).send(errorBody(error.statusCode, error.error, error.description))
     }
     if (error instanceof ApiError && oauth) {
       return reply.code(error.statusCode).headers({ 'cache-control': 'no-store', ...error.headers }).send({
