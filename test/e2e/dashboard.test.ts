@@ -246,15 +246,19 @@ async function run(t: Test) {
   await t.test('two tabs refresh at the same moment and both stay signed in', async (t) => {
     await tab2.goto(`${origin}/dashboard/#/users`)
     await tab2.getByTestId('users').waitFor()
+    // "The same moment", made deterministic: a third holder takes the
+    // dashboard's refresh lock, both tabs ask for a refresh (four calls in
+    // all), and the lock is released once both tabs are queued on it.
+    const lock = 'token-auth:same-origin:admin:refresh'
+    await tab1.evaluate(`void navigator.locks.request(${JSON.stringify(lock)}, () => new Promise((release) => { globalThis.releaseRefreshLock = release }))`)
+    await tab1.waitForFunction('typeof globalThis.releaseRefreshLock === "function"')
     const before = tokenRequests
     const refresh = (page: import('playwright-core').Page) =>
-      page.evaluate(async () => {
-        const { client } = (globalThis as unknown as { tokenAuthDashboard: { client: { refresh(): Promise<string> } } }).tokenAuthDashboard
-        const token = await client.refresh()
-        return token.length > 0
-      }) as Promise<boolean>
-    const results = await Promise.all([refresh(tab1), refresh(tab2), refresh(tab1), refresh(tab2)])
-    t.same(results, [true, true, true, true])
+      page.evaluate('globalThis.tokenAuthDashboard.client.refresh().then((token) => token.length > 0)') as Promise<boolean>
+    const results = Promise.all([refresh(tab1), refresh(tab2), refresh(tab1), refresh(tab2)])
+    await tab1.waitForFunction(`navigator.locks.query().then((state) => state.pending.filter((l) => l.name === ${JSON.stringify(lock)}).length === 2)`)
+    await tab1.evaluate('globalThis.releaseRefreshLock()')
+    t.same(await results, [true, true, true, true])
     const refreshes = tokenRequests - before
     t.equal(refreshes, 1, 'one refresh request for both tabs')
     t.comment(`refresh requests for two tabs refreshing at once: ${refreshes}`)
