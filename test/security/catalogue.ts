@@ -1014,6 +1014,27 @@ export const cases: AttackCase[] = [
       t.equal(token.statusCode, 415, 'text/plain at the token endpoint: 415')
     },
   },
+  {
+    id: 'IN-11',
+    title: 'sign-up with an unknown client_id or a refused transport is a 4xx in the error shape, never 500',
+    source: 'RFC 6749 §5.2 (invalid_client); DESIGN §4; found by schema-fuzz (was 500)',
+    async run(ctx, t) {
+      const unknown = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email: uniqueEmail('client'), password: PASSWORD, client_id: 'nope' } })
+      t.equal(unknown.statusCode, 401, 'unknown client: 401')
+      t.equal(json(unknown).code, 'invalid_client')
+      const transport = await ctx.app.inject({
+        method: 'POST',
+        url: '/auth/signup',
+        headers: { 'token-transport': 'body' },
+        payload: { email: uniqueEmail('transport'), password: PASSWORD, client_id: 'web' },
+      })
+      t.equal(transport.statusCode, 400, 'refused transport: 400')
+      t.equal(json(transport).code, 'invalid_request')
+      const token = await ctx.passwordGrant(ctx.victim.email, PASSWORD, { client_id: 'nope' })
+      t.equal(token.statusCode, 401)
+      t.equal(json(token).error, 'invalid_client', 'the token endpoint keeps the RFC 6749 shape')
+    },
+  },
   // ---------------------------------------------------------------- API keys and privilege
   {
     id: 'AK-01',
