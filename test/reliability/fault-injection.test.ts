@@ -31,7 +31,8 @@ const WORKERS = 8
 const OUTAGE_MS = 3_000
 /** A request during the outage must not wait longer than the pool's connection timeout plus slack. */
 const FAIL_FAST_MS = 6_000
-const PARTITION_MS = 13_000
+const SHORT_PARTITION_MS = 7_000
+const LONG_PARTITION_MS = 13_000
 /** In a partition a query already sent waits for the pool's query timeout (10 s); nothing may wait much longer. */
 const PARTITION_BOUND_MS = 13_000
 
@@ -150,6 +151,13 @@ for (let i = 0; i < USERS; i++) {
   clients.push({ email, token: json<{ refresh_token: string }>(response).refresh_token })
 }
 
+/** A client outside the load that only probes for recovery: its session is never at risk of reuse. */
+const probe: Client = await (async () => {
+  const email = `fault-probe-${Date.now()}@fault.test`
+  const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: 'a fine passphrase' } })
+  return { email, token: json<{ refresh_token: string }>(response).refresh_token }
+})()
+
 /** Every refresh token ever acknowledged with 200. */
 const acknowledged: string[] = []
 
@@ -197,7 +205,7 @@ async function waitForRecovery(from: number, limitMs = 30_000): Promise<number> 
   for (;;) {
     const ready = await app.inject({ method: 'GET', url: '/ready' })
     if (ready.statusCode === 200) {
-      const attempt = await refreshOnce(clients[0]!)
+      const attempt = await refreshOnce(probe)
       if (attempt.status === 200) return Date.now() - from
     }
     if (Date.now() - from > limitMs) throw new Error(`no recovery within ${limitMs} ms`)
@@ -214,7 +222,11 @@ function summarise(attempts: Attempt[], from: number, to: number) {
   return { during: during.length, failed: failed.length, byStatus, slowest }
 }
 
-async function checkInvariants(t: Test) {
+/**
+ * `revocable`: sessions that may have been revoked for reuse (a refresh that
+ * committed while its answer was lost, retried after the grace window).
+ */
+async function checkInvariants(t: Test, revocable = 0) {
   await withClient(database.url, async (db) => {
     const twoLive = await db.query(
       `SELECT session_id, count(*)::int AS n FROM refresh_tokens WHERE retired_at IS NULL GROUP BY session_id HAVING count(*) > 1`,
@@ -229,14 +241,28 @@ async function checkInvariants(t: Test) {
     )
     t.same(noLive.rows, [], 'every session has its live token')
     const revoked = await db.query(`SELECT id, revoked_reason FROM sessions WHERE revoked_at IS NOT NULL`)
-    t.same(revoked.rows, [], 'no session revoked (no retry was mistaken for reuse)')
+    if (revocable === 0) t.same(revoked.rows, [], 'no session revoked (no retry was mistaken for reuse)')
+    else {
+      t.ok(revoked.rows.length <= revocable, `${revoked.rows.length} sessions revoked for reuse, at most the ${revocable} refreshes in flight when the answers were lost`)
+      t.ok(revoked.rows.every((r: { revoked_reason: string }) => r.revoked_reason === 'refresh_token_reused'), 'only by reuse detection')
+    }
+    revokedSessions = revoked.rows.length
     const hashes = acknowledged.map((token) => Buffer.from(app.sessions.hashRefreshToken(token)))
     const found = await db.query(`SELECT count(*)::int AS n FROM refresh_tokens WHERE token_hash = ANY($1::bytea[])`, [hashes])
     t.equal(found.rows[0].n, new Set(acknowledged).size, `all ${new Set(acknowledged).size} acknowledged refresh tokens are in the database`)
   })
   const final = await Promise.all(clients.map((client) => refreshOnce(client)))
-  t.same(final.map((a) => a.status), clients.map(() => 200), "every client's token still refreshes")
+  t.equal(final.filter((a) => a.status === 200).length, clients.length - revokedSessions, "every client's token still refreshes, but a revoked session's")
+  // A client whose session was revoked signs in again; the run goes on with fresh tokens.
+  for (const [i, attempt] of final.entries()) {
+    if (attempt.status === 200) continue
+    const login = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: clients[i]!.email, password: 'a fine passphrase' } })
+    t.equal(login.statusCode, 200, 'a revoked client signs in again')
+    clients[i]!.token = json<{ refresh_token: string }>(login).refresh_token
+  }
 }
+
+let revokedSessions = 0
 
 t.test('connections cut and refused mid-load: 503 fast, self-recovery, nothing lost', async (t) => {
   let endLoad!: () => void
@@ -302,13 +328,13 @@ t.test('backends terminated with pg_terminate_backend mid-load: 503 at most, sel
   await checkInvariants(t)
 })
 
-t.test('a network partition (nothing answers, nothing resets): bounded 503s, self-recovery, nothing lost', async (t) => {
+async function partition(t: Test, ms: number) {
   let endLoad!: () => void
   const loadRunning = load(new Promise<void>((resolve) => (endLoad = resolve)))
   await sleep(500)
   const frozenAt = Date.now()
   proxy.freeze()
-  await sleep(PARTITION_MS)
+  await sleep(ms)
   proxy.thaw()
   const thawedAt = Date.now()
   const recoveryMs = await waitForRecovery(thawedAt)
@@ -316,15 +342,31 @@ t.test('a network partition (nothing answers, nothing resets): bounded 503s, sel
   endLoad()
   const attempts = await loadRunning
   const window = summarise(attempts, frozenAt, thawedAt)
-  const during = attempts.filter((a) => a.startedAt >= frozenAt && a.startedAt <= thawedAt)
+  const during = attempts.filter((a) => a.startedAt >= frozenAt - 100 && a.startedAt <= thawedAt)
   const slowest = Math.max(0, ...during.map((a) => a.endedAt - a.startedAt))
+  const inFlight = attempts.filter((a) => a.startedAt <= frozenAt && a.endedAt >= frozenAt).length
   t.comment(
-    `partition for ${thawedAt - frozenAt} ms: ${window.during} refreshes overlapped it, ${window.failed} failed ` +
-      `${JSON.stringify(window.byStatus)}, slowest request started in it ${slowest} ms, recovery ${recoveryMs} ms after it healed`,
+    `partition for ${thawedAt - frozenAt} ms (grace window ${main.config.refreshGraceSeconds} s): ${window.during} refreshes overlapped it ` +
+      `(${inFlight} in flight when it began), ${window.failed} failed ${JSON.stringify(window.byStatus)}, ` +
+      `slowest request ${slowest} ms, recovery ${recoveryMs} ms after it healed`,
   )
   t.ok(window.failed > 0, 'the partition was felt')
-  t.same(attempts.filter((a) => a.status !== 200 && a.status !== 503), [], 'every failure is a 503')
   t.ok(slowest <= PARTITION_BOUND_MS, `no request hung: slowest ${slowest} ms <= ${PARTITION_BOUND_MS} ms (query timeout 10 s + slack)`)
   t.ok(recoveryMs < 10_000, `recovered ${recoveryMs} ms after the partition healed`)
+  return { attempts, inFlight, thawedAt }
+}
+
+t.test('a network partition shorter than the grace window: bounded 503s, self-recovery, nothing lost, nothing revoked', async (t) => {
+  const { attempts } = await partition(t, SHORT_PARTITION_MS)
+  t.same(attempts.filter((a) => a.status !== 200 && a.status !== 503), [], 'every failure is a 503')
   await checkInvariants(t)
+})
+
+t.test('a network partition longer than the grace window: bounded 503s; only a lost answer retried too late revokes its session', async (t) => {
+  const { attempts, inFlight, thawedAt } = await partition(t, LONG_PARTITION_MS)
+  // A refresh in flight when the network broke may have committed while its answer was lost (the
+  // client saw 503). Its retry after the grace window is, by DESIGN §3.5 rule 4, a reuse.
+  const unexpected = attempts.filter((a) => a.status !== 200 && a.status !== 503 && !(a.code === 'invalid_grant' && a.startedAt >= thawedAt))
+  t.same(unexpected, [], 'every failure is a 503, or invalid_grant for a retry after the partition')
+  await checkInvariants(t, inFlight)
 })
