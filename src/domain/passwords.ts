@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import bcrypt from 'bcrypt'
 import { dictionary } from '@zxcvbn-ts/language-common'
 
@@ -23,17 +24,47 @@ export function passwordProblem(password: string): string | null {
   return null
 }
 
+/**
+ * At most `limit` jobs at once, the rest queued first in, first out. bcrypt
+ * runs on libuv's pool (4 threads by default): on a machine with fewer cores
+ * than that, more hashes at once add no throughput, but they take CPU time
+ * from the event loop (so from every other request) and hold the pool
+ * threads that other asynchronous work (WebCrypto signing, fs) waits for.
+ */
+class Limiter {
+  private running = 0
+  private readonly waiting: (() => void)[] = []
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(job: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve))
+    else this.running++
+    try {
+      return await job()
+    } finally {
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.running--
+    }
+  }
+}
+
+/** One bcrypt job per core, shared by every hasher in the process. */
+const bcryptJobs = new Limiter(Math.max(1, availableParallelism()))
+
 export class PasswordHasher {
   /** Compared against when the account does not exist, so both paths cost one bcrypt compare. */
   private readonly dummyHash: Promise<string>
 
   constructor(private readonly cost: number) {
-    this.dummyHash = bcrypt.hash('dummy password for timing equality', cost)
+    this.dummyHash = bcryptJobs.run(() => bcrypt.hash('dummy password for timing equality', cost))
   }
 
   /** Runs on libuv's thread pool: the event loop never waits for bcrypt. */
   hash(password: string): Promise<string> {
-    return bcrypt.hash(normalizePassword(password), this.cost)
+    const normalized = normalizePassword(password)
+    return bcryptJobs.run(() => bcrypt.hash(normalized, this.cost))
   }
 
   /**
@@ -43,7 +74,8 @@ export class PasswordHasher {
   async verify(password: string, hash: string | undefined): Promise<boolean> {
     const normalized = normalizePassword(password)
     const tooLong = Buffer.byteLength(normalized, 'utf8') > PASSWORD_MAX_BYTES
-    const matches = await bcrypt.compare(normalized, hash ?? (await this.dummyHash))
+    const against = hash ?? (await this.dummyHash)
+    const matches = await bcryptJobs.run(() => bcrypt.compare(normalized, against))
     return matches && hash !== undefined && !tooLong
   }
 }
