@@ -223,9 +223,21 @@ export class AttackContext {
     return json<{ id: string; key: string }>(response)
   }
 
+  /**
+   * Promotes straight in the database, as the admin:create CLI does. The
+   * revocation list learns of it by its next poll (≤ 1 s, DESIGN §3.5.7);
+   * until then an admin-role token may be refused as "role changed", so this
+   * waits until the new token is accepted.
+   */
   async makeAdmin(account: Account): Promise<Tokens> {
     await this.app.db.user.update({ where: { id: account.id }, data: { role: 'admin' } })
-    return this.login(account.email)
+    const tokens = await this.login(account.email)
+    for (let started = Date.now(); Date.now() - started < 5_000; ) {
+      const response = await this.app.inject({ method: 'GET', url: '/admin/users?limit=1', headers: { authorization: `Bearer ${tokens.access_token}` } })
+      if (response.statusCode === 200) break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    return tokens
   }
 
   async sessionRevoked(accessToken: string): Promise<boolean> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import fc from 'fast-check'
+import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { buildTestApp, json } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
@@ -207,19 +208,39 @@ interface Credentials {
 }
 
 let accounts = 0
-async function freshCredentials(): Promise<Credentials> {
-  const signup = async (label: string) => {
-    const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email: `${label}-${++accounts}-${Date.now()}@fuzz.test`, password: PASSWORD } })
-    if (response.statusCode !== 201) throw new Error(`signup: ${response.body}`)
-    return json<{ user: { id: string; email: string }; access_token: string; refresh_token: string }>(response)
+/**
+ * A setup call that must succeed. On a loaded machine the service may shed a
+ * request with 503 (e.g. its revocation list could not sync in time), and a
+ * role set directly in the database counts after the next revocation poll;
+ * setup retries those, and fails loudly on anything else.
+ */
+async function injectOk<T>(request: InjectOptions, expected: number): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const response = await app.inject(request)
+    if (response.statusCode === expected) return json<T>(response)
+    // A role set straight in the database reaches the revocation list by its next poll (≤ 1 s, DESIGN §3.5.7).
+    const transient = response.statusCode === 503 || (response.statusCode === 401 && response.body.includes('role changed'))
+    if (!transient || attempt >= 40) throw new Error(`setup ${request.method} ${request.url}: ${response.statusCode} ${response.body}`)
+    await new Promise((resolve) => setTimeout(resolve, 250))
   }
+}
+
+async function freshCredentials(): Promise<Credentials> {
+  const signup = (label: string) =>
+    injectOk<{ user: { id: string; email: string }; access_token: string; refresh_token: string }>(
+      { method: 'POST', url: '/auth/signup', payload: { email: `${label}-${++accounts}-${Date.now()}@fuzz.test`, password: PASSWORD } },
+      201,
+    )
   const user = await signup('user')
   const admin = await signup('admin')
   await app.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin' } })
-  const login = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: admin.user.email, password: PASSWORD } })
-  const adminToken = json<{ access_token: string }>(login).access_token
+  const login = await injectOk<{ access_token: string }>(
+    { method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: admin.user.email, password: PASSWORD } },
+    200,
+  )
+  const adminToken = login.access_token
   const key = async (token: string, scopes: string[]) =>
-    json<{ key: string }>(await app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${token}` }, payload: { name: 'fuzz', scopes } })).key
+    (await injectOk<{ key: string }>({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${token}` }, payload: { name: 'fuzz', scopes } }, 201)).key
   const sid = JSON.parse(Buffer.from(user.access_token.split('.')[1]!, 'base64url').toString()) as { sid: string }
   return {
     user: user.access_token,
@@ -316,6 +337,7 @@ function buildRequest(op: Operation, input: FuzzInput, c: Credentials) {
 }
 
 let inputs = 0
+let shed = 0
 const statuses = new Map<number, number>()
 
 async function heapUsedMb(): Promise<number> {
@@ -348,7 +370,14 @@ for (const op of operations) {
     await fc.assert(
       fc.asyncProperty(inputFor(op, credentials), async (input) => {
         const request = buildRequest(op, input, credentials)
-        const response = await app.inject(request)
+        let response = await app.inject(request)
+        if (response.statusCode === 503 && response.body.includes('revocation_state_unavailable')) {
+          // Load shedding, not the input: the revocation list missed its sync window on a loaded
+          // machine. Sync it and send the same input again; that answer is the one judged.
+          shed++
+          await app.revocations.sync()
+          response = await app.inject(request)
+        }
         inputs++
         statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1)
         if (response.statusCode >= 500) {
@@ -373,6 +402,7 @@ t.test('after the fuzzing: still serving, heap flat', async (t) => {
   const growth = after - heapBefore
   t.ok(growth < HEAP_GROWTH_LIMIT_MB, `heap after GC ${heapBefore.toFixed(1)} MB → ${after.toFixed(1)} MB (+${growth.toFixed(1)} MB, bound ${HEAP_GROWTH_LIMIT_MB} MB)`)
   t.ok(inputs >= operations.length * RUNS, `${inputs} inputs over ${operations.length} operations`)
+  t.comment(`${shed} inputs were first shed with 503 revocation_state_unavailable (machine load) and judged on a resend`)
   t.comment(`statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}`)
   t.equal(({} as Record<string, unknown>).x, undefined, 'Object.prototype not polluted')
 })

@@ -114,6 +114,10 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
   const admin = json<{ user: { id: string } }>(await call({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: adminPassword } }))
   await server.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin' } })
   const adminLogin = json<{ access_token: string }>(await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: adminPassword } }))
+  // A role set in the database reaches the revocation list by its next poll (≤ 1 s): wait for it.
+  for (let started = Date.now(); Date.now() - started < 5_000; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if ((await server.inject({ method: 'GET', url: '/admin/users?limit=1', headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode === 200) break
+  }
   const introspectKey = json<{ key: string }>(
     await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${adminLogin.access_token}` }, payload: { name: 'svc', scopes: ['introspect'] } }),
   ).key
