@@ -49,7 +49,7 @@ export class RevocationList {
       this.userStates.set(user.id, {
         role: user.role,
         disabled: user.disabled,
-        keepUntil: user.authChangedAt.getTime() + this.options.retentionMs,
+        keepUntil: user.authChangedAt!.getTime() + this.options.retentionMs,
       })
       if (previous?.role !== user.role || previous.disabled !== user.disabled) this.notifyUserChanged(user.id)
     }
