@@ -69,8 +69,9 @@ async function authentication(fastify: FastifyInstance) {
       allowedAud: config.audience,
       checkTyp: ACCESS_TOKEN_TYP,
       requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'role'],
-      cache: VERIFIED_TOKEN_CACHE_SIZE,
-      // Failures are not cached: a token not yet valid must not stay refused.
+      // Successes are cached in front of @fastify/jwt (below); failures are
+      // not cached at all: a token not yet valid must not stay refused.
+      cache: false,
       errorCacheTTL: -1,
     },
   })
