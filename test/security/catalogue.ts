@@ -719,12 +719,13 @@ export const cases: AttackCase[] = [
         }
         const unknown: number[] = []
         const wrong: number[] = []
-        for (let i = 0; i < 7; i++) {
+        for (let i = 0; i < 9; i++) {
           unknown.push(await time(`nobody-${i}-${Date.now()}@attack.test`))
           wrong.push(await time(email))
         }
         const ratio = median(unknown) / median(wrong)
-        t.ok(ratio > 0.5 && ratio < 2, `median unknown ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`)
+        // Without the dummy compare the ratio is about 0.05 (a database miss against a 50 ms bcrypt); the band is wide for a loaded machine.
+        t.ok(ratio > 0.4 && ratio < 2.5, `median unknown ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`)
       } finally {
         await slow.close()
       }
