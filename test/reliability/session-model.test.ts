@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import t from 'tap'
 import { buildTestApp, json, TestClock, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { serializeRevocationSync } from '../security/context.js'
 
 /**
  * Model-based property test of sessions (DESIGN §3.5). fast-check draws
@@ -51,6 +52,7 @@ const main: TestApp = await buildTestApp(
   { database, clock },
 )
 const { app } = main
+serializeRevocationSync(app)
 t.teardown(async () => {
   await main.close()
   await database.drop()

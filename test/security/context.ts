@@ -53,6 +53,24 @@ export function hs256(secret: string | Buffer, h: Header, c: Claims): string {
 
 export const setCookies = (response: Response): string[] => ([] as string[]).concat(response.headers['set-cookie'] ?? [])
 
+/**
+ * Tests that move the clock sync the revocation list by hand; a sync of its
+ * own poll that began before the move and ends after would set the list's
+ * last-synced time back, and the list would look stale (503) until the next
+ * poll. Serialising every sync (the poll's and the test's) removes that race
+ * of the harness; the service itself never runs two syncs at once.
+ */
+export function serializeRevocationSync(app: App): void {
+  const list = app.revocations
+  const sync = list.sync.bind(list)
+  let chain: Promise<void> = Promise.resolve()
+  list.sync = () => {
+    const next = chain.then(sync, sync)
+    chain = next.catch(() => {})
+    return next
+  }
+}
+
 let counter = 0
 export const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@attack.test`
 
@@ -81,6 +99,7 @@ export class AttackContext {
   static async create(database: TestDatabase): Promise<AttackContext> {
     const main = await buildTestApp({}, { database })
     const ctx = new AttackContext(main, database)
+    serializeRevocationSync(main.app)
     await ctx.init()
     return ctx
   }

@@ -5,6 +5,7 @@ import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { json, TEST_ENV, TestClock } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { serializeRevocationSync } from './context.js'
 
 /**
  * Secrets at rest (DESIGN §3.5 rule 1, §3.7, §3.9): after a scenario that
@@ -32,6 +33,7 @@ const server = Fastify({
 const clock = new TestClock()
 await server.register(fp(app), { config, now: clock.now })
 await server.ready()
+serializeRevocationSync(server)
 t.teardown(async () => {
   await server.close()
   await database.drop()
