@@ -812,7 +812,7 @@ export const cases: AttackCase[] = [
   },
   {
     id: 'IN-02',
-    title: 'deeply nested JSON (100 000 levels) is a 4xx, the process survives',
+    title: 'deeply nested JSON (20 000 levels) is a 4xx, the process survives',
     source: 'CWE-674 (uncontrolled recursion); DESIGN §4',
     async run(ctx, t) {
       const depth = 20_000
