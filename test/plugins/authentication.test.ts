@@ -265,6 +265,19 @@ t.test('required claims are required', async (t) => {
   }
 })
 
+t.test('claims of the wrong type are refused with 401, even when signed with our key', async (t) => {
+  for (const [claim, value] of [
+    ['sub', { id: 'x' }],
+    ['sid', 42],
+    ['role', ['admin']],
+    ['scope', null],
+    ['client_id', true],
+    ['iat', '1'],
+  ] as const) {
+    await assertRefused(t, await app.keys.sign(claims({ [claim]: value } as Claims), { typ: 'at+jwt' }), `${claim} as ${JSON.stringify(value)}`)
+  }
+})
+
 t.test('a crit header naming an unknown extension is refused', async (t) => {
   await assertRefused(t, serverSigned({ crit: ['exp-unknown'], 'exp-unknown': true }), 'crit ["exp-unknown"]')
   await assertRefused(t, serverSigned({ crit: ['urn:example:must-understand'], 'urn:example:must-understand': 1 }), 'crit URN extension')

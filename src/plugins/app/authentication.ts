@@ -102,6 +102,9 @@ async function authentication(fastify: FastifyInstance) {
       throw invalidToken(code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED' ? 'the access token expired' : 'the access token is invalid')
     }
     const claims = request.user
+    // Signed by us, yet the claims' types are checked too: code downstream
+    // relies on them, and a key compromise must not become a 500.
+    if (!hasClaimTypes(claims)) throw invalidToken('the access token is invalid')
     const kid = (JSON.parse(Buffer.from(credential.slice(0, credential.indexOf('.')), 'base64url').toString()) as { kid: string }).kid
     verified.set(credential, { claims, kid })
     return claims
@@ -159,6 +162,17 @@ async function authentication(fastify: FastifyInstance) {
       }
     }
   })
+}
+
+const STRING_CLAIMS = ['iss', 'sub', 'client_id', 'sid', 'jti', 'scope', 'role'] as const
+
+function hasClaimTypes(claims: AccessTokenClaims): boolean {
+  return (
+    STRING_CLAIMS.every((name) => typeof claims[name] === 'string') &&
+    Number.isInteger(claims.iat) &&
+    Number.isInteger(claims.exp) &&
+    (typeof claims.aud === 'string' || (Array.isArray(claims.aud) && (claims.aud as unknown[]).every((a) => typeof a === 'string')))
+  )
 }
 
 export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation', 'accounts'] })

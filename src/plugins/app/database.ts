@@ -43,7 +43,11 @@ async function database(fastify: FastifyInstance) {
     // Fail fast when the database is gone so requests get 503 instead of hanging.
     connectionTimeoutMillis: 3_000,
     idleTimeoutMillis: 30_000,
-    query_timeout: 10_000,
+    // Shorter than the refresh grace window (10 s by default): a client whose
+    // refresh committed but whose answer was lost gets its 503 and can retry
+    // inside the window, receiving the same successor instead of tripping
+    // reuse detection.
+    query_timeout: 5_000,
   })
   const db = new PrismaClient({ adapter })
   fastify.decorate('db', db)
