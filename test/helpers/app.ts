@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import fp from 'fastify-plugin'
+import t from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
@@ -67,6 +68,21 @@ export async function buildTestApp(
       if (!options.database) await database.drop()
     },
   }
+}
+
+/**
+ * One app on its own fresh database for a whole test file, closed and
+ * dropped when the file's tests end. Tests that need other settings build a
+ * second app on `database`.
+ */
+export async function fileTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const database = await createTestDatabase()
+  const testApp = await buildTestApp(env, { database })
+  t.teardown(async () => {
+    await testApp.close()
+    await database.drop()
+  })
+  return testApp
 }
 
 /** The parsed JSON body of an injected response. */

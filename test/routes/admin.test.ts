@@ -1,6 +1,5 @@
 import t, { type Test } from 'tap'
-import { buildTestApp, json, type TestApp } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
 
 /**
  * The admin API (DESIGN §3.8): admins only; the user directory with keyset
@@ -10,13 +9,8 @@ import { createTestDatabase } from '../helpers/database.js'
  * instance); sessions; the audit log with filters and a stable cursor.
  */
 
-const database = await createTestDatabase()
-const main = await buildTestApp({}, { database })
+const main = await fileTestApp()
 const { app } = main
-t.teardown(async () => {
-  await main.close()
-  await database.drop()
-})
 
 const PASSWORD = 'a fine passphrase'
 let counter = 0

@@ -1,6 +1,5 @@
 import t, { type Test } from 'tap'
-import { buildTestApp, json, type TestApp } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
+import { fileTestApp, json, type TestApp } from '../helpers/app.js'
 
 /**
  * Accounts (DESIGN §3.3, §4): sign-up, GET /users/me, password change with
@@ -8,13 +7,8 @@ import { createTestDatabase } from '../helpers/database.js'
  * truncated), and the one error shape for bad input.
  */
 
-const database = await createTestDatabase()
-const main = await buildTestApp({}, { database })
+const main = await fileTestApp()
 const { app } = main
-t.teardown(async () => {
-  await main.close()
-  await database.drop()
-})
 
 type Response = Awaited<ReturnType<TestApp['app']['inject']>>
 

@@ -1,6 +1,5 @@
 import t, { type Test } from 'tap'
-import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
-import { createTestDatabase } from '../../helpers/database.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
 
 /**
  * Browser (cookie) transport (DESIGN §3.6): the refresh cookie's attributes,
@@ -9,13 +8,8 @@ import { createTestDatabase } from '../../helpers/database.js'
  * a cookie-authenticated handler.
  */
 
-const database = await createTestDatabase()
-const main = await buildTestApp({}, { database })
-const { app } = main
-t.teardown(async () => {
-  await main.close()
-  await database.drop()
-})
+const main = await fileTestApp()
+const { app, database } = main
 
 const COOKIE = '__Secure-refresh_token'
 const SPA = 'http://spa.test'

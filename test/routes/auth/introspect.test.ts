@@ -1,7 +1,6 @@
 import { decodeJwt } from 'jose'
 import t, { type Test } from 'tap'
-import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
-import { createTestDatabase } from '../../helpers/database.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
 
 /**
  * POST /auth/introspect (RFC 7662, DESIGN §3.7): only a caller with an API key
@@ -11,13 +10,8 @@ import { createTestDatabase } from '../../helpers/database.js'
  * revocation of an API key by its value.
  */
 
-const database = await createTestDatabase()
-const main = await buildTestApp({}, { database })
-const { app } = main
-t.teardown(async () => {
-  await main.close()
-  await database.drop()
-})
+const main = await fileTestApp()
+const { app, database } = main
 
 const PASSWORD = 'a fine passphrase'
 let counter = 0

@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
-import { createTestDatabase } from '../../helpers/database.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
 
 /**
  * Sessions (DESIGN §3.5 rules 5–7): logout in its three scopes, listing and
@@ -9,13 +8,8 @@ import { createTestDatabase } from '../../helpers/database.js'
  * tokens at once on this instance and within a second on another one.
  */
 
-const database = await createTestDatabase()
-const main = await buildTestApp({}, { database })
-const { app } = main
-t.teardown(async () => {
-  await main.close()
-  await database.drop()
-})
+const main = await fileTestApp()
+const { app, database } = main
 
 const PASSWORD = 'a fine passphrase'
 let counter = 0

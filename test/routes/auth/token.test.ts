@@ -1,7 +1,6 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
 import t, { type Test } from 'tap'
-import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
-import { createTestDatabase } from '../../helpers/database.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
 
 /**
  * POST /auth/token, password grant (DESIGN §3.2, §3.4): JSON and form bodies,
@@ -9,13 +8,8 @@ import { createTestDatabase } from '../../helpers/database.js'
  * token's header and claims.
  */
 
-const database = await createTestDatabase()
-const main = await buildTestApp({}, { database })
-const { app } = main
-t.teardown(async () => {
-  await main.close()
-  await database.drop()
-})
+const main = await fileTestApp()
+const { app, database } = main
 
 const PASSWORD = 'a fine passphrase'
 let counter = 0
