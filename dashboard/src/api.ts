@@ -48,20 +48,8 @@ export interface Page<T> {
   nextCursor: string | null
 }
 
-export const AUDIT_EVENT_TYPES = [
-  'user_signed_up',
-  'login_succeeded',
-  'login_failed',
-  'refresh_token_reused',
-  'logged_out',
-  'session_revoked',
-  'password_changed',
-  'api_key_created',
-  'api_key_revoked',
-  'role_changed',
-  'user_disabled',
-  'user_enabled',
-] as const
+/** The event types the service writes: one list, shared with the service. */
+export { AUDIT_EVENT_TYPES } from '../../src/domain/audit.js'
 
 export function query(params: Record<string, string | undefined>): string {
   const search = new URLSearchParams()
