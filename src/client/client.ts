@@ -305,17 +305,14 @@ export class AuthClient {
   }
 
   private async refreshShared(stale: string | undefined): Promise<string> {
-    const askedAt = Date.now()
-    return this.coordinator.withRefreshLock(async () => {
+    return this.coordinator.withRefreshLock(async (waited) => {
       // While this tab waited for the lock, another may have refreshed and broadcast its token.
       if (this.token && this.token.accessToken !== stale && !this.needsRefresh()) return this.token.accessToken
-      if (this.coordinator.refreshedSince(askedAt)) {
+      if (waited) {
         const adopted = await this.waitForTabToken(stale, TAB_TOKEN_WAIT_MS)
         if (adopted) return adopted
       }
-      const token = await this.refreshNow()
-      this.coordinator.markRefreshed()
-      return token
+      return this.refreshNow()
     })
   }
 

@@ -10,7 +10,8 @@ export type TabMessage =
   | { type: 'signed_out' }
 
 interface LockManagerLike {
-  request<T>(name: string, callback: () => Promise<T>): Promise<T>
+  request<T>(name: string, callback: (lock: unknown) => Promise<T>): Promise<T>
+  request<T>(name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<T>): Promise<T>
 }
 interface ChannelLike {
   postMessage(message: unknown): void
@@ -19,13 +20,13 @@ interface ChannelLike {
 }
 
 export interface TabCoordinator {
-  /** Runs `task` while holding the cross-tab refresh lock (or at once without locks). */
-  withRefreshLock<T>(task: () => Promise<T>): Promise<T>
+  /**
+   * Runs `task` while holding the cross-tab refresh lock (or at once without
+   * locks); `waited` tells it whether another tab held the lock first, and
+   * so has most likely just refreshed.
+   */
+  withRefreshLock<T>(task: (waited: boolean) => Promise<T>): Promise<T>
   post(message: TabMessage): void
-  /** Notes (by time only, no secret) that this tab just refreshed, before it releases the lock. */
-  markRefreshed(): void
-  /** Whether any tab noted a refresh after `since` (epoch ms). */
-  refreshedSince(since: number): boolean
   close(): void
 }
 
@@ -33,18 +34,7 @@ export function createCoordinator(name: string, onMessage: (message: TabMessage)
   const g = globalThis as unknown as {
     navigator?: { locks?: LockManagerLike }
     BroadcastChannel?: new (name: string) => ChannelLike
-    localStorage?: { getItem(key: string): string | null; setItem(key: string, value: string): void }
   }
-  // A tab that waited for the lock must know whether the holder refreshed,
-  // since its broadcast token may arrive after the lock does: the holder
-  // notes the time in localStorage (a timestamp, never a token).
-  let storage: typeof g.localStorage
-  try {
-    storage = enabled ? g.localStorage : undefined
-  } catch {
-    storage = undefined // storage access refused (sandboxed frame, privacy settings)
-  }
-  const stampKey = `${name}:refreshed-at`
   const locks = enabled && g.navigator?.locks && typeof g.navigator.locks.request === 'function' ? g.navigator.locks : undefined
   let channel: ChannelLike | undefined
   if (enabled && typeof g.BroadcastChannel === 'function') {
@@ -57,26 +47,26 @@ export function createCoordinator(name: string, onMessage: (message: TabMessage)
     ;(channel as unknown as { unref?: () => void }).unref?.()
   }
   return {
-    withRefreshLock: (task) => (locks ? locks.request(`${name}:refresh`, task) : task()),
+    withRefreshLock: async <T>(task: (waited: boolean) => Promise<T>): Promise<T> => {
+      if (!locks) return task(false)
+      const lockName = `${name}:refresh`
+      // Try without waiting first: only a tab that had to wait knows another
+      // tab refreshed meanwhile, whose token may still be on its way (the
+      // BroadcastChannel delivers across processes, after the lock).
+      let ran = false
+      const immediate = await locks.request(lockName, { ifAvailable: true }, async (lock) => {
+        if (!lock) return undefined
+        ran = true
+        return task(false)
+      })
+      if (ran) return immediate as T
+      return locks.request(lockName, () => task(true))
+    },
     post: (message) => {
       try {
         channel?.postMessage(message)
       } catch {
         /* a closed channel: nothing to tell */
-      }
-    },
-    markRefreshed: () => {
-      try {
-        storage?.setItem(stampKey, String(Date.now()))
-      } catch {
-        /* storage full or refused: the other tabs refresh themselves */
-      }
-    },
-    refreshedSince: (since) => {
-      try {
-        return Number(storage?.getItem(stampKey) ?? 0) >= since
-      } catch {
-        return false
       }
     },
     close: () => channel?.close(),

@@ -253,10 +253,18 @@ async function run(t: Test) {
     await tab1.evaluate(`void navigator.locks.request(${JSON.stringify(lock)}, () => new Promise((release) => { globalThis.releaseRefreshLock = release }))`)
     await tab1.waitForFunction('typeof globalThis.releaseRefreshLock === "function"')
     const before = tokenRequests
-    const refresh = (page: import('playwright-core').Page) =>
-      page.evaluate('globalThis.tokenAuthDashboard.client.refresh().then((token) => token.length > 0)') as Promise<boolean>
-    const results = Promise.all([refresh(tab1), refresh(tab2), refresh(tab1), refresh(tab2)])
-    await tab1.waitForFunction(`navigator.locks.query().then((state) => state.pending.filter((l) => l.name === ${JSON.stringify(lock)}).length === 2)`)
+    // Two calls per tab, made in one evaluation so that both are in flight
+    // together (two separate evaluations may reach the page after the first
+    // refresh is over, and then rightly refresh again).
+    const refreshTwice = (page: import('playwright-core').Page) =>
+      page.evaluate(
+        'Promise.all([0, 1].map(() => globalThis.tokenAuthDashboard.client.refresh().then((token) => token.length > 0)))',
+      ) as Promise<boolean[]>
+    const results = Promise.all([refreshTwice(tab1), refreshTwice(tab2)]).then((pairs) => pairs.flat())
+    // Both tabs queued, told apart by clientId: two calls of one tab would also make two pending requests.
+    await tab1.waitForFunction(
+      `navigator.locks.query().then((state) => new Set(state.pending.filter((l) => l.name === ${JSON.stringify(lock)}).map((l) => l.clientId)).size === 2)`,
+    )
     await tab1.evaluate('globalThis.releaseRefreshLock()')
     t.same(await results, [true, true, true, true])
     const refreshes = tokenRequests - before
