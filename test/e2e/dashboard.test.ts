@@ -1,12 +1,11 @@
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
-import { buildTestApp } from '../helpers/app.js'
+import { listeningTestApp } from '../helpers/app.js'
 
 /**
  * The admin dashboard in real headless Chromium (Debian's /usr/bin/chromium
@@ -31,25 +30,11 @@ if (!existsSync(CHROMIUM) || !existsSync(join(DASHBOARD_DIR, 'index.html'))) {
   await t.test('the admin dashboard in headless Chromium', run)
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 async function run(t: Test) {
   const { chromium } = await import('playwright-core')
-  const port = await freePort()
-  const origin = `http://127.0.0.1:${port}`
-  const server = await buildTestApp({ ISSUER: origin, COOKIE_SECURE: 'false', CORS_ORIGINS: '' })
+  const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))
   t.teardown(server.close)
-  await server.app.listen({ host: '127.0.0.1', port })
-  const { app } = server
+  const { app, issuer: origin } = server
 
   // Every POST /auth/token the service receives (refreshes and logins).
   let tokenRequests = 0

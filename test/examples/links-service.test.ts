@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
-import { createServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { decodeJwt, generateKeyPair, SignJWT } from 'jose'
 import t from 'tap'
 import { buildLinksApp } from '../../examples/links-service/src/app.js'
-import { buildTestApp, type TestApp } from '../helpers/app.js'
+import { listeningTestApp } from '../helpers/app.js'
 import { createTestDatabase, realPostgresUrl } from '../helpers/database.js'
 
 /**
@@ -23,52 +23,25 @@ const PASSWORD = 'a long links passphrase'
 const POSITIVE_TTL_MS = 2_000
 const SENSITIVE_TTL_MS = 200
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 /** The auth service listening on the URL its ISSUER names, with the links scopes. */
-async function listeningAuth(): Promise<{ auth: TestApp; issuer: string }> {
-  let lastError: unknown
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort()
-    const issuer = `http://127.0.0.1:${port}`
-    const auth = await buildTestApp({
-      ISSUER: issuer,
-      ACCESS_TOKEN_AUDIENCE: AUDIENCE,
-      SCOPES: 'profile links:read links:write',
-      CORS_ORIGINS: SPA_ORIGIN,
-    })
-    try {
-      await auth.app.listen({ port, host: '127.0.0.1' })
-      return { auth, issuer }
-    } catch (error) {
-      lastError = error
-      await auth.close()
-      if ((error as { code?: string }).code !== 'EADDRINUSE') throw error
-    }
-  }
-  throw lastError
-}
+const listeningAuth = () =>
+  listeningTestApp(() => ({
+    ACCESS_TOKEN_AUDIENCE: AUDIENCE,
+    SCOPES: 'profile links:read links:write',
+    CORS_ORIGINS: SPA_ORIGIN,
+  }))
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 // The two databases start side by side (each is an in-process PGlite when embedded).
 const [authStart, linksDbStart] = await Promise.allSettled([listeningAuth(), createTestDatabase({ migrated: false })])
 if (authStart.status === 'rejected' || linksDbStart.status === 'rejected') {
-  if (authStart.status === 'fulfilled') await authStart.value.auth.close()
+  if (authStart.status === 'fulfilled') await authStart.value.close()
   if (linksDbStart.status === 'fulfilled') await linksDbStart.value.drop()
   throw authStart.status === 'rejected' ? authStart.reason : (linksDbStart as PromiseRejectedResult).reason
 }
-const { auth, issuer } = authStart.value
+const auth = authStart.value
+const { issuer } = auth
 const linksDb = linksDbStart.value
 let links: FastifyInstance | undefined
 let authClosed = false

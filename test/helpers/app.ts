@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import fp from 'fastify-plugin'
 import t from 'tap'
@@ -83,6 +84,42 @@ export async function fileTestApp(env: Record<string, string> = {}): Promise<Tes
     await database.drop()
   })
   return testApp
+}
+
+/** A loopback port free at the moment of asking. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * The app listening on 127.0.0.1 at the URL its ISSUER names, for clients
+ * that speak real HTTP. `env` gets the issuer so it can name it elsewhere.
+ * Another process may take the probed port before listen: then it retries.
+ */
+export async function listeningTestApp(env: (issuer: string) => Record<string, string> = () => ({})): Promise<TestApp & { issuer: string }> {
+  let lastError: unknown
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort()
+    const issuer = `http://127.0.0.1:${port}`
+    const testApp = await buildTestApp({ ISSUER: issuer, ...env(issuer) })
+    try {
+      await testApp.app.listen({ port, host: '127.0.0.1' })
+      return { ...testApp, issuer }
+    } catch (error) {
+      lastError = error
+      await testApp.close()
+      if ((error as { code?: string }).code !== 'EADDRINUSE') throw error
+    }
+  }
+  throw lastError
 }
 
 /** The parsed JSON body of an injected response. */

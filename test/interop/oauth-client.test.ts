@@ -1,8 +1,7 @@
-import { createServer } from 'node:net'
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import * as oauth from 'oauth4webapi'
 import t from 'tap'
-import { buildTestApp, type TestApp } from '../helpers/app.js'
+import { listeningTestApp } from '../helpers/app.js'
 
 /**
  * The service driven by off-the-shelf clients over real HTTP, as other
@@ -13,39 +12,8 @@ import { buildTestApp, type TestApp } from '../helpers/app.js'
 
 const AUDIENCE = 'https://api.shortener.test'
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-/** Builds the app with ISSUER set to the URL it then listens on. */
-async function listeningApp(): Promise<{ app: TestApp; issuer: string }> {
-  let lastError: unknown
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort()
-    const issuer = `http://127.0.0.1:${port}`
-    const app = await buildTestApp({ ISSUER: issuer, ACCESS_TOKEN_AUDIENCE: AUDIENCE })
-    try {
-      await app.app.listen({ port, host: '127.0.0.1' })
-      return { app, issuer }
-    } catch (error) {
-      // Someone took the port between the probe and listen: try another.
-      lastError = error
-      await app.close()
-      if ((error as { code?: string }).code !== 'EADDRINUSE') throw error
-    }
-  }
-  throw lastError
-}
-
-const { app, issuer } = await listeningApp()
+const app = await listeningTestApp(() => ({ ACCESS_TOKEN_AUDIENCE: AUDIENCE }))
+const { issuer } = app
 t.teardown(() => app.close())
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const

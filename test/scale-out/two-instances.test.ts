@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
+import { connectRedis, REDIS_URL } from '../helpers/redis.js'
 import { createTestDatabase } from '../helpers/database.js'
 
 /**
@@ -23,7 +23,6 @@ import { createTestDatabase } from '../helpers/database.js'
  */
 
 const LIMIT = 3
-const REDIS_URL = 'redis://127.0.0.1:6379'
 const run = randomBytes(4).toString('hex')
 let ipCounter = 0
 /** A client address no other test or run uses: the rate-limit keys of this run. */
@@ -32,19 +31,6 @@ let emailCounter = 0
 const freshEmail = (label: string) => `${label}-${++emailCounter}-${run}@example.test`
 const PASSWORD = 'a perfectly fine passphrase'
 
-/** A connection to the shared Redis, or null when none answers. */
-async function connectRedis(): Promise<Redis | null> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  redis.on('error', () => {})
-  try {
-    await redis.connect()
-    await redis.ping()
-    return redis
-  } catch {
-    redis.disconnect()
-    return null
-  }
-}
 const redis = await connectRedis()
 
 const database = await createTestDatabase()

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { normalizeEmail } from '../../../src/domain/accounts.js'
 import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
+import { connectRedis, REDIS_URL } from '../../helpers/redis.js'
 
 /**
  * AUTH_RATE_LIMIT_PER_MINUTE (DESIGN §3.4, §3.10): password grants and
@@ -15,7 +15,6 @@ import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
  */
 
 const LIMIT = 3
-const REDIS_URL = 'redis://127.0.0.1:6379'
 const run = randomBytes(4).toString('hex')
 let ipCounter = 0
 /** A client address no other test or run uses. */
@@ -145,19 +144,6 @@ t.test('sign-up is limited per IP (and per email)', async (t) => {
   t.equal((await signup(local, freshIp(), email)).statusCode, 429, 'the 4th attempt on one email')
 })
 
-/** A connection to the shared Redis, or null when none answers. */
-async function connectRedis(): Promise<Redis | null> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  redis.on('error', () => {})
-  try {
-    await redis.connect()
-    await redis.ping()
-    return redis
-  } catch {
-    redis.disconnect()
-    return null
-  }
-}
 const probe = await connectRedis()
 
 t.test('with REDIS_URL two instances share the counters', { skip: probe ? false : `Redis is not reachable at ${REDIS_URL}` }, async (t) => {
