@@ -397,7 +397,10 @@ export const cases: AttackCase[] = [
     title: 'guessed and malformed refresh tokens are invalid_grant; issued tokens carry 256 random bits',
     source: 'RFC 6749 §10.10; RFC 9700 §4.14; ASVS 5.0 V7.2.3',
     async run(ctx, t) {
-      for (const guess of [randomBytes(32).toString('base64url'), 'A'.repeat(43), ctx.victim.refresh_token.slice(0, 42) + 'A', "' OR 1=1 --", '']) {
+      // One character off the victim's token: a different character from its last one (it ends in 'A' one time in 64).
+      const victim = ctx.victim.refresh_token
+      const oneOff = victim.slice(0, 42) + (victim.endsWith('A') ? 'B' : 'A')
+      for (const guess of [randomBytes(32).toString('base64url'), 'A'.repeat(43), oneOff, "' OR 1=1 --", '']) {
         const response = await ctx.refresh(guess)
         t.ok(response.statusCode === 400, `guess ${guess.slice(0, 12)}: 400`)
         t.ok(['invalid_grant', 'invalid_request'].includes(json(response).error as string))
