@@ -10,14 +10,14 @@
  *      configured cost), target >= 0.85.
  *   4. p99 of authenticated requests at a fixed rate while a login flood runs
  *      at the rate limit vs their p99 when idle, target <= 3.
- *   5. Peak RSS through the whole bench, target <= 200 MB.
+ *   5. Peak RSS of the service process through the whole bench, target <= 200 MB.
  *
- * The service runs in this process at its real settings (BCRYPT_COST 12 unless
+ * The service runs as `npm start` runs it (`node dist/src/server.js`, in its
+ * own process, see startService) at its real settings (BCRYPT_COST 12 unless
  * set, AUTH_RATE_LIMIT_PER_MINUTE set so that the flood of figure 4, sent at
  * exactly the limit, keeps every core busy with bcrypt); autocannon runs in
- * child processes (bench/load-worker.cjs). RSS is sampled in this process:
- * the service plus the bench harness (setup, the raw-SQL baseline and its pg
- * pool), an upper bound on the service's own; the load generators are not in it.
+ * other child processes (bench/load-worker.cjs); the baselines that are not
+ * HTTP (raw SQL, bcrypt) run in this process.
  *
  * Environment: DATABASE_URL (default: a fresh database on
  * postgresql://root@127.0.0.1:5432, dropped afterwards), BCRYPT_COST (12),
@@ -29,9 +29,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import bcrypt from 'bcrypt'
-import { benchDatabase, envInt, machine, percentile, printTable, runLoad, sampleRss, startService, writeResults, type LoadResult, type RunningService } from './lib.js'
+import { benchDatabase, envInt, machine, percentile, printTable, runLoad, startService, writeResults, type LoadResult, type RunningService } from './lib.js'
 import { runRefreshBench, type RefreshBenchResult } from './refresh.js'
 
 const DURATION = envInt('BENCH_DURATION', 10)
@@ -101,12 +100,12 @@ async function bcryptParallelRate(cost: number, jobs: number, seconds: number): 
 }
 
 async function signup(service: RunningService, email: string, password: string): Promise<void> {
-  const response = await service.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password }, remoteAddress: SETUP_ADDRESS })
+  const response = await service.inject({ method: 'POST', url: '/auth/signup', payload: { email, password }, remoteAddress: SETUP_ADDRESS })
   if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
 }
 
 async function accessToken(service: RunningService, email: string, password: string): Promise<string> {
-  const response = await service.app.inject({
+  const response = await service.inject({
     method: 'POST',
     url: '/auth/token',
     payload: { grant_type: 'password', username: email, password },
@@ -116,9 +115,6 @@ async function accessToken(service: RunningService, email: string, password: str
   return (JSON.parse(response.body) as { access_token: string }).access_token
 }
 
-const rss = sampleRss(50)
-/** Modules loaded (the app's and tsx's), nothing started. */
-const rssAtImport = process.memoryUsage().rss
 const info = machine()
 const startedAt = new Date()
 
@@ -131,20 +127,15 @@ const rateLimitPerMinute = envInt('AUTH_RATE_LIMIT_PER_MINUTE', Math.ceil(boundA
 const database = await benchDatabase('tokenauth_bench')
 let service: RunningService | undefined
 try {
-  service = await startService(
-    {
-      DATABASE_URL: database.url,
-      DATABASE_POOL_MAX: String(POOL_MAX),
-      BCRYPT_COST: String(BCRYPT_COST),
-      AUTH_RATE_LIMIT_PER_MINUTE: String(rateLimitPerMinute),
-    },
-    (app) => {
-      // The baseline of figure 1: a trivial route on the same instance (same
-      // hooks, logger and server options), in the bench only.
-      app.get('/bench/bare', async () => ({ ok: true }))
-    },
-  )
-  const rssServiceStarted = process.memoryUsage().rss
+  // The service process also serves figure 1's baseline, GET /bench/bare: a
+  // trivial route on the same instance (same hooks, logger, server options).
+  service = await startService({
+    DATABASE_URL: database.url,
+    DATABASE_POOL_MAX: String(POOL_MAX),
+    BCRYPT_COST: String(BCRYPT_COST),
+    AUTH_RATE_LIMIT_PER_MINUTE: String(rateLimitPerMinute),
+  })
+  const started = await service.stats()
   log(
     `bench: ${info.cores} cores (${info.cpu}), Node ${info.node}; load average ${loadAverage()}; ` +
       `BCRYPT_COST ${BCRYPT_COST} (${(hashSecondsAtStart * 1000).toFixed(0)} ms/hash), AUTH_RATE_LIMIT_PER_MINUTE ${rateLimitPerMinute}; ` +
@@ -156,7 +147,7 @@ try {
   await Promise.all(users.map((u) => signup(service!, u.email, u.password)))
   const token = await accessToken(service, users[0]!.email, users[0]!.password)
   const authorization = { authorization: `Bearer ${token}` }
-  const check = await service.app.inject({ method: 'GET', url: '/users/me', headers: authorization })
+  const check = await service.inject({ method: 'GET', url: '/users/me', headers: authorization })
   if (check.statusCode !== 200) throw new Error(`GET /users/me answered ${check.statusCode} ${check.body}`)
 
   const figures: Figure[] = []
@@ -272,7 +263,6 @@ try {
     await runLoad({ ...latencyRun, duration: WARMUP })
     for (let round = 1; round <= ROUNDS; round++) {
       idleRuns.push(await runLoad(latencyRun))
-      const loop = monitorEventLoopDelay({ resolution: 1 })
       const floodDone = runLoad({
         ...login,
         // Each connection waits for one hash at a time; enough of them to send at floodRate.
@@ -281,14 +271,14 @@ try {
         duration: DURATION + 2,
       })
       await new Promise((resolve) => setTimeout(resolve, 1000)) // the flood is running
-      loop.enable()
+      await service.loopDelay(true)
       const latency = await runLoad(latencyRun)
-      loop.disable()
+      const loop = await service.loopDelay(false)
       const flood = await floodDone
       // The next idle round must not inherit the flood's queued hashes.
       await drainBcrypt(service, users[1]!)
-      floodRuns.push({ latency, flood, loopDelayMaxMs: loop.max / 1e6, loopDelayP99Ms: loop.percentile(99) / 1e6 })
-      floodLoopDelays.push(loop.max / 1e6)
+      floodRuns.push({ latency, flood, loopDelayMaxMs: loop.maxMs, loopDelayP99Ms: loop.p99Ms })
+      floodLoopDelays.push(loop.maxMs)
     }
     const idleP99 = mean(idleRuns.map((r) => r.latencyMs.p99))
     const floodP99 = mean(floodRuns.map((r) => r.latency.latencyMs.p99))
@@ -318,7 +308,8 @@ try {
   }
 
   // ---- 5. Peak RSS ---------------------------------------------------------
-  const peak = rss.stop()
+  const end = await service.stats()
+  const peak = end.maxRssBytes
   figures.push({
     figure: '5 peak RSS MB (service process)',
     unit: 'MB',
@@ -328,10 +319,10 @@ try {
     target: '<= 1.00',
     pass: peak / MB <= 200,
     detail: {
-      scope: 'process.memoryUsage().rss of the process running the service, sampled every 50 ms from start to end; the load generators run in child processes and are not counted, the bench harness (setup, the raw-SQL baseline and its pg pool) is: an upper bound on the service alone',
-      rssAtImportMb: rssAtImport / MB,
-      rssServiceStartedMb: rssServiceStarted / MB,
-      heapUsedMbAtEnd: process.memoryUsage().heapUsed / MB,
+      scope: 'the peak resident set (getrusage ru_maxrss) of the service process, `node dist/src/server.js` as npm start runs it, from its start to the end of the bench; the load generators and the bench harness (setup, the raw-SQL baseline and its pg pool) are other processes',
+      rssServiceStartedMb: started.rssBytes / MB,
+      rssAtEndMb: end.rssBytes / MB,
+      heapUsedMbAtEnd: end.heapUsedBytes / MB,
     },
   })
 
@@ -345,7 +336,7 @@ try {
     `\n${info.cores} cores (${info.cpu}), Node ${info.node}, ${info.platform}; load average ${loadAverage()}\n` +
       `figure 2: sessions revoked by reuse detection ${refresh?.sanity.revokedSessions ?? '-'} (must be 0); ` +
       `figure 3: bcrypt cost ${BCRYPT_COST}, ${(hashSeconds * 1000).toFixed(0)} ms per hash (mean, alternating with the login rounds)${parallelNote}; ` +
-      `figure 5: RSS ${(rssAtImport / MB).toFixed(0)} MB with modules loaded, ${(rssServiceStarted / MB).toFixed(0)} MB with the service started and idle, ${(peak / MB).toFixed(0)} MB peak; ` +
+      `figure 5: service RSS ${(started.rssBytes / MB).toFixed(0)} MB started and idle, ${(end.rssBytes / MB).toFixed(0)} MB at the end, ${(peak / MB).toFixed(0)} MB peak; ` +
       `figure 4: flood ${(rateLimitPerMinute / 60).toFixed(1)} logins/s (the limit, ${rateLimitPerMinute}/min), authenticated ${LATENCY_RATE} req/s, event-loop delay max during flood ${f4}`,
   )
   const path = await writeResults('bench.json', {

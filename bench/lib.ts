@@ -1,16 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { fork } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import pg from 'pg'
-import app, { serverOptions } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import { deriveServerKeys, hmacSha256 } from '../src/domain/server-keys.js'
 
-/** Shared by the benchmark scripts: a database, the service listening in this process, figures. */
+/** Shared by the benchmark scripts: a database, the service listening in its own process, figures. */
 
 export const DEFAULT_ADMIN_URL = 'postgresql://root@127.0.0.1:5432/postgres'
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results')
@@ -56,20 +55,46 @@ export async function benchDatabase(prefix: string): Promise<BenchDatabase> {
   return { url: url.toString(), created: true, drop }
 }
 
+export interface InjectRequest {
+  method: 'GET' | 'POST'
+  url: string
+  payload?: unknown
+  headers?: Record<string, string>
+  remoteAddress?: string
+}
+
 export interface RunningService {
-  app: FastifyInstance
+  /** The settings the service runs with (its environment, validated as server.ts validates it). */
   config: Config
   baseUrl: string
+  pid: number
+  /** `app.inject` inside the service process, for setup requests that must not spend the load generator's address budget. */
+  inject(request: InjectRequest): Promise<{ statusCode: number; body: string }>
+  /** The service process's memory: peak resident set (getrusage), current RSS and heap. */
+  stats(): Promise<{ maxRssBytes: number; rssBytes: number; heapUsedBytes: number }>
+  /** Starts, then stops and reads, the service's own event-loop delay histogram. */
+  loopDelay(on: true): Promise<Record<string, never>>
+  loopDelay(on: false): Promise<{ maxMs: number; p99Ms: number }>
+  /** The service's keyed hash of a refresh token (what refresh_tokens.token_hash holds). */
+  hashRefreshToken(token: string): Buffer
   close(): Promise<void>
 }
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
+const SERVICE_HOOKS = join(ROOT, 'bench', 'service-hooks.mjs')
+
 /**
- * The service as server.ts runs it, listening on a free loopback port.
- * `beforeListen` may add bench-only routes (the bare-route baseline) to the
- * same instance.
+ * The service as `npm start` runs it: `node dist/src/server.js` (the compiled
+ * build; `npm run bench` builds it first) in its own process, listening on a
+ * free loopback port, so that its CPU and memory are its own. A preload
+ * (bench/service-hooks.mjs) adds the bench-only bare route and answers setup
+ * and measurement requests over IPC. BENCH_SERVICE_NODE_ARGS adds node flags
+ * (e.g. --cpu-prof) to the service process.
  */
-export async function startService(env: Record<string, string>, beforeListen?: (app: FastifyInstance) => void): Promise<RunningService> {
-  const config = loadConfig({
+export async function startService(env: Record<string, string>): Promise<RunningService> {
+  if (!existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} is missing: run npm run build first`)
+  const serviceEnv: Record<string, string> = {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     SECRET_KEY: randomBytes(32).toString('base64url'),
@@ -77,13 +102,56 @@ export async function startService(env: Record<string, string>, beforeListen?: (
     HOST: '127.0.0.1',
     PORT: '0',
     ...env,
+  }
+  const config = loadConfig(serviceEnv)
+  const refreshTokenHashKey = deriveServerKeys(serviceEnv.SECRET_KEY!).refreshTokenHash
+  const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const child = fork(SERVER_ENTRY, [], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...serviceEnv },
+    execPath: process.execPath,
+    // Only the preload: none of the bench's own loaders (tsx) reaches the service.
+    execArgv: [...nodeArgs, '--import', pathToFileURL(SERVICE_HOOKS).href],
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
-  const server = Fastify(serverOptions(config))
-  await server.register(fp(app), { config })
-  beforeListen?.(server)
-  await server.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = server.server.address() as { port: number }
-  return { app: server, config, baseUrl: `http://127.0.0.1:${port}`, close: () => server.close() }
+  let nextId = 0
+  const pending = new Map<number, { resolve: (value: any) => void; reject: (error: Error) => void }>()
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  exited.then((code) => {
+    for (const { reject } of pending.values()) reject(new Error(`service exited with ${code}`))
+    pending.clear()
+  })
+  const port = await new Promise<number>((resolve, reject) => {
+    child.on('message', (message: { type?: string; port?: number; id?: number; error?: string }) => {
+      if (message.type === 'listening') return resolve(message.port!)
+      const waiter = message.id === undefined ? undefined : pending.get(message.id)
+      if (!waiter) return
+      pending.delete(message.id!)
+      if (message.error) waiter.reject(new Error(message.error))
+      else waiter.resolve(message)
+    })
+    exited.then((code) => reject(new Error(`service exited with ${code} before listening`)))
+  })
+  const call = (message: Record<string, unknown>) =>
+    new Promise<any>((resolve, reject) => {
+      const id = nextId++
+      pending.set(id, { resolve, reject })
+      child.send({ ...message, id })
+    })
+  return {
+    config,
+    baseUrl: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    inject: (request) => call({ type: 'inject', request }),
+    stats: () => call({ type: 'stats' }),
+    loopDelay: ((on: boolean) => call({ type: 'loop-delay', on })) as RunningService['loopDelay'],
+    hashRefreshToken: (token) => hmacSha256(refreshTokenHashKey, token),
+    close: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      await exited
+    },
+  }
 }
 
 export function machine() {
@@ -208,24 +276,6 @@ export async function runLoad(options: LoadOptions, okStatus = 200): Promise<Loa
       p99: percentile(latencies, 99),
       max: latencies.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY),
       mean: latencies.reduce((a, b) => a + b, 0) / latencies.length,
-    },
-  }
-}
-
-/** Samples this process's RSS every `intervalMs` until stopped. */
-export function sampleRss(intervalMs = 100) {
-  let peak = process.memoryUsage().rss
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss)
-  }, intervalMs)
-  timer.unref()
-  return {
-    get peak() {
-      return Math.max(peak, process.memoryUsage().rss)
-    },
-    stop() {
-      clearInterval(timer)
-      return this.peak
     },
   }
 }

@@ -83,7 +83,7 @@ async function runLoad(url: string, tokens: string[], duration: number, connecti
 // Setup: users and sessions through the service's own endpoints.
 
 async function login(service: RunningService, email: string, password: string, remoteAddress?: string): Promise<string> {
-  const response = await service.app.inject({
+  const response = await service.inject({
     method: 'POST',
     url: '/auth/token',
     ...(remoteAddress ? { remoteAddress } : {}),
@@ -201,7 +201,7 @@ export async function runRefreshBench(service: RunningService, databaseUrl: stri
   const users = Array.from({ length: connections }, (_, i) => ({ email: `bench-${tag}-${i}@example.test`, password: `bench password ${i} ${randomBytes(4).toString('hex')}` }))
   await Promise.all(
     users.map(async (user) => {
-      const response = await service.app.inject({
+      const response = await service.inject({
         method: 'POST',
         url: '/auth/signup',
         payload: user,
@@ -213,8 +213,7 @@ export async function runRefreshBench(service: RunningService, databaseUrl: stri
 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: poolMax })
   try {
-    const sessionStore = service.app.sessions
-    const hash = (token: string) => Buffer.from(sessionStore.hashRefreshToken(token))
+    const hash = service.hashRefreshToken
     const chains: Chain[] = (await sessions(service, users, connections, options)).map((token) => ({ hash: hash(token) }))
     const { rows: before } = await pool.query<{ revoked: string }>('SELECT count(*) AS revoked FROM sessions WHERE revoked_at IS NOT NULL')
 
