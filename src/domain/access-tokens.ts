@@ -21,10 +21,10 @@ export interface AccessTokenClaims {
   role: Role
 }
 
-export async function issueAccessToken(
+export function issueAccessToken(
   keys: KeyStore,
   input: { issuer: string; audience: string; grant: SessionGrant; ttlSeconds: number; now?: number },
-): Promise<{ accessToken: string; expiresIn: number }> {
+): { accessToken: string; expiresIn: number } {
   const iat = Math.floor((input.now ?? Date.now()) / 1000)
   const claims: AccessTokenClaims = {
     iss: input.issuer,
@@ -38,7 +38,7 @@ export async function issueAccessToken(
     scope: input.grant.scope,
     role: input.grant.role,
   }
-  const accessToken = await keys.sign({ ...claims }, { typ: ACCESS_TOKEN_TYP })
+  const accessToken = keys.sign({ ...claims }, { typ: ACCESS_TOKEN_TYP })
   return { accessToken, expiresIn: input.ttlSeconds }
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { SqlPool } from '../db/sql-pool.js'
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
 import { recordAuditEvent } from './audit.js'
@@ -71,6 +72,7 @@ export class SessionStore {
 
   constructor(
     private readonly db: PrismaClient,
+    private readonly sql: SqlPool,
     private readonly keys: SessionKeys,
     private readonly options: {
       graceSeconds: number
@@ -146,30 +148,15 @@ export class SessionStore {
     const tokenHash = this.hashRefreshToken(refreshToken)
     const successor = this.successorOf(refreshToken)
     const now = new Date(this.now())
-    const rows = await this.db.$queryRaw<RotatedRow[]>`
-      WITH presented AS (
-        UPDATE refresh_tokens AS rt SET retired_at = ${now}
-        FROM sessions AS s JOIN users AS u ON u.id = s.user_id
-        WHERE rt.token_hash = ${tokenHash} AND rt.retired_at IS NULL
-          AND s.id = rt.session_id AND s.client_id = ${clientId}
-          AND s.revoked_at IS NULL AND s.idle_expires_at > ${now} AND s.absolute_expires_at > ${now}
-          AND NOT u.disabled
-        RETURNING rt.id, rt.session_id, s.idle_ttl_seconds, s.absolute_expires_at, u.role
-      ), refreshed AS (
-        UPDATE sessions AS s SET last_refreshed_at = ${now},
-          ip = COALESCE(${context.ip ?? null}::text, s.ip),
-          user_agent = COALESCE(${context.userAgent?.slice(0, 512) ?? null}::text, s.user_agent),
-          idle_expires_at = LEAST(${now}::timestamptz + make_interval(secs => p.idle_ttl_seconds), p.absolute_expires_at)
-        FROM presented AS p WHERE s.id = p.session_id
-        RETURNING s.id, s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at
-      ), successor AS (
-        INSERT INTO refresh_tokens (session_id, token_hash, parent_id, created_at)
-        SELECT p.session_id, ${this.hashRefreshToken(successor)}, p.id, ${now} FROM presented AS p
-        RETURNING id
-      )
-      SELECT r.id AS session_id, r.user_id, r.client_id, r.scope, r.idle_expires_at, r.absolute_expires_at,
-             p.role::text AS role
-      FROM refreshed AS r JOIN presented AS p ON p.session_id = r.id CROSS JOIN successor`
+    // pg directly, not $queryRaw: this runs on every refresh. Named, so that
+    // each connection has Postgres parse and plan it once (planning this
+    // statement costs more than running it); Prisma's raw queries are
+    // unnamed, and its per-query work comes on top.
+    const { rows } = await this.sql.query<RotatedRow>({
+      name: 'rotate_refresh_token',
+      text: ROTATE_STATEMENT,
+      values: [now, tokenHash, clientId, context.ip ?? null, context.userAgent?.slice(0, 512) ?? null, this.hashRefreshToken(successor)],
+    })
     const row = rows[0]
     if (row) return { ok: true, refreshToken: successor, graceRetry: false, grant: toGrant(row) }
     return this.classify(tokenHash, refreshToken, clientId, now, context)
@@ -333,6 +320,36 @@ export class SessionStore {
     })
   }
 }
+
+/**
+ * Rotation in one statement: $1 now, $2 presented token's hash, $3 client id,
+ * $4 ip, $5 user agent, $6 successor's hash. The first CTE retires the token
+ * only if it is live and its session can refresh; the others hang off it.
+ */
+const ROTATE_STATEMENT = `
+  WITH presented AS (
+    UPDATE refresh_tokens AS rt SET retired_at = $1
+    FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+    WHERE rt.token_hash = $2 AND rt.retired_at IS NULL
+      AND s.id = rt.session_id AND s.client_id = $3
+      AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1
+      AND NOT u.disabled
+    RETURNING rt.id, rt.session_id, s.idle_ttl_seconds, s.absolute_expires_at, u.role
+  ), refreshed AS (
+    UPDATE sessions AS s SET last_refreshed_at = $1,
+      ip = COALESCE($4::text, s.ip),
+      user_agent = COALESCE($5::text, s.user_agent),
+      idle_expires_at = LEAST($1::timestamptz + make_interval(secs => p.idle_ttl_seconds), p.absolute_expires_at)
+    FROM presented AS p WHERE s.id = p.session_id
+    RETURNING s.id, s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at
+  ), successor AS (
+    INSERT INTO refresh_tokens (session_id, token_hash, parent_id, created_at)
+    SELECT p.session_id, $6, p.id, $1 FROM presented AS p
+    RETURNING id
+  )
+  SELECT r.id AS session_id, r.user_id, r.client_id, r.scope, r.idle_expires_at, r.absolute_expires_at,
+         p.role::text AS role
+  FROM refreshed AS r JOIN presented AS p ON p.session_id = r.id CROSS JOIN successor`
 
 interface RotatedRow {
   session_id: string

@@ -61,6 +61,23 @@ t.beforeEach(async () => {
   await db.signingKey.deleteMany()
 })
 
+t.test('sign produces a compact JWS that jose verifies against the published keys', async (t) => {
+  const s = store()
+  await s.ensureSigningKey()
+  const iat = Math.floor(Date.now() / 1000)
+  const claims = { sub: 'u1', iat, exp: iat + 60, scope: 'profile', note: 'ünïcödé "quoted"' }
+  const token = s.sign(claims, { typ: 'at+jwt' })
+  const [header, payload, signature] = token.split('.')
+  t.match(token, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'three base64url segments, no padding')
+  t.same(JSON.parse(Buffer.from(header!, 'base64url').toString()), { alg: SIGNING_ALG, kid: s.currentKey()!.kid, typ: 'at+jwt' }, 'exactly alg, kid and typ')
+  t.same(JSON.parse(Buffer.from(payload!, 'base64url').toString()), claims, 'the claims, unchanged')
+  t.equal(Buffer.from(signature!, 'base64url').length, 64, 'an ES256 signature is R || S, 64 bytes (RFC 7518 §3.4), not DER')
+  const verified = await jwtVerify(token, createLocalJWKSet(s.jwks()), { algorithms: [SIGNING_ALG], typ: 'at+jwt' })
+  t.same(verified.payload, claims)
+  const tampered = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: 'u2' })).toString('base64url')}.${signature}`
+  await t.rejects(jwtVerify(tampered, createLocalJWKSet(s.jwks()), { algorithms: [SIGNING_ALG] }), 'the signature covers the payload')
+})
+
 t.test('ensureSigningKey creates exactly one key when two stores race on an empty database', async (t) => {
   const other = client(t) // a second instance: its own connection pool
   const a = store()

@@ -19,6 +19,7 @@ async function accounts(fastify: FastifyInstance) {
   const { config, serverKeys } = fastify
   const sessions = new SessionStore(
     fastify.db,
+    fastify.sql,
     { refreshTokenHash: serverKeys.refreshTokenHash, refreshTokenSuccessor: serverKeys.refreshTokenSuccessor },
     {
       graceSeconds: config.refreshGraceSeconds,

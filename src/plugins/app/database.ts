@@ -1,13 +1,22 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import pg from 'pg'
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../db/embedded.js'
 import { migrate } from '../../db/migrate.js'
+import { statementPool, type SqlPool } from '../../db/sql-pool.js'
 import { PrismaClient } from '../../generated/prisma/client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     db: PrismaClient
+    /**
+     * The connection pool under `db`, for the hot statements that are raw SQL
+     * anyway (refresh rotation): pg directly skips Prisma's per-query work and
+     * can name (prepare) a statement. One pool, so the connection limit holds
+     * for both.
+     */
+    sql: SqlPool
     /** Checks that the database answers, within a bound. */
     databaseReachable(): Promise<boolean>
   }
@@ -37,7 +46,7 @@ async function database(fastify: FastifyInstance) {
   })
   fastify.log.info({ applied: result.applied.length, alreadyApplied: result.alreadyApplied.length }, 'migrations up to date')
 
-  const adapter = new PrismaPg({
+  const pool = new pg.Pool({
     connectionString: url,
     max: poolMax,
     // Fail fast when the database is gone so requests get 503 instead of hanging.
@@ -49,8 +58,17 @@ async function database(fastify: FastifyInstance) {
     // reuse detection.
     query_timeout: 5_000,
   })
-  const db = new PrismaClient({ adapter })
+  // An idle connection that breaks (database restart) must not crash the process.
+  pool.on('error', (error) => fastify.log.warn({ err: error }, 'database: idle connection failed'))
+  const db = new PrismaClient({ adapter: new PrismaPg(pool) })
   fastify.decorate('db', db)
+  // The embedded server is one backend session behind all its connections,
+  // so it cannot keep prepared statements per connection: unnamed there.
+  const sql = statementPool(pool, {
+    named: !embedded,
+    onUnnamed: (error) => fastify.log.warn({ err: error }, 'database: the server does not keep prepared statements per connection; hot statements run unnamed'),
+  })
+  fastify.decorate('sql', sql)
   fastify.decorate('databaseReachable', async () => {
     try {
       await db.$queryRaw`SELECT 1`
@@ -61,6 +79,7 @@ async function database(fastify: FastifyInstance) {
   })
   fastify.addHook('onClose', async () => {
     await db.$disconnect()
+    await pool.end()
     await embedded?.stop()
   })
 }

@@ -69,7 +69,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         lifetimes: lifetimesFor(fastify.config, choice.client, user.role),
         context: { ip: request.ip, userAgent: request.headers['user-agent'] },
       })
-      const tokens = await tokenResponse(fastify, reply, { grant, refreshToken, choice })
+      const tokens = tokenResponse(fastify, reply, { grant, refreshToken, choice })
       return reply.code(201).send({ user, ...tokens })
     },
   )

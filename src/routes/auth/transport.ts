@@ -62,15 +62,15 @@ export function clearRefreshCookie(fastify: FastifyInstance, reply: FastifyReply
  * Mints the access token for a session grant and answers in the chosen
  * transport: the refresh token in the body, or in the cookie and not the body.
  */
-export async function tokenResponse(
+export function tokenResponse(
   fastify: FastifyInstance,
   reply: FastifyReply,
   input: { grant: SessionGrant; refreshToken: string; choice: ClientChoice; scope?: string },
-): Promise<TokenResponse> {
+): TokenResponse {
   const { config } = fastify
   const lifetimes = lifetimesFor(config, input.choice.client, input.grant.role)
   const scope = input.scope ?? input.grant.scope
-  const { accessToken, expiresIn } = await issueAccessToken(fastify.keys, {
+  const { accessToken, expiresIn } = issueAccessToken(fastify.keys, {
     issuer: config.issuer,
     audience: config.audience,
     grant: { ...input.grant, scope },
