@@ -30,7 +30,7 @@
 import { randomBytes } from 'node:crypto'
 import { loadavg } from 'node:os'
 import bcrypt from 'bcrypt'
-import { benchDatabase, envInt, machine, percentile, printTable, runLoad, startService, writeResults, type LoadResult, type RunningService } from './lib.js'
+import { benchDatabase, envInt, machine, percentile, printTable, runLoad, serviceNodeFlags, startService, writeResults, type LoadResult, type RunningService } from './lib.js'
 import { runRefreshBench, type RefreshBenchResult } from './refresh.js'
 
 const DURATION = envInt('BENCH_DURATION', 10)
@@ -124,6 +124,8 @@ const hashSecondsAtStart = await bcryptHashSeconds(BCRYPT_COST)
 const boundAtStart = info.cores / hashSecondsAtStart
 const rateLimitPerMinute = envInt('AUTH_RATE_LIMIT_PER_MINUTE', Math.ceil(boundAtStart * 60))
 
+const nodeFlags = serviceNodeFlags()
+
 const database = await benchDatabase('tokenauth_bench')
 let service: RunningService | undefined
 try {
@@ -139,7 +141,8 @@ try {
   log(
     `bench: ${info.cores} cores (${info.cpu}), Node ${info.node}; load average ${loadAverage()}; ` +
       `BCRYPT_COST ${BCRYPT_COST} (${(hashSecondsAtStart * 1000).toFixed(0)} ms/hash), AUTH_RATE_LIMIT_PER_MINUTE ${rateLimitPerMinute}; ` +
-      `${DURATION} s x ${ROUNDS} rounds; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}`,
+      `${DURATION} s x ${ROUNDS} rounds; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}; ` +
+      `service: node ${[...nodeFlags, 'dist/src/server.js'].join(' ')} (pid ${service.pid})`,
   )
 
   const tag = randomBytes(4).toString('hex')
@@ -342,7 +345,14 @@ try {
   const path = await writeResults('bench.json', {
     at: startedAt.toISOString(),
     machine: { ...info, loadAverage: loadAverage() },
-    settings: { durationSeconds: DURATION, rounds: ROUNDS, bcryptCost: BCRYPT_COST, rateLimitPerMinute, poolMax: POOL_MAX },
+    settings: {
+      durationSeconds: DURATION,
+      rounds: ROUNDS,
+      bcryptCost: BCRYPT_COST,
+      rateLimitPerMinute,
+      poolMax: POOL_MAX,
+      serviceNodeFlags: nodeFlags,
+    },
     figures,
     pass: figures.every((f) => f.pass),
   })

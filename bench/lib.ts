@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { fork } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -84,9 +84,22 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
 const SERVICE_HOOKS = join(ROOT, 'bench', 'service-hooks.mjs')
 
+/** The service's node flags: npm start's, then BENCH_SERVICE_NODE_ARGS (e.g. --cpu-prof). */
+export function serviceNodeFlags(): string[] {
+  return [...startScriptNodeFlags(), ...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)]
+}
+
+/** The node flags of `npm start` (package.json), so that the bench runs the service exactly as it starts in production. */
+export function startScriptNodeFlags(): string[] {
+  const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+  const match = /^exec node((?:\s+--\S+)*)\s+dist\/src\/server\.js$/.exec(scripts.start)
+  if (!match) throw new Error(`package.json scripts.start is not "exec node [--flags] dist/src/server.js": ${scripts.start}`)
+  return match[1]!.split(/\s+/).filter(Boolean)
+}
+
 /**
- * The service as `npm start` runs it: `node dist/src/server.js` (the compiled
- * build; `npm run bench` builds it first) in its own process, listening on a
+ * The service as `npm start` runs it: `node [its flags] dist/src/server.js`
+ * (the compiled build; `npm run bench` builds it first) in its own process, listening on a
  * free loopback port, so that its CPU and memory are its own. A preload
  * (bench/service-hooks.mjs) adds the bench-only bare route and answers setup
  * and measurement requests over IPC. BENCH_SERVICE_NODE_ARGS adds node flags
@@ -105,7 +118,7 @@ export async function startService(env: Record<string, string>): Promise<Running
   }
   const config = loadConfig(serviceEnv)
   const refreshTokenHashKey = deriveServerKeys(serviceEnv.SECRET_KEY!).refreshTokenHash
-  const nodeArgs = (process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const nodeArgs = serviceNodeFlags()
   const child = fork(SERVER_ENTRY, [], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...serviceEnv },

@@ -2,7 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
-import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../db/embedded.js'
+import type { EmbeddedDatabase } from '../../db/embedded.js'
 import { migrate } from '../../db/migrate.js'
 import { statementPool, type SqlPool } from '../../db/sql-pool.js'
 import { PrismaClient } from '../../generated/prisma/client.js'
@@ -32,6 +32,8 @@ async function database(fastify: FastifyInstance) {
   let poolMax = config.databasePoolMax
   let embedded: EmbeddedDatabase | undefined
   if (!url) {
+    // Loaded only here: PGlite's modules cost a Postgres deployment ~8 MB of memory for nothing.
+    const { startEmbeddedDatabase } = await import('../../db/embedded.js')
     embedded = await startEmbeddedDatabase({ dataDir: config.dataDir })
     url = embedded.url
     // The embedded server runs one connection's queries at a time.
