@@ -25,10 +25,20 @@ await runCli(async ({ config, db }) => {
     console.log(`${email} is already an admin`)
   } else if (existing) {
     await db.$transaction(async (tx) => {
-      await tx.user.update({ where: { id: existing.id }, data: { role: 'admin', authChangedAt: new Date() } })
-      await recordAuditEvent(tx, { type: 'role_changed', userId: existing.id, details: { from: existing.role, to: 'admin', via: 'cli' } })
+      const now = new Date()
+      await tx.user.update({ where: { id: existing.id }, data: { role: 'admin', authChangedAt: now } })
+      // As in the admin API: a change of privilege ends every session (running instances see it at their next sync).
+      const revoked = await tx.session.updateMany({
+        where: { userId: existing.id, revokedAt: null },
+        data: { revokedAt: now, revokedReason: 'role_changed' },
+      })
+      await recordAuditEvent(tx, {
+        type: 'role_changed',
+        userId: existing.id,
+        details: { from: existing.role, to: 'admin', via: 'cli', revokedSessions: revoked.count },
+      })
     })
-    console.log(`${email} is now an admin; their current access tokens stop working, they sign in again`)
+    console.log(`${email} is now an admin; their sessions are ended, they sign in again`)
   } else {
     const password = await readPassword(`password for new admin ${email}: `)
     const problem = passwordProblem(password)

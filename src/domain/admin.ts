@@ -77,7 +77,7 @@ export class Administration {
     private readonly options: {
       now?: () => number
       /** Told when a user's role or disabled flag changed, so this instance applies it at once. */
-      onUserChanged?: (userId: string, state: { role: Role; disabled: boolean }) => void
+      onUserChanged?: (userId: string, state: { role: Role; disabled: boolean; changedAt: Date }) => void
     } = {},
   ) {
     this.now = options.now ?? Date.now
@@ -141,25 +141,32 @@ export class Administration {
       const role = input.role ?? before.role
       const disabled = input.disabled ?? before.disabled
       if (role === before.role && disabled === before.disabled) {
-        return { user: await tx.user.findUniqueOrThrow({ where: { id: input.userId }, select: PUBLIC_USER_SELECT }), changed: false }
+        return { user: await tx.user.findUniqueOrThrow({ where: { id: input.userId }, select: PUBLIC_USER_SELECT }), changedAt: null }
       }
+      const changedAt = new Date(this.now())
       const user = await tx.user.update({
         where: { id: input.userId },
-        data: { role, disabled, authChangedAt: new Date(this.now()) },
+        data: { role, disabled, authChangedAt: changedAt },
         select: PUBLIC_USER_SELECT,
       })
       const event = { userId: input.userId, actorId: input.actorId, ip: input.ip } satisfies Partial<AuditEventInput>
       if (role !== before.role) {
-        await recordAuditEvent(tx, { type: 'role_changed', ...event, details: { from: before.role, to: role } })
+        // A change of privilege ends every session (OWASP session management:
+        // renew the session on a privilege change): a session opened as a user
+        // must not refresh into admin tokens, nor keep a user's lifetimes.
+        const revoked = await this.sessions.revoke({ userId: input.userId }, 'role_changed', tx)
+        await recordAuditEvent(tx, { type: 'role_changed', ...event, details: { from: before.role, to: role, revokedSessions: revoked.length } })
       }
       if (disabled && !before.disabled) {
         const revoked = await this.sessions.revoke({ userId: input.userId }, 'user_disabled', tx)
         await recordAuditEvent(tx, { type: 'user_disabled', ...event, details: { revokedSessions: revoked.length } })
       }
       if (!disabled && before.disabled) await recordAuditEvent(tx, { type: 'user_enabled', ...event })
-      return { user, changed: true }
+      return { user, changedAt }
     })
-    if (result?.changed) this.options.onUserChanged?.(input.userId, { role: result.user.role, disabled: result.user.disabled })
+    if (result?.changedAt) {
+      this.options.onUserChanged?.(input.userId, { role: result.user.role, disabled: result.user.disabled, changedAt: result.changedAt })
+    }
     return result?.user ?? null
   }
 

@@ -3,8 +3,8 @@ import type { Role } from '../generated/prisma/enums.js'
 
 /**
  * What this service must refuse in an access token that verifies (§3.5.7):
- * its session was revoked, its user was disabled, or its role is no longer
- * the user's. Kept in memory and synced from the database by polling, so the
+ * its session was revoked, its user was disabled, or its user's role changed
+ * after it was issued (even if the role has since changed back). Kept in memory and synced from the database by polling, so the
  * hot path costs two map look-ups and a revocation on any instance reaches
  * every instance within one poll interval.
  *
@@ -13,7 +13,7 @@ import type { Role } from '../generated/prisma/enums.js'
  */
 export class RevocationList {
   private readonly revokedSessions = new Map<string, number>()
-  private readonly userStates = new Map<string, { role: Role; disabled: boolean; keepUntil: number }>()
+  private readonly userStates = new Map<string, UserState>()
   private cursor: Date | null = null
   private lastSyncedAt = 0
   private readonly userChangeListeners: ((userId: string) => void)[] = []
@@ -46,11 +46,7 @@ export class RevocationList {
     }
     for (const user of users) {
       const previous = this.userStates.get(user.id)
-      this.userStates.set(user.id, {
-        role: user.role,
-        disabled: user.disabled,
-        keepUntil: user.authChangedAt!.getTime() + this.options.retentionMs,
-      })
+      this.userStates.set(user.id, this.userState(user.role, user.disabled, user.authChangedAt!))
       if (previous?.role !== user.role || previous.disabled !== user.disabled) this.notifyUserChanged(user.id)
     }
     this.prune(startedAt)
@@ -69,9 +65,15 @@ export class RevocationList {
     for (const id of sessionIds) this.revokedSessions.set(id, keepUntil)
   }
 
-  userChanged(userId: string, state: { role: Role; disabled: boolean }): void {
-    this.userStates.set(userId, { ...state, keepUntil: this.now() + this.options.retentionMs })
+  /** Records a change made by this instance at once; `changedAt` is what it wrote as users.auth_changed_at. */
+  userChanged(userId: string, state: { role: Role; disabled: boolean; changedAt: Date }): void {
+    this.userStates.set(userId, this.userState(state.role, state.disabled, state.changedAt))
     this.notifyUserChanged(userId)
+  }
+
+  private userState(role: Role, disabled: boolean, changedAt: Date): UserState {
+    const at = changedAt.getTime()
+    return { role, disabled, changedAtSeconds: Math.floor(at / 1000), keepUntil: at + this.options.retentionMs }
   }
 
   /** Calls `listener` on every role or disabled change seen, made here or synced from other instances. */
@@ -84,11 +86,13 @@ export class RevocationList {
   }
 
   /** Why a verified access token must still be refused, or null. */
-  refusal(claims: { sid: string; sub: string; role: string }): string | null {
+  refusal(claims: { sid: string; sub: string; role: string; iat: number }): string | null {
     if (this.revokedSessions.has(claims.sid)) return 'session revoked'
     const user = this.userStates.get(claims.sub)
     if (user?.disabled) return 'user disabled'
-    if (user && user.role !== claims.role) return 'role changed'
+    // iat has whole seconds: a token of the change's own second is judged by
+    // its role claim alone, so one issued just after the change still works.
+    if (user && (user.role !== claims.role || claims.iat < user.changedAtSeconds)) return 'role changed'
     return null
   }
 
@@ -96,6 +100,14 @@ export class RevocationList {
     for (const [id, keepUntil] of this.revokedSessions) if (keepUntil < now) this.revokedSessions.delete(id)
     for (const [id, state] of this.userStates) if (state.keepUntil < now) this.userStates.delete(id)
   }
+}
+
+interface UserState {
+  role: Role
+  disabled: boolean
+  /** users.auth_changed_at in whole seconds, comparable with a token's iat. */
+  changedAtSeconds: number
+  keepUntil: number
 }
 
 const SYNC_OVERLAP_MS = 5_000

@@ -133,7 +133,7 @@ t.test('promotes an existing user, audited; a second run changes nothing', async
   const email = uniqueEmail('promoted')
   const signup = await main.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
   t.equal(signup.statusCode, 201)
-  const { user, access_token: userToken } = json<{ user: { id: string }; access_token: string }>(signup)
+  const { user, access_token: userToken, refresh_token: userRefreshToken } = json<{ user: { id: string }; access_token: string; refresh_token: string }>(signup)
 
   const run = await runCli(['--email', email], cliEnv)
   t.equal(run.code, 0, `exit 0 (${run.stderr})`)
@@ -142,7 +142,9 @@ t.test('promotes an existing user, audited; a second run changes nothing', async
   t.equal(row.role, 'admin', 'promoted')
   const events = await main.app.db.auditEvent.findMany({ where: { userId: user.id, type: 'role_changed' } })
   t.equal(events.length, 1, 'one role_changed event')
-  t.match(events[0]?.details, { from: 'user', to: 'admin', via: 'cli' })
+  t.match(events[0]?.details, { from: 'user', to: 'admin', via: 'cli', revokedSessions: 1 })
+  const refreshed = await main.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: userRefreshToken } })
+  t.equal(json<{ error: string }>(refreshed).error, 'invalid_grant', 'the session opened as a user cannot refresh into admin tokens')
 
   // The running service learns of the change by polling the database: the old token dies, a new login is an admin.
   const deadline = Date.now() + 2_000

@@ -246,10 +246,14 @@ t.test('GET /admin/users/:id', async (t) => {
 
 t.test('PATCH role: user to admin and back, audited, older tokens refused', async (t) => {
   const user = await signup(app)
+  // Tokens carry whole seconds (iat): the changes come a second later than the first token.
+  main.clock.advance(1)
   const promoted = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'admin' }))
   t.match(promoted, { id: user.id, role: 'admin', disabled: false })
   t.equal((await app.db.user.findUniqueOrThrow({ where: { id: user.id } })).role, 'admin')
   t.equal((await me(app, user.tokens.access_token)).statusCode, 401, 'a token naming the old role is refused')
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: user.tokens.refresh_token } })
+  t.equal(json<{ error: string }>(refreshed).error, 'invalid_grant', 'the change of privilege ended the session: it cannot refresh into admin tokens')
 
   const fresh = await login(app, user.email)
   t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, { ...user, tokens: fresh })).statusCode, 200, 'the new admin signs in again and is an admin')
@@ -257,14 +261,16 @@ t.test('PATCH role: user to admin and back, audited, older tokens refused', asyn
   const demoted = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' }))
   t.equal(demoted.role, 'user')
   t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, { ...user, tokens: fresh })).statusCode, 401, "the admin token dies with the role")
+  t.equal((await me(app, user.tokens.access_token)).statusCode, 401, 'a token from before both changes stays refused, though it names the role the user has again')
+  t.equal((await me(app, (await login(app, user.email)).access_token)).statusCode, 200, 'a token issued after the change works')
 
   const unchanged = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' }))
   t.equal(unchanged.role, 'user', 'a no-op change answers the user')
 
   const events = await eventsOf(user.id, 'role_changed')
   t.equal(events.length, 2, 'two role changes recorded, the no-op none')
-  t.match(events[0], { type: 'role_changed', userId: user.id, actorId: admin.id, details: { from: 'user', to: 'admin' } })
-  t.match(events[1], { type: 'role_changed', userId: user.id, actorId: admin.id, details: { from: 'admin', to: 'user' } })
+  t.match(events[0], { type: 'role_changed', userId: user.id, actorId: admin.id, details: { from: 'user', to: 'admin', revokedSessions: 1 } })
+  t.match(events[1], { type: 'role_changed', userId: user.id, actorId: admin.id, details: { from: 'admin', to: 'user', revokedSessions: 1 } })
   t.type(events[0]!.ip, 'string', 'with the admin request ip')
 })
 
