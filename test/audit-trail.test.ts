@@ -184,8 +184,8 @@ t.test('a full scenario writes exactly the expected audit events, without secret
   t.match(find('password_changed').details, { revokedSessions: 0 })
   t.match(find('api_key_created').details, { apiKeyId: key.id })
   t.match(find('api_key_revoked').details, { apiKeyId: key.id })
-  t.match(find('role_changed').details, { from: 'user', to: 'admin' })
-  t.match(find('user_disabled').details, { revokedSessions: 1 })
+  t.match(find('role_changed').details, { from: 'user', to: 'admin', revokedSessions: 1 })
+  t.match(find('user_disabled').details, { revokedSessions: 0 }, 'the role change had ended the session already')
   t.match(find('session_revoked').details, { sessionId: s3 })
 
   // Every event comes from a request: each records the client's address.

@@ -36,8 +36,11 @@ export function statementPool(pool: pg.Pool, options: { named: boolean; onUnname
         return await pool.query(statement)
       } catch (error) {
         if (!SESSION_MISMATCH.has((error as { code?: string }).code ?? '')) throw error
-        named = false
-        options.onUnnamed?.(error as Error)
+        if (named) {
+          // Once, though statements in flight on other connections may hit it too.
+          named = false
+          options.onUnnamed?.(error as Error)
+        }
         return unnamed(statement)
       }
     },

@@ -102,9 +102,13 @@ t.test('a token the server refuses before its expiry: 401, one shared refresh, o
   const user = await client.signUp(uniqueEmail('server-expiry'), PASSWORD)
   const token = await client.getAccessToken()
   // The server stops accepting this access token while the client still
-  // thinks it fresh: a role change refuses tokens minted with the old role
-  // (DESIGN §3.5.7), and a refresh mints one with the new role.
-  await server.test.app.administration.updateUser({ actorId: user.id, userId: user.id, role: 'admin' })
+  // thinks it fresh: the role changes behind the session's back (straight in
+  // the database, which ends no session, unlike the admin API), so tokens
+  // minted with the old role are refused (DESIGN §3.5.7) and a refresh mints
+  // one with the new role.
+  const changedAt = new Date(server.test.clock.now())
+  await server.test.app.db.user.update({ where: { id: user.id }, data: { role: 'admin', authChangedAt: changedAt } })
+  server.test.app.revocations.userChanged(user.id, { role: 'admin', disabled: false, changedAt })
   const probe = await fetch(`${server.baseUrl}/users/me`, { headers: { authorization: `Bearer ${token}` } })
   t.equal(probe.status, 401, 'the held token is refused')
   const before = counts.total
