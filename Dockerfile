@@ -53,6 +53,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # The README's start command. `docker stop` sends SIGTERM to npm (PID 1), which
 # passes it to its child only: the start script must `exec` the server
-# (`exec node dist/src/server.js`), or an intermediate `sh -c` takes the signal,
+# (`exec node [flags] dist/src/server.js`), or an intermediate `sh -c` takes the signal,
 # dies, and the server is killed instead of shutting down gracefully.
 CMD ["npm", "start"]
