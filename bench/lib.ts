@@ -90,7 +90,7 @@ export function serviceNodeFlags(): string[] {
 }
 
 /** The node flags of `npm start` (package.json), so that the bench runs the service exactly as it starts in production. */
-export function startScriptNodeFlags(): string[] {
+function startScriptNodeFlags(): string[] {
   const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
   const match = /^exec node((?:\s+--\S+)*)\s+dist\/src\/server\.js$/.exec(scripts.start)
   if (!match) throw new Error(`package.json scripts.start is not "exec node [--flags] dist/src/server.js": ${scripts.start}`)

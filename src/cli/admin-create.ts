@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline'
 import { normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
 import { recordAuditEvent } from '../domain/audit.js'
 import { PasswordHasher, passwordProblem } from '../domain/passwords.js'
+import { revokeSessions } from '../domain/sessions.js'
 import { runCli } from './database.js'
 
 /**
@@ -28,14 +29,11 @@ await runCli(async ({ config, db }) => {
       const now = new Date()
       await tx.user.update({ where: { id: existing.id }, data: { role: 'admin', authChangedAt: now } })
       // As in the admin API: a change of privilege ends every session (running instances see it at their next sync).
-      const revoked = await tx.session.updateMany({
-        where: { userId: existing.id, revokedAt: null },
-        data: { revokedAt: now, revokedReason: 'role_changed' },
-      })
+      const revoked = await revokeSessions(tx, { userId: existing.id }, 'role_changed', now)
       await recordAuditEvent(tx, {
         type: 'role_changed',
         userId: existing.id,
-        details: { from: existing.role, to: 'admin', via: 'cli', revokedSessions: revoked.count },
+        details: { from: existing.role, to: 'admin', via: 'cli', revokedSessions: revoked.length },
       })
     })
     console.log(`${email} is now an admin; their sessions are ended, they sign in again`)

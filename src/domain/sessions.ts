@@ -213,11 +213,8 @@ export class SessionStore {
   /** Rule 4: the whole family dies, once, with an audit event. */
   private async revokeForReuse(sessionId: string, userId: string, now: Date, ip: string | undefined): Promise<void> {
     await this.db.$transaction(async (tx) => {
-      const revoked = await tx.session.updateMany({
-        where: { id: sessionId, revokedAt: null },
-        data: { revokedAt: now, revokedReason: 'refresh_token_reused' },
-      })
-      if (revoked.count === 1) {
+      const revoked = await revokeSessions(tx, { id: sessionId }, 'refresh_token_reused', now)
+      if (revoked.length === 1) {
         // The presenter's address: the thief's or the victim's, worth keeping either way.
         await recordAuditEvent(tx, { type: 'refresh_token_reused', userId, ip, details: { sessionId } })
       }
@@ -290,12 +287,7 @@ export class SessionStore {
       'sessionId' in where
         ? { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
         : { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }
-    const revoked = await db.session.updateManyAndReturn({
-      where: { ...filter, revokedAt: null },
-      data: { revokedAt: now, revokedReason: reason },
-      select: { id: true },
-    })
-    const ids = revoked.map((s) => s.id)
+    const ids = await revokeSessions(db, filter, reason, now)
     if (ids.length === 0) return ids
     this.options.onRevoked?.(ids)
     return ids
@@ -319,6 +311,26 @@ export class SessionStore {
       },
     })
   }
+}
+
+/**
+ * Marks the live sessions matching `filter` revoked; returns their ids. The
+ * one write behind every revocation, also for callers without a SessionStore
+ * (the admin:create CLI); telling this instance's revocation list is the
+ * caller's part.
+ */
+export async function revokeSessions(
+  db: Prisma.TransactionClient | PrismaClient,
+  filter: Prisma.SessionWhereInput,
+  reason: string,
+  now: Date,
+): Promise<string[]> {
+  const revoked = await db.session.updateManyAndReturn({
+    where: { ...filter, revokedAt: null },
+    data: { revokedAt: now, revokedReason: reason },
+    select: { id: true },
+  })
+  return revoked.map((s) => s.id)
 }
 
 /**

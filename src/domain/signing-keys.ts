@@ -141,7 +141,7 @@ export class KeyStore {
    * Signs a JWT (JWS compact serialization, RFC 7515 §7.1) with the key that
    * signs now. node:crypto signs synchronously with the KeyObject; jose's
    * SignJWT goes through WebCrypto, which on Node 20 costs about three times
-   * the CPU per ES256 signature (bench/README.md). Verifiers in the tests
+   * the CPU per ES256 signature (README.md, dependency notes). Verifiers in the tests
    * (jose, oauth4webapi, fast-jwt) check what this produces.
    */
   sign(claims: JWTPayload, header: { typ: string }): string {
