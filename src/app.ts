@@ -3,8 +3,10 @@ import Ajv from 'ajv'
 import addFormats from 'ajv-formats'
 import type { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { PasswordQueueFullError } from './domain/passwords.js'
 import { ApiError, OAuthError } from './errors.js'
 import accounts from './plugins/app/accounts.js'
+import attemptLimits from './plugins/app/attempt-limits.js'
 import authentication from './plugins/app/authentication.js'
 import configPlugin from './plugins/app/config.js'
 import dashboard from './plugins/app/dashboard.js'
@@ -95,6 +97,7 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   await fastify.register(keys)
   await fastify.register(revocation)
   await fastify.register(accounts)
+  await fastify.register(attemptLimits)
   await fastify.register(authentication)
   // Routes, grouped by prefix.
   await fastify.register(healthRoutes)
@@ -129,8 +132,13 @@ function installErrorHandlers(fastify: FastifyInstance) {
     reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` })
   })
 
-  fastify.setErrorHandler((error: FastifyError | ApiError | OAuthError, request, reply) => {
+  fastify.setErrorHandler((thrown: FastifyError | ApiError | OAuthError | PasswordQueueFullError, request, reply) => {
     const oauth = request.routeOptions.config?.oauth === true
+    // RFC 6749 §4.1.2.1's temporarily_unavailable, in both error shapes.
+    const error =
+      thrown instanceof PasswordQueueFullError
+        ? new ApiError(503, 'temporarily_unavailable', thrown.message, { 'retry-after': String(thrown.retryAfterSeconds) })
+        : thrown
     if (error instanceof OAuthError && oauth) {
       return reply.code(error.statusCode).headers({ 'cache-control': 'no-store', ...error.headers }).send({
         error: error.error,

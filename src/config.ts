@@ -39,6 +39,7 @@ export const EnvSchema = Type.Object({
   SECRET_KEY: Type.Optional(Type.String({ minLength: 32 })),
   AUTH_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
+  PASSWORD_QUEUE_MAX_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 2000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' },
@@ -90,6 +91,8 @@ export interface Config {
   authRateLimitPerMinute: number
   /** Event-loop delay past which requests get 503 (load shedding); 0 turns it off. */
   maxEventLoopDelayMs: number
+  /** Expected wait for a bcrypt slot past which password checks get 503 at once; 0: unbounded. */
+  passwordQueueMaxWaitMs: number
   logLevel: string
 }
 
@@ -227,6 +230,7 @@ function fromEnv(env: Env): Config {
     secretKey: env.SECRET_KEY,
     authRateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
+    passwordQueueMaxWaitMs: env.PASSWORD_QUEUE_MAX_WAIT_MS,
     logLevel: env.LOG_LEVEL,
   }
 }

@@ -7,6 +7,11 @@ import { SIGNING_ALG, type KeyStore } from './signing-keys.js'
 /** RFC 9068 §2.1: the media type of JWT access tokens, in its short form. */
 export const ACCESS_TOKEN_TYP = 'at+jwt'
 
+/** A compact JWS (header.payload.signature): the shape of an access token, whether or not it verifies. */
+export function looksLikeJwt(token: string): boolean {
+  return token.split('.').length === 3
+}
+
 /** The claims of an access token (RFC 9068 §2.2 plus sid and role). */
 export interface AccessTokenClaims {
   iss: string

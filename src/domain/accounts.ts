@@ -2,8 +2,9 @@ import { LRUCache } from 'lru-cache'
 import type { PrismaClient, User } from '../generated/prisma/client.js'
 import { Prisma } from '../generated/prisma/client.js'
 import { recordAuditEvent } from './audit.js'
+import type { Role } from '../generated/prisma/enums.js'
 import { passwordProblem, type PasswordHasher } from './passwords.js'
-import type { SessionStore } from './sessions.js'
+import type { SessionContext, SessionGrant, SessionLifetimes, SessionStore, VerifiedAccount } from './sessions.js'
 
 /**
  * One spelling per address: NFKC folds compatibility forms (fullwidth
@@ -28,6 +29,20 @@ export type PublicUser = Pick<User, 'id' | 'email' | 'role' | 'disabled' | 'crea
 
 export const PUBLIC_USER_SELECT = { id: true, email: true, role: true, disabled: true, createdAt: true } as const
 
+/** A user whose password was just checked (or set), and the account state it was checked against. */
+export interface VerifiedLogin {
+  user: PublicUser
+  verified: VerifiedAccount
+}
+
+/** The session a login opens: its client and scope, where from, and the lifetimes for the user's role. */
+export interface SessionRequest {
+  clientId: string
+  scope: string
+  lifetimesFor: (role: Role) => SessionLifetimes
+  context: SessionContext
+}
+
 /**
  * Public user records for the hot path (GET /users/me on every page load):
  * short-lived and dropped as soon as this instance learns of a change, so an
@@ -50,7 +65,7 @@ export class Accounts {
     this.userCache.delete(userId)
   }
 
-  async signUp(emailInput: string, password: string, ip?: string): Promise<PublicUser> {
+  async signUp(emailInput: string, password: string, ip?: string): Promise<VerifiedLogin> {
     const problem = passwordProblem(password)
     if (problem) throw new AccountError('weak_password', problem)
     const email = normalizeEmail(emailInput)
@@ -59,7 +74,7 @@ export class Accounts {
       return await this.db.$transaction(async (tx) => {
         const user = await tx.user.create({ data: { email, passwordHash }, select: PUBLIC_USER_SELECT })
         await recordAuditEvent(tx, { type: 'user_signed_up', userId: user.id, ip })
-        return user
+        return { user, verified: { role: user.role, passwordHash } }
       })
     } catch (error) {
       if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
@@ -73,7 +88,7 @@ export class Accounts {
    * Checks a password login. Unknown email, wrong password and disabled
    * account all cost one bcrypt compare and give the same null.
    */
-  async verifyLogin(emailInput: string, password: string, ip?: string): Promise<PublicUser | null> {
+  async verifyLogin(emailInput: string, password: string, ip?: string): Promise<VerifiedLogin | null> {
     const email = normalizeEmail(emailInput)
     const user = await this.db.user.findUnique({ where: { email }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
     const matches = await this.passwords.verify(password, user?.passwordHash)
@@ -82,8 +97,53 @@ export class Accounts {
       await recordAuditEvent(this.db, { type: 'login_failed', userId: user?.id, ip, details: { reason } })
       return null
     }
-    const { passwordHash: _hash, ...publicUser } = user
-    return publicUser
+    const { passwordHash, ...publicUser } = user
+    return { user: publicUser, verified: { role: user.role, passwordHash } }
+  }
+
+  /**
+   * A password login (RFC 6749 §4.3): checks the password, then opens the
+   * session only if the account is still as it was checked (SessionStore.start).
+   * A login that loses a race with a password change, a role change or a
+   * disabling answers like a wrong password and is audited as such.
+   */
+  async passwordLogin(
+    emailInput: string,
+    password: string,
+    session: SessionRequest,
+  ): Promise<{ user: PublicUser; grant: SessionGrant; refreshToken: string } | null> {
+    const login = await this.verifyLogin(emailInput, password, session.context.ip)
+    if (!login) return null
+    const started = await this.startSession(login, session)
+    if (!started) return null
+    await recordAuditEvent(this.db, {
+      type: 'login_succeeded',
+      userId: login.user.id,
+      ip: session.context.ip,
+      details: { sessionId: started.grant.sessionId, clientId: session.clientId },
+    })
+    return { user: login.user, ...started }
+  }
+
+  /** Opens a session for a verified login, or null (audited) when the account changed since it was verified. */
+  async startSession(login: VerifiedLogin, session: SessionRequest): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
+    const started = await this.sessions.start({
+      userId: login.user.id,
+      clientId: session.clientId,
+      scope: session.scope,
+      lifetimes: session.lifetimesFor(login.verified.role),
+      context: session.context,
+      verified: login.verified,
+    })
+    if (!started) {
+      await recordAuditEvent(this.db, {
+        type: 'login_failed',
+        userId: login.user.id,
+        ip: session.context.ip,
+        details: { reason: 'account_changed_during_login' },
+      })
+    }
+    return started
   }
 
   async findPublic(userId: string): Promise<PublicUser | null> {
@@ -94,7 +154,12 @@ export class Accounts {
     return user
   }
 
-  /** Changes the password and revokes every other session of the user (§3.3). */
+  /**
+   * Changes the password and revokes every other session of the user (§3.3).
+   * Every refusal is audited (a stolen access token guessing the password
+   * shows in the log); the update applies only to the hash that was checked,
+   * so of two concurrent changes with the same old password one wins.
+   */
   async changePassword(input: {
     userId: string
     currentPassword: string
@@ -102,15 +167,26 @@ export class Accounts {
     currentSessionId: string
     ip?: string
   }): Promise<string[]> {
+    const refuse = async (code: 'invalid_credentials' | 'weak_password', message: string): Promise<never> => {
+      await recordAuditEvent(this.db, {
+        type: 'password_change_failed',
+        userId: input.userId,
+        actorId: input.userId,
+        ip: input.ip,
+        details: { reason: code === 'invalid_credentials' ? 'wrong_password' : code, sessionId: input.currentSessionId },
+      })
+      throw new AccountError(code, message)
+    }
     const user = await this.db.user.findUnique({ where: { id: input.userId }, select: { passwordHash: true } })
     if (!user || !(await this.passwords.verify(input.currentPassword, user.passwordHash))) {
-      throw new AccountError('invalid_credentials', 'current password is wrong')
+      return refuse('invalid_credentials', 'current password is wrong')
     }
     const problem = passwordProblem(input.newPassword)
-    if (problem) throw new AccountError('weak_password', problem)
+    if (problem) return refuse('weak_password', problem)
     const passwordHash = await this.passwords.hash(input.newPassword)
-    return this.db.$transaction(async (tx) => {
-      await tx.user.update({ where: { id: input.userId }, data: { passwordHash } })
+    const revoked = await this.db.$transaction(async (tx) => {
+      const { count } = await tx.user.updateMany({ where: { id: input.userId, passwordHash: user.passwordHash }, data: { passwordHash } })
+      if (count === 0) return null
       const revoked = await this.sessions.revoke(
         { userId: input.userId, exceptSessionId: input.currentSessionId },
         'password_changed',
@@ -125,5 +201,6 @@ export class Accounts {
       })
       return revoked
     })
+    return revoked ?? refuse('invalid_credentials', 'the password changed meanwhile')
   }
 }

@@ -138,7 +138,14 @@ export class ApiKeyStore {
   }
 
   /** Revokes one of the user's keys; false when there is no such live key. */
-  async revoke(input: { userId: string; apiKeyId: string; actorId: string; ip?: string }): Promise<boolean> {
+  async revoke(input: {
+    userId: string
+    apiKeyId: string
+    /** Who revoked it; null when unknown (anyone holding the key may revoke it through RFC 7009). */
+    actorId: string | null
+    ip?: string
+    via?: 'revocation_endpoint'
+  }): Promise<boolean> {
     return this.db.$transaction(async (tx) => {
       const revoked = await tx.apiKey.updateMany({
         where: { id: input.apiKeyId, userId: input.userId, revokedAt: null },
@@ -150,17 +157,27 @@ export class ApiKeyStore {
         userId: input.userId,
         actorId: input.actorId,
         ip: input.ip,
-        details: { apiKeyId: input.apiKeyId },
+        details: { apiKeyId: input.apiKeyId, ...(input.via ? { via: input.via } : {}) },
       })
       return true
     })
   }
 
-  /** Revokes a key by its value (RFC 7009); true when a live key was revoked. */
+  /**
+   * Revokes a key by its value (RFC 7009); true when a live key was revoked.
+   * The presenter is not authenticated (a leaked key is best revoked by
+   * whoever finds it), so the audit event names no actor rather than the owner.
+   */
   async revokeByValue(key: string, ip?: string): Promise<boolean> {
     const principal = await this.verify(key, { touch: false })
     if (!principal) return false
-    return this.revoke({ userId: principal.userId, apiKeyId: principal.apiKeyId, actorId: principal.userId, ...(ip ? { ip } : {}) })
+    return this.revoke({
+      userId: principal.userId,
+      apiKeyId: principal.apiKeyId,
+      actorId: null,
+      via: 'revocation_endpoint',
+      ...(ip ? { ip } : {}),
+    })
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { AccessTokenClaims } from './access-tokens.js'
-import { verifyAccessToken } from './access-tokens.js'
+import { looksLikeJwt, verifyAccessToken } from './access-tokens.js'
 import { looksLikeApiKey, type ApiKeyStore } from './api-keys.js'
 import type { SessionStore } from './sessions.js'
 import type { KeyStore } from './signing-keys.js'
@@ -41,7 +41,7 @@ export async function introspect(
       ...(key.expiresAt ? { exp: Math.floor(key.expiresAt.getTime() / 1000) } : {}),
     }
   }
-  if (token.split('.').length === 3) {
+  if (looksLikeJwt(token)) {
     const claims: AccessTokenClaims | null = await verifyAccessToken(deps.keys, token, {
       issuer: deps.issuer,
       audience: deps.audience,

@@ -29,6 +29,16 @@ export interface SessionContext {
   ip?: string | undefined
 }
 
+/**
+ * The account as a login verified it: a session starts only while the user
+ * still has this role, is enabled and, when given, still has this password
+ * hash (bcrypt salts every hash, so any password change changes it).
+ */
+export interface VerifiedAccount {
+  role: Role
+  passwordHash: string | null
+}
+
 /** What an access token is minted from. */
 export interface SessionGrant {
   sessionId: string
@@ -92,42 +102,56 @@ export class SessionStore {
     return hmacSha256(this.keys.refreshTokenSuccessor, token).toString('base64url')
   }
 
-  /** Starts a session (one login on one device) and returns its first refresh token. */
+  /**
+   * Starts a session (one login on one device) and returns its first refresh
+   * token, or null when the account no longer is as it was verified: its
+   * password changed, its role changed (the lifetimes were chosen for that
+   * role) or it was disabled since. The check and the insert are one
+   * statement that share-locks the user row, so a password or role change
+   * committing at the same time either sees this session (and revokes it) or
+   * makes this statement insert nothing; no session opened with a credential
+   * outlives its change.
+   */
   async start(input: {
     userId: string
     clientId: string
     scope: string
     lifetimes: SessionLifetimes
     context: SessionContext
-  }): Promise<{ grant: SessionGrant; refreshToken: string }> {
+    verified: VerifiedAccount
+  }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const refreshToken = randomBytes(32).toString('base64url')
     const now = new Date(this.now())
     const absoluteExpiresAt = new Date(now.getTime() + input.lifetimes.absoluteTtlSeconds * 1000)
     const idleExpiresAt = new Date(Math.min(now.getTime() + input.lifetimes.idleTtlSeconds * 1000, absoluteExpiresAt.getTime()))
-    const session = await this.db.session.create({
-      data: {
-        userId: input.userId,
-        clientId: input.clientId,
-        scope: input.scope,
-        idleTtlSeconds: input.lifetimes.idleTtlSeconds,
-        userAgent: input.context.userAgent?.slice(0, 512) ?? null,
-        ip: input.context.ip ?? null,
-        createdAt: now,
-        lastRefreshedAt: now,
+    const { rows } = await this.sql.query<{ id: string }>({
+      name: 'start_session',
+      text: START_STATEMENT,
+      values: [
+        input.userId,
+        input.verified.role,
+        input.verified.passwordHash,
+        input.clientId,
+        input.scope,
+        input.lifetimes.idleTtlSeconds,
+        input.context.userAgent?.slice(0, 512) ?? null,
+        input.context.ip ?? null,
+        now,
         idleExpiresAt,
         absoluteExpiresAt,
-        refreshTokens: { create: { tokenHash: this.hashRefreshToken(refreshToken), createdAt: now } },
-      },
-      include: { user: { select: { role: true } } },
+        this.hashRefreshToken(refreshToken),
+      ],
     })
+    const session = rows[0]
+    if (!session) return null
     return {
       refreshToken,
       grant: {
         sessionId: session.id,
-        userId: session.userId,
-        clientId: session.clientId,
-        scope: session.scope,
-        role: session.user.role,
+        userId: input.userId,
+        clientId: input.clientId,
+        scope: input.scope,
+        role: input.verified.role,
         absoluteExpiresAt,
         idleExpiresAt,
       },
@@ -192,6 +216,13 @@ export class SessionStore {
       // the family's live token, derived again, never a spent one.
       let live = refreshToken
       for (let depth = await this.generationsBelow(row.id); depth > 0; depth--) live = this.successorOf(live)
+      // Harmless when it is a lost response or a second tab; a pattern of them is worth seeing.
+      await recordAuditEvent(this.db, {
+        type: 'refresh_token_replayed',
+        userId: row.user_id,
+        ip: context.ip,
+        details: { sessionId: row.session_id, retiredAt: row.retired_at.toISOString() },
+      })
       return { ok: true, refreshToken: live, graceRetry: true, grant: toGrant(row) }
     }
     await this.revokeForReuse(row.session_id, row.user_id, now, context.ip)
@@ -332,6 +363,31 @@ export async function revokeSessions(
   })
   return revoked.map((s) => s.id)
 }
+
+/**
+ * A session's start in one statement: $1 user id, $2 role and $3 password
+ * hash as verified ($3 null: no password involved), $4 client id, $5 scope,
+ * $6 idle TTL, $7 user agent, $8 ip, $9 now, $10 idle and $11 absolute
+ * expiry, $12 the first refresh token's hash. FOR SHARE waits for a
+ * concurrent change of the user row to commit and then re-checks the
+ * conditions against the new row.
+ */
+const START_STATEMENT = `
+  WITH account AS (
+    SELECT u.id FROM users AS u
+    WHERE u.id = $1 AND u.role = $2::role AND NOT u.disabled
+      AND ($3::text IS NULL OR u.password_hash = $3::text)
+    FOR SHARE
+  ), session AS (
+    INSERT INTO sessions (user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
+                          idle_expires_at, absolute_expires_at)
+    SELECT a.id, $4, $5, $6, $7, $8, $9, $9, $10, $11 FROM account AS a
+    RETURNING id
+  ), first_token AS (
+    INSERT INTO refresh_tokens (session_id, token_hash, created_at)
+    SELECT s.id, $12, $9 FROM session AS s
+  )
+  SELECT id FROM session`
 
 /**
  * Rotation in one statement: $1 now, $2 presented token's hash, $3 client id,

@@ -36,7 +36,8 @@ export type TokenResponse = Static<typeof TokenResponse>
 /** POST /auth/revoke body (RFC 7009 §2.1). */
 export const RevocationRequest = Type.Object(
   {
-    token: Type.String({ maxLength: 512 }),
+    // Room for an access token: RFC 7009 §2.2 answers any token, the refusal included.
+    token: Type.String({ maxLength: 4096 }),
     token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
     client_id: Type.Optional(ClientId),
   },

@@ -28,7 +28,7 @@ async function accounts(fastify: FastifyInstance) {
     },
   )
   fastify.decorate('sessions', sessions)
-  const accounts = new Accounts(fastify.db, new PasswordHasher(config.bcryptCost), sessions)
+  const accounts = new Accounts(fastify.db, new PasswordHasher(config.bcryptCost, { maxQueueWaitMs: config.passwordQueueMaxWaitMs }), sessions)
   fastify.revocations.onUserChange((userId) => accounts.forgetUser(userId))
   fastify.decorate('accounts', accounts)
   fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, serverKeys.apiKeyHash, { now: fastify.now }))

@@ -39,7 +39,8 @@ declare module 'fastify' {
   }
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/
+/** RFC 6750 §2.1 with RFC 7235 §2.1's case-insensitive scheme: `Bearer` in any case, then a b64token. */
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
 /** A revocation list older than this may miss revocations made on other instances. */
 const MAX_REVOCATION_STALENESS_MS = 5_000
 const VERIFIED_TOKEN_CACHE_SIZE = 10_000
@@ -73,6 +74,8 @@ async function authentication(fastify: FastifyInstance) {
       // not cached at all: a token not yet valid must not stay refused.
       cache: false,
       errorCacheTTL: -1,
+      // The token as BEARER reads it, so both agree on what the credential is.
+      extractToken: (request: FastifyRequest) => BEARER.exec(request.headers.authorization ?? '')?.[1],
     },
   })
   fastify.decorateRequest('principal', null)

@@ -9,7 +9,6 @@ import { errorResponses } from '../../schemas/errors.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { SignupRequest } from '../../schemas/users.js'
 import oauth from './oauth.js'
-import { authRateLimit } from './rate-limits.js'
 import { clearRefreshCookie, cookieRequestProblem, grantedScope, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
 
 const LogoutQuery = Type.Object(
@@ -28,12 +27,9 @@ const SessionParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   await fastify.register(oauth)
 
-  const limitSignups = authRateLimit(fastify, 'signup', (request) => (request.body as { email?: string } | undefined)?.email ?? '')
-
   fastify.post(
     '/signup',
     {
-      ...(limitSignups ? { preHandler: limitSignups } : {}),
       schema: {
         tags: ['accounts'],
         summary: 'Create an account and sign it in',
@@ -43,7 +39,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         headers: Type.Object({ 'token-transport': Type.Optional(Type.Union([Type.Literal('cookie'), Type.Literal('body')])) }),
         response: {
           201: Type.Intersect([Type.Object({ user: Type.Ref('User') }), TokenResponse]),
-          ...errorResponses(400, 401, 409, 429),
+          ...errorResponses(400, 401, 409, 429, 503),
         },
       },
     },
@@ -54,23 +50,25 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         const problem = cookieRequestProblem(fastify, request)
         if (problem) throw new ApiError(403, 'csrf_check_failed', problem)
       }
-      let user
+      await fastify.attemptLimits.signup(request, request.body.email)
+      let login
       try {
-        user = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip)
+        login = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip)
       } catch (error) {
         if (error instanceof AccountError && error.code === 'email_taken') throw new ApiError(409, error.code, error.message)
         if (error instanceof AccountError) throw new ApiError(400, error.code, error.message)
         throw error
       }
-      const { grant, refreshToken } = await fastify.sessions.start({
-        userId: user.id,
+      const started = await fastify.accounts.startSession(login, {
         clientId: choice.client.id,
         scope: grantedScope(undefined, choice.client.scopes),
-        lifetimes: lifetimesFor(fastify.config, choice.client, user.role),
+        lifetimesFor: (role) => lifetimesFor(fastify.config, choice.client, role),
         context: { ip: request.ip, userAgent: request.headers['user-agent'] },
       })
-      const tokens = tokenResponse(fastify, reply, { grant, refreshToken, choice })
-      return reply.code(201).send({ user, ...tokens })
+      // Only an admin acting on the account in the same instant (disabling it) gets here.
+      if (!started) throw new ApiError(409, 'account_changed', 'the account changed while it was being created; sign in')
+      const tokens = tokenResponse(fastify, reply, { ...started, choice })
+      return reply.code(201).send({ user: login.user, ...tokens })
     },
   )
 

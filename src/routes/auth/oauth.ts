@@ -2,6 +2,7 @@ import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
+import { looksLikeJwt } from '../../domain/access-tokens.js'
 import { looksLikeApiKey } from '../../domain/api-keys.js'
 import { recordAuditEvent } from '../../domain/audit.js'
 import { lifetimesFor } from '../../domain/clients.js'
@@ -11,7 +12,6 @@ import { OAuthError } from '../../errors.js'
 import { oauthErrorResponses } from '../../schemas/errors.js'
 import { IntrospectionRequest, IntrospectionResponse, RevocationRequest, TokenRequest } from '../../schemas/tokens.js'
 import { INTROSPECT_SCOPE } from '../api-keys/index.js'
-import { authRateLimit } from './rate-limits.js'
 import {
   clearRefreshCookie,
   cookieRequestProblem,
@@ -44,16 +44,10 @@ const REFRESH_FAILURES: Record<RotationFailure, string> = {
 const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
   await fastify.register(formbody, { bodyLimit: 8 * 1024 })
 
-  const limitPasswordGrant = authRateLimit(fastify, 'token', (request) => {
-    const body = request.body as Partial<TokenRequest> | undefined
-    return body?.grant_type === 'password' ? (body.username ?? '') : undefined
-  })
-
   fastify.post(
     '/token',
     {
       config: { oauth: true },
-      ...(limitPasswordGrant ? { preHandler: limitPasswordGrant } : {}),
       schema: {
         tags: ['tokens'],
         summary: 'Token endpoint (RFC 6749 §4.3 password grant, §6 refresh)',
@@ -61,7 +55,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
           'JSON or form body. In cookie transport the refresh token is set as an HttpOnly cookie and read from it; such requests need an allowed Origin and X-Requested-With.',
         body: TokenRequest,
         headers: TokenTransportHeader,
-        response: { 200: Type.Ref('TokenResponse'), ...oauthErrorResponses(400, 401, 403, 429) },
+        response: { 200: Type.Ref('TokenResponse'), ...oauthErrorResponses(400, 401, 403, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -78,22 +72,15 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
           throw new OAuthError(400, 'invalid_request', 'the password grant needs username and password')
         }
         const scope = grantedScope(body.scope, choice.client.scopes)
-        const user = await fastify.accounts.verifyLogin(body.username, body.password, request.ip)
-        if (!user) throw new OAuthError(400, 'invalid_grant', 'invalid username or password')
-        const { grant, refreshToken } = await fastify.sessions.start({
-          userId: user.id,
+        await fastify.attemptLimits.passwordCheck(request, body.username)
+        const login = await fastify.accounts.passwordLogin(body.username, body.password, {
           clientId: choice.client.id,
           scope,
-          lifetimes: lifetimesFor(fastify.config, choice.client, user.role),
+          lifetimesFor: (role) => lifetimesFor(fastify.config, choice.client, role),
           context,
         })
-        await recordAuditEvent(fastify.db, {
-          type: 'login_succeeded',
-          userId: user.id,
-          ip: request.ip,
-          details: { sessionId: grant.sessionId, clientId: choice.client.id },
-        })
-        return tokenResponse(fastify, reply, { grant, refreshToken, choice })
+        if (!login) throw new OAuthError(400, 'invalid_grant', 'invalid username or password')
+        return tokenResponse(fastify, reply, { grant: login.grant, refreshToken: login.refreshToken, choice })
       }
 
       if (body.grant_type === 'refresh_token') {
@@ -137,13 +124,17 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['tokens'],
         summary: 'Token revocation (RFC 7009)',
         description:
-          'Revokes the session of a refresh token, or an API key. Answers 200 whether or not the token was known.',
+          'Revokes the session of a refresh token, or an API key. Answers 200 whether or not the token was known; an access token gets 400 unsupported_token_type (RFC 7009 §2.2.1).',
         body: RevocationRequest,
         response: { 200: Type.Object({}), ...oauthErrorResponses(400, 401) },
       },
     },
     async (request, reply) => {
       reply.header('cache-control', 'no-store')
+      if (looksLikeJwt(request.body.token)) {
+        // RFC 7009 §2.2.1: access tokens are self-contained and short-lived; the session is what can be revoked.
+        throw new OAuthError(400, 'unsupported_token_type', 'access tokens cannot be revoked; revoke the refresh token or log out')
+      }
       if (looksLikeApiKey(request.body.token)) {
         await fastify.apiKeys.revokeByValue(request.body.token, request.ip)
         return {}

@@ -32,13 +32,17 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['accounts'],
         summary: 'Change your password',
-        description: 'Every other session of the user is revoked; this one stays signed in.',
+        description:
+          'Every other session of the user is revoked; this one stays signed in. Checking currentPassword draws on the same per-account and per-IP budget as the password grant.',
         security: [{ bearerAuth: [] }],
         body: PasswordChangeRequest,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403) },
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 429, 503) },
       },
     },
     async (request, reply) => {
+      const user = await fastify.accounts.findPublic(request.user.sub)
+      if (!user) throw invalidToken('the user no longer exists')
+      await fastify.attemptLimits.passwordCheck(request, user.email)
       try {
         await fastify.accounts.changePassword({
           userId: request.user.sub,
