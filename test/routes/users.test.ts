@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { fileTestApp, json, type TestApp } from '../helpers/app.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
 
 /**
  * Accounts (DESIGN §3.3, §4): sign-up, GET /users/me, password change with
@@ -298,4 +298,79 @@ t.test('sign-up: bad input is 4xx with the one error shape, never 500', async (t
     assertError(t, response, status)
   }
   t.equal(await app.db.user.count({ where: { email } }), 0, 'no user was created')
+})
+
+t.test('password change: currentPassword draws on the password grant\'s budget, every failure audited', async (t) => {
+  // Security review finding 2: a stolen access token guessed the password
+  // through POST /users/me/password without limit and without a trace.
+  const LIMIT = 3
+  const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: String(LIMIT) }, { database: main.database })
+  t.teardown(() => limited.close())
+  const { email, userId, tokens } = await newUser(t)
+  const guess = (password: string, ip: string) =>
+    limited.app.inject({
+      method: 'POST',
+      url: '/users/me/password',
+      remoteAddress: ip,
+      headers: bearer(tokens.access_token),
+      payload: { currentPassword: password, newPassword: 'a brand new passphrase' },
+    })
+  // Each guess from its own address: only the per-account budget can trip.
+  for (let i = 0; i < LIMIT; i++) assertError(t, await guess(`wrong guess ${i}`, `10.9.0.${i + 1}`), 403, 'invalid_credentials')
+  const limitedGuess = await guess(PASSWORD, '10.9.0.99')
+  assertError(t, limitedGuess, 429, 'rate_limited')
+  const retryAfter = Number(limitedGuess.headers['retry-after'])
+  t.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${String(limitedGuess.headers['retry-after'])}`)
+  t.equal((await passwordLogin(email, PASSWORD)).statusCode, 200, 'the right password, refused with 429, changed nothing')
+
+  // One budget: the password grant for the same account is refused too, from yet another address.
+  const grant = await limited.app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    remoteAddress: '10.9.0.100',
+    payload: { grant_type: 'password', username: email, password: PASSWORD },
+  })
+  t.equal(grant.statusCode, 429, 'the password grant shares the account\'s budget')
+
+  const failures = await app.db.auditEvent.findMany({ where: { userId, type: 'password_change_failed' }, orderBy: { id: 'asc' } })
+  t.equal(failures.length, LIMIT, 'one password_change_failed event per wrong guess')
+  t.same(failures.map((e) => [e.actorId, e.ip, (e.details as { reason?: string }).reason]), [
+    [userId, '10.9.0.1', 'wrong_password'],
+    [userId, '10.9.0.2', 'wrong_password'],
+    [userId, '10.9.0.3', 'wrong_password'],
+  ])
+})
+
+t.test('password change: the budget is per IP too, across accounts', async (t) => {
+  const LIMIT = 3
+  const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: String(LIMIT) }, { database: main.database })
+  t.teardown(() => limited.close())
+  const ip = '10.9.1.1'
+  for (let i = 0; i < LIMIT; i++) {
+    const { tokens } = await newUser(t)
+    const response = await limited.app.inject({
+      method: 'POST',
+      url: '/users/me/password',
+      remoteAddress: ip,
+      headers: bearer(tokens.access_token),
+      payload: { currentPassword: 'not it at all', newPassword: 'a brand new passphrase' },
+    })
+    assertError(t, response, 403, 'invalid_credentials')
+  }
+  const { tokens } = await newUser(t)
+  const response = await limited.app.inject({
+    method: 'POST',
+    url: '/users/me/password',
+    remoteAddress: ip,
+    headers: bearer(tokens.access_token),
+    payload: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase' },
+  })
+  assertError(t, response, 429, 'rate_limited')
+})
+
+t.test('password change: a weak new password is refused and audited', async (t) => {
+  const { userId, tokens } = await newUser(t)
+  assertError(t, await changePassword(tokens.access_token, { currentPassword: PASSWORD, newPassword: 'short' }), 400, 'weak_password')
+  const event = await app.db.auditEvent.findFirst({ where: { userId, type: 'password_change_failed' } })
+  t.match(event?.details, { reason: 'weak_password' })
 })
