@@ -1,6 +1,6 @@
 import bcrypt from 'bcrypt'
 import t from 'tap'
-import { PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES, PasswordHasher, passwordProblem } from '../../src/domain/passwords.js'
+import { Limiter, PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES, PasswordHasher, PasswordQueueFullError, passwordProblem } from '../../src/domain/passwords.js'
 
 /**
  * Password rules of DESIGN §3.3 (8 to 72 UTF-8 bytes, never truncated,
@@ -135,4 +135,56 @@ t.test('PasswordHasher', async (t) => {
     const ratio = median(unknown) / median(wrong)
     t.ok(ratio > 0.5 && ratio < 2, `median unknown ${median(unknown).toFixed(1)} ms vs wrong ${median(wrong).toFixed(1)} ms (ratio ${ratio.toFixed(2)})`)
   })
+})
+
+t.test('the bcrypt queue is bounded by the wait it would impose: past it, a job is refused at once', async (t) => {
+  // Security review finding 10: 100 concurrent logins queued without bound
+  // and a real login waited 25 s. Jobs here are timers of a known length.
+  const JOB_MS = 40
+  const limiter = new Limiter(2)
+  const job = () => new Promise<string>((resolve) => setTimeout(() => resolve('done'), JOB_MS))
+  t.equal(await limiter.run(job), 'done', 'a first job measures the duration')
+  const started: Promise<string>[] = []
+  const refused: PasswordQueueFullError[] = []
+  // Two run at once, the rest queue while their expected wait stays within 100 ms.
+  for (let i = 0; i < 12; i++) {
+    started.push(
+      limiter.run(job, 100).catch((error: unknown) => {
+        if (!(error instanceof PasswordQueueFullError)) throw error
+        refused.push(error)
+        return 'refused'
+      }),
+    )
+  }
+  // Refusals settle before any job ends: they never waited in the queue.
+  await new Promise((resolve) => setImmediate(resolve))
+  const refusedAtOnce = refused.length
+  const results = await Promise.all(started)
+  t.ok(refusedAtOnce > 0, `${refusedAtOnce} refused before the first job finished`)
+  t.equal(refused.length, refusedAtOnce, 'no job is refused after having queued')
+  const served = results.filter((r) => r === 'done').length
+  // 2 running + queue of up to 4 (two rounds of 2 at ~40 ms each keep the wait <= 100 ms).
+  t.ok(served >= 4 && served <= 8, `${served} served, ${refused.length} refused`)
+  t.ok(refused.every((e) => e.retryAfterSeconds >= 1), 'each refusal carries a Retry-After')
+  t.equal(limiter.expectedWaitMs(), 0, 'the queue drains')
+
+  const unbounded = await Promise.all(Array.from({ length: 12 }, () => limiter.run(job)))
+  t.equal(unbounded.filter((r) => r === 'done').length, 12, 'without a bound every job queues and runs')
+})
+
+t.test('PasswordHasher passes its bound to the queue: a flood of verifies sheds, the rest still compare', async (t) => {
+  const hasher = new PasswordHasher(10, { maxQueueWaitMs: 1 })
+  const hash = await bcrypt.hash('a fine passphrase', 10)
+  await hasher.verify('warm up the mean', hash)
+  const outcomes = await Promise.all(
+    Array.from({ length: 30 }, () =>
+      hasher.verify('a fine passphrase', hash).then(
+        (matches) => (matches ? 'matched' : 'mismatch'),
+        (error: unknown) => (error instanceof PasswordQueueFullError ? 'shed' : 'other error'),
+      ),
+    ),
+  )
+  t.ok(outcomes.includes('shed'), 'some verifies were shed')
+  t.ok(outcomes.includes('matched'), 'the ones admitted compared')
+  t.notOk(outcomes.includes('other error') || outcomes.includes('mismatch'), 'nothing else')
 })

@@ -137,6 +137,17 @@ t.test('malformed credentials', async (t) => {
   }
 })
 
+t.test('the Bearer scheme is case-insensitive and may be followed by several spaces (RFC 7235 §2.1)', async (t) => {
+  // Security review finding 9: `bearer <token>` got 401.
+  for (const scheme of ['bearer', 'BEARER', 'BeArEr']) {
+    const response = await me(`${scheme} ${issued}`)
+    t.equal(response.statusCode, 200, `${scheme}: 200 (${response.body.slice(0, 120)})`)
+  }
+  t.equal((await me(`Bearer   ${issued}`)).statusCode, 200, 'three spaces after the scheme')
+  t.equal((await me(`Bearer ${issued} `)).statusCode, 200, 'a trailing space')
+  t.equal((await me(`Bearerx ${issued}`)).statusCode, 401, 'another scheme is still refused')
+})
+
 t.test('alg none is refused', async (t) => {
   const c = claims()
   for (const alg of ['none', 'None', 'NONE', 'nOnE']) {

@@ -157,6 +157,10 @@ t.test('a retry inside the grace window returns the same successor and revokes n
   const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
   t.equal(session.revokedAt, null, 'nothing revoked')
   t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 0, 'no reuse recorded')
+  // Security review finding 8: the replay itself is recorded, as harmless.
+  const replays = await app.db.auditEvent.findMany({ where: { userId, type: 'refresh_token_replayed' } })
+  t.equal(replays.length, 1, 'one refresh_token_replayed event')
+  t.match(replays[0]?.details, { sessionId }, 'naming the session')
 
   // Both access tokens are good, and the successor goes on rotating.
   await app.revocations.sync()

@@ -321,6 +321,48 @@ t.test('POST /auth/revoke answers 200 for an unknown token', async (t) => {
   t.equal(json(missing).error, 'invalid_request')
 })
 
+t.test('POST /auth/revoke with an access token answers unsupported_token_type (RFC 7009 §2.2.1), and revokes nothing', async (t) => {
+  // Security review finding 9: an access token (longer than 512 characters
+  // with a long scope) got a schema error instead.
+  const { sessions } = await userWithSessions(1)
+  const login = sessions[0]!
+  const padded = `${login.accessToken.split('.').slice(0, 2).join('.')}.${'A'.repeat(700)}`
+  for (const [label, token] of [['an access token', login.accessToken], ['a JWT longer than 512 characters', padded]] as const) {
+    for (const form of [false, true]) {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/auth/revoke',
+        ...(form
+          ? { headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ token, token_type_hint: 'access_token' }).toString() }
+          : { payload: { token, token_type_hint: 'access_token' } }),
+      })
+      t.equal(response.statusCode, 400, `${label} (${form ? 'form' : 'JSON'}): 400 (${response.body})`)
+      t.equal(json(response).error, 'unsupported_token_type')
+      t.equal(response.headers['cache-control'], 'no-store')
+    }
+  }
+  await assertAlive(t, login, 'the session')
+})
+
+t.test('POST /auth/revoke of an API key by whoever holds it is audited without naming the owner as actor', async (t) => {
+  // Security review finding 8: the event named the key's owner as the one who revoked it.
+  const { userId, sessions } = await userWithSessions(1)
+  const created = await app.inject({
+    method: 'POST',
+    url: '/api-keys',
+    headers: bearer(sessions[0]!.accessToken),
+    payload: { name: 'leaked key', scopes: ['profile'] },
+  })
+  t.equal(created.statusCode, 201, created.body)
+  const { id, key } = json<{ id: string; key: string }>(created)
+  const response = await app.inject({ method: 'POST', url: '/auth/revoke', remoteAddress: '192.0.2.77', payload: { token: key } })
+  t.equal(response.statusCode, 200, response.body)
+  const event = await app.db.auditEvent.findFirstOrThrow({ where: { userId, type: 'api_key_revoked' } })
+  t.equal(event.actorId, null, 'no actor: the presenter is not authenticated')
+  t.equal(event.ip, '192.0.2.77', "the presenter's address")
+  t.match(event.details, { apiKeyId: id, via: 'revocation_endpoint' })
+})
+
 t.test('POST /auth/revoke does not revoke another client\'s token', async (t) => {
   const { sessions } = await userWithSessions(1)
   const login = sessions[0]! // issued to mobile, the default client

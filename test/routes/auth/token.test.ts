@@ -330,3 +330,36 @@ t.test('a body that is neither JSON nor form-encoded is 415 and never reaches th
   t.equal(await sessionCount(user.id), sessionsBefore, 'no login happened')
   t.equal(await app.db.auditEvent.count({ where: { userId: user.id } }), auditBefore, 'no login attempt reached the handler')
 })
+
+t.test('a login flood past the bcrypt queue\'s bound gets 503 temporarily_unavailable at once; other routes keep answering', async (t) => {
+  // Security review finding 10. Cost 10 makes a compare take tens of ms; a
+  // 50 ms bound then admits a few queued logins and sheds the rest.
+  const flooded = await buildTestApp({ BCRYPT_COST: '10', PASSWORD_QUEUE_MAX_WAIT_MS: '50' }, { database: main.database })
+  t.teardown(() => flooded.close())
+  const email = `flood-${Date.now()}@token.test`
+  const signup = await flooded.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
+  t.equal(signup.statusCode, 201, signup.body)
+  const order: string[] = []
+  const logins = Array.from({ length: 60 }, () =>
+    flooded.app
+      .inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: PASSWORD } })
+      .then((response) => {
+        order.push(String(response.statusCode))
+        return response
+      }),
+  )
+  const health = await flooded.app.inject({ method: 'GET', url: '/health' })
+  t.equal(health.statusCode, 200, 'another route answers')
+  t.ok(order.length < 60, `while logins are still in flight (${60 - order.length} unanswered)`)
+  const responses = await Promise.all(logins)
+  const shed = responses.filter((r) => r.statusCode === 503)
+  t.ok(shed.length > 0, `${shed.length} of 60 shed`)
+  t.ok(responses.some((r) => r.statusCode === 200), 'the admitted logins succeed')
+  t.same(responses.filter((r) => r.statusCode !== 200 && r.statusCode !== 503).map((r) => r.body), [], 'nothing else')
+  const first = shed[0]!
+  t.same(json(first), { error: 'temporarily_unavailable', error_description: 'too many password checks are waiting; retry shortly' })
+  t.ok(Number(first.headers['retry-after']) >= 1, `Retry-After ${String(first.headers['retry-after'])}`)
+  t.equal(first.headers['cache-control'], 'no-store')
+  // Shed at once: every 503 arrives before the last admitted login is served.
+  t.ok(order.lastIndexOf('503') < order.lastIndexOf('200'), 'the refusals did not wait in the queue')
+})
