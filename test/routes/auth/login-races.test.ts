@@ -1,8 +1,8 @@
 import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import type { SessionStore } from '../../../src/domain/sessions.js'
 import { fileTestApp, json } from '../../helpers/app.js'
 import { withClient } from '../../helpers/database.js'
+import { holdNextSessionStart } from '../../helpers/hold.js'
 
 /**
  * A login races a change of the credential or role it was verified against
@@ -34,26 +34,6 @@ function passwordGrant(email: string, password = PASSWORD): Promise<Response> {
   return app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password } })
 }
 
-/**
- * Holds the next SessionStore.start call until `release()`; `reached` settles
- * when a login has passed its password check and waits at the gate.
- */
-function holdNextSessionStart(): { reached: Promise<void>; release(): void } {
-  const sessions = app.sessions as SessionStore & { start: SessionStore['start'] }
-  const original = sessions.start
-  let arrive!: () => void
-  let open!: () => void
-  const reached = new Promise<void>((resolve) => (arrive = resolve))
-  const gate = new Promise<void>((resolve) => (open = resolve))
-  sessions.start = async (...args) => {
-    sessions.start = original
-    arrive()
-    await gate
-    return original.apply(sessions, args)
-  }
-  return { reached, release: () => open() }
-}
-
 async function liveSessionIds(userId: string): Promise<string[]> {
   const rows = await app.db.session.findMany({ where: { userId, revokedAt: null }, select: { id: true } })
   return rows.map((row) => row.id)
@@ -68,7 +48,7 @@ function assertInvalidGrant(t: Test, response: Response, what: string) {
 
 t.test('a login checked against the old password, held while the password changes, opens no session', async (t) => {
   const user = await signup('password-race')
-  const held = holdNextSessionStart()
+  const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)
   await held.reached
   const change = await app.inject({
@@ -92,7 +72,7 @@ t.test('a login whose insert waits on a password change still open in the databa
   // the sessions but not yet committed when the login's insert runs. The
   // insert must wait for the user row and re-check it, not read the old hash.
   const user = await signup('password-race-db')
-  const held = holdNextSessionStart()
+  const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)
   await held.reached
   const url = main.database.url
@@ -116,7 +96,7 @@ t.test('a login held while an admin promotes the user opens no session with a us
   await app.db.user.update({ where: { id: adminUser.id }, data: { role: 'admin' } })
   const adminToken = json<{ access_token: string }>(await passwordGrant(adminUser.email)).access_token
   const user = await signup('role-race')
-  const held = holdNextSessionStart()
+  const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)
   await held.reached
   const patch = await app.inject({
@@ -148,7 +128,7 @@ t.test('a login held while an admin disables the user opens no session', async (
   await app.db.user.update({ where: { id: adminUser.id }, data: { role: 'admin' } })
   const adminToken = json<{ access_token: string }>(await passwordGrant(adminUser.email)).access_token
   const user = await signup('disable-race')
-  const held = holdNextSessionStart()
+  const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)
   await held.reached
   const patch = await app.inject({
