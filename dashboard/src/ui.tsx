@@ -1,6 +1,6 @@
 import type { ComponentChildren } from 'preact'
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
-import { AuthError, RateLimitedError, SessionExpiredError } from '../../src/client/index.js'
+import { AuthError, RateLimitedError, ServiceUnavailableError, SessionExpiredError } from '../../src/client/index.js'
 
 export type Load<T> =
   | { state: 'loading' }
@@ -31,6 +31,7 @@ export function useLoad<T>(load: () => Promise<T>, key: string): [Load<T>, () =>
 
 export function describeError(error: unknown): string {
   if (error instanceof RateLimitedError) return `Too many attempts. Try again in ${error.retryAfterSeconds} s.`
+  if (error instanceof ServiceUnavailableError) return `The service is busy. Try again in ${error.retryAfterSeconds} s.`
   if (error instanceof SessionExpiredError) return 'Your session has expired.'
   if (error instanceof AuthError) return error.message
   return error instanceof Error ? error.message : String(error)

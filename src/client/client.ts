@@ -158,7 +158,7 @@ export class AuthClient {
     return () => this.changeListeners.delete(listener)
   }
 
-  /** Password login. Throws InvalidCredentialsError, RateLimitedError, ApiRequestError or NetworkError. */
+  /** Password login. Throws InvalidCredentialsError, RateLimitedError, ServiceUnavailableError, ApiRequestError or NetworkError. */
   async login(email: string, password: string, options: { scope?: string } = {}): Promise<AccessTokenClaims | null> {
     const response = await this.post('/auth/token', {
       grant_type: 'password',

@@ -44,6 +44,20 @@ export class RateLimitedError extends AuthError {
   }
 }
 
+/**
+ * The service is shedding load (503, e.g. a login flood filled its password
+ * queue); retry after `retryAfterSeconds`. The session, if any, is kept.
+ */
+export class ServiceUnavailableError extends AuthError {
+  override readonly name = 'ServiceUnavailableError'
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = `the service is busy; retry in ${retryAfterSeconds} s`,
+  ) {
+    super('temporarily_unavailable', message, 503)
+  }
+}
+
 /** Wrong email or password (or a disabled account: the server does not tell them apart). */
 export class InvalidCredentialsError extends AuthError {
   override readonly name = 'InvalidCredentialsError'
@@ -90,6 +104,7 @@ export async function errorFromResponse(response: Response, context: 'refresh' |
   const message =
     typeof b.message === 'string' ? b.message : typeof b.error_description === 'string' ? b.error_description : response.statusText || code
   if (response.status === 429) return new RateLimitedError(retryAfterSeconds(response.headers.get('retry-after')), message)
+  if (response.status === 503) return new ServiceUnavailableError(retryAfterSeconds(response.headers.get('retry-after')), message)
   if (context === 'refresh' && response.status === 400 && (code === 'invalid_grant' || code === 'invalid_request')) {
     // The service says "already used" for a reused token (DESIGN §3.5.4), and
     // invalid_request when no refresh token (no cookie) came with the request.

@@ -11,6 +11,7 @@ export {
   InvalidCredentialsError,
   NetworkError,
   RateLimitedError,
+  ServiceUnavailableError,
   SessionExpiredError,
   SessionReusedError,
 } from './errors.js'

@@ -1,0 +1,30 @@
+import t from 'tap'
+import {
+  ApiRequestError,
+  errorFromResponse,
+  InvalidCredentialsError,
+  RateLimitedError,
+  ServiceUnavailableError,
+} from '../../src/client/errors.js'
+
+/** The SDK's typed errors, from the service's answers as they come over the wire. */
+
+const answer = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } })
+
+t.test('a shed login (503 temporarily_unavailable) is a ServiceUnavailableError with its Retry-After', async (t) => {
+  const error = await errorFromResponse(
+    answer(503, { error: 'temporarily_unavailable', error_description: 'too many password checks are waiting; retry shortly' }, { 'retry-after': '3' }),
+    'login',
+  )
+  t.type(error, ServiceUnavailableError)
+  t.equal((error as ServiceUnavailableError).retryAfterSeconds, 3)
+  t.equal(error.code, 'temporarily_unavailable')
+  t.equal(error.status, 503)
+})
+
+t.test('other answers keep their types', async (t) => {
+  t.type(await errorFromResponse(answer(429, { error: 'too_many_requests', error_description: 'x' }, { 'retry-after': '7' }), 'login'), RateLimitedError)
+  t.type(await errorFromResponse(answer(400, { error: 'invalid_grant', error_description: 'x' }), 'login'), InvalidCredentialsError)
+  t.type(await errorFromResponse(answer(403, { statusCode: 403, error: 'Forbidden', code: 'forbidden', message: 'x' }), 'api'), ApiRequestError)
+})
