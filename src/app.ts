@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import Ajv from 'ajv'
 import addFormats from 'ajv-formats'
-import type { FastifyError, FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
-import { PasswordQueueFullError } from './domain/passwords.js'
-import { ApiError, OAuthError } from './errors.js'
 import accounts from './plugins/app/accounts.js'
 import attemptLimits from './plugins/app/attempt-limits.js'
 import authentication from './plugins/app/authentication.js'
 import configPlugin from './plugins/app/config.js'
 import dashboard from './plugins/app/dashboard.js'
+import errorHandler from './plugins/app/error-handler.js'
 import database from './plugins/app/database.js'
 import keys from './plugins/app/keys.js'
 import revocation from './plugins/app/revocation.js'
@@ -24,13 +23,6 @@ import authRoutes from './routes/auth/index.js'
 import healthRoutes from './routes/health.js'
 import usersRoutes from './routes/users/index.js'
 import wellKnownRoutes from './routes/well-known/index.js'
-
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The route answers errors in RFC 6749 form ({error, error_description}). */
-    oauth?: boolean
-  }
-}
 
 /** Accepted as a request id from a proxy only when it cannot inject anything into logs. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -80,11 +72,11 @@ export interface AppOptions {
 /** The whole service as a plugin, built from a validated config. */
 export default async function app(fastify: FastifyInstance, options: AppOptions) {
   installValidators(fastify)
-  installErrorHandlers(fastify)
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
 
+  await fastify.register(errorHandler)
   await fastify.register(configPlugin, { config: options.config, ...(options.now ? { now: options.now } : {}) })
   // External plugins, one per file.
   await fastify.register(underPressure)
@@ -126,106 +118,3 @@ function installValidators(fastify: FastifyInstance) {
     (httpPart === 'body' ? strict : coercing).compile(schema as object),
   )
 }
-
-function installErrorHandlers(fastify: FastifyInstance) {
-  fastify.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ statusCode: 404, error: 'Not Found', code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` })
-  })
-
-  fastify.setErrorHandler((thrown: FastifyError | ApiError | OAuthError | PasswordQueueFullError, request, reply) => {
-    const oauth = request.routeOptions.config?.oauth === true
-    // RFC 6749 §4.1.2.1's temporarily_unavailable, in both error shapes.
-    const error =
-      thrown instanceof PasswordQueueFullError
-        ? new ApiError(503, 'temporarily_unavailable', thrown.message, { 'retry-after': String(thrown.retryAfterSeconds) })
-        : thrown
-    if (error instanceof OAuthError && oauth) {
-      return reply.code(error.statusCode).headers({ 'cache-control': 'no-store', ...error.headers }).send({
-        error: error.error,
-        error_description: error.description,
-      })
-    }
-    if (error instanceof OAuthError) {
-      // Shared helpers (resolveClient) throw RFC 6749 errors on other routes too (sign-up): answer in
-      // the route's own error shape, or its response schema fails to serialise them (a 500).
-      return reply.code(error.statusCode).headers(error.headers).send(errorBody(error.statusCode, error.error, error.description))
-    }
-    if (error instanceof ApiError && oauth) {
-      return reply.code(error.statusCode).headers({ 'cache-control': 'no-store', ...error.headers }).send({
-        error: error.code,
-        error_description: error.message,
-      })
-    }
-    if (error instanceof ApiError) {
-      return reply.code(error.statusCode).headers(error.headers).send(errorBody(error.statusCode, error.code, error.message))
-    }
-    const fastifyError = error as FastifyError
-    if (isDatabaseUnavailable(error)) {
-      request.log.error({ err: error }, 'database unavailable')
-      return reply.code(503).header('retry-after', '2').send(errorBody(503, 'database_unavailable', 'the database is unavailable; retry shortly'))
-    }
-    const status = fastifyError.statusCode ?? 500
-    if (status >= 500) {
-      request.log.error({ err: error }, 'request failed')
-      return reply.code(500).send(errorBody(500, 'internal_error', 'internal server error'))
-    }
-    const code = fastifyError.validation ? 'validation_failed' : (fastifyError.code ?? 'bad_request').toLowerCase()
-    const message = fastifyError.validation ? `${fastifyError.validationContext ?? 'request'}${fastifyError.message.replace(/^(body|querystring|params|headers)/, '')}` : fastifyError.message
-    if (oauth) {
-      // Client errors keep their status (413 too large, 415 unsupported media type, 429) in RFC 6749 shape.
-      return reply.code(status).header('cache-control', 'no-store').send({
-        error: status === 429 ? 'too_many_requests' : 'invalid_request',
-        error_description: message,
-      })
-    }
-    return reply.code(status).send(errorBody(status, code, message))
-  })
-}
-
-function errorBody(statusCode: number, code: string, message: string) {
-  return { statusCode, error: REASONS[statusCode] ?? 'Error', code, message }
-}
-
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  406: 'Not Acceptable',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Entity',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
-}
-
-/** Connection-level failures of Postgres, whatever layer reports them. */
-function isDatabaseUnavailable(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown }
-    if (typeof code === 'string' && DB_UNAVAILABLE_CODES.has(code)) return true
-    // Prisma reports driver-adapter failures (e.g. P2010 from $queryRaw) with the adapter's mapped kind in meta.
-    const kind = (e as { meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } }).meta?.driverAdapterError?.cause?.kind
-    if (typeof kind === 'string' && DB_UNAVAILABLE_KINDS.has(kind)) return true
-    if (name === 'PrismaClientInitializationError') return true
-    if (typeof message === 'string' && DB_UNAVAILABLE_MESSAGES.some((m) => message.includes(m))) return true
-  }
-  return false
-}
-
-const DB_UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'P1001', 'P1002', 'P1017', '57P01', '57P03', '08006', '08001', '08003'])
-/** @prisma/adapter-pg's mapped error kinds that mean the database cannot be reached now. */
-const DB_UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections'])
-const DB_UNAVAILABLE_MESSAGES = [
-  'Connection terminated',
-  'connection timeout',
-  'timeout exceeded when trying to connect',
-  'Query read timeout',
-  'ECONNREFUSED',
-  "Can't reach database server",
-  'terminating connection',
-  'Server has closed the connection',
-]

@@ -1,5 +1,47 @@
-/** An error with the HTTP status, stable code and headers the error handler answers with (DESIGN §4). */
+/**
+ * The error model (DESIGN §4). Domain modules throw DomainError with a code;
+ * ERROR_STATUS maps every code to its HTTP status, so a new error is one
+ * line here. The HTTP layer throws ApiError for what only it knows (missing
+ * credentials, unknown routes and ids, CSRF). The error handler
+ * (plugins/app/error-handler.ts) answers both: in the one error shape, or on
+ * the OAuth endpoints in RFC 6749 §5.2 shape.
+ */
+export const ERROR_STATUS = {
+  // RFC 6749 §5.2, RFC 7009 §2.2.1
+  invalid_request: 400,
+  invalid_grant: 400,
+  invalid_scope: 400,
+  unsupported_grant_type: 400,
+  unsupported_token_type: 400,
+  // Accounts (DESIGN §3.3)
+  weak_password: 400,
+  invalid_credentials: 403,
+  email_taken: 409,
+  account_changed: 409,
+  // Admin (DESIGN §3.8)
+  invalid_cursor: 400,
+  self_lockout: 400,
+  // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
+  temporarily_unavailable: 503,
+} as const satisfies Record<string, number>
+export type ErrorCode = keyof typeof ERROR_STATUS
+
+/** A failure of the domain, with no HTTP in it: a code of ERROR_STATUS and a message for people. */
+export class DomainError extends Error {
+  override name = 'DomainError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** When the caller may try again (load shedding), in seconds. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message)
+  }
+}
+
+/** An error with the HTTP status, stable code and headers the error handler answers with. */
 export class ApiError extends Error {
+  override name = 'ApiError'
   constructor(
     readonly statusCode: number,
     readonly code: string,
@@ -7,20 +49,11 @@ export class ApiError extends Error {
     readonly headers: Record<string, string> = {},
   ) {
     super(message)
-    this.name = 'ApiError'
   }
-}
 
-/** An RFC 6749 §5.2 error from an OAuth endpoint. */
-export class OAuthError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly error: string,
-    readonly description: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(description)
-    this.name = 'OAuthError'
+  static from(error: DomainError): ApiError {
+    const headers: Record<string, string> = error.retryAfterSeconds === undefined ? {} : { 'retry-after': String(error.retryAfterSeconds) }
+    return new ApiError(ERROR_STATUS[error.code], error.code, error.message, headers)
   }
 }
 

@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import type { PrismaClient, User } from '../generated/prisma/client.js'
 import { Prisma } from '../generated/prisma/client.js'
+import { DomainError } from '../errors.js'
 import { recordAuditEvent } from './audit.js'
 import type { Role } from '../generated/prisma/enums.js'
 import { passwordProblem, type PasswordHasher } from './passwords.js'
@@ -13,16 +14,6 @@ import type { SessionContext, SessionGrant, SessionLifetimes, SessionStore, Veri
  */
 export function normalizeEmail(email: string): string {
   return email.normalize('NFKC').trim().toLowerCase()
-}
-
-export class AccountError extends Error {
-  constructor(
-    readonly code: 'email_taken' | 'weak_password' | 'invalid_credentials',
-    message: string,
-  ) {
-    super(message)
-    this.name = 'AccountError'
-  }
 }
 
 export type PublicUser = Pick<User, 'id' | 'email' | 'role' | 'disabled' | 'createdAt'>
@@ -67,7 +58,7 @@ export class Accounts {
 
   async signUp(emailInput: string, password: string, ip?: string): Promise<VerifiedLogin> {
     const problem = passwordProblem(password)
-    if (problem) throw new AccountError('weak_password', problem)
+    if (problem) throw new DomainError('weak_password', problem)
     const email = normalizeEmail(emailInput)
     const passwordHash = await this.passwords.hash(password)
     try {
@@ -78,7 +69,7 @@ export class Accounts {
       })
     } catch (error) {
       if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
-        throw new AccountError('email_taken', 'an account with this email already exists')
+        throw new DomainError('email_taken', 'an account with this email already exists')
       }
       throw error
     }
@@ -114,20 +105,21 @@ export class Accounts {
   ): Promise<{ user: PublicUser; grant: SessionGrant; refreshToken: string } | null> {
     const login = await this.verifyLogin(emailInput, password, session.context.ip)
     if (!login) return null
-    const started = await this.startSession(login, session)
-    if (!started) return null
-    await recordAuditEvent(this.db, {
-      type: 'login_succeeded',
-      userId: login.user.id,
-      ip: session.context.ip,
-      details: { sessionId: started.grant.sessionId, clientId: session.clientId },
-    })
-    return { user: login.user, ...started }
+    const started = await this.startSession(login, session, { recordLogin: true })
+    return started && { user: login.user, ...started }
   }
 
-  /** Opens a session for a verified login, or null (audited) when the account changed since it was verified. */
-  async startSession(login: VerifiedLogin, session: SessionRequest): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
+  /**
+   * Opens a session for a verified login, or null (audited) when the account
+   * changed since it was verified. `recordLogin` writes login_succeeded with it.
+   */
+  async startSession(
+    login: VerifiedLogin,
+    session: SessionRequest,
+    options: { recordLogin?: boolean } = {},
+  ): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const started = await this.sessions.start({
+      recordLogin: options.recordLogin ?? false,
       userId: login.user.id,
       clientId: session.clientId,
       scope: session.scope,
@@ -175,7 +167,7 @@ export class Accounts {
         ip: input.ip,
         details: { reason: code === 'invalid_credentials' ? 'wrong_password' : code, sessionId: input.currentSessionId },
       })
-      throw new AccountError(code, message)
+      throw new DomainError(code, message)
     }
     const user = await this.db.user.findUnique({ where: { id: input.userId }, select: { passwordHash: true } })
     if (!user || !(await this.passwords.verify(input.currentPassword, user.passwordHash))) {

@@ -1,6 +1,7 @@
 import type { PrismaClient } from '../generated/prisma/client.js'
 import type { Prisma } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
+import { DomainError } from '../errors.js'
 import { PUBLIC_USER_SELECT, type PublicUser } from './accounts.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
 import type { SessionStore } from './sessions.js'
@@ -10,16 +11,6 @@ import type { SessionStore } from './sessions.js'
  * keyset pagination, role and disabled changes that take effect at once, and
  * the audit log. Every change writes an audit event naming the admin.
  */
-
-export class AdminError extends Error {
-  constructor(
-    readonly code: 'invalid_cursor' | 'self_lockout',
-    message: string,
-  ) {
-    super(message)
-    this.name = 'AdminError'
-  }
-}
 
 export interface Page<T> {
   items: T[]
@@ -54,7 +45,7 @@ function decodeCursor<T>(cursor: string, isValid: (value: unknown) => value is T
   } catch {
     // fall through
   }
-  throw new AdminError('invalid_cursor', 'the cursor is not one this API returned')
+  throw new DomainError('invalid_cursor', 'the cursor is not one this API returned')
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -133,7 +124,7 @@ export class Administration {
     ip?: string | undefined
   }): Promise<PublicUser | null> {
     if (input.actorId === input.userId && (input.role === 'user' || input.disabled === true)) {
-      throw new AdminError('self_lockout', 'an admin cannot demote or disable themself')
+      throw new DomainError('self_lockout', 'an admin cannot demote or disable themself')
     }
     const result = await this.db.$transaction(async (tx) => {
       const before = await tx.user.findUnique({ where: { id: input.userId }, select: { role: true, disabled: true } })

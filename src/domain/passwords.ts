@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import bcrypt from 'bcrypt'
 import { dictionary } from '@zxcvbn-ts/language-common'
+import { DomainError } from '../errors.js'
 
 export const PASSWORD_MIN_BYTES = 8
 /** bcrypt reads only the first 72 bytes; longer passwords are refused, never truncated. */
@@ -25,10 +26,10 @@ export function passwordProblem(password: string): string | null {
 }
 
 /** Refused at once: the wait for a bcrypt slot would exceed its bound (load shedding). */
-export class PasswordQueueFullError extends Error {
+export class PasswordQueueFullError extends DomainError {
   override name = 'PasswordQueueFullError'
-  constructor(readonly retryAfterSeconds: number) {
-    super('too many password checks are waiting; retry shortly')
+  constructor(override readonly retryAfterSeconds: number) {
+    super('temporarily_unavailable', 'too many password checks are waiting; retry shortly', retryAfterSeconds)
   }
 }
 

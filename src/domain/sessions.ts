@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { SqlPool } from '../db/sql-pool.js'
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
-import { recordAuditEvent } from './audit.js'
+import { recordAuditEvent, type AuditEventInput } from './audit.js'
 import { hmacSha256 } from './server-keys.js'
 
 /**
@@ -119,6 +119,8 @@ export class SessionStore {
     lifetimes: SessionLifetimes
     context: SessionContext
     verified: VerifiedAccount
+    /** Records `login_succeeded` in the same statement (a sign-up records its own event instead). */
+    recordLogin?: boolean
   }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const refreshToken = randomBytes(32).toString('base64url')
     const now = new Date(this.now())
@@ -140,6 +142,7 @@ export class SessionStore {
         idleExpiresAt,
         absoluteExpiresAt,
         this.hashRefreshToken(refreshToken),
+        input.recordLogin ? 'login_succeeded' : null,
       ],
     })
     const session = rows[0]
@@ -324,6 +327,57 @@ export class SessionStore {
     return ids
   }
 
+  /**
+   * Signs out (DESIGN §3.5 rule 5): this session, the user's other sessions,
+   * or all of them; audited in the same transaction. The ids revoked.
+   */
+  logout(input: { userId: string; sessionId: string; scope: 'current' | 'others' | 'global'; ip?: string | undefined }): Promise<string[]> {
+    const { userId, sessionId, scope } = input
+    const where = scope === 'current' ? { sessionId } : scope === 'others' ? { userId, exceptSessionId: sessionId } : { userId }
+    return this.revokeRecorded(where, 'logout', (revoked) => ({
+      type: 'logged_out',
+      userId,
+      actorId: userId,
+      ip: input.ip,
+      details: { scope, sessionId, revokedSessions: revoked.length },
+    }))
+  }
+
+  /**
+   * Revokes one session of the user, or that of a refresh token presented to
+   * RFC 7009 revocation (by whoever holds it: no actor then); audited with
+   * the revocation. False when there was no such live session.
+   */
+  async revokeOne(input: { sessionId: string; userId: string; actorId: string | null; ip?: string | undefined; via?: 'revocation_endpoint' }): Promise<boolean> {
+    const reason = input.via === 'revocation_endpoint' ? 'token_revoked' : 'revoked_by_user'
+    const revoked = await this.revokeRecorded({ sessionId: input.sessionId, userId: input.userId }, reason, (ids) =>
+      ids.length === 0
+        ? null
+        : {
+            type: 'session_revoked',
+            userId: input.userId,
+            actorId: input.actorId,
+            ip: input.ip,
+            details: { sessionId: input.sessionId, ...(input.via ? { via: input.via } : {}) },
+          },
+    )
+    return revoked.length > 0
+  }
+
+  /** Revokes sessions and writes the audit event `event` makes of the ids revoked, in one transaction. */
+  private async revokeRecorded(
+    where: Parameters<SessionStore['revoke']>[0],
+    reason: string,
+    event: (revoked: string[]) => AuditEventInput | null,
+  ): Promise<string[]> {
+    return this.db.$transaction(async (tx) => {
+      const revoked = await this.revoke(where, reason, tx)
+      const audit = event(revoked)
+      if (audit) await recordAuditEvent(tx, audit)
+      return revoked
+    })
+  }
+
   /** A user's sessions that can still refresh. */
   async listLive(userId: string): Promise<SessionSummary[]> {
     const now = new Date(this.now())
@@ -368,9 +422,10 @@ export async function revokeSessions(
  * A session's start in one statement: $1 user id, $2 role and $3 password
  * hash as verified ($3 null: no password involved), $4 client id, $5 scope,
  * $6 idle TTL, $7 user agent, $8 ip, $9 now, $10 idle and $11 absolute
- * expiry, $12 the first refresh token's hash. FOR SHARE waits for a
- * concurrent change of the user row to commit and then re-checks the
- * conditions against the new row.
+ * expiry, $12 the first refresh token's hash, $13 the audit event to
+ * record with it (null: none). FOR SHARE waits for a concurrent change of
+ * the user row to commit and then re-checks the conditions against the new
+ * row.
  */
 const START_STATEMENT = `
   WITH account AS (
@@ -386,6 +441,10 @@ const START_STATEMENT = `
   ), first_token AS (
     INSERT INTO refresh_tokens (session_id, token_hash, created_at)
     SELECT s.id, $12, $9 FROM session AS s
+  ), audit AS (
+    INSERT INTO audit_events (type, user_id, ip, details)
+    SELECT $13::text, $1, $8, jsonb_build_object('sessionId', s.id, 'clientId', $4::text)
+    FROM session AS s WHERE $13::text IS NOT NULL
   )
   SELECT id FROM session`
 

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { AdminError } from '../../domain/admin.js'
 import { ApiError } from '../../errors.js'
 import { AuditQuery, page, UserPatch, UsersQuery } from '../../schemas/admin.js'
 import { errorResponses } from '../../schemas/errors.js'
@@ -20,15 +19,6 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
     return user
   }
 
-  async function run<T>(action: () => Promise<T>): Promise<T> {
-    try {
-      return await action()
-    } catch (error) {
-      if (error instanceof AdminError) throw new ApiError(400, error.code, error.message)
-      throw error
-    }
-  }
-
   fastify.get(
     '/users',
     {
@@ -40,7 +30,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: page(Type.Ref('User')), ...errorResponses(400, 401, 403) },
       },
     },
-    async (request) => run(() => administration.listUsers(request.query)),
+    async (request) => administration.listUsers(request.query),
   )
 
   fastify.get(
@@ -71,9 +61,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      const user = await run(() =>
-        administration.updateUser({ actorId: actor(request), userId: request.params.id, ...request.body, ip: request.ip }),
-      )
+      const user = await administration.updateUser({ actorId: actor(request), userId: request.params.id, ...request.body, ip: request.ip })
       if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
       return user
     },
@@ -147,13 +135,11 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request) => {
       const { since, until, ...rest } = request.query
-      return run(() =>
-        administration.auditEvents({
-          ...rest,
-          since: since === undefined ? undefined : new Date(since),
-          until: until === undefined ? undefined : new Date(until),
-        }),
-      )
+      return administration.auditEvents({
+        ...rest,
+        since: since === undefined ? undefined : new Date(since),
+        until: until === undefined ? undefined : new Date(until),
+      })
     },
   )
 }

@@ -1,15 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { AccountError } from '../../domain/accounts.js'
-import { recordAuditEvent } from '../../domain/audit.js'
 import { lifetimesFor } from '../../domain/clients.js'
-import { ApiError, invalidToken } from '../../errors.js'
+import { grantedScope, issueTokens } from '../../domain/grants/index.js'
+import { ApiError, DomainError, invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { SignupRequest } from '../../schemas/users.js'
 import oauth from './oauth.js'
-import { clearRefreshCookie, cookieRequestProblem, grantedScope, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
+import { clearRefreshCookie, cookieRequestProblem, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
 
 const LogoutQuery = Type.Object(
   {
@@ -51,23 +50,18 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         if (problem) throw new ApiError(403, 'csrf_check_failed', problem)
       }
       await fastify.attemptLimits.signup(request, request.body.email)
-      let login
-      try {
-        login = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip)
-      } catch (error) {
-        if (error instanceof AccountError && error.code === 'email_taken') throw new ApiError(409, error.code, error.message)
-        if (error instanceof AccountError) throw new ApiError(400, error.code, error.message)
-        throw error
-      }
+      const login = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip)
+      const scope = grantedScope(undefined, choice.client.scopes)
       const started = await fastify.accounts.startSession(login, {
         clientId: choice.client.id,
-        scope: grantedScope(undefined, choice.client.scopes),
+        scope,
         lifetimesFor: (role) => lifetimesFor(fastify.config, choice.client, role),
         context: { ip: request.ip, userAgent: request.headers['user-agent'] },
       })
       // Only an admin acting on the account in the same instant (disabling it) gets here.
-      if (!started) throw new ApiError(409, 'account_changed', 'the account changed while it was being created; sign in')
-      const tokens = tokenResponse(fastify, reply, { ...started, choice })
+      if (!started) throw new DomainError('account_changed', 'the account changed while it was being created; sign in')
+      const issued = issueTokens({ ...started, scope }, { config: fastify.config, client: choice.client, keys: fastify.keys, now: fastify.now() })
+      const tokens = tokenResponse(fastify, reply, issued, choice.transport)
       return reply.code(201).send({ user: login.user, ...tokens })
     },
   )
@@ -103,17 +97,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const { userId, sessionId } = await currentSession(request)
       const scope = request.query.scope ?? 'current'
-      const revoked = await fastify.sessions.revoke(
-        scope === 'current' ? { sessionId } : scope === 'others' ? { userId, exceptSessionId: sessionId } : { userId },
-        'logout',
-      )
-      await recordAuditEvent(fastify.db, {
-        type: 'logged_out',
-        userId,
-        actorId: userId,
-        ip: request.ip,
-        details: { scope, sessionId, revokedSessions: revoked.length },
-      })
+      await fastify.sessions.logout({ userId, sessionId, scope, ip: request.ip })
       if (scope !== 'others') clearRefreshCookie(fastify, reply)
       return reply.code(204).send(null)
     },
@@ -151,15 +135,9 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const revoked = await fastify.sessions.revoke({ sessionId: request.params.id, userId: request.user.sub }, 'revoked_by_user')
-      if (revoked.length === 0) throw new ApiError(404, 'session_not_found', 'no live session with this id')
-      await recordAuditEvent(fastify.db, {
-        type: 'session_revoked',
-        userId: request.user.sub,
-        actorId: request.user.sub,
-        ip: request.ip,
-        details: { sessionId: request.params.id },
-      })
+      const userId = request.user.sub
+      const revoked = await fastify.sessions.revokeOne({ sessionId: request.params.id, userId, actorId: userId, ip: request.ip })
+      if (!revoked) throw new ApiError(404, 'session_not_found', 'no live session with this id')
       return reply.code(204).send(null)
     },
   )

@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientConfig, Transport } from '../../config.js'
-import { issueAccessToken } from '../../domain/access-tokens.js'
-import { chooseTransport, findClient, lifetimesFor } from '../../domain/clients.js'
-import type { SessionGrant } from '../../domain/sessions.js'
-import { OAuthError } from '../../errors.js'
+import { chooseTransport, findClient } from '../../domain/clients.js'
+import type { GrantContext, IssuedTokens } from '../../domain/grants/index.js'
+import { ApiError } from '../../errors.js'
 import type { TokenResponse } from '../../schemas/tokens.js'
 
 /** Only the auth paths ever see the refresh cookie (DESIGN §3.6). */
@@ -24,11 +23,11 @@ export interface ClientChoice {
 /** The client and transport of a token-issuing request, or an RFC 6749 error. */
 export function resolveClient(fastify: FastifyInstance, request: FastifyRequest, clientId: string | undefined): ClientChoice {
   const client = findClient(fastify.config, clientId)
-  if (!client) throw new OAuthError(401, 'invalid_client', 'unknown client_id', { 'www-authenticate': 'Basic realm="token"' })
+  if (!client) throw new ApiError(401, 'invalid_client', 'unknown client_id', { 'www-authenticate': 'Basic realm="token"' })
   const requested = request.headers['token-transport']
   const transport = chooseTransport(client, typeof requested === 'string' ? requested.toLowerCase() : undefined)
   if (!transport) {
-    throw new OAuthError(400, 'invalid_request', `client ${client.id} does not allow the ${String(requested)} transport`)
+    throw new ApiError(400, 'invalid_request', `client ${client.id} does not allow the ${String(requested)} transport`)
   }
   return { client, transport }
 }
@@ -58,30 +57,31 @@ export function clearRefreshCookie(fastify: FastifyInstance, reply: FastifyReply
   reply.clearCookie(refreshCookieName(secure), { path: REFRESH_COOKIE_PATH, httpOnly: true, secure, sameSite: 'strict' })
 }
 
-/**
- * Mints the access token for a session grant and answers in the chosen
- * transport: the refresh token in the body, or in the cookie and not the body.
- */
-export function tokenResponse(
-  fastify: FastifyInstance,
-  reply: FastifyReply,
-  input: { grant: SessionGrant; refreshToken: string; choice: ClientChoice; scope?: string },
-): TokenResponse {
-  const { config } = fastify
-  const lifetimes = lifetimesFor(config, input.choice.client, input.grant.role)
-  const scope = input.scope ?? input.grant.scope
-  const { accessToken, expiresIn } = issueAccessToken(fastify.keys, {
-    issuer: config.issuer,
-    audience: config.audience,
-    grant: { ...input.grant, scope },
-    ttlSeconds: lifetimes.accessTokenTtlSeconds,
+/** What the grants get from a token request: the client, the domain services, the origin, the password budget. */
+export function grantContext(fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig): GrantContext {
+  return {
+    config: fastify.config,
+    client,
+    accounts: fastify.accounts,
+    sessions: fastify.sessions,
+    keys: fastify.keys,
     now: fastify.now(),
-  })
+    origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
+    spendPasswordAttempt: (accountEmail) => fastify.attemptLimits.passwordCheck(request, accountEmail),
+  }
+}
+
+/**
+ * Answers issued tokens in the chosen transport: the refresh token in the
+ * body, or in the cookie and not the body (DESIGN §3.6).
+ */
+export function tokenResponse(fastify: FastifyInstance, reply: FastifyReply, issued: IssuedTokens, transport: Transport): TokenResponse {
+  const { config } = fastify
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-  const body: TokenResponse = { access_token: accessToken, token_type: 'Bearer', expires_in: expiresIn, scope }
-  if (input.choice.transport === 'body') return { ...body, refresh_token: input.refreshToken }
-  const maxAge = Math.max(0, Math.floor((input.grant.idleExpiresAt.getTime() - fastify.now()) / 1000))
-  reply.setCookie(refreshCookieName(config.cookieSecure), input.refreshToken, {
+  const body: TokenResponse = { access_token: issued.accessToken, token_type: 'Bearer', expires_in: issued.expiresIn, scope: issued.scope }
+  if (transport === 'body') return { ...body, refresh_token: issued.refreshToken }
+  const maxAge = Math.max(0, Math.floor((issued.refreshExpiresAt.getTime() - fastify.now()) / 1000))
+  reply.setCookie(refreshCookieName(config.cookieSecure), issued.refreshToken, {
     path: REFRESH_COOKIE_PATH,
     httpOnly: true,
     secure: config.cookieSecure,
@@ -89,13 +89,4 @@ export function tokenResponse(
     maxAge,
   })
   return body
-}
-
-/** Checks a requested scope against what may be granted; the granted scope string, or an invalid_scope error. */
-export function grantedScope(requested: string | undefined, allowed: string[]): string {
-  if (requested === undefined || requested.trim() === '') return allowed.join(' ')
-  const scopes = [...new Set(requested.trim().split(/\s+/))]
-  const refused = scopes.filter((s) => !allowed.includes(s))
-  if (refused.length > 0) throw new OAuthError(400, 'invalid_scope', `scope not allowed: ${refused.join(' ')}`)
-  return scopes.join(' ')
 }

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { AccountError } from '../../domain/accounts.js'
-import { ApiError, invalidToken } from '../../errors.js'
+import { invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { PasswordChangeRequest } from '../../schemas/users.js'
 
@@ -43,19 +42,13 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       const user = await fastify.accounts.findPublic(request.user.sub)
       if (!user) throw invalidToken('the user no longer exists')
       await fastify.attemptLimits.passwordCheck(request, user.email)
-      try {
-        await fastify.accounts.changePassword({
-          userId: request.user.sub,
-          currentPassword: request.body.currentPassword,
-          newPassword: request.body.newPassword,
-          currentSessionId: request.user.sid,
-          ip: request.ip,
-        })
-      } catch (error) {
-        if (error instanceof AccountError && error.code === 'invalid_credentials') throw new ApiError(403, error.code, error.message)
-        if (error instanceof AccountError) throw new ApiError(400, error.code, error.message)
-        throw error
-      }
+      await fastify.accounts.changePassword({
+        userId: request.user.sub,
+        currentPassword: request.body.currentPassword,
+        newPassword: request.body.newPassword,
+        currentSessionId: request.user.sid,
+        ip: request.ip,
+      })
       return reply.code(204).send(null)
     },
   )

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import { GRANT_TYPES } from '../../domain/grants/index.js'
 
 const Jwk = Type.Object(
   {
@@ -36,7 +37,7 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
     revocation_endpoint: `${config.issuer}/auth/revoke`,
     introspection_endpoint: `${config.issuer}/auth/introspect`,
     jwks_uri: `${config.issuer}/.well-known/jwks.json`,
-    grant_types_supported: ['password', 'refresh_token'],
+    grant_types_supported: GRANT_TYPES,
     token_endpoint_auth_methods_supported: ['none'],
     revocation_endpoint_auth_methods_supported: ['none'],
     response_types_supported: [],

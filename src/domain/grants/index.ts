@@ -1,0 +1,79 @@
+import type { ClientConfig, Config } from '../../config.js'
+import { DomainError } from '../../errors.js'
+import type { TokenRequest } from '../../schemas/tokens.js'
+import { issueAccessToken } from '../access-tokens.js'
+import type { Accounts } from '../accounts.js'
+import { lifetimesFor } from '../clients.js'
+import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
+import type { KeyStore } from '../signing-keys.js'
+import { passwordGrant } from './password.js'
+import { refreshTokenGrant } from './refresh-token.js'
+
+export { grantedScope } from './scope.js'
+
+/**
+ * The token endpoint's grants (RFC 6749 §4.3, §6), one module each, keyed by
+ * grant_type. A grant checks what its request proves and yields a session
+ * and its live refresh token; `exchange` mints the access token from that.
+ * A new grant is a module and a line in GRANTS; discovery metadata lists
+ * GRANT_TYPES.
+ */
+export const GRANTS = {
+  password: passwordGrant,
+  refresh_token: refreshTokenGrant,
+} satisfies Record<string, Grant>
+
+export const GRANT_TYPES = Object.keys(GRANTS)
+
+/** What a grant may use: the client it is for, the domain services, and the request's origin. */
+export interface GrantContext {
+  config: Config
+  client: ClientConfig
+  accounts: Accounts
+  sessions: SessionStore
+  keys: KeyStore
+  now: number
+  origin: SessionContext
+  /** Spends one attempt of the account's password budget; throws when it is spent (the HTTP layer's limiter). */
+  spendPasswordAttempt(accountEmail: string): Promise<void>
+}
+
+export interface GrantOutcome {
+  grant: SessionGrant
+  refreshToken: string
+  /** The scope the access token carries: the session's, or a narrower one asked for. */
+  scope: string
+}
+
+export type Grant = (params: TokenRequest, context: GrantContext) => Promise<GrantOutcome>
+
+/** A token response's content, before a transport puts the refresh token in the body or a cookie. */
+export interface IssuedTokens {
+  accessToken: string
+  expiresIn: number
+  scope: string
+  refreshToken: string
+  /** When the refresh token stops working if unused: the cookie's Max-Age. */
+  refreshExpiresAt: Date
+}
+
+/** Runs the grant a token request names and issues its tokens. */
+export async function exchange(params: TokenRequest, context: GrantContext): Promise<IssuedTokens> {
+  const grant: Grant | undefined = Object.hasOwn(GRANTS, params.grant_type) ? GRANTS[params.grant_type as keyof typeof GRANTS] : undefined
+  if (!grant) throw new DomainError('unsupported_grant_type', `grant_type must be one of: ${GRANT_TYPES.join(', ')}`)
+  return issueTokens(await grant(params, context), context)
+}
+
+/** Mints the access token of a session's grant, with the lifetime of its client and role. */
+export function issueTokens(outcome: GrantOutcome, context: Pick<GrantContext, 'config' | 'client' | 'keys' | 'now'>): IssuedTokens {
+  const { config } = context
+  const { accessTokenTtlSeconds } = lifetimesFor(config, context.client, outcome.grant.role)
+  const { accessToken, expiresIn } = issueAccessToken(context.keys, {
+    issuer: config.issuer,
+    audience: config.audience,
+    grant: { ...outcome.grant, scope: outcome.scope },
+    ttlSeconds: accessTokenTtlSeconds,
+    now: context.now,
+  })
+  return { accessToken, expiresIn, scope: outcome.scope, refreshToken: outcome.refreshToken, refreshExpiresAt: outcome.grant.idleExpiresAt }
+}

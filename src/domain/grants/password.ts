@@ -1,0 +1,26 @@
+import { DomainError } from '../../errors.js'
+import { lifetimesFor } from '../clients.js'
+import type { Grant } from './index.js'
+import { grantedScope } from './scope.js'
+
+/**
+ * RFC 6749 §4.3: the resource owner's email and password. Every attempt
+ * spends the account's password budget first; a wrong password, an unknown
+ * or disabled account, and a login that lost a race with a change of the
+ * account all answer the same invalid_grant.
+ */
+export const passwordGrant: Grant = async (params, context) => {
+  if (!params.username || params.password === undefined) {
+    throw new DomainError('invalid_request', 'the password grant needs username and password')
+  }
+  const scope = grantedScope(params.scope, context.client.scopes)
+  await context.spendPasswordAttempt(params.username)
+  const login = await context.accounts.passwordLogin(params.username, params.password, {
+    clientId: context.client.id,
+    scope,
+    lifetimesFor: (role) => lifetimesFor(context.config, context.client, role),
+    context: context.origin,
+  })
+  if (!login) throw new DomainError('invalid_grant', 'invalid username or password')
+  return { grant: login.grant, refreshToken: login.refreshToken, scope }
+}
