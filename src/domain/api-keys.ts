@@ -5,6 +5,9 @@ import type { Role } from '../generated/prisma/enums.js'
 import { recordAuditEvent } from './audit.js'
 import { hmacSha256 } from './server-keys.js'
 
+/** The scope that lets a platform service call /auth/introspect; only admins may grant it. */
+export const INTROSPECT_SCOPE = 'introspect'
+
 /**
  * Third-party API keys (DESIGN §3.7): `tak_` + 43 base62 characters of
  * randomness (256 bits) + 6 base62 characters of CRC-32 over the rest. The

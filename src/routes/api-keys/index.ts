@@ -1,11 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import { INTROSPECT_SCOPE } from '../../domain/api-keys.js'
 import { ApiError } from '../../errors.js'
 import { ApiKeyCreateRequest, CreatedApiKey } from '../../schemas/api-keys.js'
 import { errorResponses } from '../../schemas/errors.js'
-
-/** The scope that lets a platform service call /auth/introspect; only admins may grant it. */
-export const INTROSPECT_SCOPE = 'introspect'
 
 /** A user's own API keys (DESIGN §3.7). Managed with access tokens only: a key cannot mint keys. */
 const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
