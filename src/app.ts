@@ -4,6 +4,8 @@ import addFormats from 'ajv-formats'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import accounts from './plugins/app/accounts.js'
+import administration from './plugins/app/administration.js'
+import apiKeys from './plugins/app/api-keys.js'
 import attemptLimits from './plugins/app/attempt-limits.js'
 import authentication from './plugins/app/authentication.js'
 import configPlugin from './plugins/app/config.js'
@@ -12,6 +14,7 @@ import errorHandler from './plugins/app/error-handler.js'
 import database from './plugins/app/database.js'
 import keys from './plugins/app/keys.js'
 import revocation from './plugins/app/revocation.js'
+import sessions from './plugins/app/sessions.js'
 import cookie from './plugins/external/cookie.js'
 import cors from './plugins/external/cors.js'
 import rateLimit from './plugins/external/rate-limit.js'
@@ -72,8 +75,16 @@ export interface AppOptions {
 /** The whole service as a plugin, built from a validated config. */
 export default async function app(fastify: FastifyInstance, options: AppOptions) {
   installValidators(fastify)
+  // Closing: Fastify answers new requests 503 with Connection: close, but a
+  // response in flight when the close began would leave its keep-alive
+  // connection open, and close would wait for the client to drop it.
+  let closing = false
+  fastify.addHook('preClose', async () => {
+    closing = true
+  })
   fastify.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    if (closing) reply.header('connection', 'close')
   })
 
   await fastify.register(errorHandler)
@@ -88,7 +99,10 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   await fastify.register(database)
   await fastify.register(keys)
   await fastify.register(revocation)
+  await fastify.register(sessions)
   await fastify.register(accounts)
+  await fastify.register(apiKeys)
+  await fastify.register(administration)
   await fastify.register(attemptLimits)
   await fastify.register(authentication)
   // Routes, grouped by prefix.

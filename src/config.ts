@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
+import { ADMIN_CLIENT_ID, firstPartyClients, type ClientConfig } from './domain/clients.js'
 
 /**
  * The service's configuration, read from environment variables (DESIGN §3.10).
@@ -46,21 +47,6 @@ export const EnvSchema = Type.Object({
   ),
 })
 export type Env = Static<typeof EnvSchema>
-
-export type Transport = 'cookie' | 'body'
-
-export interface ClientConfig {
-  id: string
-  /** Transport used when the request does not ask for one. */
-  defaultTransport: Transport
-  /** Transports the client may ask for with `Token-Transport`. */
-  transports: Transport[]
-  /** Scopes its tokens may carry; a token request without `scope` gets them all. */
-  scopes: string[]
-  accessTokenTtlSeconds: number
-  refreshIdleTtlSeconds: number
-  refreshAbsoluteTtlSeconds: number
-}
 
 export interface Config {
   env: Env['NODE_ENV']
@@ -171,35 +157,19 @@ function fromEnv(env: Env): Config {
   if (!env.COOKIE_SECURE && (env.NODE_ENV === 'production' || !['localhost', '127.0.0.1', '[::1]'].includes(issuerHost))) {
     problems.push('COOKIE_SECURE: may be false only for http://localhost development (ISSUER on localhost, NODE_ENV not production)')
   }
-  const clients: Record<string, ClientConfig> = {
-    web: {
-      id: 'web',
-      defaultTransport: 'cookie',
-      transports: ['cookie'],
-      scopes,
+  const clients = firstPartyClients({
+    scopes,
+    user: {
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       refreshIdleTtlSeconds: env.REFRESH_IDLE_TTL_SECONDS,
       refreshAbsoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL_SECONDS,
     },
     admin: {
-      id: 'admin',
-      defaultTransport: 'cookie',
-      transports: ['cookie'],
-      scopes,
       accessTokenTtlSeconds: env.ADMIN_ACCESS_TOKEN_TTL_SECONDS,
       refreshIdleTtlSeconds: env.ADMIN_REFRESH_IDLE_TTL_SECONDS,
       refreshAbsoluteTtlSeconds: env.ADMIN_REFRESH_ABSOLUTE_TTL_SECONDS,
     },
-    mobile: {
-      id: 'mobile',
-      defaultTransport: 'body',
-      transports: ['body', 'cookie'],
-      scopes,
-      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
-      refreshIdleTtlSeconds: env.REFRESH_IDLE_TTL_SECONDS,
-      refreshAbsoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL_SECONDS,
-    },
-  }
+  })
   if (!clients[env.DEFAULT_CLIENT_ID]) {
     problems.push(`DEFAULT_CLIENT_ID: "${env.DEFAULT_CLIENT_ID}" is not a configured client (${Object.keys(clients).join(', ')})`)
   }
@@ -222,7 +192,7 @@ function fromEnv(env: Env): Config {
     clients,
     scopes,
     defaultClientId: env.DEFAULT_CLIENT_ID,
-    adminClientId: 'admin',
+    adminClientId: ADMIN_CLIENT_ID,
     refreshGraceSeconds: env.REFRESH_GRACE_SECONDS,
     jwksMaxAgeSeconds: env.JWKS_MAX_AGE_SECONDS,
     keyPublishLeadSeconds: env.KEY_PUBLISH_LEAD_SECONDS,

@@ -1,3 +1,4 @@
+import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import app, { serverOptions } from './app.js'
@@ -23,26 +24,13 @@ async function main() {
   }
   await server.register(fp(app), { config: { ...config, secretKey } })
 
-  let closing = false
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      if (closing) return
-      closing = true
-      server.log.info({ signal }, 'shutting down')
-      const force = setTimeout(() => {
-        server.log.error('shutdown took over 10 s; exiting')
-        process.exit(1)
-      }, 10_000)
-      force.unref()
-      server.close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          server.log.error({ err: error }, 'error while shutting down')
-          process.exit(1)
-        },
-      )
-    })
-  }
+  // SIGINT/SIGTERM, or a crash: stop taking requests (503 while closing), finish
+  // the ones in flight, close the database; after 10 s, exit anyway.
+  closeWithGrace({ delay: 10_000, logger: server.log }, async ({ signal, err }) => {
+    if (err) server.log.error({ err }, 'shutting down after an error')
+    else server.log.info({ signal }, 'shutting down')
+    await server.close()
+  })
 
   await server.listen({ port: config.port, host: config.host })
 }

@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
 import { normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
+import { Administration } from '../domain/admin.js'
 import { recordAuditEvent } from '../domain/audit.js'
 import { PasswordHasher, passwordProblem } from '../domain/passwords.js'
-import { revokeSessions } from '../domain/sessions.js'
+import { sessionRevoker } from '../domain/sessions.js'
 import { runCli } from './database.js'
 
 /**
@@ -25,17 +26,8 @@ await runCli(async ({ config, db }) => {
   if (existing?.role === 'admin') {
     console.log(`${email} is already an admin`)
   } else if (existing) {
-    await db.$transaction(async (tx) => {
-      const now = new Date()
-      await tx.user.update({ where: { id: existing.id }, data: { role: 'admin', authChangedAt: now } })
-      // As in the admin API: a change of privilege ends every session (running instances see it at their next sync).
-      const revoked = await revokeSessions(tx, { userId: existing.id }, 'role_changed', now)
-      await recordAuditEvent(tx, {
-        type: 'role_changed',
-        userId: existing.id,
-        details: { from: existing.role, to: 'admin', via: 'cli', revokedSessions: revoked.length },
-      })
-    })
+    // The admin API's rule: a change of privilege ends every session (running instances see it at their next sync).
+    await new Administration(db, sessionRevoker(db)).updateUser({ actorId: null, userId: existing.id, role: 'admin', via: 'cli' })
     console.log(`${email} is now an admin; their sessions are ended, they sign in again`)
   } else {
     const password = await readPassword(`password for new admin ${email}: `)

@@ -64,7 +64,7 @@ export class Administration {
 
   constructor(
     private readonly db: PrismaClient,
-    private readonly sessions: SessionStore,
+    private readonly sessions: Pick<SessionStore, 'revoke'>,
     private readonly options: {
       now?: () => number
       /** Told when a user's role or disabled flag changed, so this instance applies it at once. */
@@ -117,11 +117,13 @@ export class Administration {
    * themself, so the last admin cannot lock everyone out by mistake.
    */
   async updateUser(input: {
-    actorId: string
+    /** The admin making the change; null for the admin:create CLI (an operator with database access). */
+    actorId: string | null
     userId: string
     role?: Role | undefined
     disabled?: boolean | undefined
     ip?: string | undefined
+    via?: 'cli'
   }): Promise<PublicUser | null> {
     if (input.actorId === input.userId && (input.role === 'user' || input.disabled === true)) {
       throw new DomainError('self_lockout', 'an admin cannot demote or disable themself')
@@ -141,12 +143,13 @@ export class Administration {
         select: PUBLIC_USER_SELECT,
       })
       const event = { userId: input.userId, actorId: input.actorId, ip: input.ip } satisfies Partial<AuditEventInput>
+      const via = input.via ? { via: input.via } : {}
       if (role !== before.role) {
         // A change of privilege ends every session (OWASP session management:
         // renew the session on a privilege change): a session opened as a user
         // must not refresh into admin tokens, nor keep a user's lifetimes.
         const revoked = await this.sessions.revoke({ userId: input.userId }, 'role_changed', tx)
-        await recordAuditEvent(tx, { type: 'role_changed', ...event, details: { from: before.role, to: role, revokedSessions: revoked.length } })
+        await recordAuditEvent(tx, { type: 'role_changed', ...event, details: { from: before.role, to: role, ...via, revokedSessions: revoked.length } })
       }
       if (disabled && !before.disabled) {
         const revoked = await this.sessions.revoke({ userId: input.userId }, 'user_disabled', tx)

@@ -311,17 +311,8 @@ export class SessionStore {
   }
 
   /** Revokes sessions; returns the ids that were live. */
-  async revoke(
-    where: { sessionId: string; userId?: string } | { userId: string; exceptSessionId?: string },
-    reason: string,
-    db: Prisma.TransactionClient | PrismaClient = this.db,
-  ): Promise<string[]> {
-    const now = new Date(this.now())
-    const filter: Prisma.SessionWhereInput =
-      'sessionId' in where
-        ? { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
-        : { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }
-    const ids = await revokeSessions(db, filter, reason, now)
+  async revoke(where: SessionsToRevoke, reason: string, db: Prisma.TransactionClient | PrismaClient = this.db): Promise<string[]> {
+    const ids = await revokeSessions(db, sessionFilter(where), reason, new Date(this.now()))
     if (ids.length === 0) return ids
     this.options.onRevoked?.(ids)
     return ids
@@ -398,13 +389,29 @@ export class SessionStore {
   }
 }
 
+/** One session (of a user), or a user's sessions (but one). */
+export type SessionsToRevoke = { sessionId: string; userId?: string } | { userId: string; exceptSessionId?: string }
+
+function sessionFilter(where: SessionsToRevoke): Prisma.SessionWhereInput {
+  return 'sessionId' in where
+    ? { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
+    : { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }
+}
+
+/**
+ * Revocation for a process without a SessionStore (the admin:create CLI):
+ * the same write; running instances see it at their next revocation sync.
+ */
+export function sessionRevoker(db: PrismaClient, now: () => number = Date.now): Pick<SessionStore, 'revoke'> {
+  return { revoke: (where, reason, tx = db) => revokeSessions(tx, sessionFilter(where), reason, new Date(now())) }
+}
+
 /**
  * Marks the live sessions matching `filter` revoked; returns their ids. The
- * one write behind every revocation, also for callers without a SessionStore
- * (the admin:create CLI); telling this instance's revocation list is the
- * caller's part.
+ * one write behind every revocation; telling this instance's revocation list
+ * is the caller's part.
  */
-export async function revokeSessions(
+async function revokeSessions(
   db: Prisma.TransactionClient | PrismaClient,
   filter: Prisma.SessionWhereInput,
   reason: string,

@@ -178,4 +178,4 @@ function hasClaimTypes(claims: AccessTokenClaims): boolean {
   )
 }
 
-export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation', 'accounts'] })
+export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation', 'api-keys'] })

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ClientConfig, Transport } from '../../config.js'
-import { chooseTransport, findClient } from '../../domain/clients.js'
+import { chooseTransport, findClient, type ClientConfig, type Transport } from '../../domain/clients.js'
 import type { GrantContext, IssuedTokens } from '../../domain/grants/index.js'
 import { ApiError } from '../../errors.js'
 import type { TokenResponse } from '../../schemas/tokens.js'

@@ -1,0 +1,16 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { ApiKeyStore } from '../../domain/api-keys.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Third-party API keys (domain/api-keys.ts). */
+    apiKeys: ApiKeyStore
+  }
+}
+
+async function apiKeys(fastify: FastifyInstance) {
+  fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, fastify.serverKeys.apiKeyHash, { now: fastify.now }))
+}
+
+export default fp(apiKeys, { name: 'api-keys', dependencies: ['config', 'database'] })
