@@ -106,7 +106,7 @@ export async function errorFromResponse(response: Response, context: 'refresh' |
   if (response.status === 429) return new RateLimitedError(retryAfterSeconds(response.headers.get('retry-after')), message)
   if (response.status === 503) return new ServiceUnavailableError(retryAfterSeconds(response.headers.get('retry-after')), message)
   if (context === 'refresh' && response.status === 400 && (code === 'invalid_grant' || code === 'invalid_request')) {
-    // The service says "already used" for a reused token (DESIGN §3.5.4), and
+    // The service says "already used" for a reused token (reuse detection revoked the session), and
     // invalid_request when no refresh token (no cookie) came with the request.
     if (code === 'invalid_grant' && /already used|reuse/i.test(message)) return new SessionReusedError(message, response.status)
     return new SessionExpiredError(message, response.status)

@@ -2,8 +2,8 @@ import type { PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
 
 /**
- * What this service must refuse in an access token that verifies (§3.5.7):
- * its session was revoked, its user was disabled, or its user's role changed
+ * What this service must refuse, within one second and on every instance,
+ * in an access token that verifies: its session was revoked, its user was disabled, or its user's role changed
  * after it was issued (even if the role has since changed back). Kept in
  * memory and synced from the database by polling, so the hot path costs two
  * map look-ups and a revocation on any instance reaches every instance within

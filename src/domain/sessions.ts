@@ -162,7 +162,8 @@ export class SessionStore {
   }
 
   /**
-   * Exchanges a refresh token for its successor (§3.5 rules 2–4).
+   * Exchanges a refresh token for its successor: single use, one successor
+   * under any concurrency, the grace window, reuse detection.
    *
    * The happy path is one statement: retiring the presented token is a
    * conditional UPDATE (`retired_at IS NULL`), so of any number of concurrent
@@ -189,7 +190,11 @@ export class SessionStore {
     return this.classify(tokenHash, refreshToken, clientId, now, context)
   }
 
-  /** Why a presented token did not rotate, and the grace-window retry (rule 3) or reuse response (rule 4). */
+  /**
+   * Why a presented token did not rotate, and the answers that depend on it:
+   * inside the grace window a retired token gets the family's live token back
+   * and revokes nothing; outside it, it revokes the whole session (reuse).
+   */
   private async classify(
     tokenHash: Uint8Array<ArrayBuffer>,
     refreshToken: string,
@@ -319,7 +324,7 @@ export class SessionStore {
   }
 
   /**
-   * Signs out (DESIGN §3.5 rule 5): this session, the user's other sessions,
+   * Signs out: this session, the user's other sessions,
    * or all of them; audited in the same transaction. The ids revoked.
    */
   logout(input: { userId: string; sessionId: string; scope: 'current' | 'others' | 'global'; ip?: string | undefined }): Promise<string[]> {

@@ -9,7 +9,7 @@ declare module 'fastify' {
   }
 }
 
-/** Revocations reach every instance within this interval (DESIGN §3.5.7 asks for one second). */
+/** Revocations reach every instance within this interval (the contract asks for one second). */
 export const REVOCATION_SYNC_MS = 500
 /** Margin for verifiers whose clocks lag. */
 const RETENTION_MARGIN_MS = 60_000
