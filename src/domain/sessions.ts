@@ -59,7 +59,7 @@ export type RotationFailure =
   | 'reused' // retired token presented outside the grace window: session now revoked
 
 export type RotationResult =
-  | { ok: true; grant: SessionGrant; refreshToken: string; graceRetry: boolean }
+  | { ok: true; grant: SessionGrant; refreshToken: string }
   | { ok: false; reason: RotationFailure; sessionId?: string; userId?: string }
 
 export interface SessionSummary {
@@ -186,7 +186,7 @@ export class SessionStore {
       values: [now, tokenHash, clientId, context.ip ?? null, context.userAgent?.slice(0, 512) ?? null, this.hashRefreshToken(successor)],
     })
     const row = rows[0]
-    if (row) return { ok: true, refreshToken: successor, graceRetry: false, grant: toGrant(row) }
+    if (row) return { ok: true, refreshToken: successor, grant: toGrant(row) }
     return this.classify(tokenHash, refreshToken, clientId, now, context)
   }
 
@@ -231,7 +231,7 @@ export class SessionStore {
         ip: context.ip,
         details: { sessionId: row.session_id, retiredAt: row.retired_at.toISOString() },
       })
-      return { ok: true, refreshToken: live, graceRetry: true, grant: toGrant(row) }
+      return { ok: true, refreshToken: live, grant: toGrant(row) }
     }
     await this.revokeForReuse(row.session_id, row.user_id, now, context.ip)
     return { ok: false, reason: 'reused', ...ids }

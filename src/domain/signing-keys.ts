@@ -42,10 +42,6 @@ const CLOCK_SKEW_MS = 60_000
 /** Any number, the same on every instance: serialises key creation. */
 const KEY_CREATION_LOCK = 4_242_001
 
-export class UnknownKeyError extends Error {
-  override name = 'UnknownKeyError'
-}
-
 /**
  * Signing keys shared by every instance through the database. Rotation follows
  * DESIGN §3.1: a new key is published `publishLeadSeconds` before it signs, and
@@ -146,7 +142,7 @@ export class KeyStore {
    */
   sign(claims: JWTPayload, header: { typ: string }): string {
     const key = this.currentKey()
-    if (!key) throw new UnknownKeyError('no signing key is active; was ensureSigningKey() run?')
+    if (!key) throw new Error('no signing key is active; was ensureSigningKey() run?')
     key.privateKey ??= this.decryptPrivateKey(key)
     const input = `${base64urlJson({ alg: SIGNING_ALG, kid: key.kid, typ: header.typ })}.${base64urlJson(claims)}`
     // JWS ECDSA signatures are R || S (RFC 7518 §3.4), not DER.

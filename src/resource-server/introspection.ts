@@ -45,10 +45,6 @@ export class Introspector {
     this.cache = new BoundedCache(options.maxEntries)
   }
 
-  get positiveTtlMs(): number {
-    return this.options.positiveTtlMs
-  }
-
   /** Cache keys (digests), for tests that check no raw token is kept. */
   cachedKeys(): string[] {
     return this.cache.keys()

@@ -1,5 +1,4 @@
 import Type, { type Static } from 'typebox'
-import { REFRESH_TOKEN_PATTERN } from '../domain/sessions.js'
 
 export const ClientId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'public client identifier' })
 
@@ -44,8 +43,6 @@ export const RevocationRequest = Type.Object(
   { additionalProperties: true },
 )
 export type RevocationRequest = Static<typeof RevocationRequest>
-
-export const RefreshTokenString = Type.String({ pattern: REFRESH_TOKEN_PATTERN })
 
 /** POST /auth/introspect body (RFC 7662 §2.1). */
 export const IntrospectionRequest = Type.Object(
