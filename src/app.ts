@@ -6,6 +6,7 @@ import type { Config } from './config.js'
 import { ApiError, OAuthError } from './errors.js'
 import accounts from './plugins/app/accounts.js'
 import authentication from './plugins/app/authentication.js'
+import cacheControl from './plugins/app/cache-control.js'
 import configPlugin from './plugins/app/config.js'
 import dashboard from './plugins/app/dashboard.js'
 import database from './plugins/app/database.js'
@@ -13,6 +14,7 @@ import keys from './plugins/app/keys.js'
 import revocation from './plugins/app/revocation.js'
 import cookie from './plugins/external/cookie.js'
 import cors from './plugins/external/cors.js'
+import helmet from './plugins/external/helmet.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
 import underPressure from './plugins/external/under-pressure.js'
@@ -84,6 +86,10 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   })
 
   await fastify.register(configPlugin, { config: options.config, ...(options.now ? { now: options.now } : {}) })
+  // Response headers first, so that every response gets them, those of
+  // hooks that answer early (load shedding, rate limits, CORS preflights) too.
+  await fastify.register(helmet)
+  await fastify.register(cacheControl)
   // External plugins, one per file.
   await fastify.register(underPressure)
   await fastify.register(cors)

@@ -30,13 +30,19 @@ export const DASHBOARD_CSP = {
 /**
  * The admin dashboard (DESIGN §3.8) at /dashboard/: static files served by
  * @fastify/static with @fastify/helmet's headers. An encapsulated plugin, so
- * the CSP and the other helmet headers cover the dashboard's routes only.
+ * its CSP replaces the API's (plugins/external/helmet.ts) on the dashboard's
+ * routes only. Its files are public: they keep their own Cache-Control.
  */
 export default async function dashboard(fastify: FastifyInstance, options: { root?: string } = {}) {
   const root = options.root ?? DASHBOARD_DIR
   await fastify.register(helmet, {
     contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
+    frameguard: { action: 'deny' },
     referrerPolicy: { policy: 'no-referrer' },
+  })
+
+  fastify.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/dashboard/')) route.config = { ...route.config, publicCache: true }
   })
 
   fastify.get('/dashboard', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/dashboard/', 301))
