@@ -11,12 +11,16 @@ import { AuditEvent } from '../../schemas/admin.js'
 /**
  * The Content-Security-Policy of Swagger UI's pages, in place of the API's
  * `default-src 'none'`: @fastify/swagger-ui serves its scripts and styles as
- * files (no inline script), and "Try it out" calls this origin.
+ * files (no inline script), and "Try it out" calls this origin. The one
+ * inline style its bundle injects is allowed by its hash, not by
+ * 'unsafe-inline'; test/e2e/docs.test.ts fails on any violation, so an
+ * upgrade that changes it shows here.
  */
+const SWAGGER_UI_INLINE_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
 export const DOCS_CSP = {
   'default-src': ["'none'"],
   'script-src': ["'self'"],
-  'style-src': ["'self'"],
+  'style-src': ["'self'", SWAGGER_UI_INLINE_STYLE],
   'img-src': ["'self'", 'data:'],
   'font-src': ["'self'", 'data:'],
   'connect-src': ["'self'"],
