@@ -38,6 +38,7 @@ export const EnvSchema = Type.Object({
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 16, default: 12 }),
   SECRET_KEY: Type.Optional(Type.String({ minLength: 32 })),
   AUTH_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }),
+  API_KEY_LIMIT_PER_USER: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
@@ -88,6 +89,8 @@ export interface Config {
   /** Unset only with the embedded database outside production: generated into dataDir. */
   secretKey: string | undefined
   authRateLimitPerMinute: number
+  /** Live (unrevoked, unexpired) API keys a user may hold at once. */
+  apiKeyLimitPerUser: number
   /** Event-loop delay past which requests get 503 (load shedding); 0 turns it off. */
   maxEventLoopDelayMs: number
   logLevel: string
@@ -226,6 +229,7 @@ function fromEnv(env: Env): Config {
     bcryptCost: env.BCRYPT_COST,
     secretKey: env.SECRET_KEY,
     authRateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
+    apiKeyLimitPerUser: env.API_KEY_LIMIT_PER_USER,
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     logLevel: env.LOG_LEVEL,
   }

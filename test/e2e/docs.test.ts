@@ -49,9 +49,9 @@ async function run(t: Test) {
     if (message.type() === 'error') problems.push(message.text())
   })
   // Violations as the page itself sees them, reported even when nothing is logged.
-  await page.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (event) => console.error(`CSP violation: ${event.violatedDirective} ${event.blockedURI}`))
-  })
+  await page.addInitScript(
+    "document.addEventListener('securitypolicyviolation', (event) => console.error('CSP violation: ' + event.violatedDirective + ' ' + event.blockedURI))",
+  )
 
   const response = await page.goto(`${server.issuer}/docs`)
   t.equal(response?.status(), 200)

@@ -31,7 +31,7 @@ async function accounts(fastify: FastifyInstance) {
   const accounts = new Accounts(fastify.db, new PasswordHasher(config.bcryptCost), sessions)
   fastify.revocations.onUserChange((userId) => accounts.forgetUser(userId))
   fastify.decorate('accounts', accounts)
-  fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, serverKeys.apiKeyHash, { now: fastify.now }))
+  fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, serverKeys.apiKeyHash, { now: fastify.now, limitPerUser: config.apiKeyLimitPerUser }))
   fastify.decorate(
     'administration',
     new Administration(fastify.db, sessions, {

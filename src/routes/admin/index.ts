@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { AdminError } from '../../domain/admin.js'
+import { InvalidCursorError } from '../../domain/pagination.js'
 import { ApiError } from '../../errors.js'
-import { AuditQuery, page, UserPatch, UsersQuery } from '../../schemas/admin.js'
+import { AuditQuery, UserPatch, UsersQuery } from '../../schemas/admin.js'
 import { errorResponses } from '../../schemas/errors.js'
+import { page } from '../../schemas/pagination.js'
 
 const UserParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
 const security = [{ bearerAuth: [] }]
@@ -24,7 +26,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
     try {
       return await action()
     } catch (error) {
-      if (error instanceof AdminError) throw new ApiError(400, error.code, error.message)
+      if (error instanceof AdminError || error instanceof InvalidCursorError) throw new ApiError(400, error.code, error.message)
       throw error
     }
   }
