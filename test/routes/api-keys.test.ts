@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
+import { ConfigError, loadConfig } from '../../src/config.js'
 import { isWellFormedApiKey } from '../../src/domain/api-keys.js'
-import { buildTestApp, json, type TestApp } from '../helpers/app.js'
+import { buildTestApp, json, TEST_ENV, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 
 /**
@@ -501,5 +502,21 @@ t.test('list pagination: limit and cursor visit every key once, newest first, ti
   t.equal(json(badCursor).code, 'invalid_cursor')
   for (const query of ['?limit=0', '?limit=101', '?limit=two', '?cursor=', '?page=2']) {
     t.equal((await get(query)).statusCode, 400, `${query}: 400`)
+  }
+})
+
+t.test('API_KEY_LIMIT_PER_USER: default 100; a value that is not a positive integer stops the start, named', async (t) => {
+  t.equal(loadConfig(TEST_ENV).apiKeyLimitPerUser, 100)
+  t.equal(loadConfig({ ...TEST_ENV, API_KEY_LIMIT_PER_USER: '7' }).apiKeyLimitPerUser, 7)
+  for (const value of ['0', '-1', '2.5', 'many', '10001']) {
+    const error = (() => {
+      try {
+        loadConfig({ ...TEST_ENV, API_KEY_LIMIT_PER_USER: value })
+        return null
+      } catch (caught) {
+        return caught
+      }
+    })()
+    t.ok(error instanceof ConfigError && /API_KEY_LIMIT_PER_USER/.test(error.message), `${value}: refused, named`)
   }
 })
