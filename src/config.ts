@@ -121,6 +121,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     if (word in BOOLEAN_WORDS) raw[name] = BOOLEAN_WORDS[word]
     else problems.push(`${name}: must be true or false, got "${String(raw[name])}"`)
   }
+  // Integers are checked here too: Value.Convert truncates "12.9" to 12 and reads "0x10" as 16.
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    if ((schema as { type?: string }).type !== 'integer' || raw[name] === undefined) continue
+    if (!/^-?\d+$/.test(String(raw[name]).trim())) problems.push(`${name}: must be a whole number, got "${String(raw[name])}"`)
+  }
   const converted = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw)) as Record<string, unknown>
   for (const error of Value.Errors(EnvSchema, converted)) {
     if (error.keyword === 'anyOf' || error.keyword === 'const') continue
