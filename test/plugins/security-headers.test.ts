@@ -113,6 +113,24 @@ t.test('every operation of the OpenAPI document, every way of calling it', async
   for (const operation of Object.keys(PUBLIC_OPERATIONS)) t.ok(answered.has(operation), `${operation} is in the document`)
 })
 
+t.test("helmet's whole set, fitted to an API, as helmet's middleware sets it", async (t) => {
+  const { headers } = await app.inject({ url: '/health' })
+  t.match(headers, {
+    'content-security-policy': "default-src 'none';base-uri 'none';form-action 'none';frame-ancestors 'none'",
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+    'origin-agent-cluster': '?1',
+    'referrer-policy': 'no-referrer',
+    'strict-transport-security': 'max-age=31536000; includeSubDomains',
+    'x-content-type-options': 'nosniff',
+    'x-dns-prefetch-control': 'off',
+    'x-download-options': 'noopen',
+    'x-frame-options': 'DENY',
+    'x-permitted-cross-domain-policies': 'none',
+    'x-xss-protection': '0',
+  })
+})
+
 t.test('no route answers without the headers: unknown paths, preflights, bad JSON', async (t) => {
   checkHeaders(t, await app.inject({ url: '/no/such/route' }), 'unknown path')
   checkHeaders(t, await app.inject({ url: '/.well-known/nothing' }), 'unknown path under a public prefix')
