@@ -1,7 +1,7 @@
 import Fastify, { type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import cacheControl from '../../src/plugins/app/cache-control.js'
-import { fileTestApp, json } from '../helpers/app.js'
+import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
 
 /**
  * Security headers and caching of every response (ASVS 5.0 V3.4 and V14.3,
@@ -144,6 +144,17 @@ t.test('no route answers without the headers: unknown paths, preflights, bad JSO
     await app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': 'application/json' }, payload: '{"email":' }),
     'malformed JSON',
   )
+})
+
+t.test('a rate-limited answer (429) carries them too', async (t) => {
+  const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '1' }, { database: test.database })
+  t.teardown(limited.close)
+  const attempt = () =>
+    limited.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: 'wrong password' } })
+  await attempt()
+  const refused = await attempt()
+  t.equal(refused.statusCode, 429)
+  checkHeaders(t, refused, 'rate-limited')
 })
 
 t.test('Swagger UI at /docs: its own CSP, which lets its files load', async (t) => {
