@@ -1,7 +1,10 @@
 # syntax=docker/dockerfile:1
+# Node 24 LTS in both stages: the recommended runtime (README; package.json's
+# engines gives the floor), the one .ci/run tests against Postgres and Redis.
+# Keep the two tags alike: dist/ is compiled in one stage and runs in the other.
 
 # ---- build: compile TypeScript (including the generated Prisma client) to dist/
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 
 # Dependencies first, in their own layer, so source edits reuse it.
@@ -24,7 +27,7 @@ COPY dashboard ./dashboard
 RUN node scripts/prisma-generate.mjs && npm run build
 
 # ---- runtime: production dependencies, compiled code, migrations
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000 \
@@ -47,7 +50,7 @@ RUN mkdir -p /app/.data && chown node:node /app/.data
 USER node
 
 EXPOSE 3000
-# No curl in the slim image: Node 20's fetch does the probe.
+# No curl in the slim image: Node's own fetch does the probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 

@@ -8,6 +8,7 @@ import administration from './plugins/app/administration.js'
 import apiKeys from './plugins/app/api-keys.js'
 import attemptLimits from './plugins/app/attempt-limits.js'
 import authentication from './plugins/app/authentication.js'
+import cacheControl from './plugins/app/cache-control.js'
 import configPlugin from './plugins/app/config.js'
 import dashboard from './plugins/app/dashboard.js'
 import errorHandler from './plugins/app/error-handler.js'
@@ -17,6 +18,7 @@ import revocation from './plugins/app/revocation.js'
 import sessions from './plugins/app/sessions.js'
 import cookie from './plugins/external/cookie.js'
 import cors from './plugins/external/cors.js'
+import helmet from './plugins/external/helmet.js'
 import rateLimit from './plugins/external/rate-limit.js'
 import swagger from './plugins/external/swagger.js'
 import underPressure from './plugins/external/under-pressure.js'
@@ -89,6 +91,10 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
 
   await fastify.register(errorHandler)
   await fastify.register(configPlugin, { config: options.config, ...(options.now ? { now: options.now } : {}) })
+  // Response headers first, so that every response gets them, those of
+  // hooks that answer early (load shedding, rate limits, CORS preflights) too.
+  await fastify.register(helmet)
+  await fastify.register(cacheControl)
   // External plugins, one per file.
   await fastify.register(underPressure)
   await fastify.register(cors)

@@ -39,6 +39,7 @@ export const EnvSchema = Type.Object({
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 16, default: 12 }),
   SECRET_KEY: Type.Optional(Type.String({ minLength: 32 })),
   AUTH_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }),
+  API_KEY_LIMIT_PER_USER: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   PASSWORD_QUEUE_MAX_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 2000 }),
   LOG_LEVEL: Type.Union(
@@ -75,6 +76,8 @@ export interface Config {
   /** Unset only with the embedded database outside production: generated into dataDir. */
   secretKey: string | undefined
   authRateLimitPerMinute: number
+  /** Live (unrevoked, unexpired) API keys a user may hold at once. */
+  apiKeyLimitPerUser: number
   /** Event-loop delay past which requests get 503 (load shedding); 0 turns it off. */
   maxEventLoopDelayMs: number
   /** Expected wait for a bcrypt slot past which password checks get 503 at once; 0: unbounded. */
@@ -106,6 +109,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     const word = String(raw[name]).toLowerCase()
     if (word in BOOLEAN_WORDS) raw[name] = BOOLEAN_WORDS[word]
     else problems.push(`${name}: must be true or false, got "${String(raw[name])}"`)
+  }
+  // Integers are checked here too: Value.Convert truncates "12.9" to 12 and reads "0x10" as 16.
+  for (const [name, schema] of Object.entries(EnvSchema.properties)) {
+    if ((schema as { type?: string }).type !== 'integer' || raw[name] === undefined) continue
+    if (!/^-?\d+$/.test(String(raw[name]).trim())) problems.push(`${name}: must be a whole number, got "${String(raw[name])}"`)
   }
   const converted = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw)) as Record<string, unknown>
   for (const error of Value.Errors(EnvSchema, converted)) {
@@ -199,6 +207,7 @@ function fromEnv(env: Env): Config {
     bcryptCost: env.BCRYPT_COST,
     secretKey: env.SECRET_KEY,
     authRateLimitPerMinute: env.AUTH_RATE_LIMIT_PER_MINUTE,
+    apiKeyLimitPerUser: env.API_KEY_LIMIT_PER_USER,
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     passwordQueueMaxWaitMs: env.PASSWORD_QUEUE_MAX_WAIT_MS,
     logLevel: env.LOG_LEVEL,

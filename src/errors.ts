@@ -18,9 +18,10 @@ export const ERROR_STATUS = {
   invalid_credentials: 403,
   email_taken: 409,
   account_changed: 409,
-  // Admin (DESIGN §3.8)
+  // Lists (keyset pagination), the admin API (DESIGN §3.8), API keys (§3.7)
   invalid_cursor: 400,
   self_lockout: 400,
+  api_key_limit: 409,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
 } as const satisfies Record<string, number>

@@ -80,7 +80,7 @@ function App() {
   let page
   if (section === 'users' && path[1]) page = <UserPage key={path[1]} id={path[1]} />
   else if (section === 'audit') page = <AuditPage key={hash} filters={params} />
-  else if (section === 'keys') page = <ApiKeysPage />
+  else if (section === 'keys') page = <ApiKeysPage key={hash} cursor={params.cursor ?? ''} />
   else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
 
   return (

@@ -335,8 +335,8 @@ function fromLocalInput(local: string): string | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date.toISOString()
 }
 
-export function ApiKeysPage() {
-  const [load, reload] = useLoad(() => client.request<{ items: ApiKey[] }>('/api-keys'), 'keys')
+export function ApiKeysPage({ cursor }: { cursor: string }) {
+  const [load, reload] = useLoad(() => client.request<Page<ApiKey>>(`/api-keys${query({ cursor })}`), `keys ${cursor}`)
   const [name, setName] = useState('')
   const [scopes, setScopes] = useState<string[]>(['profile'])
   const [created, setCreated] = useState<{ name: string; key: string } | null>(null)
@@ -388,48 +388,54 @@ export function ApiKeysPage() {
       </form>
       {error !== null && <ErrorBox error={error} />}
       <LoadView load={load} what="API keys" retry={reload}>
-        {({ items }) =>
+        {({ items, nextCursor }) =>
           items.length === 0 ? (
-            <Empty>You have no API keys.</Empty>
+            <Empty>{cursor ? 'No more API keys.' : 'You have no API keys.'}</Empty>
           ) : (
-            <table data-testid="api-keys">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Prefix</th>
-                  <th>Scopes</th>
-                  <th>Created</th>
-                  <th>Expires</th>
-                  <th>Last used</th>
-                  <th />
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((key) => (
-                  <tr key={key.id}>
-                    <td>{key.name}</td>
-                    <td>
-                      <code>{key.prefix}</code>
-                    </td>
-                    <td>{key.scopes.join(' ')}</td>
-                    <td>{when(key.createdAt)}</td>
-                    <td>{when(key.expiresAt)}</td>
-                    <td>{when(key.lastUsedAt)}</td>
-                    <td>
-                      <ActionButton
-                        label={`Revoke key ${key.name}`}
-                        action={async () => {
-                          await client.request(`/api-keys/${key.id}`, { method: 'DELETE' })
-                          reload()
-                        }}
-                      >
-                        Revoke
-                      </ActionButton>
-                    </td>
+            <>
+              <table data-testid="api-keys">
+                <thead>
+                  <tr>
+                    <th>Name</th>
+                    <th>Prefix</th>
+                    <th>Scopes</th>
+                    <th>Created</th>
+                    <th>Expires</th>
+                    <th>Last used</th>
+                    <th />
                   </tr>
-                ))}
-              </tbody>
-            </table>
+                </thead>
+                <tbody>
+                  {items.map((key) => (
+                    <tr key={key.id}>
+                      <td>{key.name}</td>
+                      <td>
+                        <code>{key.prefix}</code>
+                      </td>
+                      <td>{key.scopes.join(' ')}</td>
+                      <td>{when(key.createdAt)}</td>
+                      <td>{when(key.expiresAt)}</td>
+                      <td>{when(key.lastUsedAt)}</td>
+                      <td>
+                        <ActionButton
+                          label={`Revoke key ${key.name}`}
+                          action={async () => {
+                            await client.request(`/api-keys/${key.id}`, { method: 'DELETE' })
+                            reload()
+                          }}
+                        >
+                          Revoke
+                        </ActionButton>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <nav class="pager">
+                {cursor && <a href="#/keys">First page</a>}
+                {nextCursor && <a href={`#/keys${query({ cursor: nextCursor })}`}>Next page</a>}
+              </nav>
+            </>
           )
         }
       </LoadView>

@@ -1,7 +1,7 @@
 /**
  * Client SDK of the token-auth service (package export `token-auth/client`).
  * No runtime dependencies: fetch, AbortController and, when present, Web
- * Locks and BroadcastChannel. Safe in browsers, React Native and Node 20.
+ * Locks and BroadcastChannel. Safe in browsers, React Native and Node 22 or later.
  */
 export { AuthClient, decodeClaims } from './client.js'
 export type { AccessTokenClaims, AuthClientOptions, PublicUser, RequestOptions, SessionEndReason, Transport } from './client.js'

@@ -4,6 +4,7 @@ import type { Role } from '../generated/prisma/enums.js'
 import { DomainError } from '../errors.js'
 import { PUBLIC_USER_SELECT, type PublicUser } from './accounts.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
+import { createdBefore, decodeCursor, encodeCursor, isCreatedCursor, pageOf, type Page } from './pagination.js'
 import type { SessionStore } from './sessions.js'
 
 /**
@@ -11,11 +12,6 @@ import type { SessionStore } from './sessions.js'
  * keyset pagination, role and disabled changes that take effect at once, and
  * the audit log. Every change writes an audit event naming the admin.
  */
-
-export interface Page<T> {
-  items: T[]
-  nextCursor: string | null
-}
 
 export interface AuditEventView {
   id: string
@@ -32,27 +28,6 @@ export interface AuditEventFilter {
   type?: string | undefined
   since?: Date | undefined
   until?: Date | undefined
-}
-
-function encodeCursor(value: object): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url')
-}
-
-function decodeCursor<T>(cursor: string, isValid: (value: unknown) => value is T): T {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
-    if (isValid(value)) return value
-  } catch {
-    // fall through
-  }
-  throw new DomainError('invalid_cursor', 'the cursor is not one this API returned')
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
-
-function isUserCursor(value: unknown): value is { at: string; id: string } {
-  const v = value as { at?: unknown; id?: unknown }
-  return typeof v?.at === 'string' && !Number.isNaN(Date.parse(v.at)) && typeof v.id === 'string' && UUID.test(v.id)
 }
 
 function isEventCursor(value: unknown): value is { id: string } {
@@ -80,18 +55,11 @@ export class Administration {
    * because others signed up meanwhile.
    */
   async listUsers(input: { q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Page<PublicUser>> {
-    const after = input.cursor ? decodeCursor(input.cursor, isUserCursor) : undefined
+    const after = input.cursor ? decodeCursor(input.cursor, isCreatedCursor) : undefined
     const where: Prisma.UserWhereInput = {
       // Prisma's `contains` is a LIKE pattern and does not escape: `_` and `%` in q must match only themselves.
       ...(input.q ? { email: { contains: input.q.trim().toLowerCase().replace(/[\\%_]/g, '\\$&') } } : {}),
-      ...(after
-        ? {
-            OR: [
-              { createdAt: { lt: new Date(after.at) } },
-              { createdAt: new Date(after.at), id: { lt: after.id } },
-            ],
-          }
-        : {}),
+      ...(after ? createdBefore(after) : {}),
     }
     const rows = await this.db.user.findMany({
       where,
@@ -99,12 +67,7 @@ export class Administration {
       take: input.limit + 1,
       select: PUBLIC_USER_SELECT,
     })
-    const items = rows.slice(0, input.limit)
-    const last = items.at(-1)
-    return {
-      items,
-      nextCursor: rows.length > input.limit && last ? encodeCursor({ at: last.createdAt.toISOString(), id: last.id }) : null,
-    }
+    return pageOf(rows, input.limit)
   }
 
   getUser(id: string): Promise<PublicUser | null> {

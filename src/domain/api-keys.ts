@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 import type { PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
+import { DomainError } from '../errors.js'
 import { recordAuditEvent } from './audit.js'
+import { createdBefore, decodeCursor, isCreatedCursor, pageOf, type Page } from './pagination.js'
 import { hmacSha256 } from './server-keys.js'
 
 /** The scope that lets a platform service call /auth/introspect; only admins may grant it. */
@@ -89,13 +91,15 @@ const SUMMARY_SELECT = {
 export class ApiKeyStore {
   private readonly lastUsedWrites = new Map<string, number>()
   private readonly now: () => number
+  private readonly limitPerUser: number
 
   constructor(
     private readonly db: PrismaClient,
     private readonly hashKey: Buffer,
-    options: { now?: () => number } = {},
+    options: { now?: () => number; limitPerUser?: number } = {},
   ) {
     this.now = options.now ?? Date.now
+    this.limitPerUser = options.limitPerUser ?? 100
   }
 
   private hash(key: string): Uint8Array<ArrayBuffer> {
@@ -110,7 +114,17 @@ export class ApiKeyStore {
     ip?: string
   }): Promise<ApiKeySummary & { key: string }> {
     const key = generateApiKey()
+    const now = new Date(this.now())
     const created = await this.db.$transaction(async (tx) => {
+      // Concurrent creations by one user queue on the user's row, so each
+      // counts the keys the others committed: no check-then-insert race past
+      // the limit. NO KEY UPDATE does not block the key-share locks that
+      // inserts referencing the user (sessions, audit events) take.
+      await tx.$queryRaw`SELECT 1 FROM users WHERE id = ${input.userId}::uuid FOR NO KEY UPDATE`
+      const live = await tx.apiKey.count({
+        where: { userId: input.userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+      })
+      if (live >= this.limitPerUser) throw new DomainError('api_key_limit', `at most ${this.limitPerUser} live API keys per user: revoke one first`)
       const row = await tx.apiKey.create({
         data: {
           userId: input.userId,
@@ -119,7 +133,7 @@ export class ApiKeyStore {
           keyHash: this.hash(key),
           scopes: [...new Set(input.scopes)],
           expiresAt: input.expiresAt,
-          createdAt: new Date(this.now()),
+          createdAt: now,
         },
         select: SUMMARY_SELECT,
       })
@@ -135,9 +149,20 @@ export class ApiKeyStore {
     return { ...created, key }
   }
 
-  /** The user's keys that are not revoked, newest first; no secrets. */
-  list(userId: string): Promise<ApiKeySummary[]> {
-    return this.db.apiKey.findMany({ where: { userId, revokedAt: null }, orderBy: { createdAt: 'desc' }, select: SUMMARY_SELECT })
+  /**
+   * One page of the user's keys that are not revoked (expired ones included,
+   * so their owner sees them), newest first; no secrets. Throws
+   * invalid_cursor for a cursor this list did not hand out.
+   */
+  async list(userId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<ApiKeySummary>> {
+    const after = options.cursor ? decodeCursor(options.cursor, isCreatedCursor) : undefined
+    const rows = await this.db.apiKey.findMany({
+      where: { userId, revokedAt: null, ...(after ? createdBefore(after) : {}) },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: options.limit + 1,
+      select: SUMMARY_SELECT,
+    })
+    return pageOf(rows, options.limit)
   }
 
   /** Revokes one of the user's keys; false when there is no such live key. */

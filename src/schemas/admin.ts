@@ -1,9 +1,9 @@
 import Type from 'typebox'
 import { AUDIT_EVENT_TYPES } from '../domain/audit.js'
+import { Cursor, PageLimit } from './pagination.js'
 import { DateTime } from './users.js'
 
-const Limit = Type.Integer({ minimum: 1, maximum: 100, default: 20 })
-const Cursor = Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous page' })
+const Limit = PageLimit(20)
 
 export const UsersQuery = Type.Object(
   {
@@ -46,6 +46,3 @@ export const AuditEvent = Type.Object(
   },
   { $id: 'AuditEvent', title: 'Audit event' },
 )
-
-export const page = <T extends import('typebox').TSchema>(item: T) =>
-  Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) })

@@ -1,4 +1,5 @@
 import Type from 'typebox'
+import { Cursor, PageLimit } from './pagination.js'
 import { DateTime } from './users.js'
 
 const Scope = Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]{1,64}$' })
@@ -34,3 +35,12 @@ export const CreatedApiKey = Type.Object({
   expiresAt: Type.Union([DateTime, Type.Null()]),
   createdAt: DateTime,
 })
+
+export const ApiKeysQuery = Type.Object(
+  {
+    // The default page holds the default limit of live keys, so a client that reads only `items` sees them all.
+    limit: PageLimit(100),
+    cursor: Type.Optional(Cursor),
+  },
+  { additionalProperties: false },
+)

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -217,6 +218,32 @@ async function run(t: Test) {
     await tab1.getByRole('button', { name: 'Revoke key ci key' }).click()
     await tab1.getByText('You have no API keys.').waitFor()
     t.equal((await api('GET', '/users/me', undefined, { 'x-api-key': shown! })).status, 401, 'revoked')
+  })
+
+  await t.test('the API keys page pages: 101 keys (expired ones are listed, not counted) in two pages', async (t) => {
+    const bulk = Array.from({ length: 101 }, (_, i) => ({
+      userId: adminId,
+      name: `bulk ${String(i).padStart(3, '0')}`,
+      prefix: 'tak_bulk0000',
+      keyHash: randomBytes(32),
+      scopes: ['profile'],
+      expiresAt: new Date(Date.now() - 1000),
+      createdAt: new Date(Date.now() - 60_000 + i),
+    }))
+    await app.db.apiKey.createMany({ data: bulk })
+    t.teardown(() => app.db.apiKey.updateMany({ where: { userId: adminId, revokedAt: null }, data: { revokedAt: new Date() } }))
+    // Away and back, so the page loads the list again.
+    await tab1.getByRole('link', { name: 'Users' }).click()
+    await tab1.getByTestId('users').waitFor()
+    await tab1.getByRole('link', { name: 'API keys' }).click()
+    await tab1.getByTestId('api-keys').waitFor()
+    t.equal(await tab1.getByTestId('api-keys').locator('tbody tr').count(), 100, 'the first page: 100 keys')
+    t.equal(await tab1.getByRole('link', { name: 'First page' }).count(), 0)
+    await tab1.getByRole('link', { name: 'Next page' }).click()
+    await tab1.getByRole('link', { name: 'First page' }).waitFor()
+    t.same(await tab1.getByTestId('api-keys').locator('tbody tr td:first-child').allTextContents(), ['bulk 000'], 'the second page: the oldest key')
+    t.equal(await tab1.getByRole('link', { name: 'Next page' }).count(), 0, 'and no further page')
+    await shot(tab1, 'api-keys-page-2')
   })
 
   await t.test('a reload keeps the admin signed in through the cookie', async (t) => {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
+import { ConfigError, loadConfig } from '../../src/config.js'
 import { isWellFormedApiKey } from '../../src/domain/api-keys.js'
-import { buildTestApp, json, type TestApp } from '../helpers/app.js'
+import { buildTestApp, json, TEST_ENV, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 
 /**
@@ -418,4 +419,104 @@ t.test('no raw key is ever in the database', async (t) => {
   for (const row of rows) t.equal(row.keyHash.length, 32, 'a 256-bit keyed hash is stored')
   const events = await app.db.auditEvent.findMany({ where: { userId: user.id, type: { in: ['api_key_created', 'api_key_revoked'] } } })
   t.equal(events.length, 4, 'created and revoked events are recorded (without the key)')
+})
+
+t.test('the cap: API_KEY_LIMIT_PER_USER live keys, then 409 api_key_limit; revoked and expired keys do not count', async (t) => {
+  const capped = await buildTestApp({ ...ENV, API_KEY_LIMIT_PER_USER: '3' }, { database })
+  t.teardown(capped.close)
+  const user = await signup(capped.app)
+  const kept = await createKey(capped.app, user.accessToken, { name: 'kept' })
+  const revoked = await createKey(capped.app, user.accessToken, { name: 'revoked later' })
+  const expiring = await createKey(capped.app, user.accessToken, { name: 'expiring', expiresAt: new Date(Date.now() + 60_000).toISOString() })
+
+  const refused = await createKeyRequest(capped.app, user.accessToken, { name: 'one too many', scopes: ['profile'] })
+  t.equal(refused.statusCode, 409, refused.body)
+  t.equal(json(refused).code, 'api_key_limit')
+  t.match(json(refused).message, /at most 3 live API keys/)
+  t.equal(await capped.app.db.apiKey.count({ where: { userId: user.id } }), 3, 'nothing was written')
+  t.equal((await createKeyRequest(capped.app, (await signup(capped.app)).accessToken, { name: 'x', scopes: ['profile'] })).statusCode, 201, "another user's keys are their own count")
+
+  const revoke = await capped.app.inject({ method: 'DELETE', url: `/api-keys/${revoked.id}`, headers: { authorization: `Bearer ${user.accessToken}` } })
+  t.equal(revoke.statusCode, 204)
+  await createKey(capped.app, user.accessToken, { name: 'in the revoked one’s place' })
+  t.equal((await createKeyRequest(capped.app, user.accessToken, { name: 'again too many', scopes: ['profile'] })).statusCode, 409, 'at the limit again')
+
+  // Its expiry passes (moved in the database: moving the app's clock would outrun the revocation poller).
+  await capped.app.db.apiKey.update({ where: { id: expiring.id }, data: { expiresAt: new Date(Date.now() - 1000) } })
+  await createKey(capped.app, user.accessToken, { name: 'in the expired one’s place' })
+  t.equal((await createKeyRequest(capped.app, user.accessToken, { name: 'and again', scopes: ['profile'] })).statusCode, 409)
+  t.equal((await me(capped.app, { 'x-api-key': kept.key })).statusCode, 200, 'refusals touch no existing key')
+})
+
+t.test('the cap holds under concurrent creation: 20 requests at limit - 1, exactly one succeeds', async (t) => {
+  const LIMIT = 5
+  const capped = await buildTestApp({ ...ENV, API_KEY_LIMIT_PER_USER: String(LIMIT) }, { database })
+  t.teardown(capped.close)
+  const user = await signup(capped.app)
+  for (let i = 0; i < LIMIT - 1; i++) await createKey(capped.app, user.accessToken, { name: `before ${i}` })
+  const responses = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => createKeyRequest(capped.app, user.accessToken, { name: `racer ${i}`, scopes: ['profile'] })),
+  )
+  const statuses = responses.map((response) => response.statusCode)
+  t.equal(statuses.filter((status) => status === 201).length, 1, `one creation wins (${statuses.join(' ')})`)
+  t.equal(statuses.filter((status) => status === 409).length, 19, 'the others are refused with 409')
+  t.equal(await capped.app.db.apiKey.count({ where: { userId: user.id, revokedAt: null } }), LIMIT, 'the database holds exactly the limit')
+})
+
+t.test('list pagination: limit and cursor visit every key once, newest first, ties included; bad paging is 400', async (t) => {
+  const user = await signup(app)
+  const created: CreatedKey[] = []
+  for (let i = 0; i < 7; i++) created.push(await createKey(app, user.accessToken, { name: `key ${i}` }))
+  // Four keys created in the same millisecond: the order breaks the tie by id.
+  const tie = new Date(Date.parse(created[1]!.createdAt))
+  await app.db.apiKey.updateMany({ where: { id: { in: created.slice(1, 5).map((key) => key.id) } }, data: { createdAt: tie } })
+
+  const get = (query: string) => app.inject({ method: 'GET', url: `/api-keys${query}`, headers: { authorization: `Bearer ${user.accessToken}` } })
+  const whole = json<{ items: ListedKey[]; nextCursor: string | null }>(await get(''))
+  t.equal(whole.items.length, 7, 'the default page holds them all')
+  t.equal(whole.nextCursor, null, 'and says it is the last')
+
+  const seen: string[] = []
+  let cursor: string | null = null
+  let pages = 0
+  do {
+    const response = await get(`?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+    t.equal(response.statusCode, 200, response.body)
+    const body = json<{ items: ListedKey[]; nextCursor: string | null }>(response)
+    t.ok(body.items.length <= 2, 'at most limit items')
+    seen.push(...body.items.map((item) => item.id))
+    cursor = body.nextCursor
+    if (++pages === 1) {
+      // A key created after the first page is newer than the cursor: later pages neither show it nor shift.
+      await createKey(app, user.accessToken, { name: 'created while paging' })
+    }
+  } while (cursor && pages < 10)
+  t.equal(pages, 4, '7 keys in pages of 2')
+  t.same(seen, whole.items.map((item) => item.id), 'every key once, in the order of the whole list')
+  t.equal(new Set(seen).size, 7, 'no repeats')
+  const order = whole.items.map((item) => [Date.parse(item.createdAt), item.id] as const)
+  t.ok(order.every((entry, i) => i === 0 || entry[0] < order[i - 1]![0] || (entry[0] === order[i - 1]![0] && entry[1] < order[i - 1]![1])), 'newest first, then by id')
+
+  const badCursor = await get('?cursor=bm90IGEgY3Vyc29y')
+  t.equal(badCursor.statusCode, 400)
+  t.equal(json(badCursor).code, 'invalid_cursor')
+  for (const query of ['?limit=0', '?limit=101', '?limit=two', '?cursor=', '?page=2']) {
+    t.equal((await get(query)).statusCode, 400, `${query}: 400`)
+  }
+})
+
+t.test('API_KEY_LIMIT_PER_USER: default 100; a value that is not a positive integer stops the start, named', async (t) => {
+  t.equal(loadConfig(TEST_ENV).apiKeyLimitPerUser, 100)
+  t.equal(loadConfig({ ...TEST_ENV, API_KEY_LIMIT_PER_USER: '7' }).apiKeyLimitPerUser, 7)
+  for (const value of ['0', '-1', '2.5', 'many', '10001']) {
+    const error = (() => {
+      try {
+        loadConfig({ ...TEST_ENV, API_KEY_LIMIT_PER_USER: value })
+        return null
+      } catch (caught) {
+        return caught
+      }
+    })()
+    t.ok(error instanceof ConfigError && /API_KEY_LIMIT_PER_USER/.test(error.message), `${value}: refused, named`)
+  }
 })

@@ -1276,4 +1276,96 @@ export const cases: AttackCase[] = [
       }
     },
   },
+  // ---------------------------------------------------------------- response headers and resource limits
+  {
+    id: 'HD-01',
+    title: 'API responses, errors included, forbid MIME sniffing, loading anything and framing (nosniff, CSP, X-Frame-Options)',
+    source: 'OWASP Secure Headers Project; ASVS 5.0 V3.4 (nosniff, CSP, frame-ancestors, Referrer-Policy); CWE-1021',
+    async run(ctx, t) {
+      const a = await ctx.signup('headers')
+      const answers = [
+        await ctx.app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${a.access_token}` } }),
+        await ctx.app.inject({ method: 'GET', url: '/users/me' }),
+        await ctx.app.inject({ method: 'GET', url: '/no/such/route' }),
+        await ctx.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: a.email, password: 'wrong password' } }),
+      ]
+      for (const response of answers) {
+        const label = `${response.raw.req.url} ${response.statusCode}`
+        t.equal(response.headers['x-content-type-options'], 'nosniff', `${label}: nosniff`)
+        t.equal(response.headers['x-frame-options'], 'DENY', `${label}: X-Frame-Options`)
+        const csp = String(response.headers['content-security-policy'])
+        t.match(csp, /default-src 'none'/, `${label}: nothing may load`)
+        t.match(csp, /frame-ancestors 'none'/, `${label}: never framed`)
+      }
+    },
+  },
+  {
+    id: 'HD-02',
+    title: 'personal data, secrets and authorization decisions are never cached; only JWKS and discovery are public',
+    source: 'ASVS 5.0 V14.3 (anti-caching of sensitive data); RFC 9111 §5.2.2.5; RFC 6749 §5.1',
+    async run(ctx, t) {
+      const admin = await ctx.makeAdmin(await ctx.signup('no-store'))
+      const key = await ctx.createApiKey(admin.access_token, ['profile', 'introspect'])
+      const bearer = { authorization: `Bearer ${admin.access_token}` }
+      const requests = [
+        { method: 'GET', url: '/auth/sessions', headers: bearer },
+        { method: 'GET', url: '/users/me', headers: bearer },
+        { method: 'GET', url: '/users/me', headers: { 'x-api-key': key.key } },
+        { method: 'GET', url: '/api-keys', headers: bearer },
+        { method: 'GET', url: '/admin/users', headers: bearer },
+        { method: 'GET', url: '/admin/audit-events', headers: bearer },
+        { method: 'POST', url: '/auth/introspect', headers: { 'x-api-key': key.key }, payload: { token: admin.access_token } },
+        { method: 'GET', url: '/admin/users', headers: {} },
+        { method: 'GET', url: '/users/me', headers: { authorization: 'Bearer not-a-token' } },
+      ] as const
+      for (const request of requests) {
+        const response = await ctx.app.inject(request)
+        t.equal(response.headers['cache-control'], 'no-store', `${request.method} ${request.url} ${response.statusCode}: no-store`)
+      }
+      for (const url of ['/.well-known/jwks.json', '/.well-known/oauth-authorization-server']) {
+        const response = await ctx.app.inject({ url })
+        t.match(response.headers['cache-control'], /^public, max-age=\d+$/, `${url}: public caching kept`)
+      }
+    },
+  },
+  {
+    id: 'HD-03',
+    title: 'clickjacking of Swagger UI: /docs cannot be framed and runs only its own scripts',
+    source: 'OWASP Clickjacking Defense Cheat Sheet; ASVS 5.0 V3.4 (CSP, frame-ancestors)',
+    async run(ctx, t) {
+      const page = await ctx.app.inject({ url: '/docs' })
+      t.equal(page.statusCode, 200)
+      const csp = String(page.headers['content-security-policy'])
+      t.match(csp, /frame-ancestors 'none'/)
+      t.match(csp, /script-src 'self'(;|$)/, 'scripts from this origin only')
+      t.notMatch(csp, /unsafe-inline|unsafe-eval/)
+      t.equal(page.headers['x-frame-options'], 'DENY')
+    },
+  },
+  {
+    id: 'HD-04',
+    title: 'API-key flood: a stolen access token cannot mint unbounded keys, even with concurrent requests at the cap',
+    source: 'OWASP API Security Top 10 2023 API4 (Unrestricted Resource Consumption); CWE-770',
+    async run(ctx, t) {
+      const limit = ctx.config.apiKeyLimitPerUser
+      const a = await ctx.signup('key-flood')
+      const rows = Array.from({ length: limit - 1 }, (_, i) => ({
+        userId: a.id,
+        name: `flood ${i}`,
+        prefix: 'tak_flood000',
+        keyHash: randomBytes(32),
+        scopes: ['profile'],
+      }))
+      await ctx.app.db.apiKey.createMany({ data: rows })
+      const flood = await Promise.all(
+        Array.from({ length: 20 }, () =>
+          ctx.app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${a.access_token}` }, payload: { name: 'flood', scopes: ['profile'] } }),
+        ),
+      )
+      const statuses = flood.map((response) => response.statusCode)
+      t.equal(statuses.filter((status) => status === 201).length, 1, `one key past limit - 1 (${limit}), the rest refused`)
+      t.ok(flood.every((response) => response.statusCode === 201 || json(response).code === 'api_key_limit'), '409 api_key_limit')
+      t.equal(await ctx.app.db.apiKey.count({ where: { userId: a.id, revokedAt: null } }), limit, 'the database holds the limit, no more')
+    },
+  },
 ]

@@ -10,7 +10,10 @@ declare module 'fastify' {
 }
 
 async function apiKeys(fastify: FastifyInstance) {
-  fastify.decorate('apiKeys', new ApiKeyStore(fastify.db, fastify.serverKeys.apiKeyHash, { now: fastify.now }))
+  fastify.decorate(
+    'apiKeys',
+    new ApiKeyStore(fastify.db, fastify.serverKeys.apiKeyHash, { now: fastify.now, limitPerUser: fastify.config.apiKeyLimitPerUser }),
+  )
 }
 
 export default fp(apiKeys, { name: 'api-keys', dependencies: ['config', 'database'] })

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import helmet from '@fastify/helmet'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { ApiError } from '../../errors.js'
 import { PROJECT_ROOT } from '../../paths.js'
+import { securityHeaders } from '../external/helmet.js'
 
 /** Where `npm run build:dashboard` (part of `npm run build`, so of `npm ci`) puts the bundled SPA. */
 export const DASHBOARD_DIR = join(PROJECT_ROOT, 'dist', 'dashboard')
@@ -27,16 +27,28 @@ export const DASHBOARD_CSP = {
   'object-src': ["'none'"],
 }
 
+const DASHBOARD_HEADERS = securityHeaders({
+  contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
+  frameguard: { action: 'deny' },
+  referrerPolicy: { policy: 'no-referrer' },
+})
+
 /**
  * The admin dashboard (DESIGN §3.8) at /dashboard/: static files served by
- * @fastify/static with @fastify/helmet's headers. An encapsulated plugin, so
- * the CSP and the other helmet headers cover the dashboard's routes only.
+ * @fastify/static with helmet's headers. An encapsulated plugin, so
+ * its CSP replaces the API's (plugins/external/helmet.ts) on the dashboard's
+ * routes only. Its files are public: they keep their own Cache-Control.
  */
 export default async function dashboard(fastify: FastifyInstance, options: { root?: string } = {}) {
   const root = options.root ?? DASHBOARD_DIR
-  await fastify.register(helmet, {
-    contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
-    referrerPolicy: { policy: 'no-referrer' },
+  // After the API's headers (a parent's hook runs first), so these replace them.
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(DASHBOARD_HEADERS)
+    done()
+  })
+
+  fastify.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/dashboard/')) route.config = { ...route.config, publicCache: true }
   })
 
   fastify.get('/dashboard', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/dashboard/', 301))

@@ -8,6 +8,28 @@ import { TokenResponse } from '../../schemas/tokens.js'
 import { ApiKey } from '../../schemas/api-keys.js'
 import { AuditEvent } from '../../schemas/admin.js'
 
+/**
+ * The Content-Security-Policy of Swagger UI's pages, in place of the API's
+ * `default-src 'none'`: @fastify/swagger-ui serves its scripts and styles as
+ * files (no inline script), and "Try it out" calls this origin. The one
+ * inline style its bundle injects is allowed by its hash, not by
+ * 'unsafe-inline'; test/e2e/docs.test.ts fails on any violation, so an
+ * upgrade that changes it shows here.
+ */
+const SWAGGER_UI_INLINE_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
+export const DOCS_CSP = {
+  'default-src': ["'none'"],
+  'script-src': ["'self'"],
+  'style-src': ["'self'", SWAGGER_UI_INLINE_STYLE],
+  'img-src': ["'self'", 'data:'],
+  'font-src': ["'self'", 'data:'],
+  'connect-src': ["'self'"],
+  'base-uri': ["'none'"],
+  'form-action': ["'self'"],
+  'frame-ancestors': ["'none'"],
+  'object-src': ["'none'"],
+}
+
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
   async (fastify: FastifyInstance) => {
@@ -30,7 +52,7 @@ export default fp(
       },
       refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     })
-    await fastify.register(swaggerUi, { routePrefix: '/docs' })
+    await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP })
   },
   { name: 'swagger', dependencies: ['config'] },
 )

@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ApiError } from '../../errors.js'
-import { AuditQuery, page, UserPatch, UsersQuery } from '../../schemas/admin.js'
+import { AuditQuery, UserPatch, UsersQuery } from '../../schemas/admin.js'
 import { errorResponses } from '../../schemas/errors.js'
+import { page } from '../../schemas/pagination.js'
 
 const UserParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
 const security = [{ bearerAuth: [] }]

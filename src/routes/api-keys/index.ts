@@ -2,8 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { INTROSPECT_SCOPE } from '../../domain/api-keys.js'
 import { ApiError } from '../../errors.js'
-import { ApiKeyCreateRequest, CreatedApiKey } from '../../schemas/api-keys.js'
+import { ApiKeyCreateRequest, ApiKeysQuery, CreatedApiKey } from '../../schemas/api-keys.js'
 import { errorResponses } from '../../schemas/errors.js'
+import { page } from '../../schemas/pagination.js'
 
 /** A user's own API keys (DESIGN §3.7). Managed with access tokens only: a key cannot mint keys. */
 const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -15,9 +16,10 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['api-keys'],
         summary: 'Create an API key; the key is shown this once',
+        description: 'Refused with 409 api_key_limit when the user already holds API_KEY_LIMIT_PER_USER live (unrevoked, unexpired) keys.',
         security: [{ bearerAuth: [] }],
         body: ApiKeyCreateRequest,
-        response: { 201: CreatedApiKey, ...errorResponses(400, 401) },
+        response: { 201: CreatedApiKey, ...errorResponses(400, 401, 409) },
       },
     },
     async (request, reply) => {
@@ -30,13 +32,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
         expiresAt = new Date(request.body.expiresAt)
         if (expiresAt.getTime() <= fastify.now()) throw new ApiError(400, 'invalid_expiry', 'expiresAt must be in the future')
       }
-      const created = await fastify.apiKeys.create({
-        userId: principal.userId,
-        name: request.body.name,
-        scopes: request.body.scopes,
-        expiresAt,
-        ip: request.ip,
-      })
+      const created = await fastify.apiKeys.create({ userId: principal.userId, name: request.body.name, scopes: request.body.scopes, expiresAt, ip: request.ip })
       reply.header('cache-control', 'no-store')
       const { lastUsedAt: _unused, ...body } = created
       return reply.code(201).send(body)
@@ -48,12 +44,13 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
     {
       schema: {
         tags: ['api-keys'],
-        summary: 'Your API keys (no secrets)',
+        summary: 'Your API keys (no secrets), newest first, a page at a time',
         security: [{ bearerAuth: [] }],
-        response: { 200: Type.Object({ items: Type.Array(Type.Ref('ApiKey')) }), ...errorResponses(401) },
+        querystring: ApiKeysQuery,
+        response: { 200: page(Type.Ref('ApiKey')), ...errorResponses(400, 401) },
       },
     },
-    async (request) => ({ items: await fastify.apiKeys.list(request.principal!.userId) }),
+    async (request) => fastify.apiKeys.list(request.principal!.userId, request.query),
   )
 
   fastify.delete(

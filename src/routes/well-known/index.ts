@@ -46,7 +46,10 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get(
     '/oauth-authorization-server',
-    { schema: { tags: ['discovery'], summary: 'Authorization server metadata (RFC 8414)', response: { 200: Metadata } } },
+    {
+      config: { publicCache: true },
+      schema: { tags: ['discovery'], summary: 'Authorization server metadata (RFC 8414)', response: { 200: Metadata } },
+    },
     async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=3600')
       return metadata
@@ -56,6 +59,7 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/jwks.json',
     {
+      config: { publicCache: true },
       schema: {
         tags: ['discovery'],
         summary: 'Public signing keys',

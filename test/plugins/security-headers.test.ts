@@ -1,0 +1,204 @@
+import Fastify, { type LightMyRequestResponse } from 'fastify'
+import t, { type Test } from 'tap'
+import cacheControl from '../../src/plugins/app/cache-control.js'
+import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
+
+/**
+ * Security headers and caching of every response (ASVS 5.0 V3.4 and V14.3,
+ * OWASP Secure Headers): the test walks every operation of the OpenAPI
+ * document, without credentials, with an admin's access token and with an
+ * admin's API key, and checks each answer, errors included: nosniff, the
+ * API's CSP that lets nothing load or frame, `X-Frame-Options: DENY`, and
+ * `Cache-Control: no-store` except on the successful answers of the routes
+ * declared public (JWKS, discovery), which keep their own caching. Then the
+ * routes the document hides: Swagger UI with its own CSP, and the default on
+ * public routes that answer an error.
+ */
+
+const test = await fileTestApp({ SCOPES: 'profile' })
+const { app } = test
+const PASSWORD = 'a fine passphrase'
+let counter = 0
+const uniqueEmail = () => `walker-${++counter}-${Date.now()}@headers.test`
+
+/** The operations whose successful answers are public, and the caching each keeps. */
+const PUBLIC_OPERATIONS: Record<string, RegExp> = {
+  'GET /.well-known/jwks.json': /^public, max-age=\d+$/,
+  'GET /.well-known/oauth-authorization-server': /^public, max-age=\d+$/,
+}
+
+const adminEmail = uniqueEmail()
+const signup = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: PASSWORD } })
+const adminId = json<{ user: { id: string } }>(signup).user.id
+await app.db.user.update({ where: { id: adminId }, data: { role: 'admin' } })
+
+/** A fresh admin session for each call, so that a call which signs out or revokes sessions spoils no other. */
+async function adminToken(): Promise<string> {
+  const response = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: PASSWORD } })
+  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
+  return json<{ access_token: string }>(response).access_token
+}
+const createdKey = await app.inject({
+  method: 'POST',
+  url: '/api-keys',
+  headers: { authorization: `Bearer ${await adminToken()}` },
+  payload: { name: 'header walk', scopes: ['profile', 'introspect'] },
+})
+const apiKey = json<{ key: string }>(createdKey).key
+
+/** Bodies that get past validation where one is easy to give, so that successes are checked too; others get `{}`. */
+async function bodyFor(operation: string): Promise<Record<string, unknown>> {
+  switch (operation) {
+    case 'POST /auth/token':
+      return { grant_type: 'password', username: adminEmail, password: PASSWORD }
+    case 'POST /auth/signup':
+      return { email: uniqueEmail(), password: PASSWORD }
+    case 'POST /auth/introspect':
+      return { token: await adminToken() }
+    case 'POST /auth/revoke':
+      return { token: 'not a token anyone holds' }
+    case 'POST /api-keys/':
+      return { name: 'walked', scopes: ['profile'] }
+    default:
+      return {}
+  }
+}
+
+function checkHeaders(t: Test, response: LightMyRequestResponse, label: string, publicCaching?: RegExp) {
+  const { headers } = response
+  t.equal(headers['x-content-type-options'], 'nosniff', `${label}: nosniff`)
+  t.equal(headers['x-frame-options'], 'DENY', `${label}: X-Frame-Options`)
+  const csp = String(headers['content-security-policy']).split(';').map((directive) => directive.trim())
+  t.ok(csp.includes("default-src 'none'") && csp.includes("frame-ancestors 'none'"), `${label}: the API's CSP`)
+  t.equal(headers['referrer-policy'], 'no-referrer', `${label}: Referrer-Policy`)
+  if (publicCaching && response.statusCode < 400) t.match(headers['cache-control'], publicCaching, `${label}: keeps its public caching`)
+  else t.equal(headers['cache-control'], 'no-store', `${label}: no-store`)
+}
+
+t.test('every operation of the OpenAPI document, every way of calling it', async (t) => {
+  const document = json<{ paths: Record<string, Record<string, { security?: unknown[] }>> }>(await app.inject({ url: '/docs/json' }))
+  const operations = Object.entries(document.paths).flatMap(([path, methods]) =>
+    Object.entries(methods).map(([method, operation]) => ({ method: method.toUpperCase(), path, secured: Boolean(operation.security?.length) })),
+  )
+  t.ok(operations.length >= 20, `the document lists the API (${operations.length} operations)`)
+  const answered = new Map<string, number[]>()
+
+  for (const { method, path, secured } of operations) {
+    const operation = `${method} ${path}`
+    // Path ids name the admin: their own user (a real resource), nothing else (a 404).
+    const url = path.replace(/\{[^}]+\}/g, adminId)
+    const credentials: [string, Record<string, string>][] = [
+      ['no credentials', {}],
+      ['access token', { authorization: `Bearer ${await adminToken()}` }],
+      ['API key', { 'x-api-key': apiKey }],
+    ]
+    for (const [how, headers] of credentials) {
+      const body = method === 'GET' || method === 'DELETE' ? undefined : await bodyFor(operation)
+      const response = await app.inject({ method: method as 'GET', url, headers, ...(body ? { payload: body } : {}) })
+      t.not(response.statusCode, 500, `${operation} (${how}): no 500`)
+      checkHeaders(t, response, `${operation} (${how}) ${response.statusCode}`, PUBLIC_OPERATIONS[operation])
+      answered.set(operation, [...(answered.get(operation) ?? []), response.statusCode])
+    }
+    // Refused without credentials (401, or 400 when the body fails validation first): decisions that must not be cached.
+    if (secured) t.ok([400, 401].includes(answered.get(operation)![0]!), `${operation}: refused without credentials`)
+  }
+
+  // The walk checked real answers, not only refusals.
+  for (const [operation, statuses] of answered) {
+    if (operation.startsWith('GET ')) t.ok(statuses.some((status) => status === 200), `${operation}: a 200 was checked (${statuses.join(', ')})`)
+  }
+  for (const operation of ['POST /auth/token', 'POST /auth/signup', 'POST /auth/introspect', 'POST /auth/revoke', 'POST /api-keys/']) {
+    t.ok(answered.get(operation)?.some((status) => status >= 200 && status < 300), `${operation}: a success was checked`)
+  }
+  for (const operation of Object.keys(PUBLIC_OPERATIONS)) t.ok(answered.has(operation), `${operation} is in the document`)
+})
+
+t.test("helmet's whole set, fitted to an API, as helmet's middleware sets it", async (t) => {
+  const { headers } = await app.inject({ url: '/health' })
+  t.match(headers, {
+    'content-security-policy': "default-src 'none';base-uri 'none';form-action 'none';frame-ancestors 'none'",
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+    'origin-agent-cluster': '?1',
+    'referrer-policy': 'no-referrer',
+    'strict-transport-security': 'max-age=31536000; includeSubDomains',
+    'x-content-type-options': 'nosniff',
+    'x-dns-prefetch-control': 'off',
+    'x-download-options': 'noopen',
+    'x-frame-options': 'DENY',
+    'x-permitted-cross-domain-policies': 'none',
+    'x-xss-protection': '0',
+  })
+})
+
+t.test('no route answers without the headers: unknown paths, preflights, bad JSON', async (t) => {
+  checkHeaders(t, await app.inject({ url: '/no/such/route' }), 'unknown path')
+  checkHeaders(t, await app.inject({ url: '/.well-known/nothing' }), 'unknown path under a public prefix')
+  checkHeaders(
+    t,
+    await app.inject({ method: 'OPTIONS', url: '/auth/token', headers: { origin: 'http://spa.test', 'access-control-request-method': 'POST' } }),
+    'CORS preflight',
+  )
+  checkHeaders(
+    t,
+    await app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': 'application/json' }, payload: '{"email":' }),
+    'malformed JSON',
+  )
+})
+
+t.test('a rate-limited answer (429) carries them too', async (t) => {
+  const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '1' }, { database: test.database })
+  t.teardown(limited.close)
+  const attempt = () =>
+    limited.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: 'wrong password' } })
+  await attempt()
+  const refused = await attempt()
+  t.equal(refused.statusCode, 429)
+  checkHeaders(t, refused, 'rate-limited')
+})
+
+t.test('Swagger UI at /docs: its own CSP, which lets its files load', async (t) => {
+  const page = await app.inject({ url: '/docs' })
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.equal(page.headers['x-content-type-options'], 'nosniff')
+  t.equal(page.headers['cache-control'], 'no-store')
+  const csp = String(page.headers['content-security-policy']).split(';').map((directive) => directive.trim())
+  for (const directive of ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "object-src 'none'"]) {
+    t.ok(csp.includes(directive), directive)
+  }
+  t.match(csp.find((directive) => directive.startsWith('style-src ')), /^style-src 'self'( 'sha256-[A-Za-z0-9+/]+=*')*$/, 'styles from this origin, inline ones only by hash')
+  t.notMatch(csp.join(';'), /unsafe-inline|unsafe-eval|https?:/, 'no inline script, no other origin')
+  t.notMatch(page.body, /<script(?![^>]*\ssrc=)[^>]*>/, 'no inline script in the page, which the CSP would block')
+
+  const files = [...page.body.matchAll(/(?:src|href)="([^"]+)"/g)].map((match) => match[1]!)
+  t.ok(files.some((file) => file.endsWith('swagger-ui-bundle.js')), 'the page loads the Swagger UI bundle')
+  for (const file of files) {
+    const url = new URL(file, 'http://auth.test/docs').pathname
+    t.ok(url.startsWith('/docs/'), `${file} is served by this origin under /docs/`)
+    const response = await app.inject({ url })
+    t.equal(response.statusCode, 200, `${url} loads`)
+    t.equal(response.headers['x-content-type-options'], 'nosniff', `${url}: nosniff`)
+    t.match(response.headers['content-type'], /^(text\/css|application\/javascript|image\/png)/, `${url}: a type the page can use`)
+  }
+  const spec = await app.inject({ url: '/docs/json' })
+  t.equal(spec.statusCode, 200, 'the document Swagger UI fetches (connect-src self)')
+})
+
+t.test('the default holds when a public route answers an error', async (t) => {
+  const bare = Fastify()
+  t.teardown(() => bare.close())
+  await bare.register(cacheControl)
+  bare.get('/public', { config: { publicCache: true } }, async (request, reply) => {
+    reply.header('cache-control', 'public, max-age=300')
+    if ((request.query as { fail?: string }).fail) throw Object.assign(new Error('keys unavailable'), { statusCode: 503 })
+    return { keys: [] }
+  })
+  bare.get('/private', async (_request, reply) => {
+    reply.header('cache-control', 'public, max-age=300')
+    return { me: 'personal' }
+  })
+  t.equal((await bare.inject({ url: '/public' })).headers['cache-control'], 'public, max-age=300', 'a public success keeps its caching')
+  t.equal((await bare.inject({ url: '/public?fail=1' })).headers['cache-control'], 'no-store', 'a public route failing is not cached')
+  t.equal((await bare.inject({ url: '/private' })).headers['cache-control'], 'no-store', 'a route not declared public cannot make itself public')
+})
