@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
-import { normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
+import { AccountError, normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
 import { recordAuditEvent } from '../domain/audit.js'
 import { PasswordHasher, passwordProblem } from '../domain/passwords.js'
 import { revokeSessions } from '../domain/sessions.js'
@@ -19,7 +19,13 @@ if (!values.email) {
   console.error('usage: npm run admin:create -- --email <email>   (password on stdin)')
   process.exit(2)
 }
-const email = normalizeEmail(values.email)
+let email: string
+try {
+  email = normalizeEmail(values.email)
+} catch (error) {
+  console.error(error instanceof AccountError ? `--email: ${error.message}` : error)
+  process.exit(2)
+}
 await runCli(async ({ config, db }) => {
   const existing = await db.user.findUnique({ where: { email }, select: PUBLIC_USER_SELECT })
   if (existing?.role === 'admin') {

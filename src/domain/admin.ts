@@ -1,8 +1,9 @@
 import type { PrismaClient } from '../generated/prisma/client.js'
 import type { Prisma } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
-import { PUBLIC_USER_SELECT, type PublicUser } from './accounts.js'
+import { foldEmail, PUBLIC_USER_SELECT, type PublicUser } from './accounts.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
+import { canonicalUuid, isCanonicalUuid, MAX_BIGINT, parseDateTime } from './formats.js'
 import type { SessionStore } from './sessions.js'
 
 /**
@@ -57,15 +58,27 @@ function decodeCursor<T>(cursor: string, isValid: (value: unknown) => value is T
   throw new AdminError('invalid_cursor', 'the cursor is not one this API returned')
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/**
+ * A cursor is checked as a whole against what encodeCursor writes: exactly
+ * its fields, each in the form this API issues (a canonical lower-case id,
+ * an instant as toISOString writes it within the storable range, an event
+ * id inside bigint). Anything else is not one of ours, however it decodes.
+ */
+function hasExactly(value: unknown, keys: string[]): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const own = Object.keys(value)
+  return own.length === keys.length && keys.every((key) => own.includes(key))
+}
 
 function isUserCursor(value: unknown): value is { at: string; id: string } {
-  const v = value as { at?: unknown; id?: unknown }
-  return typeof v?.at === 'string' && !Number.isNaN(Date.parse(v.at)) && typeof v.id === 'string' && UUID.test(v.id)
+  if (!hasExactly(value, ['at', 'id']) || typeof value.at !== 'string' || typeof value.id !== 'string') return false
+  const at = parseDateTime(value.at)
+  return at !== null && at.toISOString() === value.at && isCanonicalUuid(value.id)
 }
 
 function isEventCursor(value: unknown): value is { id: string } {
-  return typeof (value as { id?: unknown })?.id === 'string' && /^\d{1,19}$/.test((value as { id: string }).id)
+  if (!hasExactly(value, ['id']) || typeof value.id !== 'string' || !/^[1-9]\d{0,18}$/.test(value.id)) return false
+  return BigInt(value.id) <= MAX_BIGINT
 }
 
 export class Administration {
@@ -92,7 +105,8 @@ export class Administration {
     const after = input.cursor ? decodeCursor(input.cursor, isUserCursor) : undefined
     const where: Prisma.UserWhereInput = {
       // Prisma's `contains` is a LIKE pattern and does not escape: `_` and `%` in q must match only themselves.
-      ...(input.q ? { email: { contains: input.q.trim().toLowerCase().replace(/[\\%_]/g, '\\$&') } } : {}),
+      // Folded as stored addresses are (NFKC, trimmed, lower-cased), so a search finds what sign-up stored.
+      ...(input.q ? { email: { contains: foldEmail(input.q).replace(/[\\%_]/g, '\\$&') } } : {}),
       ...(after
         ? {
             OR: [
@@ -132,7 +146,8 @@ export class Administration {
     disabled?: boolean | undefined
     ip?: string | undefined
   }): Promise<PublicUser | null> {
-    if (input.actorId === input.userId && (input.role === 'user' || input.disabled === true)) {
+    // Compared in canonical form: the schema lower-cases ids, and this guard must hold for any caller.
+    if (canonicalUuid(input.actorId) === canonicalUuid(input.userId) && (input.role === 'user' || input.disabled === true)) {
       throw new AdminError('self_lockout', 'an admin cannot demote or disable themself')
     }
     const result = await this.db.$transaction(async (tx) => {

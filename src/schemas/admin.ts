@@ -1,9 +1,10 @@
 import Type from 'typebox'
 import { AUDIT_EVENT_TYPES } from '../domain/audit.js'
+import { DateTimeInput, Uuid } from './formats.js'
 import { DateTime } from './users.js'
 
 const Limit = Type.Integer({ minimum: 1, maximum: 100, default: 20 })
-const Cursor = Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous page' })
+const Cursor = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_-]+$', description: 'nextCursor of the previous page (base64url)' })
 
 export const UsersQuery = Type.Object(
   {
@@ -24,10 +25,10 @@ export const UserPatch = Type.Object(
 
 export const AuditQuery = Type.Object(
   {
-    userId: Type.Optional(Type.String({ format: 'uuid' })),
+    userId: Type.Optional(Uuid),
     type: Type.Optional(Type.Union(AUDIT_EVENT_TYPES.map((type) => Type.Literal(type)))),
-    since: Type.Optional(Type.String({ format: 'date-time' })),
-    until: Type.Optional(Type.String({ format: 'date-time' })),
+    since: Type.Optional(DateTimeInput),
+    until: Type.Optional(DateTimeInput),
     limit: Limit,
     cursor: Type.Optional(Cursor),
   },

@@ -1,4 +1,5 @@
 import Type from 'typebox'
+import { dateTimeInput } from './formats.js'
 import { DateTime } from './users.js'
 
 const Scope = Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]{1,64}$' })
@@ -7,7 +8,7 @@ export const ApiKeyCreateRequest = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(Scope, { minItems: 1, maxItems: 20, uniqueItems: true }),
-    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'when the key stops working; none: never' })),
+    expiresAt: Type.Optional(dateTimeInput('when the key stops working; none: never')),
   },
   { additionalProperties: false },
 )

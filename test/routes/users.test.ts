@@ -355,7 +355,7 @@ t.test('finding 7: invisible and control characters are refused, so no account h
     t.equal(login.statusCode, 400, `${label}: login 400`)
     t.equal(json(login).error, 'invalid_grant', `${label}: invalid_grant, as for a wrong password`)
   }
-  t.equal(await app.db.user.count({ where: { email: { endsWith: `@${domain}`, startsWith: local.slice(0, 3) } } }), 1, 'no twin account exists')
+  t.equal(await app.db.user.count({ where: { email: { contains: local.slice(3) } } }), 1, 'no twin account exists')
   t.equal((await passwordLogin(` ${email.toUpperCase()}\t`, PASSWORD)).statusCode, 200, 'surrounding whitespace and case still fold')
 })
 

@@ -7,6 +7,7 @@ import { Session, User } from '../../schemas/users.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { ApiKey } from '../../schemas/api-keys.js'
 import { AuditEvent } from '../../schemas/admin.js'
+import { LOWER_CASE, NO_NUL, withTextRule } from '../../schemas/formats.js'
 
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
@@ -18,7 +19,11 @@ export default fp(
         info: {
           title: 'Token auth API',
           version: '0.1.0',
-          description: 'JWT access tokens, rotating refresh tokens with reuse detection, API keys.',
+          description:
+            'JWT access tokens, rotating refresh tokens with reuse detection, API keys.\n\n' +
+            `Input rules: a string marked \`${NO_NUL}: true\` refuses U+0000 (every request string but passwords); ` +
+            `one marked \`${LOWER_CASE}: true\` is lower-cased before use (ids: any case is the same id). ` +
+            '`uuid` is a hyphenated RFC 9562 UUID without a urn:uuid: prefix; `date-time` is RFC 3339 with years 0001-9999 and no leap second.',
         },
         servers: [{ url: fastify.config.issuer }],
         components: {
@@ -27,6 +32,20 @@ export default fp(
             apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
           },
         },
+      },
+      // The document shows the request schemas as the validator compiles them (app.ts), NUL rule included.
+      transform: ({ schema, url }) => {
+        const { body, querystring, params, headers } = schema ?? {}
+        return {
+          schema: {
+            ...schema,
+            ...(body ? { body: withTextRule(body) } : {}),
+            ...(querystring ? { querystring: withTextRule(querystring) } : {}),
+            ...(params ? { params: withTextRule(params) } : {}),
+            ...(headers ? { headers: withTextRule(headers) } : {}),
+          },
+          url,
+        }
       },
       refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     })

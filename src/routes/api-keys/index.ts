@@ -3,6 +3,7 @@ import Type from 'typebox'
 import { ApiError } from '../../errors.js'
 import { ApiKeyCreateRequest, CreatedApiKey } from '../../schemas/api-keys.js'
 import { errorResponses } from '../../schemas/errors.js'
+import { Uuid } from '../../schemas/formats.js'
 
 /** The scope that lets a platform service call /auth/introspect; only admins may grant it. */
 export const INTROSPECT_SCOPE = 'introspect'
@@ -65,7 +66,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['api-keys'],
         summary: 'Revoke an API key',
         security: [{ bearerAuth: [] }],
-        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        params: Type.Object({ id: Uuid }),
         response: { 204: Type.Null(), ...errorResponses(401, 404) },
       },
     },

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { normalizeEmail } from '../../domain/accounts.js'
+import { foldEmail } from '../../domain/accounts.js'
 import { ApiError } from '../../errors.js'
 
 /**
@@ -25,7 +25,7 @@ export function authRateLimit(
     timeWindow: 60_000,
     // Hashed: the shared store (Redis) holds no email addresses.
     keyGenerator: (request) =>
-      `${route}:account:${createHash('sha256').update(normalizeEmail(accountOf(request) ?? '')).digest('base64url')}`,
+      `${route}:account:${createHash('sha256').update(foldEmail(accountOf(request) ?? '')).digest('base64url')}`,
   })
   return async function limitPasswordGuesses(request: FastifyRequest) {
     const account = accountOf(request)
