@@ -23,8 +23,9 @@ export function foldEmail(email: string): string {
  * points, and any space or separator inside the address. Stripping them
  * would store an address the user did not type and make one invisible
  * spelling a second key to an account; refusing keeps each account's
- * address exactly what it shows (Unicode TR #36 §3.5, UTS #39 §3.1, and
- * PRECIS IdentifierClass, RFC 8264 §9, which disallows these classes).
+ * address exactly what it shows (Unicode TR #36 on deleting code points,
+ * UTS #39's identifier profile, and PRECIS IdentifierClass, RFC 8264 §4.2,
+ * which disallows these classes).
  */
 const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Z}\p{Default_Ignorable_Code_Point}]/u
 /** RFC 5322 atext, and UTF-8 beyond ASCII (RFC 6531 §3.3); dot-atom: dots only between atoms. */

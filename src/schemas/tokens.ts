@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { REFRESH_TOKEN_PATTERN } from '../domain/sessions.js'
+import { NO_NUL } from './formats.js'
 
 export const ClientId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'public client identifier' })
 
@@ -12,7 +13,8 @@ export const TokenRequest = Type.Object(
   {
     grant_type: Type.String({ maxLength: 64 }),
     username: Type.Optional(Type.String({ maxLength: 320 })),
-    password: Type.Optional(Type.String({ maxLength: 1024 })),
+    // Any character, as at sign-up (schemas/users.ts Password): hashed, never stored as text.
+    password: Type.Optional(Type.String({ maxLength: 1024, [NO_NUL]: false })),
     refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
     client_id: Type.Optional(ClientId),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
