@@ -15,8 +15,9 @@ export const LOWER_CASE = 'x-lower-case'
 /**
  * Refuses U+0000 in a string: no Postgres text column can hold it (error
  * 22021). Added by `withTextRule` to every string schema of a request; a
- * schema opts out only by stating `'x-no-nul': false` (passwords, which are
- * hashed and never stored as text).
+ * schema opts out only by stating `'x-no-nul': false`: passwords (hashed,
+ * never stored as text) and the introspected token (only hashed or parsed,
+ * and RFC 7662 answers a non-token inactive, not an error).
  */
 export const NO_NUL = 'x-no-nul'
 

@@ -51,7 +51,8 @@ export const RefreshTokenString = Type.String({ pattern: REFRESH_TOKEN_PATTERN }
 /** POST /auth/introspect body (RFC 7662 §2.1). */
 export const IntrospectionRequest = Type.Object(
   {
-    token: Type.String({ maxLength: 4096 }),
+    // Any string: one that is no token is inactive (RFC 7662 §2.2), never an error; it is only hashed or parsed.
+    token: Type.String({ maxLength: 4096, [NO_NUL]: false }),
     token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
   },
   { additionalProperties: true },

@@ -21,7 +21,7 @@ export const Email = Type.String({
 /**
  * Length in bytes is checked by the domain; this bounds characters so huge
  * bodies fail early. Any character is allowed, U+0000 too: a password is
- * hashed, never stored as text (passwords are the only strings that opt out of the NUL rule).
+ * hashed, never stored as text, so it opts out of the NUL rule (schemas/formats.ts).
  */
 export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX_BYTES * 4, [NO_NUL]: false })
 

@@ -1122,14 +1122,12 @@ export const cases: AttackCase[] = [
         ['admin search q inside', { method: 'GET', url: '/admin/users?q=a%00b', headers: { authorization: `Bearer ${admin.access_token}` } }],
         ['sign-up email', { method: 'POST', url: '/auth/signup', payload: { email: `a\u0000${uniqueEmail('nul')}`, password: PASSWORD } }],
         ['token username', { method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: `${user.email}\u0000`, password: PASSWORD } }],
-        ['revoke token', { method: 'POST', url: '/auth/revoke', payload: { token: `${user.refresh_token}\u0000` } }],
       ]
       for (const [label, request] of requests) {
         const response = await ctx.app.inject(request)
         t.equal(response.statusCode, 400, `${label}: 400 (${response.body.slice(0, 100)})`)
         t.match(response.body, /U\+0000/, `${label}: the answer names the character`)
       }
-      t.notOk(await ctx.sessionRevoked(user.access_token), 'nothing was revoked')
     },
   },
   {
