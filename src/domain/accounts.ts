@@ -127,7 +127,9 @@ export class Accounts {
   async verifyLogin(emailInput: string, password: string, ip?: string): Promise<PublicUser | null> {
     // An address sign-up would refuse belongs to no account: the same null as an unknown one, after the same compare.
     const email = foldEmail(emailInput)
-    const user = emailProblem(email) ? null : await this.db.user.findUnique({ where: { email }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
+    const user = emailProblem(email)
+      ? null
+      : await this.db.user.findUnique({ where: { email }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
     const matches = await this.passwords.verify(password, user?.passwordHash)
     if (!user || !matches || user.disabled) {
       const reason = !user ? 'unknown_email' : !matches ? 'wrong_password' : 'user_disabled'

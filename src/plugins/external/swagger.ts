@@ -21,7 +21,7 @@ export default fp(
           version: '0.1.0',
           description:
             'JWT access tokens, rotating refresh tokens with reuse detection, API keys.\n\n' +
-            `Input rules: a string marked \`${NO_NUL}: true\` refuses U+0000 (every request string but passwords); ` +
+            `Input rules: a string marked \`${NO_NUL}: true\` refuses U+0000 (every request string but passwords and the introspected token); ` +
             `one marked \`${LOWER_CASE}: true\` is lower-cased before use (ids: any case is the same id). ` +
             '`uuid` is a hyphenated RFC 9562 UUID without a urn:uuid: prefix; `date-time` is RFC 3339 with years 0001-9999 and no leap second.',
         },
