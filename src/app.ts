@@ -22,7 +22,7 @@ import authRoutes from './routes/auth/index.js'
 import healthRoutes from './routes/health.js'
 import usersRoutes from './routes/users/index.js'
 import wellKnownRoutes from './routes/well-known/index.js'
-import { installInputRules, withTextRule } from './schemas/formats.js'
+import { installInputRules, withInputRules } from './schemas/formats.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -123,7 +123,7 @@ function installValidators(fastify: FastifyInstance) {
   const coercing = installInputRules(addFormats.default(new Ajv.default({ ...common, coerceTypes: 'array' })))
   // Every string of every request refuses U+0000 unless its schema opts out: no route can forget it.
   fastify.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? strict : coercing).compile(withTextRule(schema as object)),
+    (httpPart === 'body' ? strict : coercing).compile(withInputRules(schema as object)),
   )
 }
 

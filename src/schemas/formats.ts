@@ -14,7 +14,7 @@ import { DATE_TIME_PATTERN, isUuid, parseDateTime, UUID_PATTERN } from '../domai
 export const LOWER_CASE = 'x-lower-case'
 /**
  * Refuses U+0000 in a string: no Postgres text column can hold it (error
- * 22021). Added by `withTextRule` to every string schema of a request; a
+ * 22021). Added by `withInputRules` to every string schema of a request; a
  * schema opts out only by stating `'x-no-nul': false`: passwords (hashed,
  * never stored as text) and the introspected token (only hashed or parsed,
  * and RFC 7662 answers a non-token inactive, not an error).
@@ -85,21 +85,24 @@ function acceptsStrings(schema: Record<string, unknown>): boolean {
 
 /**
  * A copy of a request schema in which every string refuses U+0000 unless it
- * opts out. Applied by the validator compiler to every route, so that the
- * next route's text fields have the rule without anyone remembering it, and
- * by the OpenAPI transform, so that the document shows it.
+ * opts out, and every `format: 'uuid'` string is lower-cased (whether or not
+ * it was written with `Uuid`). Applied by the validator compiler to every
+ * route, so that the next route's fields have both rules without anyone
+ * remembering them, and by the OpenAPI transform, so that the document
+ * shows them.
  */
-export function withTextRule<T>(schema: T): T {
-  if (Array.isArray(schema)) return schema.map((item) => withTextRule(item)) as T
+export function withInputRules<T>(schema: T): T {
+  if (Array.isArray(schema)) return schema.map((item) => withInputRules(item)) as T
   if (!isSchemaObject(schema)) return schema
   const copy: Record<string, unknown> = { ...schema }
   for (const key of SUBSCHEMA_MAPS) {
     const map = copy[key]
-    if (isSchemaObject(map)) copy[key] = Object.fromEntries(Object.entries(map).map(([name, sub]) => [name, withTextRule(sub)]))
+    if (isSchemaObject(map)) copy[key] = Object.fromEntries(Object.entries(map).map(([name, sub]) => [name, withInputRules(sub)]))
   }
-  for (const key of SUBSCHEMAS) if (isSchemaObject(copy[key]) || Array.isArray(copy[key])) copy[key] = withTextRule(copy[key])
-  for (const key of SUBSCHEMA_LISTS) if (Array.isArray(copy[key])) copy[key] = withTextRule(copy[key])
+  for (const key of SUBSCHEMAS) if (isSchemaObject(copy[key]) || Array.isArray(copy[key])) copy[key] = withInputRules(copy[key])
+  for (const key of SUBSCHEMA_LISTS) if (Array.isArray(copy[key])) copy[key] = withInputRules(copy[key])
   // An enum or const already names every value it takes.
   if (acceptsStrings(copy) && copy[NO_NUL] === undefined && copy.enum === undefined && copy.const === undefined) copy[NO_NUL] = true
+  if (copy.format === 'uuid' && copy[LOWER_CASE] === undefined) copy[LOWER_CASE] = true
   return copy as T
 }

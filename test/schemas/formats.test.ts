@@ -2,7 +2,7 @@ import Ajv from 'ajv'
 import addFormats from 'ajv-formats'
 import t from 'tap'
 import Type from 'typebox'
-import { DateTimeInput, installInputRules, LOWER_CASE, NO_NUL, Uuid, withTextRule } from '../../src/schemas/formats.js'
+import { DateTimeInput, installInputRules, LOWER_CASE, NO_NUL, Uuid, withInputRules } from '../../src/schemas/formats.js'
 import { Password } from '../../src/schemas/users.js'
 
 /**
@@ -21,7 +21,7 @@ t.test("ajv-formats alone takes what the database cannot (the reason for these r
 })
 
 t.test('a Uuid is strict and reaches the handler lower-cased', async (t) => {
-  const validate = ajv().compile(withTextRule(Type.Object({ id: Uuid, ids: Type.Array(Uuid) })))
+  const validate = ajv().compile(withInputRules(Type.Object({ id: Uuid, ids: Type.Array(Uuid) })))
   const data = { id: ID.toUpperCase(), ids: [ID.toUpperCase(), ID] }
   t.ok(validate(data))
   t.same(data, { id: ID, ids: [ID, ID] }, 'in objects and arrays')
@@ -29,6 +29,12 @@ t.test('a Uuid is strict and reaches the handler lower-cased', async (t) => {
     t.notOk(validate({ id: bad, ids: [] }), bad)
   }
   t.equal((Uuid as unknown as Record<string, unknown>)[LOWER_CASE], true, 'the schema says so (and the OpenAPI document shows it)')
+  // A route that writes a plain uuid format instead of Uuid gets the same canonical form.
+  const plain = ajv().compile(withInputRules(Type.Object({ id: Type.String({ format: 'uuid' }) })))
+  const other = { id: ID.toUpperCase() }
+  t.ok(plain(other))
+  t.equal(other.id, ID, "a plain format: 'uuid' string is lower-cased too")
+  t.notOk(plain({ id: `urn:uuid:${ID}` }), 'and strict')
 })
 
 t.test('date-time: the strict format replaces the lax one, also without the pattern', async (t) => {
@@ -43,7 +49,7 @@ t.test('date-time: the strict format replaces the lax one, also without the patt
   t.notOk(a.validate({ type: 'string', format: 'uuid' }, `urn:uuid:${ID}`), 'uuid format alone is strict too')
 })
 
-t.test('withTextRule: every string refuses U+0000, nested anywhere, unless it opts out', async (t) => {
+t.test('withInputRules: every string refuses U+0000, nested anywhere, unless it opts out', async (t) => {
   const schema = Type.Object({
     name: Type.String(),
     tags: Type.Array(Type.String()),
@@ -52,7 +58,7 @@ t.test('withTextRule: every string refuses U+0000, nested anywhere, unless it op
     free: Type.Record(Type.String(), Type.String()),
     password: Password,
   })
-  const validate = ajv().compile(withTextRule(schema))
+  const validate = ajv().compile(withInputRules(schema))
   const good = { name: 'a', tags: ['b'], either: null, nested: {}, free: {}, password: 'p\u0000w' }
   t.ok(validate(good), 'a password may hold U+0000 (hashed, never stored as text)')
   for (const [label, bad] of [

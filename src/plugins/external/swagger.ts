@@ -7,7 +7,7 @@ import { Session, User } from '../../schemas/users.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { ApiKey } from '../../schemas/api-keys.js'
 import { AuditEvent } from '../../schemas/admin.js'
-import { LOWER_CASE, NO_NUL, withTextRule } from '../../schemas/formats.js'
+import { LOWER_CASE, NO_NUL, withInputRules } from '../../schemas/formats.js'
 
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
@@ -39,10 +39,10 @@ export default fp(
         return {
           schema: {
             ...schema,
-            ...(body ? { body: withTextRule(body) } : {}),
-            ...(querystring ? { querystring: withTextRule(querystring) } : {}),
-            ...(params ? { params: withTextRule(params) } : {}),
-            ...(headers ? { headers: withTextRule(headers) } : {}),
+            ...(body ? { body: withInputRules(body) } : {}),
+            ...(querystring ? { querystring: withInputRules(querystring) } : {}),
+            ...(params ? { params: withInputRules(params) } : {}),
+            ...(headers ? { headers: withInputRules(headers) } : {}),
           },
           url,
         }
