@@ -28,6 +28,7 @@ import authRoutes from './routes/auth/index.js'
 import healthRoutes from './routes/health.js'
 import usersRoutes from './routes/users/index.js'
 import wellKnownRoutes from './routes/well-known/index.js'
+import { installInputRules, withInputRules } from './schemas/formats.js'
 
 /** Accepted as a request id from a proxy only when it cannot inject anything into logs. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -132,9 +133,11 @@ function installValidators(fastify: FastifyInstance) {
   // form reach handlers that take no body, such as the cookie-authenticated logout.
   fastify.removeContentTypeParser('text/plain')
   const common = { allErrors: false, removeAdditional: false, useDefaults: true, strict: false } as const
-  const strict = addFormats.default(new Ajv.default({ ...common, coerceTypes: false }))
-  const coercing = addFormats.default(new Ajv.default({ ...common, coerceTypes: 'array' }))
+  // ajv-formats first, then this service's stricter uuid and date-time and its text keywords (schemas/formats.ts).
+  const strict = installInputRules(addFormats.default(new Ajv.default({ ...common, coerceTypes: false })))
+  const coercing = installInputRules(addFormats.default(new Ajv.default({ ...common, coerceTypes: 'array' })))
+  // Every string of every request refuses U+0000 unless its schema opts out: no route can forget it.
   fastify.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? strict : coercing).compile(schema as object),
+    (httpPart === 'body' ? strict : coercing).compile(withInputRules(schema as object)),
   )
 }

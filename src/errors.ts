@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   unsupported_token_type: 400,
   // Accounts (DESIGN §3.3)
   weak_password: 400,
+  invalid_email: 400,
   invalid_credentials: 403,
   email_taken: 409,
   account_changed: 409,

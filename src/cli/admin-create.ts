@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
 import { normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
 import { Administration } from '../domain/admin.js'
+import { DomainError } from '../errors.js'
 import { recordAuditEvent } from '../domain/audit.js'
 import { PasswordHasher, passwordProblem } from '../domain/passwords.js'
 import { sessionRevoker } from '../domain/sessions.js'
@@ -20,7 +21,13 @@ if (!values.email) {
   console.error('usage: npm run admin:create -- --email <email>   (password on stdin)')
   process.exit(2)
 }
-const email = normalizeEmail(values.email)
+let email: string
+try {
+  email = normalizeEmail(values.email)
+} catch (error) {
+  console.error(error instanceof DomainError ? `--email: ${error.message}` : error)
+  process.exit(2)
+}
 await runCli(async ({ config, db }) => {
   const existing = await db.user.findUnique({ where: { email }, select: PUBLIC_USER_SELECT })
   if (existing?.role === 'admin') {

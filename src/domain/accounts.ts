@@ -10,10 +10,61 @@ import type { SessionContext, SessionGrant, SessionLifetimes, SessionStore, Veri
 /**
  * One spelling per address: NFKC folds compatibility forms (fullwidth
  * letters, ligatures) into their plain letters before lower-casing, so
- * "Ａlice@example.com" cannot register beside "alice@example.com".
+ * "Ａlice@example.com" cannot register beside "alice@example.com". Folding
+ * only; normalizeEmail also checks the result.
+ */
+export function foldEmail(email: string): string {
+  return email.normalize('NFKC').trim().toLowerCase()
+}
+
+/**
+ * Characters no address may hold, refused rather than stripped: controls
+ * (Cc), format characters (Cf: zero-width spaces and joiners, bidi marks and
+ * overrides, U+FEFF, soft hyphen), every other default-ignorable code point
+ * (U+3164 Hangul filler…), surrogates, private-use and unassigned code
+ * points, and any space or separator inside the address. Stripping them
+ * would store an address the user did not type and make one invisible
+ * spelling a second key to an account; refusing keeps each account's
+ * address exactly what it shows (Unicode TR #36 on deleting code points,
+ * UTS #39's identifier profile, and PRECIS IdentifierClass, RFC 8264 §4.2,
+ * which disallows these classes).
+ */
+const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Z}\p{Default_Ignorable_Code_Point}]/u
+/** RFC 5322 atext, and UTF-8 beyond ASCII (RFC 6531 §3.3); dot-atom: dots only between atoms. */
+const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~\u{80}-\u{10FFFF}-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~\u{80}-\u{10FFFF}-]+)*$/u
+/** A host name label (letters, digits, inner hyphens) or its internationalised (U-label) form. */
+const DOMAIN_LABEL = /^[a-z0-9\u{80}-\u{10FFFF}](?:[a-z0-9\u{80}-\u{10FFFF}-]*[a-z0-9\u{80}-\u{10FFFF}])?$/u
+/** RFC 5321 §4.5.3.1.1 (local part) and §4.5.3.1.3 (a 256-octet path less its angle brackets). */
+const MAX_LOCAL_OCTETS = 64
+const MAX_ADDRESS_OCTETS = 254
+const MAX_LABEL_OCTETS = 63
+
+/** Why a folded address is not one this service accepts, or null. */
+export function emailProblem(email: string): string | null {
+  if (INVISIBLE_OR_CONTROL.test(email)) return 'the email contains an invisible, control or space character'
+  const octets = Buffer.byteLength(email, 'utf8')
+  if (octets > MAX_ADDRESS_OCTETS) return `the email is longer than ${MAX_ADDRESS_OCTETS} octets once normalised`
+  const parts = email.split('@')
+  if (parts.length !== 2) return 'the email must contain exactly one @ once normalised'
+  const [local, domain] = parts as [string, string]
+  if (Buffer.byteLength(local, 'utf8') > MAX_LOCAL_OCTETS) return `the part before @ is longer than ${MAX_LOCAL_OCTETS} octets once normalised`
+  if (!LOCAL_PART.test(local)) return 'the part before @ is not a valid local part'
+  const labels = domain.split('.')
+  const valid = labels.length >= 2 && labels.every((label) => DOMAIN_LABEL.test(label) && Buffer.byteLength(label, 'utf8') <= MAX_LABEL_OCTETS)
+  if (!valid || labels.at(-1)!.length < 2 || /^\d+$/.test(labels.at(-1)!)) return 'the part after @ is not a domain name'
+  return null
+}
+
+/**
+ * The one form of an address that is stored, looked up and rate-limited:
+ * folded first, then checked, so that what is checked is what is stored.
+ * Throws invalid_email for anything else.
  */
 export function normalizeEmail(email: string): string {
-  return email.normalize('NFKC').trim().toLowerCase()
+  const folded = foldEmail(email)
+  const problem = emailProblem(folded)
+  if (problem) throw new DomainError('invalid_email', problem)
+  return folded
 }
 
 export type PublicUser = Pick<User, 'id' | 'email' | 'role' | 'disabled' | 'createdAt'>
@@ -80,8 +131,11 @@ export class Accounts {
    * account all cost one bcrypt compare and give the same null.
    */
   async verifyLogin(emailInput: string, password: string, ip?: string): Promise<VerifiedLogin | null> {
-    const email = normalizeEmail(emailInput)
-    const user = await this.db.user.findUnique({ where: { email }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
+    // An address sign-up would refuse belongs to no account: the same null as an unknown one, after the same compare.
+    const email = foldEmail(emailInput)
+    const user = emailProblem(email)
+      ? null
+      : await this.db.user.findUnique({ where: { email }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
     const matches = await this.passwords.verify(password, user?.passwordHash)
     if (!user || !matches || user.disabled) {
       const reason = !user ? 'unknown_email' : !matches ? 'wrong_password' : 'user_disabled'

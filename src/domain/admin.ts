@@ -2,9 +2,10 @@ import type { PrismaClient } from '../generated/prisma/client.js'
 import type { Prisma } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
 import { DomainError } from '../errors.js'
-import { PUBLIC_USER_SELECT, type PublicUser } from './accounts.js'
+import { foldEmail, PUBLIC_USER_SELECT, type PublicUser } from './accounts.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
-import { createdBefore, decodeCursor, encodeCursor, isCreatedCursor, pageOf, type Page } from './pagination.js'
+import { canonicalUuid, MAX_BIGINT } from './formats.js'
+import { createdBefore, decodeCursor, encodeCursor, hasExactly, isCreatedCursor, pageOf, type Page } from './pagination.js'
 import type { SessionStore } from './sessions.js'
 
 /**
@@ -31,7 +32,8 @@ export interface AuditEventFilter {
 }
 
 function isEventCursor(value: unknown): value is { id: string } {
-  return typeof (value as { id?: unknown })?.id === 'string' && /^\d{1,19}$/.test((value as { id: string }).id)
+  if (!hasExactly(value, ['id']) || typeof value.id !== 'string' || !/^[1-9]\d{0,18}$/.test(value.id)) return false
+  return BigInt(value.id) <= MAX_BIGINT
 }
 
 export class Administration {
@@ -58,7 +60,8 @@ export class Administration {
     const after = input.cursor ? decodeCursor(input.cursor, isCreatedCursor) : undefined
     const where: Prisma.UserWhereInput = {
       // Prisma's `contains` is a LIKE pattern and does not escape: `_` and `%` in q must match only themselves.
-      ...(input.q ? { email: { contains: input.q.trim().toLowerCase().replace(/[\\%_]/g, '\\$&') } } : {}),
+      // Folded as stored addresses are (NFKC, trimmed, lower-cased), so a search finds what sign-up stored.
+      ...(input.q ? { email: { contains: foldEmail(input.q).replace(/[\\%_]/g, '\\$&') } } : {}),
       ...(after ? createdBefore(after) : {}),
     }
     const rows = await this.db.user.findMany({
@@ -88,7 +91,9 @@ export class Administration {
     ip?: string | undefined
     via?: 'cli'
   }): Promise<PublicUser | null> {
-    if (input.actorId === input.userId && (input.role === 'user' || input.disabled === true)) {
+    // Compared in canonical form: the schema lower-cases ids, and this guard must hold for any caller.
+    const self = input.actorId !== null && canonicalUuid(input.actorId) === canonicalUuid(input.userId)
+    if (self && (input.role === 'user' || input.disabled === true)) {
       throw new DomainError('self_lockout', 'an admin cannot demote or disable themself')
     }
     const result = await this.db.$transaction(async (tx) => {

@@ -6,6 +6,7 @@
  */
 
 import { DomainError } from '../errors.js'
+import { isCanonicalUuid, parseDateTime } from './formats.js'
 
 export interface Page<T> {
   items: T[]
@@ -26,12 +27,23 @@ export function decodeCursor<T>(cursor: string, isValid: (value: unknown) => val
   throw new DomainError('invalid_cursor', 'the cursor is not one this API returned')
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/**
+ * A cursor is checked as a whole against what encodeCursor writes: exactly
+ * its fields, each in the form this API issues (a canonical lower-case id,
+ * an instant as toISOString writes it within the storable range). Anything
+ * else is not one of ours, however it decodes.
+ */
+export function hasExactly(value: unknown, keys: string[]): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const own = Object.keys(value)
+  return own.length === keys.length && keys.every((key) => own.includes(key))
+}
 
 /** The cursor of lists ordered newest first by (created_at, id). */
 export function isCreatedCursor(value: unknown): value is { at: string; id: string } {
-  const v = value as { at?: unknown; id?: unknown }
-  return typeof v?.at === 'string' && !Number.isNaN(Date.parse(v.at)) && typeof v.id === 'string' && UUID.test(v.id)
+  if (!hasExactly(value, ['at', 'id']) || typeof value.at !== 'string' || typeof value.id !== 'string') return false
+  const at = parseDateTime(value.at)
+  return at !== null && at.toISOString() === value.at && isCanonicalUuid(value.id)
 }
 
 /** The condition "after this cursor" in a (created_at desc, id desc) order. */

@@ -1,5 +1,6 @@
 import Type from 'typebox'
 import { AUDIT_EVENT_TYPES } from '../domain/audit.js'
+import { DateTimeInput, Uuid } from './formats.js'
 import { Cursor, PageLimit } from './pagination.js'
 import { DateTime } from './users.js'
 
@@ -24,10 +25,10 @@ export const UserPatch = Type.Object(
 
 export const AuditQuery = Type.Object(
   {
-    userId: Type.Optional(Type.String({ format: 'uuid' })),
+    userId: Type.Optional(Uuid),
     type: Type.Optional(Type.Union(AUDIT_EVENT_TYPES.map((type) => Type.Literal(type)))),
-    since: Type.Optional(Type.String({ format: 'date-time' })),
-    until: Type.Optional(Type.String({ format: 'date-time' })),
+    since: Type.Optional(DateTimeInput),
+    until: Type.Optional(DateTimeInput),
     limit: Limit,
     cursor: Type.Optional(Cursor),
   },

@@ -1,4 +1,5 @@
 import Type from 'typebox'
+import { dateTimeInput } from './formats.js'
 import { Cursor, PageLimit } from './pagination.js'
 import { DateTime } from './users.js'
 
@@ -8,7 +9,7 @@ export const ApiKeyCreateRequest = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100 }),
     scopes: Type.Array(Scope, { minItems: 1, maxItems: 20, uniqueItems: true }),
-    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'when the key stops working; none: never' })),
+    expiresAt: Type.Optional(dateTimeInput('when the key stops working; none: never')),
   },
   { additionalProperties: false },
 )

@@ -1,7 +1,7 @@
 import Type, { type TSchema } from 'typebox'
 
 /** The `cursor` query parameter of keyset-paginated lists (src/domain/pagination.ts). */
-export const Cursor = Type.String({ minLength: 1, maxLength: 512, description: 'nextCursor of the previous page' })
+export const Cursor = Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_-]+$', description: 'nextCursor of the previous page (base64url)' })
 
 /** A page size: at most 100 items, `defaultValue` when the request names none. */
 export const PageLimit = (defaultValue: number) => Type.Integer({ minimum: 1, maximum: 100, default: defaultValue })

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox'
+import { NO_NUL } from './formats.js'
 
 export const ClientId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'public client identifier' })
 
@@ -11,7 +12,8 @@ export const TokenRequest = Type.Object(
   {
     grant_type: Type.String({ maxLength: 64 }),
     username: Type.Optional(Type.String({ maxLength: 320 })),
-    password: Type.Optional(Type.String({ maxLength: 1024 })),
+    // Any character, as at sign-up (schemas/users.ts Password): hashed, never stored as text.
+    password: Type.Optional(Type.String({ maxLength: 1024, [NO_NUL]: false })),
     refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
     client_id: Type.Optional(ClientId),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
@@ -36,7 +38,7 @@ export type TokenResponse = Static<typeof TokenResponse>
 export const RevocationRequest = Type.Object(
   {
     // Room for an access token: RFC 7009 §2.2 answers any token, the refusal included.
-    token: Type.String({ maxLength: 4096 }),
+    token: Type.String({ maxLength: 4096, [NO_NUL]: false }),
     token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
     client_id: Type.Optional(ClientId),
   },
@@ -47,7 +49,8 @@ export type RevocationRequest = Static<typeof RevocationRequest>
 /** POST /auth/introspect body (RFC 7662 §2.1). */
 export const IntrospectionRequest = Type.Object(
   {
-    token: Type.String({ maxLength: 4096 }),
+    // Any string: one that is no token is inactive (RFC 7662 §2.2), never an error; it is only hashed or parsed.
+    token: Type.String({ maxLength: 4096, [NO_NUL]: false }),
     token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
   },
   { additionalProperties: true },

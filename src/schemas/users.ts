@@ -1,18 +1,29 @@
 import Type, { type Static } from 'typebox'
 import { PASSWORD_MAX_BYTES } from '../domain/passwords.js'
+import { NO_NUL } from './formats.js'
 import { ClientId } from './tokens.js'
 
 /** A Date in handlers, an RFC 3339 string on the wire (fast-json-stringify formats it). */
 export const DateTime = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))
 
-/** Surrounding whitespace is allowed here and trimmed by the domain (normalizeEmail). */
+/**
+ * Only bounded here: an address is checked after normalisation (NFKC can
+ * turn one character into a second @ or into 18), by the domain
+ * (normalizeEmail), which answers 400 invalid_email.
+ */
 export const Email = Type.String({
+  minLength: 3,
   maxLength: 320,
-  pattern: '^\\s*[^\\s@\\x00-\\x1f]{1,64}@[^\\s@\\x00-\\x1f]+\\.[^\\s@\\x00-\\x1f]{2,}\\s*$',
-  description: 'trimmed and lower-cased before use',
+  description:
+    'normalised (NFKC, trimmed, lower-cased), then checked: one @, a dot-atom local part of at most 64 octets, ' +
+    'a domain name, at most 254 octets in all (RFC 5321 §4.5.3.1); no invisible or control characters',
 })
-/** Length in bytes is checked by the domain; this bounds characters so huge bodies fail early. */
-export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX_BYTES * 4 })
+/**
+ * Length in bytes is checked by the domain; this bounds characters so huge
+ * bodies fail early. Any character is allowed, U+0000 too: a password is
+ * hashed, never stored as text, so it opts out of the NUL rule (schemas/formats.ts).
+ */
+export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX_BYTES * 4, [NO_NUL]: false })
 
 export const User = Type.Object(
   {

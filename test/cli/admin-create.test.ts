@@ -169,6 +169,8 @@ t.test('refusals: weak or missing password, a password argument, no email', asyn
     { label: 'a --password argument', args: ['--email', uniqueEmail('argument'), '--password', PASSWORD], stdin: `${PASSWORD}\n` },
     { label: 'a positional password', args: ['--email', uniqueEmail('positional'), PASSWORD], stdin: `${PASSWORD}\n` },
     { label: 'no --email', args: [], stdin: `${PASSWORD}\n` },
+    // Normalised, then checked, as at sign-up: U+FF20 folds into a second @.
+    { label: 'an address with two @ once normalised', args: ['--email', `x\uFF20evil.test@${uniqueEmail('fw').split('@')[1]}`], stdin: `${PASSWORD}\n` },
     // Refused after looking the email up (two connections each at most: the embedded test database serves eight).
     { label: 'a common password', args: ['--email', uniqueEmail('weak')], stdin: 'password\n' },
     { label: 'no password on stdin', args: ['--email', uniqueEmail('empty')], stdin: '' },
@@ -182,8 +184,10 @@ t.test('refusals: weak or missing password, a password argument, no email', asyn
     if (email) t.equal(await main.app.db.user.count({ where: { email } }), 0, `${label}: no user created`)
   }
   t.match(runs[2]!.stderr, /usage/i, 'usage is shown without --email')
-  t.match(runs[3]!.stderr, /common/i, 'the common password is named as the problem')
-  t.match(runs[4]!.stderr, /no password/i, 'an empty stdin is named as the problem')
+  t.match(runs[3]!.stderr, /exactly one @/, 'the folded second @ is named as the problem')
+  t.match(runs[4]!.stderr, /common/i, 'the common password is named as the problem')
+  t.match(runs[5]!.stderr, /no password/i, 'an empty stdin is named as the problem')
+  t.equal(await main.app.db.user.count({ where: { email: { contains: 'evil.test@' } } }), 0, 'no address with two @ stored')
 })
 
 t.test("embedded database: alone, the CLI opens the folder and lets go; while the service runs, it goes through the owner's socket", async (t) => {

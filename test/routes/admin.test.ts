@@ -456,3 +456,75 @@ t.test('GET /admin/audit-events: filters, fields, stable cursor', async (t) => {
     t.equal((await asAdmin('GET', `/admin/audit-events?${query}`)).statusCode, 400, `?${query}: 400`)
   }
 })
+
+// ---------------------------------------------------------------- security review, findings 5 and 6
+
+const urn = (id: string) => `urn:uuid:${id}`
+const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+
+t.test('finding 5: another spelling of their own id does not let an admin lock themself out', async (t) => {
+  for (const [label, id] of [
+    ['upper case', admin.id.toUpperCase()],
+    ['mixed case', admin.id.replace(/[a-f]/, (c) => c.toUpperCase())],
+  ] as const) {
+    assertError(t, await asAdmin('PATCH', `/admin/users/${id}`, { disabled: true }), 400, 'self_lockout', `${label}: self-disable`)
+    assertError(t, await asAdmin('PATCH', `/admin/users/${id}`, { role: 'user' }), 400, 'self_lockout', `${label}: self-demotion`)
+  }
+  t.match(await app.db.user.findUniqueOrThrow({ where: { id: admin.id } }), { role: 'admin', disabled: false }, 'still an enabled admin')
+  t.equal((await asAdmin('GET', '/admin/users?limit=1')).statusCode, 200, 'and their token still works')
+  // Any case is the same id (RFC 9562 §4: case-insensitive on input); the handler sees the canonical lower case.
+  const user = await signup(app, 'spelled')
+  const got = await ok<PublicUser>(t, await asAdmin('GET', `/admin/users/${user.id.toUpperCase()}`))
+  t.equal(got.id, user.id, 'an upper-case id finds the user, answered in lower case')
+  const patched = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id.toUpperCase()}`, { disabled: true }))
+  t.equal(patched.disabled, true, 'and changes them')
+  const [event] = await eventsOf(user.id, 'user_disabled')
+  t.equal(event?.userId, user.id, 'the audit event names the canonical id')
+})
+
+t.test('finding 6: hostile ids, date-times, cursors and NUL in the admin API are 400, never 500', async (t) => {
+  // An admin of its own: the test stands alone whatever the one above did to `admin`.
+  const root = await signupAdmin(app)
+  const as = (method: 'GET' | 'PATCH' | 'DELETE', url: string, payload?: Record<string, unknown>) => asAdmin(method, url, payload, root)
+  const user = await signup(app, 'hostile')
+  const session = (await app.db.session.findFirstOrThrow({ where: { userId: user.id } })).id
+  for (const [method, url] of [
+    ['GET', `/admin/users/${urn(user.id)}`],
+    ['PATCH', `/admin/users/${urn(user.id)}`],
+    ['GET', `/admin/users/${urn(user.id)}/sessions`],
+    ['DELETE', `/admin/users/${urn(user.id)}/sessions`],
+    ['DELETE', `/admin/sessions/${urn(session)}`],
+    ['DELETE', `/admin/sessions/{${session}}`],
+    ['GET', `/admin/audit-events?userId=${urn(user.id)}`],
+    ['GET', `/admin/audit-events?userId=${user.id.replaceAll('-', '')}`],
+  ] as const) {
+    assertError(t, await as(method, url, method === 'PATCH' ? { disabled: true } : undefined), 400, 'validation_failed', `${method} ${url}`)
+  }
+  t.equal((await app.db.session.findUniqueOrThrow({ where: { id: session } })).revokedAt, null, 'the session was not revoked')
+  t.equal((await app.db.user.findUniqueOrThrow({ where: { id: user.id } })).disabled, false, 'the user was not disabled')
+
+  for (const at of ['2016-12-31T23:59:60Z', '1990-12-31T23:59:60Z', '0000-01-01T00:00:00Z', '10000-01-01T00:00:00Z', '-271821-04-20T00:00:00Z', '+275760-09-13T00:00:00Z']) {
+    for (const name of ['since', 'until']) {
+      assertError(t, await as('GET', `/admin/audit-events?${name}=${encodeURIComponent(at)}`), 400, 'validation_failed', `${name}=${at}`)
+    }
+  }
+  t.equal((await as('GET', `/admin/audit-events?since=${encodeURIComponent('0001-01-01T00:00:00Z')}&until=${encodeURIComponent('9999-12-31T23:59:59.999Z')}`)).statusCode, 200, 'the ends of the range are fine')
+
+  for (const id of ['9223372036854775808', '9999999999999999999', '0', '00', '-1', '1e3', ' 1', 1]) {
+    assertError(t, await as('GET', `/admin/audit-events?cursor=${cursorOf({ id })}`), 400, 'invalid_cursor', `event cursor id ${id}`)
+  }
+  t.equal((await as('GET', `/admin/audit-events?cursor=${cursorOf({ id: '9223372036854775807' })}`)).statusCode, 200, 'the largest bigint is a cursor')
+  assertError(t, await as('GET', `/admin/audit-events?cursor=${cursorOf({ id: '5', extra: 1 })}`), 400, 'invalid_cursor', 'event cursor with an extra field')
+
+  for (const at of ['-271821-04-20T00:00:00.000Z', '+275760-09-13T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '2016-12-31T23:59:60.000Z', '2020-02-30T00:00:00.000Z', '2020-01-01', 'Wed, 01 Jan 2020 00:00:00 GMT']) {
+    assertError(t, await as('GET', `/admin/users?cursor=${cursorOf({ at, id: user.id })}`), 400, 'invalid_cursor', `user cursor at ${at}`)
+  }
+  for (const id of [urn(user.id), user.id.toUpperCase(), `${user.id}\u0000`]) {
+    assertError(t, await as('GET', `/admin/users?cursor=${cursorOf({ at: new Date().toISOString(), id })}`), 400, 'invalid_cursor', `user cursor id ${id}`)
+  }
+  t.equal((await as('GET', `/admin/users?cursor=${cursorOf({ at: new Date().toISOString(), id: user.id })}`)).statusCode, 200, 'a well-formed cursor is fine')
+
+  for (const q of ['%00', 'a%00b', '%00%00']) {
+    assertError(t, await as('GET', `/admin/users?q=${q}`), 400, 'validation_failed', `q=${q}`)
+  }
+})

@@ -520,3 +520,38 @@ t.test('API_KEY_LIMIT_PER_USER: default 100; a value that is not a positive inte
     t.ok(error instanceof ConfigError && /API_KEY_LIMIT_PER_USER/.test(error.message), `${value}: refused, named`)
   }
 })
+
+// ---------------------------------------------------------------- security review, finding 6
+
+t.test('finding 6: a urn-prefixed id, a leap second, an unstorable year or a NUL in the name is 400, never 500', async (t) => {
+  const user = await signup(app)
+  const key = await createKey(app, user.accessToken)
+  const revoke = (id: string) => app.inject({ method: 'DELETE', url: `/api-keys/${id}`, headers: { authorization: `Bearer ${user.accessToken}` } })
+  for (const id of [`urn:uuid:${key.id}`, `URN:UUID:${key.id}`, `{${key.id}}`, key.id.replaceAll('-', '')]) {
+    const response = await revoke(id)
+    t.equal(response.statusCode, 400, `DELETE /api-keys/${id}: 400 (${response.body})`)
+    t.equal(json(response).code, 'validation_failed')
+  }
+  t.equal((await me(app, { 'x-api-key': key.key })).statusCode, 200, 'the key still works')
+
+  for (const expiresAt of ['2030-12-31T23:59:60Z', '2030-06-30T23:59:60+00:00', '10000-01-01T00:00:00Z', '+275760-09-13T00:00:00Z', '2030-02-30T00:00:00Z']) {
+    const response = await createKeyRequest(app, user.accessToken, { name: 'x', scopes: ['profile'], expiresAt })
+    t.equal(response.statusCode, 400, `expiresAt ${expiresAt}: 400 (${response.body})`)
+    t.equal(json(response).code, 'validation_failed')
+  }
+  const lastDay = await createKeyRequest(app, user.accessToken, { name: 'x', scopes: ['profile'], expiresAt: '9999-12-31T23:59:59Z' })
+  t.equal(lastDay.statusCode, 201, `the last storable second is fine (${lastDay.body})`)
+  t.equal(json<CreatedKey>(lastDay).expiresAt, '9999-12-31T23:59:59.000Z')
+
+  for (const name of ['\u0000', 'a\u0000b', 'key\u0000']) {
+    const response = await createKeyRequest(app, user.accessToken, { name, scopes: ['profile'] })
+    t.equal(response.statusCode, 400, `name ${JSON.stringify(name)}: 400 (${response.body})`)
+    t.equal(json(response).code, 'validation_failed')
+    t.match(json(response).message, /U\+0000/, 'the message names the character')
+  }
+  t.same((await listKeys(app, user.accessToken)).map((k) => k.id).sort(), [key.id, json<CreatedKey>(lastDay).id].sort(), 'nothing else was created')
+
+  // Any case of an id is the same id: an upper-case one revokes the key.
+  t.equal((await revoke(key.id.toUpperCase())).statusCode, 204, 'an upper-case id revokes')
+  assert401(t, await me(app, { 'x-api-key': key.key }), 'the revoked key')
+})

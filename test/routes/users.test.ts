@@ -374,3 +374,76 @@ t.test('password change: a weak new password is refused and audited', async (t) 
   const event = await app.db.auditEvent.findFirst({ where: { userId, type: 'password_change_failed' } })
   t.match(event?.details, { reason: 'weak_password' })
 })
+
+// ---------------------------------------------------------------- security review, finding 7
+
+t.test('finding 7: an email is validated after normalisation: a fullwidth @ is a second @, refused', async (t) => {
+  const tag = `fw${++counter}${Date.now()}`
+  const email = `x${tag}\uFF20evil.test@example.test`
+  t.equal(email.normalize('NFKC').split('@').length, 3, 'NFKC turns U+FF20 into a second @')
+  const response = await signup({ email, password: PASSWORD })
+  assertError(t, response, 400, 'invalid_email')
+  t.equal(await app.db.user.count({ where: { email: { contains: tag } } }), 0, 'no address with two @ was stored')
+  const login = await passwordLogin(email, PASSWORD)
+  t.equal(login.statusCode, 400, 'logging in with it: 400')
+  t.equal(json(login).error, 'invalid_grant', 'the same invalid_grant as a wrong password')
+})
+
+t.test('finding 7: the length limits of RFC 5321 count the normalised address', async (t) => {
+  const expanding = '\uFDFA'.repeat(60)
+  t.ok(expanding.normalize('NFKC').length > 1000, 'U+FDFA expands 18-fold under NFKC')
+  assertError(t, await signup({ email: `${expanding}@example.test`, password: PASSWORD }), 400, 'invalid_email')
+  // One ligature that NFKC expands beyond the local part's 64 octets, without any space.
+  const ligatures = '\uFB03'.repeat(22) // "ﬃ" → "ffi": 22 characters, 66 octets once normalised
+  assertError(t, await signup({ email: `${ligatures}@example.test`, password: PASSWORD }), 400, 'invalid_email')
+  const local64 = `${'b'.repeat(50)}${++counter}`.padEnd(64, 'c')
+  const ok64 = await signup({ email: `${local64}@example.test`, password: PASSWORD })
+  t.equal(ok64.statusCode, 201, `a 64-octet local part is fine (${ok64.body})`)
+  assertError(t, await signup({ email: `${local64}d@example.test`, password: PASSWORD }), 400, 'invalid_email')
+  const label = 'd'.repeat(63)
+  const domain = `${label}.${label}.${label}.${'e'.repeat(50)}.test` // 250 octets
+  const long = `u${++counter}`.padEnd(254 - 1 - domain.length, 'u')
+  t.equal(Buffer.byteLength(`${long}@${domain}`), 254, 'a 254-octet address')
+  t.equal((await signup({ email: `${long}@${domain}`, password: PASSWORD })).statusCode, 201, 'a 254-octet address is fine')
+  assertError(t, await signup({ email: `${long}u@${domain}`, password: PASSWORD }), 400, 'invalid_email')
+})
+
+t.test('finding 7: invisible and control characters are refused, so no account has a visual twin', async (t) => {
+  const { email } = await newUser(t)
+  const [local, domain] = email.split('@') as [string, string]
+  const twins: [string, string][] = [
+    ['zero-width space', `${local.slice(0, 3)}\u200B${local.slice(3)}@${domain}`],
+    ['zero-width joiner', `${local}\u200D@${domain}`],
+    ['word joiner', `${local}@\u2060${domain}`],
+    ['left-to-right mark', `\u200E${local}@${domain}`],
+    ['byte order mark inside', `${local}\uFEFF@${domain}`],
+    ['soft hyphen', `${local.slice(0, 2)}\u00AD${local.slice(2)}@${domain}`],
+    ['right-to-left override', `${local}\u202E@${domain}`],
+    ['invisible times', `${local}\u2062@${domain}`],
+    ['a C1 control', `${local}\u0085@${domain}`],
+    ['a tab inside', `${local}\t@${domain}`],
+    ['an inner space', `${local} @${domain}`],
+  ]
+  for (const [label, twin] of twins) {
+    assertError(t, await signup({ email: twin, password: PASSWORD }), 400, 'invalid_email')
+    const login = await passwordLogin(twin, PASSWORD)
+    t.equal(login.statusCode, 400, `${label}: login 400`)
+    t.equal(json(login).error, 'invalid_grant', `${label}: invalid_grant, as for a wrong password`)
+  }
+  t.equal(await app.db.user.count({ where: { email: { contains: local.slice(3) } } }), 1, 'no twin account exists')
+  t.equal((await passwordLogin(` ${email.toUpperCase()}\t`, PASSWORD)).statusCode, 200, 'surrounding whitespace and case still fold')
+})
+
+t.test('finding 7: the token endpoint answers invalid_grant, never 500, for addresses the database cannot hold', async (t) => {
+  for (const username of [`${'\uFDFA'.repeat(17)}@example.test`, 'a@b@example.test', 'a\uFF20b@example.test', '@example.test', 'x@', 'a..b@example.test']) {
+    const login = await passwordLogin(username, PASSWORD)
+    t.equal(login.statusCode, 400, `${JSON.stringify(username).slice(0, 30)}: 400 (${login.body.slice(0, 120)})`)
+    t.equal(json(login).error, 'invalid_grant', 'the answer of a wrong password: nothing to tell accounts apart by')
+  }
+  // U+0000 is refused in every text parameter by the schema layer (no text column can hold it).
+  for (const username of ['a\u0000b@example.test', '\u0000']) {
+    const login = await passwordLogin(username, PASSWORD)
+    t.equal(login.statusCode, 400, `${JSON.stringify(username)}: 400 (${login.body.slice(0, 120)})`)
+    t.equal(json(login).error, 'invalid_request')
+  }
+})

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { normalizeEmail } from '../../domain/accounts.js'
+import { foldEmail } from '../../domain/accounts.js'
 import { ApiError } from '../../errors.js'
 
 declare module 'fastify' {
@@ -44,7 +44,7 @@ async function attemptLimits(fastify: FastifyInstance) {
       timeWindow: 60_000,
       // Hashed: the shared store (Redis) holds no email addresses.
       keyGenerator: (request) =>
-        `${name}:account:${createHash('sha256').update(normalizeEmail(accounts.get(request) ?? '')).digest('base64url')}`,
+        `${name}:account:${createHash('sha256').update(foldEmail(accounts.get(request) ?? '')).digest('base64url')}`,
     })
     return async (request, account) => {
       accounts.set(request, account)

@@ -7,6 +7,7 @@ import { Session, User } from '../../schemas/users.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { ApiKey } from '../../schemas/api-keys.js'
 import { AuditEvent } from '../../schemas/admin.js'
+import { LOWER_CASE, NO_NUL, withInputRules } from '../../schemas/formats.js'
 
 /**
  * The Content-Security-Policy of Swagger UI's pages, in place of the API's
@@ -40,7 +41,11 @@ export default fp(
         info: {
           title: 'Token auth API',
           version: '0.1.0',
-          description: 'JWT access tokens, rotating refresh tokens with reuse detection, API keys.',
+          description:
+            'JWT access tokens, rotating refresh tokens with reuse detection, API keys.\n\n' +
+            `Input rules: a string marked \`${NO_NUL}: true\` refuses U+0000 (every request string but passwords and the introspected token); ` +
+            `one marked \`${LOWER_CASE}: true\` is lower-cased before use (ids: any case is the same id). ` +
+            '`uuid` is a hyphenated RFC 9562 UUID without a urn:uuid: prefix; `date-time` is RFC 3339 with years 0001-9999 and no leap second.',
         },
         servers: [{ url: fastify.config.issuer }],
         components: {
@@ -49,6 +54,20 @@ export default fp(
             apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
           },
         },
+      },
+      // The document shows the request schemas as the validator compiles them (app.ts), NUL rule included.
+      transform: ({ schema, url }) => {
+        const { body, querystring, params, headers } = schema ?? {}
+        return {
+          schema: {
+            ...schema,
+            ...(body ? { body: withInputRules(body) } : {}),
+            ...(querystring ? { querystring: withInputRules(querystring) } : {}),
+            ...(params ? { params: withInputRules(params) } : {}),
+            ...(headers ? { headers: withInputRules(headers) } : {}),
+          },
+          url,
+        }
       },
       refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     })

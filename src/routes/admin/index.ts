@@ -4,8 +4,9 @@ import { ApiError } from '../../errors.js'
 import { AuditQuery, UserPatch, UsersQuery } from '../../schemas/admin.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { page } from '../../schemas/pagination.js'
+import { Uuid } from '../../schemas/formats.js'
 
-const UserParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
+const UserParams = Type.Object({ id: Uuid })
 const security = [{ bearerAuth: [] }]
 
 /** The admin API (DESIGN §3.8): admins' access tokens only. */

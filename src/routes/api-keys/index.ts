@@ -5,6 +5,7 @@ import { ApiError } from '../../errors.js'
 import { ApiKeyCreateRequest, ApiKeysQuery, CreatedApiKey } from '../../schemas/api-keys.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { page } from '../../schemas/pagination.js'
+import { Uuid } from '../../schemas/formats.js'
 
 /** A user's own API keys (DESIGN §3.7). Managed with access tokens only: a key cannot mint keys. */
 const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -60,7 +61,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['api-keys'],
         summary: 'Revoke an API key',
         security: [{ bearerAuth: [] }],
-        params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
+        params: Type.Object({ id: Uuid }),
         response: { 204: Type.Null(), ...errorResponses(401, 404) },
       },
     },

@@ -5,6 +5,7 @@ import { lifetimesFor } from '../../domain/clients.js'
 import { grantedScope, issueTokens } from '../../domain/grants/index.js'
 import { ApiError, DomainError, invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
+import { Uuid } from '../../schemas/formats.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { SignupRequest } from '../../schemas/users.js'
 import oauth from './oauth.js'
@@ -21,7 +22,7 @@ const LogoutQuery = Type.Object(
   { additionalProperties: false },
 )
 
-const SessionParams = Type.Object({ id: Type.String({ format: 'uuid' }) })
+const SessionParams = Type.Object({ id: Uuid })
 
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   await fastify.register(oauth)

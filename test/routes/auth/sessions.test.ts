@@ -245,6 +245,22 @@ t.test('DELETE /auth/sessions/:id revokes one session of the user', async (t) =>
   t.notOk(await isRevoked(kept.sessionId))
 })
 
+t.test('finding 6: DELETE /auth/sessions/urn:uuid:<id> is 400, never 500; any case of the id is the same id', async (t) => {
+  const { sessions } = await userWithSessions(2)
+  const [current, target] = sessions as [Login, Login]
+  for (const id of [`urn:uuid:${target.sessionId}`, `URN:UUID:${target.sessionId.toUpperCase()}`, `{${target.sessionId}}`, target.sessionId.replaceAll('-', '')]) {
+    const response = await app.inject({ method: 'DELETE', url: `/auth/sessions/${id}`, headers: bearer(current.accessToken) })
+    t.equal(response.statusCode, 400, `${id}: 400 (${response.body})`)
+    t.equal(json(response).code, 'validation_failed')
+  }
+  await assertAlive(t, target, 'the session named by the refused ids')
+  const upper = await app.inject({ method: 'DELETE', url: `/auth/sessions/${target.sessionId.toUpperCase()}`, headers: bearer(current.accessToken) })
+  t.equal(upper.statusCode, 204, `an upper-case id revokes (${upper.body})`)
+  t.ok(await isRevoked(target.sessionId), 'the session is revoked')
+  const [event] = await app.db.auditEvent.findMany({ where: { type: 'session_revoked', details: { path: ['sessionId'], equals: target.sessionId } } })
+  t.ok(event, 'the audit event names the canonical id')
+})
+
 t.test('a revoked session\'s access token is refused at once on this instance', async (t) => {
   const { sessions } = await userWithSessions(1)
   const login = sessions[0]!
