@@ -9,6 +9,7 @@ import { loadConfig } from '../../src/config.js'
 import { EmbeddedDatabaseError, embeddedDatabaseOwner, startEmbeddedDatabase } from '../../src/db/embedded.js'
 import { resolveSecretKey } from '../../src/secret-key.js'
 import { withClient } from '../helpers/database.js'
+import { canSwitchUser, intrudeAsOtherUser } from '../helpers/other-user.js'
 
 /**
  * The embedded database is reachable by the service and its own CLIs only:
@@ -58,34 +59,6 @@ function socketPathOf(url: string): string {
   return join(parsed.searchParams.get('host') ?? '', `.s.PGSQL.${parsed.searchParams.get('port') ?? '5432'}`)
 }
 
-/** Runs a CommonJS snippet as user nobody (65534); the test process must be root to switch. */
-function runAsNobody(code: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', code, ...args], { uid: 65534, gid: 65534, cwd: '/', env: { PATH: process.env.PATH ?? '' } })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-// What another local user tries: read the lock file (which named the TCP URL),
-// and connect to the socket. Prints one result per attempt.
-const INTRUDER = `
-const fs = require('node:fs'), net = require('node:net')
-const [lock, socket] = process.argv.slice(1)
-const results = {}
-try { fs.readFileSync(lock, 'utf8'); results.lock = 'read' } catch (e) { results.lock = e.code }
-const c = net.connect(socket)
-c.on('connect', () => { results.socket = 'connected'; c.destroy(); done() })
-c.on('error', (e) => { results.socket = e.code; done() })
-function done() { console.log(JSON.stringify(results)) }
-`
-
-const isRoot = process.getuid?.() === 0
-
 t.test('a DATA_DIR left world-readable: the start makes it owner-only and serves the database on a socket inside it, not on TCP', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'embedded-'))
   t.teardown(() => rm(dataDir, { recursive: true, force: true }))
@@ -125,9 +98,9 @@ t.test('a DATA_DIR left world-readable: the start makes it owner-only and serves
 
   t.equal(await selectOne(db.url), 1, 'the socket serves the database')
 
-  if (isRoot) {
-    const intruder = await runAsNobody(INTRUDER, [lockPath, socketPath])
-    t.same(JSON.parse(intruder.stdout || '{}'), { lock: 'EACCES', socket: 'EACCES' }, 'another user can neither read the lock nor connect')
+  if (canSwitchUser) {
+    const intruder = await intrudeAsOtherUser(lockPath, dataDir)
+    t.same(intruder, { readLock: 'EACCES', connect: 'EACCES' }, 'another local user can neither read the lock nor connect')
   }
 
   // The CLIs (npm run db:migrate, keys:rotate, admin:create) go through the running owner.
