@@ -10,7 +10,10 @@
  *      configured cost), target >= 0.85.
  *   4. p99 of authenticated requests at a fixed rate while a login flood runs
  *      at the rate limit vs their p99 when idle, target <= 3.
- *   5. Peak RSS of the service process through the whole bench, target <= 200 MB.
+ *   5. Peak RSS of the service process through the whole bench, target <= 200 MB;
+ *      and of the service on its embedded database (no DATABASE_URL, a fresh
+ *      DATA_DIR) through sign-ups, logins, refreshes and authenticated
+ *      requests, target <= 250 MB.
  *
  * The service runs as `npm start` runs it (`node dist/src/server.js`, in its
  * own process, see startService) at its real settings (BCRYPT_COST 12 unless
@@ -25,10 +28,13 @@
  * BENCH_HTTP_CONNECTIONS (50, figure 1), BENCH_CONNECTIONS (16, figure 2),
  * BENCH_POOL_MAX (10), BENCH_LATENCY_RATE (500 req/s, figure 4),
  * AUTH_RATE_LIMIT_PER_MINUTE (default: the bcrypt bound x 60, rounded up),
- * BENCH_FIGURES (1,2,3,4: a subset to run; RSS is always reported).
+ * BENCH_FIGURES (1,2,3,4,5: a subset to run; the Postgres service's RSS is
+ * always reported, the embedded one's with 5).
  */
 import { randomBytes } from 'node:crypto'
-import { loadavg } from 'node:os'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import bcrypt from 'bcrypt'
 import { benchDatabase, envInt, machine, percentile, printTable, runLoad, serviceNodeFlags, startService, writeResults, type LoadResult, type RunningService } from './lib.js'
 import { runRefreshBench, type RefreshBenchResult } from './refresh.js'
@@ -44,8 +50,12 @@ const WARMUP = 3
 const MB = 1024 * 1024
 /** Setup requests (sign-ups, the logins that open sessions) come from this address, so they do not spend 127.0.0.1's login budget. */
 const SETUP_ADDRESS = '10.255.0.1'
-/** BENCH_FIGURES=1,4 runs those figures only (RSS is always reported). */
-const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4').split(',').map((x) => Number(x.trim())))
+/** The embedded database's target: it runs inside the service process, so its memory is the service's. */
+const EMBEDDED_RSS_TARGET_MB = 250
+const EMBEDDED_USERS = 32
+const EMBEDDED_ROTATIONS = 10
+/** BENCH_FIGURES=1,4 runs those figures only (the Postgres service's RSS is always reported; the embedded one's with 5). */
+const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4,5').split(',').map((x) => Number(x.trim())))
 const want = (figure: number) => FIGURES.has(figure)
 
 interface Figure {
@@ -329,6 +339,32 @@ try {
     },
   })
 
+  // ---- 5, embedded: the same entry point on PGlite ---------------------------
+  let embedded: EmbeddedMemory | undefined
+  if (want(5)) {
+    // Alone on the machine's memory and cores: the Postgres service is done.
+    await service.close()
+    log('figure 5, embedded: a fresh DATA_DIR, no DATABASE_URL')
+    embedded = await measureEmbeddedMemory()
+    const peakMb = embedded.maxRssBytes / MB
+    figures.push({
+      figure: '5 peak RSS MB (service, embedded PGlite)',
+      unit: 'MB',
+      measured: peakMb,
+      baseline: EMBEDDED_RSS_TARGET_MB,
+      ratio: peakMb / EMBEDDED_RSS_TARGET_MB,
+      target: '<= 1.00',
+      pass: peakMb <= EMBEDDED_RSS_TARGET_MB,
+      detail: {
+        scope: 'the peak resident set (getrusage ru_maxrss) of the service process on its embedded database, from its first start on an empty DATA_DIR through the workload; PGlite runs inside this process',
+        workload: embedded.workload,
+        rssServiceStartedMb: embedded.startedRssBytes / MB,
+        rssAtEndMb: embedded.rssBytes / MB,
+        heapUsedMbAtEnd: embedded.heapUsedBytes / MB,
+      },
+    })
+  }
+
   console.log()
   printTable(
     ['figure', 'measured', 'baseline', 'ratio', 'target', 'result'],
@@ -339,7 +375,10 @@ try {
     `\n${info.cores} cores (${info.cpu}), Node ${info.node}, ${info.platform}; load average ${loadAverage()}\n` +
       `figure 2: sessions revoked by reuse detection ${refresh?.sanity.revokedSessions ?? '-'} (must be 0); ` +
       `figure 3: bcrypt cost ${BCRYPT_COST}, ${(hashSeconds * 1000).toFixed(0)} ms per hash (mean, alternating with the login rounds)${parallelNote}; ` +
-      `figure 5: service RSS ${(started.rssBytes / MB).toFixed(0)} MB started and idle, ${(end.rssBytes / MB).toFixed(0)} MB at the end, ${(peak / MB).toFixed(0)} MB peak; ` +
+      `figure 5: service RSS ${(started.rssBytes / MB).toFixed(0)} MB started and idle, ${(end.rssBytes / MB).toFixed(0)} MB at the end, ${(peak / MB).toFixed(0)} MB peak` +
+      (embedded
+        ? `; embedded ${(embedded.startedRssBytes / MB).toFixed(0)} MB started, ${(embedded.rssBytes / MB).toFixed(0)} MB after ${embedded.workload}, ${(embedded.maxRssBytes / MB).toFixed(0)} MB peak; `
+        : '; ') +
       `figure 4: flood ${(rateLimitPerMinute / 60).toFixed(1)} logins/s (the limit, ${rateLimitPerMinute}/min), authenticated ${LATENCY_RATE} req/s, event-loop delay max during flood ${f4}`,
   )
   const path = await writeResults('bench.json', {
@@ -360,6 +399,65 @@ try {
 } finally {
   await service?.close()
   await database.drop()
+}
+
+interface EmbeddedMemory {
+  workload: string
+  startedRssBytes: number
+  maxRssBytes: number
+  rssBytes: number
+  heapUsedBytes: number
+}
+
+/**
+ * `npm start` with no database configured: the service on PGlite in a fresh
+ * DATA_DIR (its first start creates the database), then sign-ups, a login
+ * per user, EMBEDDED_ROTATIONS refreshes of each session and GET /users/me
+ * under load for BENCH_DURATION seconds.
+ */
+async function measureEmbeddedMemory(): Promise<EmbeddedMemory> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tokenauth-bench-'))
+  const embedded = await startService({ DATA_DIR: dataDir, BCRYPT_COST: String(BCRYPT_COST) })
+  try {
+    const started = await embedded.stats()
+    const tag = randomBytes(4).toString('hex')
+    const people = Array.from({ length: EMBEDDED_USERS }, (_, i) => ({ email: `embedded-${tag}-${i}@example.test`, password: `embedded password ${i} ${tag}` }))
+    await Promise.all(people.map((u) => signup(embedded, u.email, u.password)))
+    const sessions = await Promise.all(people.map((u) => tokens(embedded, { grant_type: 'password', username: u.email, password: u.password })))
+    await Promise.all(
+      sessions.map(async (session) => {
+        let current = session
+        for (let i = 0; i < EMBEDDED_ROTATIONS; i++) current = await tokens(embedded, { grant_type: 'refresh_token', refresh_token: current.refresh_token })
+      }),
+    )
+    const me = await runLoad({
+      url: embedded.baseUrl,
+      path: '/users/me',
+      headers: { authorization: `Bearer ${sessions[0]!.access_token}` },
+      connections: 10,
+      duration: DURATION,
+    })
+    if ((me.statuses['200'] ?? 0) !== me.requests) throw new Error(`GET /users/me on the embedded database: ${JSON.stringify(me.statuses)}`)
+    const end = await embedded.stats()
+    return {
+      workload:
+        `${EMBEDDED_USERS} sign-ups, ${EMBEDDED_USERS} logins, ${EMBEDDED_USERS * EMBEDDED_ROTATIONS} refreshes, ` +
+        `${me.requests} GET /users/me in ${DURATION} s`,
+      startedRssBytes: started.rssBytes,
+      maxRssBytes: end.maxRssBytes,
+      rssBytes: end.rssBytes,
+      heapUsedBytes: end.heapUsedBytes,
+    }
+  } finally {
+    await embedded.close()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+}
+
+async function tokens(service: RunningService, payload: Record<string, string>): Promise<{ access_token: string; refresh_token: string }> {
+  const response = await service.inject({ method: 'POST', url: '/auth/token', payload, remoteAddress: SETUP_ADDRESS })
+  if (response.statusCode !== 200) throw new Error(`${payload.grant_type} grant failed: ${response.statusCode} ${response.body}`)
+  return JSON.parse(response.body) as { access_token: string; refresh_token: string }
 }
 
 function short(r: LoadResult) {

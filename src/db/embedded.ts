@@ -1,10 +1,15 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { execFile } from 'node:child_process'
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
+import { preparePrivateDataDir } from '../data-dir.js'
 
 export interface EmbeddedDatabase {
-  /** A postgres:// URL for pg and Prisma's pg adapter. */
+  /** A postgresql:// URL for pg and Prisma's pg adapter, naming the Unix-domain socket (`host` is its folder). */
   url: string
   stop(): Promise<void>
 }
@@ -16,50 +21,136 @@ interface LockFile {
   url?: string
 }
 
-export class EmbeddedDatabaseBusyError extends Error {
+export class EmbeddedDatabaseError extends Error {
+  override name = 'EmbeddedDatabaseError'
+}
+
+export class EmbeddedDatabaseBusyError extends EmbeddedDatabaseError {
   override name = 'EmbeddedDatabaseBusyError'
 }
 
 const LOCK_FILE = 'pgdata.lock'
+/** pg connects to `<host>/.s.PGSQL.<port>` when host is a folder; the port only names the file. */
+const SOCKET_PORT = 5432
+const SOCKET_FILE = `.s.PGSQL.${SOCKET_PORT}`
+/** sockaddr_un.sun_path is 108 bytes on Linux (104 on macOS), the terminating NUL included. */
+const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103
 
 /**
- * Starts PGlite served over the Postgres wire protocol on loopback, so the
- * service reaches it through the same pg adapter as a real Postgres.
- * `dataDir` undefined keeps the database in memory (tests).
+ * PGlite's memory is the service's: it runs in this process. Postgres's
+ * defaults are sized for a server of its own; these fit a database of one
+ * service (figures in the README's Database section). `shared_buffers` is
+ * the page cache inside PGlite's WebAssembly memory, resident from the start;
+ * misses are served by the operating system's file cache.
+ */
+const MEMORY_SETTINGS = ['shared_buffers=16MB']
+
+/**
+ * Starts PGlite served over the Postgres wire protocol on a Unix-domain
+ * socket, so the service reaches it through the same pg adapter as a real
+ * Postgres. `dataDir` undefined keeps the database in memory (tests).
+ *
+ * Only the owner of DATA_DIR reaches the database: pglite-socket accepts any
+ * user and password, so it never listens on TCP (any local user, or any
+ * process sharing the network namespace, could connect); the socket lives in
+ * DATA_DIR, which is made owner-only (0700), and is itself 0600.
  *
  * PGlite is single-process: the folder is locked by a file naming the owner
  * and its URL, so a second process (a CLI) connects to the owner's socket
  * instead of opening the files beside it.
  */
-export async function startEmbeddedDatabase(options: { dataDir?: string; port?: number } = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedDatabase(options: { dataDir?: string } = {}): Promise<EmbeddedDatabase> {
   let lockPath: string | undefined
+  let socketDir: string
   let db: PGlite
   if (options.dataDir) {
-    await mkdir(options.dataDir, { recursive: true })
-    lockPath = await acquireLock(options.dataDir)
+    socketDir = resolve(options.dataDir)
+    checkSocketPath(socketDir)
+    await preparePrivateDataDir(socketDir)
+    lockPath = await acquireLock(socketDir)
     try {
-      db = await PGlite.create(join(options.dataDir, 'pgdata'))
+      const pgdata = join(socketDir, 'pgdata')
+      await initializeInChildProcess(pgdata)
+      db = await PGlite.create(pgdata, { startParams: startParams() })
     } catch (error) {
       await rm(lockPath, { force: true })
       throw error
     }
   } else {
-    db = await PGlite.create()
+    // mkdtemp makes the folder 0700.
+    socketDir = await mkdtemp(join(tmpdir(), 'pglite-'))
+    checkSocketPath(socketDir)
+    db = await PGlite.create({ startParams: startParams() })
   }
-  // The socket server runs one query at a time and keeps a transaction's
-  // statements together, so several connections are safe; each blocks the
-  // others while its transaction is open.
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: options.port ?? 0, maxConnections: 8 })
-  await server.start()
-  const url = `postgresql://postgres:postgres@${server.getServerConn()}/postgres?sslmode=disable`
-  if (lockPath) await writeFile(lockPath, JSON.stringify({ pid: process.pid, url } satisfies LockFile))
+  const socketPath = join(socketDir, SOCKET_FILE)
+  let server: PGLiteSocketServer
+  try {
+    // A socket file left by a process that crashed; the lock (or the fresh
+    // temporary folder) says nobody serves it.
+    await rm(socketPath, { force: true })
+    // The socket server runs one query at a time and keeps a transaction's
+    // statements together, so several connections are safe; each blocks the
+    // others while its transaction is open.
+    server = new PGLiteSocketServer({ db, path: socketPath, maxConnections: 8 })
+    await server.start()
+    // Linux checks write permission on connect; the 0700 folder already shuts others out.
+    await chmod(socketPath, 0o600)
+  } catch (error) {
+    await db.close()
+    if (lockPath) await rm(lockPath, { force: true })
+    else await rm(socketDir, { recursive: true, force: true })
+    throw error
+  }
+  // pg takes the `host` parameter over the URL's host name; "localhost" only keeps the URL parseable by WHATWG URL.
+  const url = `postgresql://postgres:postgres@localhost/postgres?host=${encodeURIComponent(socketDir)}&port=${SOCKET_PORT}&sslmode=disable`
+  if (lockPath) await writeFile(lockPath, JSON.stringify({ pid: process.pid, url } satisfies LockFile), { mode: 0o600 })
   return {
     url,
     async stop() {
       await server.stop()
       await db.close()
+      await rm(socketPath, { force: true })
       if (lockPath) await rm(lockPath, { force: true })
+      else await rm(socketDir, { recursive: true, force: true })
     },
+  }
+}
+
+function startParams(): string[] {
+  return [...PGlite.defaultStartParams, ...MEMORY_SETTINGS.flatMap((setting) => ['-c', setting])]
+}
+
+function checkSocketPath(dir: string): void {
+  const bytes = Buffer.byteLength(join(dir, SOCKET_FILE))
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new EmbeddedDatabaseError(
+      `DATA_DIR ${dir} is too long for the embedded database's socket: ${join(dir, SOCKET_FILE)} is ${bytes} bytes, ` +
+        `a Unix-domain socket path at most ${MAX_SOCKET_PATH_BYTES} bytes; choose a shorter DATA_DIR, or set DATABASE_URL`,
+    )
+  }
+}
+
+const run = promisify(execFile)
+
+/**
+ * The first start of PGlite on an empty folder runs initdb, which takes two
+ * more Postgres WebAssembly instances: about 600 MB that the garbage
+ * collector returns late, if ever, to the operating system. In a short-lived
+ * process of its own that memory ends with it, and the service opens an
+ * initialized folder like any later start.
+ */
+async function initializeInChildProcess(pgdata: string): Promise<void> {
+  if (await stat(join(pgdata, 'PG_VERSION')).then(() => true, () => false)) return
+  // Plain CommonJS through -e: runs the same under tsx (tests) and from dist.
+  const script = `const { PGlite } = require(process.argv[1]); PGlite.create(process.argv[2]).then((db) => db.close())`
+  try {
+    await run(process.execPath, ['-e', script, createRequire(import.meta.url).resolve('@electric-sql/pglite'), pgdata], {
+      env: { PATH: process.env.PATH ?? '' },
+      maxBuffer: 16 * 1024 * 1024,
+    })
+  } catch (error) {
+    const { stderr } = error as { stderr?: string }
+    throw new EmbeddedDatabaseError(`could not create the embedded database in ${pgdata}: ${stderr?.trim() || (error as Error).message}`, { cause: error })
   }
 }
 
@@ -68,7 +159,7 @@ async function acquireLock(dataDir: string): Promise<string> {
   const lockPath = join(dataDir, LOCK_FILE)
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await writeFile(lockPath, JSON.stringify({ pid: process.pid } satisfies LockFile), { flag: 'wx' })
+      await writeFile(lockPath, JSON.stringify({ pid: process.pid } satisfies LockFile), { flag: 'wx', mode: 0o600 })
       return lockPath
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error

@@ -213,7 +213,7 @@ t.test("embedded database: alone, the CLI opens the folder and lets go; while th
 
   const lock = JSON.parse(await readFile(lockPath, 'utf8')) as { pid: number; url?: string }
   t.equal(lock.pid, process.pid, 'the service owns the folder')
-  t.match(lock.url, /^postgresql:\/\/.*127\.0\.0\.1:\d+\//, 'and publishes its socket URL')
+  t.equal(new URL(lock.url!).searchParams.get('host'), dataDir, 'and publishes the URL of its socket, in DATA_DIR')
 
   // While the service runs: PGlite is single-process, so the CLI must use the owner's socket.
   const second = uniqueEmail('embedded-running')

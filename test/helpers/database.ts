@@ -12,7 +12,8 @@ import { migrate, readMigrations } from '../../src/db/migrate.js'
  *   clones a migrated template with `CREATE DATABASE … TEMPLATE`, which takes
  *   milliseconds, instead of running the migrations again.
  * - TEST_DATABASE_URL unset: each call starts its own in-memory PGlite served
- *   on loopback (the embedded default of the service) and migrates it.
+ *   on a Unix-domain socket in a private temporary folder (the embedded
+ *   default of the service) and migrates it.
  */
 export interface TestDatabase {
   url: string

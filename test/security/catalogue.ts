@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { InjectOptions } from 'fastify'
 import type { Test } from 'tap'
+import { startEmbeddedDatabase } from '../../src/db/embedded.js'
 import { buildTestApp, json } from '../helpers/app.js'
 import { holdNextSessionStart } from '../helpers/hold.js'
+import { canSwitchUser, intrudeAsOtherUser } from '../helpers/other-user.js'
 import {
   AttackContext,
   EVIL_ORIGIN,
@@ -1528,6 +1533,35 @@ export const cases: AttackCase[] = [
       t.equal(statuses.filter((status) => status === 201).length, 1, `one key past limit - 1 (${limit}), the rest refused`)
       t.ok(flood.every((response) => response.statusCode === 201 || json(response).code === 'api_key_limit'), '409 api_key_limit')
       t.equal(await ctx.app.db.apiKey.count({ where: { userId: a.id, revokedAt: null } }), limit, 'the database holds the limit, no more')
+    },
+  },
+  {
+    id: 'DB-01',
+    // Not an HTTP attack: it starts its own embedded database in a fresh
+    // DATA_DIR, as `npm start` does with no DATABASE_URL, whatever database
+    // the catalogue's service runs on.
+    title: 'another local user cannot reach the embedded database: no TCP port, an owner-only socket, lock and folder',
+    source: 'ASVS 5.0 V13.2.1, V13.2.2 (backend connections authenticated, least privilege); CWE-284; CWE-732',
+    async run(_ctx, t) {
+      const dataDir = await mkdtemp(join(tmpdir(), 'attack-db-'))
+      const db = await startEmbeddedDatabase({ dataDir })
+      try {
+        const lockPath = join(dataDir, 'pgdata.lock')
+        const socketPath = join(dataDir, '.s.PGSQL.5432')
+        t.notMatch(db.url, /@[^/?]*:\d+/, 'the database listens on no TCP port')
+        t.equal((await stat(dataDir)).mode & 0o777, 0o700, 'DATA_DIR is 0700')
+        t.equal((await stat(lockPath)).mode & 0o777, 0o600, 'the lock file is 0600')
+        t.equal((await stat(socketPath)).mode & 0o077, 0, 'the socket is owner-only')
+        if (canSwitchUser) {
+          // pglite-socket accepts any user name and password: permissions are the only gate.
+          t.same(await intrudeAsOtherUser(lockPath, dataDir), { readLock: 'EACCES', connect: 'EACCES' }, 'user nobody can neither read the lock nor connect')
+        } else {
+          t.comment('not root: the intrusion as another user is not attempted; the modes above are what refuses it')
+        }
+      } finally {
+        await db.stop()
+        await rm(dataDir, { recursive: true, force: true })
+      }
     },
   },
 ]
