@@ -1,4 +1,9 @@
+import type { Static } from 'typebox'
 import { AuthClient } from '../../src/client/index.js'
+import type { AuditEvent as AuditEventSchema } from '../../src/schemas/admin.js'
+import type { ApiKeySummary } from '../../src/schemas/api-keys.js'
+import type { Page } from '../../src/schemas/pagination.js'
+import type { PublicUser, Session as SessionSchema } from '../../src/schemas/users.js'
 
 /** The dashboard's one client: the `admin` client, cookie transport, same origin. */
 export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', requestedWith: 'token-auth-dashboard' })
@@ -7,46 +12,15 @@ export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', r
 // script nothing it could not do with the same-origin API already.
 ;(window as unknown as { tokenAuthDashboard: unknown }).tokenAuthDashboard = { client }
 
-export interface User {
-  id: string
-  email: string
-  role: 'user' | 'admin'
-  disabled: boolean
-  createdAt: string
-}
-export interface Session {
-  id: string
-  clientId: string
-  userAgent: string | null
-  ip: string | null
-  createdAt: string
-  lastRefreshedAt: string
-  idleExpiresAt: string
-  absoluteExpiresAt: string
-  current: boolean
-}
-export interface AuditEvent {
-  id: string
-  type: string
-  userId: string | null
-  actorId: string | null
-  ip: string | null
-  at: string
-  details: unknown
-}
-export interface ApiKey {
-  id: string
-  prefix: string
-  name: string
-  scopes: string[]
-  expiresAt: string | null
-  createdAt: string
-  lastUsedAt: string | null
-}
-export interface Page<T> {
-  items: T[]
-  nextCursor: string | null
-}
+/** What JSON makes of a value the service describes: Dates travel as RFC 3339 strings. */
+type Json<T> = T extends Date ? string : T extends (infer U)[] ? Json<U>[] : T extends object ? { [K in keyof T]: Json<T[K]> } : T
+
+// The wire types are the service's own schemas, as JSON: a field changed there is changed here.
+export type User = Json<PublicUser>
+export type Session = Json<Static<typeof SessionSchema>>
+export type AuditEvent = Json<AuditEventSchema>
+export type ApiKey = Json<ApiKeySummary>
+export type { Page }
 
 /** The event types the service writes: one list, shared with the service. */
 export { AUDIT_EVENT_TYPES } from '../../src/domain/audit.js'

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { createLocalJWKSet, jwtVerify } from 'jose'
-import type { Role } from '../generated/prisma/enums.js'
+import Value from 'typebox/value'
+import { AccessTokenClaims } from '../schemas/access-tokens.js'
 import type { SessionGrant } from './sessions.js'
 import { SIGNING_ALG, type KeyStore } from './signing-keys.js'
 
@@ -12,19 +13,6 @@ export function looksLikeJwt(token: string): boolean {
   return token.split('.').length === 3
 }
 
-/** The claims of an access token (RFC 9068 §2.2 plus sid and role). */
-export interface AccessTokenClaims {
-  iss: string
-  aud: string
-  sub: string
-  client_id: string
-  sid: string
-  jti: string
-  iat: number
-  exp: number
-  scope: string
-  role: Role
-}
 
 export function issueAccessToken(
   keys: KeyStore,
@@ -63,10 +51,10 @@ export async function verifyAccessToken(
       audience: expected.audience,
       typ: ACCESS_TOKEN_TYP,
       algorithms: [SIGNING_ALG],
-      requiredClaims: ['sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'role'],
+      requiredClaims: AccessTokenClaims.required,
       ...(expected.now !== undefined ? { currentDate: new Date(expected.now) } : {}),
     })
-    return payload as unknown as AccessTokenClaims
+    return Value.Check(AccessTokenClaims, payload) ? payload : null
   } catch {
     return null
   }

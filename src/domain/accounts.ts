@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache'
-import type { PrismaClient, User } from '../generated/prisma/client.js'
+import type { PrismaClient } from '../generated/prisma/client.js'
 import { Prisma } from '../generated/prisma/client.js'
 import { DomainError } from '../errors.js'
+import type { PublicUser } from '../schemas/users.js'
 import { recordAuditEvent } from './audit.js'
 import type { Role } from '../generated/prisma/enums.js'
 import { passwordProblem, type PasswordHasher } from './passwords.js'
@@ -67,9 +68,7 @@ export function normalizeEmail(email: string): string {
   return folded
 }
 
-export type PublicUser = Pick<User, 'id' | 'email' | 'role' | 'disabled' | 'createdAt'>
-
-export const PUBLIC_USER_SELECT = { id: true, email: true, role: true, disabled: true, createdAt: true } as const
+export const PUBLIC_USER_SELECT = { id: true, email: true, role: true, disabled: true, createdAt: true } as const satisfies Record<keyof PublicUser, true>
 
 /** A user whose password was just checked (or set), and the account state it was checked against. */
 export interface VerifiedLogin {

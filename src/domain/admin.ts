@@ -2,10 +2,13 @@ import type { PrismaClient } from '../generated/prisma/client.js'
 import type { Prisma } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
 import { DomainError } from '../errors.js'
-import { foldEmail, PUBLIC_USER_SELECT, type PublicUser } from './accounts.js'
+import type { AuditEvent } from '../schemas/admin.js'
+import type { PublicUser } from '../schemas/users.js'
+import { foldEmail, PUBLIC_USER_SELECT } from './accounts.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
 import { canonicalUuid, MAX_BIGINT } from './formats.js'
-import { createdBefore, decodeCursor, encodeCursor, hasExactly, isCreatedCursor, pageOf, type Page } from './pagination.js'
+import { createdBefore, decodeCursor, encodeCursor, hasExactly, isCreatedCursor, pageOf } from './pagination.js'
+import type { Page } from '../schemas/pagination.js'
 import type { SessionStore } from './sessions.js'
 
 /**
@@ -13,16 +16,6 @@ import type { SessionStore } from './sessions.js'
  * keyset pagination, role and disabled changes that take effect at once, and
  * the audit log. Every change writes an audit event naming the admin.
  */
-
-export interface AuditEventView {
-  id: string
-  type: string
-  userId: string | null
-  actorId: string | null
-  ip: string | null
-  at: Date
-  details: Prisma.JsonValue
-}
 
 export interface AuditEventFilter {
   userId?: string | undefined
@@ -155,7 +148,7 @@ export class Administration {
   }
 
   /** Audit events, newest first, filtered; keyset pagination on the event id. */
-  async auditEvents(input: AuditEventFilter & { limit: number; cursor?: string | undefined }): Promise<Page<AuditEventView>> {
+  async auditEvents(input: AuditEventFilter & { limit: number; cursor?: string | undefined }): Promise<Page<AuditEvent>> {
     const before = input.cursor ? decodeCursor(input.cursor, isEventCursor) : undefined
     const rows = await this.db.auditEvent.findMany({
       where: {

@@ -3,8 +3,10 @@ import { crc32 } from 'node:zlib'
 import type { PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
 import { DomainError } from '../errors.js'
+import type { ApiKeySummary, CreatedApiKey } from '../schemas/api-keys.js'
 import { recordAuditEvent } from './audit.js'
-import { createdBefore, decodeCursor, isCreatedCursor, pageOf, type Page } from './pagination.js'
+import { createdBefore, decodeCursor, isCreatedCursor, pageOf } from './pagination.js'
+import type { Page } from '../schemas/pagination.js'
 import { hmacSha256 } from './server-keys.js'
 
 /** The scope that lets a platform service call /auth/introspect; only admins may grant it. */
@@ -68,25 +70,8 @@ export interface ApiKeyPrincipal {
   expiresAt: Date | null
 }
 
-export interface ApiKeySummary {
-  id: string
-  name: string
-  prefix: string
-  scopes: string[]
-  expiresAt: Date | null
-  createdAt: Date
-  lastUsedAt: Date | null
-}
-
-const SUMMARY_SELECT = {
-  id: true,
-  name: true,
-  prefix: true,
-  scopes: true,
-  expiresAt: true,
-  createdAt: true,
-  lastUsedAt: true,
-} as const
+const CREATED_SELECT = { id: true, name: true, prefix: true, scopes: true, expiresAt: true, createdAt: true } as const
+const SUMMARY_SELECT = { ...CREATED_SELECT, lastUsedAt: true } as const
 
 export class ApiKeyStore {
   private readonly lastUsedWrites = new Map<string, number>()
@@ -112,7 +97,7 @@ export class ApiKeyStore {
     scopes: string[]
     expiresAt: Date | null
     ip?: string
-  }): Promise<ApiKeySummary & { key: string }> {
+  }): Promise<CreatedApiKey> {
     const key = generateApiKey()
     const now = new Date(this.now())
     const created = await this.db.$transaction(async (tx) => {
@@ -135,7 +120,7 @@ export class ApiKeyStore {
           expiresAt: input.expiresAt,
           createdAt: now,
         },
-        select: SUMMARY_SELECT,
+        select: CREATED_SELECT,
       })
       await recordAuditEvent(tx, {
         type: 'api_key_created',

@@ -1,24 +1,9 @@
-import type { AccessTokenClaims } from './access-tokens.js'
+import type { IntrospectionResponse } from '../schemas/tokens.js'
+import type { AccessTokenClaims } from '../schemas/access-tokens.js'
 import { looksLikeJwt, verifyAccessToken } from './access-tokens.js'
 import { looksLikeApiKey, type ApiKeyStore } from './api-keys.js'
 import type { SessionStore } from './sessions.js'
 import type { KeyStore } from './signing-keys.js'
-
-/** RFC 7662 §2.2 response. Inactive tokens get `{ active: false }` and nothing more. */
-export type IntrospectionResult =
-  | { active: false }
-  | {
-      active: true
-      token_type: 'access_token' | 'refresh_token' | 'api_key'
-      sub: string
-      scope: string
-      exp?: number
-      iat?: number
-      client_id?: string
-      sid?: string
-      iss?: string
-      aud?: string
-    }
 
 const INACTIVE = { active: false } as const
 
@@ -29,7 +14,7 @@ const INACTIVE = { active: false } as const
 export async function introspect(
   token: string,
   deps: { keys: KeyStore; sessions: SessionStore; apiKeys: ApiKeyStore; issuer: string; audience: string; now: number },
-): Promise<IntrospectionResult> {
+): Promise<IntrospectionResponse> {
   if (looksLikeApiKey(token)) {
     const key = await deps.apiKeys.verify(token, { touch: false })
     if (!key) return INACTIVE

@@ -6,12 +6,8 @@
  */
 
 import { DomainError } from '../errors.js'
+import type { Page } from '../schemas/pagination.js'
 import { isCanonicalUuid, parseDateTime } from './formats.js'
-
-export interface Page<T> {
-  items: T[]
-  nextCursor: string | null
-}
 
 export function encodeCursor(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url')

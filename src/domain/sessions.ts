@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { SqlPool } from '../db/sql-pool.js'
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
+import type { SessionSummary } from '../schemas/users.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
 import { hmacSha256 } from './server-keys.js'
 
@@ -61,17 +62,6 @@ export type RotationFailure =
 export type RotationResult =
   | { ok: true; grant: SessionGrant; refreshToken: string }
   | { ok: false; reason: RotationFailure; sessionId?: string; userId?: string }
-
-export interface SessionSummary {
-  id: string
-  clientId: string
-  userAgent: string | null
-  ip: string | null
-  createdAt: Date
-  lastRefreshedAt: Date
-  idleExpiresAt: Date
-  absoluteExpiresAt: Date
-}
 
 /** Refresh tokens are 32 random bytes, base64url: 43 characters. */
 export const REFRESH_TOKEN_PATTERN = '^[A-Za-z0-9_-]{43}$'

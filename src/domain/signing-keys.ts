@@ -1,20 +1,11 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose'
 import type { PrismaClient } from '../generated/prisma/client.js'
+import type { JwkSet, PublicJwk } from '../schemas/keys.js'
 
 /** One algorithm for every key: verifiers pin it (RFC 8725 §3.1). */
 export const SIGNING_ALG = 'ES256'
 
-/** A published EC public key: exactly the members a JWKS carries. */
-export type PublicJwk = {
-  kty: string
-  crv: string
-  x: string
-  y: string
-  kid: string
-  alg: string
-  use: 'sig'
-}
 
 interface LoadedKey {
   kid: string
@@ -116,7 +107,7 @@ export class KeyStore {
   }
 
   /** The public keys verifiers must know: every key not yet expired. */
-  jwks(): { keys: PublicJwk[] } {
+  jwks(): JwkSet {
     const now = this.now()
     return {
       keys: [...this.keys.values()]

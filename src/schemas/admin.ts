@@ -1,8 +1,8 @@
-import Type from 'typebox'
+import Type, { type Static } from 'typebox'
 import { AUDIT_EVENT_TYPES } from '../domain/audit.js'
 import { DateTimeInput, Uuid } from './formats.js'
 import { Cursor, PageLimit } from './pagination.js'
-import { DateTime } from './users.js'
+import { DateTime, Role } from './users.js'
 
 const Limit = PageLimit(20)
 
@@ -17,7 +17,7 @@ export const UsersQuery = Type.Object(
 
 export const UserPatch = Type.Object(
   {
-    role: Type.Optional(Type.Union([Type.Literal('user'), Type.Literal('admin')])),
+    role: Type.Optional(Role),
     disabled: Type.Optional(Type.Boolean({ description: 'true revokes every session of the user at once' })),
   },
   { additionalProperties: false, minProperties: 1 },
@@ -43,7 +43,8 @@ export const AuditEvent = Type.Object(
     actorId: Type.Union([Type.String(), Type.Null()]),
     ip: Type.Union([Type.String(), Type.Null()]),
     at: DateTime,
-    details: Type.Unknown(),
+    details: Type.Unknown({ description: 'identifiers and reasons; never a secret' }),
   },
   { $id: 'AuditEvent', title: 'Audit event' },
 )
+export type AuditEvent = Static<typeof AuditEvent>

@@ -1,4 +1,4 @@
-import Type from 'typebox'
+import Type, { type Static } from 'typebox'
 import { dateTimeInput } from './formats.js'
 import { Cursor, PageLimit } from './pagination.js'
 import { DateTime } from './users.js'
@@ -26,16 +26,14 @@ export const ApiKey = Type.Object(
   },
   { $id: 'ApiKey', title: 'API key' },
 )
+/** An API key as its owner sees it: no secret. */
+export type ApiKeySummary = Static<typeof ApiKey>
 
-export const CreatedApiKey = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+/** The answer to a key's creation: the one time the key itself is shown (never used yet, so no lastUsedAt). */
+export const CreatedApiKey = Type.Interface([Type.Omit(ApiKey, ['lastUsedAt'])], {
   key: Type.String({ description: 'the secret key: shown this once' }),
-  prefix: Type.String(),
-  name: Type.String(),
-  scopes: Type.Array(Type.String()),
-  expiresAt: Type.Union([DateTime, Type.Null()]),
-  createdAt: DateTime,
 })
+export type CreatedApiKey = Static<typeof CreatedApiKey>
 
 export const ApiKeysQuery = Type.Object(
   {

@@ -71,3 +71,5 @@ export const IntrospectionResponse = Type.Object(
   },
   { title: 'Introspection response' },
 )
+/** RFC 7662 §2.2. Inactive tokens get `{ active: false }` and nothing more. */
+export type IntrospectionResponse = Static<typeof IntrospectionResponse>

@@ -25,17 +25,20 @@ export const Email = Type.String({
  */
 export const Password = Type.String({ minLength: 1, maxLength: PASSWORD_MAX_BYTES * 4, [NO_NUL]: false })
 
+export const Role = Type.Union([Type.Literal('user'), Type.Literal('admin')])
+
 export const User = Type.Object(
   {
     id: Type.String({ format: 'uuid' }),
     email: Type.String(),
-    role: Type.Union([Type.Literal('user'), Type.Literal('admin')]),
+    role: Role,
     disabled: Type.Boolean(),
     createdAt: DateTime,
   },
   { $id: 'User', title: 'User' },
 )
-export type User = Static<typeof User>
+/** A user as the API shows it: no password hash. */
+export type PublicUser = Static<typeof User>
 
 export const SignupRequest = Type.Object(
   { email: Email, password: Password, client_id: Type.Optional(ClientId) },
@@ -47,17 +50,21 @@ export const PasswordChangeRequest = Type.Object(
   { additionalProperties: false },
 )
 
-export const Session = Type.Object(
-  {
-    id: Type.String({ format: 'uuid' }),
-    clientId: Type.String(),
-    userAgent: Type.Union([Type.String(), Type.Null()]),
-    ip: Type.Union([Type.String(), Type.Null()]),
-    createdAt: DateTime,
-    lastRefreshedAt: DateTime,
-    idleExpiresAt: DateTime,
-    absoluteExpiresAt: DateTime,
-    current: Type.Boolean({ description: 'the session of the access token that asked' }),
-  },
+/** A live session as its user and the admins see it (without "current", which depends on who asks). */
+export const SessionSummary = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  clientId: Type.String(),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  createdAt: DateTime,
+  lastRefreshedAt: DateTime,
+  idleExpiresAt: DateTime,
+  absoluteExpiresAt: DateTime,
+})
+export type SessionSummary = Static<typeof SessionSummary>
+
+export const Session = Type.Interface(
+  [SessionSummary],
+  { current: Type.Boolean({ description: 'the session of the access token that asked' }) },
   { $id: 'Session', title: 'Session' },
 )

@@ -2,11 +2,13 @@ import jwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
-import { ACCESS_TOKEN_TYP, type AccessTokenClaims } from '../../domain/access-tokens.js'
+import Value from 'typebox/value'
+import { ACCESS_TOKEN_TYP } from '../../domain/access-tokens.js'
 import { looksLikeApiKey } from '../../domain/api-keys.js'
 import { SIGNING_ALG } from '../../domain/signing-keys.js'
 import type { Role } from '../../generated/prisma/enums.js'
 import { ApiError, invalidToken } from '../../errors.js'
+import { AccessTokenClaims } from '../../schemas/access-tokens.js'
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
@@ -69,7 +71,7 @@ async function authentication(fastify: FastifyInstance) {
       allowedIss: config.issuer,
       allowedAud: config.audience,
       checkTyp: ACCESS_TOKEN_TYP,
-      requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'role'],
+      requiredClaims: AccessTokenClaims.required,
       // Successes are cached in front of @fastify/jwt (below); failures are
       // not cached at all: a token not yet valid must not stay refused.
       cache: false,
@@ -107,7 +109,7 @@ async function authentication(fastify: FastifyInstance) {
     const claims = request.user
     // Signed by us, yet the claims' types are checked too: code downstream
     // relies on them, and a key compromise must not become a 500.
-    if (!hasClaimTypes(claims)) throw invalidToken('the access token is invalid')
+    if (!Value.Check(AccessTokenClaims, claims)) throw invalidToken('the access token is invalid')
     const kid = (JSON.parse(Buffer.from(credential.slice(0, credential.indexOf('.')), 'base64url').toString()) as { kid: string }).kid
     verified.set(credential, { claims, kid })
     return claims
@@ -165,17 +167,6 @@ async function authentication(fastify: FastifyInstance) {
       }
     }
   })
-}
-
-const STRING_CLAIMS = ['iss', 'sub', 'client_id', 'sid', 'jti', 'scope', 'role'] as const
-
-function hasClaimTypes(claims: AccessTokenClaims): boolean {
-  return (
-    STRING_CLAIMS.every((name) => typeof claims[name] === 'string') &&
-    Number.isInteger(claims.iat) &&
-    Number.isInteger(claims.exp) &&
-    (typeof claims.aud === 'string' || (Array.isArray(claims.aud) && (claims.aud as unknown[]).every((a) => typeof a === 'string')))
-  )
 }
 
 export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation', 'api-keys'] })

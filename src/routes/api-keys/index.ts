@@ -35,8 +35,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
       }
       const created = await fastify.apiKeys.create({ userId: principal.userId, name: request.body.name, scopes: request.body.scopes, expiresAt, ip: request.ip })
       reply.header('cache-control', 'no-store')
-      const { lastUsedAt: _unused, ...body } = created
-      return reply.code(201).send(body)
+      return reply.code(201).send(created)
     },
   )
 

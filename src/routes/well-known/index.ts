@@ -1,19 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { GRANT_TYPES } from '../../domain/grants/index.js'
-
-const Jwk = Type.Object(
-  {
-    kty: Type.String(),
-    kid: Type.String(),
-    alg: Type.String(),
-    use: Type.Literal('sig'),
-    crv: Type.String(),
-    x: Type.String(),
-    y: Type.String(),
-  },
-  { additionalProperties: false },
-)
+import { JwkSet } from '../../schemas/keys.js'
 
 const Metadata = Type.Object({
   issuer: Type.String(),
@@ -65,7 +53,7 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
         summary: 'Public signing keys',
         description:
           'Cached for less than the time a new key is published before it signs, so no cache holds a set lacking the signing key.',
-        response: { 200: Type.Object({ keys: Type.Array(Jwk) }) },
+        response: { 200: JwkSet },
       },
     },
     async (_request, reply) => {
