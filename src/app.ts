@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import Ajv from 'ajv'
+import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
@@ -134,8 +134,8 @@ function installValidators(fastify: FastifyInstance) {
   fastify.removeContentTypeParser('text/plain')
   const common = { allErrors: false, removeAdditional: false, useDefaults: true, strict: false } as const
   // ajv-formats first, then this service's stricter uuid and date-time and its text keywords (schemas/formats.ts).
-  const strict = installInputRules(addFormats.default(new Ajv.default({ ...common, coerceTypes: false })))
-  const coercing = installInputRules(addFormats.default(new Ajv.default({ ...common, coerceTypes: 'array' })))
+  const strict = installInputRules(addFormats.default(new Ajv({ ...common, coerceTypes: false })))
+  const coercing = installInputRules(addFormats.default(new Ajv({ ...common, coerceTypes: 'array' })))
   // Every string of every request refuses U+0000 unless its schema opts out: no route can forget it.
   fastify.setValidatorCompiler(({ schema, httpPart }) =>
     (httpPart === 'body' ? strict : coercing).compile(withInputRules(schema as object)),

@@ -126,6 +126,10 @@ export function UsersPage({ q, cursor }: { q: string; cursor: string }) {
 export function UserPage({ id }: { id: string }) {
   const [userLoad, reloadUser] = useLoad(() => client.request<User>(`/admin/users/${id}`), id)
   const [sessionsLoad, reloadSessions] = useLoad(() => client.request<{ items: Session[] }>(`/admin/users/${id}/sessions`), id)
+  async function revokeSession(sessionId: string) {
+    await client.request(`/admin/sessions/${sessionId}`, { method: 'DELETE' })
+    reloadSessions()
+  }
   const [role, setRole] = useState<'user' | 'admin' | ''>('')
   const patch = async (body: Partial<Pick<User, 'role' | 'disabled'>>) => {
     await client.request(`/admin/users/${id}`, { method: 'PATCH', json: body })
@@ -208,10 +212,7 @@ export function UserPage({ id }: { id: string }) {
                       <td>
                         <ActionButton
                           label={`Revoke session ${session.id}`}
-                          action={async () => {
-                            await client.request(`/admin/sessions/${session.id}`, { method: 'DELETE' })
-                            reloadSessions()
-                          }}
+                          action={() => revokeSession(session.id)}
                         >
                           Revoke
                         </ActionButton>
@@ -337,6 +338,10 @@ function fromLocalInput(local: string): string | undefined {
 
 export function ApiKeysPage({ cursor }: { cursor: string }) {
   const [load, reload] = useLoad(() => client.request<Page<ApiKey>>(`/api-keys${query({ cursor })}`), `keys ${cursor}`)
+  async function revokeKey(keyId: string) {
+    await client.request(`/api-keys/${keyId}`, { method: 'DELETE' })
+    reload()
+  }
   const [name, setName] = useState('')
   const [scopes, setScopes] = useState<string[]>(['profile'])
   const [created, setCreated] = useState<{ name: string; key: string } | null>(null)
@@ -419,10 +424,7 @@ export function ApiKeysPage({ cursor }: { cursor: string }) {
                       <td>
                         <ActionButton
                           label={`Revoke key ${key.name}`}
-                          action={async () => {
-                            await client.request(`/api-keys/${key.id}`, { method: 'DELETE' })
-                            reload()
-                          }}
+                          action={() => revokeKey(key.id)}
                         >
                           Revoke
                         </ActionButton>

@@ -24,7 +24,7 @@ export function useLoad<T>(load: () => Promise<T>, key: string): [Load<T>, () =>
     return () => {
       live = false
     }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // Reloads on key and round only: `load` is a new closure on every render.
   }, [key, round])
   return [result, useCallback(() => setRound((r) => r + 1), [])]
 }

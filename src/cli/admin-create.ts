@@ -54,11 +54,14 @@ async function readPassword(prompt: string): Promise<string> {
   const input = process.stdin
   if (!input.isTTY) {
     const lines = createInterface({ input })
-    for await (const line of lines) {
-      lines.close()
-      return line
-    }
-    throw new Error('no password on stdin')
+    // The first line, or undefined when stdin ends before one.
+    const line = await new Promise<string | undefined>((resolve) => {
+      lines.once('line', resolve)
+      lines.once('close', () => resolve(undefined))
+    })
+    lines.close()
+    if (typeof line !== 'string') throw new Error('no password on stdin')
+    return line
   }
   process.stdout.write(prompt)
   input.setRawMode(true)
