@@ -60,15 +60,21 @@ export interface SignupOptions {
   remoteAddress?: string
 }
 
-/** POST /auth/signup as given, for tests that assert on the answer. */
-export function signupRequest(app: App, payload: unknown, options: Pick<SignupOptions, 'headers' | 'remoteAddress'> = {}): Promise<Response> {
-  return app.inject({
+/** A POST with a JSON body, from `remoteAddress` when given (the rate limits key on it). */
+function post(app: App, url: string, payload: unknown, options: { headers?: Record<string, string>; remoteAddress?: string }): Promise<Response> {
+  const request: InjectOptions = {
     method: 'POST',
-    url: '/auth/signup',
+    url,
     ...(options.headers ? { headers: options.headers } : {}),
     ...(options.remoteAddress ? { remoteAddress: options.remoteAddress } : {}),
     payload: payload as Record<string, unknown>,
-  })
+  }
+  return app.inject(request)
+}
+
+/** POST /auth/signup as given, for tests that assert on the answer. */
+export function signupRequest(app: App, payload: unknown, options: Pick<SignupOptions, 'headers' | 'remoteAddress'> = {}): Promise<Response> {
+  return post(app, '/auth/signup', payload, options)
 }
 
 /** Signs a new user up; throws unless 201. */
@@ -89,21 +95,11 @@ export interface GrantOptions {
   remoteAddress?: string
 }
 
-function tokenRequest(app: App, payload: Record<string, unknown>, options: GrantOptions): Promise<Response> {
-  const request: InjectOptions = {
-    method: 'POST',
-    url: '/auth/token',
-    ...(options.headers ? { headers: options.headers } : {}),
-    ...(options.remoteAddress ? { remoteAddress: options.remoteAddress } : {}),
-    payload,
-  }
-  return app.inject(request)
-}
-
 /** The password grant (JSON body), answered as it is. */
 export function passwordGrant(app: App, username: string, options: GrantOptions = {}): Promise<Response> {
-  return tokenRequest(
+  return post(
     app,
+    '/auth/token',
     { grant_type: 'password', username, password: options.password ?? PASSWORD, ...withClient(options.clientId), ...options.extra },
     options,
   )
@@ -111,7 +107,7 @@ export function passwordGrant(app: App, username: string, options: GrantOptions 
 
 /** The refresh-token grant (JSON body), answered as it is. */
 export function refresh(app: App, refreshToken: string, options: Omit<GrantOptions, 'password'> = {}): Promise<Response> {
-  return tokenRequest(app, { grant_type: 'refresh_token', refresh_token: refreshToken, ...withClient(options.clientId), ...options.extra }, options)
+  return post(app, '/auth/token', { grant_type: 'refresh_token', refresh_token: refreshToken, ...withClient(options.clientId), ...options.extra }, options)
 }
 
 /** A password login; throws unless 200. */
