@@ -1,5 +1,6 @@
 import t from 'tap'
 import { buildTestApp, json } from './helpers/app.js'
+import { bearer, passwordGrant, sidOf } from './helpers/users.js'
 
 /**
  * The audit trail of one account's life, end to end: every step of a full
@@ -35,11 +36,7 @@ function remember(body: Record<string, unknown>): void {
 
 async function passwordLogin(email: string, password: string, status = 200) {
   const response = expectStatus(
-    await app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      payload: { grant_type: 'password', username: email, password, client_id: 'mobile' },
-    }),
+    await passwordGrant(app, email, { password, clientId: 'mobile' }),
     status,
     `login ${email}`,
   )
@@ -47,12 +44,6 @@ async function passwordLogin(email: string, password: string, status = 200) {
   remember(body)
   return body
 }
-
-function sidOf(accessToken: string): string {
-  return JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')).sid as string
-}
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 t.test('a full scenario writes exactly the expected audit events, without secrets', async (t) => {
   // The admin: signed up, promoted in the database, signed in again.

@@ -10,6 +10,7 @@ import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { buildTestApp, json, TEST_ENV } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { claimsOf, injectAs, passwordGrant, PASSWORD, uniqueEmail } from '../helpers/users.js'
 
 /**
  * `npm run admin:create -- --email E` (DESIGN §3.8): the password comes on
@@ -46,9 +47,6 @@ const COMMAND = (await buildIsFresh())
   ? [join(ROOT, 'dist/src/cli/admin-create.js')]
   : ['--import', 'tsx', join(ROOT, 'src/cli/admin-create.ts')]
 t.comment(`running the CLI as: node ${COMMAND.join(' ')}`)
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@cli.test`
 
 interface Run {
   code: number | null
@@ -96,18 +94,13 @@ t.teardown(async () => {
 })
 const cliEnv = { DATABASE_URL: database.url, SECRET_KEY: randomBytes(32).toString('base64url') }
 
-async function passwordLogin(target: FastifyInstance, email: string, password = PASSWORD) {
-  return target.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password } })
-}
-
 /** Signs in and checks the token opens the admin API. */
 async function assertAdminCanSignIn(t: Test, target: FastifyInstance, email: string) {
-  const login = await passwordLogin(target, email)
+  const login = await passwordGrant(target, email)
   t.equal(login.statusCode, 200, `the admin signs in${login.statusCode === 200 ? '' : ` (${login.body})`}`)
   const token = json<{ access_token: string }>(login).access_token
-  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { role: string }
-  t.equal(claims.role, 'admin', 'the access token carries the admin role')
-  const users = await target.inject({ method: 'GET', url: '/admin/users?limit=1', headers: { authorization: `Bearer ${token}` } })
+  t.equal(claimsOf(token).role, 'admin', 'the access token carries the admin role')
+  const users = await injectAs(target, token, 'GET', '/admin/users?limit=1')
   t.equal(users.statusCode, 200, 'and opens the admin API')
 }
 

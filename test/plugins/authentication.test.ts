@@ -4,6 +4,8 @@ import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose'
 import t, { type Test } from 'tap'
 import { buildTestApp, json } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { decodePart } from '../helpers/users.js'
+import { b64, es256 } from '../security/context.js'
 
 /**
  * Request-side verification of access tokens (DESIGN §3.2, RFC 8725, RFC
@@ -53,11 +55,6 @@ const ATTACKER_KID = await calculateJwkThumbprint(ATTACKER_JWK)
 type Header = Record<string, unknown>
 type Claims = Record<string, unknown>
 
-function decodePart(token: string, index: number): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[index]!, 'base64url').toString('utf8')) as Record<string, unknown>
-}
-
-const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 const nowSeconds = () => Math.floor(Date.now() / 1000)
 
 function claims(overrides: Claims = {}): Claims {
@@ -83,13 +80,6 @@ function header(overrides: Header = {}): Header {
   const merged: Header = { alg: 'ES256', kid: SERVER_KID, typ: 'at+jwt', ...overrides }
   for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key]
   return merged
-}
-
-/** An ES256 JWS over exactly the header and claims given (RFC 7518 §3.4 signature encoding). */
-function es256(key: KeyObject, h: Header, c: Claims): string {
-  const input = `${b64(h)}.${b64(c)}`
-  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
-  return `${input}.${signature.toString('base64url')}`
 }
 
 function hmac(algorithm: 'sha256' | 'sha384' | 'sha512', secret: string | Buffer, h: Header, c: Claims): string {

@@ -2,6 +2,7 @@ import Fastify, { type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import cacheControl from '../../src/plugins/app/cache-control.js'
 import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
+import { login, PASSWORD, signup, uniqueEmail } from '../helpers/users.js'
 
 /**
  * Security headers and caching of every response (ASVS 5.0 V3.4 and V14.3,
@@ -17,9 +18,6 @@ import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
 
 const test = await fileTestApp({ SCOPES: 'profile' })
 const { app } = test
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = () => `walker-${++counter}-${Date.now()}@headers.test`
 
 /** The operations whose successful answers are public, and the caching each keeps. */
 const PUBLIC_OPERATIONS: Record<string, RegExp> = {
@@ -27,17 +25,11 @@ const PUBLIC_OPERATIONS: Record<string, RegExp> = {
   'GET /.well-known/oauth-authorization-server': /^public, max-age=\d+$/,
 }
 
-const adminEmail = uniqueEmail()
-const signup = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: PASSWORD } })
-const adminId = json<{ user: { id: string } }>(signup).user.id
+const { id: adminId, email: adminEmail } = await signup(app, { label: 'walker' })
 await app.db.user.update({ where: { id: adminId }, data: { role: 'admin' } })
 
 /** A fresh admin session for each call, so that a call which signs out or revokes sessions spoils no other. */
-async function adminToken(): Promise<string> {
-  const response = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: PASSWORD } })
-  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
-  return json<{ access_token: string }>(response).access_token
-}
+const adminToken = async () => (await login(app, adminEmail)).access_token
 const createdKey = await app.inject({
   method: 'POST',
   url: '/api-keys',
@@ -52,7 +44,7 @@ async function bodyFor(operation: string): Promise<Record<string, unknown>> {
     case 'POST /auth/token':
       return { grant_type: 'password', username: adminEmail, password: PASSWORD }
     case 'POST /auth/signup':
-      return { email: uniqueEmail(), password: PASSWORD }
+      return { email: uniqueEmail('walker'), password: PASSWORD }
     case 'POST /auth/introspect':
       return { token: await adminToken() }
     case 'POST /auth/revoke':

@@ -2,6 +2,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
 import { createTestDatabase, realPostgresUrl, withClient, type TestDatabase } from '../helpers/database.js'
+import { refresh, signup } from '../helpers/users.js'
 
 /**
  * Fault injection against a real Postgres (DESIGN §4: a database outage gets
@@ -145,17 +146,14 @@ interface Attempt {
 
 const clients: Client[] = []
 for (let i = 0; i < USERS; i++) {
-  const email = `fault-${i}-${Date.now()}@fault.test`
-  const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: 'a fine passphrase' } })
-  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-  clients.push({ email, token: json<{ refresh_token: string }>(response).refresh_token })
+  const account = await signup(app, { email: `fault-${i}-${Date.now()}@fault.test` })
+  clients.push({ email: account.email, token: account.refresh_token })
 }
 
 /** A client outside the load that only probes for recovery: its session is never at risk of reuse. */
 const probe: Client = await (async () => {
-  const email = `fault-probe-${Date.now()}@fault.test`
-  const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: 'a fine passphrase' } })
-  return { email, token: json<{ refresh_token: string }>(response).refresh_token }
+  const account = await signup(app, { email: `fault-probe-${Date.now()}@fault.test` })
+  return { email: account.email, token: account.refresh_token }
 })()
 
 /** Every refresh token ever acknowledged with 200. */
@@ -163,11 +161,7 @@ const acknowledged: string[] = []
 
 async function refreshOnce(client: Client): Promise<Attempt> {
   const startedAt = Date.now()
-  const response = await app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: 'refresh_token', refresh_token: client.token, client_id: 'mobile' },
-  })
+  const response = await refresh(app, client.token, { clientId: 'mobile' })
   const endedAt = Date.now()
   if (response.statusCode === 200) {
     client.token = json<{ refresh_token: string }>(response).refresh_token

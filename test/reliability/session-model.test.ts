@@ -3,6 +3,7 @@ import t from 'tap'
 import { buildTestApp, json, TestClock, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { serializeRevocationSync } from '../security/context.js'
+import { passwordGrant, refresh, signup } from '../helpers/users.js'
 
 /**
  * Model-based property test of sessions (DESIGN §3.5). fast-check draws
@@ -106,13 +107,7 @@ function applyRotation(session: ModelSession, newToken: string, access: string, 
 
 // ------------------------------------------------------------------ calls to the service
 
-function refreshCall(token: string) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: 'refresh_token', refresh_token: token, client_id: 'mobile' },
-  })
-}
+const refreshCall = (token: string) => refresh(app, token, { clientId: 'mobile' })
 
 function outcomeOf(response: Awaited<ReturnType<typeof refreshCall>>): Outcome & { access?: string } {
   if (response.statusCode === 200) {
@@ -138,11 +133,7 @@ type Cmd = fc.AsyncCommand<Model, Real, false>
 class Login implements Cmd {
   check = () => true
   async run(m: Model, r: Real) {
-    const response = await app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      payload: { grant_type: 'password', username: r.email, password: PASSWORDS[m.passwordIndex], client_id: 'mobile' },
-    })
+    const response = await passwordGrant(app, r.email, { password: PASSWORDS[m.passwordIndex], clientId: 'mobile' })
     expectEqual(response.statusCode, 200, 'login status')
     const body = json<{ refresh_token: string; access_token: string }>(response)
     const now = clock.now()
@@ -356,9 +347,7 @@ t.test(`${RUNS} random session sequences agree with the model`, async (t) => {
     fc.asyncProperty(fc.commands(commands, { maxCommands: 12, size: 'max' }), async (cmds) => {
       sequences++
       const email = `model-${process.pid}-${++counter}@model.test`
-      const signup = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORDS[0] } })
-      if (signup.statusCode !== 201) throw new Error(`signup: ${signup.statusCode} ${signup.body}`)
-      const body = json<{ user: { id: string }; refresh_token: string; access_token: string }>(signup)
+      const body = await signup(app, { email, password: PASSWORDS[0] })
       const now = clock.now()
       const model: Model = {
         passwordIndex: 0,
@@ -373,7 +362,7 @@ t.test(`${RUNS} random session sequences agree with the model`, async (t) => {
           },
         ],
       }
-      const real: Real = { email, userId: body.user.id }
+      const real: Real = { email, userId: body.id }
       const list = [...cmds]
       steps += list.length
       await fc.asyncModelRun(() => ({ model, real }), cmds)

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
+import { injectAs, login, me, passwordGrant, refresh, signup, signupAdmin, type Tokens } from '../helpers/users.js'
 
 /**
  * The admin API (DESIGN §3.8): admins only; the user directory with keyset
@@ -12,23 +13,8 @@ import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js
 const main = await fileTestApp()
 const { app } = main
 
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@admin.test`
-
 type App = TestApp['app']
 type Response = Awaited<ReturnType<App['inject']>>
-
-interface Tokens {
-  access_token: string
-  refresh_token: string
-}
-
-interface User {
-  id: string
-  email: string
-  tokens: Tokens
-}
 
 interface PublicUser {
   id: string
@@ -53,61 +39,19 @@ interface Page<T> {
   nextCursor: string | null
 }
 
-async function signup(target: App, label = 'user'): Promise<User> {
-  const email = uniqueEmail(label)
-  const response = await target.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
-  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-  const body = json<{ user: { id: string } } & Tokens>(response)
-  return { id: body.user.id, email, tokens: { access_token: body.access_token, refresh_token: body.refresh_token } }
-}
+/** The mobile client, named as these tests have always sent it. */
+const MOBILE = { clientId: 'mobile' }
 
-function passwordGrant(target: App, email: string) {
-  return target.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'mobile' },
-  })
-}
-
-async function login(target: App, email: string): Promise<Tokens> {
-  const response = await passwordGrant(target, email)
-  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
-  return json<Tokens>(response)
-}
-
-function refresh(target: App, refreshToken: string) {
-  return target.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'mobile' },
-  })
-}
-
-async function signupAdmin(target: App): Promise<User> {
-  const user = await signup(target, 'admin')
-  await target.db.user.update({ where: { email: user.email }, data: { role: 'admin' } })
-  return { ...user, tokens: await login(target, user.email) }
-}
-
-function me(target: App, accessToken: string) {
-  return target.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${accessToken}` } })
-}
-
-const admin = await signupAdmin(app)
+const admin = await signupAdmin(app, {}, MOBILE)
 
 function asAdmin(
   method: 'GET' | 'PATCH' | 'DELETE',
   url: string,
   payload?: Record<string, unknown>,
-  who: User = admin,
+  who: Tokens = admin,
   target: App = app,
 ): Promise<Response> {
-  return target.inject({
-    method,
-    url,
-    headers: { authorization: `Bearer ${who.tokens.access_token}` },
-    ...(payload === undefined ? {} : { payload }),
-  })
+  return injectAs(target, who.access_token, method, url, payload)
 }
 
 async function ok<T>(t: Test, response: Response, status = 200): Promise<T> {
@@ -139,7 +83,7 @@ const ZERO_UUID = '00000000-0000-4000-8000-000000000000'
 
 t.test('only admins: a user gets 403 on every admin route, no token 401', async (t) => {
   const user = await signup(app)
-  const victim = await signup(app, 'victim')
+  const victim = await signup(app, { label: 'victim' })
   const session = (await app.db.session.findFirstOrThrow({ where: { userId: victim.id } })).id
   const routes: { method: 'GET' | 'PATCH' | 'DELETE'; url: string; payload?: Record<string, unknown> }[] = [
     { method: 'GET', url: '/admin/users' },
@@ -164,15 +108,15 @@ t.test('only admins: a user gets 403 on every admin route, no token 401', async 
   t.equal(after.disabled, false, 'nothing was changed')
   t.equal((await app.db.user.findUniqueOrThrow({ where: { id: user.id } })).role, 'user')
   t.equal((await app.db.session.findUniqueOrThrow({ where: { id: session } })).revokedAt, null)
-  t.equal((await me(app, user.tokens.access_token)).statusCode, 200, "the user's own token is fine")
+  t.equal((await me(app, user.access_token)).statusCode, 200, "the user's own token is fine")
 })
 
 t.test('GET /admin/users: newest first, limit and nextCursor, search by email, bad cursors', async (t) => {
   const tag = `find${Date.now()}`
   const made = [
-    await signup(app, `${tag}-a`),
-    await signup(app, `${tag}-b`),
-    await signup(app, `${tag}-c`),
+    await signup(app, { label: `${tag}-a` }),
+    await signup(app, { label: `${tag}-b` }),
+    await signup(app, { label: `${tag}-c` }),
   ]
   const first = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?limit=2'))
   t.same(first.items.map((u) => u.id), [made[2]!.id, made[1]!.id], 'the newest first')
@@ -200,7 +144,7 @@ t.test('GET /admin/users: newest first, limit and nextCursor, search by email, b
   t.same(pagedNext.items.map((u) => u.id), [made[1]!.id, made[0]!.id], 'the cursor works with q')
 
   // q is a literal part of the email: LIKE wildcards in it match only themselves.
-  const underscored = await signup(app, `under_score${Date.now()}`)
+  const underscored = await signup(app, { label: `under_score${Date.now()}` })
   const wild = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=_&limit=100'))
   t.same(wild.items.map((u) => u.id), [underscored.id], "q=_ finds only the email with an underscore")
   t.same((await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=%25'))).items, [], 'q=% finds no one')
@@ -215,14 +159,14 @@ t.test('GET /admin/users: newest first, limit and nextCursor, search by email, b
 })
 
 t.test('pagination is stable under sign-ups: no duplicates, no skips', async (t) => {
-  while ((await app.db.user.count()) < 10) await signup(app, 'filler')
+  while ((await app.db.user.count()) < 10) await signup(app, { label: 'filler' })
   const existing = new Set((await app.db.user.findMany({ select: { id: true } })).map((u) => u.id))
   t.ok(existing.size >= 10, `enough users for several pages (${existing.size})`)
   const seen: string[] = []
   let page = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?limit=3'))
   seen.push(...page.items.map((u) => u.id))
   const newcomers = new Set<string>()
-  for (let i = 0; i < 5; i++) newcomers.add((await signup(app, 'newcomer')).id)
+  for (let i = 0; i < 5; i++) newcomers.add((await signup(app, { label: 'newcomer' })).id)
   let pages = 1
   while (page.nextCursor) {
     page = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?limit=3&cursor=${page.nextCursor}`))
@@ -251,18 +195,18 @@ t.test('PATCH role: user to admin and back, audited, older tokens refused', asyn
   const promoted = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'admin' }))
   t.match(promoted, { id: user.id, role: 'admin', disabled: false })
   t.equal((await app.db.user.findUniqueOrThrow({ where: { id: user.id } })).role, 'admin')
-  t.equal((await me(app, user.tokens.access_token)).statusCode, 401, 'a token naming the old role is refused')
-  const refreshed = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: user.tokens.refresh_token } })
+  t.equal((await me(app, user.access_token)).statusCode, 401, 'a token naming the old role is refused')
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: user.refresh_token } })
   t.equal(json<{ error: string }>(refreshed).error, 'invalid_grant', 'the change of privilege ended the session: it cannot refresh into admin tokens')
 
-  const fresh = await login(app, user.email)
-  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, { ...user, tokens: fresh })).statusCode, 200, 'the new admin signs in again and is an admin')
+  const fresh = await login(app, user.email, MOBILE)
+  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, fresh)).statusCode, 200, 'the new admin signs in again and is an admin')
 
   const demoted = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' }))
   t.equal(demoted.role, 'user')
-  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, { ...user, tokens: fresh })).statusCode, 401, "the admin token dies with the role")
-  t.equal((await me(app, user.tokens.access_token)).statusCode, 401, 'a token from before both changes stays refused, though it names the role the user has again')
-  t.equal((await me(app, (await login(app, user.email)).access_token)).statusCode, 200, 'a token issued after the change works')
+  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, fresh)).statusCode, 401, "the admin token dies with the role")
+  t.equal((await me(app, user.access_token)).statusCode, 401, 'a token from before both changes stays refused, though it names the role the user has again')
+  t.equal((await me(app, (await login(app, user.email, MOBILE)).access_token)).statusCode, 200, 'a token issued after the change works')
 
   const unchanged = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' }))
   t.equal(unchanged.role, 'user', 'a no-op change answers the user')
@@ -278,7 +222,7 @@ t.test('PATCH disabled: every session revoked at once; live access tokens refuse
   const second = await buildTestApp({}, { database: main.database })
   t.teardown(second.close)
   const user = await signup(app)
-  const mobile = await login(app, user.email)
+  const mobile = await login(app, user.email, MOBILE)
   const key = await app.inject({
     method: 'POST',
     url: '/api-keys',
@@ -294,18 +238,18 @@ t.test('PATCH disabled: every session revoked at once; live access tokens refuse
   const disabledAt = Date.now()
   t.match(disabled, { id: user.id, disabled: true, role: 'user' })
   t.equal((await me(app, mobile.access_token)).statusCode, 401, 'refused at once on this instance')
-  t.equal((await me(app, user.tokens.access_token)).statusCode, 401, 'every access token of the user')
+  t.equal((await me(app, user.access_token)).statusCode, 401, 'every access token of the user')
   const elsewhere = await within(1000 - (Date.now() - disabledAt), async () => (await me(second.app, mobile.access_token)).statusCode === 401)
   t.not(elsewhere, null, 'refused on the second instance within 1 s of the change')
   t.comment(`second instance refused the token ${Date.now() - disabledAt} ms after the change`)
 
   t.equal(await app.db.session.count({ where: { userId: user.id, revokedAt: null } }), 0, 'no live session left')
-  for (const token of [mobile.refresh_token, user.tokens.refresh_token]) {
-    const response = await refresh(app, token)
+  for (const token of [mobile.refresh_token, user.refresh_token]) {
+    const response = await refresh(app, token, MOBILE)
     t.equal(response.statusCode, 400)
     t.equal(json(response).error, 'invalid_grant', 'the refresh tokens are dead')
   }
-  const loginAttempt = await passwordGrant(app, user.email)
+  const loginAttempt = await passwordGrant(app, user.email, MOBILE)
   t.equal(loginAttempt.statusCode, 400)
   t.equal(json(loginAttempt).error, 'invalid_grant', 'a disabled user cannot sign in')
   t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: { 'x-api-key': apiKey } })).statusCode, 401, 'nor use a key')
@@ -315,7 +259,7 @@ t.test('PATCH disabled: every session revoked at once; live access tokens refuse
 
   const enabled = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { disabled: false }))
   t.equal(enabled.disabled, false)
-  const again = await login(app, user.email)
+  const again = await login(app, user.email, MOBILE)
   t.equal((await me(app, again.access_token)).statusCode, 200, 'signs in again once enabled')
   t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: { 'x-api-key': apiKey } })).statusCode, 200, 'the key works again')
   t.equal((await me(app, mobile.access_token)).statusCode, 401, 'but the revoked sessions stay revoked')
@@ -339,7 +283,7 @@ t.test('an admin cannot demote or disable themself; bad bodies are refused', asy
   const raw = await app.inject({
     method: 'PATCH',
     url: `/admin/users/${user.id}`,
-    headers: { authorization: `Bearer ${admin.tokens.access_token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${admin.access_token}`, 'content-type': 'application/json' },
     payload: '{"role": "admin"',
   })
   t.equal(raw.statusCode, 400, 'malformed JSON: 400')
@@ -349,8 +293,8 @@ t.test('an admin cannot demote or disable themself; bad bodies are refused', asy
 
 t.test('sessions: list, revoke all of a user, revoke one', async (t) => {
   const user = await signup(app)
-  const second = await login(app, user.email)
-  const third = await login(app, user.email)
+  const second = await login(app, user.email, MOBILE)
+  const third = await login(app, user.email, MOBILE)
   const listed = await ok<{ items: { id: string; clientId: string; current: boolean }[] }>(t, await asAdmin('GET', `/admin/users/${user.id}/sessions`))
   t.equal(listed.items.length, 3, 'three live sessions')
   t.ok(listed.items.every((s) => s.current === false), "none is the admin's own")
@@ -361,7 +305,7 @@ t.test('sessions: list, revoke all of a user, revoke one', async (t) => {
   const one = await asAdmin('DELETE', `/admin/sessions/${secondSid}`)
   t.equal(one.statusCode, 204, one.body)
   t.equal((await me(app, second.access_token)).statusCode, 401, 'its access token is refused at once')
-  t.equal(json(await refresh(app, second.refresh_token)).error, 'invalid_grant', 'its refresh token is dead')
+  t.equal(json(await refresh(app, second.refresh_token, MOBILE)).error, 'invalid_grant', 'its refresh token is dead')
   t.equal((await me(app, third.access_token)).statusCode, 200, 'the others live')
   assertError(t, await asAdmin('DELETE', `/admin/sessions/${secondSid}`), 404, 'session_not_found', 'the same session again')
   assertError(t, await asAdmin('DELETE', `/admin/sessions/${ZERO_UUID}`), 404, 'session_not_found', 'an unknown session')
@@ -373,13 +317,13 @@ t.test('sessions: list, revoke all of a user, revoke one', async (t) => {
   const all = await asAdmin('DELETE', `/admin/users/${user.id}/sessions`)
   t.equal(all.statusCode, 204)
   t.same((await ok<{ items: unknown[] }>(t, await asAdmin('GET', `/admin/users/${user.id}/sessions`))).items, [], 'none left')
-  for (const tokens of [user.tokens, third]) {
+  for (const tokens of [user, third]) {
     t.equal((await me(app, tokens.access_token)).statusCode, 401, 'access tokens refused')
-    t.equal(json(await refresh(app, tokens.refresh_token)).error, 'invalid_grant', 'refresh tokens dead')
+    t.equal(json(await refresh(app, tokens.refresh_token, MOBILE)).error, 'invalid_grant', 'refresh tokens dead')
   }
   assertError(t, await asAdmin('DELETE', `/admin/users/${ZERO_UUID}/sessions`), 404, 'user_not_found', 'all sessions of an unknown user')
   t.equal((await asAdmin('DELETE', `/admin/users/${user.id}/sessions`)).statusCode, 204, 'revoking none is fine')
-  t.equal((await me(app, (await login(app, user.email)).access_token)).statusCode, 200, 'the user is not disabled: signs in again')
+  t.equal((await me(app, (await login(app, user.email, MOBILE)).access_token)).statusCode, 200, 'the user is not disabled: signs in again')
 
   const events = await eventsOf(user.id, 'session_revoked')
   t.equal(events.length, 3, 'one event per revoked session')
@@ -389,13 +333,13 @@ t.test('sessions: list, revoke all of a user, revoke one', async (t) => {
 
 t.test('GET /admin/audit-events: filters, fields, stable cursor', async (t) => {
   const user = await signup(app)
-  await passwordGrant(app, user.email)
+  await passwordGrant(app, user.email, MOBILE)
   await app.inject({
     method: 'POST',
     url: '/auth/token',
     payload: { grant_type: 'password', username: user.email, password: 'not the password' },
   })
-  await login(app, user.email)
+  await login(app, user.email, MOBILE)
   await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'admin' })
   await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' })
 
@@ -443,7 +387,7 @@ t.test('GET /admin/audit-events: filters, fields, stable cursor', async (t) => {
   let page = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}&limit=2`))
   pageIds.push(...page.items.map((e) => e.id))
   while (page.nextCursor) {
-    await login(app, user.email) // a new login_succeeded event for this user
+    await login(app, user.email, MOBILE) // a new login_succeeded event for this user
     page = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}&limit=2&cursor=${page.nextCursor}`))
     pageIds.push(...page.items.map((e) => e.id))
   }
@@ -473,7 +417,7 @@ t.test('finding 5: another spelling of their own id does not let an admin lock t
   t.match(await app.db.user.findUniqueOrThrow({ where: { id: admin.id } }), { role: 'admin', disabled: false }, 'still an enabled admin')
   t.equal((await asAdmin('GET', '/admin/users?limit=1')).statusCode, 200, 'and their token still works')
   // Any case is the same id (RFC 9562 §4: case-insensitive on input); the handler sees the canonical lower case.
-  const user = await signup(app, 'spelled')
+  const user = await signup(app, { label: 'spelled' })
   const got = await ok<PublicUser>(t, await asAdmin('GET', `/admin/users/${user.id.toUpperCase()}`))
   t.equal(got.id, user.id, 'an upper-case id finds the user, answered in lower case')
   const patched = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id.toUpperCase()}`, { disabled: true }))
@@ -484,9 +428,9 @@ t.test('finding 5: another spelling of their own id does not let an admin lock t
 
 t.test('finding 6: hostile ids, date-times, cursors and NUL in the admin API are 400, never 500', async (t) => {
   // An admin of its own: the test stands alone whatever the one above did to `admin`.
-  const root = await signupAdmin(app)
+  const root = await signupAdmin(app, {}, MOBILE)
   const as = (method: 'GET' | 'PATCH' | 'DELETE', url: string, payload?: Record<string, unknown>) => asAdmin(method, url, payload, root)
-  const user = await signup(app, 'hostile')
+  const user = await signup(app, { label: 'hostile' })
   const session = (await app.db.session.findFirstOrThrow({ where: { userId: user.id } })).id
   for (const [method, url] of [
     ['GET', `/admin/users/${urn(user.id)}`],

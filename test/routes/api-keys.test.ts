@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config.js'
 import { isWellFormedApiKey } from '../../src/domain/api-keys.js'
 import { buildTestApp, json, TEST_ENV, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { createApiKey, injectAs, PASSWORD, signup, signupAdmin, type CreatedApiKey } from '../helpers/users.js'
 
 /**
  * API keys (DESIGN §3.7): creation (shown once), listing without secrets,
@@ -25,62 +26,18 @@ t.teardown(async () => {
   await database.drop()
 })
 
-const PASSWORD = 'a fine passphrase'
 const KEY_FORMAT = /^tak_[0-9A-Za-z]{49}$/
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@api-keys.test`
 
 type App = TestApp['app']
 
-interface User {
-  id: string
-  email: string
-  accessToken: string
-}
-
-async function signup(target: App, label = 'user'): Promise<User> {
-  const email = uniqueEmail(label)
-  const response = await target.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
-  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-  const body = json<{ user: { id: string }; access_token: string }>(response)
-  return { id: body.user.id, email, accessToken: body.access_token }
-}
-
-async function login(target: App, email: string): Promise<string> {
-  const response = await target.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: 'password', username: email, password: PASSWORD },
-  })
-  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
-  return json<{ access_token: string }>(response).access_token
-}
-
-/** An admin: signed up, promoted in the database, logged in again (older tokens are refused by design). */
-async function signupAdmin(target: App): Promise<User> {
-  const user = await signup(target, 'admin')
-  await target.db.user.update({ where: { email: user.email }, data: { role: 'admin' } })
-  return { ...user, accessToken: await login(target, user.email) }
-}
-
-interface CreatedKey {
-  id: string
-  key: string
-  prefix: string
-  name: string
-  scopes: string[]
-  expiresAt: string | null
-  createdAt: string
-}
+type CreatedKey = CreatedApiKey
 
 function createKeyRequest(target: App, accessToken: string, body: Record<string, unknown>) {
-  return target.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${accessToken}` }, payload: body })
+  return injectAs(target, accessToken, 'POST', '/api-keys', body)
 }
 
-async function createKey(target: App, accessToken: string, body: Record<string, unknown> = {}): Promise<CreatedKey> {
-  const response = await createKeyRequest(target, accessToken, { name: 'test key', scopes: ['profile'], ...body })
-  if (response.statusCode !== 201) throw new Error(`create key: ${response.statusCode} ${response.body}`)
-  return json<CreatedKey>(response)
+function createKey(target: App, accessToken: string, body: Record<string, unknown> = {}): Promise<CreatedKey> {
+  return createApiKey(target, accessToken, { name: 'test key', scopes: ['profile'], ...body })
 }
 
 interface ListedKey {
@@ -142,7 +99,7 @@ async function eventually<T>(check: () => Promise<T | null | undefined>, ms = 5_
 t.test('create: 201, the key shown once with its summary, no-store', async (t) => {
   const user = await signup(app)
   const before = Date.now()
-  const response = await createKeyRequest(app, user.accessToken, { name: 'CI deploys', scopes: ['profile', 'links:read'] })
+  const response = await createKeyRequest(app, user.access_token, { name: 'CI deploys', scopes: ['profile', 'links:read'] })
   t.equal(response.statusCode, 201, response.body)
   t.equal(response.headers['cache-control'], 'no-store', 'the secret is not cached')
   const body = json<CreatedKey>(response)
@@ -158,19 +115,19 @@ t.test('create: 201, the key shown once with its summary, no-store', async (t) =
   t.ok(Date.parse(body.createdAt) >= before - 1000 && Date.parse(body.createdAt) <= Date.now() + 1000, 'createdAt is now')
 
   const expiresAt = new Date(Date.now() + 3600_000).toISOString()
-  const expiring = await createKey(app, user.accessToken, { expiresAt })
+  const expiring = await createKey(app, user.access_token, { expiresAt })
   t.equal(expiring.expiresAt, expiresAt, 'expiresAt as asked')
 
-  const other = await createKey(app, user.accessToken)
+  const other = await createKey(app, user.access_token)
   t.not(other.key, body.key, 'keys are random')
   t.not(other.prefix, body.prefix, 'prefixes tell keys apart')
 })
 
 t.test('list: summaries with lastUsedAt, never the key or its hash', async (t) => {
   const user = await signup(app)
-  const first = await createKey(app, user.accessToken, { name: 'first' })
-  const second = await createKey(app, user.accessToken, { name: 'second', scopes: ['links:read'] })
-  const response = await app.inject({ method: 'GET', url: '/api-keys', headers: { authorization: `Bearer ${user.accessToken}` } })
+  const first = await createKey(app, user.access_token, { name: 'first' })
+  const second = await createKey(app, user.access_token, { name: 'second', scopes: ['links:read'] })
+  const response = await app.inject({ method: 'GET', url: '/api-keys', headers: { authorization: `Bearer ${user.access_token}` } })
   t.equal(response.statusCode, 200)
   t.notOk(response.body.includes(first.key) || response.body.includes(second.key), 'no key in the listing')
   t.notMatch(response.body, /tak_[0-9A-Za-z]{49}/, 'nothing shaped like a key')
@@ -183,17 +140,17 @@ t.test('list: summaries with lastUsedAt, never the key or its hash', async (t) =
   const byId = new Map(items.map((item) => [item.id, item]))
   t.equal(byId.get(first.id)?.prefix, first.prefix)
   t.same(byId.get(second.id)?.scopes, ['links:read'])
-  t.same(await listKeys(app, (await signup(app)).accessToken), [], 'another user sees none of them')
+  t.same(await listKeys(app, (await signup(app)).access_token), [], 'another user sees none of them')
 })
 
 t.test('revoke: 204, then 404; a key of another user is 404 and stays live', async (t) => {
   const user = await signup(app)
-  const key = await createKey(app, user.accessToken)
-  const revoke = (id: string, token = user.accessToken) =>
+  const key = await createKey(app, user.access_token)
+  const revoke = (id: string, token = user.access_token) =>
     app.inject({ method: 'DELETE', url: `/api-keys/${id}`, headers: { authorization: `Bearer ${token}` } })
 
-  const mallory = await signup(app, 'mallory')
-  const notHers = await revoke(key.id, mallory.accessToken)
+  const mallory = await signup(app, { label: 'mallory' })
+  const notHers = await revoke(key.id, mallory.access_token)
   t.equal(notHers.statusCode, 404, "another user's key id is not found")
   t.equal((await me(app, { 'x-api-key': key.key })).statusCode, 200, 'the key still works')
 
@@ -205,46 +162,46 @@ t.test('revoke: 204, then 404; a key of another user is 404 and stays live', asy
   t.equal(json(again).code, 'api_key_not_found')
   t.equal((await revoke('00000000-0000-4000-8000-000000000000')).statusCode, 404, 'unknown id')
   t.equal((await revoke('not-a-uuid')).statusCode, 400, 'malformed id')
-  t.same(await listKeys(app, user.accessToken), [], 'gone from the listing')
+  t.same(await listKeys(app, user.access_token), [], 'gone from the listing')
   assert401(t, await me(app, { 'x-api-key': key.key }), 'the revoked key')
 })
 
 t.test('scopes: a user may not grant introspect, an admin may; unknown scopes and past expiry are refused', async (t) => {
   const user = await signup(app)
   for (const scopes of [['introspect'], ['profile', 'introspect']]) {
-    const response = await createKeyRequest(app, user.accessToken, { name: 'x', scopes })
+    const response = await createKeyRequest(app, user.access_token, { name: 'x', scopes })
     t.equal(response.statusCode, 400, `user asks for ${scopes.join(' ')}: 400`)
     t.equal(json(response).code, 'invalid_scope')
   }
-  const unknown = await createKeyRequest(app, user.accessToken, { name: 'x', scopes: ['links:write'] })
+  const unknown = await createKeyRequest(app, user.access_token, { name: 'x', scopes: ['links:write'] })
   t.equal(unknown.statusCode, 400, 'a scope not in SCOPES')
   t.equal(json(unknown).code, 'invalid_scope')
 
   const admin = await signupAdmin(app)
-  const introspector = await createKeyRequest(app, admin.accessToken, { name: 'gateway', scopes: ['introspect'] })
+  const introspector = await createKeyRequest(app, admin.access_token, { name: 'gateway', scopes: ['introspect'] })
   t.equal(introspector.statusCode, 201, `an admin may grant introspect (${introspector.body})`)
   t.same(json<CreatedKey>(introspector).scopes, ['introspect'])
-  const adminUnknown = await createKeyRequest(app, admin.accessToken, { name: 'x', scopes: ['superuser'] })
+  const adminUnknown = await createKeyRequest(app, admin.access_token, { name: 'x', scopes: ['superuser'] })
   t.equal(adminUnknown.statusCode, 400, 'not even an admin may grant an unknown scope')
   t.equal(json(adminUnknown).code, 'invalid_scope')
 
-  const past = await createKeyRequest(app, user.accessToken, {
+  const past = await createKeyRequest(app, user.access_token, {
     name: 'x',
     scopes: ['profile'],
     expiresAt: new Date(Date.now() - 60_000).toISOString(),
   })
   t.equal(past.statusCode, 400, 'expiresAt in the past')
   t.equal(json(past).code, 'invalid_expiry')
-  const garbage = await createKeyRequest(app, user.accessToken, { name: 'x', scopes: ['profile'], expiresAt: 'next tuesday' })
+  const garbage = await createKeyRequest(app, user.access_token, { name: 'x', scopes: ['profile'], expiresAt: 'next tuesday' })
   t.equal(garbage.statusCode, 400, 'expiresAt not a date-time')
-  t.equal((await createKeyRequest(app, user.accessToken, { name: 'x', scopes: [] })).statusCode, 400, 'no scopes')
-  t.equal((await createKeyRequest(app, user.accessToken, { name: 'x', scopes: ['profile'], admin: true })).statusCode, 400, 'unknown field')
-  t.same(await listKeys(app, user.accessToken), [], 'nothing was created by the refused requests')
+  t.equal((await createKeyRequest(app, user.access_token, { name: 'x', scopes: [] })).statusCode, 400, 'no scopes')
+  t.equal((await createKeyRequest(app, user.access_token, { name: 'x', scopes: ['profile'], admin: true })).statusCode, 400, 'unknown field')
+  t.same(await listKeys(app, user.access_token), [], 'nothing was created by the refused requests')
 })
 
 t.test('using a key: Bearer or X-API-Key; scopes are enforced', async (t) => {
   const user = await signup(app)
-  const key = await createKey(app, user.accessToken)
+  const key = await createKey(app, user.access_token)
 
   for (const headers of [{ authorization: `Bearer ${key.key}` }, { 'x-api-key': key.key }] as Record<string, string>[]) {
     const response = await me(app, headers)
@@ -253,7 +210,7 @@ t.test('using a key: Bearer or X-API-Key; scopes are enforced', async (t) => {
     t.equal(json(response).email, user.email)
   }
 
-  const narrow = await createKey(app, user.accessToken, { scopes: ['links:read'] })
+  const narrow = await createKey(app, user.access_token, { scopes: ['links:read'] })
   for (const headers of [{ authorization: `Bearer ${narrow.key}` }, { 'x-api-key': narrow.key }] as Record<string, string>[]) {
     const response = await me(app, headers)
     t.equal(response.statusCode, 403, 'a key without profile: 403')
@@ -265,7 +222,7 @@ t.test('using a key: Bearer or X-API-Key; scopes are enforced', async (t) => {
 
 t.test('API keys are refused on routes that take access tokens only', async (t) => {
   const admin = await signupAdmin(app)
-  const key = await createKey(app, admin.accessToken, { scopes: ['profile', 'introspect'] })
+  const key = await createKey(app, admin.access_token, { scopes: ['profile', 'introspect'] })
   t.equal((await me(app, { 'x-api-key': key.key })).statusCode, 200, 'the key itself is good')
 
   const routes: { method: 'GET' | 'POST' | 'DELETE' | 'PATCH'; url: string; payload?: Record<string, unknown> }[] = [
@@ -286,21 +243,21 @@ t.test('API keys are refused on routes that take access tokens only', async (t) 
       assert401(t, response, `${route.method} ${route.url} with ${Object.keys(headers)[0]}`)
     }
   }
-  t.same((await listKeys(app, admin.accessToken)).map((k) => k.id), [key.id], 'no key was minted or revoked by a key')
+  t.same((await listKeys(app, admin.access_token)).map((k) => k.id), [key.id], 'no key was minted or revoked by a key')
   t.equal((await me(app, { 'x-api-key': key.key })).statusCode, 200, 'and it still works')
 })
 
 t.test('a revoked key is refused at once; a disabled user\'s key too', async (t) => {
   const user = await signup(app)
-  const key = await createKey(app, user.accessToken)
+  const key = await createKey(app, user.access_token)
   t.equal((await me(app, { authorization: `Bearer ${key.key}` })).statusCode, 200)
-  const revoked = await app.inject({ method: 'DELETE', url: `/api-keys/${key.id}`, headers: { authorization: `Bearer ${user.accessToken}` } })
+  const revoked = await app.inject({ method: 'DELETE', url: `/api-keys/${key.id}`, headers: { authorization: `Bearer ${user.access_token}` } })
   t.equal(revoked.statusCode, 204)
   assert401(t, await me(app, { authorization: `Bearer ${key.key}` }), 'right after revocation, Bearer')
   assert401(t, await me(app, { 'x-api-key': key.key }), 'right after revocation, X-API-Key')
 
   const other = await signup(app)
-  const otherKey = await createKey(app, other.accessToken)
+  const otherKey = await createKey(app, other.access_token)
   t.equal((await me(app, { 'x-api-key': otherKey.key })).statusCode, 200)
   await app.db.user.update({ where: { id: other.id }, data: { disabled: true } })
   assert401(t, await me(app, { 'x-api-key': otherKey.key }), "a disabled user's key")
@@ -313,7 +270,7 @@ t.test('an expired key is refused', async (t) => {
   t.teardown(built.close)
   const { app, clock } = built
   const user = await signup(app)
-  const key = await createKey(app, user.accessToken, { expiresAt: new Date(clock.now() + 120_000).toISOString() })
+  const key = await createKey(app, user.access_token, { expiresAt: new Date(clock.now() + 120_000).toISOString() })
   t.equal((await me(app, { 'x-api-key': key.key })).statusCode, 200, 'before expiry')
   clock.advance(119)
   t.equal((await me(app, { 'x-api-key': key.key })).statusCode, 200, 'a second before expiry')
@@ -324,7 +281,7 @@ t.test('an expired key is refused', async (t) => {
 
 t.test('a key with one character changed is refused without a database look-up', async (t) => {
   const user = await signup(app)
-  const key = await createKey(app, user.accessToken)
+  const key = await createKey(app, user.access_token)
   const delegate = app.db.apiKey as unknown as Record<string, unknown>
 
   const good = await countCalls(delegate, 'findUnique', () => me(app, { 'x-api-key': key.key }))
@@ -357,7 +314,7 @@ t.test('lastUsedAt is set on use, written at most once a minute', async (t) => {
   t.teardown(built.close)
   const { app, clock } = built
   const user = await signup(app)
-  const key = await createKey(app, user.accessToken)
+  const key = await createKey(app, user.access_token)
   const delegate = app.db.apiKey as unknown as Record<string, unknown>
   const lastUsed = async () => (await app.db.apiKey.findUniqueOrThrow({ where: { id: key.id } })).lastUsedAt
 
@@ -369,7 +326,7 @@ t.test('lastUsedAt is set on use, written at most once a minute', async (t) => {
   const written = await eventually(lastUsed)
   t.ok(written, 'lastUsedAt is set (written in the background)')
   t.ok(Math.abs(written!.getTime() - firstUseAt) < 5_000, 'to the time of use')
-  const listed = (await listKeys(app, user.accessToken)).find((k) => k.id === key.id)
+  const listed = (await listKeys(app, user.access_token)).find((k) => k.id === key.id)
   t.equal(listed?.lastUsedAt, written!.toISOString(), 'and listed')
 
   clock.advance(30)
@@ -395,11 +352,11 @@ t.test('lastUsedAt is set on use, written at most once a minute', async (t) => {
 
 t.test('no raw key is ever in the database', async (t) => {
   const user = await signup(app)
-  const keys = [await createKey(app, user.accessToken), await createKey(app, user.accessToken, { scopes: ['links:read'] })]
+  const keys = [await createKey(app, user.access_token), await createKey(app, user.access_token, { scopes: ['links:read'] })]
   // Use, revoke by id and revoke by value (RFC 7009), so every write path has run.
   t.equal((await me(app, { 'x-api-key': keys[0]!.key })).statusCode, 200)
   await eventually(async () => (await app.db.apiKey.findUniqueOrThrow({ where: { id: keys[0]!.id } })).lastUsedAt)
-  t.equal((await app.inject({ method: 'DELETE', url: `/api-keys/${keys[0]!.id}`, headers: { authorization: `Bearer ${user.accessToken}` } })).statusCode, 204)
+  t.equal((await app.inject({ method: 'DELETE', url: `/api-keys/${keys[0]!.id}`, headers: { authorization: `Bearer ${user.access_token}` } })).statusCode, 204)
   t.equal((await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: keys[1]!.key } })).statusCode, 200)
   t.ok((await app.db.apiKey.findUniqueOrThrow({ where: { id: keys[1]!.id } })).revokedAt, 'revoked by value')
 
@@ -425,26 +382,26 @@ t.test('the cap: API_KEY_LIMIT_PER_USER live keys, then 409 api_key_limit; revok
   const capped = await buildTestApp({ ...ENV, API_KEY_LIMIT_PER_USER: '3' }, { database })
   t.teardown(capped.close)
   const user = await signup(capped.app)
-  const kept = await createKey(capped.app, user.accessToken, { name: 'kept' })
-  const revoked = await createKey(capped.app, user.accessToken, { name: 'revoked later' })
-  const expiring = await createKey(capped.app, user.accessToken, { name: 'expiring', expiresAt: new Date(Date.now() + 60_000).toISOString() })
+  const kept = await createKey(capped.app, user.access_token, { name: 'kept' })
+  const revoked = await createKey(capped.app, user.access_token, { name: 'revoked later' })
+  const expiring = await createKey(capped.app, user.access_token, { name: 'expiring', expiresAt: new Date(Date.now() + 60_000).toISOString() })
 
-  const refused = await createKeyRequest(capped.app, user.accessToken, { name: 'one too many', scopes: ['profile'] })
+  const refused = await createKeyRequest(capped.app, user.access_token, { name: 'one too many', scopes: ['profile'] })
   t.equal(refused.statusCode, 409, refused.body)
   t.equal(json(refused).code, 'api_key_limit')
   t.match(json(refused).message, /at most 3 live API keys/)
   t.equal(await capped.app.db.apiKey.count({ where: { userId: user.id } }), 3, 'nothing was written')
-  t.equal((await createKeyRequest(capped.app, (await signup(capped.app)).accessToken, { name: 'x', scopes: ['profile'] })).statusCode, 201, "another user's keys are their own count")
+  t.equal((await createKeyRequest(capped.app, (await signup(capped.app)).access_token, { name: 'x', scopes: ['profile'] })).statusCode, 201, "another user's keys are their own count")
 
-  const revoke = await capped.app.inject({ method: 'DELETE', url: `/api-keys/${revoked.id}`, headers: { authorization: `Bearer ${user.accessToken}` } })
+  const revoke = await capped.app.inject({ method: 'DELETE', url: `/api-keys/${revoked.id}`, headers: { authorization: `Bearer ${user.access_token}` } })
   t.equal(revoke.statusCode, 204)
-  await createKey(capped.app, user.accessToken, { name: 'in the revoked one’s place' })
-  t.equal((await createKeyRequest(capped.app, user.accessToken, { name: 'again too many', scopes: ['profile'] })).statusCode, 409, 'at the limit again')
+  await createKey(capped.app, user.access_token, { name: 'in the revoked one’s place' })
+  t.equal((await createKeyRequest(capped.app, user.access_token, { name: 'again too many', scopes: ['profile'] })).statusCode, 409, 'at the limit again')
 
   // Its expiry passes (moved in the database: moving the app's clock would outrun the revocation poller).
   await capped.app.db.apiKey.update({ where: { id: expiring.id }, data: { expiresAt: new Date(Date.now() - 1000) } })
-  await createKey(capped.app, user.accessToken, { name: 'in the expired one’s place' })
-  t.equal((await createKeyRequest(capped.app, user.accessToken, { name: 'and again', scopes: ['profile'] })).statusCode, 409)
+  await createKey(capped.app, user.access_token, { name: 'in the expired one’s place' })
+  t.equal((await createKeyRequest(capped.app, user.access_token, { name: 'and again', scopes: ['profile'] })).statusCode, 409)
   t.equal((await me(capped.app, { 'x-api-key': kept.key })).statusCode, 200, 'refusals touch no existing key')
 })
 
@@ -453,9 +410,9 @@ t.test('the cap holds under concurrent creation: 20 requests at limit - 1, exact
   const capped = await buildTestApp({ ...ENV, API_KEY_LIMIT_PER_USER: String(LIMIT) }, { database })
   t.teardown(capped.close)
   const user = await signup(capped.app)
-  for (let i = 0; i < LIMIT - 1; i++) await createKey(capped.app, user.accessToken, { name: `before ${i}` })
+  for (let i = 0; i < LIMIT - 1; i++) await createKey(capped.app, user.access_token, { name: `before ${i}` })
   const responses = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => createKeyRequest(capped.app, user.accessToken, { name: `racer ${i}`, scopes: ['profile'] })),
+    Array.from({ length: 20 }, (_, i) => createKeyRequest(capped.app, user.access_token, { name: `racer ${i}`, scopes: ['profile'] })),
   )
   const statuses = responses.map((response) => response.statusCode)
   t.equal(statuses.filter((status) => status === 201).length, 1, `one creation wins (${statuses.join(' ')})`)
@@ -466,12 +423,12 @@ t.test('the cap holds under concurrent creation: 20 requests at limit - 1, exact
 t.test('list pagination: limit and cursor visit every key once, newest first, ties included; bad paging is 400', async (t) => {
   const user = await signup(app)
   const created: CreatedKey[] = []
-  for (let i = 0; i < 7; i++) created.push(await createKey(app, user.accessToken, { name: `key ${i}` }))
+  for (let i = 0; i < 7; i++) created.push(await createKey(app, user.access_token, { name: `key ${i}` }))
   // Four keys created in the same millisecond: the order breaks the tie by id.
   const tie = new Date(Date.parse(created[1]!.createdAt))
   await app.db.apiKey.updateMany({ where: { id: { in: created.slice(1, 5).map((key) => key.id) } }, data: { createdAt: tie } })
 
-  const get = (query: string) => app.inject({ method: 'GET', url: `/api-keys${query}`, headers: { authorization: `Bearer ${user.accessToken}` } })
+  const get = (query: string) => app.inject({ method: 'GET', url: `/api-keys${query}`, headers: { authorization: `Bearer ${user.access_token}` } })
   const whole = json<{ items: ListedKey[]; nextCursor: string | null }>(await get(''))
   t.equal(whole.items.length, 7, 'the default page holds them all')
   t.equal(whole.nextCursor, null, 'and says it is the last')
@@ -488,7 +445,7 @@ t.test('list pagination: limit and cursor visit every key once, newest first, ti
     cursor = body.nextCursor
     if (++pages === 1) {
       // A key created after the first page is newer than the cursor: later pages neither show it nor shift.
-      await createKey(app, user.accessToken, { name: 'created while paging' })
+      await createKey(app, user.access_token, { name: 'created while paging' })
     }
   } while (cursor && pages < 10)
   t.equal(pages, 4, '7 keys in pages of 2')
@@ -525,8 +482,8 @@ t.test('API_KEY_LIMIT_PER_USER: default 100; a value that is not a positive inte
 
 t.test('finding 6: a urn-prefixed id, a leap second, an unstorable year or a NUL in the name is 400, never 500', async (t) => {
   const user = await signup(app)
-  const key = await createKey(app, user.accessToken)
-  const revoke = (id: string) => app.inject({ method: 'DELETE', url: `/api-keys/${id}`, headers: { authorization: `Bearer ${user.accessToken}` } })
+  const key = await createKey(app, user.access_token)
+  const revoke = (id: string) => app.inject({ method: 'DELETE', url: `/api-keys/${id}`, headers: { authorization: `Bearer ${user.access_token}` } })
   for (const id of [`urn:uuid:${key.id}`, `URN:UUID:${key.id}`, `{${key.id}}`, key.id.replaceAll('-', '')]) {
     const response = await revoke(id)
     t.equal(response.statusCode, 400, `DELETE /api-keys/${id}: 400 (${response.body})`)
@@ -535,21 +492,21 @@ t.test('finding 6: a urn-prefixed id, a leap second, an unstorable year or a NUL
   t.equal((await me(app, { 'x-api-key': key.key })).statusCode, 200, 'the key still works')
 
   for (const expiresAt of ['2030-12-31T23:59:60Z', '2030-06-30T23:59:60+00:00', '10000-01-01T00:00:00Z', '+275760-09-13T00:00:00Z', '2030-02-30T00:00:00Z']) {
-    const response = await createKeyRequest(app, user.accessToken, { name: 'x', scopes: ['profile'], expiresAt })
+    const response = await createKeyRequest(app, user.access_token, { name: 'x', scopes: ['profile'], expiresAt })
     t.equal(response.statusCode, 400, `expiresAt ${expiresAt}: 400 (${response.body})`)
     t.equal(json(response).code, 'validation_failed')
   }
-  const lastDay = await createKeyRequest(app, user.accessToken, { name: 'x', scopes: ['profile'], expiresAt: '9999-12-31T23:59:59Z' })
+  const lastDay = await createKeyRequest(app, user.access_token, { name: 'x', scopes: ['profile'], expiresAt: '9999-12-31T23:59:59Z' })
   t.equal(lastDay.statusCode, 201, `the last storable second is fine (${lastDay.body})`)
   t.equal(json<CreatedKey>(lastDay).expiresAt, '9999-12-31T23:59:59.000Z')
 
   for (const name of ['\u0000', 'a\u0000b', 'key\u0000']) {
-    const response = await createKeyRequest(app, user.accessToken, { name, scopes: ['profile'] })
+    const response = await createKeyRequest(app, user.access_token, { name, scopes: ['profile'] })
     t.equal(response.statusCode, 400, `name ${JSON.stringify(name)}: 400 (${response.body})`)
     t.equal(json(response).code, 'validation_failed')
     t.match(json(response).message, /U\+0000/, 'the message names the character')
   }
-  t.same((await listKeys(app, user.accessToken)).map((k) => k.id).sort(), [key.id, json<CreatedKey>(lastDay).id].sort(), 'nothing else was created')
+  t.same((await listKeys(app, user.access_token)).map((k) => k.id).sort(), [key.id, json<CreatedKey>(lastDay).id].sort(), 'nothing else was created')
 
   // Any case of an id is the same id: an upper-case one revokes the key.
   t.equal((await revoke(key.id.toUpperCase())).statusCode, 204, 'an upper-case id revokes')

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
+import { bearer, passwordGrant, PASSWORD, refresh, sidOf, signupRequest, uniqueEmail, type Tokens } from '../helpers/users.js'
 
 /**
  * Accounts (DESIGN §3.3, §4): sign-up, GET /users/me, password change with
@@ -12,43 +13,32 @@ const { app } = main
 
 type Response = Awaited<ReturnType<TestApp['app']['inject']>>
 
-const PASSWORD = 'a fine passphrase'
+
+/** Keeps the hand-built addresses below unique. */
 let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@users.test`
 
 /** 72 bytes of ASCII, not a common password. */
 const P72 = 'Quietly-Walking-Giraffes-Eat-Purple-Lemons-At-Dawn-0123456789-abcdefghij'
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8')
 
-interface Tokens {
-  access_token: string
-  refresh_token: string
-}
+const passwordLogin = (email: string, password: string) => passwordGrant(app, email, { password })
 
-function signup(payload: unknown, headers: Record<string, string> = {}) {
-  return app.inject({ method: 'POST', url: '/auth/signup', headers, payload: payload as Record<string, unknown> })
-}
-
-function passwordLogin(email: string, password: string) {
-  return app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password } })
-}
-
+/** A password login that the test asserts succeeds. */
 async function login(t: Test, email: string, password = PASSWORD): Promise<Tokens & { sid: string }> {
   const response = await passwordLogin(email, password)
   t.equal(response.statusCode, 200, `login (${response.body})`)
   const body = json<Tokens>(response)
-  return { ...body, sid: JSON.parse(Buffer.from(body.access_token.split('.')[1]!, 'base64url').toString()).sid as string }
+  return { ...body, sid: sidOf(body.access_token) }
 }
 
+/** A sign-up that the test asserts succeeds. */
 async function newUser(t: Test, password = PASSWORD) {
   const email = uniqueEmail('user')
-  const response = await signup({ email, password })
+  const response = await signupRequest(app, { email, password })
   t.equal(response.statusCode, 201, `sign-up (${response.body})`)
   const body = json<{ user: { id: string } } & Tokens>(response)
   return { email, userId: body.user.id, tokens: body }
 }
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 function changePassword(accessToken: string, payload: unknown) {
   return app.inject({
@@ -57,10 +47,6 @@ function changePassword(accessToken: string, payload: unknown) {
     headers: bearer(accessToken),
     payload: payload as Record<string, unknown>,
   })
-}
-
-function refresh(refreshToken: string) {
-  return app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: refreshToken } })
 }
 
 /** The one error shape of non-OAuth endpoints (§4). */
@@ -97,7 +83,7 @@ t.test('GET /users/me returns the signed-in user', async (t) => {
 
 t.test('sign-up: 201 with the user and a token response', async (t) => {
   const email = uniqueEmail('signup')
-  const response = await signup({ email, password: PASSWORD })
+  const response = await signupRequest(app, { email, password: PASSWORD })
   t.equal(response.statusCode, 201, response.body)
   t.equal(response.headers['cache-control'], 'no-store')
   const body = json<{ user: Record<string, unknown> } & Record<string, unknown>>(response)
@@ -114,7 +100,7 @@ t.test('sign-up: 201 with the user and a token response', async (t) => {
   t.equal(claims.sub, body.user.id, 'the new user is signed in')
   const me = await app.inject({ method: 'GET', url: '/users/me', headers: bearer(String(body.access_token)) })
   t.equal(me.statusCode, 200)
-  t.equal((await refresh(String(body.refresh_token))).statusCode, 200, 'the refresh token works')
+  t.equal((await refresh(app, String(body.refresh_token))).statusCode, 200, 'the refresh token works')
   const stored = await app.db.user.findUniqueOrThrow({ where: { id: String(body.user.id) } })
   t.not(stored.passwordHash, PASSWORD)
   t.match(stored.passwordHash, /^\$2[aby]\$/, 'a bcrypt hash')
@@ -122,14 +108,14 @@ t.test('sign-up: 201 with the user and a token response', async (t) => {
 
 t.test('sign-up: email trimmed and lower-cased; a taken email is 409, whatever its case', async (t) => {
   const local = `Mixed.Case-${++counter}-${Date.now()}`
-  const response = await signup({ email: `  ${local}@Example.TEST \t`, password: PASSWORD })
+  const response = await signupRequest(app, { email: `  ${local}@Example.TEST \t`, password: PASSWORD })
   t.equal(response.statusCode, 201, response.body)
   const normalized = `${local.toLowerCase()}@example.test`
   t.equal(json<{ user: { email: string } }>(response).user.email, normalized)
   t.ok(await app.db.user.findUnique({ where: { email: normalized } }), 'stored trimmed and lower-cased')
 
   for (const email of [normalized, `${local}@Example.TEST`, normalized.toUpperCase(), ` ${normalized} `]) {
-    const taken = await signup({ email, password: 'another fine passphrase' })
+    const taken = await signupRequest(app, { email, password: 'another fine passphrase' })
     assertError(t, taken, 409, 'email_taken')
   }
   t.equal(await app.db.user.count({ where: { email: normalized } }), 1)
@@ -150,7 +136,7 @@ t.test('sign-up: weak, common and over-long passwords are 400', async (t) => {
   ]
   for (const [label, password] of cases) {
     const email = uniqueEmail('weak')
-    const response = await signup({ email, password })
+    const response = await signupRequest(app, { email, password })
     assertError(t, response, 400, 'weak_password')
     t.equal(await app.db.user.count({ where: { email } }), 0, `${label}: no user created`)
   }
@@ -221,7 +207,7 @@ t.test('POST /users/me/password: 204, every other session revoked, this one kept
     ['the sign-up session', signupTokens],
     ['another login', other],
   ] as const) {
-    const refreshed = await refresh(tokens.refresh_token)
+    const refreshed = await refresh(app, tokens.refresh_token)
     t.equal(refreshed.statusCode, 400, `${label}: refresh refused`)
     t.equal(json(refreshed).error, 'invalid_grant')
     const me = await app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) })
@@ -247,7 +233,7 @@ t.test('POST /users/me/password: 204, every other session revoked, this one kept
 
   const me = await app.inject({ method: 'GET', url: '/users/me', headers: bearer(current.access_token) })
   t.equal(me.statusCode, 200, 'the current access token keeps working')
-  t.equal((await refresh(current.refresh_token)).statusCode, 200, 'the current refresh token keeps working')
+  t.equal((await refresh(app, current.refresh_token)).statusCode, 200, 'the current refresh token keeps working')
 
   t.equal((await passwordLogin(email, PASSWORD)).statusCode, 400, 'the old password no longer logs in')
   await login(t, email, newPassword)
@@ -381,7 +367,7 @@ t.test('finding 7: an email is validated after normalisation: a fullwidth @ is a
   const tag = `fw${++counter}${Date.now()}`
   const email = `x${tag}\uFF20evil.test@example.test`
   t.equal(email.normalize('NFKC').split('@').length, 3, 'NFKC turns U+FF20 into a second @')
-  const response = await signup({ email, password: PASSWORD })
+  const response = await signupRequest(app, { email, password: PASSWORD })
   assertError(t, response, 400, 'invalid_email')
   t.equal(await app.db.user.count({ where: { email: { contains: tag } } }), 0, 'no address with two @ was stored')
   const login = await passwordLogin(email, PASSWORD)
@@ -392,20 +378,20 @@ t.test('finding 7: an email is validated after normalisation: a fullwidth @ is a
 t.test('finding 7: the length limits of RFC 5321 count the normalised address', async (t) => {
   const expanding = '\uFDFA'.repeat(60)
   t.ok(expanding.normalize('NFKC').length > 1000, 'U+FDFA expands 18-fold under NFKC')
-  assertError(t, await signup({ email: `${expanding}@example.test`, password: PASSWORD }), 400, 'invalid_email')
+  assertError(t, await signupRequest(app, { email: `${expanding}@example.test`, password: PASSWORD }), 400, 'invalid_email')
   // One ligature that NFKC expands beyond the local part's 64 octets, without any space.
   const ligatures = '\uFB03'.repeat(22) // "ﬃ" → "ffi": 22 characters, 66 octets once normalised
-  assertError(t, await signup({ email: `${ligatures}@example.test`, password: PASSWORD }), 400, 'invalid_email')
+  assertError(t, await signupRequest(app, { email: `${ligatures}@example.test`, password: PASSWORD }), 400, 'invalid_email')
   const local64 = `${'b'.repeat(50)}${++counter}`.padEnd(64, 'c')
-  const ok64 = await signup({ email: `${local64}@example.test`, password: PASSWORD })
+  const ok64 = await signupRequest(app, { email: `${local64}@example.test`, password: PASSWORD })
   t.equal(ok64.statusCode, 201, `a 64-octet local part is fine (${ok64.body})`)
-  assertError(t, await signup({ email: `${local64}d@example.test`, password: PASSWORD }), 400, 'invalid_email')
+  assertError(t, await signupRequest(app, { email: `${local64}d@example.test`, password: PASSWORD }), 400, 'invalid_email')
   const label = 'd'.repeat(63)
   const domain = `${label}.${label}.${label}.${'e'.repeat(50)}.test` // 250 octets
   const long = `u${++counter}`.padEnd(254 - 1 - domain.length, 'u')
   t.equal(Buffer.byteLength(`${long}@${domain}`), 254, 'a 254-octet address')
-  t.equal((await signup({ email: `${long}@${domain}`, password: PASSWORD })).statusCode, 201, 'a 254-octet address is fine')
-  assertError(t, await signup({ email: `${long}u@${domain}`, password: PASSWORD }), 400, 'invalid_email')
+  t.equal((await signupRequest(app, { email: `${long}@${domain}`, password: PASSWORD })).statusCode, 201, 'a 254-octet address is fine')
+  assertError(t, await signupRequest(app, { email: `${long}u@${domain}`, password: PASSWORD }), 400, 'invalid_email')
 })
 
 t.test('finding 7: invisible and control characters are refused, so no account has a visual twin', async (t) => {
@@ -425,7 +411,7 @@ t.test('finding 7: invisible and control characters are refused, so no account h
     ['an inner space', `${local} @${domain}`],
   ]
   for (const [label, twin] of twins) {
-    assertError(t, await signup({ email: twin, password: PASSWORD }), 400, 'invalid_email')
+    assertError(t, await signupRequest(app, { email: twin, password: PASSWORD }), 400, 'invalid_email')
     const login = await passwordLogin(twin, PASSWORD)
     t.equal(login.statusCode, 400, `${label}: login 400`)
     t.equal(json(login).error, 'invalid_grant', `${label}: invalid_grant, as for a wrong password`)

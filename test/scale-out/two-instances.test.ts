@@ -3,6 +3,8 @@ import t from 'tap'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
 import { connectRedis, REDIS_URL } from '../helpers/redis.js'
 import { createTestDatabase } from '../helpers/database.js'
+import * as users from '../helpers/users.js'
+import type { Tokens } from '../helpers/users.js'
 
 /**
  * Scale-out (DESIGN §3.9): two instances of the service on one database (and
@@ -57,20 +59,10 @@ t.teardown(async () => {
   }
 })
 
-interface Tokens {
-  access_token: string
-  refresh_token: string
-}
+/** A user of this run's own address and email (the rate-limit keys), signed up on `app`. */
+const signup = (app: TestApp) => users.signup(app.app, { email: freshEmail('user'), password: PASSWORD, remoteAddress: freshIp() })
 
-async function signup(app: TestApp): Promise<Tokens & { email: string }> {
-  const email = freshEmail('user')
-  const response = await app.app.inject({ method: 'POST', url: '/auth/signup', remoteAddress: freshIp(), payload: { email, password: PASSWORD } })
-  if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
-  return { email, ...json<Tokens>(response) }
-}
-
-const me = (app: TestApp, accessToken: string) =>
-  app.app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${accessToken}` } })
+const me = (app: TestApp, accessToken: string) => users.me(app.app, accessToken)
 
 t.test('rate limits are shared through Redis', { skip: redis ? false : `Redis is not reachable at ${REDIS_URL}` }, async (t) => {
   const ip = freshIp()

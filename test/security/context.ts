@@ -4,6 +4,8 @@ import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
 import type { TestDatabase } from '../helpers/database.js'
+import * as users from '../helpers/users.js'
+import { decodePart, PASSWORD, type Account as SignedUpAccount, type Tokens } from '../helpers/users.js'
 
 /**
  * The world the attack catalogue runs in: one service on one database, an
@@ -12,32 +14,20 @@ import type { TestDatabase } from '../helpers/database.js'
  * for the HTTP calls every attack makes.
  */
 
-export const PASSWORD = 'a fine passphrase'
+export { PASSWORD, decodePart, uniqueEmail, type Tokens } from '../helpers/users.js'
 export const SPA_ORIGIN = 'http://spa.test'
 export const EVIL_ORIGIN = 'https://evil.example'
 
 type App = TestApp['app']
 export type Response = LightMyRequestResponse
 
-export interface Tokens {
-  access_token: string
-  refresh_token: string
-}
-
-export interface Account extends Tokens {
-  id: string
-  email: string
-}
+export type Account = SignedUpAccount
 
 export type Header = Record<string, unknown>
 export type Claims = Record<string, unknown>
 
 export const b64 = (value: unknown) =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
-
-export function decodePart(token: string, index: number): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[index]!, 'base64url').toString('utf8')) as Record<string, unknown>
-}
 
 /** An ES256 JWS over exactly the header and claims given. */
 export function es256(key: KeyObject, h: Header, c: Claims): string {
@@ -70,9 +60,6 @@ export function serializeRevocationSync(app: App): void {
     return next
   }
 }
-
-let counter = 0
-export const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@attack.test`
 
 export class AttackContext {
   readonly app: App
@@ -170,31 +157,16 @@ export class AttackContext {
     return es256(this.attackerKey, this.header({ kid: this.attackerKid, ...h }), this.claims(c))
   }
 
-  async signup(label: string, options: { clientId?: string; email?: string } = {}): Promise<Account> {
-    const email = options.email ?? uniqueEmail(label)
-    const response = await this.app.inject({
-      method: 'POST',
-      url: '/auth/signup',
-      payload: { email, password: PASSWORD, ...(options.clientId ? { client_id: options.clientId } : {}) },
-    })
-    if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-    const body = json<{ user: { id: string } } & Tokens>(response)
-    return { id: body.user.id, email, access_token: body.access_token, refresh_token: body.refresh_token }
+  signup(label: string, options: { clientId?: string; email?: string } = {}): Promise<Account> {
+    return users.signup(this.app, { label, ...options })
   }
 
   passwordGrant(username: string, password: string, extra: Record<string, unknown> = {}, target: App = this.app, remoteAddress?: string) {
-    return target.inject({
-      method: 'POST',
-      url: '/auth/token',
-      payload: { grant_type: 'password', username, password, client_id: 'mobile', ...extra },
-      ...(remoteAddress ? { remoteAddress } : {}),
-    })
+    return users.passwordGrant(target, username, { password, clientId: 'mobile', extra, ...(remoteAddress ? { remoteAddress } : {}) })
   }
 
-  async login(email: string, clientId = 'mobile'): Promise<Tokens> {
-    const response = await this.passwordGrant(email, PASSWORD, { client_id: clientId })
-    if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
-    return json<Tokens>(response)
+  login(email: string, clientId = 'mobile'): Promise<Tokens> {
+    return users.login(this.app, email, { clientId })
   }
 
   /** A web (cookie transport) login: the refresh token is the cookie's value. */
@@ -212,11 +184,7 @@ export class AttackContext {
   }
 
   refresh(refreshToken: string, clientId = 'mobile') {
-    return this.app.inject({
-      method: 'POST',
-      url: '/auth/token',
-      payload: { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId },
-    })
+    return users.refresh(this.app, refreshToken, { clientId })
   }
 
   me(authorization: string | undefined, extraHeaders: Record<string, string> = {}) {
@@ -231,36 +199,17 @@ export class AttackContext {
     return this.me(`Bearer ${token}`)
   }
 
-  async createApiKey(accessToken: string, scopes: string[] = ['profile']): Promise<{ id: string; key: string }> {
-    const response = await this.app.inject({
-      method: 'POST',
-      url: '/api-keys',
-      headers: { authorization: `Bearer ${accessToken}` },
-      payload: { name: 'catalogue', scopes },
-    })
-    if (response.statusCode !== 201) throw new Error(`api key: ${response.statusCode} ${response.body}`)
-    return json<{ id: string; key: string }>(response)
+  createApiKey(accessToken: string, scopes: string[] = ['profile']): Promise<{ id: string; key: string }> {
+    return users.createApiKey(this.app, accessToken, { name: 'catalogue', scopes })
   }
 
-  /**
-   * Promotes straight in the database, as the admin:create CLI does. The
-   * revocation list learns of it by its next poll (≤ 1 s, DESIGN §3.5.7);
-   * until then an admin-role token may be refused as "role changed", so this
-   * waits until the new token is accepted.
-   */
-  async makeAdmin(account: Account): Promise<Tokens> {
-    await this.app.db.user.update({ where: { id: account.id }, data: { role: 'admin' } })
-    const tokens = await this.login(account.email)
-    for (let started = Date.now(); Date.now() - started < 5_000; ) {
-      const response = await this.app.inject({ method: 'GET', url: '/admin/users?limit=1', headers: { authorization: `Bearer ${tokens.access_token}` } })
-      if (response.statusCode === 200) break
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-    return tokens
+  /** Promotes straight in the database and waits until the new admin token is accepted (users.makeAdmin). */
+  makeAdmin(account: Account): Promise<Tokens> {
+    return users.makeAdmin(this.app, account, { clientId: 'mobile' })
   }
 
   async sessionRevoked(accessToken: string): Promise<boolean> {
-    const sid = decodePart(accessToken, 1).sid as string
+    const sid = users.sidOf(accessToken)
     const session = await this.app.db.session.findUnique({ where: { id: sid }, select: { revokedAt: true } })
     return session?.revokedAt != null
   }

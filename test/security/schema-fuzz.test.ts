@@ -6,6 +6,7 @@ import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { buildTestApp, json } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { PASSWORD, sidOf } from '../helpers/users.js'
 
 /**
  * Schema-driven fuzzing (DESIGN §4: no 500 for bad input). Every operation
@@ -33,7 +34,6 @@ import { createTestDatabase } from '../helpers/database.js'
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150)
 const HEAP_GROWTH_LIMIT_MB = 64
-const PASSWORD = 'a fine passphrase'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void
@@ -303,7 +303,6 @@ async function freshCredentials(): Promise<Credentials> {
   const adminToken = login.access_token
   const key = async (token: string, scopes: string[]) =>
     (await injectOk<{ key: string }>({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${token}` }, payload: { name: 'fuzz', scopes } }, 201)).key
-  const sid = JSON.parse(Buffer.from(user.access_token.split('.')[1]!, 'base64url').toString()) as { sid: string }
   return {
     user: user.access_token,
     admin: adminToken,
@@ -311,7 +310,7 @@ async function freshCredentials(): Promise<Credentials> {
     profileKey: await key(user.access_token, ['profile']),
     introspectKey: await key(adminToken, ['introspect']),
     userId: user.user.id,
-    sessionId: sid.sid,
+    sessionId: sidOf(user.access_token),
   }
 }
 

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { passwordGrant, PASSWORD, sidOf, signup } from '../../helpers/users.js'
 
 /**
  * Browser (cookie) transport (DESIGN §3.6): the refresh cookie's attributes,
@@ -14,9 +15,6 @@ const { app, database } = main
 const COOKIE = '__Secure-refresh_token'
 const SPA = 'http://spa.test'
 const CSRF = { origin: SPA, 'x-requested-with': 'XMLHttpRequest' }
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@cookie.test`
 
 type Response = Awaited<ReturnType<TestApp['app']['inject']>>
 
@@ -27,30 +25,14 @@ interface TokenBody {
   refresh_token?: string
 }
 
-async function signup(target: TestApp['app'] = app): Promise<{ email: string; userId: string }> {
-  const email = uniqueEmail('user')
-  const response = await target.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
-  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-  return { email, userId: json<{ user: { id: string } }>(response).user.id }
-}
-
 function refreshCookie(response: Response) {
   return response.cookies.find((c) => c.name === COOKIE)
 }
 
-function sidOf(accessToken: string): string {
-  return JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')).sid as string
-}
-
 /** Password login as the web client: returns the cookie value and the session id. */
 async function webLogin(t: Test, target: TestApp['app'] = app) {
-  const { email, userId } = await signup(target)
-  const response = await target.inject({
-    method: 'POST',
-    url: '/auth/token',
-    headers: CSRF,
-    payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'web' },
-  })
+  const { email, id: userId } = await signup(target)
+  const response = await passwordGrant(target, email, { clientId: 'web', headers: CSRF })
   t.equal(response.statusCode, 200, `web login (${response.body})`)
   const cookie = refreshCookie(response)
   if (!cookie) throw new Error(`no refresh cookie: ${JSON.stringify(response.headers['set-cookie'])}`)
@@ -173,7 +155,7 @@ t.test('cookie refresh without the CSRF defence is refused with 403 and rotates 
 })
 
 t.test('Token-Transport: cookie gives cookie transport to a client that allows it (mobile)', async (t) => {
-  const { email } = await signup()
+  const { email } = await signup(app)
   const response = await app.inject({
     method: 'POST',
     url: '/auth/token',
@@ -207,7 +189,7 @@ t.test('Token-Transport: cookie gives cookie transport to a client that allows i
 })
 
 t.test('a transport the client does not allow is refused with invalid_request', async (t) => {
-  const { email, userId } = await signup()
+  const { email, id: userId } = await signup(app)
   for (const clientId of ['web', 'admin']) {
     const response = await app.inject({
       method: 'POST',
@@ -333,7 +315,7 @@ t.test('COOKIE_SECURE=false: a plain cookie name without Secure (localhost devel
 })
 
 t.test('a login that would set the refresh cookie needs the CSRF defence too (no login CSRF)', async (t) => {
-  const { email } = await signup()
+  const { email } = await signup(app)
   const login = (headers: Record<string, string>) =>
     app.inject({
       method: 'POST',

@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose'
 import t, { type Test } from 'tap'
 import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { createApiKey, login, signup, signupAdmin, type Tokens } from '../../helpers/users.js'
 
 /**
  * POST /auth/introspect (RFC 7662, DESIGN §3.7): only a caller with an API key
@@ -13,59 +14,20 @@ import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app
 const main = await fileTestApp()
 const { app, database } = main
 
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@introspect.test`
-
 type App = TestApp['app']
 type Response = Awaited<ReturnType<App['inject']>>
 
-interface Tokens {
-  access_token: string
-  refresh_token: string
-}
+/** The mobile client, named as these tests have always sent it. */
+const MOBILE = { clientId: 'mobile' }
 
-interface User {
-  id: string
-  email: string
-  tokens: Tokens
-}
-
-async function signup(target: App, label = 'user'): Promise<User> {
-  const email = uniqueEmail(label)
-  const response = await target.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
-  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-  const body = json<{ user: { id: string } } & Tokens>(response)
-  return { id: body.user.id, email, tokens: { access_token: body.access_token, refresh_token: body.refresh_token } }
-}
-
-async function login(target: App, email: string, clientId = 'mobile'): Promise<Tokens> {
-  const response = await target.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: clientId },
-  })
-  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
-  return json<Tokens>(response)
-}
-
-async function createKey(target: App, accessToken: string, scopes: string[], expiresAt?: string): Promise<{ id: string; key: string }> {
-  const response = await target.inject({
-    method: 'POST',
-    url: '/api-keys',
-    headers: { authorization: `Bearer ${accessToken}` },
-    payload: { name: 'key', scopes, ...(expiresAt ? { expiresAt } : {}) },
-  })
-  if (response.statusCode !== 201) throw new Error(`create key: ${response.statusCode} ${response.body}`)
-  return json<{ id: string; key: string }>(response)
+function createKey(target: App, accessToken: string, scopes: string[], expiresAt?: string) {
+  return createApiKey(target, accessToken, { name: 'key', scopes, ...(expiresAt ? { expiresAt } : {}) })
 }
 
 /** An admin's API key with the introspect scope: what a platform service calls with. */
 async function introspectionKey(target: App): Promise<string> {
-  const admin = await signup(target, 'admin')
-  await target.db.user.update({ where: { email: admin.email }, data: { role: 'admin' } })
-  const tokens = await login(target, admin.email)
-  return (await createKey(target, tokens.access_token, ['introspect'])).key
+  const admin = await signupAdmin(target, {}, MOBILE)
+  return (await createKey(target, admin.access_token, ['introspect'])).key
 }
 
 const callerKey = await introspectionKey(app)
@@ -112,7 +74,7 @@ function assertOAuthError(t: Test, response: Response, status: number, error: st
 
 t.test('the caller must present an API key with the introspect scope', async (t) => {
   const user = await signup(app)
-  const token = user.tokens.access_token
+  const token = user.access_token
 
   const anonymous = await introspect(app, token, { headers: {} })
   t.equal(anonymous.statusCode, 401, 'no credentials: 401')
@@ -139,11 +101,9 @@ t.test('the caller must present an API key with the introspect scope', async (t)
 })
 
 t.test("an admin's introspect key stops working when the admin is demoted or disabled", async (t) => {
-  const admin = await signup(app, 'admin')
-  await app.db.user.update({ where: { email: admin.email }, data: { role: 'admin' } })
-  const tokens = await login(app, admin.email)
-  const key = (await createKey(app, tokens.access_token, ['introspect'])).key
-  const target = (await signup(app)).tokens.access_token
+  const admin = await signupAdmin(app, {}, MOBILE)
+  const key = (await createKey(app, admin.access_token, ['introspect'])).key
+  const target = (await signup(app)).access_token
   assertActive(t, await introspect(app, target, { headers: { 'x-api-key': key } }), 'while an admin')
 
   await app.db.user.update({ where: { id: admin.id }, data: { role: 'user', authChangedAt: new Date() } })
@@ -159,7 +119,7 @@ t.test("an admin's introspect key stops working when the admin is demoted or dis
 
 t.test('JSON and form bodies; an active access token is described', async (t) => {
   const user = await signup(app)
-  const tokens = await login(app, user.email, 'mobile')
+  const tokens = await login(app, user.email, MOBILE)
   const claims = decodeJwt(tokens.access_token)
   for (const form of [false, true]) {
     const body = assertActive(t, await introspect(app, tokens.access_token, { form }), form ? 'form body' : 'JSON body')
@@ -183,7 +143,7 @@ t.test('JSON and form bodies; an active access token is described', async (t) =>
 
 t.test('refresh tokens: live is active, retired is not', async (t) => {
   const user = await signup(app)
-  const tokens = await login(app, user.email, 'mobile')
+  const tokens = await login(app, user.email, MOBILE)
   const sid = decodeJwt(tokens.access_token).sid
   const live = assertActive(t, await introspect(app, tokens.refresh_token), 'a live refresh token')
   t.match(live, { token_type: 'refresh_token', sub: user.id, scope: 'profile', sid, client_id: 'mobile' })
@@ -206,17 +166,17 @@ t.test('refresh tokens: live is active, retired is not', async (t) => {
 t.test('API keys: a live key is active with its scopes; a revoked one is not', async (t) => {
   const user = await signup(app)
   const expiresAt = new Date(Date.now() + 3600_000)
-  const key = await createKey(app, user.tokens.access_token, ['profile'], expiresAt.toISOString())
+  const key = await createKey(app, user.access_token, ['profile'], expiresAt.toISOString())
   const body = assertActive(t, await introspect(app, key.key), 'a live key')
   t.match(body, { token_type: 'api_key', sub: user.id, scope: 'profile', exp: Math.floor(expiresAt.getTime() / 1000) })
   t.notOk('sid' in body, 'a key has no session')
 
-  const forever = await createKey(app, user.tokens.access_token, ['profile'])
+  const forever = await createKey(app, user.access_token, ['profile'])
   const foreverBody = assertActive(t, await introspect(app, forever.key, { form: true }), 'a key without expiry, form body')
   t.equal(foreverBody.exp, undefined, 'no exp for a key that does not expire')
 
   t.equal(
-    (await app.inject({ method: 'DELETE', url: `/api-keys/${key.id}`, headers: { authorization: `Bearer ${user.tokens.access_token}` } })).statusCode,
+    (await app.inject({ method: 'DELETE', url: `/api-keys/${key.id}`, headers: { authorization: `Bearer ${user.access_token}` } })).statusCode,
     204,
   )
   assertInactive(t, await introspect(app, key.key), 'a revoked key')
@@ -224,18 +184,18 @@ t.test('API keys: a live key is active with its scopes; a revoked one is not', a
 
 t.test("a revoked session's access token is inactive at once", async (t) => {
   const user = await signup(app)
-  const tokens = await login(app, user.email)
+  const tokens = await login(app, user.email, MOBILE)
   assertActive(t, await introspect(app, tokens.access_token), 'before logout')
   const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${tokens.access_token}` } })
   t.equal(logout.statusCode, 204)
   assertInactive(t, await introspect(app, tokens.access_token), 'the access token after logout')
   assertInactive(t, await introspect(app, tokens.refresh_token), 'the refresh token after logout')
-  assertActive(t, await introspect(app, user.tokens.access_token), 'the signup session is untouched')
+  assertActive(t, await introspect(app, user.access_token), 'the signup session is untouched')
 })
 
 t.test("a disabled user's tokens and keys are inactive; a role change retires older access tokens", async (t) => {
   const user = await signup(app)
-  const tokens = await login(app, user.email)
+  const tokens = await login(app, user.email, MOBILE)
   const key = await createKey(app, tokens.access_token, ['profile'])
   for (const token of [tokens.access_token, tokens.refresh_token, key.key]) assertActive(t, await introspect(app, token), 'before')
 
@@ -245,14 +205,14 @@ t.test("a disabled user's tokens and keys are inactive; a role change retires ol
   assertInactive(t, await introspect(app, key.key), 'API key of a disabled user')
 
   const other = await signup(app)
-  assertActive(t, await introspect(app, other.tokens.access_token), 'before the role change')
+  assertActive(t, await introspect(app, other.access_token), 'before the role change')
   await app.db.user.update({ where: { id: other.id }, data: { role: 'admin', authChangedAt: new Date() } })
-  assertInactive(t, await introspect(app, other.tokens.access_token), 'an access token naming the old role')
+  assertInactive(t, await introspect(app, other.access_token), 'an access token naming the old role')
 })
 
 t.test('garbage is inactive, never an error', async (t) => {
   const user = await signup(app)
-  const [header, payload] = user.tokens.access_token.split('.')
+  const [header, payload] = user.access_token.split('.')
   const garbage = [
     'garbage',
     '',
@@ -277,7 +237,7 @@ t.test('expired access tokens, refresh tokens and API keys are inactive', async 
   t.teardown(built.close)
   const { app, clock } = built
   const user = await signup(app)
-  const tokens = await login(app, user.email)
+  const tokens = await login(app, user.email, MOBILE)
   const key = await createKey(app, tokens.access_token, ['profile'], new Date(clock.now() + 3600_000).toISOString())
   for (const token of [tokens.access_token, tokens.refresh_token, key.key]) assertActive(t, await introspect(app, token), 'before')
 
@@ -295,7 +255,7 @@ t.test('expired access tokens, refresh tokens and API keys are inactive', async 
 
 t.test('POST /auth/revoke with an API key revokes it, with an audit event', async (t) => {
   const user = await signup(app)
-  const key = await createKey(app, user.tokens.access_token, ['profile'])
+  const key = await createKey(app, user.access_token, ['profile'])
   t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: { 'x-api-key': key.key } })).statusCode, 200)
 
   const response = await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: key.key, token_type_hint: 'api_key' } })

@@ -3,6 +3,8 @@ import t, { type Test } from 'tap'
 import { fileTestApp, json } from '../../helpers/app.js'
 import { withClient } from '../../helpers/database.js'
 import { holdNextSessionStart } from '../../helpers/hold.js'
+import * as users from '../../helpers/users.js'
+import { sidOf } from '../../helpers/users.js'
 
 /**
  * A login races a change of the credential or role it was verified against
@@ -17,29 +19,17 @@ const main = await fileTestApp()
 const { app } = main
 const PASSWORD = 'an old fine passphrase'
 const NEW_PASSWORD = 'a new fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@races.test`
 
 type Response = LightMyRequestResponse
 
-async function signup(label: string): Promise<{ id: string; email: string; access_token: string; refresh_token: string }> {
-  const email = uniqueEmail(label)
-  const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
-  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-  const body = json<{ user: { id: string }; access_token: string; refresh_token: string }>(response)
-  return { id: body.user.id, email, access_token: body.access_token, refresh_token: body.refresh_token }
-}
-
-function passwordGrant(email: string, password = PASSWORD): Promise<Response> {
-  return app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password } })
-}
+/** These accounts start with PASSWORD (the "old" one), not the shared helpers' default. */
+const signup = (label: string) => users.signup(app, { label, password: PASSWORD })
+const passwordGrant = (email: string, password = PASSWORD) => users.passwordGrant(app, email, { password })
 
 async function liveSessionIds(userId: string): Promise<string[]> {
   const rows = await app.db.session.findMany({ where: { userId, revokedAt: null }, select: { id: true } })
   return rows.map((row) => row.id)
 }
-
-const sidOf = (accessToken: string) => JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()).sid as string
 
 function assertInvalidGrant(t: Test, response: Response, what: string) {
   t.equal(response.statusCode, 400, `${what}: 400 (${response.body})`)
@@ -92,9 +82,7 @@ t.test('a login whose insert waits on a password change still open in the databa
 })
 
 t.test('a login held while an admin promotes the user opens no session with a user\'s lifetimes and admin tokens', async (t) => {
-  const adminUser = await signup('admin')
-  await app.db.user.update({ where: { id: adminUser.id }, data: { role: 'admin' } })
-  const adminToken = json<{ access_token: string }>(await passwordGrant(adminUser.email)).access_token
+  const adminToken = (await users.signupAdmin(app, { label: 'admin', password: PASSWORD }, { password: PASSWORD })).access_token
   const user = await signup('role-race')
   const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)
@@ -124,9 +112,7 @@ t.test('a login held while an admin promotes the user opens no session with a us
 })
 
 t.test('a login held while an admin disables the user opens no session', async (t) => {
-  const adminUser = await signup('admin-disable')
-  await app.db.user.update({ where: { id: adminUser.id }, data: { role: 'admin' } })
-  const adminToken = json<{ access_token: string }>(await passwordGrant(adminUser.email)).access_token
+  const adminToken = (await users.signupAdmin(app, { label: 'admin-disable', password: PASSWORD }, { password: PASSWORD })).access_token
   const user = await signup('disable-race')
   const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)

@@ -4,6 +4,8 @@ import t, { type Test } from 'tap'
 import { normalizeEmail } from '../../../src/domain/accounts.js'
 import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
 import { connectRedis, REDIS_URL } from '../../helpers/redis.js'
+import * as users from '../../helpers/users.js'
+import { signupRequest } from '../../helpers/users.js'
 
 /**
  * AUTH_RATE_LIMIT_PER_MINUTE (DESIGN §3.4, §3.10): password grants and
@@ -38,15 +40,12 @@ function passwordGrant(app: TestApp, ip: string, username: string, password = 'n
   })
 }
 
-function signup(app: TestApp, ip: string, email: string) {
-  return app.app.inject({ method: 'POST', url: '/auth/signup', remoteAddress: ip, payload: { email, password: PASSWORD } })
-}
+/** POST /auth/signup from the client address `ip`, answered as it is. */
+const signup = (app: TestApp, ip: string, email: string) => signupRequest(app.app, { email, password: PASSWORD }, { remoteAddress: ip })
 
 async function newUser(app: TestApp): Promise<{ email: string; refreshToken: string }> {
-  const email = freshEmail('user')
-  const response = await signup(app, freshIp(), email)
-  if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
-  return { email, refreshToken: json<{ refresh_token: string }>(response).refresh_token }
+  const user = await users.signup(app.app, { email: freshEmail('user'), password: PASSWORD, remoteAddress: freshIp() })
+  return { email: user.email, refreshToken: user.refresh_token }
 }
 
 /** A 429 as the token endpoint answers it: Retry-After and an RFC 6749 error body. */

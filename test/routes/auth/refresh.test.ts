@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
 import { createTestDatabase } from '../../helpers/database.js'
+import { login as passwordLogin, refresh, sidOf, signup } from '../../helpers/users.js'
 
 /**
  * Refresh-token rotation (DESIGN §3.5): single use, one successor under
@@ -14,10 +15,6 @@ import { createTestDatabase } from '../../helpers/database.js'
 
 const database = await createTestDatabase()
 t.teardown(() => database.drop())
-
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@refresh.test`
 
 async function testApp(t: Test, env: Record<string, string> = {}): Promise<TestApp> {
   const built = await buildTestApp(env, { database })
@@ -32,39 +29,11 @@ interface TokenBody {
   refresh_token: string
 }
 
-/** Signs a new user up and logs in (mobile client, body transport). */
+/** Signs a new user up and logs in (mobile client, body transport): a session of its own, besides the sign-up's. */
 async function login(app: TestApp['app']): Promise<{ userId: string; sessionId: string; tokens: TokenBody }> {
-  const email = uniqueEmail('user')
-  const signup = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
-  if (signup.statusCode !== 201) throw new Error(`signup: ${signup.statusCode} ${signup.body}`)
-  const userId = json<{ user: { id: string } }>(signup).user.id
-  const response = await app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: 'password', username: email, password: PASSWORD, client_id: 'mobile' },
-  })
-  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
-  const tokens = json<TokenBody>(response)
-  const sessionId = sidOf(tokens.access_token)
-  return { userId, sessionId, tokens }
-}
-
-function sidOf(accessToken: string): string {
-  return JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')).sid as string
-}
-
-function refresh(
-  app: TestApp['app'],
-  refreshToken: string,
-  extra: Record<string, string> = {},
-  headers: Record<string, string> = {},
-) {
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    headers,
-    payload: { grant_type: 'refresh_token', refresh_token: refreshToken, ...extra },
-  })
+  const user = await signup(app)
+  const { sessionId, ...tokens } = await passwordLogin(app, user.email, { clientId: 'mobile' })
+  return { userId: user.id, sessionId, tokens: tokens as TokenBody }
 }
 
 /** What a browser SPA on an allowed origin sends: cookie-transport clients need it (CSRF defence). */
@@ -338,18 +307,18 @@ t.test('a refresh token only refreshes for the client it was issued to', async (
   const { app } = await testApp(t)
   const { sessionId, tokens } = await login(app)
   for (const clientId of ['web', 'admin']) {
-    const response = await refresh(app, tokens.refresh_token, { client_id: clientId }, SPA_HEADERS)
+    const response = await refresh(app, tokens.refresh_token, { clientId, headers: SPA_HEADERS })
     assertInvalidGrant(t, response, `presented by ${clientId}`)
     const row = await tokenRow(app, tokens.refresh_token)
     t.equal(row?.retiredAt, null, `not retired by the ${clientId} attempt`)
   }
-  const unknown = await refresh(app, tokens.refresh_token, { client_id: 'nobody' })
+  const unknown = await refresh(app, tokens.refresh_token, { clientId: 'nobody' })
   t.equal(unknown.statusCode, 401)
   t.equal(json(unknown).error, 'invalid_client')
   t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 1, 'no successor')
   t.equal((await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedAt, null, 'not revoked')
 
-  const own = await refresh(app, tokens.refresh_token, { client_id: 'mobile' })
+  const own = await refresh(app, tokens.refresh_token, { clientId: 'mobile' })
   t.equal(own.statusCode, 200, 'still refreshes for its own client')
 })
 

@@ -1,6 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { buildTestApp, fileTestApp, json } from '../../helpers/app.js'
+import * as users from '../../helpers/users.js'
+import { bearer, me, PASSWORD, refresh, sidOf, uniqueEmail, type Tokens } from '../../helpers/users.js'
 
 /**
  * Sessions (DESIGN §3.5 rules 5–7): logout in its three scopes, listing and
@@ -11,12 +13,6 @@ import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app
 const main = await fileTestApp()
 const { app, database } = main
 
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@sessions.test`
-
-type App = TestApp['app']
-
 interface Login {
   sessionId: string
   accessToken: string
@@ -25,27 +21,17 @@ interface Login {
 
 /** A new user, signed in by the sign-up itself (its first session). */
 async function signup(): Promise<{ email: string; userId: string; signupSession: Login }> {
-  const email = uniqueEmail('user')
-  const response = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
-  if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
-  const body = json<{ user: { id: string }; access_token: string; refresh_token: string }>(response)
-  return { email, userId: body.user.id, signupSession: toLogin(body) }
+  const user = await users.signup(app)
+  return { email: user.email, userId: user.id, signupSession: toLogin(user) }
 }
 
-function toLogin(body: { access_token: string; refresh_token: string }): Login {
-  const sid = JSON.parse(Buffer.from(body.access_token.split('.')[1]!, 'base64url').toString('utf8')).sid as string
-  return { sessionId: sid, accessToken: body.access_token, refreshToken: body.refresh_token }
+function toLogin(body: Tokens): Login {
+  return { sessionId: sidOf(body.access_token), accessToken: body.access_token, refreshToken: body.refresh_token }
 }
 
+/** A password login (the default client) from a device named by its User-Agent. */
 async function login(email: string, userAgent = 'test-agent/1.0'): Promise<Login> {
-  const response = await app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    headers: { 'user-agent': userAgent },
-    payload: { grant_type: 'password', username: email, password: PASSWORD },
-  })
-  if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
-  return toLogin(json<{ access_token: string; refresh_token: string }>(response))
+  return toLogin(await users.login(app, email, { headers: { 'user-agent': userAgent } }))
 }
 
 /** A user with `n` sessions from password logins, besides the one the sign-up started. */
@@ -54,16 +40,6 @@ async function userWithSessions(n: number) {
   const sessions: Login[] = []
   for (let i = 0; i < n; i++) sessions.push(await login(email, `device-${i}`))
   return { email, userId, signupSession, sessions }
-}
-
-const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
-
-function me(target: App, accessToken: string) {
-  return target.inject({ method: 'GET', url: '/users/me', headers: bearer(accessToken) })
-}
-
-function refresh(refreshToken: string) {
-  return app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: refreshToken } })
 }
 
 async function isRevoked(sessionId: string): Promise<boolean> {
@@ -75,7 +51,7 @@ async function assertDead(t: Test, login: Login, label: string) {
   const response = await me(app, login.accessToken)
   t.equal(response.statusCode, 401, `${label}: access token refused`)
   t.match(response.headers['www-authenticate'], /^Bearer error="invalid_token"/)
-  const refreshed = await refresh(login.refreshToken)
+  const refreshed = await refresh(app, login.refreshToken)
   t.equal(refreshed.statusCode, 400, `${label}: refresh refused`)
   t.equal(json(refreshed).error, 'invalid_grant')
 }
@@ -83,7 +59,7 @@ async function assertDead(t: Test, login: Login, label: string) {
 async function assertAlive(t: Test, login: Login, label: string): Promise<Login> {
   t.notOk(await isRevoked(login.sessionId), `${label}: not revoked`)
   t.equal((await me(app, login.accessToken)).statusCode, 200, `${label}: access token accepted`)
-  const refreshed = await refresh(login.refreshToken)
+  const refreshed = await refresh(app, login.refreshToken)
   t.equal(refreshed.statusCode, 200, `${label}: refreshes`)
   const body = json<{ access_token: string; refresh_token: string }>(refreshed)
   return { sessionId: login.sessionId, accessToken: body.access_token, refreshToken: body.refresh_token }

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
 import t, { type Test } from 'tap'
 import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { PASSWORD, signup, uniqueEmail } from '../../helpers/users.js'
 
 /**
  * POST /auth/token, password grant (DESIGN §3.2, §3.4): JSON and form bodies,
@@ -10,16 +11,6 @@ import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app
 
 const main = await fileTestApp()
 const { app, database } = main
-
-const PASSWORD = 'a fine passphrase'
-let counter = 0
-const uniqueEmail = (label: string) => `${label}-${++counter}-${Date.now()}@token.test`
-
-async function signup(target: TestApp['app'], email: string, password = PASSWORD): Promise<{ id: string }> {
-  const response = await target.inject({ method: 'POST', url: '/auth/signup', payload: { email, password } })
-  if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
-  return json<{ user: { id: string } }>(response).user
-}
 
 function passwordGrant(target: TestApp['app'], params: Record<string, string>, headers: Record<string, string> = {}) {
   return target.inject({ method: 'POST', url: '/auth/token', headers, payload: { grant_type: 'password', ...params } })
@@ -71,7 +62,7 @@ async function sessionCount(userId: string) {
 
 t.test('password grant with a JSON body', async (t) => {
   const email = uniqueEmail('json')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   const response = await passwordGrant(app, { username: email, password: PASSWORD })
   const body = assertTokenResponse(t, response)
   t.equal(body.expires_in, 600, 'default access-token lifetime: 10 minutes')
@@ -81,7 +72,7 @@ t.test('password grant with a JSON body', async (t) => {
 
 t.test('password grant with an application/x-www-form-urlencoded body', async (t) => {
   const email = uniqueEmail('form')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   const response = await formGrant(app, { grant_type: 'password', username: email, password: PASSWORD })
   const body = assertTokenResponse(t, response)
   t.equal(decodeJwt(body.access_token).sub, user.id)
@@ -100,7 +91,7 @@ t.test('password grant with an application/x-www-form-urlencoded body', async (t
 
 t.test('missing parameters are invalid_request', async (t) => {
   const email = uniqueEmail('missing')
-  await signup(app, email)
+  await signup(app, { email })
   assertOAuthError(t, await passwordGrant(app, { password: PASSWORD }), 400, 'invalid_request')
   assertOAuthError(t, await passwordGrant(app, { username: email }), 400, 'invalid_request')
   assertOAuthError(t, await passwordGrant(app, {}), 400, 'invalid_request')
@@ -138,7 +129,7 @@ t.test('missing parameters are invalid_request', async (t) => {
 
 t.test('wrong password and unknown email get the identical answer', async (t) => {
   const email = uniqueEmail('enum')
-  await signup(app, email)
+  await signup(app, { email })
   const wrongPassword = await passwordGrant(app, { username: email, password: 'not the password' })
   const unknownEmail = await passwordGrant(app, { username: uniqueEmail('nobody'), password: PASSWORD })
   assertOAuthError(t, wrongPassword, 400, 'invalid_grant')
@@ -158,7 +149,7 @@ t.test('unsupported grant_type', async (t) => {
 
 t.test('an unknown client_id is 401 invalid_client', async (t) => {
   const email = uniqueEmail('client')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   const before = await sessionCount(user.id)
   const response = await passwordGrant(app, { username: email, password: PASSWORD, client_id: 'not-a-client' })
   assertOAuthError(t, response, 401, 'invalid_client')
@@ -170,7 +161,7 @@ t.test('an unknown client_id is 401 invalid_client', async (t) => {
 
 t.test('a disabled user gets invalid_grant, like a wrong password', async (t) => {
   const email = uniqueEmail('disabled')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   assertTokenResponse(t, await passwordGrant(app, { username: email, password: PASSWORD }))
   await app.db.user.update({ where: { id: user.id }, data: { disabled: true } })
   const before = await sessionCount(user.id)
@@ -183,7 +174,7 @@ t.test('a disabled user gets invalid_grant, like a wrong password', async (t) =>
 
 t.test('the access token: RFC 9068 header and claims', async (t) => {
   const email = uniqueEmail('claims')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   const before = Math.floor(main.clock.now() / 1000)
   const body = assertTokenResponse(t, await passwordGrant(app, { username: email, password: PASSWORD, client_id: 'mobile' }))
   const after = Math.floor(main.clock.now() / 1000)
@@ -237,7 +228,7 @@ t.test('the access token: RFC 9068 header and claims', async (t) => {
 
 t.test('an admin gets a 5-minute access token', async (t) => {
   const email = uniqueEmail('admin')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   await app.db.user.update({ where: { id: user.id }, data: { role: 'admin' } })
   const body = assertTokenResponse(t, await passwordGrant(app, { username: email, password: PASSWORD }))
   const claims = decodeJwt(body.access_token)
@@ -250,7 +241,7 @@ t.test('scope: a subset may be asked for, anything else is invalid_scope', async
   const scoped = await buildTestApp({ SCOPES: 'profile email' }, { database })
   t.teardown(scoped.close)
   const email = uniqueEmail('scope')
-  await signup(scoped.app, email)
+  await signup(scoped.app, { email })
 
   const all = assertTokenResponse(t, await passwordGrant(scoped.app, { username: email, password: PASSWORD }))
   t.equal(decodeJwt(all.access_token).scope, 'profile email', 'no scope parameter: every scope of the client')
@@ -285,7 +276,7 @@ t.test('scope: a subset may be asked for, anything else is invalid_scope', async
 
 t.test('a request without client_id uses the default client (mobile, body transport)', async (t) => {
   const email = uniqueEmail('default')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   const response = await passwordGrant(app, { username: email, password: PASSWORD })
   const body = assertTokenResponse(t, response)
   t.notOk(response.headers['set-cookie'], 'no cookie')
@@ -307,7 +298,7 @@ t.test('a request without client_id uses the default client (mobile, body transp
 
 t.test('a body that is neither JSON nor form-encoded is 415 and never reaches the handler', async (t) => {
   const email = uniqueEmail('ctype')
-  const user = await signup(app, email)
+  const user = await signup(app, { email })
   const form = new URLSearchParams({ grant_type: 'password', username: email, password: PASSWORD }).toString()
   const jsonBody = JSON.stringify({ grant_type: 'password', username: email, password: PASSWORD })
   const auditBefore = await app.db.auditEvent.count({ where: { userId: user.id } })
