@@ -44,7 +44,7 @@ export const EnvSchema = Type.Object({
   PASSWORD_QUEUE_MAX_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 2000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
-    { default: 'info' },
+    { default: 'info' }
   ),
 })
 export type Env = Static<typeof EnvSchema>
@@ -86,16 +86,16 @@ export interface Config {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
+  constructor (readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
     this.name = 'ConfigError'
   }
 }
 
-const BOOLEAN_WORDS: Record<string, boolean> = { true: true, '1': true, yes: true, false: false, '0': false, no: false }
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, 1: true, yes: true, false: false, 0: false, no: false }
 
 /** Reads and validates the environment; throws ConfigError naming every bad variable. */
-export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
   for (const name of Object.keys(EnvSchema.properties)) {
     const value = source[name]
@@ -135,7 +135,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   return fromEnv(env)
 }
 
-function fromEnv(env: Env): Config {
+function fromEnv (env: Env): Config {
   const problems: string[] = []
   if (env.REFRESH_ABSOLUTE_TTL_SECONDS < env.REFRESH_IDLE_TTL_SECONDS) {
     problems.push('REFRESH_ABSOLUTE_TTL_SECONDS: must not be shorter than REFRESH_IDLE_TTL_SECONDS')
@@ -157,7 +157,7 @@ function fromEnv(env: Env): Config {
   }
   if (!env.SECRET_KEY && (env.DATABASE_URL || env.NODE_ENV === 'production')) {
     problems.push(
-      'SECRET_KEY: required with DATABASE_URL or NODE_ENV=production (at least 32 characters, e.g. `openssl rand -base64 48`)',
+      'SECRET_KEY: required with DATABASE_URL or NODE_ENV=production (at least 32 characters, e.g. `openssl rand -base64 48`)'
     )
   }
   const scopes = env.SCOPES.split(' ')

@@ -6,7 +6,7 @@ import { chmod, mkdir, stat } from 'node:fs/promises'
  * the generated development SECRET_KEY, none of which another local user may
  * read or reach.
  */
-export async function preparePrivateDataDir(dir: string): Promise<void> {
+export async function preparePrivateDataDir (dir: string): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const { mode } = await stat(dir)
   if ((mode & 0o077) === 0) return
@@ -16,7 +16,7 @@ export async function preparePrivateDataDir(dir: string): Promise<void> {
     throw new Error(
       `DATA_DIR ${dir} is open to other users (mode ${(mode & 0o777).toString(8)}) and could not be made owner-only: ` +
         `${(error as Error).message}; run the service as the folder's owner or choose another DATA_DIR`,
-      { cause: error },
+      { cause: error }
     )
   }
 }

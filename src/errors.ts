@@ -31,11 +31,11 @@ export type ErrorCode = keyof typeof ERROR_STATUS
 /** A failure of the domain, with no HTTP in it: a code of ERROR_STATUS and a message for people. */
 export class DomainError extends Error {
   override name = 'DomainError'
-  constructor(
+  constructor (
     readonly code: ErrorCode,
     message: string,
     /** When the caller may try again (load shedding), in seconds. */
-    readonly retryAfterSeconds?: number,
+    readonly retryAfterSeconds?: number
   ) {
     super(message)
   }
@@ -44,16 +44,16 @@ export class DomainError extends Error {
 /** An error with the HTTP status, stable code and headers the error handler answers with. */
 export class ApiError extends Error {
   override name = 'ApiError'
-  constructor(
+  constructor (
     readonly statusCode: number,
     readonly code: string,
     message: string,
-    readonly headers: Record<string, string> = {},
+    readonly headers: Record<string, string> = {}
   ) {
     super(message)
   }
 
-  static from(error: DomainError): ApiError {
+  static from (error: DomainError): ApiError {
     const headers: Record<string, string> = error.retryAfterSeconds === undefined ? {} : { 'retry-after': String(error.retryAfterSeconds) }
     return new ApiError(ERROR_STATUS[error.code], error.code, error.message, headers)
   }
@@ -63,7 +63,7 @@ export class ApiError extends Error {
  * 401 for a missing or bad access token, with the RFC 6750 §3 challenge. A
  * request without credentials gets the bare challenge (no error code, §3.1).
  */
-export function invalidToken(description: string | null): ApiError {
+export function invalidToken (description: string | null): ApiError {
   const challenge = description === null ? 'Bearer' : `Bearer error="invalid_token", error_description="${description}"`
   return new ApiError(401, description === null ? 'unauthorized' : 'invalid_token', description ?? 'authentication required', {
     'www-authenticate': challenge,

@@ -9,7 +9,7 @@ import { preparePrivateDataDir } from './data-dir.js'
  * once into DATA_DIR (loadConfig refuses to start without SECRET_KEY
  * anywhere else). Returns the key and whether it was generated.
  */
-export async function resolveSecretKey(config: Config): Promise<{ secretKey: string; generatedAt?: string }> {
+export async function resolveSecretKey (config: Config): Promise<{ secretKey: string; generatedAt?: string }> {
   if (config.secretKey) return { secretKey: config.secretKey }
   const path = join(config.dataDir, 'secret-key')
   await preparePrivateDataDir(config.dataDir)

@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from './config.js'
 import { resolveSecretKey } from './secret-key.js'
 
 /** Starts the service: validated config, the app, graceful shutdown. */
-async function main() {
+async function main () {
   let config
   try {
     config = loadConfig()

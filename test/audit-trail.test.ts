@@ -23,22 +23,22 @@ type Response = Awaited<ReturnType<typeof app.inject>>
 /** Every secret the scenario handles, to be searched for in the audit log. */
 const secrets = new Set<string>([PASSWORD, NEW_PASSWORD, WRONG_PASSWORD, UNKNOWN_PASSWORD])
 
-function expectStatus(response: Response, status: number, step: string): Response {
+function expectStatus (response: Response, status: number, step: string): Response {
   if (response.statusCode !== status) throw new Error(`${step}: expected ${status}, got ${response.statusCode} ${response.body}`)
   return response
 }
 
-function remember(body: Record<string, unknown>): void {
+function remember (body: Record<string, unknown>): void {
   for (const name of ['access_token', 'refresh_token', 'key']) {
     if (typeof body[name] === 'string') secrets.add(body[name])
   }
 }
 
-async function passwordLogin(email: string, password: string, status = 200) {
+async function passwordLogin (email: string, password: string, status = 200) {
   const response = expectStatus(
     await passwordGrant(app, email, { password, clientId: 'mobile' }),
     status,
-    `login ${email}`,
+    `login ${email}`
   )
   const body = json<{ access_token: string; refresh_token: string }>(response)
   remember(body)
@@ -49,7 +49,7 @@ t.test('a full scenario writes exactly the expected audit events, without secret
   // The admin: signed up, promoted in the database, signed in again.
   const adminEmail = `admin-${Date.now()}@audit.test`
   const adminSignup = json<{ user: { id: string } }>(
-    expectStatus(await app.inject({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: PASSWORD } }), 201, 'admin signup'),
+    expectStatus(await app.inject({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: PASSWORD } }), 201, 'admin signup')
   )
   remember(adminSignup)
   const adminId = adminSignup.user.id
@@ -59,7 +59,7 @@ t.test('a full scenario writes exactly the expected audit events, without secret
   // The user signs up (session S0).
   const email = `user-${Date.now()}@audit.test`
   const signup = json<{ user: { id: string }; access_token: string; refresh_token: string }>(
-    expectStatus(await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } }), 201, 'signup'),
+    expectStatus(await app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } }), 201, 'signup')
   )
   remember(signup)
   const userId = signup.user.id
@@ -80,8 +80,8 @@ t.test('a full scenario writes exactly the expected audit events, without secret
         payload: { grant_type: 'refresh_token', refresh_token: s1Tokens.refresh_token, client_id: 'mobile' },
       }),
       200,
-      'refresh',
-    ),
+      'refresh'
+    )
   )
   remember(rotated)
   clock.advance(app.config.refreshGraceSeconds + 1)
@@ -94,7 +94,7 @@ t.test('a full scenario writes exactly the expected audit events, without secret
       payload: { grant_type: 'refresh_token', refresh_token: s1Tokens.refresh_token, client_id: 'mobile' },
     }),
     400,
-    'reuse',
+    'reuse'
   )
   t.equal(json(reuse).error, 'invalid_grant', 'reuse is refused')
 
@@ -112,14 +112,14 @@ t.test('a full scenario writes exactly the expected audit events, without secret
       payload: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD },
     }),
     204,
-    'password change',
+    'password change'
   )
   const key = json<{ id: string; key: string }>(
     expectStatus(
       await app.inject({ method: 'POST', url: '/api-keys', headers: bearer(s2Tokens.access_token), payload: { name: 'ci', scopes: ['profile'] } }),
       201,
-      'create key',
-    ),
+      'create key'
+    )
   )
   remember(key)
   expectStatus(await app.inject({ method: 'GET', url: '/users/me', headers: { 'x-api-key': key.key } }), 200, 'use key')
@@ -162,7 +162,7 @@ t.test('a full scenario writes exactly the expected audit events, without secret
       { type: 'login_succeeded', userId, actorId: null },
       { type: 'session_revoked', userId, actorId: adminId },
     ],
-    'exactly the expected events, in order, with the right subject and actor',
+    'exactly the expected events, in order, with the right subject and actor'
   )
 
   // Details name the sessions and keys involved.

@@ -12,7 +12,7 @@ import { createTestDatabase } from './helpers/database.js'
 
 const SERVER = fileURLToPath(new URL('../src/server.ts', import.meta.url))
 
-async function startServer(t: Test) {
+async function startServer (t: Test) {
   const database = await createTestDatabase()
   t.teardown(() => database.drop())
   const port = await freePort()
@@ -27,7 +27,7 @@ async function startServer(t: Test) {
     if (child.exitCode === null) child.kill('SIGKILL')
   })
   const base = `http://127.0.0.1:${port}`
-  for (let started = Date.now(); ; ) {
+  for (let started = Date.now(); ;) {
     const up = await fetch(`${base}/health`).then((r) => r.ok, () => false)
     if (up) break
     if (child.exitCode !== null || Date.now() - started > 60_000) throw new Error(`the server did not start:\n${output}`)

@@ -25,7 +25,7 @@ export type { Page }
 /** The event types the service writes: one list, shared with the service. */
 export { AUDIT_EVENT_TYPES } from '../../src/domain/audit.js'
 
-export function query(params: Record<string, string | undefined>): string {
+export function query (params: Record<string, string | undefined>): string {
   const search = new URLSearchParams()
   for (const [name, value] of Object.entries(params)) if (value !== undefined && value !== '') search.set(name, value)
   const text = search.toString()

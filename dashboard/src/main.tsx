@@ -15,13 +15,13 @@ const END_NOTICES: Record<SessionEndReason, string | null> = {
   signed_out_elsewhere: 'You signed out in another tab.',
 }
 
-function parseRoute(hash: string): { path: string[]; params: Record<string, string> } {
+function parseRoute (hash: string): { path: string[]; params: Record<string, string> } {
   const [pathPart = '', search = ''] = hash.replace(/^#/, '').split('?')
   const path = pathPart.split('/').filter(Boolean)
   return { path, params: Object.fromEntries(new URLSearchParams(search)) }
 }
 
-function useHash(): string {
+function useHash (): string {
   const [hash, setHash] = useState(location.hash)
   useEffect(() => {
     const update = () => setHash(location.hash)
@@ -31,7 +31,7 @@ function useHash(): string {
   return hash
 }
 
-function App() {
+function App () {
   const [status, setStatus] = useState<Status>('starting')
   const [notice, setNotice] = useState<string | null>(null)
   const hash = useHash()
@@ -54,7 +54,7 @@ function App() {
       (error: unknown) => {
         setNotice(`Could not restore your session: ${describeError(error)}`)
         setStatus('signed_out')
-      },
+      }
     )
     return () => {
       offEnd()
@@ -62,7 +62,7 @@ function App() {
     }
   }, [])
 
-  if (status === 'starting') return <p class="state loading">Loading…</p>
+  if (status === 'starting') return <p class='state loading'>Loading…</p>
   if (status === 'signed_out') {
     return (
       <LoginPage
@@ -84,22 +84,22 @@ function App() {
   else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
 
   return (
-    <div class="shell">
+    <div class='shell'>
       <header>
         <strong>token-auth admin</strong>
         <nav>
-          <a href="#/users" aria-current={section === 'users' ? 'page' : undefined}>
+          <a href='#/users' aria-current={section === 'users' ? 'page' : undefined}>
             Users
           </a>
-          <a href="#/audit" aria-current={section === 'audit' ? 'page' : undefined}>
+          <a href='#/audit' aria-current={section === 'audit' ? 'page' : undefined}>
             Audit events
           </a>
-          <a href="#/keys" aria-current={section === 'keys' ? 'page' : undefined}>
+          <a href='#/keys' aria-current={section === 'keys' ? 'page' : undefined}>
             API keys
           </a>
         </nav>
         <button
-          type="button"
+          type='button'
           onClick={async () => {
             await client.logout().catch(() => undefined)
           }}

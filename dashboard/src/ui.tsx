@@ -8,7 +8,7 @@ export type Load<T> =
   | { state: 'ready'; data: T }
 
 /** Runs `load` when `key` changes; `reload` runs it again. */
-export function useLoad<T>(load: () => Promise<T>, key: string): [Load<T>, () => void] {
+export function useLoad<T> (load: () => Promise<T>, key: string): [Load<T>, () => void] {
   const [result, setResult] = useState<Load<T>>({ state: 'loading' })
   const [round, setRound] = useState(0)
   const loadedKey = useRef<string | null>(null)
@@ -19,7 +19,7 @@ export function useLoad<T>(load: () => Promise<T>, key: string): [Load<T>, () =>
     loadedKey.current = key
     load().then(
       (data) => live && setResult({ state: 'ready', data }),
-      (error: unknown) => live && setResult({ state: 'error', error }),
+      (error: unknown) => live && setResult({ state: 'error', error })
     )
     return () => {
       live = false
@@ -29,7 +29,7 @@ export function useLoad<T>(load: () => Promise<T>, key: string): [Load<T>, () =>
   return [result, useCallback(() => setRound((r) => r + 1), [])]
 }
 
-export function describeError(error: unknown): string {
+export function describeError (error: unknown): string {
   if (error instanceof RateLimitedError) return `Too many attempts. Try again in ${error.retryAfterSeconds} s.`
   if (error instanceof ServiceUnavailableError) return `The service is busy. Try again in ${error.retryAfterSeconds} s.`
   if (error instanceof SessionExpiredError) return 'Your session has expired.'
@@ -37,20 +37,20 @@ export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-export function Loading({ what }: { what: string }) {
+export function Loading ({ what }: { what: string }) {
   return (
-    <p class="state loading" role="status">
+    <p class='state loading' role='status'>
       Loading {what}…
     </p>
   )
 }
 
-export function ErrorBox({ error, retry }: { error: unknown; retry?: () => void }) {
+export function ErrorBox ({ error, retry }: { error: unknown; retry?: () => void }) {
   return (
-    <div class="state error" role="alert">
+    <div class='state error' role='alert'>
       <span>{describeError(error)}</span>
       {retry && (
-        <button type="button" onClick={retry}>
+        <button type='button' onClick={retry}>
           Retry
         </button>
       )}
@@ -58,24 +58,24 @@ export function ErrorBox({ error, retry }: { error: unknown; retry?: () => void 
   )
 }
 
-export function Empty({ children }: { children: ComponentChildren }) {
-  return <p class="state empty">{children}</p>
+export function Empty ({ children }: { children: ComponentChildren }) {
+  return <p class='state empty'>{children}</p>
 }
 
-export function LoadView<T>({ load, what, retry, children }: { load: Load<T>; what: string; retry: () => void; children: (data: T) => ComponentChildren }) {
+export function LoadView<T> ({ load, what, retry, children }: { load: Load<T>; what: string; retry: () => void; children: (data: T) => ComponentChildren }) {
   if (load.state === 'loading') return <Loading what={what} />
   if (load.state === 'error') return <ErrorBox error={load.error} retry={retry} />
   return <>{children(load.data)}</>
 }
 
-export function when(iso: string | null): string {
+export function when (iso: string | null): string {
   if (!iso) return '—'
   const date = new Date(iso)
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString()
 }
 
 /** A button that runs an async action, shows it is busy, and reports failure. */
-export function ActionButton({
+export function ActionButton ({
   action,
   children,
   class: className,
@@ -91,9 +91,9 @@ export function ActionButton({
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<unknown>(null)
   return (
-    <span class="action">
+    <span class='action'>
       <button
-        type="button"
+        type='button'
         class={className}
         aria-label={label}
         disabled={busy}
@@ -113,7 +113,7 @@ export function ActionButton({
         {busy ? '…' : children}
       </button>
       {error !== null && (
-        <span class="inline-error" role="alert">
+        <span class='inline-error' role='alert'>
           {describeError(error)}
         </span>
       )}

@@ -50,7 +50,7 @@ await runCli(async ({ config, db }) => {
 })
 
 /** One line from stdin; on a terminal, prompted without echo. */
-async function readPassword(prompt: string): Promise<string> {
+async function readPassword (prompt: string): Promise<string> {
   const input = process.stdin
   if (!input.isTTY) {
     const lines = createInterface({ input })
@@ -69,7 +69,7 @@ async function readPassword(prompt: string): Promise<string> {
   input.setEncoding('utf8')
   return new Promise((resolve, reject) => {
     let password = ''
-    input.on('data', function onData(chunk: string) {
+    input.on('data', function onData (chunk: string) {
       for (const char of chunk) {
         if (char === '\r' || char === '\n') {
           input.setRawMode(false)

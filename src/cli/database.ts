@@ -9,7 +9,7 @@ import { PrismaClient } from '../generated/prisma/client.js'
  * embedded database through the socket of the service that runs it (PGlite
  * allows one process per folder); else the embedded database opened here.
  */
-export async function cliDatabase(config: Config): Promise<{ url: string; poolMax: number; close(): Promise<void> }> {
+export async function cliDatabase (config: Config): Promise<{ url: string; poolMax: number; close(): Promise<void> }> {
   if (config.databaseUrl) return { url: config.databaseUrl, poolMax: 2, close: async () => {} }
   // The owner writes its URL once its socket listens; give a starting service time.
   for (let waited = 0; waited < 60_000; waited += 250) {
@@ -26,7 +26,7 @@ export async function cliDatabase(config: Config): Promise<{ url: string; poolMa
  * Runs a command against the migrated database with a Prisma client; prints
  * the error's message and sets a failing exit code instead of a stack trace.
  */
-export async function runCli(command: (context: { config: Config; db: PrismaClient }) => Promise<void>): Promise<void> {
+export async function runCli (command: (context: { config: Config; db: PrismaClient }) => Promise<void>): Promise<void> {
   const config = loadConfig()
   const database = await cliDatabase(config)
   const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url, max: database.poolMax }) })

@@ -118,7 +118,7 @@ export class AuthClient {
   private readonly endListeners = new Set<(reason: SessionEndReason, error?: AuthError) => void>()
   private readonly changeListeners = new Set<() => void>()
 
-  constructor(options: AuthClientOptions) {
+  constructor (options: AuthClientOptions) {
     this.transport = options.transport
     this.clientId = options.clientId
     this.baseUrl = (options.baseUrl ?? '').replace(/\/$/, '')
@@ -137,29 +137,29 @@ export class AuthClient {
   }
 
   /** Whether an access token is held now (it may need a refresh before use). */
-  get isSignedIn(): boolean {
+  get isSignedIn (): boolean {
     return this.token !== undefined
   }
 
   /** The held access token's claims, decoded without verification (for display: role, sub, sid, exp). */
-  get claims(): AccessTokenClaims | null {
+  get claims (): AccessTokenClaims | null {
     return this.token ? decodeClaims(this.token.accessToken) : null
   }
 
   /** Called when the session ends; returns an unsubscribe function. */
-  onSessionEnd(listener: (reason: SessionEndReason, error?: AuthError) => void): () => void {
+  onSessionEnd (listener: (reason: SessionEndReason, error?: AuthError) => void): () => void {
     this.endListeners.add(listener)
     return () => this.endListeners.delete(listener)
   }
 
   /** Called whenever the held access token changes (sign-in, refresh, sign-out, another tab). */
-  onChange(listener: () => void): () => void {
+  onChange (listener: () => void): () => void {
     this.changeListeners.add(listener)
     return () => this.changeListeners.delete(listener)
   }
 
   /** Password login. Throws InvalidCredentialsError, RateLimitedError, ServiceUnavailableError, ApiRequestError or NetworkError. */
-  async login(email: string, password: string, options: { scope?: string } = {}): Promise<AccessTokenClaims | null> {
+  async login (email: string, password: string, options: { scope?: string } = {}): Promise<AccessTokenClaims | null> {
     const response = await this.post('/auth/token', {
       grant_type: 'password',
       username: email,
@@ -173,7 +173,7 @@ export class AuthClient {
   }
 
   /** Creates an account and signs it in. Throws ApiRequestError (email_taken, weak_password, …), RateLimitedError. */
-  async signUp(email: string, password: string): Promise<PublicUser> {
+  async signUp (email: string, password: string): Promise<PublicUser> {
     const response = await this.post('/auth/signup', { email, password, client_id: this.clientId })
     if (!response.ok) throw await errorFromResponse(response, 'api')
     const body = (await response.json()) as TokenResponseBody & { user: PublicUser }
@@ -186,7 +186,7 @@ export class AuthClient {
    * refresh token (body transport), e.g. after a page reload. Resolves false
    * when there is no live session; rethrows network and rate-limit errors.
    */
-  async restore(): Promise<boolean> {
+  async restore (): Promise<boolean> {
     if (this.token && !this.needsRefresh()) return true
     try {
       await this.refresh()
@@ -202,7 +202,7 @@ export class AuthClient {
    * sessions, `global` all of them. Local state is cleared (and other tabs
    * told) whatever the server answers, except for `others`.
    */
-  async logout(scope: 'current' | 'others' | 'global' = 'current'): Promise<void> {
+  async logout (scope: 'current' | 'others' | 'global' = 'current'): Promise<void> {
     try {
       if (this.transport === 'body' && scope === 'current') {
         const refreshToken = await this.store.get()
@@ -235,7 +235,7 @@ export class AuthClient {
    * A valid access token: the held one, or a fresh one when it is missing or
    * expires within the leeway. Throws SessionExpiredError when signed out.
    */
-  async getAccessToken(): Promise<string> {
+  async getAccessToken (): Promise<string> {
     if (this.token && !this.needsRefresh()) return this.token.accessToken
     return this.refresh()
   }
@@ -244,7 +244,7 @@ export class AuthClient {
    * Refreshes the access token now. Concurrent calls share one request; with
    * other tabs, one refreshes while the others wait for its token.
    */
-  refresh(): Promise<string> {
+  refresh (): Promise<string> {
     if (!this.inflight) {
       const stale = this.token?.accessToken
       this.inflight = this.refreshShared(stale).finally(() => {
@@ -259,7 +259,7 @@ export class AuthClient {
    * URL). On a 401 it refreshes once and retries once, so `init.body` must be
    * re-sendable (a string, URLSearchParams, FormData, Blob: not a stream).
    */
-  async fetch(input: string, init: RequestInit = {}): Promise<Response> {
+  async fetch (input: string, init: RequestInit = {}): Promise<Response> {
     const token = await this.getAccessToken()
     const response = await this.send(input, init, token)
     if (response.status !== 401) return response
@@ -294,17 +294,17 @@ export class AuthClient {
   }
 
   /** Releases the BroadcastChannel. */
-  close(): void {
+  close (): void {
     this.coordinator.close()
   }
 
   // ---- internals
 
-  private needsRefresh(): boolean {
+  private needsRefresh (): boolean {
     return !this.token || this.now() >= this.token.expiresAt - this.token.leewayMs
   }
 
-  private async refreshShared(stale: string | undefined): Promise<string> {
+  private async refreshShared (stale: string | undefined): Promise<string> {
     return this.coordinator.withRefreshLock(async (waited) => {
       // While this tab waited for the lock, another may have refreshed and broadcast its token.
       if (this.token && this.token.accessToken !== stale && !this.needsRefresh()) return this.token.accessToken
@@ -317,7 +317,7 @@ export class AuthClient {
   }
 
   /** Resolves with a token another tab broadcast (other than `stale`), or null after `ms`. */
-  private waitForTabToken(stale: string | undefined, ms: number): Promise<string | null> {
+  private waitForTabToken (stale: string | undefined, ms: number): Promise<string | null> {
     return new Promise((resolve) => {
       const check = () => {
         if (this.token && this.token.accessToken !== stale && !this.needsRefresh()) {
@@ -335,7 +335,7 @@ export class AuthClient {
     })
   }
 
-  private async refreshNow(): Promise<string> {
+  private async refreshNow (): Promise<string> {
     const body: Record<string, string> = { grant_type: 'refresh_token', client_id: this.clientId }
     if (this.transport === 'body') {
       const refreshToken = await this.store.get()
@@ -358,7 +358,7 @@ export class AuthClient {
     return tokens.access_token
   }
 
-  private async accept(tokens: TokenResponseBody): Promise<void> {
+  private async accept (tokens: TokenResponseBody): Promise<void> {
     if (this.transport === 'body') {
       if (!tokens.refresh_token) throw new AuthError('invalid_response', 'the service sent no refresh token in body transport')
       await this.store.set(tokens.refresh_token)
@@ -375,7 +375,7 @@ export class AuthClient {
     this.emitChange()
   }
 
-  private onTabMessage(message: TabMessage): void {
+  private onTabMessage (message: TabMessage): void {
     if (message.type === 'token') {
       if (this.token && this.token.expiresAt >= message.expiresAt) return
       const lifetimeMs = Math.max(0, message.expiresAt - this.now())
@@ -386,7 +386,7 @@ export class AuthClient {
     }
   }
 
-  private async endSession(reason: SessionEndReason, error?: AuthError): Promise<void> {
+  private async endSession (reason: SessionEndReason, error?: AuthError): Promise<void> {
     const wasSignedIn = this.token !== undefined
     this.token = undefined
     if (this.transport === 'body') await this.store.delete()
@@ -396,22 +396,22 @@ export class AuthClient {
     this.emitChange()
   }
 
-  private emitChange(): void {
+  private emitChange (): void {
     for (const listener of this.changeListeners) listener()
   }
 
-  private url(path: string): string {
+  private url (path: string): string {
     return /^https?:\/\//i.test(path) ? path : `${this.baseUrl}${path.startsWith('/') ? '' : '/'}${path}`
   }
 
-  private async send(input: string, init: RequestInit, accessToken: string): Promise<Response> {
+  private async send (input: string, init: RequestInit, accessToken: string): Promise<Response> {
     const headers = new Headers(init.headers)
     headers.set('authorization', `Bearer ${accessToken}`)
     return this.rawFetch(this.url(input), { ...init, headers })
   }
 
   /** A POST to an /auth endpoint: JSON body, and in cookie transport the cookie and its CSRF header. */
-  private async post(path: string, body: unknown, accessToken?: string): Promise<Response> {
+  private async post (path: string, body: unknown, accessToken?: string): Promise<Response> {
     const headers = new Headers({ accept: 'application/json' })
     if (body !== undefined) headers.set('content-type', 'application/json')
     if (accessToken) headers.set('authorization', `Bearer ${accessToken}`)
@@ -424,7 +424,7 @@ export class AuthClient {
     })
   }
 
-  private async rawFetch(url: string, init: RequestInit): Promise<Response> {
+  private async rawFetch (url: string, init: RequestInit): Promise<Response> {
     try {
       return await this.fetchImpl(url, init)
     } catch (error) {
@@ -435,7 +435,7 @@ export class AuthClient {
 }
 
 /** The payload of a JWT, unverified (the service verifies; the client only reads role and expiry for display). */
-export function decodeClaims(jwt: string): AccessTokenClaims | null {
+export function decodeClaims (jwt: string): AccessTokenClaims | null {
   try {
     const part = jwt.split('.')[1]
     if (!part) return null

@@ -30,7 +30,7 @@ export interface TabCoordinator {
   close(): void
 }
 
-export function createCoordinator(name: string, onMessage: (message: TabMessage) => void, enabled: boolean): TabCoordinator {
+export function createCoordinator (name: string, onMessage: (message: TabMessage) => void, enabled: boolean): TabCoordinator {
   const g = globalThis as unknown as {
     navigator?: { locks?: LockManagerLike }
     BroadcastChannel?: new (name: string) => ChannelLike

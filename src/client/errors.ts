@@ -5,10 +5,10 @@
  */
 export class AuthError extends Error {
   override readonly name: string = 'AuthError'
-  constructor(
+  constructor (
     readonly code: string,
     message: string,
-    readonly status = 0,
+    readonly status = 0
   ) {
     super(message)
   }
@@ -17,7 +17,7 @@ export class AuthError extends Error {
 /** The session is over (refresh token expired, revoked, missing, or the user disabled): sign in again. */
 export class SessionExpiredError extends AuthError {
   override readonly name = 'SessionExpiredError'
-  constructor(message = 'the session has expired; sign in again', status = 400) {
+  constructor (message = 'the session has expired; sign in again', status = 400) {
     super('session_expired', message, status)
   }
 }
@@ -28,7 +28,7 @@ export class SessionExpiredError extends AuthError {
  */
 export class SessionReusedError extends AuthError {
   override readonly name = 'SessionReusedError'
-  constructor(message = 'the refresh token was already used; the session was revoked', status = 400) {
+  constructor (message = 'the refresh token was already used; the session was revoked', status = 400) {
     super('session_reused', message, status)
   }
 }
@@ -36,9 +36,9 @@ export class SessionReusedError extends AuthError {
 /** Too many attempts; `retryAfterSeconds` comes from the Retry-After header. */
 export class RateLimitedError extends AuthError {
   override readonly name = 'RateLimitedError'
-  constructor(
+  constructor (
     readonly retryAfterSeconds: number,
-    message = `too many attempts; retry in ${retryAfterSeconds} s`,
+    message = `too many attempts; retry in ${retryAfterSeconds} s`
   ) {
     super('rate_limited', message, 429)
   }
@@ -50,9 +50,9 @@ export class RateLimitedError extends AuthError {
  */
 export class ServiceUnavailableError extends AuthError {
   override readonly name = 'ServiceUnavailableError'
-  constructor(
+  constructor (
     readonly retryAfterSeconds: number,
-    message = `the service is busy; retry in ${retryAfterSeconds} s`,
+    message = `the service is busy; retry in ${retryAfterSeconds} s`
   ) {
     super('temporarily_unavailable', message, 503)
   }
@@ -61,7 +61,7 @@ export class ServiceUnavailableError extends AuthError {
 /** Wrong email or password (or a disabled account: the server does not tell them apart). */
 export class InvalidCredentialsError extends AuthError {
   override readonly name = 'InvalidCredentialsError'
-  constructor(message = 'invalid email or password') {
+  constructor (message = 'invalid email or password') {
     super('invalid_credentials', message, 400)
   }
 }
@@ -69,7 +69,7 @@ export class InvalidCredentialsError extends AuthError {
 /** The server answered with an error body; `code` is its `code` (or RFC 6749 `error`). */
 export class ApiRequestError extends AuthError {
   override readonly name = 'ApiRequestError'
-  constructor(code: string, message: string, status: number, readonly body: unknown = undefined) {
+  constructor (code: string, message: string, status: number, readonly body: unknown = undefined) {
     super(code, message, status)
   }
 }
@@ -77,13 +77,13 @@ export class ApiRequestError extends AuthError {
 /** No answer from the server (offline, DNS, aborted). The session is kept. */
 export class NetworkError extends AuthError {
   override readonly name = 'NetworkError'
-  constructor(message: string, override readonly cause?: unknown) {
+  constructor (message: string, override readonly cause?: unknown) {
     super('network_error', message, 0)
   }
 }
 
 /** Reads the Retry-After header (seconds or an HTTP date) as whole seconds, at least 1. */
-export function retryAfterSeconds(header: string | null, now = Date.now()): number {
+export function retryAfterSeconds (header: string | null, now = Date.now()): number {
   if (header === null) return 1
   const seconds = Number(header)
   if (Number.isFinite(seconds)) return Math.max(1, Math.ceil(seconds))
@@ -92,7 +92,7 @@ export function retryAfterSeconds(header: string | null, now = Date.now()): numb
 }
 
 /** The error an error response stands for. `refresh` marks an answer of the refresh grant. */
-export async function errorFromResponse(response: Response, context: 'refresh' | 'login' | 'api'): Promise<AuthError> {
+export async function errorFromResponse (response: Response, context: 'refresh' | 'login' | 'api'): Promise<AuthError> {
   let body: unknown
   try {
     body = await response.json()

@@ -12,13 +12,15 @@ export interface RefreshTokenStore {
 /** Keeps the refresh token in this process's memory only (tests, short-lived scripts). */
 export class MemoryStore implements RefreshTokenStore {
   private token: string | null = null
-  get(): string | null {
+  get (): string | null {
     return this.token
   }
-  set(token: string): void {
+
+  set (token: string): void {
     this.token = token
   }
-  delete(): void {
+
+  delete (): void {
     this.token = null
   }
 }

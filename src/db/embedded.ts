@@ -59,7 +59,7 @@ const MEMORY_SETTINGS = ['shared_buffers=16MB']
  * and its URL, so a second process (a CLI) connects to the owner's socket
  * instead of opening the files beside it.
  */
-export async function startEmbeddedDatabase(options: { dataDir?: string } = {}): Promise<EmbeddedDatabase> {
+export async function startEmbeddedDatabase (options: { dataDir?: string } = {}): Promise<EmbeddedDatabase> {
   let lockPath: string | undefined
   let socketDir: string
   let db: PGlite
@@ -106,7 +106,7 @@ export async function startEmbeddedDatabase(options: { dataDir?: string } = {}):
   if (lockPath) await writeFile(lockPath, JSON.stringify({ pid: process.pid, url } satisfies LockFile), { mode: 0o600 })
   return {
     url,
-    async stop() {
+    async stop () {
       await server.stop()
       await db.close()
       await rm(socketPath, { force: true })
@@ -116,16 +116,16 @@ export async function startEmbeddedDatabase(options: { dataDir?: string } = {}):
   }
 }
 
-function startParams(): string[] {
+function startParams (): string[] {
   return [...PGlite.defaultStartParams, ...MEMORY_SETTINGS.flatMap((setting) => ['-c', setting])]
 }
 
-function checkSocketPath(dir: string): void {
+function checkSocketPath (dir: string): void {
   const bytes = Buffer.byteLength(join(dir, SOCKET_FILE))
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw new EmbeddedDatabaseError(
       `DATA_DIR ${dir} is too long for the embedded database's socket: ${join(dir, SOCKET_FILE)} is ${bytes} bytes, ` +
-        `a Unix-domain socket path at most ${MAX_SOCKET_PATH_BYTES} bytes; choose a shorter DATA_DIR, or set DATABASE_URL`,
+        `a Unix-domain socket path at most ${MAX_SOCKET_PATH_BYTES} bytes; choose a shorter DATA_DIR, or set DATABASE_URL`
     )
   }
 }
@@ -139,10 +139,10 @@ const run = promisify(execFile)
  * process of its own that memory ends with it, and the service opens an
  * initialized folder like any later start.
  */
-async function initializeInChildProcess(pgdata: string): Promise<void> {
+async function initializeInChildProcess (pgdata: string): Promise<void> {
   if (await stat(join(pgdata, 'PG_VERSION')).then(() => true, () => false)) return
   // Plain CommonJS through -e: runs the same under tsx (tests) and from dist.
-  const script = `const { PGlite } = require(process.argv[1]); PGlite.create(process.argv[2]).then((db) => db.close())`
+  const script = 'const { PGlite } = require(process.argv[1]); PGlite.create(process.argv[2]).then((db) => db.close())'
   try {
     await run(process.execPath, ['-e', script, createRequire(import.meta.url).resolve('@electric-sql/pglite'), pgdata], {
       env: { PATH: process.env.PATH ?? '' },
@@ -155,7 +155,7 @@ async function initializeInChildProcess(pgdata: string): Promise<void> {
 }
 
 /** Takes the folder's lock before PGlite opens any file in it; fails when a live process holds it. */
-async function acquireLock(dataDir: string): Promise<string> {
+async function acquireLock (dataDir: string): Promise<string> {
   const lockPath = join(dataDir, LOCK_FILE)
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -167,7 +167,7 @@ async function acquireLock(dataDir: string): Promise<string> {
     const owner = await embeddedDatabaseOwner(dataDir)
     if (owner) {
       throw new EmbeddedDatabaseBusyError(
-        `the embedded database in ${dataDir} is in use by process ${owner.pid}; stop it, or set DATABASE_URL`,
+        `the embedded database in ${dataDir} is in use by process ${owner.pid}; stop it, or set DATABASE_URL`
       )
     }
     await rm(lockPath, { force: true }) // stale: its process is gone
@@ -176,7 +176,7 @@ async function acquireLock(dataDir: string): Promise<string> {
 }
 
 /** The live process serving the embedded database in `dataDir`, if any. */
-export async function embeddedDatabaseOwner(dataDir: string): Promise<LockFile | null> {
+export async function embeddedDatabaseOwner (dataDir: string): Promise<LockFile | null> {
   let lock: LockFile
   try {
     lock = JSON.parse(await readFile(join(dataDir, LOCK_FILE), 'utf8')) as LockFile

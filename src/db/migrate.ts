@@ -25,14 +25,14 @@ export class MigrationError extends Error {
   override name = 'MigrationError'
 }
 
-export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
+export async function readMigrations (dir = MIGRATIONS_DIR): Promise<Migration[]> {
   const entries = await readdir(dir, { withFileTypes: true })
   const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort()
   return Promise.all(
     names.map(async (name) => {
       const bytes = await readFile(join(dir, name, 'migration.sql'))
       return { name, sql: bytes.toString('utf8'), checksum: createHash('sha256').update(bytes).digest('hex') }
-    }),
+    })
   )
 }
 
@@ -62,9 +62,9 @@ interface AppliedRow {
  * applied migration's file changed, when the database knows a migration this
  * code does not, or when an earlier migration failed half-way.
  */
-export async function migrate(
+export async function migrate (
   connectionString: string,
-  options: { dir?: string; log?: (message: string) => void } = {},
+  options: { dir?: string; log?: (message: string) => void } = {}
 ): Promise<MigrateResult> {
   const migrations = await readMigrations(options.dir)
   const log = options.log ?? (() => {})
@@ -76,7 +76,7 @@ export async function migrate(
       await client.query(CREATE_MIGRATIONS_TABLE)
       const { rows } = await client.query<AppliedRow>(
         `SELECT migration_name, checksum, finished_at FROM "_prisma_migrations"
-         WHERE rolled_back_at IS NULL ORDER BY started_at`,
+         WHERE rolled_back_at IS NULL ORDER BY started_at`
       )
       const known = new Map(migrations.map((m) => [m.name, m]))
       const applied = new Set<string>()
@@ -84,7 +84,7 @@ export async function migrate(
         const migration = known.get(row.migration_name)
         if (!row.finished_at) {
           throw new MigrationError(
-            `migration ${row.migration_name} started but did not finish; repair the database by hand, then mark it rolled back`,
+            `migration ${row.migration_name} started but did not finish; repair the database by hand, then mark it rolled back`
           )
         }
         if (!migration) {
@@ -93,7 +93,7 @@ export async function migrate(
         if (migration.checksum !== row.checksum) {
           throw new MigrationError(
             `checksum mismatch for migration ${row.migration_name}: the file was changed after it was applied ` +
-              `(database ${row.checksum}, file ${migration.checksum}); add a new migration instead`,
+              `(database ${row.checksum}, file ${migration.checksum}); add a new migration instead`
           )
         }
         applied.add(row.migration_name)
@@ -105,13 +105,13 @@ export async function migrate(
         try {
           const id = randomUUID()
           await client.query(
-            `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at) VALUES ($1, $2, $3, now())`,
-            [id, migration.checksum, migration.name],
+            'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at) VALUES ($1, $2, $3, now())',
+            [id, migration.checksum, migration.name]
           )
           await client.query(migration.sql)
           await client.query(
-            `UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1`,
-            [id],
+            'UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = 1 WHERE id = $1',
+            [id]
           )
           await client.query('COMMIT')
         } catch (error) {

@@ -18,7 +18,7 @@ export interface SqlPool {
  * without prepared-statement support (the name lives on another server
  * connection).
  */
-const SESSION_MISMATCH = new Set(['42P05' /* duplicate_prepared_statement */, '26000' /* invalid_sql_statement_name */])
+const SESSION_MISMATCH = new Set(['42P05' /* duplicate_prepared_statement */, '26000'])
 
 /**
  * Runs named statements on `pool` while the server keeps prepared statements
@@ -26,11 +26,11 @@ const SESSION_MISMATCH = new Set(['42P05' /* duplicate_prepared_statement */, '2
  * SESSION_MISMATCH; that statement is retried unnamed, which is safe since it
  * never ran). `named: false` starts unnamed.
  */
-export function statementPool(pool: pg.Pool, options: { named: boolean; onUnnamed?: (error: Error) => void }): SqlPool {
+export function statementPool (pool: pg.Pool, options: { named: boolean; onUnnamed?: (error: Error) => void }): SqlPool {
   let named = options.named
   const unnamed = (statement: pg.QueryConfig) => pool.query({ ...statement, name: undefined })
   return {
-    async query(statement) {
+    async query (statement) {
       if (!named || !statement.name) return unnamed(statement)
       try {
         return await pool.query(statement)

@@ -9,14 +9,13 @@ import { SIGNING_ALG, type KeyStore } from './signing-keys.js'
 export const ACCESS_TOKEN_TYP = 'at+jwt'
 
 /** A compact JWS (header.payload.signature): the shape of an access token, whether or not it verifies. */
-export function looksLikeJwt(token: string): boolean {
+export function looksLikeJwt (token: string): boolean {
   return token.split('.').length === 3
 }
 
-
-export function issueAccessToken(
+export function issueAccessToken (
   keys: KeyStore,
-  input: { issuer: string; audience: string; grant: SessionGrant; ttlSeconds: number; now?: number },
+  input: { issuer: string; audience: string; grant: SessionGrant; ttlSeconds: number; now?: number }
 ): { accessToken: string; expiresIn: number } {
   const iat = Math.floor((input.now ?? Date.now()) / 1000)
   const claims: AccessTokenClaims = {
@@ -40,10 +39,10 @@ export function issueAccessToken(
  * opinion beside the request-side fast-jwt verifier, used by introspection.
  * Returns the claims, or null for any token this service would refuse.
  */
-export async function verifyAccessToken(
+export async function verifyAccessToken (
   keys: KeyStore,
   token: string,
-  expected: { issuer: string; audience: string; now?: number },
+  expected: { issuer: string; audience: string; now?: number }
 ): Promise<AccessTokenClaims | null> {
   try {
     const { payload } = await jwtVerify(token, createLocalJWKSet(keys.jwks()), {

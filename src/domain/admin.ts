@@ -24,7 +24,7 @@ export interface AuditEventFilter {
   until?: Date | undefined
 }
 
-function isEventCursor(value: unknown): value is { id: string } {
+function isEventCursor (value: unknown): value is { id: string } {
   if (!hasExactly(value, ['id']) || typeof value.id !== 'string' || !/^[1-9]\d{0,18}$/.test(value.id)) return false
   return BigInt(value.id) <= MAX_BIGINT
 }
@@ -32,14 +32,14 @@ function isEventCursor(value: unknown): value is { id: string } {
 export class Administration {
   private readonly now: () => number
 
-  constructor(
+  constructor (
     private readonly db: PrismaClient,
     private readonly sessions: Pick<SessionStore, 'revoke'>,
     private readonly options: {
       now?: () => number
       /** Told when a user's role or disabled flag changed, so this instance applies it at once. */
       onUserChanged?: (userId: string, state: { role: Role; disabled: boolean; changedAt: Date }) => void
-    } = {},
+    } = {}
   ) {
     this.now = options.now ?? Date.now
   }
@@ -49,7 +49,7 @@ export class Administration {
    * pagination on (created_at, id): a page never repeats or skips a user
    * because others signed up meanwhile.
    */
-  async listUsers(input: { q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Page<PublicUser>> {
+  async listUsers (input: { q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Page<PublicUser>> {
     const after = input.cursor ? decodeCursor(input.cursor, isCreatedCursor) : undefined
     const where: Prisma.UserWhereInput = {
       // Prisma's `contains` is a LIKE pattern and does not escape: `_` and `%` in q must match only themselves.
@@ -66,7 +66,7 @@ export class Administration {
     return pageOf(rows, input.limit)
   }
 
-  getUser(id: string): Promise<PublicUser | null> {
+  getUser (id: string): Promise<PublicUser | null> {
     return this.db.user.findUnique({ where: { id }, select: PUBLIC_USER_SELECT })
   }
 
@@ -75,7 +75,7 @@ export class Administration {
    * of the user in the same transaction. An admin cannot demote or disable
    * themself, so the last admin cannot lock everyone out by mistake.
    */
-  async updateUser(input: {
+  async updateUser (input: {
     /** The admin making the change; null for the admin:create CLI (an operator with database access). */
     actorId: string | null
     userId: string
@@ -126,7 +126,7 @@ export class Administration {
   }
 
   /** Revokes one session of a user, or all of them; the ids revoked. */
-  async revokeSessions(input: { actorId: string; userId?: string; sessionId?: string; ip?: string }): Promise<string[]> {
+  async revokeSessions (input: { actorId: string; userId?: string; sessionId?: string; ip?: string }): Promise<string[]> {
     return this.db.$transaction(async (tx) => {
       let userId = input.userId
       if (input.sessionId) {
@@ -138,7 +138,7 @@ export class Administration {
       const revoked = await this.sessions.revoke(
         input.sessionId ? { sessionId: input.sessionId, userId } : { userId },
         'revoked_by_admin',
-        tx,
+        tx
       )
       for (const sessionId of revoked) {
         await recordAuditEvent(tx, { type: 'session_revoked', userId, actorId: input.actorId, ip: input.ip, details: { sessionId } })
@@ -148,7 +148,7 @@ export class Administration {
   }
 
   /** Audit events, newest first, filtered; keyset pagination on the event id. */
-  async auditEvents(input: AuditEventFilter & { limit: number; cursor?: string | undefined }): Promise<Page<AuditEvent>> {
+  async auditEvents (input: AuditEventFilter & { limit: number; cursor?: string | undefined }): Promise<Page<AuditEvent>> {
     const before = input.cursor ? decodeCursor(input.cursor, isEventCursor) : undefined
     const rows = await this.db.auditEvent.findMany({
       where: {

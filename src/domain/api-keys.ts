@@ -30,7 +30,7 @@ const LAST_USED_WRITE_INTERVAL_MS = 60_000
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 
-function base62(value: bigint, length: number): string {
+function base62 (value: bigint, length: number): string {
   let out = ''
   for (let i = 0; i < length; i++) {
     out = BASE62[Number(value % 62n)] + out
@@ -39,11 +39,11 @@ function base62(value: bigint, length: number): string {
   return out
 }
 
-function checksum(text: string): string {
+function checksum (text: string): string {
   return base62(BigInt(crc32(text)), CHECKSUM_LENGTH)
 }
 
-export function generateApiKey(): string {
+export function generateApiKey (): string {
   // 256 random bits fit in 43 base62 characters (62^43 > 2^256).
   const body = base62(BigInt('0x' + randomBytes(32).toString('hex')), BODY_LENGTH)
   const withoutChecksum = API_KEY_PREFIX + body
@@ -51,14 +51,14 @@ export function generateApiKey(): string {
 }
 
 /** True when the string has the key format and a matching checksum: worth a look-up. */
-export function isWellFormedApiKey(key: string): boolean {
+export function isWellFormedApiKey (key: string): boolean {
   if (!API_KEY_REGEX.test(key)) return false
   const cut = key.length - CHECKSUM_LENGTH
   return checksum(key.slice(0, cut)) === key.slice(cut)
 }
 
 /** Whether a credential claims to be an API key (and so must not be tried as a JWT). */
-export function looksLikeApiKey(credential: string): boolean {
+export function looksLikeApiKey (credential: string): boolean {
   return credential.startsWith(API_KEY_PREFIX)
 }
 
@@ -78,20 +78,20 @@ export class ApiKeyStore {
   private readonly now: () => number
   private readonly limitPerUser: number
 
-  constructor(
+  constructor (
     private readonly db: PrismaClient,
     private readonly hashKey: Buffer,
-    options: { now?: () => number; limitPerUser?: number } = {},
+    options: { now?: () => number; limitPerUser?: number } = {}
   ) {
     this.now = options.now ?? Date.now
     this.limitPerUser = options.limitPerUser ?? 100
   }
 
-  private hash(key: string): Uint8Array<ArrayBuffer> {
+  private hash (key: string): Uint8Array<ArrayBuffer> {
     return new Uint8Array(hmacSha256(this.hashKey, key))
   }
 
-  async create(input: {
+  async create (input: {
     userId: string
     name: string
     scopes: string[]
@@ -139,7 +139,7 @@ export class ApiKeyStore {
    * so their owner sees them), newest first; no secrets. Throws
    * invalid_cursor for a cursor this list did not hand out.
    */
-  async list(userId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<ApiKeySummary>> {
+  async list (userId: string, options: { limit: number; cursor?: string | undefined }): Promise<Page<ApiKeySummary>> {
     const after = options.cursor ? decodeCursor(options.cursor, isCreatedCursor) : undefined
     const rows = await this.db.apiKey.findMany({
       where: { userId, revokedAt: null, ...(after ? createdBefore(after) : {}) },
@@ -151,7 +151,7 @@ export class ApiKeyStore {
   }
 
   /** Revokes one of the user's keys; false when there is no such live key. */
-  async revoke(input: {
+  async revoke (input: {
     userId: string
     apiKeyId: string
     /** Who revoked it; null when unknown (anyone holding the key may revoke it through RFC 7009). */
@@ -181,7 +181,7 @@ export class ApiKeyStore {
    * The presenter is not authenticated (a leaked key is best revoked by
    * whoever finds it), so the audit event names no actor rather than the owner.
    */
-  async revokeByValue(key: string, ip?: string): Promise<boolean> {
+  async revokeByValue (key: string, ip?: string): Promise<boolean> {
     const principal = await this.verify(key, { touch: false })
     if (!principal) return false
     return this.revoke({
@@ -198,7 +198,7 @@ export class ApiKeyStore {
    * is refused without touching the database. Revocation and expiry count at
    * once: there is no cache of positive answers.
    */
-  async verify(key: string, options: { touch?: boolean } = {}): Promise<ApiKeyPrincipal | null> {
+  async verify (key: string, options: { touch?: boolean } = {}): Promise<ApiKeyPrincipal | null> {
     if (!isWellFormedApiKey(key)) return null
     const row = await this.db.apiKey.findUnique({
       where: { keyHash: this.hash(key) },
@@ -210,7 +210,7 @@ export class ApiKeyStore {
     return { apiKeyId: row.id, userId: row.userId, role: row.user.role, scopes: row.scopes, expiresAt: row.expiresAt }
   }
 
-  private touch(apiKeyId: string, now: number): void {
+  private touch (apiKeyId: string, now: number): void {
     const last = this.lastUsedWrites.get(apiKeyId)
     if (last !== undefined && now - last < LAST_USED_WRITE_INTERVAL_MS) return
     this.lastUsedWrites.set(apiKeyId, now)

@@ -27,7 +27,7 @@ export interface AuditEventInput {
   details?: Prisma.InputJsonObject
 }
 
-export async function recordAuditEvent(db: PrismaClient | Prisma.TransactionClient, event: AuditEventInput): Promise<void> {
+export async function recordAuditEvent (db: PrismaClient | Prisma.TransactionClient, event: AuditEventInput): Promise<void> {
   await db.auditEvent.create({
     data: {
       type: event.type,

@@ -30,7 +30,7 @@ export const ADMIN_CLIENT_ID = 'admin'
  * in cookie transport, the mobile app (`mobile`) in body transport, which may
  * ask for the cookie.
  */
-export function firstPartyClients(input: { scopes: string[]; user: ClientLifetimes; admin: ClientLifetimes }): Record<string, ClientConfig> {
+export function firstPartyClients (input: { scopes: string[]; user: ClientLifetimes; admin: ClientLifetimes }): Record<string, ClientConfig> {
   const { scopes } = input
   return {
     web: { id: 'web', defaultTransport: 'cookie', transports: ['cookie'], scopes, ...input.user },
@@ -40,7 +40,7 @@ export function firstPartyClients(input: { scopes: string[]; user: ClientLifetim
 }
 
 /** The client a request names, the default one when it names none, or null when unknown. */
-export function findClient(config: Config, clientId: string | undefined): ClientConfig | null {
+export function findClient (config: Config, clientId: string | undefined): ClientConfig | null {
   const id = clientId ?? config.defaultClientId
   return Object.hasOwn(config.clients, id) ? config.clients[id]! : null
 }
@@ -49,13 +49,13 @@ export function findClient(config: Config, clientId: string | undefined): Client
  * The transport a token response uses: the client's default, or the one the
  * request asks for with `Token-Transport` when the client allows it.
  */
-export function chooseTransport(client: ClientConfig, requested: string | undefined): Transport | null {
+export function chooseTransport (client: ClientConfig, requested: string | undefined): Transport | null {
   if (requested === undefined) return client.defaultTransport
   return (client.transports as string[]).includes(requested) ? (requested as Transport) : null
 }
 
 /** An admin's tokens get the admin client's shorter lifetimes, whatever client signed them in. */
-export function lifetimesFor(config: Config, client: ClientConfig, role: Role): SessionLifetimes & { accessTokenTtlSeconds: number } {
+export function lifetimesFor (config: Config, client: ClientConfig, role: Role): SessionLifetimes & { accessTokenTtlSeconds: number } {
   const admin = config.clients[config.adminClientId]
   const strictest = (pick: (c: ClientConfig) => number) =>
     role === 'admin' && admin ? Math.min(pick(client), pick(admin)) : pick(client)
@@ -67,6 +67,6 @@ export function lifetimesFor(config: Config, client: ClientConfig, role: Role): 
 }
 
 /** The longest access-token lifetime any client issues: how long revocations and retired keys must be remembered. */
-export function maxAccessTokenTtlSeconds(config: Config): number {
+export function maxAccessTokenTtlSeconds (config: Config): number {
   return Math.max(...Object.values(config.clients).map((c) => c.accessTokenTtlSeconds))
 }

@@ -17,16 +17,16 @@ export const UUID_PATTERN = '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A
 const UUID = new RegExp(UUID_PATTERN)
 const CANONICAL_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-export function isUuid(value: string): boolean {
+export function isUuid (value: string): boolean {
   return UUID.test(value)
 }
 
 /** The lower-case form that ids are stored and compared in. */
-export function canonicalUuid(value: string): string {
+export function canonicalUuid (value: string): string {
   return value.toLowerCase()
 }
 
-export function isCanonicalUuid(value: string): boolean {
+export function isCanonicalUuid (value: string): boolean {
   return CANONICAL_UUID.test(value)
 }
 
@@ -39,7 +39,7 @@ export function isCanonicalUuid(value: string): boolean {
 export const EARLIEST_INSTANT_MS = Date.parse('0001-01-01T00:00:00.000Z')
 export const LATEST_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z')
 
-export function isStorableInstant(ms: number): boolean {
+export function isStorableInstant (ms: number): boolean {
   return Number.isFinite(ms) && ms >= EARLIEST_INSTANT_MS && ms <= LATEST_INSTANT_MS
 }
 
@@ -57,13 +57,13 @@ const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 
-function daysIn(year: number, month: number): number {
+function daysIn (year: number, month: number): number {
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
   return month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!
 }
 
 /** The instant an RFC 3339 date-time names, or null if it is malformed or outside the storable range. */
-export function parseDateTime(text: string): Date | null {
+export function parseDateTime (text: string): Date | null {
   const match = DATE_TIME.exec(text)
   if (!match) return null
   const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number]

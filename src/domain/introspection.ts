@@ -11,9 +11,9 @@ const INACTIVE = { active: false } as const
  * Whether a token is usable right now, as this service sees it: revocation,
  * disabled users and role changes count at once (unlike offline JWT checks).
  */
-export async function introspect(
+export async function introspect (
   token: string,
-  deps: { keys: KeyStore; sessions: SessionStore; apiKeys: ApiKeyStore; issuer: string; audience: string; now: number },
+  deps: { keys: KeyStore; sessions: SessionStore; apiKeys: ApiKeyStore; issuer: string; audience: string; now: number }
 ): Promise<IntrospectionResponse> {
   if (looksLikeApiKey(token)) {
     const key = await deps.apiKeys.verify(token, { touch: false })

@@ -8,16 +8,16 @@ export const PASSWORD_MIN_BYTES = 8
 export const PASSWORD_MAX_BYTES = 72
 
 const COMMON_PASSWORDS = new Set(
-  (dictionary['passwords-common'] as string[]).filter((p) => p.length >= PASSWORD_MIN_BYTES).map((p) => p.toLowerCase()),
+  (dictionary['passwords-common'] as string[]).filter((p) => p.length >= PASSWORD_MIN_BYTES).map((p) => p.toLowerCase())
 )
 
 /** NFC so that the same password typed on two keyboards hashes the same. */
-export function normalizePassword(password: string): string {
+export function normalizePassword (password: string): string {
   return password.normalize('NFC')
 }
 
 /** Why a new password is not acceptable, or null when it is. */
-export function passwordProblem(password: string): string | null {
+export function passwordProblem (password: string): string | null {
   const bytes = Buffer.byteLength(normalizePassword(password), 'utf8')
   if (bytes < PASSWORD_MIN_BYTES) return `password must be at least ${PASSWORD_MIN_BYTES} bytes`
   if (bytes > PASSWORD_MAX_BYTES) return `password must be at most ${PASSWORD_MAX_BYTES} bytes in UTF-8`
@@ -28,7 +28,7 @@ export function passwordProblem(password: string): string | null {
 /** Refused at once: the wait for a bcrypt slot would exceed its bound (load shedding). */
 export class PasswordQueueFullError extends DomainError {
   override name = 'PasswordQueueFullError'
-  constructor(override readonly retryAfterSeconds: number) {
+  constructor (override readonly retryAfterSeconds: number) {
     super('temporarily_unavailable', 'too many password checks are waiting; retry shortly', retryAfterSeconds)
   }
 }
@@ -53,10 +53,10 @@ export class Limiter {
   private readonly waiting: (() => void)[] = []
   private meanJobMs = 0
 
-  constructor(private readonly limit: number) {}
+  constructor (private readonly limit: number) {}
 
   /** How long a job queued now would wait for a slot. */
-  expectedWaitMs(): number {
+  expectedWaitMs (): number {
     if (this.running < this.limit) return 0
     return (Math.floor(this.waiting.length / this.limit) + 1) * this.meanJobMs
   }
@@ -92,16 +92,16 @@ export class PasswordHasher {
    * `maxQueueWaitMs`: past this expected wait for a bcrypt slot, hash and
    * verify throw PasswordQueueFullError instead of queueing (0: no bound).
    */
-  constructor(
+  constructor (
     private readonly cost: number,
-    options: { maxQueueWaitMs?: number } = {},
+    options: { maxQueueWaitMs?: number } = {}
   ) {
     this.maxWaitMs = options.maxQueueWaitMs || Infinity
     this.dummyHash = bcryptJobs.run(() => bcrypt.hash('dummy password for timing equality', cost))
   }
 
   /** Runs on libuv's thread pool: the event loop never waits for bcrypt. */
-  hash(password: string): Promise<string> {
+  hash (password: string): Promise<string> {
     const normalized = normalizePassword(password)
     return bcryptJobs.run(() => bcrypt.hash(normalized, this.cost), this.maxWaitMs)
   }
@@ -110,7 +110,7 @@ export class PasswordHasher {
    * Compares in constant work whether or not the account exists. A password
    * over 72 bytes never matches (it could not have been set).
    */
-  async verify(password: string, hash: string | undefined): Promise<boolean> {
+  async verify (password: string, hash: string | undefined): Promise<boolean> {
     const normalized = normalizePassword(password)
     const tooLong = Buffer.byteLength(normalized, 'utf8') > PASSWORD_MAX_BYTES
     const against = hash ?? (await this.dummyHash)

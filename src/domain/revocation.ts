@@ -20,9 +20,9 @@ export class RevocationList {
   private readonly userChangeListeners: ((userId: string) => void)[] = []
   private readonly now: () => number
 
-  constructor(
+  constructor (
     private readonly db: PrismaClient,
-    private readonly options: { retentionMs: number; now?: () => number },
+    private readonly options: { retentionMs: number; now?: () => number }
   ) {
     this.now = options.now ?? Date.now
   }
@@ -32,7 +32,7 @@ export class RevocationList {
    * overlap so that a change written with an earlier timestamp but committed
    * after the previous read is not missed.
    */
-  async sync(): Promise<void> {
+  async sync (): Promise<void> {
     const startedAt = this.now()
     const since = this.cursor ?? new Date(startedAt - this.options.retentionMs)
     const [sessions, users] = await Promise.all([
@@ -56,38 +56,38 @@ export class RevocationList {
   }
 
   /** True when the list may miss recent revocations because syncing has failed for a while. */
-  isStale(maxAgeMs: number): boolean {
+  isStale (maxAgeMs: number): boolean {
     return this.now() - this.lastSyncedAt > maxAgeMs
   }
 
   /** Records a revocation made by this instance at once, before the next sync. */
-  sessionsRevoked(sessionIds: Iterable<string>): void {
+  sessionsRevoked (sessionIds: Iterable<string>): void {
     const keepUntil = this.now() + this.options.retentionMs
     for (const id of sessionIds) this.revokedSessions.set(id, keepUntil)
   }
 
   /** Records a change made by this instance at once; `changedAt` is what it wrote as users.auth_changed_at. */
-  userChanged(userId: string, state: { role: Role; disabled: boolean; changedAt: Date }): void {
+  userChanged (userId: string, state: { role: Role; disabled: boolean; changedAt: Date }): void {
     this.userStates.set(userId, this.userState(state.role, state.disabled, state.changedAt))
     this.notifyUserChanged(userId)
   }
 
-  private userState(role: Role, disabled: boolean, changedAt: Date): UserState {
+  private userState (role: Role, disabled: boolean, changedAt: Date): UserState {
     const at = changedAt.getTime()
     return { role, disabled, changedAtSeconds: Math.floor(at / 1000), keepUntil: at + this.options.retentionMs }
   }
 
   /** Calls `listener` on every role or disabled change seen, made here or synced from other instances. */
-  onUserChange(listener: (userId: string) => void): void {
+  onUserChange (listener: (userId: string) => void): void {
     this.userChangeListeners.push(listener)
   }
 
-  private notifyUserChanged(userId: string): void {
+  private notifyUserChanged (userId: string): void {
     for (const listener of this.userChangeListeners) listener(userId)
   }
 
   /** Why a verified access token must still be refused, or null. */
-  refusal(claims: { sid: string; sub: string; role: string; iat: number }): string | null {
+  refusal (claims: { sid: string; sub: string; role: string; iat: number }): string | null {
     if (this.revokedSessions.has(claims.sid)) return 'session revoked'
     const user = this.userStates.get(claims.sub)
     if (user?.disabled) return 'user disabled'
@@ -97,7 +97,7 @@ export class RevocationList {
     return null
   }
 
-  private prune(now: number): void {
+  private prune (now: number): void {
     for (const [id, keepUntil] of this.revokedSessions) if (keepUntil < now) this.revokedSessions.delete(id)
     for (const [id, state] of this.userStates) if (state.keepUntil < now) this.userStates.delete(id)
   }

@@ -13,7 +13,7 @@ export interface ServerKeys {
 
 const PURPOSES: (keyof ServerKeys)[] = ['refreshTokenHash', 'refreshTokenSuccessor', 'apiKeyHash', 'signingKeyEncryption']
 
-export function deriveServerKeys(secretKey: string): ServerKeys {
+export function deriveServerKeys (secretKey: string): ServerKeys {
   const keys = {} as ServerKeys
   for (const purpose of PURPOSES) {
     keys[purpose] = Buffer.from(hkdfSync('sha256', secretKey, 'token-auth/v1', purpose, 32))
@@ -21,6 +21,6 @@ export function deriveServerKeys(secretKey: string): ServerKeys {
   return keys
 }
 
-export function hmacSha256(key: Buffer, data: string): Buffer {
+export function hmacSha256 (key: Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest()
 }

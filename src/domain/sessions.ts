@@ -70,7 +70,7 @@ const REFRESH_TOKEN_REGEX = new RegExp(REFRESH_TOKEN_PATTERN)
 export class SessionStore {
   private readonly now: () => number
 
-  constructor(
+  constructor (
     private readonly db: PrismaClient,
     private readonly sql: SqlPool,
     private readonly keys: SessionKeys,
@@ -79,16 +79,16 @@ export class SessionStore {
       now?: () => number
       /** Told of every revocation, so this instance refuses the sessions' access tokens at once. */
       onRevoked?: (sessionIds: string[]) => void
-    },
+    }
   ) {
     this.now = options.now ?? Date.now
   }
 
-  hashRefreshToken(token: string): Uint8Array<ArrayBuffer> {
+  hashRefreshToken (token: string): Uint8Array<ArrayBuffer> {
     return new Uint8Array(hmacSha256(this.keys.refreshTokenHash, token))
   }
 
-  private successorOf(token: string): string {
+  private successorOf (token: string): string {
     return hmacSha256(this.keys.refreshTokenSuccessor, token).toString('base64url')
   }
 
@@ -102,7 +102,7 @@ export class SessionStore {
    * makes this statement insert nothing; no session opened with a credential
    * outlives its change.
    */
-  async start(input: {
+  async start (input: {
     userId: string
     clientId: string
     scope: string
@@ -161,7 +161,7 @@ export class SessionStore {
    * inserts the successor (also guarded by the unique parent_id). The others
    * fall through to `classify`, which sees the committed retirement.
    */
-  async rotate(refreshToken: string, clientId: string, context: SessionContext = {}): Promise<RotationResult> {
+  async rotate (refreshToken: string, clientId: string, context: SessionContext = {}): Promise<RotationResult> {
     if (!REFRESH_TOKEN_REGEX.test(refreshToken)) return { ok: false, reason: 'unknown' }
     const tokenHash = this.hashRefreshToken(refreshToken)
     const successor = this.successorOf(refreshToken)
@@ -185,12 +185,12 @@ export class SessionStore {
    * inside the grace window a retired token gets the family's live token back
    * and revokes nothing; outside it, it revokes the whole session (reuse).
    */
-  private async classify(
+  private async classify (
     tokenHash: Uint8Array<ArrayBuffer>,
     refreshToken: string,
     clientId: string,
     now: Date,
-    context: SessionContext,
+    context: SessionContext
   ): Promise<RotationResult> {
     const rows = await this.db.$queryRaw<PresentedRow[]>`
       SELECT rt.id, rt.retired_at, s.id AS session_id, s.user_id, s.client_id, s.scope, s.revoked_at,
@@ -228,7 +228,7 @@ export class SessionStore {
   }
 
   /** How many rotations followed a token: the depth of the chain of successors below it. */
-  private async generationsBelow(tokenId: string): Promise<number> {
+  private async generationsBelow (tokenId: string): Promise<number> {
     const rows = await this.db.$queryRaw<{ depth: number }[]>`
       WITH RECURSIVE chain AS (
         SELECT id, 0 AS depth FROM refresh_tokens WHERE id = ${tokenId}::uuid
@@ -240,7 +240,7 @@ export class SessionStore {
   }
 
   /** Rule 4: the whole family dies, once, with an audit event. */
-  private async revokeForReuse(sessionId: string, userId: string, now: Date, ip: string | undefined): Promise<void> {
+  private async revokeForReuse (sessionId: string, userId: string, now: Date, ip: string | undefined): Promise<void> {
     await this.db.$transaction(async (tx) => {
       const revoked = await revokeSessions(tx, { id: sessionId }, 'refresh_token_reused', now)
       if (revoked.length === 1) {
@@ -252,7 +252,7 @@ export class SessionStore {
   }
 
   /** The live session a refresh token belongs to (retired or not), for logout and RFC 7009 revocation. */
-  async findByRefreshToken(refreshToken: string): Promise<{ sessionId: string; userId: string; clientId: string } | null> {
+  async findByRefreshToken (refreshToken: string): Promise<{ sessionId: string; userId: string; clientId: string } | null> {
     if (!REFRESH_TOKEN_REGEX.test(refreshToken)) return null
     const token = await this.db.refreshToken.findUnique({
       where: { tokenHash: this.hashRefreshToken(refreshToken) },
@@ -267,7 +267,7 @@ export class SessionStore {
    * user enabled. With `refreshToken`, also that token must be the session's
    * live one (not retired). Used by introspection.
    */
-  async liveGrant(by: { refreshToken: string } | { sessionId: string }): Promise<SessionGrant | null> {
+  async liveGrant (by: { refreshToken: string } | { sessionId: string }): Promise<SessionGrant | null> {
     const now = new Date(this.now())
     const sessionSelect = {
       id: true,
@@ -306,7 +306,7 @@ export class SessionStore {
   }
 
   /** Revokes sessions; returns the ids that were live. */
-  async revoke(where: SessionsToRevoke, reason: string, db: Prisma.TransactionClient | PrismaClient = this.db): Promise<string[]> {
+  async revoke (where: SessionsToRevoke, reason: string, db: Prisma.TransactionClient | PrismaClient = this.db): Promise<string[]> {
     const ids = await revokeSessions(db, sessionFilter(where), reason, new Date(this.now()))
     if (ids.length === 0) return ids
     this.options.onRevoked?.(ids)
@@ -317,7 +317,7 @@ export class SessionStore {
    * Signs out: this session, the user's other sessions,
    * or all of them; audited in the same transaction. The ids revoked.
    */
-  logout(input: { userId: string; sessionId: string; scope: 'current' | 'others' | 'global'; ip?: string | undefined }): Promise<string[]> {
+  logout (input: { userId: string; sessionId: string; scope: 'current' | 'others' | 'global'; ip?: string | undefined }): Promise<string[]> {
     const { userId, sessionId, scope } = input
     const where = scope === 'current' ? { sessionId } : scope === 'others' ? { userId, exceptSessionId: sessionId } : { userId }
     return this.revokeRecorded(where, 'logout', (revoked) => ({
@@ -334,7 +334,7 @@ export class SessionStore {
    * RFC 7009 revocation (by whoever holds it: no actor then); audited with
    * the revocation. False when there was no such live session.
    */
-  async revokeOne(input: { sessionId: string; userId: string; actorId: string | null; ip?: string | undefined; via?: 'revocation_endpoint' }): Promise<boolean> {
+  async revokeOne (input: { sessionId: string; userId: string; actorId: string | null; ip?: string | undefined; via?: 'revocation_endpoint' }): Promise<boolean> {
     const reason = input.via === 'revocation_endpoint' ? 'token_revoked' : 'revoked_by_user'
     const revoked = await this.revokeRecorded({ sessionId: input.sessionId, userId: input.userId }, reason, (ids) =>
       ids.length === 0
@@ -345,16 +345,16 @@ export class SessionStore {
             actorId: input.actorId,
             ip: input.ip,
             details: { sessionId: input.sessionId, ...(input.via ? { via: input.via } : {}) },
-          },
+          }
     )
     return revoked.length > 0
   }
 
   /** Revokes sessions and writes the audit event `event` makes of the ids revoked, in one transaction. */
-  private async revokeRecorded(
+  private async revokeRecorded (
     where: Parameters<SessionStore['revoke']>[0],
     reason: string,
-    event: (revoked: string[]) => AuditEventInput | null,
+    event: (revoked: string[]) => AuditEventInput | null
   ): Promise<string[]> {
     return this.db.$transaction(async (tx) => {
       const revoked = await this.revoke(where, reason, tx)
@@ -365,7 +365,7 @@ export class SessionStore {
   }
 
   /** A user's sessions that can still refresh. */
-  async listLive(userId: string): Promise<SessionSummary[]> {
+  async listLive (userId: string): Promise<SessionSummary[]> {
     const now = new Date(this.now())
     return this.db.session.findMany({
       where: { userId, revokedAt: null, idleExpiresAt: { gt: now }, absoluteExpiresAt: { gt: now } },
@@ -387,7 +387,7 @@ export class SessionStore {
 /** One session (of a user), or a user's sessions (but one). */
 export type SessionsToRevoke = { sessionId: string; userId?: string } | { userId: string; exceptSessionId?: string }
 
-function sessionFilter(where: SessionsToRevoke): Prisma.SessionWhereInput {
+function sessionFilter (where: SessionsToRevoke): Prisma.SessionWhereInput {
   return 'sessionId' in where
     ? { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
     : { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }
@@ -397,7 +397,7 @@ function sessionFilter(where: SessionsToRevoke): Prisma.SessionWhereInput {
  * Revocation for a process without a SessionStore (the admin:create CLI):
  * the same write; running instances see it at their next revocation sync.
  */
-export function sessionRevoker(db: PrismaClient, now: () => number = Date.now): Pick<SessionStore, 'revoke'> {
+export function sessionRevoker (db: PrismaClient, now: () => number = Date.now): Pick<SessionStore, 'revoke'> {
   return { revoke: (where, reason, tx = db) => revokeSessions(tx, sessionFilter(where), reason, new Date(now())) }
 }
 
@@ -406,11 +406,11 @@ export function sessionRevoker(db: PrismaClient, now: () => number = Date.now): 
  * one write behind every revocation; telling this instance's revocation list
  * is the caller's part.
  */
-async function revokeSessions(
+async function revokeSessions (
   db: Prisma.TransactionClient | PrismaClient,
   filter: Prisma.SessionWhereInput,
   reason: string,
-  now: Date,
+  now: Date
 ): Promise<string[]> {
   const revoked = await db.session.updateManyAndReturn({
     where: { ...filter, revokedAt: null },
@@ -497,7 +497,7 @@ interface PresentedRow extends RotatedRow {
   disabled: boolean
 }
 
-function toGrant(row: RotatedRow): SessionGrant {
+function toGrant (row: RotatedRow): SessionGrant {
   return {
     sessionId: row.session_id,
     userId: row.user_id,
@@ -508,4 +508,3 @@ function toGrant(row: RotatedRow): SessionGrant {
     absoluteExpiresAt: row.absolute_expires_at,
   }
 }
-

@@ -6,7 +6,6 @@ import type { JwkSet, PublicJwk } from '../schemas/keys.js'
 /** One algorithm for every key: verifiers pin it (RFC 8725 §3.1). */
 export const SIGNING_ALG = 'ES256'
 
-
 interface LoadedKey {
   kid: string
   publicJwk: PublicJwk
@@ -42,15 +41,15 @@ export class KeyStore {
   private keys = new Map<string, LoadedKey>()
   private readonly now: () => number
 
-  constructor(
+  constructor (
     private readonly db: PrismaClient,
-    private readonly options: KeyStoreOptions,
+    private readonly options: KeyStoreOptions
   ) {
     this.now = options.now ?? Date.now
   }
 
   /** Reads the published keys from the database into memory. */
-  async load(): Promise<void> {
+  async load (): Promise<void> {
     const rows = await this.db.signingKey.findMany({
       where: { OR: [{ expiresAt: null }, { expiresAt: { gt: new Date(this.now()) } }] },
     })
@@ -73,7 +72,7 @@ export class KeyStore {
   }
 
   /** Creates a key that signs at once when none can sign now (first start). */
-  async ensureSigningKey(): Promise<void> {
+  async ensureSigningKey (): Promise<void> {
     await this.load()
     if (this.currentKey()) return
     await this.db.$transaction(async (tx) => {
@@ -91,7 +90,7 @@ export class KeyStore {
    * Publishes a new key now that starts signing after the publish lead time,
    * and schedules the current keys to retire at that moment.
    */
-  async rotate(): Promise<{ kid: string; activatesAt: Date }> {
+  async rotate (): Promise<{ kid: string; activatesAt: Date }> {
     const activatesAt = new Date(this.now() + this.options.publishLeadSeconds * 1000)
     const expiresAt = new Date(activatesAt.getTime() + this.options.maxAccessTokenTtlSeconds * 1000 + CLOCK_SKEW_MS)
     const row = await this.db.$transaction(async (tx) => {
@@ -107,7 +106,7 @@ export class KeyStore {
   }
 
   /** The public keys verifiers must know: every key not yet expired. */
-  jwks(): JwkSet {
+  jwks (): JwkSet {
     const now = this.now()
     return {
       keys: [...this.keys.values()]
@@ -118,7 +117,7 @@ export class KeyStore {
   }
 
   /** PEM of a published key, for the request-side verifier; undefined when unknown. */
-  publicKeyPem(kid: string): string | undefined {
+  publicKeyPem (kid: string): string | undefined {
     const key = this.keys.get(kid)
     if (!key || (key.expiresAt !== null && key.expiresAt <= this.now())) return undefined
     return key.publicPem
@@ -131,7 +130,7 @@ export class KeyStore {
    * the CPU per ES256 signature (README.md, dependency notes). Verifiers in the tests
    * (jose, oauth4webapi, fast-jwt) check what this produces.
    */
-  sign(claims: JWTPayload, header: { typ: string }): string {
+  sign (claims: JWTPayload, header: { typ: string }): string {
     const key = this.currentKey()
     if (!key) throw new Error('no signing key is active; was ensureSigningKey() run?')
     key.privateKey ??= this.decryptPrivateKey(key)
@@ -142,7 +141,7 @@ export class KeyStore {
   }
 
   /** The newest key whose signing period has begun and not ended. */
-  currentKey(): LoadedKey | undefined {
+  currentKey (): LoadedKey | undefined {
     const now = this.now()
     let best: LoadedKey | undefined
     for (const key of this.keys.values()) {
@@ -152,7 +151,7 @@ export class KeyStore {
     return best
   }
 
-  private async newKeyRow(activatesAt: Date) {
+  private async newKeyRow (activatesAt: Date) {
     const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALG, { extractable: true })
     const { kty, crv, x, y } = await exportJWK(publicKey)
     const kid = await calculateJwkThumbprint({ kty, crv, x, y })
@@ -166,17 +165,17 @@ export class KeyStore {
     }
   }
 
-  private decryptPrivateKey(key: LoadedKey): KeyObject {
+  private decryptPrivateKey (key: LoadedKey): KeyObject {
     const jwk = JSON.parse(decrypt(this.options.encryptionKey, key.encrypted, key.kid).toString('utf8')) as JWK
     return createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' })
   }
 }
 
-function base64urlJson(value: object): string {
+function base64urlJson (value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url')
 }
 
-function toPem(jwk: PublicJwk): string {
+function toPem (jwk: PublicJwk): string {
   const { kty, crv, x, y } = jwk
   return createPublicKey({ key: { kty, crv, x, y } as import('node:crypto').JsonWebKey, format: 'jwk' })
     .export({ type: 'spki', format: 'pem' })
@@ -185,14 +184,14 @@ function toPem(jwk: PublicJwk): string {
 
 // iv (12) || ciphertext || tag (16); the kid is bound as associated data so a
 // ciphertext cannot be moved to another key's row.
-function encrypt(key: Buffer, plaintext: Buffer, aad: string): Uint8Array<ArrayBuffer> {
+function encrypt (key: Buffer, plaintext: Buffer, aad: string): Uint8Array<ArrayBuffer> {
   const iv = randomBytes(12)
   const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(Buffer.from(aad))
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
   return new Uint8Array(Buffer.concat([iv, body, cipher.getAuthTag()]))
 }
 
-function decrypt(key: Buffer, data: Uint8Array, aad: string): Buffer {
+function decrypt (key: Buffer, data: Uint8Array, aad: string): Buffer {
   const bytes = Buffer.from(data)
   const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12)).setAAD(Buffer.from(aad))
   decipher.setAuthTag(bytes.subarray(bytes.length - 16))

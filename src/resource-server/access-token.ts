@@ -26,7 +26,7 @@ export interface AccessTokenVerifierOptions {
  * nbf, iat not in the future, and the claims this platform's tokens carry.
  * Throws ResourceAuthError (invalid_token) or IssuerUnavailableError.
  */
-export async function verifyAccessToken(token: string, options: AccessTokenVerifierOptions): Promise<Omit<UserAuth, 'introspected'>> {
+export async function verifyAccessToken (token: string, options: AccessTokenVerifierOptions): Promise<Omit<UserAuth, 'introspected'>> {
   const nowMs = options.now()
   let payload: JWTPayload
   try {
@@ -70,16 +70,16 @@ export async function verifyAccessToken(token: string, options: AccessTokenVerif
   }
 }
 
-export function splitScope(scope: string | undefined): string[] {
+export function splitScope (scope: string | undefined): string[] {
   return scope ? scope.split(' ').filter(Boolean) : []
 }
 
-function invalid(description: string, realm: string | undefined, cause?: unknown): ResourceAuthError {
+function invalid (description: string, realm: string | undefined, cause?: unknown): ResourceAuthError {
   return new ResourceAuthError('invalid_token', description, { realm, cause })
 }
 
 /** A short, fixed description per failure class: nothing from the token is echoed back. */
-function describe(error: unknown): string {
+function describe (error: unknown): string {
   if (error instanceof errors.JWTExpired) return 'the access token expired'
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return 'the access token is not yet valid'

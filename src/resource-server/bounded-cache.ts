@@ -6,11 +6,11 @@
 export class BoundedCache<V> {
   private readonly map = new Map<string, V>()
 
-  constructor(readonly maxEntries: number) {
+  constructor (readonly maxEntries: number) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer')
   }
 
-  get(key: string): V | undefined {
+  get (key: string): V | undefined {
     const value = this.map.get(key)
     if (value === undefined) return undefined
     // Most recently used goes last.
@@ -19,7 +19,7 @@ export class BoundedCache<V> {
     return value
   }
 
-  set(key: string, value: V): void {
+  set (key: string, value: V): void {
     this.map.delete(key)
     this.map.set(key, value)
     while (this.map.size > this.maxEntries) {
@@ -28,15 +28,15 @@ export class BoundedCache<V> {
     }
   }
 
-  delete(key: string): void {
+  delete (key: string): void {
     this.map.delete(key)
   }
 
-  get size(): number {
+  get size (): number {
     return this.map.size
   }
 
-  keys(): string[] {
+  keys (): string[] {
     return [...this.map.keys()]
   }
 }

@@ -12,7 +12,7 @@ const SCHEME = /^([A-Za-z0-9!#$%&'*+.^_`|~-]+)(?: |$)/
  * an API key in X-API-Key. No credential: 401 with a bare challenge; two, or
  * a malformed Bearer header: 400 invalid_request (RFC 6750 §2, §3.1).
  */
-export function readCredential(request: FastifyRequest, options: { apiKeyPrefix: string; realm: string | undefined }): Credential {
+export function readCredential (request: FastifyRequest, options: { apiKeyPrefix: string; realm: string | undefined }): Credential {
   const { realm } = options
   const authorization = request.headers.authorization
   const apiKeyHeader = request.headers['x-api-key']

@@ -7,7 +7,7 @@ export interface IssuerEndpoints {
 }
 
 /** RFC 8414 §3.1: the metadata URL of an issuer, the well-known segment inserted before any path. */
-export function metadataUrl(issuer: string): string {
+export function metadataUrl (issuer: string): string {
   const url = new URL(issuer)
   const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')
   return `${url.origin}/.well-known/oauth-authorization-server${path}`
@@ -24,7 +24,7 @@ export class IssuerDiscovery {
   private failedAt = -Infinity
   private lastError: Error | undefined
 
-  constructor(
+  constructor (
     private readonly options: {
       issuer: string
       overrides: { jwksUri?: string | undefined; introspectionEndpoint?: string | undefined }
@@ -33,7 +33,7 @@ export class IssuerDiscovery {
       fetch: typeof fetch
       timeoutMs: number
       backoffMs: number
-    },
+    }
   ) {
     const { jwksUri, introspectionEndpoint } = options.overrides
     if (jwksUri !== undefined && (introspectionEndpoint !== undefined || !options.needsIntrospection)) {
@@ -41,7 +41,7 @@ export class IssuerDiscovery {
     }
   }
 
-  async get(): Promise<IssuerEndpoints> {
+  async get (): Promise<IssuerEndpoints> {
     if (this.endpoints) return this.endpoints
     if (this.pending) return this.pending
     if (Date.now() - this.failedAt < this.options.backoffMs && this.lastError) throw this.lastError
@@ -56,12 +56,12 @@ export class IssuerDiscovery {
         this.lastError = error
         this.pending = undefined
         throw error
-      },
+      }
     )
     return this.pending
   }
 
-  private async discover(): Promise<IssuerEndpoints> {
+  private async discover (): Promise<IssuerEndpoints> {
     const url = metadataUrl(this.options.issuer)
     const { status, body } = await fetchJson(this.options.fetch, url, { timeoutMs: this.options.timeoutMs })
     if (status !== 200 || typeof body !== 'object' || body === null) {
@@ -79,7 +79,7 @@ export class IssuerDiscovery {
   }
 }
 
-function httpUrl(value: unknown): string | undefined {
+function httpUrl (value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined
   try {
     const url = new URL(value)

@@ -30,10 +30,10 @@ export class ResourceAuthError extends Error {
   readonly statusCode: number
   readonly headers: Record<string, string>
 
-  constructor(
+  constructor (
     readonly code: ResourceAuthErrorCode,
     message: string,
-    options: { realm?: string | undefined; scope?: readonly string[]; retryAfterSeconds?: number; cause?: unknown } = {},
+    options: { realm?: string | undefined; scope?: readonly string[]; retryAfterSeconds?: number; cause?: unknown } = {}
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'ResourceAuthError'
@@ -59,13 +59,13 @@ export class ResourceAuthError extends Error {
  * error_description and scope (%x20-21 / %x23-5B / %x5D-7E): no quotes,
  * backslashes or control characters, so nothing can break out of the header.
  */
-function quote(value: string): string {
+function quote (value: string): string {
   return `"${value.replace(/[^\x20\x21\x23-\x5B\x5D-\x7E]/g, '')}"`
 }
 
 /** The issuer could not be asked (down, timed out, or answered nonsense); the request gets 503. */
 export class IssuerUnavailableError extends Error {
-  constructor(message: string, options: { cause?: unknown } = {}) {
+  constructor (message: string, options: { cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'IssuerUnavailableError'
   }

@@ -1,10 +1,10 @@
 import { IssuerUnavailableError } from './errors.js'
 
 /** A JSON request to the issuer with an explicit timeout; network errors, timeouts and non-JSON become IssuerUnavailableError. */
-export async function fetchJson(
+export async function fetchJson (
   fetchImpl: typeof fetch,
   url: string,
-  init: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; timeoutMs: number },
+  init: { method?: 'GET' | 'POST'; headers?: Record<string, string>; body?: string; timeoutMs: number }
 ): Promise<{ status: number; body: unknown }> {
   let response: Response
   try {

@@ -62,7 +62,7 @@ const DEFAULTS = {
  * through RFC 7662 introspection with a short cache, and on sensitive routes
  * asks the issuer whether an access token's session is still live.
  */
-async function resourceServer(fastify: FastifyInstance, options: ResourceServerOptions) {
+async function resourceServer (fastify: FastifyInstance, options: ResourceServerOptions) {
   const issuer = checkIssuer(options.issuer)
   const audience = typeof options.audience === 'string' ? [options.audience] : [...options.audience]
   if (audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')) {
@@ -107,22 +107,22 @@ async function resourceServer(fastify: FastifyInstance, options: ResourceServerO
   })
   const introspector = introspectionOptions
     ? new Introspector({
-        endpoint: async () => {
-          const endpoint = (await discovery.get()).introspectionEndpoint
-          if (!endpoint) throw new IssuerUnavailableError('the issuer publishes no introspection_endpoint')
-          return endpoint
-        },
-        credential: introspectionOptions.credential,
-        positiveTtlMs: introspectionOptions.positiveTtlMs,
-        negativeTtlMs: introspectionOptions.negativeTtlMs,
-        maxEntries: introspectionOptions.maxEntries,
-        timeoutMs,
-        fetch: fetchImpl,
-        now,
-      })
+      endpoint: async () => {
+        const endpoint = (await discovery.get()).introspectionEndpoint
+        if (!endpoint) throw new IssuerUnavailableError('the issuer publishes no introspection_endpoint')
+        return endpoint
+      },
+      credential: introspectionOptions.credential,
+      positiveTtlMs: introspectionOptions.positiveTtlMs,
+      negativeTtlMs: introspectionOptions.negativeTtlMs,
+      maxEntries: introspectionOptions.maxEntries,
+      timeoutMs,
+      fetch: fetchImpl,
+      now,
+    })
     : undefined
 
-  async function authenticateUser(token: string, route: RequireAuthOptions): Promise<UserAuth> {
+  async function authenticateUser (token: string, route: RequireAuthOptions): Promise<UserAuth> {
     const verified = await verifyAccessToken(token, {
       issuer,
       audience,
@@ -143,7 +143,7 @@ async function resourceServer(fastify: FastifyInstance, options: ResourceServerO
     return { ...verified, introspected: true }
   }
 
-  async function authenticateApiKey(key: string, route: RequireAuthOptions): Promise<ApiKeyAuth> {
+  async function authenticateApiKey (key: string, route: RequireAuthOptions): Promise<ApiKeyAuth> {
     if (!route.allowApiKeys) throw new ResourceAuthError('invalid_token', 'API keys are not accepted here', { realm })
     const maxAgeMs = route.sensitive
       ? Math.min(introspectionOptions!.positiveTtlMs, introspectionOptions!.sensitiveTtlMs)
@@ -156,7 +156,7 @@ async function resourceServer(fastify: FastifyInstance, options: ResourceServerO
     return { kind: 'api_key', userId: answer.sub, scopes: splitScope(answer.scope), sessionId: null, expiresAt: answer.exp ?? null }
   }
 
-  async function authenticate(request: FastifyRequest, route: RequireAuthOptions = {}): Promise<ResourceAuth> {
+  async function authenticate (request: FastifyRequest, route: RequireAuthOptions = {}): Promise<ResourceAuth> {
     const credential = readCredential(request, { apiKeyPrefix, realm })
     let auth: ResourceAuth
     try {
@@ -189,7 +189,7 @@ async function resourceServer(fastify: FastifyInstance, options: ResourceServerO
       if (!/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(scope)) throw new TypeError(`resource-server: "${scope}" is not a valid scope token`)
     }
     const frozen = { ...route, scopes: [...(route.scopes ?? [])] }
-    return async function requireAuth(request) {
+    return async function requireAuth (request) {
       request.auth = await authenticate(request, frozen)
     }
   })
@@ -206,12 +206,12 @@ async function resourceServer(fastify: FastifyInstance, options: ResourceServerO
 }
 
 /** An introspection credential sent to an http:// issuer that is not this machine. */
-function sendsKeyInClear(issuer: string, options: ResourceServerOptions): boolean {
+function sendsKeyInClear (issuer: string, options: ResourceServerOptions): boolean {
   const url = new URL(issuer)
   return options.introspection !== undefined && url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)
 }
 
-function checkIssuer(issuer: string): string {
+function checkIssuer (issuer: string): string {
   let url: URL
   try {
     url = new URL(issuer)

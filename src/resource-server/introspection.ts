@@ -23,7 +23,7 @@ interface Entry {
 }
 
 /** The cache key of a token: its SHA-256, so no credential is kept in memory maps. */
-export function tokenDigest(token: string): string {
+export function tokenDigest (token: string): string {
   return createHash('sha256').update(token).digest('base64url')
 }
 
@@ -41,16 +41,16 @@ export class Introspector {
   /** Requests sent to the endpoint, for diagnostics and tests. */
   requests = 0
 
-  constructor(private readonly options: IntrospectorOptions) {
+  constructor (private readonly options: IntrospectorOptions) {
     this.cache = new BoundedCache(options.maxEntries)
   }
 
   /** Cache keys (digests), for tests that check no raw token is kept. */
-  cachedKeys(): string[] {
+  cachedKeys (): string[] {
     return this.cache.keys()
   }
 
-  async introspect(token: string, options: { maxAgeMs: number; hint?: string }): Promise<IntrospectionAnswer> {
+  async introspect (token: string, options: { maxAgeMs: number; hint?: string }): Promise<IntrospectionAnswer> {
     const key = tokenDigest(token)
     const cached = this.cache.get(key)
     if (cached && this.usable(cached, options.maxAgeMs)) return cached.answer
@@ -64,7 +64,7 @@ export class Introspector {
     return entry.answer
   }
 
-  private usable(entry: Entry, maxAgeMs: number): boolean {
+  private usable (entry: Entry, maxAgeMs: number): boolean {
     const now = this.options.now()
     const age = now - entry.checkedAt
     if (age < 0) return false
@@ -73,7 +73,7 @@ export class Introspector {
     return age < maxAgeMs
   }
 
-  private async ask(token: string, hint: string | undefined): Promise<Entry> {
+  private async ask (token: string, hint: string | undefined): Promise<Entry> {
     const endpoint = await this.options.endpoint()
     const body = new URLSearchParams({ token, ...(hint ? { token_type_hint: hint } : {}) })
     const checkedAt = this.options.now()
@@ -96,7 +96,7 @@ export class Introspector {
 }
 
 /** Reads an RFC 7662 response strictly: anything odd counts as inactive. */
-export function parseAnswer(body: unknown): IntrospectionAnswer {
+export function parseAnswer (body: unknown): IntrospectionAnswer {
   if (typeof body !== 'object' || body === null) throw new IssuerUnavailableError('introspection answered a non-object')
   const b = body as Record<string, unknown>
   if (b.active !== true) return { active: false }

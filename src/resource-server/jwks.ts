@@ -43,7 +43,7 @@ export class IssuerKeys {
   /** Requests sent to the JWKS URL, for diagnostics and tests. */
   fetches = 0
 
-  constructor(private readonly options: JwksOptions) {}
+  constructor (private readonly options: JwksOptions) {}
 
   /** A jose key-resolver function for jwtVerify. */
   readonly getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<CryptoKey> => {
@@ -64,11 +64,11 @@ export class IssuerKeys {
   }
 
   /** Fetches the keys now (start-up warm-up). */
-  async load(): Promise<void> {
+  async load (): Promise<void> {
     await (await this.remoteSet()).reload()
   }
 
-  private async remoteSet(): Promise<RemoteJWKSet> {
+  private async remoteSet (): Promise<RemoteJWKSet> {
     if (this.remote) return this.remote
     const url = await this.options.jwksUri()
     this.remote ??= createRemoteJWKSet(new URL(url), {
@@ -87,7 +87,7 @@ export class IssuerKeys {
   }
 
   /** The keys last fetched, as a local set (rebuilt only when they changed). */
-  private staleSet(remote: RemoteJWKSet): LocalSet | undefined {
+  private staleSet (remote: RemoteJWKSet): LocalSet | undefined {
     const jwks: JSONWebKeySet | undefined = remote.jwks()
     if (!jwks) return undefined
     const json = JSON.stringify(jwks)

@@ -54,14 +54,14 @@ export interface RequireAuthOptions {
 export type IntrospectionAnswer =
   | { active: false }
   | {
-      active: true
-      token_type?: string
-      sub?: string
-      scope?: string
-      exp?: number
-      sid?: string
-      client_id?: string
-    }
+    active: true
+    token_type?: string
+    sub?: string
+    scope?: string
+    exp?: number
+    sid?: string
+    client_id?: string
+  }
 
 export interface ResourceServerOptions {
   /** The issuer's identifier (its base URL), exactly as in the tokens' `iss`. */

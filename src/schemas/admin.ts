@@ -12,7 +12,7 @@ export const UsersQuery = Type.Object(
     limit: Limit,
     cursor: Type.Optional(Cursor),
   },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )
 
 export const UserPatch = Type.Object(
@@ -20,7 +20,7 @@ export const UserPatch = Type.Object(
     role: Type.Optional(Role),
     disabled: Type.Optional(Type.Boolean({ description: 'true revokes every session of the user at once' })),
   },
-  { additionalProperties: false, minProperties: 1 },
+  { additionalProperties: false, minProperties: 1 }
 )
 
 export const AuditQuery = Type.Object(
@@ -32,7 +32,7 @@ export const AuditQuery = Type.Object(
     limit: Limit,
     cursor: Type.Optional(Cursor),
   },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )
 
 export const AuditEvent = Type.Object(
@@ -45,6 +45,6 @@ export const AuditEvent = Type.Object(
     at: DateTime,
     details: Type.Unknown({ description: 'identifiers and reasons; never a secret' }),
   },
-  { $id: 'AuditEvent', title: 'Audit event' },
+  { $id: 'AuditEvent', title: 'Audit event' }
 )
 export type AuditEvent = Static<typeof AuditEvent>

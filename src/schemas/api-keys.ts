@@ -11,7 +11,7 @@ export const ApiKeyCreateRequest = Type.Object(
     scopes: Type.Array(Scope, { minItems: 1, maxItems: 20, uniqueItems: true }),
     expiresAt: Type.Optional(dateTimeInput('when the key stops working; none: never')),
   },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )
 
 export const ApiKey = Type.Object(
@@ -24,7 +24,7 @@ export const ApiKey = Type.Object(
     createdAt: DateTime,
     lastUsedAt: Type.Union([DateTime, Type.Null()], { description: 'updated at most once a minute' }),
   },
-  { $id: 'ApiKey', title: 'API key' },
+  { $id: 'ApiKey', title: 'API key' }
 )
 /** An API key as its owner sees it: no secret. */
 export type ApiKeySummary = Static<typeof ApiKey>
@@ -41,5 +41,5 @@ export const ApiKeysQuery = Type.Object(
     limit: PageLimit(100),
     cursor: Type.Optional(Cursor),
   },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )

@@ -8,7 +8,7 @@ export const ErrorResponse = Type.Object(
     code: Type.String({ description: 'stable machine-readable code, e.g. invalid_token, validation_failed' }),
     message: Type.String({ description: 'human-readable explanation' }),
   },
-  { $id: 'ErrorResponse', title: 'Error' },
+  { $id: 'ErrorResponse', title: 'Error' }
 )
 export type ErrorResponse = Static<typeof ErrorResponse>
 
@@ -18,7 +18,7 @@ export const OAuthErrorResponse = Type.Object(
     error: Type.String({ description: 'RFC 6749 error code' }),
     error_description: Type.String(),
   },
-  { $id: 'OAuthErrorResponse', title: 'OAuth error' },
+  { $id: 'OAuthErrorResponse', title: 'OAuth error' }
 )
 export type OAuthErrorResponse = Static<typeof OAuthErrorResponse>
 

@@ -51,7 +51,7 @@ const refuseNul: SchemaValidateFunction = (enabled: boolean, data: unknown): boo
 }
 
 /** Installs the formats and keywords above on one Ajv instance. */
-export function installInputRules(ajv: Ajv): Ajv {
+export function installInputRules (ajv: Ajv): Ajv {
   ajv.addFormat('uuid', { type: 'string', validate: isUuid })
   ajv.addFormat('date-time', { type: 'string', validate: dateTimeFormat })
   ajv.addKeyword({
@@ -75,11 +75,11 @@ const SUBSCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'definitions
 const SUBSCHEMAS = ['items', 'additionalProperties', 'additionalItems', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'propertyNames', 'not', 'if', 'then', 'else'] as const
 const SUBSCHEMA_LISTS = ['anyOf', 'oneOf', 'allOf', 'prefixItems'] as const
 
-function isSchemaObject(value: unknown): value is Record<string, unknown> {
+function isSchemaObject (value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function acceptsStrings(schema: Record<string, unknown>): boolean {
+function acceptsStrings (schema: Record<string, unknown>): boolean {
   return schema.type === 'string' || (Array.isArray(schema.type) && schema.type.includes('string'))
 }
 
@@ -91,7 +91,7 @@ function acceptsStrings(schema: Record<string, unknown>): boolean {
  * remembering them, and by the OpenAPI transform, so that the document
  * shows them.
  */
-export function withInputRules<T>(schema: T): T {
+export function withInputRules<T> (schema: T): T {
   if (Array.isArray(schema)) return schema.map((item) => withInputRules(item)) as T
   if (!isSchemaObject(schema)) return schema
   const copy: Record<string, unknown> = { ...schema }

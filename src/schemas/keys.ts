@@ -11,7 +11,7 @@ export const PublicJwk = Type.Object(
     x: Type.String(),
     y: Type.String(),
   },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )
 export type PublicJwk = Static<typeof PublicJwk>
 

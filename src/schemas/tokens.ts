@@ -18,7 +18,7 @@ export const TokenRequest = Type.Object(
     client_id: Type.Optional(ClientId),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
   },
-  { additionalProperties: true },
+  { additionalProperties: true }
 )
 export type TokenRequest = Static<typeof TokenRequest>
 
@@ -30,7 +30,7 @@ export const TokenResponse = Type.Object(
     refresh_token: Type.Optional(Type.String({ description: 'absent in cookie transport: the refresh token is in the cookie' })),
     scope: Type.Optional(Type.String()),
   },
-  { $id: 'TokenResponse', title: 'Token response' },
+  { $id: 'TokenResponse', title: 'Token response' }
 )
 export type TokenResponse = Static<typeof TokenResponse>
 
@@ -42,7 +42,7 @@ export const RevocationRequest = Type.Object(
     token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
     client_id: Type.Optional(ClientId),
   },
-  { additionalProperties: true },
+  { additionalProperties: true }
 )
 export type RevocationRequest = Static<typeof RevocationRequest>
 
@@ -53,7 +53,7 @@ export const IntrospectionRequest = Type.Object(
     token: Type.String({ maxLength: 4096, [NO_NUL]: false }),
     token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
   },
-  { additionalProperties: true },
+  { additionalProperties: true }
 )
 
 export const IntrospectionResponse = Type.Object(
@@ -69,7 +69,7 @@ export const IntrospectionResponse = Type.Object(
     iss: Type.Optional(Type.String()),
     aud: Type.Optional(Type.String()),
   },
-  { title: 'Introspection response' },
+  { title: 'Introspection response' }
 )
 /** RFC 7662 §2.2. Inactive tokens get `{ active: false }` and nothing more. */
 export type IntrospectionResponse = Static<typeof IntrospectionResponse>

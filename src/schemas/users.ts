@@ -35,19 +35,19 @@ export const User = Type.Object(
     disabled: Type.Boolean(),
     createdAt: DateTime,
   },
-  { $id: 'User', title: 'User' },
+  { $id: 'User', title: 'User' }
 )
 /** A user as the API shows it: no password hash. */
 export type PublicUser = Static<typeof User>
 
 export const SignupRequest = Type.Object(
   { email: Email, password: Password, client_id: Type.Optional(ClientId) },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )
 
 export const PasswordChangeRequest = Type.Object(
   { currentPassword: Password, newPassword: Password },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )
 
 /** A live session as its user and the admins see it (without "current", which depends on who asks). */
@@ -66,5 +66,5 @@ export type SessionSummary = Static<typeof SessionSummary>
 export const Session = Type.Interface(
   [SessionSummary],
   { current: Type.Boolean({ description: 'the session of the access token that asked' }) },
-  { $id: 'Session', title: 'Session' },
+  { $id: 'Session', title: 'Session' }
 )

@@ -29,7 +29,7 @@ const ROOT = join(import.meta.dirname, '../..')
 t.setTimeout(240_000)
 
 /** Whether every source file has a build at least as new: then the built CLI is what `npm run admin:create` runs. */
-async function buildIsFresh(): Promise<boolean> {
+async function buildIsFresh (): Promise<boolean> {
   try {
     for (const entry of await readdir(join(ROOT, 'src'), { recursive: true })) {
       if (!entry.endsWith('.ts') || entry.endsWith('.d.ts')) continue
@@ -55,7 +55,7 @@ interface Run {
 }
 
 /** The environment of the test process without anything naming a database, key or tap. */
-function baseEnv(): NodeJS.ProcessEnv {
+function baseEnv (): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
     if (/^(DATABASE_URL|TEST_DATABASE_URL|DATA_DIR|SECRET_KEY|NODE_OPTIONS|TAP.*|_TAPJS.*)$/.test(name)) continue
@@ -65,7 +65,7 @@ function baseEnv(): NodeJS.ProcessEnv {
 }
 
 /** Runs the CLI with `args`, writing `stdin` (then closing it). */
-function runCli(args: string[], env: Record<string, string>, stdin = ''): Promise<Run> {
+function runCli (args: string[], env: Record<string, string>, stdin = ''): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...COMMAND, ...args], {
       cwd: ROOT,
@@ -95,7 +95,7 @@ t.teardown(async () => {
 const cliEnv = { DATABASE_URL: database.url, SECRET_KEY: randomBytes(32).toString('base64url') }
 
 /** Signs in and checks the token opens the admin API. */
-async function assertAdminCanSignIn(t: Test, target: FastifyInstance, email: string) {
+async function assertAdminCanSignIn (t: Test, target: FastifyInstance, email: string) {
   const login = await passwordGrant(target, email)
   t.equal(login.statusCode, 200, `the admin signs in${login.statusCode === 200 ? '' : ` (${login.body})`}`)
   const token = json<{ access_token: string }>(login).access_token

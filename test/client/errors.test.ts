@@ -15,7 +15,7 @@ const answer = (status: number, body: unknown, headers: Record<string, string> =
 t.test('a shed login (503 temporarily_unavailable) is a ServiceUnavailableError with its Retry-After', async (t) => {
   const error = await errorFromResponse(
     answer(503, { error: 'temporarily_unavailable', error_description: 'too many password checks are waiting; retry shortly' }, { 'retry-after': '3' }),
-    'login',
+    'login'
   )
   t.type(error, ServiceUnavailableError)
   t.equal((error as ServiceUnavailableError).retryAfterSeconds, 3)

@@ -30,7 +30,7 @@ interface Server {
   baseUrl: string
 }
 
-async function startServer(t: Test, env: Record<string, string> = {}): Promise<Server> {
+async function startServer (t: Test, env: Record<string, string> = {}): Promise<Server> {
   const test = await buildTestApp(env, { database })
   t.teardown(test.close)
   await test.app.listen({ host: '127.0.0.1', port: 0 })
@@ -39,7 +39,7 @@ async function startServer(t: Test, env: Record<string, string> = {}): Promise<S
 }
 
 /** A fetch that counts refresh-grant requests to the token endpoint. */
-function countingFetch() {
+function countingFetch () {
   const counts = { refresh: 0, password: 0, total: 0 }
   const wrapped: typeof fetch = async (input, init) => {
     counts.total++
@@ -55,12 +55,17 @@ function countingFetch() {
 }
 
 /** A clock the client reads, moved by hand. */
-function clientClock() {
+function clientClock () {
   let offset = 0
-  return { now: () => Date.now() + offset, advance: (seconds: number) => void (offset += seconds * 1000) }
+  return {
+    now: () => Date.now() + offset,
+    advance: (seconds: number) => {
+      offset += seconds * 1000
+    },
+  }
 }
 
-function mobileClient(server: Server, extra: Partial<ConstructorParameters<typeof AuthClient>[0]> = {}) {
+function mobileClient (server: Server, extra: Partial<ConstructorParameters<typeof AuthClient>[0]> = {}) {
   const counting = countingFetch()
   const store = new MemoryStore()
   const clock = clientClock()
@@ -84,7 +89,7 @@ t.test('100 concurrent authenticated calls at token expiry make exactly one refr
 
   clock.advance(600) // the client's view: the access token has expired
   const results = await Promise.all(
-    Array.from({ length: 100 }, () => client.request<{ id: string }>('/users/me')),
+    Array.from({ length: 100 }, () => client.request<{ id: string }>('/users/me'))
   )
   t.equal(counts.refresh, 1, 'one refresh request for 100 concurrent calls')
   t.ok(results.every((me) => me.id === user.id), 'all 100 calls succeeded as the user')

@@ -20,7 +20,7 @@ t.test('the datamodel was generated from the current schema.prisma', async (t) =
   const [schema, generated] = await Promise.all([stat(SCHEMA_PATH), stat(DATAMODEL_PATH)])
   t.ok(
     generated.mtimeMs >= schema.mtimeMs,
-    'src/generated/datamodel.json is older than prisma/schema.prisma: run `node scripts/prisma-generate.mjs` (npm test does)',
+    'src/generated/datamodel.json is older than prisma/schema.prisma: run `node scripts/prisma-generate.mjs` (npm test does)'
   )
 })
 
@@ -31,7 +31,7 @@ t.test('the migrated database matches schema.prisma', async (t) => {
     [],
     drift.length === 0
       ? 'no drift'
-      : `the migrations and prisma/schema.prisma disagree; fix the migration SQL (or add one):${bulleted(drift)}`,
+      : `the migrations and prisma/schema.prisma disagree; fix the migration SQL (or add one):${bulleted(drift)}`
   )
 })
 
@@ -77,8 +77,8 @@ const databaseChanges: { name: string; sql: string; expected: string[] }[] = [
   },
   {
     name: 'a different default',
-    sql: `ALTER TABLE "users" ALTER COLUMN "role" SET DEFAULT 'admin'`,
-    expected: [`column users.role: DEFAULT 'admin'::role in the database, schema.prisma has @default("user")`],
+    sql: 'ALTER TABLE "users" ALTER COLUMN "role" SET DEFAULT \'admin\'',
+    expected: ['column users.role: DEFAULT \'admin\'::role in the database, schema.prisma has @default("user")'],
   },
   {
     name: 'a missing default',
@@ -129,7 +129,7 @@ const databaseChanges: { name: string; sql: string; expected: string[] }[] = [
   },
   {
     name: 'an extra enum value',
-    sql: `ALTER TYPE "role" ADD VALUE 'owner'`,
+    sql: 'ALTER TYPE "role" ADD VALUE \'owner\'',
     expected: ['enum role: values in the database but not in schema.prisma: owner'],
   },
   {
@@ -160,12 +160,12 @@ t.test('the checker reports a database that differs from schema.prisma', async (
 })
 
 /** The datamodel with `edit` applied to one model. */
-function editModel(name: string, edit: (model: DMMF.Model) => DMMF.Model): DMMF.Datamodel {
+function editModel (name: string, edit: (model: DMMF.Model) => DMMF.Model): DMMF.Datamodel {
   if (!datamodel.models.some((m) => m.name === name)) throw new Error(`schema.prisma has no model ${name}`)
   return { ...datamodel, models: datamodel.models.map((m) => (m.name === name ? edit(m) : m)) }
 }
 
-function editField(model: string, field: string, edit: Partial<DMMF.Field>): DMMF.Datamodel {
+function editField (model: string, field: string, edit: Partial<DMMF.Field>): DMMF.Datamodel {
   return editModel(model, (m) => ({ ...m, fields: m.fields.map((f) => (f.name === field ? { ...f, ...edit } : f)) }))
 }
 

@@ -24,7 +24,7 @@ t.setTimeout(240_000)
 const mode = async (path: string) => (await stat(path)).mode & 0o777
 
 /** The TCP ports this process listens on (Linux: its socket inodes matched against /proc/net/tcp{,6}). */
-async function listeningTcpPorts(): Promise<number[]> {
+async function listeningTcpPorts (): Promise<number[]> {
   const inodes = new Set<string>()
   for (const fd of await readdir('/proc/self/fd')) {
     const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
@@ -43,7 +43,7 @@ async function listeningTcpPorts(): Promise<number[]> {
   return ports.sort()
 }
 
-async function selectOne(url: string): Promise<number> {
+async function selectOne (url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -54,7 +54,7 @@ async function selectOne(url: string): Promise<number> {
 }
 
 /** The socket file a URL of startEmbeddedDatabase names (pg: `host` is the folder, the file is `.s.PGSQL.<port>`). */
-function socketPathOf(url: string): string {
+function socketPathOf (url: string): string {
   const parsed = new URL(url)
   return join(parsed.searchParams.get('host') ?? '', `.s.PGSQL.${parsed.searchParams.get('port') ?? '5432'}`)
 }

@@ -26,18 +26,18 @@ interface MigrationRow {
 }
 
 /** The migration folders, and each file's sha256 computed here rather than by the runner. */
-async function migrationFiles(dir = MIGRATIONS_DIR): Promise<{ name: string; checksum: string }[]> {
+async function migrationFiles (dir = MIGRATIONS_DIR): Promise<{ name: string; checksum: string }[]> {
   const entries = await readdir(dir, { withFileTypes: true })
   const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort()
   return Promise.all(
     names.map(async (name) => ({
       name,
       checksum: createHash('sha256').update(await readFile(join(dir, name, 'migration.sql'))).digest('hex'),
-    })),
+    }))
   )
 }
 
-async function migrationRows(url: string): Promise<MigrationRow[]> {
+async function migrationRows (url: string): Promise<MigrationRow[]> {
   return withClient(url, async (c) => (await c.query<MigrationRow>('SELECT * FROM "_prisma_migrations" ORDER BY started_at, migration_name')).rows)
 }
 
@@ -47,28 +47,28 @@ const db: TestDatabase = await createTestDatabase({ migrated: false })
 t.teardown(() => db.drop())
 
 /** The file's database with nothing in it: no tables, types or `_prisma_migrations`. */
-async function emptyDatabase(): Promise<void> {
+async function emptyDatabase (): Promise<void> {
   await withClient(db.url, (c) => c.query('DROP SCHEMA public CASCADE; CREATE SCHEMA public'))
 }
 
 /** A scratch copy of prisma/migrations, removed when the test ends. */
-async function migrationsCopy(t: Test): Promise<string> {
+async function migrationsCopy (t: Test): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'migrations-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   await cp(MIGRATIONS_DIR, dir, { recursive: true })
   return dir
 }
 
-async function addMigration(dir: string, name: string, sql: string): Promise<void> {
+async function addMigration (dir: string, name: string, sql: string): Promise<void> {
   await mkdir(join(dir, name))
   await writeFile(join(dir, name, 'migration.sql'), sql)
 }
 
 /** Awaits a migrate() that must fail, and returns its MigrationError. */
-async function migrationError(t: Test, run: Promise<MigrateResult>): Promise<MigrationError> {
+async function migrationError (t: Test, run: Promise<MigrateResult>): Promise<MigrationError> {
   const error = await run.then(
     () => undefined,
-    (e: unknown) => e,
+    (e: unknown) => e
   )
   t.type(error, MigrationError, 'migrate() fails with a MigrationError')
   return error as MigrationError
@@ -106,9 +106,9 @@ t.test('applies every migration to an empty database and records it as Prisma do
                 data_type || coalesce('(' || character_maximum_length || ')', '') AS type,
                 is_nullable AS nullable, column_default AS default
          FROM information_schema.columns
-         WHERE table_schema = 'public' AND table_name = '_prisma_migrations' ORDER BY ordinal_position`,
+         WHERE table_schema = 'public' AND table_name = '_prisma_migrations' ORDER BY ordinal_position`
       )
-    ).rows,
+    ).rows
   )
   t.strictSame(columns, [
     { name: 'id', type: 'character varying(36)', nullable: 'NO', default: null },
@@ -160,9 +160,9 @@ t.test('refuses to continue after a migration that started but did not finish', 
   // What a crashed `prisma migrate deploy` leaves behind: a row without finished_at.
   await withClient(db.url, (c) =>
     c.query(
-      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES ('00000000-0000-4000-8000-000000000000', $1, 'x')`,
-      ['0'.repeat(64)],
-    ),
+      'INSERT INTO "_prisma_migrations" (id, checksum, migration_name) VALUES (\'00000000-0000-4000-8000-000000000000\', $1, \'x\')',
+      ['0'.repeat(64)]
+    )
   )
   const error = await migrationError(t, migrate(db.url))
   t.match(error.message, 'migration x started but did not finish')
@@ -180,7 +180,7 @@ t.test('a failing migration is rolled back and leaves nothing half-written', asy
     `CREATE TABLE "half_written" ("id" INTEGER);
 ALTER TABLE "users" ADD COLUMN "half_written" INTEGER;
 INSERT INTO "no_such_table" VALUES (1);
-`,
+`
   )
 
   const error = await migrationError(t, migrate(db.url, { dir }))
@@ -191,12 +191,12 @@ INSERT INTO "no_such_table" VALUES (1);
   t.strictSame(
     rows.map((r) => [r.migration_name, r.finished_at !== null]),
     files.map((f) => [f.name, true]),
-    'the migrations before it are applied and recorded; the failed one has no row',
+    'the migrations before it are applied and recorded; the failed one has no row'
   )
   await withClient(db.url, async (c) => {
     const drift = await findSchemaDrift(c, await loadDatamodel())
     t.strictSame(drift, [], 'the schema is exactly the one before the failed migration')
-    const table = await c.query(`SELECT to_regclass('public.half_written') AS t`)
+    const table = await c.query('SELECT to_regclass(\'public.half_written\') AS t')
     t.equal(table.rows[0]?.t, null, 'its table was not created')
   })
 
@@ -225,7 +225,7 @@ t.test(
             `SELECT count(*)::int AS waiting FROM pg_locks
              WHERE locktype = 'advisory' AND NOT granted AND classid = 0 AND objid = $1
                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-            [PRISMA_ADVISORY_LOCK_KEY],
+            [PRISMA_ADVISORY_LOCK_KEY]
           )
           if (rows[0]?.waiting === 2) break
           if (Date.now() > deadline) throw new Error(`only ${rows[0]?.waiting ?? 0} of 2 processes reached the migration lock`)
@@ -250,12 +250,12 @@ t.test(
     t.strictSame(
       rows.map((r) => r.migration_name),
       files.map((f) => f.name),
-      'one _prisma_migrations row per migration',
+      'one _prisma_migrations row per migration'
     )
-  },
+  }
 )
 
-function runMigrateProcess(url: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runMigrateProcess (url: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/migrate-process.ts', url], {
       cwd: ROOT,

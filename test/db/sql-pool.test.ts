@@ -14,7 +14,7 @@ t.teardown(() => database.drop())
 
 // One connection, so that what one query prepares the next one sees (pg-pool
 // replaces a connection after a query error; PGlite's one session outlives it).
-function onePool() {
+function onePool () {
   const pool = new pg.Pool({ connectionString: database.url, max: 1 })
   t.teardown(() => pool.end())
   return pool

@@ -153,7 +153,7 @@ t.test('the bcrypt queue is bounded by the wait it would impose: past it, a job 
         if (!(error instanceof PasswordQueueFullError)) throw error
         refused.push(error)
         return 'refused'
-      }),
+      })
     )
   }
   // Refusals settle before any job ends: they never waited in the queue.
@@ -180,9 +180,9 @@ t.test('PasswordHasher passes its bound to the queue: a flood of verifies sheds,
     Array.from({ length: 30 }, () =>
       hasher.verify('a fine passphrase', hash).then(
         (matches) => (matches ? 'matched' : 'mismatch'),
-        (error: unknown) => (error instanceof PasswordQueueFullError ? 'shed' : 'other error'),
-      ),
-    ),
+        (error: unknown) => (error instanceof PasswordQueueFullError ? 'shed' : 'other error')
+      )
+    )
   )
   t.ok(outcomes.includes('shed'), 'some verifies were shed')
   t.ok(outcomes.includes('matched'), 'the ones admitted compared')

@@ -20,7 +20,7 @@ const MAX_TTL_SECONDS = 600
 const database = await createTestDatabase()
 t.teardown(() => database.drop())
 
-function client(owner: Test = t): PrismaClient {
+function client (owner: Test = t): PrismaClient {
   const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url, max: database.poolMax }) })
   owner.teardown(() => db.$disconnect())
   return db
@@ -30,7 +30,7 @@ const db = client()
 const encryptionKey = deriveServerKeys(randomBytes(32).toString('base64url')).signingKeyEncryption
 
 /** A clock the test moves by hand. */
-function manualClock(start = Date.now()) {
+function manualClock (start = Date.now()) {
   let now = start
   return {
     now: () => now,
@@ -40,7 +40,7 @@ function manualClock(start = Date.now()) {
   }
 }
 
-function store(options: { now?: () => number; key?: Buffer; db?: PrismaClient } = {}) {
+function store (options: { now?: () => number; key?: Buffer; db?: PrismaClient } = {}) {
   return new KeyStore(options.db ?? db, {
     encryptionKey: options.key ?? encryptionKey,
     publishLeadSeconds: LEAD_SECONDS,
@@ -52,7 +52,7 @@ function store(options: { now?: () => number; key?: Buffer; db?: PrismaClient } 
 const kids = (s: KeyStore) => s.jwks().keys.map((k) => k.kid)
 const kidOf = (jwt: string) => decodeProtectedHeader(jwt).kid
 
-async function signWith(s: KeyStore, now: number) {
+async function signWith (s: KeyStore, now: number) {
   const iat = Math.floor(now / 1000)
   return s.sign({ sub: 'u1', iat, exp: iat + MAX_TTL_SECONDS }, { typ: 'at+jwt' })
 }
@@ -277,7 +277,7 @@ t.test('a key rotated on one instance is published by another in time; JWKS cach
       audience: one.config.audience,
       typ: 'at+jwt',
       currentDate: new Date(two.clock.now()),
-    }),
+    })
   )
   const me = await one.app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${token}` } })
   t.equal(me.statusCode, 200, 'instance one accepts a token instance two signed with the new key')

@@ -26,12 +26,15 @@ if (!existsSync(CHROMIUM) || !existsSync(join(DASHBOARD_DIR, 'index.html'))) {
     : `the dashboard is not built (${DASHBOARD_DIR}; npm run build:dashboard)`
   // CI must run these tests; a developer machine may lack a browser.
   if (process.env.CI) t.fail(`browser tests cannot run: ${reason}`)
-  else t.comment(`browser tests skipped: ${reason}`), t.pass(`skipped: ${reason}`, { skip: reason })
+  else {
+    t.comment(`browser tests skipped: ${reason}`)
+    t.pass(`skipped: ${reason}`, { skip: reason })
+  }
 } else {
   await t.test('the admin dashboard in headless Chromium', run)
 }
 
-async function run(t: Test) {
+async function run (t: Test) {
   const { chromium } = await import('playwright-core')
   const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))
   t.teardown(server.close)
@@ -43,7 +46,7 @@ async function run(t: Test) {
     if (request.method === 'POST' && request.url?.split('?')[0] === '/auth/token') tokenRequests++
   })
 
-  async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  async function api (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
     const response = await fetch(`${origin}${path}`, {
       method,
       headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
@@ -52,13 +55,13 @@ async function run(t: Test) {
     const text = await response.text()
     return { status: response.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} }
   }
-  async function signUp(email: string): Promise<string> {
+  async function signUp (email: string): Promise<string> {
     const response = await api('POST', '/auth/signup', { email, password: PASSWORD })
     if (response.status !== 201) throw new Error(`signup ${email}: ${response.status}`)
     return response.body.user.id as string
   }
   /** A body-transport login: a session whose refresh token the test holds. */
-  async function mobileLogin(email: string) {
+  async function mobileLogin (email: string) {
     return api('POST', '/auth/token', { grant_type: 'password', username: email, password: PASSWORD, client_id: 'mobile' })
   }
   const refreshWith = (refreshToken: string) =>
@@ -115,7 +118,7 @@ async function run(t: Test) {
 
   const tab1 = watch(context.pages()[0] ?? (await context.newPage()))
 
-  async function login(page: import('playwright-core').Page, email: string) {
+  async function login (page: import('playwright-core').Page, email: string) {
     await page.getByLabel('Email').fill(email)
     await page.getByLabel('Password').fill(PASSWORD)
     await page.getByRole('button', { name: 'Sign in' }).click()
@@ -270,12 +273,12 @@ async function run(t: Test) {
     // refresh is over, and then rightly refresh again).
     const refreshTwice = (page: import('playwright-core').Page) =>
       page.evaluate(
-        'Promise.all([0, 1].map(() => globalThis.tokenAuthDashboard.client.refresh().then((token) => token.length > 0)))',
+        'Promise.all([0, 1].map(() => globalThis.tokenAuthDashboard.client.refresh().then((token) => token.length > 0)))'
       ) as Promise<boolean[]>
     const results = Promise.all([refreshTwice(tab1), refreshTwice(tab2)]).then((pairs) => pairs.flat())
     // Both tabs queued, told apart by clientId: two calls of one tab would also make two pending requests.
     await tab1.waitForFunction(
-      `navigator.locks.query().then((state) => new Set(state.pending.filter((l) => l.name === ${JSON.stringify(lock)}).map((l) => l.clientId)).size === 2)`,
+      `navigator.locks.query().then((state) => new Set(state.pending.filter((l) => l.name === ${JSON.stringify(lock)}).map((l) => l.clientId)).size === 2)`
     )
     await tab1.evaluate('globalThis.releaseRefreshLock()')
     t.same(await results, [true, true, true, true])

@@ -24,7 +24,7 @@ if (!existsSync(CHROMIUM)) {
   await t.test('Swagger UI renders under its CSP', run)
 }
 
-async function run(t: Test) {
+async function run (t: Test) {
   const { chromium } = await import('playwright-core')
   const server = await listeningTestApp()
   t.teardown(server.close)
@@ -50,7 +50,7 @@ async function run(t: Test) {
   })
   // Violations as the page itself sees them, reported even when nothing is logged.
   await page.addInitScript(
-    "document.addEventListener('securitypolicyviolation', (event) => console.error('CSP violation: ' + event.violatedDirective + ' ' + event.blockedURI))",
+    "document.addEventListener('securitypolicyviolation', (event) => console.error('CSP violation: ' + event.violatedDirective + ' ' + event.blockedURI))"
   )
 
   const response = await page.goto(`${server.issuer}/docs`)

@@ -43,9 +43,10 @@ if (authStart.status === 'rejected' || linksDbStart.status === 'rejected') {
 const auth = authStart.value
 const { issuer } = auth
 const linksDb = linksDbStart.value
-let links: FastifyInstance | undefined
+// Declared before the teardown that closes it, assigned once the auth service is up.
+let links: FastifyInstance | undefined // eslint-disable-line prefer-const
 let authClosed = false
-async function stopAuth() {
+async function stopAuth () {
   if (authClosed) return
   authClosed = true
   await auth.close()
@@ -64,7 +65,7 @@ interface TokenBody {
   user?: { id: string }
 }
 
-async function authCall(path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+async function authCall (path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}) {
   const response = await fetch(`${issuer}${path}`, {
     method: init.method ?? 'POST',
     headers: { ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
@@ -74,7 +75,7 @@ async function authCall(path: string, init: { method?: string; body?: unknown; h
   return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: response.headers }
 }
 
-function refreshCookie(headers: Headers): string {
+function refreshCookie (headers: Headers): string {
   const cookie = headers.getSetCookie().find((c) => c.startsWith('__Secure-refresh_token='))
   if (!cookie) throw new Error(`no refresh cookie in ${JSON.stringify(headers.getSetCookie())}`)
   return cookie.split(';')[0]!
@@ -83,13 +84,13 @@ function refreshCookie(headers: Headers): string {
 let emails = 0
 const newEmail = (label: string) => `${label}-${++emails}-${randomUUID().slice(0, 8)}@links.test`
 
-async function passwordGrant(email: string, clientId: string): Promise<TokenBody> {
+async function passwordGrant (email: string, clientId: string): Promise<TokenBody> {
   const response = await authCall('/auth/token', { body: { grant_type: 'password', username: email, password: PASSWORD, client_id: clientId } })
   if (response.status !== 200) throw new Error(`login: ${response.status} ${JSON.stringify(response.body)}`)
   return response.body as unknown as TokenBody
 }
 
-async function createApiKey(accessToken: string, scopes: string[]): Promise<{ id: string; key: string }> {
+async function createApiKey (accessToken: string, scopes: string[]): Promise<{ id: string; key: string }> {
   const response = await authCall('/api-keys', { body: { name: `key ${scopes.join(' ')}`, scopes }, headers: { authorization: `Bearer ${accessToken}` } })
   if (response.status !== 201) throw new Error(`api key: ${response.status} ${JSON.stringify(response.body)}`)
   return response.body as { id: string; key: string }
@@ -130,9 +131,9 @@ interface LinkBody {
   createdVia: string
 }
 
-async function linksCall(
+async function linksCall (
   path: string,
-  init: { method?: string; token?: string; apiKey?: string; body?: unknown } = {},
+  init: { method?: string; token?: string; apiKey?: string; body?: unknown } = {}
 ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const headers: Record<string, string> = {}
   if (init.token) headers.authorization = `Bearer ${init.token}`

@@ -19,7 +19,7 @@ export interface TestApp {
 export class TestClock {
   private offsetMs = 0
   now = (): number => Date.now() + this.offsetMs
-  advance(seconds: number): void {
+  advance (seconds: number): void {
     this.offsetMs += seconds * 1000
   }
 }
@@ -44,9 +44,9 @@ export const TEST_ENV: Record<string, string> = {
  * controllable clock. `env` overrides TEST_ENV; `database` shares one
  * database between several instances (scale-out tests).
  */
-export async function buildTestApp(
+export async function buildTestApp (
   env: Record<string, string> = {},
-  options: { database?: TestDatabase; clock?: TestClock } = {},
+  options: { database?: TestDatabase; clock?: TestClock } = {}
 ): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase())
   const config = loadConfig({
@@ -64,7 +64,7 @@ export async function buildTestApp(
     config,
     database,
     clock,
-    async close() {
+    async close () {
       await server.close()
       if (!options.database) await database.drop()
     },
@@ -76,7 +76,7 @@ export async function buildTestApp(
  * dropped when the file's tests end. Tests that need other settings build a
  * second app on `database`.
  */
-export async function fileTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function fileTestApp (env: Record<string, string> = {}): Promise<TestApp> {
   const database = await createTestDatabase()
   const testApp = await buildTestApp(env, { database })
   t.teardown(async () => {
@@ -87,7 +87,7 @@ export async function fileTestApp(env: Record<string, string> = {}): Promise<Tes
 }
 
 /** A loopback port free at the moment of asking. */
-export function freePort(): Promise<number> {
+export function freePort (): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()
@@ -104,7 +104,7 @@ export function freePort(): Promise<number> {
  * that speak real HTTP. `env` gets the issuer so it can name it elsewhere.
  * Another process may take the probed port before listen: then it retries.
  */
-export async function listeningTestApp(env: (issuer: string) => Record<string, string> = () => ({})): Promise<TestApp & { issuer: string }> {
+export async function listeningTestApp (env: (issuer: string) => Record<string, string> = () => ({})): Promise<TestApp & { issuer: string }> {
   let lastError: unknown
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort()
@@ -123,6 +123,6 @@ export async function listeningTestApp(env: (issuer: string) => Record<string, s
 }
 
 /** The parsed JSON body of an injected response. */
-export function json<T = Record<string, unknown>>(response: LightMyRequestResponse): T {
+export function json<T = Record<string, unknown>> (response: LightMyRequestResponse): T {
   return JSON.parse(response.body) as T
 }

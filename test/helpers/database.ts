@@ -31,12 +31,12 @@ export interface TestDatabaseOptions {
 /** Whether tests run on a real Postgres (TEST_DATABASE_URL) rather than the embedded PGlite. */
 export const realPostgresUrl: string | undefined = process.env.TEST_DATABASE_URL || undefined
 
-export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
+export async function createTestDatabase (options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const migrated = options.migrated ?? true
   return realPostgresUrl ? createPostgresDatabase(realPostgresUrl, migrated) : createEmbeddedDatabase(migrated)
 }
 
-async function createEmbeddedDatabase(migrated: boolean): Promise<TestDatabase> {
+async function createEmbeddedDatabase (migrated: boolean): Promise<TestDatabase> {
   const db = await startEmbeddedDatabase()
   try {
     if (migrated) await migrate(db.url)
@@ -48,7 +48,7 @@ async function createEmbeddedDatabase(migrated: boolean): Promise<TestDatabase> 
   return {
     url: db.url,
     poolMax: 1,
-    async drop() {
+    async drop () {
       if (dropped) return
       dropped = true
       await db.stop()
@@ -64,7 +64,7 @@ const NAME_PREFIX = 'tokenauth_test'
 // the template itself.
 const TEMPLATE_LOCK_KEY = 0x7e57db
 
-async function createPostgresDatabase(adminUrl: string, migrated: boolean): Promise<TestDatabase> {
+async function createPostgresDatabase (adminUrl: string, migrated: boolean): Promise<TestDatabase> {
   const name = `${NAME_PREFIX}_${process.pid}_${randomBytes(6).toString('hex')}`
   await withClient(adminUrl, async (admin) => {
     if (migrated) {
@@ -79,7 +79,7 @@ async function createPostgresDatabase(adminUrl: string, migrated: boolean): Prom
   return {
     url: databaseUrl(adminUrl, name),
     poolMax: 10,
-    async drop() {
+    async drop () {
       if (dropped) return
       dropped = true
       // FORCE ends connections a test left open (a pool not yet ended, a child process).
@@ -93,7 +93,7 @@ async function createPostgresDatabase(adminUrl: string, migrated: boolean): Prom
  * The name carries a hash of every migration's name and checksum: a new or
  * edited migration gets a new template, never a stale one.
  */
-async function ensureTemplate(admin: pg.Client, adminUrl: string): Promise<string> {
+async function ensureTemplate (admin: pg.Client, adminUrl: string): Promise<string> {
   const migrations = await readMigrations()
   const hash = createHash('sha256')
   for (const m of migrations) hash.update(`${m.name}\0${m.checksum}\n`)
@@ -123,19 +123,19 @@ async function ensureTemplate(admin: pg.Client, adminUrl: string): Promise<strin
 }
 
 /** The URL of database `name` on the same server, user and options as `url`. */
-export function databaseUrl(url: string, name: string): string {
+export function databaseUrl (url: string, name: string): string {
   const parsed = new URL(url)
   parsed.pathname = `/${encodeURIComponent(name)}`
   return parsed.toString()
 }
 
 /** Quotes an SQL identifier. */
-export function ident(name: string): string {
+export function ident (name: string): string {
   return `"${name.replaceAll('"', '""')}"`
 }
 
 /** Runs `fn` with a connected pg client on `url`, and closes it afterwards. */
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+export async function withClient<T> (url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
@@ -146,6 +146,6 @@ export async function withClient<T>(url: string, fn: (client: pg.Client) => Prom
 }
 
 /** A pg pool sized for the test database (max 1 on PGlite); the caller ends it. */
-export function openPool(db: Pick<TestDatabase, 'url' | 'poolMax'>): pg.Pool {
+export function openPool (db: Pick<TestDatabase, 'url' | 'poolMax'>): pg.Pool {
   return new pg.Pool({ connectionString: db.url, max: db.poolMax })
 }

@@ -6,7 +6,7 @@ import type { SessionStore } from '../../src/domain/sessions.js'
  * `reached` settles once a login has passed its password check and waits
  * between it and its session insert. Makes login races deterministic.
  */
-export function holdNextSessionStart(app: FastifyInstance): { reached: Promise<void>; release(): void } {
+export function holdNextSessionStart (app: FastifyInstance): { reached: Promise<void>; release(): void } {
   const sessions = app.sessions as SessionStore & { start: SessionStore['start'] }
   const original = sessions.start
   let arrive!: () => void

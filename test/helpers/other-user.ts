@@ -27,7 +27,7 @@ client.connect()
 `
 
 /** Another local user (nobody, 65534) trying to reach the embedded database in `socketDir`; needs root (canSwitchUser). */
-export function intrudeAsOtherUser(lockPath: string, socketDir: string): Promise<IntruderResult> {
+export function intrudeAsOtherUser (lockPath: string, socketDir: string): Promise<IntruderResult> {
   const pgPath = createRequire(import.meta.url).resolve('pg')
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', INTRUDER, pgPath, lockPath, socketDir], {

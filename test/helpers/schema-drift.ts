@@ -20,7 +20,7 @@ import type pg from 'pg'
 
 export const DATAMODEL_PATH = new URL('../../src/generated/datamodel.json', import.meta.url)
 
-export async function loadDatamodel(path: URL | string = DATAMODEL_PATH): Promise<DMMF.Datamodel> {
+export async function loadDatamodel (path: URL | string = DATAMODEL_PATH): Promise<DMMF.Datamodel> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as DMMF.Datamodel
   } catch (error) {
@@ -46,7 +46,7 @@ export interface Queryable {
  * Returns the differences between the database and the datamodel as readable
  * lines, sorted; an empty list means no drift.
  */
-export async function findSchemaDrift(db: Queryable, datamodel: DMMF.Datamodel, options: DriftOptions = {}): Promise<string[]> {
+export async function findSchemaDrift (db: Queryable, datamodel: DMMF.Datamodel, options: DriftOptions = {}): Promise<string[]> {
   const schema = options.schema ?? 'public'
   const ignored = new Set(options.ignoreTables ?? ['_prisma_migrations'])
   const actual = await readCatalog(db, schema)
@@ -77,7 +77,7 @@ export async function findSchemaDrift(db: Queryable, datamodel: DMMF.Datamodel, 
       }
       if (dbCol.not_null !== col.notNull) {
         out.push(
-          `${where}: ${dbCol.not_null ? 'NOT NULL' : 'nullable'} in the database, ${col.notNull ? 'NOT NULL' : 'nullable'} in schema.prisma`,
+          `${where}: ${dbCol.not_null ? 'NOT NULL' : 'nullable'} in the database, ${col.notNull ? 'NOT NULL' : 'nullable'} in schema.prisma`
         )
       }
       const dbDefault = dbCol.default ?? undefined
@@ -146,7 +146,7 @@ export async function findSchemaDrift(db: Queryable, datamodel: DMMF.Datamodel, 
   }
   for (const fk of actualFks.values()) {
     out.push(
-      `foreign key ${fk.name} on ${fk.table}(${fk.columns.join(', ')}) → ${fk.ref_table}(${fk.ref_columns.join(', ')}): in the database but not in schema.prisma`,
+      `foreign key ${fk.name} on ${fk.table}(${fk.columns.join(', ')}) → ${fk.ref_table}(${fk.ref_columns.join(', ')}): in the database but not in schema.prisma`
     )
   }
 
@@ -224,7 +224,7 @@ const SCALAR_TYPES: Record<string, string> = {
 }
 
 /** Prisma's @db.* native types on Postgres → format_type() spelling. */
-function nativeType(name: string, args: readonly string[]): string | undefined {
+function nativeType (name: string, args: readonly string[]): string | undefined {
   const p = args.length > 0 ? `(${args.join(',')})` : ''
   switch (name) {
     case 'Text':
@@ -286,7 +286,7 @@ const REFERENTIAL_ACTIONS: Record<string, string> = {
   d: 'SetDefault',
 }
 
-function expectedSchema(datamodel: DMMF.Datamodel) {
+function expectedSchema (datamodel: DMMF.Datamodel) {
   const problems: string[] = []
   const enums = new Map<string, string[]>()
   const enumsByModelName = new Map<string, DMMF.DatamodelEnum>()
@@ -390,7 +390,7 @@ function expectedSchema(datamodel: DMMF.Datamodel) {
   return { tables, indexes: [...indexes.values()], foreignKeys, enums, problems }
 }
 
-function expectedDefault(field: DMMF.Field, enumType: DMMF.DatamodelEnum | undefined): DefaultExpectation | null {
+function expectedDefault (field: DMMF.Field, enumType: DMMF.DatamodelEnum | undefined): DefaultExpectation | null {
   if (!field.hasDefaultValue || field.default === undefined) return null
   const value = field.default
   const presence = (describe: string): DefaultExpectation => ({ describe, matches: () => true })
@@ -419,12 +419,12 @@ function expectedDefault(field: DMMF.Field, enumType: DMMF.DatamodelEnum | undef
 }
 
 /** Whitespace- and case-insensitive form of an SQL expression. */
-function squash(sql: string): string {
+function squash (sql: string): string {
   return sql.replace(/\s+/g, '').toLowerCase()
 }
 
 /** `'{}'::jsonb` → `{}`, `'user'::role` → `user`, `false` → `false`. */
-function stripLiteral(expression: string): string {
+function stripLiteral (expression: string): string {
   let e = expression.trim()
   for (;;) {
     const cast = e.match(/^(.*)::[\w\s".[\]()]+$/s)
@@ -465,11 +465,11 @@ interface DbForeignKey {
   on_update: string
 }
 
-async function readCatalog(db: Queryable, schema: string) {
+async function readCatalog (db: Queryable, schema: string) {
   const tables = await db.query<{ table: string }>(
     `SELECT c.relname::text AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`,
-    [schema],
+    [schema]
   )
   // Enum columns are named by their type, which is what the DMMF knows;
   // every other type as format_type() prints it, precision included.
@@ -487,7 +487,7 @@ async function readCatalog(db: Queryable, schema: string) {
      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
      ORDER BY c.relname, a.attnum`,
-    [schema],
+    [schema]
   )
   const indexes = await db.query<DbIndex>(
     `SELECT t.relname::text AS table, i.relname::text AS name,
@@ -504,7 +504,7 @@ async function readCatalog(db: Queryable, schema: string) {
      JOIN pg_class t ON t.oid = x.indrelid
      JOIN pg_namespace n ON n.oid = t.relnamespace
      WHERE n.nspname = $1 AND t.relkind IN ('r', 'p')`,
-    [schema],
+    [schema]
   )
   const foreignKeys = await db.query<DbForeignKey>(
     `SELECT c.relname::text AS table, con.conname::text AS name, r.relname::text AS ref_table,
@@ -518,14 +518,14 @@ async function readCatalog(db: Queryable, schema: string) {
      JOIN pg_class r ON r.oid = con.confrelid
      JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE con.contype = 'f' AND n.nspname = $1`,
-    [schema],
+    [schema]
   )
   const enums = await db.query<{ name: string; values: string[] }>(
     `SELECT t.typname::text AS name,
             array(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) AS values
      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
      WHERE t.typtype = 'e' AND n.nspname = $1`,
-    [schema],
+    [schema]
   )
   return {
     tables: tables.rows.map((r) => r.table),

@@ -36,7 +36,7 @@ let counter = 0
 export const uniqueEmail = (label = 'user') => `${label}-${++counter}-${Date.now()}@users.test`
 
 /** One part of a JWT, decoded without any check: 0 the header, 1 the claims. */
-export function decodePart(token: string, index: number): Record<string, unknown> {
+export function decodePart (token: string, index: number): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[index]!, 'base64url').toString('utf8')) as Record<string, unknown>
 }
 
@@ -61,7 +61,7 @@ export interface SignupOptions {
 }
 
 /** A POST with a JSON body, from `remoteAddress` when given (the rate limits key on it). */
-function post(app: App, url: string, payload: unknown, options: { headers?: Record<string, string>; remoteAddress?: string }): Promise<Response> {
+function post (app: App, url: string, payload: unknown, options: { headers?: Record<string, string>; remoteAddress?: string }): Promise<Response> {
   const request: InjectOptions = {
     method: 'POST',
     url,
@@ -73,12 +73,12 @@ function post(app: App, url: string, payload: unknown, options: { headers?: Reco
 }
 
 /** POST /auth/signup as given, for tests that assert on the answer. */
-export function signupRequest(app: App, payload: unknown, options: Pick<SignupOptions, 'headers' | 'remoteAddress'> = {}): Promise<Response> {
+export function signupRequest (app: App, payload: unknown, options: Pick<SignupOptions, 'headers' | 'remoteAddress'> = {}): Promise<Response> {
   return post(app, '/auth/signup', payload, options)
 }
 
 /** Signs a new user up; throws unless 201. */
-export async function signup(app: App, options: SignupOptions = {}): Promise<Account> {
+export async function signup (app: App, options: SignupOptions = {}): Promise<Account> {
   const email = options.email ?? uniqueEmail(options.label)
   const response = await signupRequest(app, { email, password: options.password ?? PASSWORD, ...withClient(options.clientId) }, options)
   if (response.statusCode !== 201) throw new Error(`signup: ${response.statusCode} ${response.body}`)
@@ -96,22 +96,22 @@ export interface GrantOptions {
 }
 
 /** The password grant (JSON body), answered as it is. */
-export function passwordGrant(app: App, username: string, options: GrantOptions = {}): Promise<Response> {
+export function passwordGrant (app: App, username: string, options: GrantOptions = {}): Promise<Response> {
   return post(
     app,
     '/auth/token',
     { grant_type: 'password', username, password: options.password ?? PASSWORD, ...withClient(options.clientId), ...options.extra },
-    options,
+    options
   )
 }
 
 /** The refresh-token grant (JSON body), answered as it is. */
-export function refresh(app: App, refreshToken: string, options: Omit<GrantOptions, 'password'> = {}): Promise<Response> {
+export function refresh (app: App, refreshToken: string, options: Omit<GrantOptions, 'password'> = {}): Promise<Response> {
   return post(app, '/auth/token', { grant_type: 'refresh_token', refresh_token: refreshToken, ...withClient(options.clientId), ...options.extra }, options)
 }
 
 /** A password login; throws unless 200. */
-export async function login(app: App, email: string, options: GrantOptions = {}): Promise<Tokens & { sessionId: string }> {
+export async function login (app: App, email: string, options: GrantOptions = {}): Promise<Tokens & { sessionId: string }> {
   const response = await passwordGrant(app, email, options)
   if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
   const tokens = json<Tokens>(response)
@@ -119,13 +119,13 @@ export async function login(app: App, email: string, options: GrantOptions = {})
 }
 
 /** A request carrying `token` as its Bearer credential. */
-export function injectAs(
+export function injectAs (
   app: App,
   token: string,
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
   url: string,
   payload?: Record<string, unknown>,
-  headers: Record<string, string> = {},
+  headers: Record<string, string> = {}
 ): Promise<Response> {
   return app.inject({ method, url, headers: { ...bearer(token), ...headers }, ...(payload === undefined ? {} : { payload }) })
 }
@@ -141,10 +141,10 @@ export const me = (app: App, accessToken: string) => injectAs(app, accessToken, 
  * be refused as "role changed", so this waits (at most 5 s) until the admin
  * API accepts it.
  */
-export async function makeAdmin(app: App, account: { id: string; email: string }, options: GrantOptions = {}): Promise<Tokens & { sessionId: string }> {
+export async function makeAdmin (app: App, account: { id: string; email: string }, options: GrantOptions = {}): Promise<Tokens & { sessionId: string }> {
   await app.db.user.update({ where: { id: account.id }, data: { role: 'admin' } })
   const tokens = await login(app, account.email, options)
-  for (let started = Date.now(); Date.now() - started < 5_000; ) {
+  for (let started = Date.now(); Date.now() - started < 5_000;) {
     const response = await injectAs(app, tokens.access_token, 'GET', '/admin/users?limit=1')
     if (response.statusCode === 200) break
     await new Promise((resolve) => setTimeout(resolve, 50))
@@ -153,7 +153,7 @@ export async function makeAdmin(app: App, account: { id: string; email: string }
 }
 
 /** A new admin: signed up, promoted, and holding an admin session's tokens. */
-export async function signupAdmin(app: App, options: SignupOptions = {}, grant: GrantOptions = {}): Promise<Account> {
+export async function signupAdmin (app: App, options: SignupOptions = {}, grant: GrantOptions = {}): Promise<Account> {
   const account = await signup(app, { label: 'admin', ...options })
   return { ...account, ...(await makeAdmin(app, account, grant)) }
 }
@@ -169,10 +169,10 @@ export interface CreatedApiKey {
 }
 
 /** POST /api-keys; throws unless 201. */
-export async function createApiKey(
+export async function createApiKey (
   app: App,
   accessToken: string,
-  body: { name: string; scopes: string[]; expiresAt?: string } & Record<string, unknown>,
+  body: { name: string; scopes: string[]; expiresAt?: string } & Record<string, unknown>
 ): Promise<CreatedApiKey> {
   const response = await injectAs(app, accessToken, 'POST', '/api-keys', body)
   if (response.statusCode !== 201) throw new Error(`create key: ${response.statusCode} ${response.body}`)

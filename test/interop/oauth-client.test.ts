@@ -78,14 +78,14 @@ t.test('an RFC 6749/8414/9068/7009 client round trip with oauth4webapi', async (
   t.equal(decodeProtectedHeader(tokens.access_token).typ, 'at+jwt')
   await t.rejects(
     oauth.validateJwtAccessToken(as, resourceRequest(tokens.access_token), 'https://another-service.test', insecure),
-    'another audience refuses it',
+    'another audience refuses it'
   )
 
   // Refresh (RFC 6749 §6): a new pair, the old refresh token retired.
   const refreshed = await oauth.processRefreshTokenResponse(
     as,
     client,
-    await oauth.refreshTokenGrantRequest(as, client, clientAuth, tokens.refresh_token!, insecure),
+    await oauth.refreshTokenGrantRequest(as, client, clientAuth, tokens.refresh_token!, insecure)
   )
   t.type(refreshed.access_token, 'string')
   t.type(refreshed.refresh_token, 'string')

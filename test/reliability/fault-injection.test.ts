@@ -48,12 +48,12 @@ class CuttableProxy {
   connections = 0
   refused = 0
 
-  constructor(
+  constructor (
     private readonly targetHost: string,
-    private readonly targetPort: number,
+    private readonly targetPort: number
   ) {}
 
-  async start(): Promise<void> {
+  async start (): Promise<void> {
     this.server = createServer((client) => {
       if (this.frozen) {
         // A partition: the connection is accepted and then nothing ever answers.
@@ -89,28 +89,28 @@ class CuttableProxy {
   }
 
   /** Drops every open connection (as a crashed server or a cut network does) and refuses new ones. */
-  cut(): void {
+  cut (): void {
     this.cutting = true
     for (const socket of this.sockets) socket.destroy()
   }
 
-  restore(): void {
+  restore (): void {
     this.cutting = false
   }
 
   /** A network partition: bytes stop flowing both ways and new connections hang; nothing is reset. */
-  freeze(): void {
+  freeze (): void {
     this.frozen = true
   }
 
   /** The partition heals after the connections timed out: they are gone, new ones work. */
-  thaw(): void {
+  thaw (): void {
     for (const socket of [...this.sockets, ...this.held]) socket.destroy()
     this.held.clear()
     this.frozen = false
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     this.thaw()
     this.cut()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
@@ -159,7 +159,7 @@ const probe: Client = await (async () => {
 /** Every refresh token ever acknowledged with 200. */
 const acknowledged: string[] = []
 
-async function refreshOnce(client: Client): Promise<Attempt> {
+async function refreshOnce (client: Client): Promise<Attempt> {
   const startedAt = Date.now()
   const response = await refresh(app, client.token, { clientId: 'mobile' })
   const endedAt = Date.now()
@@ -172,7 +172,7 @@ async function refreshOnce(client: Client): Promise<Attempt> {
 }
 
 /** Runs WORKERS refresh loops, each over its own clients, until `until` resolves. */
-async function load(until: Promise<void>): Promise<Attempt[]> {
+async function load (until: Promise<void>): Promise<Attempt[]> {
   const attempts: Attempt[] = []
   let done = false
   void until.then(() => {
@@ -181,13 +181,15 @@ async function load(until: Promise<void>): Promise<Attempt[]> {
   await Promise.all(
     Array.from({ length: WORKERS }, async (_, worker) => {
       const mine = clients.filter((_, i) => i % WORKERS === worker)
+      // `done` is set by the timer above, while these loops await.
+      // eslint-disable-next-line no-unmodified-loop-condition
       for (let round = 0; !done; round++) {
         const attempt = await refreshOnce(mine[round % mine.length]!)
         attempts.push(attempt)
         // A client that got an error backs off a little, as real clients do (Retry-After).
         if (attempt.status !== 200) await new Promise((resolve) => setTimeout(resolve, 100))
       }
-    }),
+    })
   )
   return attempts
 }
@@ -195,7 +197,7 @@ async function load(until: Promise<void>): Promise<Attempt[]> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Polls until a refresh succeeds; the time it took since `from`. */
-async function waitForRecovery(from: number, limitMs = 30_000): Promise<number> {
+async function waitForRecovery (from: number, limitMs = 30_000): Promise<number> {
   for (;;) {
     const ready = await app.inject({ method: 'GET', url: '/ready' })
     if (ready.statusCode === 200) {
@@ -207,7 +209,7 @@ async function waitForRecovery(from: number, limitMs = 30_000): Promise<number> 
   }
 }
 
-function summarise(attempts: Attempt[], from: number, to: number) {
+function summarise (attempts: Attempt[], from: number, to: number) {
   const during = attempts.filter((a) => a.endedAt >= from && a.startedAt <= to)
   const failed = during.filter((a) => a.status !== 200)
   const byStatus: Record<string, number> = {}
@@ -220,21 +222,21 @@ function summarise(attempts: Attempt[], from: number, to: number) {
  * `revocable`: sessions that may have been revoked for reuse (a refresh that
  * committed while its answer was lost, retried after the grace window).
  */
-async function checkInvariants(t: Test, revocable = 0) {
+async function checkInvariants (t: Test, revocable = 0) {
   await withClient(database.url, async (db) => {
     const twoLive = await db.query(
-      `SELECT session_id, count(*)::int AS n FROM refresh_tokens WHERE retired_at IS NULL GROUP BY session_id HAVING count(*) > 1`,
+      'SELECT session_id, count(*)::int AS n FROM refresh_tokens WHERE retired_at IS NULL GROUP BY session_id HAVING count(*) > 1'
     )
     t.same(twoLive.rows, [], 'no session has two live refresh tokens')
     const orphans = await db.query(
-      `SELECT rt.id FROM refresh_tokens rt WHERE rt.retired_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_id = rt.id)`,
+      'SELECT rt.id FROM refresh_tokens rt WHERE rt.retired_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM refresh_tokens c WHERE c.parent_id = rt.id)'
     )
     t.same(orphans.rows, [], 'no retired token lacks a successor')
     const noLive = await db.query(
-      `SELECT s.id FROM sessions s WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id AND rt.retired_at IS NULL)`,
+      'SELECT s.id FROM sessions s WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id AND rt.retired_at IS NULL)'
     )
     t.same(noLive.rows, [], 'every session has its live token')
-    const revoked = await db.query(`SELECT id, revoked_reason FROM sessions WHERE revoked_at IS NOT NULL`)
+    const revoked = await db.query('SELECT id, revoked_reason FROM sessions WHERE revoked_at IS NOT NULL')
     if (revocable === 0) t.same(revoked.rows, [], 'no session revoked (no retry was mistaken for reuse)')
     else {
       t.ok(revoked.rows.length <= revocable, `${revoked.rows.length} sessions revoked for reuse, at most the ${revocable} refreshes in flight when the answers were lost`)
@@ -242,7 +244,7 @@ async function checkInvariants(t: Test, revocable = 0) {
     }
     revokedSessions = revoked.rows.length
     const hashes = acknowledged.map((token) => Buffer.from(app.sessions.hashRefreshToken(token)))
-    const found = await db.query(`SELECT count(*)::int AS n FROM refresh_tokens WHERE token_hash = ANY($1::bytea[])`, [hashes])
+    const found = await db.query('SELECT count(*)::int AS n FROM refresh_tokens WHERE token_hash = ANY($1::bytea[])', [hashes])
     t.equal(found.rows[0].n, new Set(acknowledged).size, `all ${new Set(acknowledged).size} acknowledged refresh tokens are in the database`)
   })
   const final = await Promise.all(clients.map((client) => refreshOnce(client)))
@@ -277,7 +279,7 @@ t.test('connections cut and refused mid-load: 503 fast, self-recovery, nothing l
   t.comment(
     `proxy cut for ${restoredAt - cutAt} ms: ${attempts.length} refreshes in all (${before.length} before the cut), ` +
       `${outage.during} during the outage, ${outage.failed} failed ${JSON.stringify(outage.byStatus)}, ` +
-      `slowest failure ${outage.slowest} ms, refused connections ${proxy.refused}, recovery ${recoveryMs} ms after restore`,
+      `slowest failure ${outage.slowest} ms, refused connections ${proxy.refused}, recovery ${recoveryMs} ms after restore`
   )
   t.ok(before.length > 0 && before.every((a) => a.status === 200), 'refreshes succeed before the cut')
   t.ok(outage.failed > 0, 'the outage was felt')
@@ -302,7 +304,7 @@ t.test('backends terminated with pg_terminate_backend mid-load: 503 at most, sel
     const result = await withClient(realPostgresUrl!, (admin) =>
       admin.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [
         decodeURIComponent(name),
-      ]),
+      ])
     )
     terminated += result.rowCount ?? 0
     await sleep(300)
@@ -314,7 +316,7 @@ t.test('backends terminated with pg_terminate_backend mid-load: 503 at most, sel
   const window = summarise(attempts, killedAt, Date.now())
   t.comment(
     `${terminated} backends terminated in 3 rounds: ${window.during} refreshes in the window, ${window.failed} failed ` +
-      `${JSON.stringify(window.byStatus)}, slowest failure ${window.slowest} ms, recovery ${recoveryMs} ms`,
+      `${JSON.stringify(window.byStatus)}, slowest failure ${window.slowest} ms, recovery ${recoveryMs} ms`
   )
   t.ok(terminated > 0, 'backends were terminated')
   t.same(attempts.filter((a) => a.status !== 200 && a.status !== 503), [], 'every failure is a 503')
@@ -322,7 +324,7 @@ t.test('backends terminated with pg_terminate_backend mid-load: 503 at most, sel
   await checkInvariants(t)
 })
 
-async function partition(t: Test, ms: number) {
+async function partition (t: Test, ms: number) {
   let endLoad!: () => void
   const loadRunning = load(new Promise<void>((resolve) => (endLoad = resolve)))
   await sleep(500)
@@ -342,7 +344,7 @@ async function partition(t: Test, ms: number) {
   t.comment(
     `partition for ${thawedAt - frozenAt} ms (grace window ${main.config.refreshGraceSeconds} s): ${window.during} refreshes overlapped it ` +
       `(${inFlight} in flight when it began), ${window.failed} failed ${JSON.stringify(window.byStatus)}, ` +
-      `slowest request ${slowest} ms, recovery ${recoveryMs} ms after it healed`,
+      `slowest request ${slowest} ms, recovery ${recoveryMs} ms after it healed`
   )
   t.ok(window.failed > 0, 'the partition was felt')
   t.ok(slowest <= PARTITION_BOUND_MS, `no request hung: slowest ${slowest} ms <= ${PARTITION_BOUND_MS} ms (query timeout 10 s + slack)`)

@@ -36,7 +36,7 @@ const PASSWORDS = ['first fine passphrase', 'second fine passphrase']
 class FrozenClock extends TestClock {
   private at = Date.now()
   override now = (): number => this.at
-  override advance(seconds: number): void {
+  override advance (seconds: number): void {
     this.at += seconds * 1000
   }
 }
@@ -50,7 +50,7 @@ const main: TestApp = await buildTestApp(
     REFRESH_ABSOLUTE_TTL_SECONDS: String(ABSOLUTE),
     ACCESS_TOKEN_TTL_SECONDS: String(30 * 24 * 3600),
   },
-  { database, clock },
+  { database, clock }
 )
 const { app } = main
 serializeRevocationSync(app)
@@ -87,7 +87,7 @@ type Outcome = { status: 200; refreshToken: string } | { status: 400 }
 const live = (s: ModelSession) => s.chain[s.chain.length - 1]!
 
 /** What §3.5 says a refresh with `token` of `session` answers at `now`, and what it changes. */
-function predictRefresh(session: ModelSession, index: number, now: number): { kind: 'rotate' | 'grace' | 'reuse' | 'refused' } {
+function predictRefresh (session: ModelSession, index: number, now: number): { kind: 'rotate' | 'grace' | 'reuse' | 'refused' } {
   if (session.revoked) return { kind: 'refused' }
   const expired = session.idleExpiresAt <= now || session.absoluteExpiresAt <= now
   if (expired) return { kind: 'refused' }
@@ -97,7 +97,7 @@ function predictRefresh(session: ModelSession, index: number, now: number): { ki
   return { kind: 'reuse' }
 }
 
-function applyRotation(session: ModelSession, newToken: string, access: string, now: number) {
+function applyRotation (session: ModelSession, newToken: string, access: string, now: number) {
   session.retiredAt[session.retiredAt.length - 1] = now
   session.chain.push(newToken)
   session.retiredAt.push(null)
@@ -109,7 +109,7 @@ function applyRotation(session: ModelSession, newToken: string, access: string, 
 
 const refreshCall = (token: string) => refresh(app, token, { clientId: 'mobile' })
 
-function outcomeOf(response: Awaited<ReturnType<typeof refreshCall>>): Outcome & { access?: string } {
+function outcomeOf (response: Awaited<ReturnType<typeof refreshCall>>): Outcome & { access?: string } {
   if (response.statusCode === 200) {
     const body = json<{ refresh_token: string; access_token: string }>(response)
     return { status: 200, refreshToken: body.refresh_token, access: body.access_token }
@@ -120,7 +120,7 @@ function outcomeOf(response: Awaited<ReturnType<typeof refreshCall>>): Outcome &
   return { status: 400 }
 }
 
-function expectEqual<T>(actual: T, expected: T, what: string) {
+function expectEqual<T> (actual: T, expected: T, what: string) {
   if (JSON.stringify(actual) !== JSON.stringify(expected)) {
     throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`)
   }
@@ -132,7 +132,7 @@ type Cmd = fc.AsyncCommand<Model, Real, false>
 
 class Login implements Cmd {
   check = () => true
-  async run(m: Model, r: Real) {
+  async run (m: Model, r: Real) {
     const response = await passwordGrant(app, r.email, { password: PASSWORDS[m.passwordIndex], clientId: 'mobile' })
     expectEqual(response.statusCode, 200, 'login status')
     const body = json<{ refresh_token: string; access_token: string }>(response)
@@ -146,17 +146,19 @@ class Login implements Cmd {
       absoluteExpiresAt: now + ABSOLUTE * 1000,
     })
   }
+
   toString = () => 'login'
 }
 
 /** Presents the token `back` generations below the live one (0: the live token). */
 class Refresh implements Cmd {
-  constructor(
+  constructor (
     readonly session: number,
-    readonly back: number,
+    readonly back: number
   ) {}
+
   check = (m: Model) => m.sessions.length > 0
-  async run(m: Model) {
+  async run (m: Model) {
     const session = m.sessions[this.session % m.sessions.length]!
     const index = Math.max(0, session.chain.length - 1 - this.back)
     const token = session.chain[index]!
@@ -187,17 +189,19 @@ class Refresh implements Cmd {
         break
     }
   }
+
   toString = () => `refresh(session ${this.session}, back ${this.back})`
 }
 
 /** Several presentations of the live token at once: one rotation, one successor for all. */
 class ConcurrentRefresh implements Cmd {
-  constructor(
+  constructor (
     readonly session: number,
-    readonly count: number,
+    readonly count: number
   ) {}
+
   check = (m: Model) => m.sessions.length > 0
-  async run(m: Model) {
+  async run (m: Model) {
     const session = m.sessions[this.session % m.sessions.length]!
     const index = session.chain.length - 1
     const now = clock.now()
@@ -213,16 +217,18 @@ class ConcurrentRefresh implements Cmd {
       for (const outcome of outcomes) expectEqual(outcome.status, 400, 'concurrent refresh of a dead token')
     }
   }
+
   toString = () => `concurrentRefresh(session ${this.session}, ×${this.count})`
 }
 
 class Logout implements Cmd {
-  constructor(
+  constructor (
     readonly session: number,
-    readonly scope: 'current' | 'others' | 'global',
+    readonly scope: 'current' | 'others' | 'global'
   ) {}
+
   check = (m: Model) => m.sessions.length > 0
-  async run(m: Model) {
+  async run (m: Model) {
     const index = this.session % m.sessions.length
     const session = m.sessions[index]!
     const response = await app.inject({
@@ -239,30 +245,33 @@ class Logout implements Cmd {
       if (this.scope === 'global' || (this.scope === 'current') === (i === index)) s.revoked = true
     })
   }
+
   toString = () => `logout(session ${this.session}, ${this.scope})`
 }
 
 /** RFC 7009 revocation with one of the family's tokens (live or retired): the session dies. */
 class Revoke implements Cmd {
-  constructor(
+  constructor (
     readonly session: number,
-    readonly back: number,
+    readonly back: number
   ) {}
+
   check = (m: Model) => m.sessions.length > 0
-  async run(m: Model) {
+  async run (m: Model) {
     const session = m.sessions[this.session % m.sessions.length]!
     const token = session.chain[Math.max(0, session.chain.length - 1 - this.back)]!
     const response = await app.inject({ method: 'POST', url: '/auth/revoke', payload: { token, client_id: 'mobile' } })
     expectEqual(response.statusCode, 200, 'revocation status')
     session.revoked = true
   }
+
   toString = () => `revoke(session ${this.session}, back ${this.back})`
 }
 
 class ChangePassword implements Cmd {
-  constructor(readonly session: number) {}
+  constructor (readonly session: number) {}
   check = (m: Model) => m.sessions.length > 0
-  async run(m: Model) {
+  async run (m: Model) {
     const index = this.session % m.sessions.length
     const session = m.sessions[index]!
     const next = 1 - m.passwordIndex
@@ -282,22 +291,24 @@ class ChangePassword implements Cmd {
       if (i !== index) s.revoked = true
     })
   }
+
   toString = () => `changePassword(session ${this.session})`
 }
 
 class Advance implements Cmd {
-  constructor(readonly seconds: number) {}
+  constructor (readonly seconds: number) {}
   check = () => true
-  async run() {
+  async run () {
     clock.advance(this.seconds)
     // The revocation list's poll runs on real timers; sync it now so the jump does not look like a stale list.
     await app.revocations.sync()
   }
+
   toString = () => `advance(${this.seconds} s)`
 }
 
 /** Every access token answers as the model says: accepted while its session lives. */
-async function checkAccessTokens(m: Model) {
+async function checkAccessTokens (m: Model) {
   for (const [i, session] of m.sessions.entries()) {
     const response = await app.inject({ method: 'GET', url: '/auth/sessions', headers: { authorization: `Bearer ${session.access}` } })
     expectEqual(response.statusCode, session.revoked ? 401 : 200, `access token of session ${i}`)
@@ -305,7 +316,7 @@ async function checkAccessTokens(m: Model) {
 }
 
 /** The database after a sequence: one live token per session, every retired token has exactly one successor. */
-async function checkInvariants(m: Model, r: Real) {
+async function checkInvariants (m: Model, r: Real) {
   const rows = await app.db.$queryRaw<{ session_id: string; live: number; orphans: number }[]>`
     SELECT s.id AS session_id,
       (SELECT count(*)::int FROM refresh_tokens rt WHERE rt.session_id = s.id AND rt.retired_at IS NULL) AS live,
@@ -330,7 +341,7 @@ const commands = [
   fc.tuple(session, fc.constantFrom(0, 0, 1, 2)).map(([s, back]) => new Refresh(s, back)),
   fc.tuple(session, fc.integer({ min: 2, max: 4 })).map(([s, n]) => new ConcurrentRefresh(s, n)),
   fc.tuple(session, fc.constantFrom('current', 'others', 'global') as fc.Arbitrary<'current' | 'others' | 'global'>).map(
-    ([s, scope]) => new Logout(s, scope),
+    ([s, scope]) => new Logout(s, scope)
   ),
   fc.tuple(session, fc.constantFrom(0, 1)).map(([s, back]) => new Revoke(s, back)),
   session.map((s) => new ChangePassword(s)),
@@ -369,7 +380,7 @@ t.test(`${RUNS} random session sequences agree with the model`, async (t) => {
       await checkAccessTokens(model)
       await checkInvariants(model, real)
     }),
-    { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) },
+    { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) }
   )
   t.pass(`${sequences} sequences (including shrinking), ${steps} commands`)
 })

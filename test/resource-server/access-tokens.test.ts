@@ -22,7 +22,7 @@ t.teardown(async () => {
 
 const INVALID = /^Bearer realm="links", error="invalid_token", error_description="[^"]+"$/
 
-async function refusedAsInvalid(t: Test, token: string, what: string, description?: RegExp) {
+async function refusedAsInvalid (t: Test, token: string, what: string, description?: RegExp) {
   const response = await app.inject({ method: 'GET', url: '/any', headers: bearer(token) })
   t.equal(response.statusCode, 401, `${what}: 401`)
   t.match(response.headers['www-authenticate'], INVALID, `${what}: RFC 6750 invalid_token challenge`)
@@ -152,7 +152,7 @@ t.test('scopes: missing ones give 403 insufficient_scope naming what the route n
   t.equal(response.statusCode, 403)
   t.equal(
     response.headers['www-authenticate'],
-    'Bearer realm="links", error="insufficient_scope", error_description="requires scope links:read", scope="links:read"',
+    'Bearer realm="links", error="insufficient_scope", error_description="requires scope links:read", scope="links:read"'
   )
   t.equal(response.json().code, 'insufficient_scope')
   const noScope = await issuer.sign({ scope: undefined })

@@ -17,7 +17,7 @@ export interface SigningKey {
   publicJwk: JWK
 }
 
-export async function newKey(alg: 'ES256' | 'ES384' | 'EdDSA' | 'RS256' = 'ES256', kid: string = randomUUID()): Promise<SigningKey> {
+export async function newKey (alg: 'ES256' | 'ES384' | 'EdDSA' | 'RS256' = 'ES256', kid: string = randomUUID()): Promise<SigningKey> {
   const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true })
   const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }
   return { kid, alg, privateKey, publicJwk }
@@ -41,21 +41,23 @@ export class FakeIssuer {
   private server: Server | undefined
   private hanging: ServerResponse[] = []
 
-  async start(): Promise<this> {
-    this.server = createServer((req, res) => void this.handle(req, res))
+  async start (): Promise<this> {
+    this.server = createServer((req, res) => {
+      void this.handle(req, res)
+    })
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve))
     this.issuer = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`
     return this
   }
 
-  async stop(): Promise<void> {
+  async stop (): Promise<void> {
     for (const res of this.hanging) res.destroy()
     this.server?.closeAllConnections()
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
     this.server = undefined
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '').split('?')[0]
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
@@ -90,7 +92,7 @@ export class FakeIssuer {
   }
 
   /** Claims of a valid access token of this issuer, overridable. */
-  claims(overrides: JWTPayload = {}): JWTPayload {
+  claims (overrides: JWTPayload = {}): JWTPayload {
     const now = Math.floor(Date.now() / 1000)
     return {
       iss: this.issuer,
@@ -108,9 +110,9 @@ export class FakeIssuer {
   }
 
   /** Signs claims with a key (the first published one by default). */
-  async sign(
+  async sign (
     overrides: JWTPayload = {},
-    options: { key?: SigningKey; header?: Record<string, unknown>; omit?: string[] } = {},
+    options: { key?: SigningKey; header?: Record<string, unknown>; omit?: string[] } = {}
   ): Promise<string> {
     const key = options.key ?? this.published[0]!
     const claims: Record<string, unknown> = this.claims(overrides)
@@ -127,9 +129,9 @@ export class FakeIssuer {
  * links:read), POST /keys (API keys with links:write), DELETE /sensitive
  * (sensitive, API keys allowed). Each answers with request.auth.
  */
-export async function resourceApp(
+export async function resourceApp (
   issuer: FakeIssuer,
-  options: Partial<ResourceServerOptions> = {},
+  options: Partial<ResourceServerOptions> = {}
 ): Promise<FastifyInstance> {
   const app = Fastify({ logger: false })
   await app.register(resourceServerPlugin, {
@@ -149,7 +151,7 @@ export async function resourceApp(
 }
 
 /** Signs an ES256 JWS by hand, for headers jose refuses to produce (an unknown crit). */
-export function rawSignES256(header: Record<string, unknown>, claims: JWTPayload, key: SigningKey): string {
+export function rawSignES256 (header: Record<string, unknown>, claims: JWTPayload, key: SigningKey): string {
   const input = `${base64url.encode(JSON.stringify({ alg: 'ES256', kid: key.kid, ...header }))}.${base64url.encode(JSON.stringify(claims))}`
   const signature = cryptoSign('sha256', Buffer.from(input), { key: KeyObject.from(key.privateKey), dsaEncoding: 'ieee-p1363' })
   return `${input}.${signature.toString('base64url')}`

@@ -13,7 +13,7 @@ import { bearer, FakeIssuer, newKey, resourceApp, sleep } from './fake-issuer.js
 class Clock {
   offset = 0
   now = () => Date.now() + this.offset
-  advance(ms: number) {
+  advance (ms: number) {
     this.offset += ms
   }
 }
@@ -21,7 +21,7 @@ class Clock {
 const READ_KEY = 'tak_readKey0000000000000000000000000000000000000000000'
 const WRITE_KEY = 'tak_writeKey000000000000000000000000000000000000000000'
 
-async function setup(t: Test, options: { positiveTtlMs?: number; negativeTtlMs?: number; sensitiveTtlMs?: number; maxEntries?: number; timeoutMs?: number } = {}) {
+async function setup (t: Test, options: { positiveTtlMs?: number; negativeTtlMs?: number; sensitiveTtlMs?: number; maxEntries?: number; timeoutMs?: number } = {}) {
   const issuer = await new FakeIssuer().start()
   issuer.published = [await newKey()]
   const live = new Map<string, Record<string, unknown>>([

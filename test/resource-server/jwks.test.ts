@@ -9,7 +9,7 @@ import { bearer, FakeIssuer, newKey, resourceApp, sleep, type SigningKey } from 
  * down.
  */
 
-async function started(t: Test, keys: SigningKey[]): Promise<FakeIssuer> {
+async function started (t: Test, keys: SigningKey[]): Promise<FakeIssuer> {
   const issuer = await new FakeIssuer().start()
   issuer.published = keys
   t.teardown(() => issuer.stop())

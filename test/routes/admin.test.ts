@@ -44,28 +44,28 @@ const MOBILE = { clientId: 'mobile' }
 
 const admin = await signupAdmin(app, {}, MOBILE)
 
-function asAdmin(
+function asAdmin (
   method: 'GET' | 'PATCH' | 'DELETE',
   url: string,
   payload?: Record<string, unknown>,
   who: Tokens = admin,
-  target: App = app,
+  target: App = app
 ): Promise<Response> {
   return injectAs(target, who.access_token, method, url, payload)
 }
 
-async function ok<T>(t: Test, response: Response, status = 200): Promise<T> {
+async function ok<T> (t: Test, response: Response, status = 200): Promise<T> {
   t.equal(response.statusCode, status, `${status} (${response.body.slice(0, 300)})`)
   return (response.body ? json<T>(response) : (undefined as T))
 }
 
-function assertError(t: Test, response: Response, status: number, code: string, message: string) {
+function assertError (t: Test, response: Response, status: number, code: string, message: string) {
   t.equal(response.statusCode, status, `${message}: ${status} (${response.body.slice(0, 300)})`)
   t.equal(json(response).code, code, `${message}: ${code}`)
 }
 
 /** Calls `check` until it returns true or `ms` pass; the time it took, or null. */
-async function within(ms: number, check: () => Promise<boolean>): Promise<number | null> {
+async function within (ms: number, check: () => Promise<boolean>): Promise<number | null> {
   const started = Date.now()
   for (;;) {
     if (await check()) return Date.now() - started
@@ -74,7 +74,7 @@ async function within(ms: number, check: () => Promise<boolean>): Promise<number
   }
 }
 
-async function eventsOf(userId: string, type?: string): Promise<AuditEvent[]> {
+async function eventsOf (userId: string, type?: string): Promise<AuditEvent[]> {
   const rows = await app.db.auditEvent.findMany({ where: { userId, ...(type ? { type } : {}) }, orderBy: { id: 'asc' } })
   return rows.map((row) => ({ ...row, id: row.id.toString(), at: row.at.toISOString() }) as AuditEvent)
 }
@@ -146,7 +146,7 @@ t.test('GET /admin/users: newest first, limit and nextCursor, search by email, b
   // q is a literal part of the email: LIKE wildcards in it match only themselves.
   const underscored = await signup(app, { label: `under_score${Date.now()}` })
   const wild = await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=_&limit=100'))
-  t.same(wild.items.map((u) => u.id), [underscored.id], "q=_ finds only the email with an underscore")
+  t.same(wild.items.map((u) => u.id), [underscored.id], 'q=_ finds only the email with an underscore')
   t.same((await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=%25'))).items, [], 'q=% finds no one')
   t.same((await ok<Page<PublicUser>>(t, await asAdmin('GET', '/admin/users?q=%5C'))).items, [], 'q=\\ finds no one, and is no error')
 
@@ -204,7 +204,7 @@ t.test('PATCH role: user to admin and back, audited, older tokens refused', asyn
 
   const demoted = await ok<PublicUser>(t, await asAdmin('PATCH', `/admin/users/${user.id}`, { role: 'user' }))
   t.equal(demoted.role, 'user')
-  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, fresh)).statusCode, 401, "the admin token dies with the role")
+  t.equal((await asAdmin('GET', '/admin/users?limit=1', undefined, fresh)).statusCode, 401, 'the admin token dies with the role')
   t.equal((await me(app, user.access_token)).statusCode, 401, 'a token from before both changes stays refused, though it names the role the user has again')
   t.equal((await me(app, (await login(app, user.email, MOBILE)).access_token)).statusCode, 200, 'a token issued after the change works')
 
@@ -346,7 +346,7 @@ t.test('GET /admin/audit-events: filters, fields, stable cursor', async (t) => {
   const expected = await eventsOf(user.id)
   t.same(
     expected.map((e) => e.type),
-    ['user_signed_up', 'login_succeeded', 'login_failed', 'login_succeeded', 'role_changed', 'role_changed'],
+    ['user_signed_up', 'login_succeeded', 'login_failed', 'login_succeeded', 'role_changed', 'role_changed']
   )
   const byUser = await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?userId=${user.id}`))
   t.same(byUser.items.map((e) => e.id), expected.map((e) => e.id).reverse(), "the user's events, newest first")
@@ -372,12 +372,12 @@ t.test('GET /admin/audit-events: filters, fields, stable cursor', async (t) => {
   t.same(until.items.map((e) => e.id).sort(), expected.filter((e) => e.at < middle.at).map((e) => e.id).sort(), 'until')
   const window = await ok<Page<AuditEvent>>(
     t,
-    await asAdmin('GET', `/admin/audit-events?userId=${user.id}&since=${expected[1]!.at}&until=${expected[5]!.at}`),
+    await asAdmin('GET', `/admin/audit-events?userId=${user.id}&since=${expected[1]!.at}&until=${expected[5]!.at}`)
   )
   t.same(
     window.items.map((e) => e.id).sort(),
     expected.filter((e) => e.at >= expected[1]!.at && e.at < expected[5]!.at).map((e) => e.id).sort(),
-    'since and until together',
+    'since and until together'
   )
   const future = new Date(Date.now() + 3600_000).toISOString()
   t.same((await ok<Page<AuditEvent>>(t, await asAdmin('GET', `/admin/audit-events?since=${future}`))).items, [], 'nothing after now')

@@ -32,11 +32,11 @@ type App = TestApp['app']
 
 type CreatedKey = CreatedApiKey
 
-function createKeyRequest(target: App, accessToken: string, body: Record<string, unknown>) {
+function createKeyRequest (target: App, accessToken: string, body: Record<string, unknown>) {
   return injectAs(target, accessToken, 'POST', '/api-keys', body)
 }
 
-function createKey(target: App, accessToken: string, body: Record<string, unknown> = {}): Promise<CreatedKey> {
+function createKey (target: App, accessToken: string, body: Record<string, unknown> = {}): Promise<CreatedKey> {
   return createApiKey(target, accessToken, { name: 'test key', scopes: ['profile'], ...body })
 }
 
@@ -50,26 +50,26 @@ interface ListedKey {
   lastUsedAt: string | null
 }
 
-async function listKeys(target: App, accessToken: string): Promise<ListedKey[]> {
+async function listKeys (target: App, accessToken: string): Promise<ListedKey[]> {
   const response = await target.inject({ method: 'GET', url: '/api-keys', headers: { authorization: `Bearer ${accessToken}` } })
   if (response.statusCode !== 200) throw new Error(`list keys: ${response.statusCode} ${response.body}`)
   return json<{ items: ListedKey[] }>(response).items
 }
 
-function me(target: App, headers: Record<string, string>) {
+function me (target: App, headers: Record<string, string>) {
   return target.inject({ method: 'GET', url: '/users/me', headers })
 }
 
-function assert401(t: Test, response: Awaited<ReturnType<typeof me>>, message: string) {
+function assert401 (t: Test, response: Awaited<ReturnType<typeof me>>, message: string) {
   t.equal(response.statusCode, 401, `${message}: 401 (${response.body})`)
   t.match(response.headers['www-authenticate'], /^Bearer/, `${message}: WWW-Authenticate challenge`)
 }
 
 /** Counts calls of a Prisma model method while `fn` runs. */
-async function countCalls<T>(
+async function countCalls<T> (
   delegate: Record<string, unknown>,
   method: string,
-  fn: () => Promise<T>,
+  fn: () => Promise<T>
 ): Promise<{ calls: number; result: T }> {
   const original = delegate[method] as (...args: unknown[]) => unknown
   let calls = 0
@@ -86,7 +86,7 @@ async function countCalls<T>(
 }
 
 /** Polls until `check` returns a value (background writes), for at most `ms`. */
-async function eventually<T>(check: () => Promise<T | null | undefined>, ms = 5_000): Promise<T | null> {
+async function eventually<T> (check: () => Promise<T | null | undefined>, ms = 5_000): Promise<T | null> {
   const deadline = Date.now() + ms
   for (;;) {
     const value = await check()
@@ -206,7 +206,7 @@ t.test('using a key: Bearer or X-API-Key; scopes are enforced', async (t) => {
   for (const headers of [{ authorization: `Bearer ${key.key}` }, { 'x-api-key': key.key }] as Record<string, string>[]) {
     const response = await me(app, headers)
     t.equal(response.statusCode, 200, `${Object.keys(headers)[0]}: 200 (${response.body})`)
-    t.equal(json(response).id, user.id, "the key acts for its user")
+    t.equal(json(response).id, user.id, 'the key acts for its user')
     t.equal(json(response).email, user.email)
   }
 
@@ -412,7 +412,7 @@ t.test('the cap holds under concurrent creation: 20 requests at limit - 1, exact
   const user = await signup(capped.app)
   for (let i = 0; i < LIMIT - 1; i++) await createKey(capped.app, user.access_token, { name: `before ${i}` })
   const responses = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => createKeyRequest(capped.app, user.access_token, { name: `racer ${i}`, scopes: ['profile'] })),
+    Array.from({ length: 20 }, (_, i) => createKeyRequest(capped.app, user.access_token, { name: `racer ${i}`, scopes: ['profile'] }))
   )
   const statuses = responses.map((response) => response.statusCode)
   t.equal(statuses.filter((status) => status === 201).length, 1, `one creation wins (${statuses.join(' ')})`)

@@ -13,7 +13,6 @@ const { app } = main
 
 type Response = Awaited<ReturnType<TestApp['app']['inject']>>
 
-
 /** Keeps the hand-built addresses below unique. */
 let counter = 0
 
@@ -24,7 +23,7 @@ const bytes = (s: string) => Buffer.byteLength(s, 'utf8')
 const passwordLogin = (email: string, password: string) => passwordGrant(app, email, { password })
 
 /** A password login that the test asserts succeeds. */
-async function login(t: Test, email: string, password = PASSWORD): Promise<Tokens & { sid: string }> {
+async function login (t: Test, email: string, password = PASSWORD): Promise<Tokens & { sid: string }> {
   const response = await passwordLogin(email, password)
   t.equal(response.statusCode, 200, `login (${response.body})`)
   const body = json<Tokens>(response)
@@ -32,7 +31,7 @@ async function login(t: Test, email: string, password = PASSWORD): Promise<Token
 }
 
 /** A sign-up that the test asserts succeeds. */
-async function newUser(t: Test, password = PASSWORD) {
+async function newUser (t: Test, password = PASSWORD) {
   const email = uniqueEmail('user')
   const response = await signupRequest(app, { email, password })
   t.equal(response.statusCode, 201, `sign-up (${response.body})`)
@@ -40,7 +39,7 @@ async function newUser(t: Test, password = PASSWORD) {
   return { email, userId: body.user.id, tokens: body }
 }
 
-function changePassword(accessToken: string, payload: unknown) {
+function changePassword (accessToken: string, payload: unknown) {
   return app.inject({
     method: 'POST',
     url: '/users/me/password',
@@ -50,7 +49,7 @@ function changePassword(accessToken: string, payload: unknown) {
 }
 
 /** The one error shape of non-OAuth endpoints (§4). */
-function assertError(t: Test, response: Response, status: number, code?: string | RegExp) {
+function assertError (t: Test, response: Response, status: number, code?: string | RegExp) {
   t.equal(response.statusCode, status, `${status} (${response.body})`)
   t.match(response.headers['content-type'], /^application\/json/)
   const body = json(response)
@@ -227,7 +226,7 @@ t.test('POST /users/me/password: 204, every other session revoked, this one kept
   t.same(
     sessions.filter((s) => s.revokedAt === null).map((s) => s.id),
     [current.sid],
-    'only the current session is live',
+    'only the current session is live'
   )
   t.ok(sessions.filter((s) => s.id !== current.sid).every((s) => s.revokedReason === 'password_changed'))
 
@@ -270,7 +269,7 @@ t.test('sign-up: bad input is 4xx with the one error shape, never 500', async (t
     ['missing password', { payload: { email } }, 400],
     ['missing email', { payload: { password: PASSWORD } }, 400],
     ['not an email', { payload: { email: 'not-an-email', password: PASSWORD } }, 400],
-    ['email with a NUL', { payload: { email: `a\u0000b@example.test`, password: PASSWORD } }, 400],
+    ['email with a NUL', { payload: { email: 'a\u0000b@example.test', password: PASSWORD } }, 400],
     ['email too long', { payload: { email: `${'a'.repeat(400)}@example.test`, password: PASSWORD } }, 400],
     ['password of 10 000 characters', { payload: { email, password: 'x'.repeat(10_000) } }, 400],
     ['form body', { payload: `email=${encodeURIComponent(email)}&password=x`, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415],

@@ -129,7 +129,7 @@ t.test('a key rotated on one instance is published by the other, and its tokens 
   t.not(publishedAfter, null, 'B publishes the new key')
   t.ok(
     publishedAfter !== null && rotatedAt + publishedAfter <= activatesAt.getTime() - 2_000,
-    `B published it ${publishedAfter} ms after the rotation, at least JWKS_MAX_AGE_SECONDS before it signs`,
+    `B published it ${publishedAfter} ms after the rotation, at least JWKS_MAX_AGE_SECONDS before it signs`
   )
   // Once the new key signs (KEY_PUBLISH_LEAD_SECONDS after the rotation), A's tokens carry its kid and B verifies them.
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, activatesAt.getTime() - Date.now()) + 50))

@@ -1,4 +1,4 @@
-import Ajv from 'ajv'
+import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import t from 'tap'
 import Type from 'typebox'
@@ -11,11 +11,11 @@ import { Password } from '../../src/schemas/users.js'
  * lax ones, and U+0000 refused in every string unless a schema opts out.
  */
 
-const ajv = () => installInputRules(addFormats.default(new Ajv.default({ strict: false, coerceTypes: 'array' })))
+const ajv = () => installInputRules(addFormats.default(new Ajv({ strict: false, coerceTypes: 'array' })))
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
 
-t.test("ajv-formats alone takes what the database cannot (the reason for these rules)", async (t) => {
-  const lax = addFormats.default(new Ajv.default({ strict: false }))
+t.test('ajv-formats alone takes what the database cannot (the reason for these rules)', async (t) => {
+  const lax = addFormats.default(new Ajv({ strict: false }))
   t.ok(lax.validate({ type: 'string', format: 'uuid' }, `urn:uuid:${ID}`), 'its uuid takes a urn:uuid: prefix')
   t.ok(lax.validate({ type: 'string', format: 'date-time' }, '2016-12-31T23:59:60Z'), 'its date-time takes a leap second')
 })

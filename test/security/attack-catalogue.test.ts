@@ -54,11 +54,11 @@ t.test('CATALOGUE.md has a row for every case and no other', async (t) => {
   t.same([...rows.keys()].filter((id) => !cases.some((c) => c.id === id)), [], 'no row without a case')
 })
 
-function escapeCell(text: string): string {
+function escapeCell (text: string): string {
   return text.replaceAll('|', '\\|')
 }
 
-function renderMarkdown(): string {
+function renderMarkdown (): string {
   const lines = [
     '# Attack catalogue',
     '',

@@ -42,17 +42,17 @@ export interface AttackCase {
   run(ctx: AttackContext, t: Test): Promise<void>
 }
 
-function assertInvalidToken(t: Test, response: Response, label = 'refused') {
+function assertInvalidToken (t: Test, response: Response, label = 'refused') {
   t.equal(response.statusCode, 401, `${label}: 401 (${response.body.slice(0, 120)})`)
   t.match(String(response.headers['www-authenticate'] ?? ''), /^Bearer error="invalid_token"/, `${label}: RFC 6750 invalid_token challenge`)
 }
 
-function assertInvalidGrant(t: Test, response: Response, label = 'refused') {
+function assertInvalidGrant (t: Test, response: Response, label = 'refused') {
   t.equal(response.statusCode, 400, `${label}: 400 (${response.body.slice(0, 120)})`)
   t.equal(json(response).error, 'invalid_grant', `${label}: invalid_grant`)
 }
 
-function assertNo5xx(t: Test, response: Response, label: string) {
+function assertNo5xx (t: Test, response: Response, label: string) {
   t.ok(response.statusCode >= 400 && response.statusCode < 500, `${label}: 4xx, got ${response.statusCode} (${response.body.slice(0, 120)})`)
 }
 
@@ -72,7 +72,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-01',
     title: 'alg none (any case) with and without a signature is refused',
     source: 'RFC 8725 §2.1, §3.2; ASVS 5.0 V9.1.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const c = ctx.claims()
       for (const alg of ['none', 'None', 'NONE']) {
         assertInvalidToken(t, await ctx.bearer(`${b64(ctx.header({ alg }))}.${b64(c)}.`), `alg ${alg}`)
@@ -85,7 +85,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-02',
     title: 'HS256 signed with the published public key (PEM) is refused (algorithm confusion)',
     source: 'RFC 8725 §2.1, §3.1; ASVS 5.0 V9.1.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       assertInvalidToken(t, await ctx.bearer(hs256(ctx.serverPem, ctx.header({ alg: 'HS256' }), ctx.claims())), 'HS256 with the PEM')
       assertInvalidToken(t, await ctx.bearer(hs256(` ${ctx.serverPem}`, ctx.header({ alg: 'HS256' }), ctx.claims())), 'HS256 with a whitespace-prefixed PEM')
     },
@@ -94,7 +94,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-03',
     title: 'HS256 signed with the public JWK as the secret is refused',
     source: 'RFC 8725 §2.1, §3.1; ASVS 5.0 V9.1.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       assertInvalidToken(t, await ctx.bearer(hs256(JSON.stringify(ctx.serverJwk), ctx.header({ alg: 'HS256' }), ctx.claims())))
       assertInvalidToken(t, await ctx.bearer(hs256(String(ctx.serverJwk.x), ctx.header({ alg: 'HS256' }), ctx.claims())), 'HS256 with the x coordinate')
     },
@@ -103,7 +103,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-04',
     title: 'kid path traversal (../../dev/null with an empty HMAC key) is refused',
     source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const kid of ['../../../../../../dev/null', '/dev/null', '..\\..\\windows\\win.ini', '/proc/self/environ']) {
         assertInvalidToken(t, await ctx.bearer(hs256('', ctx.header({ alg: 'HS256', kid }), ctx.claims())), `kid ${kid}`)
         assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ kid })), `server-signed, kid ${kid}`)
@@ -114,7 +114,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-05',
     title: 'kid SQL injection is refused and leaves the key store intact',
     source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const before = await ctx.app.db.signingKey.count()
       for (const kid of ["' OR '1'='1", `${ctx.serverKid}' --`, "x'; DROP TABLE signing_keys; --", `' UNION SELECT '${ctx.serverPem}' --`]) {
         assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ kid })), `kid ${kid.slice(0, 30)}`)
@@ -128,7 +128,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-06',
     title: 'kid as a URL (attacker-hosted key) is refused',
     source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const kid of ['https://evil.example/key.pem', 'http://127.0.0.1:6379/', 'file:///etc/passwd']) {
         assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ kid })), `kid ${kid}`)
       }
@@ -138,7 +138,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-07',
     title: 'jku header naming an attacker JWKS is ignored',
     source: 'RFC 8725 §2.9, §3.10; ASVS 5.0 V9.1.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const jku = 'https://evil.example/.well-known/jwks.json'
       assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jku })), 'attacker kid + jku')
       assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jku, kid: ctx.serverKid })), 'server kid + jku, attacker signature')
@@ -149,7 +149,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-08',
     title: 'x5u header naming an attacker certificate is ignored',
     source: 'RFC 8725 §3.10; ASVS 5.0 V9.1.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const x5u = 'https://evil.example/cert.pem'
       assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ x5u })), 'attacker kid + x5u')
       assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ x5u, kid: ctx.serverKid })), 'server kid + x5u')
@@ -159,7 +159,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-09',
     title: 'embedded jwk header with the attacker key is not trusted',
     source: 'RFC 8725 §3.10; ASVS 5.0 V9.1.3; CVE-2018-0114',
-    async run(ctx, t) {
+    async run (ctx, t) {
       assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jwk: ctx.attackerJwk })), 'attacker kid + jwk')
       assertInvalidToken(t, await ctx.bearer(ctx.attackerSigned({ jwk: ctx.attackerJwk, kid: undefined })), 'no kid + jwk')
     },
@@ -168,7 +168,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-10',
     title: 'an expired token is refused',
     source: 'RFC 8725 §3.10; RFC 9068 §4; ASVS 5.0 V9.2.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const past = Math.floor(Date.now() / 1000) - 3600
       assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { iat: past - 600, exp: past })), 'exp an hour ago')
       assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { exp: Math.floor(Date.now() / 1000) - 5 })), 'exp 5 s ago')
@@ -179,7 +179,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-11',
     title: 'a not-yet-valid token (nbf, iat in the future) is refused',
     source: 'RFC 7519 §4.1.5; RFC 9068 §4; ASVS 5.0 V9.2.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const future = Math.floor(Date.now() / 1000) + 3600
       assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { nbf: future })), 'nbf in an hour')
       assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { iat: future, exp: future + 600 })), 'iat in an hour')
@@ -189,7 +189,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-12',
     title: 'a token of another issuer is refused',
     source: 'RFC 8725 §3.8; RFC 9068 §4; ASVS 5.0 V9.2.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const iss of ['https://evil.example', `${ctx.config.issuer}/`, `${ctx.config.issuer}.evil.example`, ctx.config.issuer.toUpperCase()]) {
         assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { iss })), `iss ${iss}`)
       }
@@ -200,7 +200,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-13',
     title: 'a token for another audience (resource) is refused',
     source: 'RFC 8725 §3.9; RFC 6750 §5.2; RFC 9700 §4.10.2; ASVS 5.0 V9.2.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const aud of ['https://other-service.example', [`${ctx.config.audience}x`], []]) {
         assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({}, { aud })), `aud ${JSON.stringify(aud)}`)
       }
@@ -211,7 +211,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-14',
     title: 'a token of another type (typ JWT, id_token, missing) is refused',
     source: 'RFC 8725 §3.11, §3.12; RFC 9068 §4; ASVS 5.0 V9.2.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const typ of ['JWT', 'jwt', 'id_token+jwt', 'logout+jwt', 'application/jwt', undefined]) {
         assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ typ })), `typ ${String(typ)}`)
       }
@@ -221,7 +221,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-15',
     title: 'a tampered payload (role admin, another sub) with the original signature is refused',
     source: 'RFC 8725 §3.3; RFC 6750 §5.1; ASVS 5.0 V9.1.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const [h, p, s] = ctx.victim.access_token.split('.') as [string, string, string]
       const claims = decodePart(ctx.victim.access_token, 1)
       assertInvalidToken(t, await ctx.bearer(`${h}.${b64({ ...claims, role: 'admin' })}.${s}`), 'role admin')
@@ -237,7 +237,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-16',
     title: 'ECDSA "psychic signature" (r = s = 0) is refused',
     source: 'RFC 8725 §3.3, §3.4; CVE-2022-21449; ASVS 5.0 V9.1.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const input = `${b64(ctx.header())}.${b64(ctx.claims())}`
       assertInvalidToken(t, await ctx.bearer(`${input}.${Buffer.alloc(64).toString('base64url')}`), 'zero signature')
       assertInvalidToken(t, await ctx.bearer(`${input}.${Buffer.alloc(64, 0xff).toString('base64url')}`), 'r = s = 2^256 - 1')
@@ -247,7 +247,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-17',
     title: 'another algorithm under the server kid (ES384, RS256, EdDSA, PS256) is refused',
     source: 'RFC 8725 §3.1; ASVS 5.0 V9.1.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const alg of ['ES384', 'ES512', 'RS256', 'PS256', 'EdDSA', 'ES256K']) {
         assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ alg })), `alg ${alg}`)
       }
@@ -257,7 +257,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-18',
     title: 'a crit header naming an unknown extension is refused',
     source: 'RFC 7515 §4.1.11; RFC 8725 §3.1; GHSA-hm7r-c7qw-ghp6',
-    async run(ctx, t) {
+    async run (ctx, t) {
       assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ crit: ['exp-ext'], 'exp-ext': true })), 'crit exp-ext')
       assertInvalidToken(t, await ctx.bearer(ctx.serverSigned({ crit: ['b64'], b64: false })), 'crit b64 false')
     },
@@ -266,7 +266,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-19',
     title: 'a refresh token or API key presented as a Bearer access token is refused',
     source: 'RFC 8725 §3.12; ASVS 5.0 V9.2.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const account = await ctx.signup('cross-type')
       assertInvalidToken(t, await ctx.bearer(account.refresh_token), 'refresh token as Bearer')
       const key = await ctx.createApiKey(account.access_token)
@@ -278,7 +278,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-20',
     title: 'an access token presented as a refresh token is refused',
     source: 'RFC 8725 §3.12; RFC 6749 §6; ASVS 5.0 V9.2.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const response = await ctx.refresh(ctx.victim.access_token)
       t.equal(response.statusCode, 400)
       t.ok(['invalid_grant', 'invalid_request'].includes(json(response).error as string), `refused with ${json(response).error}`)
@@ -290,7 +290,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-21',
     title: 'an access token in the URL query (access_token=) is not accepted',
     source: 'RFC 6750 §5.3 ("don\'t pass bearer tokens in page URLs"), §2.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const response = await ctx.app.inject({ method: 'GET', url: `/users/me?access_token=${ctx.victim.access_token}` })
       t.equal(response.statusCode, 401, 'query token ignored: 401')
       t.equal(response.headers['www-authenticate'], 'Bearer', 'treated as no credentials at all')
@@ -300,7 +300,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-22',
     title: "a revoked session's access token is refused at once",
     source: 'RFC 9700 §2.2.2; ASVS 5.0 V7.4.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const account = await ctx.signup('revoked-at')
       t.equal((await ctx.bearer(account.access_token)).statusCode, 200, 'accepted (and cached) before')
       const logout = await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${account.access_token}` } })
@@ -312,7 +312,7 @@ export const cases: AttackCase[] = [
     id: 'JWT-23',
     title: 'structurally hostile JWTs (non-string kid, array claims, non-JSON parts, 12 KB header) are 401, never 500',
     source: 'RFC 8725 §2.6, §3.10; RFC 7515 §5.2; ASVS 5.0 V9.1.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const signature = ctx.victim.access_token.split('.')[2]!
       const tokens = [
         ctx.serverSigned({ kid: [ctx.serverKid] }),
@@ -337,7 +337,7 @@ export const cases: AttackCase[] = [
     id: 'RT-01',
     title: 'refresh token replay after rotation (outside the grace window) revokes the whole family',
     source: 'RFC 9700 §4.14.2; RFC 6749 §10.4; ASVS 5.0 V7.2.4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const account = await ctx.signup('replay')
       const rotated = await ctx.refresh(account.refresh_token)
       t.equal(rotated.statusCode, 200)
@@ -356,7 +356,7 @@ export const cases: AttackCase[] = [
     id: 'RT-02',
     title: 'a retry inside the grace window gets the same successor, never a second live token',
     source: 'RFC 9700 §4.14.2; DESIGN §3.5 rule 3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const account = await ctx.signup('grace')
       const first = json<Tokens>(await ctx.refresh(account.refresh_token)).refresh_token
       const retry = await ctx.refresh(account.refresh_token)
@@ -370,7 +370,7 @@ export const cases: AttackCase[] = [
     id: 'RT-03',
     title: '20 concurrent presentations of one refresh token yield exactly one successor',
     source: 'RFC 9700 §4.14.2; RFC 6749 §10.4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const account = await ctx.signup('race')
       const responses = await Promise.all(Array.from({ length: 20 }, () => ctx.refresh(account.refresh_token)))
       const tokens = new Set(responses.filter((r) => r.statusCode === 200).map((r) => json<Tokens>(r).refresh_token))
@@ -384,7 +384,7 @@ export const cases: AttackCase[] = [
     id: 'RT-04',
     title: 'a refresh token of one client used by another client is refused and not rotated',
     source: 'RFC 6749 §10.4; RFC 9700 §4.14; ASVS 5.0 V9.2.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const account = await ctx.signup('client-bound')
       for (const clientId of ['web', 'admin', 'nope']) {
         const response = await ctx.app.inject({
@@ -403,7 +403,7 @@ export const cases: AttackCase[] = [
     id: 'RT-05',
     title: 'guessed and malformed refresh tokens are invalid_grant; issued tokens carry 256 random bits',
     source: 'RFC 6749 §10.10; RFC 9700 §4.14; ASVS 5.0 V7.2.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       // One character off the victim's token: a different character from its last one (it ends in 'A' one time in 64).
       const victim = ctx.victim.refresh_token
       const oneOff = victim.slice(0, 42) + (victim.endsWith('A') ? 'B' : 'A')
@@ -421,7 +421,7 @@ export const cases: AttackCase[] = [
     id: 'RT-06',
     title: 'a refresh token is dead after logout and after RFC 7009 revocation',
     source: 'RFC 7009 §2; RFC 9700 §2.2.2; ASVS 5.0 V7.4.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('logout-rt')
       await ctx.app.inject({ method: 'POST', url: '/auth/logout', headers: { authorization: `Bearer ${a.access_token}` } })
       assertInvalidGrant(t, await ctx.refresh(a.refresh_token), 'after logout')
@@ -435,7 +435,7 @@ export const cases: AttackCase[] = [
     id: 'RT-07',
     title: "another client cannot revoke a victim's refresh token through RFC 7009",
     source: 'RFC 7009 §2.1; RFC 6749 §10.4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('revoke-other')
       const revoke = await ctx.app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: a.refresh_token, client_id: 'web' } })
       t.equal(revoke.statusCode, 200, '200 as always (no oracle)')
@@ -446,7 +446,7 @@ export const cases: AttackCase[] = [
     id: 'RT-08',
     title: 'a password change revokes every other session (refresh and access tokens)',
     source: 'ASVS 5.0 V7.4.3; RFC 9700 §4.14.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('pwchange')
       const other = await ctx.login(a.email)
       const change = await ctx.app.inject({
@@ -466,7 +466,7 @@ export const cases: AttackCase[] = [
     id: 'RT-09',
     title: 'password change needs the current password (a stolen access token cannot take over)',
     source: 'ASVS 5.0 V6.2.3, V7.5.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('pw-current')
       const change = await ctx.app.inject({
         method: 'POST',
@@ -482,7 +482,7 @@ export const cases: AttackCase[] = [
     id: 'RT-10',
     title: 'a disabled user: login, refresh, access tokens and API keys all refused at once',
     source: 'ASVS 5.0 V7.4.2; RFC 6749 §5.2 (invalid_grant)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('disabled')
       const key = await ctx.createApiKey(a.access_token)
       const admin = await ctx.makeAdmin(await ctx.signup('disabler'))
@@ -503,7 +503,7 @@ export const cases: AttackCase[] = [
     id: 'RT-11',
     title: 'idle and absolute session expiry are enforced',
     source: 'ASVS 5.0 V7.3.1, V7.3.2; RFC 9700 §4.14.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('idle')
       await ctx.advance(ctx.config.clients.mobile!.refreshIdleTtlSeconds + 1)
       assertInvalidGrant(t, await ctx.refresh(a.refresh_token), 'past the idle expiry')
@@ -526,7 +526,7 @@ export const cases: AttackCase[] = [
     id: 'RT-12',
     title: 'credentials in the token endpoint URL (query parameters, GET) are not accepted',
     source: 'RFC 6749 §3.2 (POST only), §2.3.1; RFC 9700 §4.3 (leakage via browser history)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('query-creds')
       const query = `grant_type=refresh_token&client_id=mobile&refresh_token=${a.refresh_token}`
       const post = await ctx.app.inject({ method: 'POST', url: `/auth/token?${query}`, headers: { 'content-type': 'application/json' }, payload: '{}' })
@@ -544,7 +544,7 @@ export const cases: AttackCase[] = [
     id: 'CK-01',
     title: 'a stolen refresh cookie replayed from a foreign Origin is refused and not rotated',
     source: 'RFC 9700 §4.7; RFC 6749 §10.12; ASVS 5.0 V3.5.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('stolen-cookie')
       const web = await ctx.webLogin(a.email)
       const response = await ctx.app.inject({
@@ -568,7 +568,7 @@ export const cases: AttackCase[] = [
     id: 'CK-02',
     title: 'CSRF: a cookie request without X-Requested-With, without Origin, or with Origin null is refused',
     source: 'RFC 6749 §10.12; RFC 9700 §4.7; ASVS 5.0 V3.5.1, V3.5.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('csrf')
       const web = await ctx.webLogin(a.email)
       for (const [label, headers] of [
@@ -594,7 +594,7 @@ export const cases: AttackCase[] = [
     id: 'CK-03',
     title: 'a cross-site text/plain form POST to the cookie-authenticated logout is 415',
     source: 'RFC 9700 §4.7; RFC 6749 §10.12; CVE-2022-41919',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('form-csrf')
       const web = await ctx.webLogin(a.email)
       for (const type of ['text/plain', 'text/plain; charset=utf-8', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded']) {
@@ -613,7 +613,7 @@ export const cases: AttackCase[] = [
     id: 'CK-04',
     title: 'login CSRF: a cookie-setting login without the CSRF defence is refused',
     source: 'RFC 6749 §10.12; RFC 9700 §4.7; ASVS 5.0 V3.5.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('login-csrf')
       const response = await ctx.app.inject({
         method: 'POST',
@@ -629,7 +629,7 @@ export const cases: AttackCase[] = [
     id: 'CK-05',
     title: 'the refresh cookie is HttpOnly, Secure, SameSite=Strict, Path=/auth, __Secure- prefixed',
     source: 'ASVS 5.0 V3.3.1, V3.3.2, V3.3.4; RFC 6750 §5.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('cookie-attrs')
       const response = await ctx.app.inject({
         method: 'POST',
@@ -652,7 +652,7 @@ export const cases: AttackCase[] = [
     id: 'CK-06',
     title: 'header injection through the cookie and request-id headers is not reflected',
     source: 'RFC 6265 §4.1.1; CWE-113 (header injection); CWE-117 (log injection)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const name = '__Secure-refresh_token'
       for (const value of ['abc%0d%0aSet-Cookie:%20evil=1', 'abc\\r\\nX-Evil: 1', 'x; Path=/; Domain=evil.example', '"abc\u0000def"']) {
         const response = await ctx.app.inject({
@@ -675,7 +675,7 @@ export const cases: AttackCase[] = [
     id: 'CK-07',
     title: 'CORS: a foreign origin gets no credentialed access; the allowed origin does',
     source: 'RFC 9700 §4.7; ASVS 5.0 V3.4.2 (CORS allow-list); CWE-942',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const foreign = await ctx.app.inject({
         method: 'OPTIONS',
         url: '/auth/token',
@@ -697,7 +697,7 @@ export const cases: AttackCase[] = [
     id: 'EN-01',
     title: 'user enumeration by status and body: unknown email, wrong password and disabled user answer alike',
     source: 'ASVS 5.0 V6.3.8; RFC 6749 §10.10',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('enum')
       const d = await ctx.signup('enum-disabled')
       await ctx.app.db.user.update({ where: { id: d.id }, data: { disabled: true } })
@@ -714,7 +714,7 @@ export const cases: AttackCase[] = [
     id: 'EN-02',
     title: 'user enumeration by time: unknown email costs a bcrypt compare like a wrong password',
     source: 'ASVS 5.0 V6.3.8; DESIGN §3.4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       // bcrypt cost 10 (≈ 50 ms) makes a missing compare stand out against database noise.
       const slow = await buildTestApp({ BCRYPT_COST: '10' }, { database: ctx.database })
       try {
@@ -745,7 +745,7 @@ export const cases: AttackCase[] = [
     id: 'EN-03',
     title: 'brute force: the password grant is rate-limited per IP with 429 and Retry-After',
     source: 'ASVS 5.0 V6.3.1; RFC 6749 §10.10; RFC 9700 §4.14',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' }, { database: ctx.database })
       try {
         const a = await ctx.signup('bf-ip')
@@ -768,7 +768,7 @@ export const cases: AttackCase[] = [
     id: 'EN-04',
     title: 'brute force from rotating addresses and email spellings hits the per-account limit',
     source: 'ASVS 5.0 V6.3.1; RFC 6749 §10.10',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' }, { database: ctx.database })
       try {
         const a = await ctx.signup('bf-account')
@@ -787,7 +787,7 @@ export const cases: AttackCase[] = [
     id: 'EN-05',
     title: 'a spoofed X-Forwarded-For does not reset the per-IP limit (proxy headers not trusted by default)',
     source: 'ASVS 5.0 V6.3.1; CWE-348 (use of less trusted source)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' }, { database: ctx.database })
       try {
         const statuses: number[] = []
@@ -812,7 +812,7 @@ export const cases: AttackCase[] = [
     id: 'IN-01',
     title: 'an oversized JSON body is 413, never parsed',
     source: 'ASVS 5.0 V2.2.1 (input limits); CWE-770; DESIGN §4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const big = JSON.stringify({ email: uniqueEmail('big'), password: 'x'.repeat(200_000) })
       for (const url of ['/auth/signup', '/auth/token']) {
         const response = await ctx.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: big })
@@ -824,7 +824,7 @@ export const cases: AttackCase[] = [
     id: 'IN-02',
     title: 'deeply nested JSON (20 000 levels) is a 4xx, the process survives',
     source: 'CWE-674 (uncontrolled recursion); DESIGN §4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const depth = 20_000
       const nested = '['.repeat(depth) + ']'.repeat(depth)
       const objects = '{"a":'.repeat(depth) + '1' + '}'.repeat(depth)
@@ -839,11 +839,11 @@ export const cases: AttackCase[] = [
     id: 'IN-03',
     title: 'prototype pollution through __proto__ keys is refused and pollutes nothing',
     source: 'ASVS 5.0 V15.3.6 (JavaScript prototype pollution); CWE-1321',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const bodies = [
         `{"email":"${uniqueEmail('proto')}","password":"${PASSWORD}","__proto__":{"role":"admin","polluted":true}}`,
-        `{"grant_type":"password","username":"x@attack.test","password":"y","__proto__":{"polluted":true}}`,
-        `{"name":"k","scopes":["profile"],"__proto__":{"polluted":true}}`,
+        '{"grant_type":"password","username":"x@attack.test","password":"y","__proto__":{"polluted":true}}',
+        '{"name":"k","scopes":["profile"],"__proto__":{"polluted":true}}',
       ]
       for (const [i, url] of ['/auth/signup', '/auth/token', '/api-keys'].entries()) {
         const response = await ctx.app.inject({
@@ -870,7 +870,7 @@ export const cases: AttackCase[] = [
     id: 'IN-04',
     title: 'prototype pollution through constructor.prototype keys is refused',
     source: 'ASVS 5.0 V15.3.6; CWE-1321',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const body = `{"email":"${uniqueEmail('ctor')}","password":"${PASSWORD}","constructor":{"prototype":{"polluted":true}}}`
       const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': 'application/json' }, payload: body })
       assertNo5xx(t, response, 'signup')
@@ -878,7 +878,7 @@ export const cases: AttackCase[] = [
         method: 'POST',
         url: '/auth/token',
         headers: { 'content-type': 'application/json' },
-        payload: `{"grant_type":"password","username":"a@attack.test","password":"p","constructor":{"prototype":{"isAdmin":true}}}`,
+        payload: '{"grant_type":"password","username":"a@attack.test","password":"p","constructor":{"prototype":{"isAdmin":true}}}',
       })
       assertNo5xx(t, patch, 'token')
       t.equal(({} as Record<string, unknown>).polluted, undefined)
@@ -889,7 +889,7 @@ export const cases: AttackCase[] = [
     id: 'IN-05',
     title: 'mass assignment: sign-up with role/disabled/id fields is refused',
     source: 'ASVS 5.0 V15.3.3 (mass assignment); CWE-915',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const extra of [{ role: 'admin' }, { disabled: false, id: '00000000-0000-0000-0000-000000000000' }, { passwordHash: 'x' }]) {
         const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email: uniqueEmail('mass'), password: PASSWORD, ...extra } })
         t.equal(response.statusCode, 400, `${Object.keys(extra).join(',')}: 400`)
@@ -901,7 +901,7 @@ export const cases: AttackCase[] = [
     id: 'IN-06',
     title: 'unicode-confusable emails: fullwidth folds to the same account; Cyrillic and zero-width never log into it',
     source: 'ASVS 5.0 V6.3.8; Unicode UTS #39 (confusables); RFC 8265 (PRECIS)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const email = uniqueEmail('alice')
       const a = await ctx.signup('alice', { email })
       const fullwidth = email.replace('a', '\uFF41').replace('t', '\uFF54')
@@ -925,7 +925,7 @@ export const cases: AttackCase[] = [
     id: 'IN-07',
     title: 'NUL bytes, operator objects and wrong JSON types are 4xx, never 500; a NUL never truncates a password',
     source: 'ASVS 5.0 V2.2.1; DESIGN §4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const payloads: unknown[] = [
         { email: 'a\u0000b@attack.test', password: PASSWORD },
         { email: 123, password: PASSWORD },
@@ -955,7 +955,7 @@ export const cases: AttackCase[] = [
     id: 'IN-08',
     title: 'SQL injection in login and admin search is treated as data',
     source: 'ASVS 5.0 V1.2.4 (parameterised queries); CWE-89',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const username of ["' OR '1'='1' --@x.test", `${ctx.victim.email}' --`, "x@x.test'; DROP TABLE users; --"]) {
         const response = await ctx.passwordGrant(username, "' OR '1'='1")
         t.equal(response.statusCode, 400, `login ${username.slice(0, 20)}: 400`)
@@ -973,7 +973,7 @@ export const cases: AttackCase[] = [
     id: 'IN-09',
     title: 'duplicate form parameters at the token endpoint are refused',
     source: 'RFC 6749 §3.2 ("parameters MUST NOT be included more than once"); CWE-235 (HTTP parameter pollution)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const response = await ctx.app.inject({
         method: 'POST',
         url: '/auth/token',
@@ -995,7 +995,7 @@ export const cases: AttackCase[] = [
     id: 'IN-10',
     title: 'content-type tricks never bypass body validation or reach a handler unparsed',
     source: 'CVE-2025-32442; CVE-2022-41919; CWE-436 (interpretation conflict)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       // A body the schema refuses (an unknown field): with validation skipped it would create an account.
       const email = uniqueEmail('ctype')
       const payload = JSON.stringify({ email, password: PASSWORD, role: 'admin' })
@@ -1029,7 +1029,7 @@ export const cases: AttackCase[] = [
     id: 'IN-11',
     title: 'sign-up with an unknown client_id or a refused transport is a 4xx in the error shape, never 500',
     source: 'RFC 6749 §5.2 (invalid_client); DESIGN §4; found by schema-fuzz (was 500)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const unknown = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email: uniqueEmail('client'), password: PASSWORD, client_id: 'nope' } })
       t.equal(unknown.statusCode, 401, 'unknown client: 401')
       t.equal(json(unknown).code, 'invalid_client')
@@ -1049,9 +1049,9 @@ export const cases: AttackCase[] = [
   // ---------------------------------------------------------------- Canonical forms and storable values (security review, findings 5-7)
   {
     id: 'IN-12',
-    title: "an admin cannot lock themself out through another spelling of their own id (upper or mixed case)",
+    title: 'an admin cannot lock themself out through another spelling of their own id (upper or mixed case)',
     source: 'RFC 9562 §4 (UUIDs are case-insensitive on input); ASVS 5.0 V1.1.1 (canonical form before checks); CWE-178',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('lockout'))
       const id = decodePart(admin.access_token, 1).sub as string
       for (const spelling of [id.toUpperCase(), id.replace(/[a-f]/g, (c, i: number) => (i % 2 ? c.toUpperCase() : c))]) {
@@ -1068,7 +1068,7 @@ export const cases: AttackCase[] = [
     id: 'IN-13',
     title: 'urn:uuid:, braced and unhyphenated ids are 400 on every id route, never a database error',
     source: 'RFC 9562 §4 and RFC 4122 §3 (the urn:uuid: URN names a UUID, it is not its string form); CWE-20; DESIGN §4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('urn-admin'))
       const user = await ctx.signup('urn-user')
       const sid = decodePart(user.access_token, 1).sid as string
@@ -1099,7 +1099,7 @@ export const cases: AttackCase[] = [
     id: 'IN-14',
     title: 'leap seconds, impossible days and years outside 0001-9999 in date-time input are 400, never 500',
     source: 'RFC 3339 §5.6-5.7; RFC 9557 §1.2 (RFC 3339 syntax kept); ECMA-262 §21.4.1 (Date range); DESIGN §4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('dates-admin'))
       const user = await ctx.signup('dates-user')
       const values = ['2030-12-31T23:59:60Z', '2016-12-31T23:59:60.5+00:00', '0000-01-01T00:00:00Z', '9999-12-31T23:59:59-00:01', '10000-01-01T00:00:00Z', '-271821-04-20T00:00:00Z', '+275760-09-13T00:00:00Z', '2031-02-29T00:00:00Z']
@@ -1119,7 +1119,7 @@ export const cases: AttackCase[] = [
     id: 'IN-15',
     title: 'U+0000 in any stored or searched text (key name, admin search, email, username) is 400, never a database error',
     source: 'OWASP Input Validation Cheat Sheet; CWE-158 (null byte); PostgreSQL SQLSTATE 22021; DESIGN §4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('nul-admin'))
       const user = await ctx.signup('nul-user')
       const requests: [string, InjectOptions][] = [
@@ -1140,7 +1140,7 @@ export const cases: AttackCase[] = [
     id: 'IN-16',
     title: 'forged pagination cursors (id past bigint, year -271821 or +275760, extra or non-canonical fields) are 400 invalid_cursor',
     source: 'OWASP Input Validation Cheat Sheet (validate the whole structure); CWE-190; CWE-20; DESIGN §4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('cursor-admin'))
       const b64json = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
       const id = decodePart(admin.access_token, 1).sub as string
@@ -1148,7 +1148,7 @@ export const cases: AttackCase[] = [
         ...['9223372036854775808', '18446744073709551616', '0', '-1', '01'].map((v) => ['/admin/audit-events', b64json({ id: v })] as [string, string]),
         ['/admin/audit-events', b64json({ id: '1', at: '2026-01-01T00:00:00.000Z' })],
         ...['-271821-04-20T00:00:00.000Z', '+275760-09-13T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '2016-12-31T23:59:60.000Z'].map(
-          (at) => ['/admin/users', b64json({ at, id })] as [string, string],
+          (at) => ['/admin/users', b64json({ at, id })] as [string, string]
         ),
         ['/admin/users', b64json({ at: '2026-01-01T00:00:00.000Z', id: id.toUpperCase() })],
         ['/admin/users', b64json({ at: '2026-01-01T00:00:00.000Z', id: `urn:uuid:${id}` })],
@@ -1165,7 +1165,7 @@ export const cases: AttackCase[] = [
     id: 'IN-17',
     title: 'an email is validated after NFKC: a fullwidth @ (U+FF20) that becomes a second @ is refused, at sign-up and login alike',
     source: 'Unicode TR #36 (normalisation changes syntax characters); RFC 5321 §4.1.2 (one @); OWASP Input Validation Cheat Sheet (canonicalise, then validate)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const victim = await ctx.signup('fwat')
       const [local, domain] = victim.email.split('@') as [string, string]
       const spoof = `${local}\uFF20${domain}@evil.example`
@@ -1181,7 +1181,7 @@ export const cases: AttackCase[] = [
     id: 'IN-18',
     title: 'NFKC expansion cannot smuggle an address past the RFC 5321 length limits (60 × U+FDFA, 22 × U+FB03)',
     source: 'RFC 5321 §4.5.3.1.1, §4.5.3.1.3; Unicode TR #36 (buffer overflows: NFKC expands up to 18×); CWE-1289',
-    async run(ctx, t) {
+    async run (ctx, t) {
       for (const [label, local] of [['60 × U+FDFA', '\uFDFA'.repeat(60)], ['22 × U+FB03 (66 octets)', '\uFB03'.repeat(22)], ['65 ASCII octets', 'a'.repeat(65)]] as const) {
         const email = `${local}@example.test`
         const response = await ctx.app.inject({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } })
@@ -1195,7 +1195,7 @@ export const cases: AttackCase[] = [
     id: 'IN-19',
     title: 'invisible and control characters (zero-width, bidi, BOM, soft hyphen, Hangul filler) make no visual twin of an account; logging in with one is invalid_grant',
     source: 'Unicode UTS #39 (identifier profile: default-ignorables restricted); Unicode TR #36; RFC 8264 §4.2 (PRECIS IdentifierClass); ASVS 5.0 V6.3.8',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const victim = await ctx.signup('twin')
       const [local, domain] = victim.email.split('@') as [string, string]
       for (const c of ['\u200B', '\u200C', '\u200D', '\u200E', '\u200F', '\u2060', '\u2062', '\u2064', '\uFEFF', '\u00AD', '\u202E', '\u3164', '\u034F', '\u0085']) {
@@ -1212,7 +1212,7 @@ export const cases: AttackCase[] = [
     id: 'AK-01',
     title: 'a revoked API key is refused at once (Bearer and X-API-Key)',
     source: 'RFC 7009 §2; RFC 6750 §5.2; ASVS 5.0 V7.4.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('key-revoked')
       const key = await ctx.createApiKey(a.access_token)
       t.equal((await ctx.me(`Bearer ${key.key}`)).statusCode, 200, 'works before')
@@ -1229,7 +1229,7 @@ export const cases: AttackCase[] = [
     id: 'AK-02',
     title: 'an API key outside its scopes gets 403 insufficient_scope; a key cannot mint keys',
     source: 'RFC 6750 §3.1 (insufficient_scope), §5.3 (issue scoped bearer tokens)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('key-scope'))
       const key = await ctx.createApiKey(admin.access_token, ['introspect'])
       const me = await ctx.me(`Bearer ${key.key}`)
@@ -1245,7 +1245,7 @@ export const cases: AttackCase[] = [
     id: 'AK-03',
     title: 'a mistyped or forged API key (bad checksum, wrong prefix) is refused',
     source: 'RFC 6749 §10.10; ASVS 5.0 V9.1.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('key-forged')
       const key = await ctx.createApiKey(a.access_token)
       const chars = [...key.key]
@@ -1260,7 +1260,7 @@ export const cases: AttackCase[] = [
     id: 'PR-01',
     title: 'privilege escalation: a user cannot reach the admin API or grant itself the introspect scope',
     source: 'ASVS 5.0 V8.2.1 (function-level authorisation); CWE-269; RFC 6750 §5.3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('escalate')
       for (const [method, url] of [['GET', '/admin/users'], ['GET', `/admin/users/${a.id}`], ['GET', '/admin/audit-events']] as const) {
         const response = await ctx.app.inject({ method, url, headers: { authorization: `Bearer ${a.access_token}` } })
@@ -1276,7 +1276,7 @@ export const cases: AttackCase[] = [
     id: 'PR-02',
     title: "IDOR: a user cannot revoke or see another user's sessions or API keys",
     source: 'ASVS 5.0 V8.2.2 (object-level authorisation); CWE-639',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const attacker = await ctx.signup('idor-attacker')
       const target = await ctx.signup('idor-target')
       const targetSid = decodePart(target.access_token, 1).sid as string
@@ -1295,7 +1295,7 @@ export const cases: AttackCase[] = [
     id: 'PR-03',
     title: "a demoted admin's older access tokens no longer open the admin API",
     source: 'ASVS 5.0 V7.4.1; RFC 9068 §4 (authorization decisions); DESIGN §3.5 rule 7',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.signup('demoted')
       const tokens = await ctx.makeAdmin(admin)
       const boss = await ctx.makeAdmin(await ctx.signup('boss'))
@@ -1310,7 +1310,7 @@ export const cases: AttackCase[] = [
     id: 'PR-04',
     title: 'introspection needs an admin-held introspect key; a user token or refresh token cannot introspect',
     source: 'RFC 7662 §2.1, §4; ASVS 5.0 V9.2.2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('introspect-caller')
       for (const authorization of [`Bearer ${a.access_token}`, `Bearer ${a.refresh_token}`, undefined]) {
         const response = await ctx.app.inject({
@@ -1329,7 +1329,7 @@ export const cases: AttackCase[] = [
     id: 'PW-01',
     title: 'a stolen access token cannot guess the password through POST /users/me/password: same budget as the grant, each failure audited',
     source: 'ASVS 5.0 V6.3.1 (brute force), V16.3.1 (authentication events logged); security review 2026-12 finding 2',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '3' }, { database: ctx.database, clock: ctx.clock })
       try {
         const victim = await ctx.signup('pw-guess')
@@ -1356,7 +1356,7 @@ export const cases: AttackCase[] = [
     id: 'PW-02',
     title: 'a login with the old password, in flight during a password change, opens no session that outlives the change',
     source: 'ASVS 5.0 V7.4.3 (terminate sessions after a credential change); CWE-367 (TOCTOU); security review 2026-12 finding 3',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('pw-race')
       const held = holdNextSessionStart(ctx.app)
       const login = ctx.passwordGrant(a.email, PASSWORD)
@@ -1377,7 +1377,7 @@ export const cases: AttackCase[] = [
     id: 'PW-03',
     title: 'a login in flight during a promotion to admin gets no admin token with a user\'s session lifetimes',
     source: 'OWASP Session Management Cheat Sheet (renew the session on privilege change); ASVS 5.0 V7.2.4; security review 2026-12 finding 4',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const boss = await ctx.makeAdmin(await ctx.signup('pw-boss'))
       const a = await ctx.signup('pw-promoted')
       const held = holdNextSessionStart(ctx.app)
@@ -1395,7 +1395,7 @@ export const cases: AttackCase[] = [
     id: 'PW-04',
     title: 'audit trail: a grace-window replay and a third party revoking an API key through RFC 7009 are recorded as they happened',
     source: 'ASVS 5.0 V16.3.1, V16.3.2 (security events, with the actor); RFC 7009 §2.1; security review 2026-12 finding 8',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('audit-gaps')
       const first = await ctx.refresh(a.refresh_token)
       t.equal(first.statusCode, 200)
@@ -1414,7 +1414,7 @@ export const cases: AttackCase[] = [
     id: 'PW-05',
     title: 'interoperability: the Bearer scheme in any case is accepted; revoking an access token answers unsupported_token_type',
     source: 'RFC 7235 §2.1 (case-insensitive scheme); RFC 6750 §2.1; RFC 7009 §2.2.1; security review 2026-12 finding 9',
-    async run(ctx, t) {
+    async run (ctx, t) {
       t.equal((await ctx.me(`bearer ${ctx.victim.access_token}`)).statusCode, 200, 'lower-case bearer')
       t.equal((await ctx.me(`BEARER ${ctx.victim.access_token}`)).statusCode, 200, 'upper-case BEARER')
       const revoke = await ctx.app.inject({ method: 'POST', url: '/auth/revoke', payload: { token: ctx.victim.access_token } })
@@ -1427,11 +1427,11 @@ export const cases: AttackCase[] = [
     id: 'PW-06',
     title: 'a login flood is shed with 503 and Retry-After once the bcrypt queue is full, instead of queueing without bound',
     source: 'OWASP Denial of Service Cheat Sheet; ASVS 5.0 V2.4.1 (anti-automation); CWE-400; security review 2026-12 finding 10',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const flooded = await buildTestApp({ BCRYPT_COST: '10', PASSWORD_QUEUE_MAX_WAIT_MS: '50' }, { database: ctx.database })
       try {
         const responses = await Promise.all(
-          Array.from({ length: 40 }, (_, i) => ctx.passwordGrant(uniqueEmail(`flood-${i}`), 'guess number one', {}, flooded.app)),
+          Array.from({ length: 40 }, (_, i) => ctx.passwordGrant(uniqueEmail(`flood-${i}`), 'guess number one', {}, flooded.app))
         )
         const shed = responses.filter((r) => r.statusCode === 503)
         t.ok(shed.length > 0, `${shed.length} of 40 shed`)
@@ -1448,7 +1448,7 @@ export const cases: AttackCase[] = [
     id: 'HD-01',
     title: 'API responses, errors included, forbid MIME sniffing, loading anything and framing (nosniff, CSP, X-Frame-Options)',
     source: 'OWASP Secure Headers Project; ASVS 5.0 V3.4 (nosniff, CSP, frame-ancestors, Referrer-Policy); CWE-1021',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const a = await ctx.signup('headers')
       const answers = [
         await ctx.app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${a.access_token}` } }),
@@ -1470,7 +1470,7 @@ export const cases: AttackCase[] = [
     id: 'HD-02',
     title: 'personal data, secrets and authorization decisions are never cached; only JWKS and discovery are public',
     source: 'ASVS 5.0 V14.3 (anti-caching of sensitive data); RFC 9111 §5.2.2.5; RFC 6749 §5.1',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('no-store'))
       const key = await ctx.createApiKey(admin.access_token, ['profile', 'introspect'])
       const bearer = { authorization: `Bearer ${admin.access_token}` }
@@ -1499,7 +1499,7 @@ export const cases: AttackCase[] = [
     id: 'HD-03',
     title: 'clickjacking of Swagger UI: /docs cannot be framed and runs only its own scripts',
     source: 'OWASP Clickjacking Defense Cheat Sheet; ASVS 5.0 V3.4 (CSP, frame-ancestors)',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const page = await ctx.app.inject({ url: '/docs' })
       t.equal(page.statusCode, 200)
       const csp = String(page.headers['content-security-policy'])
@@ -1513,7 +1513,7 @@ export const cases: AttackCase[] = [
     id: 'HD-04',
     title: 'API-key flood: a stolen access token cannot mint unbounded keys, even with concurrent requests at the cap',
     source: 'OWASP API Security Top 10 2023 API4 (Unrestricted Resource Consumption); CWE-770',
-    async run(ctx, t) {
+    async run (ctx, t) {
       const limit = ctx.config.apiKeyLimitPerUser
       const a = await ctx.signup('key-flood')
       const rows = Array.from({ length: limit - 1 }, (_, i) => ({
@@ -1526,8 +1526,8 @@ export const cases: AttackCase[] = [
       await ctx.app.db.apiKey.createMany({ data: rows })
       const flood = await Promise.all(
         Array.from({ length: 20 }, () =>
-          ctx.app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${a.access_token}` }, payload: { name: 'flood', scopes: ['profile'] } }),
-        ),
+          ctx.app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${a.access_token}` }, payload: { name: 'flood', scopes: ['profile'] } })
+        )
       )
       const statuses = flood.map((response) => response.statusCode)
       t.equal(statuses.filter((status) => status === 201).length, 1, `one key past limit - 1 (${limit}), the rest refused`)
@@ -1542,7 +1542,7 @@ export const cases: AttackCase[] = [
     // the catalogue's service runs on.
     title: 'another local user cannot reach the embedded database: no TCP port, an owner-only socket, lock and folder',
     source: 'ASVS 5.0 V13.2.1, V13.2.2 (backend connections authenticated, least privilege); CWE-284; CWE-732',
-    async run(_ctx, t) {
+    async run (_ctx, t) {
       const dataDir = await mkdtemp(join(tmpdir(), 'attack-db-'))
       const db = await startEmbeddedDatabase({ dataDir })
       try {

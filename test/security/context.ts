@@ -30,13 +30,13 @@ export const b64 = (value: unknown) =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 
 /** An ES256 JWS over exactly the header and claims given. */
-export function es256(key: KeyObject, h: Header, c: Claims): string {
+export function es256 (key: KeyObject, h: Header, c: Claims): string {
   const input = `${b64(h)}.${b64(c)}`
   const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
   return `${input}.${signature.toString('base64url')}`
 }
 
-export function hs256(secret: string | Buffer, h: Header, c: Claims): string {
+export function hs256 (secret: string | Buffer, h: Header, c: Claims): string {
   const input = `${b64(h)}.${b64(c)}`
   return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`
 }
@@ -50,7 +50,7 @@ export const setCookies = (response: Response): string[] => ([] as string[]).con
  * poll. Serialising every sync (the poll's and the test's) removes that race
  * of the harness; the service itself never runs two syncs at once.
  */
-export function serializeRevocationSync(app: App): void {
+export function serializeRevocationSync (app: App): void {
   const list = app.revocations
   const sync = list.sync.bind(list)
   let chain: Promise<void> = Promise.resolve()
@@ -74,16 +74,16 @@ export class AttackContext {
   attackerKid!: string
   victim!: Account
 
-  private constructor(
+  private constructor (
     readonly main: TestApp,
-    readonly database: TestDatabase,
+    readonly database: TestDatabase
   ) {
     this.app = main.app
     this.config = main.config
     this.clock = main.clock
   }
 
-  static async create(database: TestDatabase): Promise<AttackContext> {
+  static async create (database: TestDatabase): Promise<AttackContext> {
     const main = await buildTestApp({}, { database })
     const ctx = new AttackContext(main, database)
     serializeRevocationSync(main.app)
@@ -91,7 +91,7 @@ export class AttackContext {
     return ctx
   }
 
-  private async init() {
+  private async init () {
     this.victim = await this.signup('victim')
     await this.app.keys.sign({}, { typ: 'warm-up' })
     const current = this.app.keys.currentKey()
@@ -107,7 +107,7 @@ export class AttackContext {
     this.attackerKid = await calculateJwkThumbprint(this.attackerJwk)
   }
 
-  close() {
+  close () {
     return this.main.close()
   }
 
@@ -116,13 +116,13 @@ export class AttackContext {
    * on real timers, and a jump of the clock would otherwise leave it looking
    * stale (503) until the next poll.
    */
-  async advance(seconds: number): Promise<void> {
+  async advance (seconds: number): Promise<void> {
     this.clock.advance(seconds)
     await this.app.revocations.sync()
   }
 
   /** Claims of a valid access token of the victim's session, with overrides (undefined removes). */
-  claims(overrides: Claims = {}): Claims {
+  claims (overrides: Claims = {}): Claims {
     const issued = decodePart(this.victim.access_token, 1)
     const iat = Math.floor(Date.now() / 1000)
     const merged: Claims = {
@@ -142,35 +142,35 @@ export class AttackContext {
     return merged
   }
 
-  header(overrides: Header = {}): Header {
+  header (overrides: Header = {}): Header {
     const merged: Header = { alg: 'ES256', kid: this.serverKid, typ: 'at+jwt', ...overrides }
     for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key]
     return merged
   }
 
   /** A token signed with the real server key: valid unless the overrides make it invalid. */
-  serverSigned(h: Header = {}, c: Claims = {}): string {
+  serverSigned (h: Header = {}, c: Claims = {}): string {
     return es256(this.serverKey, this.header(h), this.claims(c))
   }
 
-  attackerSigned(h: Header = {}, c: Claims = {}): string {
+  attackerSigned (h: Header = {}, c: Claims = {}): string {
     return es256(this.attackerKey, this.header({ kid: this.attackerKid, ...h }), this.claims(c))
   }
 
-  signup(label: string, options: { clientId?: string; email?: string } = {}): Promise<Account> {
+  signup (label: string, options: { clientId?: string; email?: string } = {}): Promise<Account> {
     return users.signup(this.app, { label, ...options })
   }
 
-  passwordGrant(username: string, password: string, extra: Record<string, unknown> = {}, target: App = this.app, remoteAddress?: string) {
+  passwordGrant (username: string, password: string, extra: Record<string, unknown> = {}, target: App = this.app, remoteAddress?: string) {
     return users.passwordGrant(target, username, { password, clientId: 'mobile', extra, ...(remoteAddress ? { remoteAddress } : {}) })
   }
 
-  login(email: string, clientId = 'mobile'): Promise<Tokens> {
+  login (email: string, clientId = 'mobile'): Promise<Tokens> {
     return users.login(this.app, email, { clientId })
   }
 
   /** A web (cookie transport) login: the refresh token is the cookie's value. */
-  async webLogin(email: string): Promise<{ access_token: string; cookie: string; cookieName: string }> {
+  async webLogin (email: string): Promise<{ access_token: string; cookie: string; cookieName: string }> {
     const response = await this.app.inject({
       method: 'POST',
       url: '/auth/token',
@@ -183,11 +183,11 @@ export class AttackContext {
     return { access_token: json<Tokens>(response).access_token, cookie: cookie.value, cookieName: cookie.name }
   }
 
-  refresh(refreshToken: string, clientId = 'mobile') {
+  refresh (refreshToken: string, clientId = 'mobile') {
     return users.refresh(this.app, refreshToken, { clientId })
   }
 
-  me(authorization: string | undefined, extraHeaders: Record<string, string> = {}) {
+  me (authorization: string | undefined, extraHeaders: Record<string, string> = {}) {
     return this.app.inject({
       method: 'GET',
       url: '/users/me',
@@ -195,20 +195,20 @@ export class AttackContext {
     })
   }
 
-  bearer(token: string) {
+  bearer (token: string) {
     return this.me(`Bearer ${token}`)
   }
 
-  createApiKey(accessToken: string, scopes: string[] = ['profile']): Promise<{ id: string; key: string }> {
+  createApiKey (accessToken: string, scopes: string[] = ['profile']): Promise<{ id: string; key: string }> {
     return users.createApiKey(this.app, accessToken, { name: 'catalogue', scopes })
   }
 
   /** Promotes straight in the database and waits until the new admin token is accepted (users.makeAdmin). */
-  makeAdmin(account: Account): Promise<Tokens> {
+  makeAdmin (account: Account): Promise<Tokens> {
     return users.makeAdmin(this.app, account, { clientId: 'mobile' })
   }
 
-  async sessionRevoked(accessToken: string): Promise<boolean> {
+  async sessionRevoked (accessToken: string): Promise<boolean> {
     const sid = users.sidOf(accessToken)
     const session = await this.app.db.session.findUnique({ where: { id: sid }, select: { revokedAt: true } })
     return session?.revokedAt != null

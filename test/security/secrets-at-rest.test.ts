@@ -28,7 +28,15 @@ const logs: string[] = []
 const options = serverOptions(config)
 const server = Fastify({
   ...options,
-  logger: { ...(options.logger as object), level: 'trace', stream: { write: (line: string) => void logs.push(line) } },
+  logger: {
+    ...(options.logger as object),
+    level: 'trace',
+    stream: {
+      write: (line: string) => {
+        logs.push(line)
+      },
+    },
+  },
 })
 const clock = new TestClock()
 await server.register(fp(app), { config, now: clock.now })
@@ -44,7 +52,7 @@ const SPA = { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' }
 /** Every secret the scenario saw, by kind. */
 const secrets = { refresh: new Set<string>(), access: new Set<string>(), apiKey: new Set<string>(), password: new Set<string>() }
 
-function collect(response: LightMyRequestResponse): LightMyRequestResponse {
+function collect (response: LightMyRequestResponse): LightMyRequestResponse {
   if (!response.body.startsWith('{')) return response
   const body = json<Record<string, unknown>>(response)
   if (typeof body.refresh_token === 'string') secrets.refresh.add(body.refresh_token)
@@ -54,11 +62,11 @@ function collect(response: LightMyRequestResponse): LightMyRequestResponse {
   return response
 }
 
-async function call(request: InjectOptions): Promise<LightMyRequestResponse> {
+async function call (request: InjectOptions): Promise<LightMyRequestResponse> {
   return collect(await server.inject(request))
 }
 
-function password(value: string): string {
+function password (value: string): string {
   secrets.password.add(value)
   return value
 }
@@ -106,7 +114,7 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
 
   // A fresh session for the rest, API keys (a user's and an admin's introspect key).
   const login = json<{ access_token: string; refresh_token: string }>(
-    await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: first } }),
+    await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: first } })
   )
   const key = json<{ id: string; key: string }>(await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${login.access_token}` }, payload: { name: 'k', scopes: ['profile'] } }))
   t.equal((await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${key.key}` } })).statusCode, 200)
@@ -121,7 +129,7 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
     if ((await server.inject({ method: 'GET', url: '/admin/users?limit=1', headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode === 200) break
   }
   const introspectKey = json<{ key: string }>(
-    await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${adminLogin.access_token}` }, payload: { name: 'svc', scopes: ['introspect'] } }),
+    await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${adminLogin.access_token}` }, payload: { name: 'svc', scopes: ['introspect'] } })
   ).key
   for (const token of [login.access_token, login.refresh_token, key.key, access, 'garbage']) {
     const response = await call({ method: 'POST', url: '/auth/introspect', headers: { authorization: `Bearer ${introspectKey}` }, payload: { token } })
@@ -138,11 +146,11 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
   const second = password('battery staple horse')
   t.equal(
     (await call({ method: 'POST', url: '/users/me/password', headers: { authorization: `Bearer ${login.access_token}` }, payload: { currentPassword: first, newPassword: second } })).statusCode,
-    204,
+    204
   )
   t.equal(
     (await call({ method: 'POST', url: '/users/me/password', headers: { authorization: `Bearer ${login.access_token}` }, payload: { currentPassword: password('not my password!'), newPassword: password('whatever it takes') } })).statusCode,
-    403,
+    403
   )
   t.equal((await call({ method: 'POST', url: '/auth/revoke', payload: { token: login.refresh_token } })).statusCode, 200)
   t.equal((await call({ method: 'POST', url: '/auth/revoke', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${key.key}` })).statusCode, 200)
@@ -155,7 +163,7 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
 })
 
 /** The forms a secret could be stored or logged in. */
-function encodings(kind: keyof typeof secrets, secret: string): string[] {
+function encodings (kind: keyof typeof secrets, secret: string): string[] {
   const forms = [secret, JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('hex'), Buffer.from(secret).toString('base64')]
   if (kind === 'refresh') {
     const raw = Buffer.from(secret, 'base64url')
@@ -166,7 +174,7 @@ function encodings(kind: keyof typeof secrets, secret: string): string[] {
   return forms.filter((form) => form.length >= 8)
 }
 
-function leaks(haystack: string): string[] {
+function leaks (haystack: string): string[] {
   const lower = haystack.toLowerCase()
   const found: string[] = []
   for (const kind of Object.keys(secrets) as (keyof typeof secrets)[]) {
@@ -192,15 +200,15 @@ t.test('control: the search finds a planted secret in each form', async (t) => {
 
 t.test('no raw secret in any database table', async (t) => {
   const tables = await server.db.$queryRawUnsafe<{ table_name: string }[]>(
-    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
+    'SELECT table_name FROM information_schema.tables WHERE table_schema = \'public\' AND table_type = \'BASE TABLE\''
   )
   t.ok(tables.length >= 6, `${tables.length} tables: ${tables.map((r) => r.table_name).join(', ')}`)
   let rows = 0
   const dump: string[] = []
-  for (const { table_name } of tables) {
-    const result = await server.db.$queryRawUnsafe<{ row: string }[]>(`SELECT row_to_json(x)::text AS row FROM "${table_name.replaceAll('"', '""')}" x`)
+  for (const { table_name: table } of tables) {
+    const result = await server.db.$queryRawUnsafe<{ row: string }[]>(`SELECT row_to_json(x)::text AS row FROM "${table.replaceAll('"', '""')}" x`)
     rows += result.length
-    for (const { row } of result) dump.push(`${table_name}: ${row}`)
+    for (const { row } of result) dump.push(`${table}: ${row}`)
   }
   t.ok(rows > 20, `${rows} rows dumped`)
   t.same(leaks(dump.join('\n')), [], 'zero hits')

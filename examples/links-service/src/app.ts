@@ -13,7 +13,7 @@ import { LinksError, linksRoutes } from './routes.js'
  * authenticated by the auth service's resource-server plugin. Migrates its
  * tables before it is returned; does not listen (server.ts does).
  */
-export async function buildLinksApp(config: LinksConfig): Promise<FastifyInstance> {
+export async function buildLinksApp (config: LinksConfig): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: config.logLevel,

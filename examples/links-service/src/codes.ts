@@ -9,7 +9,7 @@ export const CODE_PATTERN = `^[0-9A-Za-z]{${CODE_LENGTH}}$`
  * character drawn uniformly (crypto.randomInt has no modulo bias), so codes
  * can be neither guessed in sequence nor enumerated.
  */
-export function generateCode(): string {
+export function generateCode (): string {
   let code = ''
   for (let i = 0; i < CODE_LENGTH; i++) code += BASE62[randomInt(62)]
   return code

@@ -20,7 +20,7 @@ export interface LinksConfig {
 }
 
 export class LinksConfigError extends Error {
-  constructor(readonly problems: string[]) {
+  constructor (readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
     this.name = 'LinksConfigError'
   }
@@ -32,7 +32,7 @@ export class LinksConfigError extends Error {
  * LINKS_AUDIENCE, LINKS_INTROSPECTION_KEY, PUBLIC_BASE_URL
  * (http://localhost:PORT), LOG_LEVEL (info).
  */
-export function loadLinksConfig(env: NodeJS.ProcessEnv = process.env): LinksConfig {
+export function loadLinksConfig (env: NodeJS.ProcessEnv = process.env): LinksConfig {
   const problems: string[] = []
   const integer = (name: string, fallback: number, min: number, max: number): number => {
     const raw = env[name]

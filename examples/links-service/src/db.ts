@@ -15,7 +15,7 @@ export class LinksMigrationError extends Error {
  * transaction, recorded in links_schema_migrations with its sha256. An
  * applied migration whose file changed stops the start.
  */
-export async function migrateLinks(pool: pg.Pool): Promise<string[]> {
+export async function migrateLinks (pool: pg.Pool): Promise<string[]> {
   const names = (await readdir(MIGRATIONS_DIR)).filter((name) => name.endsWith('.sql')).sort()
   const client = await pool.connect()
   const applied: string[] = []

@@ -32,22 +32,22 @@ const toLink = (row: LinkRow): Link => ({
 
 /** The links table, through pg. */
 export class LinkStore {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor (private readonly pool: pg.Pool) {}
 
   /** Inserts a link under a fresh random code, drawing again on the (rare) collision. */
-  async create(input: { url: string; ownerId: string; createdVia: Link['createdVia'] }): Promise<Link> {
+  async create (input: { url: string; ownerId: string; createdVia: Link['createdVia'] }): Promise<Link> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const { rows } = await this.pool.query<LinkRow>(
         `INSERT INTO links_short_links (code, url, owner_id, created_via) VALUES ($1, $2, $3, $4)
          ON CONFLICT (code) DO NOTHING RETURNING ${COLUMNS}`,
-        [generateCode(), input.url, input.ownerId, input.createdVia],
+        [generateCode(), input.url, input.ownerId, input.createdVia]
       )
       if (rows[0]) return toLink(rows[0])
     }
     throw new Error('could not draw a free short code')
   }
 
-  async find(code: string): Promise<Link | null> {
+  async find (code: string): Promise<Link | null> {
     const { rows } = await this.pool.query<LinkRow>(`SELECT ${COLUMNS} FROM links_short_links WHERE code = $1`, [code])
     return rows[0] ? toLink(rows[0]) : null
   }
@@ -57,7 +57,7 @@ export class LinkStore {
    * cursor is the (created_at, code) of the last row returned: stable while
    * links are added.
    */
-  async list(input: { ownerId: string | null; limit: number; cursor?: string }): Promise<{ items: Link[]; nextCursor: string | null }> {
+  async list (input: { ownerId: string | null; limit: number; cursor?: string }): Promise<{ items: Link[]; nextCursor: string | null }> {
     const params: unknown[] = []
     const where: string[] = []
     if (input.ownerId !== null) {
@@ -73,7 +73,7 @@ export class LinkStore {
     const { rows } = await this.pool.query<LinkRow>(
       `SELECT ${COLUMNS} FROM links_short_links ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY created_at DESC, code DESC LIMIT $${params.length}`,
-      params,
+      params
     )
     const page = rows.slice(0, input.limit)
     const last = page[page.length - 1]
@@ -84,7 +84,7 @@ export class LinkStore {
   }
 
   /** Deletes a link; with `ownerId`, only if it is theirs. True when a row went. */
-  async delete(code: string, ownerId: string | null): Promise<boolean> {
+  async delete (code: string, ownerId: string | null): Promise<boolean> {
     const result =
       ownerId === null
         ? await this.pool.query('DELETE FROM links_short_links WHERE code = $1', [code])
@@ -95,11 +95,11 @@ export class LinkStore {
 
 export class InvalidCursorError extends Error {}
 
-function encodeCursor(at: string, code: string): string {
+function encodeCursor (at: string, code: string): string {
   return Buffer.from(JSON.stringify([at, code])).toString('base64url')
 }
 
-function decodeCursor(cursor: string): { at: string; code: string } {
+function decodeCursor (cursor: string): { at: string; code: string } {
   try {
     const [at, code] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[]
     if (typeof at === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(at) && typeof code === 'string' && /^[0-9A-Za-z]{1,16}$/.test(code)) {

@@ -6,10 +6,10 @@ import { InvalidCursorError, type Link, type LinkStore } from './links.js'
 
 /** An error the app answers with `{statusCode, error, message}`. */
 export class LinksError extends Error {
-  constructor(
+  constructor (
     readonly statusCode: number,
     readonly code: string,
-    message: string,
+    message: string
   ) {
     super(message)
     this.name = 'LinksError'
@@ -34,7 +34,7 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [c
 const CodeParams = Type.Object({ code: Type.String({ minLength: 1, maxLength: 32 }) })
 
 /** The target of a link: an absolute http(s) URL without credentials, at most 2048 characters. */
-export function normalizeTargetUrl(input: string): string {
+export function normalizeTargetUrl (input: string): string {
   let url: URL
   try {
     url = new URL(input)
@@ -50,11 +50,11 @@ export function normalizeTargetUrl(input: string): string {
 }
 
 /** An admin acting through their own access token (API keys never carry admin rights here). */
-function isAdmin(auth: ResourceAuth): boolean {
+function isAdmin (auth: ResourceAuth): boolean {
   return auth.kind === 'user' && auth.role === 'admin'
 }
 
-function authOf(request: FastifyRequest): ResourceAuth {
+function authOf (request: FastifyRequest): ResourceAuth {
   if (!request.auth) throw new Error('route without requireAuth')
   return request.auth
 }
@@ -66,7 +66,7 @@ function authOf(request: FastifyRequest): ResourceAuth {
  * issuer confirms (introspection) that the admin's session and role are
  * current. Resolving a code is public.
  */
-export function linksRoutes(store: LinkStore, publicBaseUrl: string): FastifyPluginAsyncTypebox {
+export function linksRoutes (store: LinkStore, publicBaseUrl: string): FastifyPluginAsyncTypebox {
   const present = (link: Link) => ({
     code: link.code,
     url: link.url,
@@ -90,7 +90,7 @@ export function linksRoutes(store: LinkStore, publicBaseUrl: string): FastifyPlu
         const auth = authOf(request)
         const link = await store.create({ url: normalizeTargetUrl(request.body.url), ownerId: auth.userId, createdVia: auth.kind })
         return reply.code(201).send(present(link))
-      },
+      }
     )
 
     fastify.get(
@@ -104,7 +104,7 @@ export function linksRoutes(store: LinkStore, publicBaseUrl: string): FastifyPlu
               limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }),
               cursor: Type.Optional(Type.String({ maxLength: 200 })),
             },
-            { additionalProperties: false },
+            { additionalProperties: false }
           ),
           response: { 200: Type.Object({ items: Type.Array(LinkSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors(400, 401, 403, 503) },
         },
@@ -124,7 +124,7 @@ export function linksRoutes(store: LinkStore, publicBaseUrl: string): FastifyPlu
           if (error instanceof InvalidCursorError) throw new LinksError(400, 'invalid_cursor', error.message)
           throw error
         }
-      },
+      }
     )
 
     fastify.get(
@@ -134,7 +134,7 @@ export function linksRoutes(store: LinkStore, publicBaseUrl: string): FastifyPlu
         const link = await store.find(request.params.code)
         if (!link) throw new LinksError(404, 'link_not_found', 'no such link')
         return { code: link.code, url: link.url }
-      },
+      }
     )
 
     fastify.get('/:code', { schema: { params: CodeParams } }, async (request, reply) => {
@@ -156,7 +156,7 @@ export function linksRoutes(store: LinkStore, publicBaseUrl: string): FastifyPlu
         const deleted = await store.delete(request.params.code, isAdmin(auth) ? null : auth.userId)
         if (!deleted) throw new LinksError(404, 'link_not_found', 'no such link of yours')
         return reply.code(204).send(null)
-      },
+      }
     )
   }
 }

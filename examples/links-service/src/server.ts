@@ -2,7 +2,7 @@ import { buildLinksApp } from './app.js'
 import { LinksConfigError, loadLinksConfig } from './config.js'
 
 /** Starts the links service from environment variables (see config.ts and the README). */
-async function main() {
+async function main () {
   let config
   try {
     config = loadLinksConfig()
@@ -19,7 +19,7 @@ async function main() {
       app.log.info({ signal }, 'shutting down')
       app.close().then(
         () => process.exit(0),
-        () => process.exit(1),
+        () => process.exit(1)
       )
     })
   }

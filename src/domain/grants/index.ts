@@ -58,14 +58,14 @@ export interface IssuedTokens {
 }
 
 /** Runs the grant a token request names and issues its tokens. */
-export async function exchange(params: TokenRequest, context: GrantContext): Promise<IssuedTokens> {
+export async function exchange (params: TokenRequest, context: GrantContext): Promise<IssuedTokens> {
   const grant: Grant | undefined = Object.hasOwn(GRANTS, params.grant_type) ? GRANTS[params.grant_type as keyof typeof GRANTS] : undefined
   if (!grant) throw new DomainError('unsupported_grant_type', `grant_type must be one of: ${GRANT_TYPES.join(', ')}`)
   return issueTokens(await grant(params, context), context)
 }
 
 /** Mints the access token of a session's grant, with the lifetime of its client and role. */
-export function issueTokens(outcome: GrantOutcome, context: Pick<GrantContext, 'config' | 'client' | 'keys' | 'now'>): IssuedTokens {
+export function issueTokens (outcome: GrantOutcome, context: Pick<GrantContext, 'config' | 'client' | 'keys' | 'now'>): IssuedTokens {
   const { config } = context
   const { accessTokenTtlSeconds } = lifetimesFor(config, context.client, outcome.grant.role)
   const { accessToken, expiresIn } = issueAccessToken(context.keys, {

@@ -25,12 +25,12 @@ interface TokenBody {
   refresh_token?: string
 }
 
-function refreshCookie(response: Response) {
+function refreshCookie (response: Response) {
   return response.cookies.find((c) => c.name === COOKIE)
 }
 
 /** Password login as the web client: returns the cookie value and the session id. */
-async function webLogin(t: Test, target: TestApp['app'] = app) {
+async function webLogin (t: Test, target: TestApp['app'] = app) {
   const { email, id: userId } = await signup(target)
   const response = await passwordGrant(target, email, { clientId: 'web', headers: CSRF })
   t.equal(response.statusCode, 200, `web login (${response.body})`)
@@ -40,7 +40,7 @@ async function webLogin(t: Test, target: TestApp['app'] = app) {
   return { userId, cookie: cookie.value, sessionId: sidOf(body.access_token), response, body }
 }
 
-function cookieRefresh(target: TestApp['app'], cookie: string, headers: Record<string, string>, clientId = 'web') {
+function cookieRefresh (target: TestApp['app'], cookie: string, headers: Record<string, string>, clientId = 'web') {
   return target.inject({
     method: 'POST',
     url: '/auth/token',
@@ -49,15 +49,15 @@ function cookieRefresh(target: TestApp['app'], cookie: string, headers: Record<s
   })
 }
 
-function tokenRow(refreshToken: string) {
+function tokenRow (refreshToken: string) {
   return app.db.refreshToken.findUnique({ where: { tokenHash: app.sessions.hashRefreshToken(refreshToken) } })
 }
 
-function sessionOf(sessionId: string) {
+function sessionOf (sessionId: string) {
   return app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
 }
 
-function assertRefreshCookie(t: Test, response: Response, maxAgeAtMost: number) {
+function assertRefreshCookie (t: Test, response: Response, maxAgeAtMost: number) {
   const cookie = refreshCookie(response)
   t.ok(cookie, `Set-Cookie ${COOKIE}`)
   t.equal(cookie?.httpOnly, true, 'HttpOnly')
@@ -74,7 +74,7 @@ function assertRefreshCookie(t: Test, response: Response, maxAgeAtMost: number) 
   t.match(raw, /;\s*SameSite=Strict/i)
 }
 
-function assertClearedCookie(t: Test, response: Response) {
+function assertClearedCookie (t: Test, response: Response) {
   const raw = ([] as string[]).concat(response.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${COOKIE}=`))
   t.ok(raw, 'the refresh cookie is set again to clear it')
   const cookie = refreshCookie(response)

@@ -20,22 +20,22 @@ type Response = Awaited<ReturnType<App['inject']>>
 /** The mobile client, named as these tests have always sent it. */
 const MOBILE = { clientId: 'mobile' }
 
-function createKey(target: App, accessToken: string, scopes: string[], expiresAt?: string) {
+function createKey (target: App, accessToken: string, scopes: string[], expiresAt?: string) {
   return createApiKey(target, accessToken, { name: 'key', scopes, ...(expiresAt ? { expiresAt } : {}) })
 }
 
 /** An admin's API key with the introspect scope: what a platform service calls with. */
-async function introspectionKey(target: App): Promise<string> {
+async function introspectionKey (target: App): Promise<string> {
   const admin = await signupAdmin(target, {}, MOBILE)
   return (await createKey(target, admin.access_token, ['introspect'])).key
 }
 
 const callerKey = await introspectionKey(app)
 
-function introspect(
+function introspect (
   target: App,
   token: string,
-  options: { headers?: Record<string, string>; form?: boolean } = {},
+  options: { headers?: Record<string, string>; form?: boolean } = {}
 ): Promise<Response> {
   const headers = options.headers ?? { authorization: `Bearer ${callerKey}` }
   if (options.form) {
@@ -49,14 +49,14 @@ function introspect(
   return target.inject({ method: 'POST', url: '/auth/introspect', headers, payload: { token } })
 }
 
-function assertInactive(t: Test, response: Response, message: string) {
+function assertInactive (t: Test, response: Response, message: string) {
   t.equal(response.statusCode, 200, `${message}: 200 (${response.body})`)
   t.same(json(response), { active: false }, `${message}: exactly {active: false}`)
   t.strictSame(Object.keys(json(response)), ['active'], `${message}: no other member`)
   t.equal(response.headers['cache-control'], 'no-store', `${message}: no-store`)
 }
 
-function assertActive(t: Test, response: Response, message: string): Record<string, unknown> {
+function assertActive (t: Test, response: Response, message: string): Record<string, unknown> {
   t.equal(response.statusCode, 200, `${message}: 200 (${response.body})`)
   t.equal(response.headers['cache-control'], 'no-store', `${message}: no-store`)
   const body = json(response)
@@ -64,7 +64,7 @@ function assertActive(t: Test, response: Response, message: string): Record<stri
   return body
 }
 
-function assertOAuthError(t: Test, response: Response, status: number, error: string, message: string) {
+function assertOAuthError (t: Test, response: Response, status: number, error: string, message: string) {
   t.equal(response.statusCode, status, `${message}: ${status} (${response.body})`)
   const body = json(response)
   t.same(Object.keys(body).sort(), ['error', 'error_description'], `${message}: RFC 6749 error shape`)
@@ -177,7 +177,7 @@ t.test('API keys: a live key is active with its scopes; a revoked one is not', a
 
   t.equal(
     (await app.inject({ method: 'DELETE', url: `/api-keys/${key.id}`, headers: { authorization: `Bearer ${user.access_token}` } })).statusCode,
-    204,
+    204
   )
   assertInactive(t, await introspect(app, key.key), 'a revoked key')
 })

@@ -26,12 +26,12 @@ type Response = LightMyRequestResponse
 const signup = (label: string) => users.signup(app, { label, password: PASSWORD })
 const passwordGrant = (email: string, password = PASSWORD) => users.passwordGrant(app, email, { password })
 
-async function liveSessionIds(userId: string): Promise<string[]> {
+async function liveSessionIds (userId: string): Promise<string[]> {
   const rows = await app.db.session.findMany({ where: { userId, revokedAt: null }, select: { id: true } })
   return rows.map((row) => row.id)
 }
 
-function assertInvalidGrant(t: Test, response: Response, what: string) {
+function assertInvalidGrant (t: Test, response: Response, what: string) {
   t.equal(response.statusCode, 400, `${what}: 400 (${response.body})`)
   t.equal(json(response).error, 'invalid_grant', `${what}: invalid_grant`)
 }
@@ -107,7 +107,7 @@ t.test('a login held while an admin promotes the user opens no session with a us
   t.equal(session.idleTtlSeconds, main.config.clients.admin!.refreshIdleTtlSeconds, "an admin's idle lifetime")
   t.ok(
     session.absoluteExpiresAt.getTime() - session.createdAt.getTime() <= main.config.clients.admin!.refreshAbsoluteTtlSeconds * 1000,
-    "an admin's absolute lifetime",
+    "an admin's absolute lifetime"
   )
 })
 

@@ -28,7 +28,7 @@ const PASSWORD = 'a perfectly fine passphrase'
 const local = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: String(LIMIT) })
 t.teardown(() => local.close())
 
-function passwordGrant(app: TestApp, ip: string, username: string, password = 'not the password', form = false) {
+function passwordGrant (app: TestApp, ip: string, username: string, password = 'not the password', form = false) {
   const body = { grant_type: 'password', username, password }
   return app.app.inject({
     method: 'POST',
@@ -43,13 +43,13 @@ function passwordGrant(app: TestApp, ip: string, username: string, password = 'n
 /** POST /auth/signup from the client address `ip`, answered as it is. */
 const signup = (app: TestApp, ip: string, email: string) => signupRequest(app.app, { email, password: PASSWORD }, { remoteAddress: ip })
 
-async function newUser(app: TestApp): Promise<{ email: string; refreshToken: string }> {
+async function newUser (app: TestApp): Promise<{ email: string; refreshToken: string }> {
   const user = await users.signup(app.app, { email: freshEmail('user'), password: PASSWORD, remoteAddress: freshIp() })
   return { email: user.email, refreshToken: user.refresh_token }
 }
 
 /** A 429 as the token endpoint answers it: Retry-After and an RFC 6749 error body. */
-function assertOAuthLimited(t: Test, response: LightMyRequestResponse, what: string) {
+function assertOAuthLimited (t: Test, response: LightMyRequestResponse, what: string) {
   t.equal(response.statusCode, 429, `${what}: 429`)
   const retryAfter = Number(response.headers['retry-after'])
   t.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `${what}: Retry-After ${String(response.headers['retry-after'])} s`)

@@ -16,7 +16,7 @@ import { login as passwordLogin, refresh, sidOf, signup } from '../../helpers/us
 const database = await createTestDatabase()
 t.teardown(() => database.drop())
 
-async function testApp(t: Test, env: Record<string, string> = {}): Promise<TestApp> {
+async function testApp (t: Test, env: Record<string, string> = {}): Promise<TestApp> {
   const built = await buildTestApp(env, { database })
   t.teardown(built.close)
   return built
@@ -30,7 +30,7 @@ interface TokenBody {
 }
 
 /** Signs a new user up and logs in (mobile client, body transport): a session of its own, besides the sign-up's. */
-async function login(app: TestApp['app']): Promise<{ userId: string; sessionId: string; tokens: TokenBody }> {
+async function login (app: TestApp['app']): Promise<{ userId: string; sessionId: string; tokens: TokenBody }> {
   const user = await signup(app)
   const { sessionId, ...tokens } = await passwordLogin(app, user.email, { clientId: 'mobile' })
   return { userId: user.id, sessionId, tokens: tokens as TokenBody }
@@ -39,20 +39,20 @@ async function login(app: TestApp['app']): Promise<{ userId: string; sessionId: 
 /** What a browser SPA on an allowed origin sends: cookie-transport clients need it (CSRF defence). */
 const SPA_HEADERS = { origin: 'http://spa.test', 'x-requested-with': 'fetch' }
 
-async function refreshOk(t: Test, app: TestApp['app'], refreshToken: string, message = 'refresh succeeds'): Promise<TokenBody> {
+async function refreshOk (t: Test, app: TestApp['app'], refreshToken: string, message = 'refresh succeeds'): Promise<TokenBody> {
   const response = await refresh(app, refreshToken)
   t.equal(response.statusCode, 200, `${message} (${response.body})`)
   t.equal(response.headers['cache-control'], 'no-store')
   return json<TokenBody>(response)
 }
 
-function assertInvalidGrant(t: Test, response: Awaited<ReturnType<typeof refresh>>, message: string) {
+function assertInvalidGrant (t: Test, response: Awaited<ReturnType<typeof refresh>>, message: string) {
   t.equal(response.statusCode, 400, `${message}: 400 (${response.body})`)
   t.same(json(response), { error: 'invalid_grant', error_description: json(response).error_description }, `${message}: invalid_grant`)
   t.type(json(response).error_description, 'string')
 }
 
-function tokenRow(app: TestApp['app'], refreshToken: string) {
+function tokenRow (app: TestApp['app'], refreshToken: string) {
   return app.db.refreshToken.findUnique({ where: { tokenHash: app.sessions.hashRefreshToken(refreshToken) } })
 }
 

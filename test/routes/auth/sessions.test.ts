@@ -20,33 +20,33 @@ interface Login {
 }
 
 /** A new user, signed in by the sign-up itself (its first session). */
-async function signup(): Promise<{ email: string; userId: string; signupSession: Login }> {
+async function signup (): Promise<{ email: string; userId: string; signupSession: Login }> {
   const user = await users.signup(app)
   return { email: user.email, userId: user.id, signupSession: toLogin(user) }
 }
 
-function toLogin(body: Tokens): Login {
+function toLogin (body: Tokens): Login {
   return { sessionId: sidOf(body.access_token), accessToken: body.access_token, refreshToken: body.refresh_token }
 }
 
 /** A password login (the default client) from a device named by its User-Agent. */
-async function login(email: string, userAgent = 'test-agent/1.0'): Promise<Login> {
+async function login (email: string, userAgent = 'test-agent/1.0'): Promise<Login> {
   return toLogin(await users.login(app, email, { headers: { 'user-agent': userAgent } }))
 }
 
 /** A user with `n` sessions from password logins, besides the one the sign-up started. */
-async function userWithSessions(n: number) {
+async function userWithSessions (n: number) {
   const { email, userId, signupSession } = await signup()
   const sessions: Login[] = []
   for (let i = 0; i < n; i++) sessions.push(await login(email, `device-${i}`))
   return { email, userId, signupSession, sessions }
 }
 
-async function isRevoked(sessionId: string): Promise<boolean> {
+async function isRevoked (sessionId: string): Promise<boolean> {
   return (await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedAt !== null
 }
 
-async function assertDead(t: Test, login: Login, label: string) {
+async function assertDead (t: Test, login: Login, label: string) {
   t.ok(await isRevoked(login.sessionId), `${label}: revoked`)
   const response = await me(app, login.accessToken)
   t.equal(response.statusCode, 401, `${label}: access token refused`)
@@ -56,7 +56,7 @@ async function assertDead(t: Test, login: Login, label: string) {
   t.equal(json(refreshed).error, 'invalid_grant')
 }
 
-async function assertAlive(t: Test, login: Login, label: string): Promise<Login> {
+async function assertAlive (t: Test, login: Login, label: string): Promise<Login> {
   t.notOk(await isRevoked(login.sessionId), `${label}: not revoked`)
   t.equal((await me(app, login.accessToken)).statusCode, 200, `${label}: access token accepted`)
   const refreshed = await refresh(app, login.refreshToken)
@@ -91,7 +91,7 @@ t.test('POST /auth/logout?scope=others revokes every other session, not the curr
   t.equal(response.statusCode, 204, response.body)
   t.notOk(
     ([] as string[]).concat(response.headers['set-cookie'] ?? []).some((c) => /refresh_token=;/.test(c)),
-    'the current session keeps its cookie',
+    'the current session keeps its cookie'
   )
   for (const [i, other] of others.entries()) await assertDead(t, other, `other session ${i}`)
   await assertAlive(t, current, 'current session')
@@ -130,13 +130,13 @@ t.test('GET /auth/sessions lists the live sessions and marks the current one', a
   t.same(
     items.map((s) => s.id).sort(),
     [signupSession.sessionId, current.sessionId, other.sessionId].sort(),
-    'the live sessions (sign-up and two logins), not the revoked one',
+    'the live sessions (sign-up and two logins), not the revoked one'
   )
   t.notOk(items.some((s) => s.id === bystander.sessions[0]!.sessionId), "not another user's")
   t.same(
     items.filter((s) => s.current === true).map((s) => s.id),
     [current.sessionId],
-    'exactly the current session is marked current',
+    'exactly the current session is marked current'
   )
   t.equal(items.find((s) => s.id === other.sessionId)?.current, false)
   const mine = items.find((s) => s.id === current.sessionId)!
@@ -177,7 +177,7 @@ t.test('GET /auth/sessions leaves out sessions past their idle expiry', async (t
   t.same(
     json<{ items: { id: string }[] }>(response).items.map((s) => s.id),
     [fresh.sessionId],
-    'only the session that can still refresh',
+    'only the session that can still refresh'
   )
   t.not(stale.sessionId, fresh.sessionId)
 })
@@ -193,7 +193,7 @@ t.test('DELETE /auth/sessions/:id revokes one session of the user', async (t) =>
   await assertAlive(t, current, 'the current session')
   await assertAlive(t, kept, 'the third session')
   const list = json<{ items: { id: string }[] }>(
-    await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(current.accessToken) }),
+    await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(current.accessToken) })
   )
   t.notOk(list.items.some((s) => s.id === target.sessionId), 'no longer listed')
 
@@ -292,7 +292,7 @@ t.test('POST /auth/revoke (RFC 7009) with a refresh token revokes its session', 
   t.equal(
     await app.db.auditEvent.count({ where: { userId, type: 'session_revoked' } }),
     2,
-    'an audit event per revocation',
+    'an audit event per revocation'
   )
 })
 

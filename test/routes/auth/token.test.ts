@@ -12,11 +12,11 @@ import { PASSWORD, signup, uniqueEmail } from '../../helpers/users.js'
 const main = await fileTestApp()
 const { app, database } = main
 
-function passwordGrant(target: TestApp['app'], params: Record<string, string>, headers: Record<string, string> = {}) {
+function passwordGrant (target: TestApp['app'], params: Record<string, string>, headers: Record<string, string> = {}) {
   return target.inject({ method: 'POST', url: '/auth/token', headers, payload: { grant_type: 'password', ...params } })
 }
 
-function formGrant(target: TestApp['app'], params: Record<string, string>) {
+function formGrant (target: TestApp['app'], params: Record<string, string>) {
   return target.inject({
     method: 'POST',
     url: '/auth/token',
@@ -33,7 +33,7 @@ interface TokenBody {
   scope?: string
 }
 
-function assertTokenResponse(t: Test, response: Awaited<ReturnType<typeof passwordGrant>>): TokenBody {
+function assertTokenResponse (t: Test, response: Awaited<ReturnType<typeof passwordGrant>>): TokenBody {
   t.equal(response.statusCode, 200, response.body)
   t.equal(response.headers['cache-control'], 'no-store', 'Cache-Control: no-store')
   t.match(response.headers['content-type'], /^application\/json/)
@@ -47,7 +47,7 @@ function assertTokenResponse(t: Test, response: Awaited<ReturnType<typeof passwo
   return body
 }
 
-function assertOAuthError(t: Test, response: Awaited<ReturnType<typeof passwordGrant>>, status: number, error: string) {
+function assertOAuthError (t: Test, response: Awaited<ReturnType<typeof passwordGrant>>, status: number, error: string) {
   t.equal(response.statusCode, status, response.body)
   const body = json(response)
   t.same(Object.keys(body).sort(), ['error', 'error_description'], 'RFC 6749 error body, nothing else')
@@ -56,7 +56,7 @@ function assertOAuthError(t: Test, response: Awaited<ReturnType<typeof passwordG
   t.equal(response.headers['cache-control'], 'no-store')
 }
 
-async function sessionCount(userId: string) {
+async function sessionCount (userId: string) {
   return app.db.session.count({ where: { userId } })
 }
 
@@ -99,7 +99,7 @@ t.test('missing parameters are invalid_request', async (t) => {
     t,
     await app.inject({ method: 'POST', url: '/auth/token', payload: { username: email, password: PASSWORD } }),
     400,
-    'invalid_request',
+    'invalid_request'
   )
   assertOAuthError(t, await formGrant(app, { grant_type: 'password', username: email }), 400, 'invalid_request')
   assertOAuthError(t, await formGrant(app, { username: email, password: PASSWORD }), 400, 'invalid_request')
@@ -108,13 +108,13 @@ t.test('missing parameters are invalid_request', async (t) => {
     t,
     await app.inject({ method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/json' }, payload: '{"grant_type":' }),
     400,
-    'invalid_request',
+    'invalid_request'
   )
   assertOAuthError(
     t,
     await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: 12345678 } }),
     400,
-    'invalid_request',
+    'invalid_request'
   )
   assertOAuthError(t, await passwordGrant(app, { refresh_token: 'x' }), 400, 'invalid_request')
   // An oversized body keeps its status, in RFC 6749 form.
@@ -186,7 +186,7 @@ t.test('the access token: RFC 9068 header and claims', async (t) => {
   const jwks = json<JSONWebKeySet>(await app.inject({ method: 'GET', url: '/.well-known/jwks.json' }))
   t.ok(
     jwks.keys.some((key) => key.kid === header.kid),
-    'the kid is published in the JWKS',
+    'the kid is published in the JWKS'
   )
 
   // A standard verifier with the published keys accepts it.
@@ -214,7 +214,7 @@ t.test('the access token: RFC 9068 header and claims', async (t) => {
   t.same(
     Object.keys(payload).sort(),
     ['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'role', 'scope', 'sid', 'sub'],
-    'exactly the claims of the profile',
+    'exactly the claims of the profile'
   )
 
   const second = assertTokenResponse(t, await passwordGrant(app, { username: email, password: PASSWORD }))
@@ -306,7 +306,7 @@ t.test('a body that is neither JSON nor form-encoded is 415 and never reaches th
   const cases: [string, string][] = [
     ['text/plain', form],
     ['text/plain;charset=UTF-8', jsonBody],
-    ['multipart/form-data; boundary=XyZ', `--XyZ\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\npassword\r\n--XyZ--\r\n`],
+    ['multipart/form-data; boundary=XyZ', '--XyZ\r\nContent-Disposition: form-data; name="grant_type"\r\n\r\npassword\r\n--XyZ--\r\n'],
     ['application/xml', '<grant_type>password</grant_type>'],
     ['application/x-www-form-urlencodedx', form],
     ['application/jsonp', jsonBody],
@@ -337,7 +337,7 @@ t.test('a login flood past the bcrypt queue\'s bound gets 503 temporarily_unavai
       .then((response) => {
         order.push(String(response.statusCode))
         return response
-      }),
+      })
   )
   const health = await flooded.app.inject({ method: 'GET', url: '/health' })
   t.equal(health.statusCode, 200, 'another route answers')
