@@ -1,6 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import pg from 'pg'
-import { startEmbeddedDatabase } from '../../src/db/embedded.js'
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/db/embedded.js'
 import { migrate, readMigrations } from '../../src/db/migrate.js'
 
 /**
@@ -37,9 +42,10 @@ export async function createTestDatabase (options: TestDatabaseOptions = {}): Pr
 }
 
 async function createEmbeddedDatabase (migrated: boolean): Promise<TestDatabase> {
-  const db = await startEmbeddedDatabase()
+  const snapshot = migrated ? await migratedSnapshot() : undefined
+  const db = await startEmbeddedDatabase(snapshot ? { fromSnapshot: snapshot } : {})
   try {
-    if (migrated) await migrate(db.url)
+    if (migrated && !snapshot) await saveMigratedSnapshot(db)
   } catch (error) {
     await db.stop()
     throw error
@@ -55,6 +61,42 @@ async function createEmbeddedDatabase (migrated: boolean): Promise<TestDatabase>
     },
   }
 }
+
+/**
+ * The embedded twin of the Postgres template: one migrated PGlite cluster,
+ * saved as a tarball in the temporary folder under a name that carries the
+ * migrations' and PGlite's versions, from which every later test file starts
+ * (about 1 s) instead of running initdb and the migrations (about 5 s).
+ */
+async function snapshotPath (): Promise<string> {
+  const hash = createHash('sha256').update(`pglite ${PGLITE_VERSION}\n`)
+  for (const m of await readMigrations()) hash.update(`${m.name}\0${m.checksum}\n`)
+  return join(tmpdir(), `${NAME_PREFIX}_pglite_${hash.digest('hex').slice(0, 16)}.tar`)
+}
+
+async function migratedSnapshot (): Promise<Blob | undefined> {
+  try {
+    return new Blob([await readFile(await snapshotPath())])
+  } catch {
+    return undefined
+  }
+}
+
+/** Migrates a fresh database and keeps its snapshot for the next files; written whole, then renamed. */
+async function saveMigratedSnapshot (db: EmbeddedDatabase): Promise<void> {
+  await migrate(db.url)
+  const path = await snapshotPath()
+  const partial = `${path}.${process.pid}.partial`
+  await writeFile(partial, Buffer.from(await (await db.snapshot()).arrayBuffer()))
+  await rename(partial, path)
+}
+
+/** PGlite's version: a snapshot is loaded only by the PGlite that made it (its package.json is not exported). */
+const PGLITE_VERSION = (
+  JSON.parse(readFileSync(join(dirname(dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite'))), 'package.json'), 'utf8')) as {
+    version: string
+  }
+).version
 
 /** Names of the databases this helper creates; they all start with it, so stale ones are easy to find. */
 const NAME_PREFIX = 'tokenauth_test'
