@@ -70,7 +70,7 @@ export async function startEmbeddedDatabase (
     dataDir?: string
     /** In memory only: start from this snapshot (a tarball made by `snapshot()`) instead of an empty cluster. */
     fromSnapshot?: Blob
-  } = {},
+  } = {}
 ): Promise<EmbeddedDatabase> {
   let lockPath: string | undefined
   let socketDir: string
