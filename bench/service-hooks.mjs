@@ -11,9 +11,12 @@
 //   {type: 'stats', id}            -> {id, maxRssBytes, rssBytes, heapUsedBytes}
 //   {type: 'loop-delay', id, on}   -> {id, maxMs, p99Ms}: event-loop delay
 //                                     while `on` was true
+//   {type: 'cpu-profile', id, on}  -> V8's CPU profiler on and off
+//                                     (bench/cpu-profile.mjs, for bench/profile.ts)
 // and tells the bench {type: 'listening', port} once the server listens.
 import { subscribe } from 'node:diagnostics_channel'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { answerProfileMessage } from './cpu-profile.mjs'
 
 let app
 let loopDelay
@@ -45,6 +48,8 @@ process.on('message', async (message) => {
         loopDelay.disable()
         answer({ maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 })
       }
+    } else if (!(await answerProfileMessage(message, answer))) {
+      answer({ error: `unknown message ${message.type}` })
     }
   } catch (error) {
     answer({ error: String(error?.stack ?? error) })

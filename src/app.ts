@@ -85,7 +85,7 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   fastify.addHook('preClose', async () => {
     closing = true
   })
-  fastify.addHook('onSend', async (request, reply) => {
+  fastify.addHook('onSend', async function responseHeadersHook(request, reply) {
     reply.header('x-request-id', request.id)
     if (closing) reply.header('connection', 'close')
   })

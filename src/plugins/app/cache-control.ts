@@ -21,7 +21,7 @@ declare module 'fastify' {
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    fastify.addHook('onSend', async (request, reply) => {
+    fastify.addHook('onSend', async function noStoreHook(request, reply) {
       if (request.routeOptions.config?.publicCache === true && reply.statusCode < 400) return
       reply.header('cache-control', 'no-store')
     })

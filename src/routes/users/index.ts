@@ -17,7 +17,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: Type.Ref('User'), ...errorResponses(401) },
       },
     },
-    async (request) => {
+    async function currentUser(request) {
       const user = await fastify.accounts.findPublic(request.principal!.userId)
       if (!user) throw invalidToken('the user no longer exists')
       return user
