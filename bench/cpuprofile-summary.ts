@@ -1,8 +1,13 @@
 /**
  * Reads a V8 .cpuprofile (what `node --cpu-prof` and bench/cpu-profile.mjs
  * write) and says where the time went: self time by function and by file or
- * package, and the inclusive time of chosen functions (a hook with all it
+ * package, and the time of chosen functions ("probes": a hook with what it
  * calls), each also per request when the number of requests is known.
+ *
+ * A sample counts for the innermost probe on its stack: Fastify's callback
+ * hooks call the next hook from their `done()`, so a hook's inclusive time
+ * would hold every hook after it; with the next hook (and the steps after
+ * the last one: handleRequest, onSendEnd) as probes too, each gets its own.
  *
  *   npx tsx bench/cpuprofile-summary.ts <file.cpuprofile> [requests]
  */
@@ -67,6 +72,7 @@ export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
   const byFunction = new Map<string, number>()
   const byFile = new Map<string, number>()
   const probeUs = probes.map(() => 0)
+  let outsideUs = 0
   for (const [id, us] of selfUs) {
     const { callFrame } = byId.get(id)!
     totalUs += us
@@ -78,17 +84,14 @@ export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
     const fn = `${callFrame.functionName || '(anonymous)'} ${file}:${callFrame.lineNumber + 1}`
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + us)
     byFile.set(file, (byFile.get(file) ?? 0) + us)
-    // Inclusive: the sample counts once for each probe found on its stack.
-    const hit = probes.map(() => false)
-    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+    // The innermost probe on the sample's stack gets it.
+    let found = -1
+    for (let at: number | undefined = id; at !== undefined && found < 0; at = parent.get(at)) {
       const frame = byId.get(at)!.callFrame
-      probes.forEach((probe, i) => {
-        if (frame.functionName === probe.functionName && frame.url.includes(probe.url)) hit[i] = true
-      })
+      found = probes.findIndex((probe) => frame.functionName === probe.functionName && frame.url.includes(probe.url))
     }
-    hit.forEach((h, i) => {
-      if (h) probeUs[i]! += us
-    })
+    if (found >= 0) probeUs[found]! += us
+    else outsideUs += us
   }
   const sorted = (map: Map<string, number>) => [...map].map(([key, us]) => ({ key, us })).sort((a, b) => b.us - a.us)
   return {
@@ -96,7 +99,7 @@ export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
     busyUs: totalUs - idleUs,
     selfByFunction: sorted(byFunction),
     selfByFile: sorted(byFile),
-    probes: probes.map((probe, i) => ({ label: probe.label, us: probeUs[i]! })),
+    probes: [...probes.map((probe, i) => ({ label: probe.label, us: probeUs[i]! })), { label: '(under no probe)', us: outsideUs }],
   }
 }
 
@@ -110,8 +113,8 @@ export function printSummary(title: string, summary: Summary, requests?: number,
   for (const { key, us } of summary.selfByFile.slice(0, top)) console.log(`${share(us)} ${perRequest(us)}  ${key}`)
   console.log('-- self time by function')
   for (const { key, us } of summary.selfByFunction.slice(0, top)) console.log(`${share(us)} ${perRequest(us)}  ${key}`)
-  if (summary.probes.length > 0) {
-    console.log('-- inclusive time (the function and all it calls)')
+  if (summary.probes.length > 1) {
+    console.log('-- by probe (the function and what it calls, up to the next probe)')
     for (const { label, us } of summary.probes) console.log(`${share(us)} ${perRequest(us)}  ${label}`)
   }
 }

@@ -30,6 +30,8 @@ const SETUP_ADDRESS = '10.255.0.1'
 
 /** The service's global hooks and the steps of GET /users/me, by function name and defining file. */
 const PROBES: Probe[] = [
+  { label: 'Node: HTTP parser to request event', functionName: 'parserOnIncoming', url: 'node:_http_server' },
+  { label: 'Fastify: request set-up (routeHandler)', functionName: 'routeHandler', url: 'fastify/lib/route.js' },
   { label: 'request id (genReqId)', functionName: 'genReqId', url: 'dist/src/app.js' },
   { label: 'request child logger (pino child)', functionName: 'createChildLogger', url: 'fastify/lib/logger-factory.js' },
   { label: 'request logging: incoming request', functionName: 'incomingRequest', url: 'fastify/lib/log-controller.js' },
@@ -41,9 +43,12 @@ const PROBES: Probe[] = [
   { label: 'onSend: cookie writer', functionName: 'fastifyCookieOnSendHandler', url: '@fastify/cookie' },
   { label: 'onSend: response headers (app)', functionName: 'responseHeadersHook', url: 'dist/src/app.js' },
   { label: 'onSend: no-store (cache-control)', functionName: 'noStoreHook', url: 'dist/src/plugins/app/cache-control.js' },
+  { label: 'Fastify: after onRequest (handleRequest)', functionName: 'handleRequest', url: 'fastify/lib/handle-request.js' },
   { label: 'preHandler: authorize', functionName: 'authorize', url: 'dist/src/plugins/app/authentication.js' },
   { label: 'handler: GET /users/me', functionName: 'currentUser', url: 'dist/src/routes/users/index.js' },
   { label: 'response serialization', functionName: 'serialize', url: 'fastify/lib/reply.js' },
+  { label: 'Fastify: writing the response (onSendEnd)', functionName: 'onSendEnd', url: 'fastify/lib/reply.js' },
+  { label: 'Fastify: response finished (onResponse, logging)', functionName: 'onResFinished', url: 'fastify/lib/reply.js' },
   { label: 'garbage collection', functionName: '(garbage collector)', url: '' },
 ]
 
