@@ -4,7 +4,9 @@
 // `GET /users/me`, answers the JSON body the service answers
 // (BENCH_BARE_BODY, the service's own response, so the bytes on the wire
 // match) with no hook, no logger and no authentication: the distance to it
-// is everything the service adds to Fastify.
+// is everything the service adds to Fastify. BENCH_BARE_HEADERS (a JSON
+// object), when set, adds those response headers to every answer
+// (bench/profile.ts's `headers` target: what the service's own headers cost).
 //
 // IPC: tells the parent {type: 'listening', port}; answers
 // {type: 'cpu-profile', id, on} like bench/service-hooks.mjs.
@@ -12,8 +14,16 @@ import Fastify from 'fastify'
 import { answerProfileMessage } from './cpu-profile.mjs'
 
 const body = JSON.parse(process.env.BENCH_BARE_BODY ?? '{}')
+const headers = process.env.BENCH_BARE_HEADERS ? Object.freeze(JSON.parse(process.env.BENCH_BARE_HEADERS)) : undefined
 const app = Fastify()
-app.get('/users/me', async () => body)
+if (headers) {
+  app.get('/users/me', async (_request, reply) => {
+    reply.headers(headers)
+    return body
+  })
+} else {
+  app.get('/users/me', async () => body)
+}
 
 process.on('message', async (message) => {
   const answer = (reply) => process.send?.({ id: message.id, ...reply })

@@ -156,12 +156,14 @@ export interface BareFastify {
  * A bare `fastify()` with one route, `GET /users/me`, answering `body`, in a
  * process of its own started with the service's node flags (npm start's,
  * then BENCH_SERVICE_NODE_ARGS), as the service is: the same runtime, the
- * same collector settings, its own CPU.
+ * same collector settings, its own CPU. `headers`, when given, go on every
+ * answer (a diagnostic: what response headers alone cost).
  */
-export async function startBareFastify(body: string): Promise<BareFastify> {
+export async function startBareFastify(body: string, headers?: Record<string, string>): Promise<BareFastify> {
   const { child, port, call, exited } = await forkListening(BARE_FASTIFY, serviceNodeFlags(), {
     NODE_ENV: 'production',
     BENCH_BARE_BODY: body,
+    ...(headers ? { BENCH_BARE_HEADERS: JSON.stringify(headers) } : {}),
   })
   return { baseUrl: `http://127.0.0.1:${port}`, pid: child.pid!, cpuProfile: profileSwitch(call), close: () => stop(child, exited) }
 }

@@ -9,23 +9,26 @@
  *
  * Targets (BENCH_PROFILE_TARGETS, default all, in this order):
  *   fastify  GET /users/me of the bare Fastify in its own process
+ *   headers  the same bare Fastify, its answers carrying the service's
+ *            response headers (security headers, no-store, Vary, a request id)
  *   bare     GET /bench/bare of the service (every global hook, no auth)
  *   me       GET /users/me of the service with a valid access token
  *
  * BENCH_LOG_LEVEL sets the service's LOG_LEVEL (default warn, as the bench);
  * its log goes to BENCH_SERVICE_LOG (a file; default the terminal).
  */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { mkdirSync, readFileSync } from 'node:fs'
-import { benchDatabase, envInt, machine, RESULTS_DIR, runLoad, startBareFastify, startService, writeResults } from './lib.js'
+import { benchDatabase, envInt, machine, RESULTS_DIR, runLoad, startBareFastify, startService, writeResults, type BareFastify } from './lib.js'
+import { API_SECURITY_HEADERS } from '../src/plugins/external/helmet.js'
 import { printSummary, summarise, type CpuProfile, type Probe } from './cpuprofile-summary.js'
 
 const DURATION = envInt('BENCH_DURATION', 8)
 const CONNECTIONS = envInt('BENCH_HTTP_CONNECTIONS', 32)
 const INTERVAL_US = envInt('BENCH_PROFILE_INTERVAL_US', 250)
-const TARGETS = (process.env.BENCH_PROFILE_TARGETS ?? 'fastify,bare,me').split(',').map((x) => x.trim())
+const TARGETS = (process.env.BENCH_PROFILE_TARGETS ?? 'fastify,headers,bare,me').split(',').map((x) => x.trim())
 const SETUP_ADDRESS = '10.255.0.1'
 
 /** The service's global hooks and the steps of GET /users/me, by function name and defining file. */
@@ -59,7 +62,8 @@ const service = await startService({
   BCRYPT_COST: '4',
   ...(process.env.BENCH_LOG_LEVEL ? { LOG_LEVEL: process.env.BENCH_LOG_LEVEL } : {}),
 })
-let bare: Awaited<ReturnType<typeof startBareFastify>> | undefined
+let bare: BareFastify | undefined
+let withHeaders: BareFastify | undefined
 try {
   const email = `profile-${randomBytes(4).toString('hex')}@example.test`
   const password = `profile password ${randomBytes(8).toString('hex')}`
@@ -71,9 +75,13 @@ try {
   const me = await service.inject({ method: 'GET', url: '/users/me', headers })
   if (me.statusCode !== 200) throw new Error(`GET /users/me: ${me.statusCode} ${me.body}`)
   bare = await startBareFastify(me.body)
+  // The headers of the service's answer, as it sends them (a request id of the same length).
+  const serviceHeaders = { ...API_SECURITY_HEADERS, vary: 'Origin', 'cache-control': 'no-store', 'x-request-id': randomUUID() }
+  withHeaders = await startBareFastify(me.body, serviceHeaders)
 
   const targets = {
     fastify: { process: bare, url: bare.baseUrl, path: '/users/me', headers },
+    headers: { process: withHeaders, url: withHeaders.baseUrl, path: '/users/me', headers },
     bare: { process: service, url: service.baseUrl, path: '/bench/bare', headers: {} },
     me: { process: service, url: service.baseUrl, path: '/users/me', headers },
   } as const
@@ -102,6 +110,7 @@ try {
   await writeResults('profile.json', { at: new Date().toISOString(), machine: { ...info, loadAverage: loadavg() }, duration: DURATION, connections: CONNECTIONS, results })
 } finally {
   await bare?.close()
+  await withHeaders?.close()
   await service.close()
   await database.drop()
 }
