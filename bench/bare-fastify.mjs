@@ -9,9 +9,10 @@
 // (bench/profile.ts's `headers` target: what the service's own headers cost).
 //
 // IPC: tells the parent {type: 'listening', port}; answers
-// {type: 'cpu-profile', id, on} like bench/service-hooks.mjs.
+// {type: 'cpu-usage', id} and {type: 'cpu-profile', id, on} like
+// bench/service-hooks.mjs.
 import Fastify from 'fastify'
-import { answerProfileMessage } from './cpu-profile.mjs'
+import { answerCpuMessage } from './cpu-profile.mjs'
 
 const body = JSON.parse(process.env.BENCH_BARE_BODY ?? '{}')
 const headers = process.env.BENCH_BARE_HEADERS ? Object.freeze(JSON.parse(process.env.BENCH_BARE_HEADERS)) : undefined
@@ -28,7 +29,7 @@ if (headers) {
 process.on('message', async (message) => {
   const answer = (reply) => process.send?.({ id: message.id, ...reply })
   try {
-    if (!(await answerProfileMessage(message, answer))) answer({ error: `unknown message ${message.type}` })
+    if (!(await answerCpuMessage(message, answer))) answer({ error: `unknown message ${message.type}` })
   } catch (error) {
     answer({ error: String(error?.stack ?? error) })
   }

@@ -43,6 +43,8 @@ export interface Summary {
   selfByFunction: { key: string; us: number }[]
   selfByFile: { key: string; us: number }[]
   probes: { label: string; us: number }[]
+  /** Self time of the samples under no probe, by function. */
+  outsideByFunction: { key: string; us: number }[]
 }
 
 const WHERE = /(?:node_modules\/((?:@[^/]+\/)?[^/]+))|(?:\/(dist\/src\/.*|bench\/.*))$|^node:(.*)$/
@@ -73,6 +75,7 @@ export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
   const byFile = new Map<string, number>()
   const probeUs = probes.map(() => 0)
   let outsideUs = 0
+  const outside = new Map<string, number>()
   for (const [id, us] of selfUs) {
     const { callFrame } = byId.get(id)!
     totalUs += us
@@ -91,7 +94,10 @@ export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
       found = probes.findIndex((probe) => frame.functionName === probe.functionName && frame.url.includes(probe.url))
     }
     if (found >= 0) probeUs[found]! += us
-    else outsideUs += us
+    else {
+      outsideUs += us
+      outside.set(fn, (outside.get(fn) ?? 0) + us)
+    }
   }
   const sorted = (map: Map<string, number>) => [...map].map(([key, us]) => ({ key, us })).sort((a, b) => b.us - a.us)
   return {
@@ -100,6 +106,7 @@ export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
     selfByFunction: sorted(byFunction),
     selfByFile: sorted(byFile),
     probes: [...probes.map((probe, i) => ({ label: probe.label, us: probeUs[i]! })), { label: '(under no probe)', us: outsideUs }],
+    outsideByFunction: sorted(outside),
   }
 }
 
@@ -116,6 +123,8 @@ export function printSummary(title: string, summary: Summary, requests?: number,
   if (summary.probes.length > 1) {
     console.log('-- by probe (the function and what it calls, up to the next probe)')
     for (const { label, us } of summary.probes) console.log(`${share(us)} ${perRequest(us)}  ${label}`)
+    console.log('-- under no probe, self time by function')
+    for (const { key, us } of summary.outsideByFunction.slice(0, 12)) console.log(`${share(us)} ${perRequest(us)}  ${key}`)
   }
 }
 

@@ -75,6 +75,8 @@ export interface RunningService {
   /** Starts, then stops and reads, the service's own event-loop delay histogram. */
   loopDelay(on: true): Promise<Record<string, never>>
   loopDelay(on: false): Promise<{ maxMs: number; p99Ms: number }>
+  /** CPU time (user + system) the service process has used, in microseconds. */
+  cpuUsage(): Promise<number>
   /** V8's CPU profiler in the service process: on (sampling every `intervalUs`), then off, writing a .cpuprofile to `path`. */
   cpuProfile(on: true, intervalUs?: number): Promise<Record<string, never>>
   cpuProfile(on: false, path: string): Promise<{ path: string }>
@@ -138,6 +140,7 @@ export async function startService(env: Record<string, string>): Promise<Running
     inject: (request) => call({ type: 'inject', request }),
     stats: () => call({ type: 'stats' }),
     loopDelay: ((on: boolean) => call({ type: 'loop-delay', on })) as RunningService['loopDelay'],
+    cpuUsage: cpuUsage(call),
     cpuProfile: profileSwitch(call),
     hashRefreshToken: (token) => hmacSha256(refreshTokenHashKey, token),
     close: () => stop(child, exited),
@@ -148,6 +151,7 @@ export async function startService(env: Record<string, string>): Promise<Running
 export interface BareFastify {
   baseUrl: string
   pid: number
+  cpuUsage: RunningService['cpuUsage']
   cpuProfile: RunningService['cpuProfile']
   close(): Promise<void>
 }
@@ -165,10 +169,20 @@ export async function startBareFastify(body: string, headers?: Record<string, st
     BENCH_BARE_BODY: body,
     ...(headers ? { BENCH_BARE_HEADERS: JSON.stringify(headers) } : {}),
   })
-  return { baseUrl: `http://127.0.0.1:${port}`, pid: child.pid!, cpuProfile: profileSwitch(call), close: () => stop(child, exited) }
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    cpuUsage: cpuUsage(call),
+    cpuProfile: profileSwitch(call),
+    close: () => stop(child, exited),
+  }
 }
 
 type Call = (message: Record<string, unknown>) => Promise<any>
+
+function cpuUsage(call: Call): RunningService['cpuUsage'] {
+  return async () => ((await call({ type: 'cpu-usage' })) as { cpuUs: number }).cpuUs
+}
 
 function profileSwitch(call: Call): RunningService['cpuProfile'] {
   return ((on: boolean, option?: number | string) =>

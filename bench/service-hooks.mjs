@@ -11,12 +11,13 @@
 //   {type: 'stats', id}            -> {id, maxRssBytes, rssBytes, heapUsedBytes}
 //   {type: 'loop-delay', id, on}   -> {id, maxMs, p99Ms}: event-loop delay
 //                                     while `on` was true
+//   {type: 'cpu-usage', id}        -> {id, cpuUs}: CPU time used so far
 //   {type: 'cpu-profile', id, on}  -> V8's CPU profiler on and off
-//                                     (bench/cpu-profile.mjs, for bench/profile.ts)
+//                                     (both bench/cpu-profile.mjs)
 // and tells the bench {type: 'listening', port} once the server listens.
 import { subscribe } from 'node:diagnostics_channel'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { answerProfileMessage } from './cpu-profile.mjs'
+import { answerCpuMessage } from './cpu-profile.mjs'
 
 let app
 let loopDelay
@@ -48,7 +49,7 @@ process.on('message', async (message) => {
         loopDelay.disable()
         answer({ maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 })
       }
-    } else if (!(await answerProfileMessage(message, answer))) {
+    } else if (!(await answerCpuMessage(message, answer))) {
       answer({ error: `unknown message ${message.type}` })
     }
   } catch (error) {
