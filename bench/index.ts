@@ -46,6 +46,7 @@ import {
   printTable,
   runLoad,
   serviceNodeFlags,
+  serviceResponseHeaders,
   startBareFastify,
   startService,
   writeResults,
@@ -208,9 +209,13 @@ try {
     log('figure 1: GET /users/me vs a bare Fastify in its own process, and vs a bare route of the service')
     // The headline baseline answers the service's own body, so the bytes on the wire match.
     const fastify = await startBareFastify(check.body)
+    // Not a target's baseline: the same bare Fastify with the response headers
+    // the service must send on every answer, to show what they alone cost.
+    const withHeaders = await startBareFastify(check.body, serviceResponseHeaders(check.headers))
     try {
       const bareFastify = { url: fastify.baseUrl, path: '/users/me', headers: authorization, connections: HTTP_CONNECTIONS }
-      for (const side of [bareFastify, me, bare]) await runLoad({ ...side, duration: WARMUP })
+      const headersFastify = { ...bareFastify, url: withHeaders.baseUrl }
+      for (const side of [bareFastify, headersFastify, me, bare]) await runLoad({ ...side, duration: WARMUP })
       // The load and the CPU time the serving process used for it: its CPU per
       // request says what it costs even when the machine's load skews req/s.
       const measure = async (side: Omit<LoadOptions, 'duration'>, server: { cpuUsage(): Promise<number> }) => {
@@ -218,18 +223,20 @@ try {
         const run = await runLoad({ ...side, duration: HTTP_DURATION })
         return { run, cpuUsPerRequest: ((await server.cpuUsage()) - before) / run.requests }
       }
-      // Alternating: bare Fastify, /users/me, bare route, then again; each
-      // round's ratios pair /users/me with the baselines measured beside it.
-      const rounds: Record<'fastify' | 'me' | 'bare', { run: LoadResult; cpuUsPerRequest: number }>[] = []
+      // Alternating: bare Fastify, the same with headers, /users/me, bare
+      // route, then again; each round's ratios pair /users/me with the
+      // baselines measured beside it.
+      const rounds: Record<'fastify' | 'headers' | 'me' | 'bare', { run: LoadResult; cpuUsPerRequest: number }>[] = []
       for (let round = 1; round <= HTTP_ROUNDS; round++) {
         const f = await measure(bareFastify, fastify)
+        const h = await measure(headersFastify, withHeaders)
         const m = await measure(me, service)
         const b = await measure(bare, service)
-        rounds.push({ fastify: f, me: m, bare: b })
+        rounds.push({ fastify: f, headers: h, me: m, bare: b })
         log(
-          `  round ${round}: bare Fastify ${f.run.okPerSecond.toFixed(0)}, /users/me ${m.run.okPerSecond.toFixed(0)}, ` +
-            `bare route ${b.run.okPerSecond.toFixed(0)} req/s; CPU per request ${f.cpuUsPerRequest.toFixed(1)}, ` +
-            `${m.cpuUsPerRequest.toFixed(1)}, ${b.cpuUsPerRequest.toFixed(1)} µs; load average ${loadAverage()}`,
+          `  round ${round}: bare Fastify ${f.run.okPerSecond.toFixed(0)}, with headers ${h.run.okPerSecond.toFixed(0)}, ` +
+            `/users/me ${m.run.okPerSecond.toFixed(0)}, bare route ${b.run.okPerSecond.toFixed(0)} req/s; ` +
+            `CPU per request ${[f, h, m, b].map((x) => x.cpuUsPerRequest.toFixed(1)).join(', ')} µs; load average ${loadAverage()}`,
         )
       }
       const median = (xs: number[]) => percentile(xs, 50)
@@ -237,6 +244,7 @@ try {
       const toBareRoute = rounds.map((r) => r.me.run.okPerSecond / r.bare.run.okPerSecond)
       // CPU per request of the baseline over the service's: what the req/s ratio would be were the service's CPU the only limit.
       const cpuToFastify = rounds.map((r) => r.fastify.cpuUsPerRequest / r.me.cpuUsPerRequest)
+      const headersToFastify = rounds.map((r) => r.headers.run.okPerSecond / r.fastify.run.okPerSecond)
       const non200 = sum(rounds.map(({ me: { run: r } }) => r.requests - (r.statuses['200'] ?? 0)))
       const meMedian = median(rounds.map((r) => r.me.run.okPerSecond))
       const detail = {
@@ -246,8 +254,10 @@ try {
         ratioRoundsToFastify: toFastify,
         ratioRoundsToBareRoute: toBareRoute,
         cpuRatioRoundsToFastify: cpuToFastify,
+        headersRatioRoundsToFastify: headersToFastify,
         rounds: rounds.map((r) => ({
           fastify: { ...short(r.fastify.run), cpuUsPerRequest: r.fastify.cpuUsPerRequest },
+          headers: { ...short(r.headers.run), cpuUsPerRequest: r.headers.cpuUsPerRequest },
           me: { ...short(r.me.run), cpuUsPerRequest: r.me.cpuUsPerRequest },
           bare: { ...short(r.bare.run), cpuUsPerRequest: r.bare.cpuUsPerRequest },
         })),
@@ -273,6 +283,16 @@ try {
         informational: true,
       })
       figures.push({
+        figure: "1 bare Fastify + the service's headers",
+        unit: 'req/s',
+        measured: median(rounds.map((r) => r.headers.run.okPerSecond)),
+        baseline: median(rounds.map((r) => r.fastify.run.okPerSecond)),
+        ratio: median(headersToFastify),
+        target: '(headers alone)',
+        pass: true,
+        informational: true,
+      })
+      figures.push({
         figure: '1 CPU µs/request: /users/me vs bare Fastify',
         unit: 'µs',
         measured: median(rounds.map((r) => r.me.cpuUsPerRequest)),
@@ -288,6 +308,7 @@ try {
         `of CPU per request (bare Fastify's / /users/me's) ${cpuToFastify.map((x) => x.toFixed(2)).join(', ')}; `
     } finally {
       await fastify.close()
+      await withHeaders.close()
     }
   }
 

@@ -69,7 +69,7 @@ export interface RunningService {
   baseUrl: string
   pid: number
   /** `app.inject` inside the service process, for setup requests that must not spend the load generator's address budget. */
-  inject(request: InjectRequest): Promise<{ statusCode: number; body: string }>
+  inject(request: InjectRequest): Promise<{ statusCode: number; headers: Record<string, string>; body: string }>
   /** The service process's memory: peak resident set (getrusage), current RSS and heap. */
   stats(): Promise<{ maxRssBytes: number; rssBytes: number; heapUsedBytes: number }>
   /** Starts, then stops and reads, the service's own event-loop delay histogram. */
@@ -176,6 +176,12 @@ export async function startBareFastify(body: string, headers?: Record<string, st
     cpuProfile: profileSwitch(call),
     close: () => stop(child, exited),
   }
+}
+
+/** The headers of the service's answer but those any Fastify sends (content type and length, date, connection, keep-alive). */
+export function serviceResponseHeaders(headers: Record<string, string>): Record<string, string> {
+  const own = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive'])
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !own.has(name)))
 }
 
 type Call = (message: Record<string, unknown>) => Promise<any>

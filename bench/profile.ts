@@ -17,12 +17,22 @@
  * BENCH_LOG_LEVEL sets the service's LOG_LEVEL (default warn, as the bench);
  * its log goes to BENCH_SERVICE_LOG (a file; default the terminal).
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import { mkdirSync, readFileSync } from 'node:fs'
-import { benchDatabase, envInt, machine, RESULTS_DIR, runLoad, startBareFastify, startService, writeResults, type BareFastify } from './lib.js'
-import { API_SECURITY_HEADERS } from '../src/plugins/external/helmet.js'
+import {
+  benchDatabase,
+  envInt,
+  machine,
+  RESULTS_DIR,
+  runLoad,
+  serviceResponseHeaders,
+  startBareFastify,
+  startService,
+  writeResults,
+  type BareFastify,
+} from './lib.js'
 import { printSummary, summarise, type CpuProfile, type Probe } from './cpuprofile-summary.js'
 
 const DURATION = envInt('BENCH_DURATION', 8)
@@ -75,9 +85,7 @@ try {
   const me = await service.inject({ method: 'GET', url: '/users/me', headers })
   if (me.statusCode !== 200) throw new Error(`GET /users/me: ${me.statusCode} ${me.body}`)
   bare = await startBareFastify(me.body)
-  // The headers of the service's answer, as it sends them (a request id of the same length).
-  const serviceHeaders = { ...API_SECURITY_HEADERS, vary: 'Origin', 'cache-control': 'no-store', 'x-request-id': randomUUID() }
-  withHeaders = await startBareFastify(me.body, serviceHeaders)
+  withHeaders = await startBareFastify(me.body, serviceResponseHeaders(me.headers))
 
   const targets = {
     fastify: { process: bare, url: bare.baseUrl, path: '/users/me', headers },

@@ -5,7 +5,7 @@
 // `fastify.initialization` diagnostics channel it adds the one bench-only
 // route (figure 1's baseline) to the instance server.ts builds, and it answers
 // the bench over IPC:
-//   {type: 'inject', id, request}  -> {id, statusCode, body}: setup requests
+//   {type: 'inject', id, request}  -> {id, statusCode, headers, body}: setup requests
 //                                     (sign-ups, logins) without spending the
 //                                     load generator's address budget
 //   {type: 'stats', id}            -> {id, maxRssBytes, rssBytes, heapUsedBytes}
@@ -35,7 +35,7 @@ process.on('message', async (message) => {
   try {
     if (message.type === 'inject') {
       const response = await app.inject(message.request)
-      answer({ statusCode: response.statusCode, body: response.body })
+      answer({ statusCode: response.statusCode, headers: Object.fromEntries(Object.entries(response.headers).map(([name, value]) => [name, String(value)])), body: response.body })
     } else if (message.type === 'stats') {
       const memory = process.memoryUsage()
       // getrusage's ru_maxrss: the kernel's peak resident set, in KiB.
