@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { fork } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { fork, type ChildProcess } from 'node:child_process'
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -69,12 +69,17 @@ export interface RunningService {
   baseUrl: string
   pid: number
   /** `app.inject` inside the service process, for setup requests that must not spend the load generator's address budget. */
-  inject(request: InjectRequest): Promise<{ statusCode: number; body: string }>
+  inject(request: InjectRequest): Promise<{ statusCode: number; headers: Record<string, string>; body: string }>
   /** The service process's memory: peak resident set (getrusage), current RSS and heap. */
   stats(): Promise<{ maxRssBytes: number; rssBytes: number; heapUsedBytes: number }>
   /** Starts, then stops and reads, the service's own event-loop delay histogram. */
   loopDelay(on: true): Promise<Record<string, never>>
   loopDelay(on: false): Promise<{ maxMs: number; p99Ms: number }>
+  /** CPU time (user + system) the service process has used, in microseconds. */
+  cpuUsage(): Promise<number>
+  /** V8's CPU profiler in the service process: on (sampling every `intervalUs`), then off, writing a .cpuprofile to `path`. */
+  cpuProfile(on: true, intervalUs?: number): Promise<Record<string, never>>
+  cpuProfile(on: false, path: string): Promise<{ path: string }>
   /** The service's keyed hash of a refresh token (what refresh_tokens.token_hash holds). */
   hashRefreshToken(token: string): Buffer
   close(): Promise<void>
@@ -83,6 +88,7 @@ export interface RunningService {
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const SERVER_ENTRY = join(ROOT, 'dist', 'src', 'server.js')
 const SERVICE_HOOKS = join(ROOT, 'bench', 'service-hooks.mjs')
+const BARE_FASTIFY = join(ROOT, 'bench', 'bare-fastify.mjs')
 
 /** The service's node flags: npm start's, then BENCH_SERVICE_NODE_ARGS (e.g. --cpu-prof). */
 export function serviceNodeFlags(): string[] {
@@ -118,21 +124,102 @@ export async function startService(env: Record<string, string>): Promise<Running
   }
   const config = loadConfig(serviceEnv)
   const refreshTokenHashKey = deriveServerKeys(serviceEnv.SECRET_KEY!).refreshTokenHash
-  const nodeArgs = serviceNodeFlags()
-  const child = fork(SERVER_ENTRY, [], {
+  // BENCH_SERVICE_LOG: the service's log (stdout) to that file, e.g. to measure request logging at LOG_LEVEL=info.
+  const stdout = process.env.BENCH_SERVICE_LOG ? openSync(process.env.BENCH_SERVICE_LOG, 'a') : 'inherit'
+  const { child, port, call, exited } = await forkListening(
+    SERVER_ENTRY,
+    [...serviceNodeFlags(), '--import', pathToFileURL(SERVICE_HOOKS).href],
+    serviceEnv,
+    stdout,
+  )
+  if (typeof stdout === 'number') closeSync(stdout)
+  return {
+    config,
+    baseUrl: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    inject: (request) => call({ type: 'inject', request }),
+    stats: () => call({ type: 'stats' }),
+    loopDelay: ((on: boolean) => call({ type: 'loop-delay', on })) as RunningService['loopDelay'],
+    cpuUsage: cpuUsage(call),
+    cpuProfile: profileSwitch(call),
+    hashRefreshToken: (token) => hmacSha256(refreshTokenHashKey, token),
+    close: () => stop(child, exited),
+  }
+}
+
+/** Figure 1's headline baseline: a bare Fastify in its own process (bench/bare-fastify.mjs). */
+export interface BareFastify {
+  baseUrl: string
+  pid: number
+  cpuUsage: RunningService['cpuUsage']
+  cpuProfile: RunningService['cpuProfile']
+  close(): Promise<void>
+}
+
+/**
+ * A bare `fastify()` with one route, `GET /users/me`, answering `body`, in a
+ * process of its own started with the service's node flags (npm start's,
+ * then BENCH_SERVICE_NODE_ARGS), as the service is: the same runtime, the
+ * same collector settings, its own CPU. `headers`, when given, go on every
+ * answer (a diagnostic: what response headers alone cost).
+ */
+export async function startBareFastify(body: string, headers?: Record<string, string>): Promise<BareFastify> {
+  const { child, port, call, exited } = await forkListening(BARE_FASTIFY, serviceNodeFlags(), {
+    NODE_ENV: 'production',
+    BENCH_BARE_BODY: body,
+    ...(headers ? { BENCH_BARE_HEADERS: JSON.stringify(headers) } : {}),
+  })
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    cpuUsage: cpuUsage(call),
+    cpuProfile: profileSwitch(call),
+    close: () => stop(child, exited),
+  }
+}
+
+/** The headers of the service's answer but those any Fastify sends (content type and length, date, connection, keep-alive). */
+export function serviceResponseHeaders(headers: Record<string, string>): Record<string, string> {
+  const own = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive'])
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !own.has(name)))
+}
+
+type Call = (message: Record<string, unknown>) => Promise<any>
+
+function cpuUsage(call: Call): RunningService['cpuUsage'] {
+  return async () => ((await call({ type: 'cpu-usage' })) as { cpuUs: number }).cpuUs
+}
+
+function profileSwitch(call: Call): RunningService['cpuProfile'] {
+  return ((on: boolean, option?: number | string) =>
+    on ? call({ type: 'cpu-profile', on, intervalUs: option }) : call({ type: 'cpu-profile', on, path: option })) as RunningService['cpuProfile']
+}
+
+async function stop(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+  await exited
+}
+
+/**
+ * Forks `entry` with `execArgv` and only `env` (and PATH), and waits for its
+ * {type: 'listening', port}; `call` sends a request over IPC and resolves with
+ * the answer carrying its id.
+ */
+async function forkListening(entry: string, execArgv: string[], env: Record<string, string>, stdout: 'inherit' | number = 'inherit') {
+  const child = fork(entry, [], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...serviceEnv },
+    env: { PATH: process.env.PATH ?? '', ...env },
     execPath: process.execPath,
-    // Only the preload: none of the bench's own loaders (tsx) reaches the service.
-    execArgv: [...nodeArgs, '--import', pathToFileURL(SERVICE_HOOKS).href],
+    // None of the bench's own loaders (tsx) reaches the child.
+    execArgv,
     serialization: 'advanced',
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio: ['ignore', stdout, 'inherit', 'ipc'],
   })
   let nextId = 0
   const pending = new Map<number, { resolve: (value: any) => void; reject: (error: Error) => void }>()
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   exited.then((code) => {
-    for (const { reject } of pending.values()) reject(new Error(`service exited with ${code}`))
+    for (const { reject } of pending.values()) reject(new Error(`${entry} exited with ${code}`))
     pending.clear()
   })
   const port = await new Promise<number>((resolve, reject) => {
@@ -144,27 +231,15 @@ export async function startService(env: Record<string, string>): Promise<Running
       if (message.error) waiter.reject(new Error(message.error))
       else waiter.resolve(message)
     })
-    exited.then((code) => reject(new Error(`service exited with ${code} before listening`)))
+    exited.then((code) => reject(new Error(`${entry} exited with ${code} before listening`)))
   })
-  const call = (message: Record<string, unknown>) =>
+  const call: Call = (message) =>
     new Promise<any>((resolve, reject) => {
       const id = nextId++
       pending.set(id, { resolve, reject })
       child.send({ ...message, id })
     })
-  return {
-    config,
-    baseUrl: `http://127.0.0.1:${port}`,
-    pid: child.pid!,
-    inject: (request) => call({ type: 'inject', request }),
-    stats: () => call({ type: 'stats' }),
-    loopDelay: ((on: boolean) => call({ type: 'loop-delay', on })) as RunningService['loopDelay'],
-    hashRefreshToken: (token) => hmacSha256(refreshTokenHashKey, token),
-    close: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-      await exited
-    },
-  }
+  return { child, port, call, exited }
 }
 
 export function machine() {

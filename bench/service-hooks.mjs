@@ -5,15 +5,19 @@
 // `fastify.initialization` diagnostics channel it adds the one bench-only
 // route (figure 1's baseline) to the instance server.ts builds, and it answers
 // the bench over IPC:
-//   {type: 'inject', id, request}  -> {id, statusCode, body}: setup requests
+//   {type: 'inject', id, request}  -> {id, statusCode, headers, body}: setup requests
 //                                     (sign-ups, logins) without spending the
 //                                     load generator's address budget
 //   {type: 'stats', id}            -> {id, maxRssBytes, rssBytes, heapUsedBytes}
 //   {type: 'loop-delay', id, on}   -> {id, maxMs, p99Ms}: event-loop delay
 //                                     while `on` was true
+//   {type: 'cpu-usage', id}        -> {id, cpuUs}: CPU time used so far
+//   {type: 'cpu-profile', id, on}  -> V8's CPU profiler on and off
+//                                     (both bench/cpu-profile.mjs)
 // and tells the bench {type: 'listening', port} once the server listens.
 import { subscribe } from 'node:diagnostics_channel'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { answerCpuMessage } from './cpu-profile.mjs'
 
 let app
 let loopDelay
@@ -31,7 +35,7 @@ process.on('message', async (message) => {
   try {
     if (message.type === 'inject') {
       const response = await app.inject(message.request)
-      answer({ statusCode: response.statusCode, body: response.body })
+      answer({ statusCode: response.statusCode, headers: Object.fromEntries(Object.entries(response.headers).map(([name, value]) => [name, String(value)])), body: response.body })
     } else if (message.type === 'stats') {
       const memory = process.memoryUsage()
       // getrusage's ru_maxrss: the kernel's peak resident set, in KiB.
@@ -45,6 +49,8 @@ process.on('message', async (message) => {
         loopDelay.disable()
         answer({ maxMs: loopDelay.max / 1e6, p99Ms: loopDelay.percentile(99) / 1e6 })
       }
+    } else if (!(await answerCpuMessage(message, answer))) {
+      answer({ error: `unknown message ${message.type}` })
     }
   } catch (error) {
     answer({ error: String(error?.stack ?? error) })

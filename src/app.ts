@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
+import pino from 'pino'
 import type { Config } from './config.js'
 import accounts from './plugins/app/accounts.js'
 import administration from './plugins/app/administration.js'
@@ -33,6 +34,31 @@ import { installInputRules, withInputRules } from './schemas/formats.js'
 /** Accepted as a request id from a proxy only when it cannot inject anything into logs. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+const { chindingsSym } = pino.symbols
+
+/**
+ * The logger of each request: pino's child with the request id, its one
+ * binding, appended to the parent's serialized bindings (pino.symbols, pino's
+ * documented hook for this) instead of passed to child(). pino runs every
+ * binding through the redaction of the logger's paths, whose wildcards match
+ * any key: about a microsecond of every request here, for a string, in which
+ * no path can match. The output is the same; redaction of what is logged
+ * through the child is unchanged. A route's own log level or serializers
+ * (options) take pino's usual path.
+ */
+function requestLogger(logger: FastifyBaseLogger, bindings: Record<string, unknown>, options: object): FastifyBaseLogger {
+  if (Object.keys(options).length > 0) return logger.child(bindings, options)
+  let serialized = ''
+  for (const key in bindings) {
+    const value = bindings[key]
+    if (typeof value !== 'string') return logger.child(bindings, options)
+    serialized += `,${JSON.stringify(key)}:${JSON.stringify(value)}`
+  }
+  const child = logger.child({}) as FastifyBaseLogger & Record<symbol, string>
+  child[chindingsSym] += serialized
+  return child
+}
+
 /** Options for the Fastify instance the app is registered on (server.ts and tests). */
 export function serverOptions(config: Pick<Config, 'logLevel' | 'trustProxy'>): FastifyServerOptions {
   return {
@@ -55,6 +81,7 @@ export function serverOptions(config: Pick<Config, 'logLevel' | 'trustProxy'>): 
         censor: '[redacted]',
       },
     },
+    childLoggerFactory: requestLogger,
     genReqId: (request) => {
       const incoming = request.headers['x-request-id']
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
@@ -85,9 +112,11 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
   fastify.addHook('preClose', async () => {
     closing = true
   })
-  fastify.addHook('onSend', async (request, reply) => {
+  // A callback hook: an async one costs a promise and a microtask turn per response.
+  fastify.addHook('onSend', function responseHeadersHook(request, reply, payload, done) {
     reply.header('x-request-id', request.id)
     if (closing) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   await fastify.register(errorHandler)

@@ -191,6 +191,11 @@ export class Accounts {
     return started
   }
 
+  /** The user from the cache findPublic fills, if there; undefined means "ask findPublic", not "no such user". */
+  cachedPublic(userId: string): PublicUser | undefined {
+    return this.userCache.get(userId)
+  }
+
   async findPublic(userId: string): Promise<PublicUser | null> {
     const cached = this.userCache.get(userId)
     if (cached) return cached

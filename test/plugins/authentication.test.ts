@@ -328,3 +328,16 @@ t.test('a refused token does not poison the cache for valid ones', async (t) => 
   await assertRefused(t, `${h}.${p}.`, 'the same header and payload without a signature')
   await assertAccepted(t, good, 'the good token again')
 })
+
+t.test('the verified-token cache serves the whole token only: an edit under a cached signature is refused', async (t) => {
+  // The cache finds entries by signature; what it serves must still be the exact token.
+  const good = serverSigned()
+  await assertAccepted(t, good, 'a good token (now cached)')
+  await assertAccepted(t, good, 'the same token, from the cache')
+  const [h, p, s] = good.split('.') as [string, string, string]
+  const payload = decodePart(good, 1)
+  await assertRefused(t, `${h}.${b64({ ...payload, role: 'admin' })}.${s}`, 'payload edited under the cached signature')
+  await assertRefused(t, `${b64(header({ extra: 1 }))}.${p}.${s}`, 'header edited under the cached signature')
+  await assertRefused(t, `${h}.${p}x.${s}`, 'a character appended to the payload')
+  await assertAccepted(t, good, 'the good token again')
+})

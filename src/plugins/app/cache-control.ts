@@ -21,9 +21,10 @@ declare module 'fastify' {
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    fastify.addHook('onSend', async (request, reply) => {
-      if (request.routeOptions.config?.publicCache === true && reply.statusCode < 400) return
-      reply.header('cache-control', 'no-store')
+    // A callback hook: an async one costs a promise and a microtask turn per response.
+    fastify.addHook('onSend', function noStoreHook(request, reply, payload, done) {
+      if (request.routeOptions.config?.publicCache !== true || reply.statusCode >= 400) reply.header('cache-control', 'no-store')
+      done(null, payload)
     })
   },
   { name: 'cache-control' },

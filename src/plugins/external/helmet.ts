@@ -57,7 +57,7 @@ export const API_SECURITY_HEADERS = securityHeaders({
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    fastify.addHook('onRequest', (_request, reply, done) => {
+    fastify.addHook('onRequest', function securityHeadersHook(_request, reply, done) {
       reply.headers(API_SECURITY_HEADERS)
       done()
     })

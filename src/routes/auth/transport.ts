@@ -48,7 +48,9 @@ export function cookieRequestProblem(fastify: FastifyInstance, request: FastifyR
 }
 
 export function readRefreshCookie(fastify: FastifyInstance, request: FastifyRequest): string | undefined {
-  return request.cookies[refreshCookieName(fastify.config.cookieSecure)]
+  // Parsed here, not by a hook on every request (plugins/external/cookie.ts).
+  const header = request.headers.cookie
+  return header === undefined ? undefined : fastify.parseCookie(header)[refreshCookieName(fastify.config.cookieSecure)]
 }
 
 export function clearRefreshCookie(fastify: FastifyInstance, reply: FastifyReply): void {
