@@ -14,7 +14,7 @@ import { Session } from 'node:inspector/promises'
 let session
 
 /** Answers a 'cpu-usage' or 'cpu-profile' message and returns true; false for any other message. */
-export async function answerCpuMessage(message, answer) {
+export async function answerCpuMessage (message, answer) {
   if (message.type === 'cpu-usage') {
     const { user, system } = process.cpuUsage()
     answer({ cpuUs: user + system })

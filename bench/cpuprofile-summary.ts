@@ -50,7 +50,7 @@ export interface Summary {
 const WHERE = /(?:node_modules\/((?:@[^/]+\/)?[^/]+))|(?:\/(dist\/src\/.*|bench\/.*))$|^node:(.*)$/
 
 /** What a file is, briefly: a package name, a path of the project, a node: module, or a V8 pseudo-node. */
-function fileKey(url: string, functionName: string): string {
+function fileKey (url: string, functionName: string): string {
   if (!url) return functionName.startsWith('(') ? functionName : '(native)'
   const match = WHERE.exec(url)
   if (!match) return url
@@ -59,7 +59,7 @@ function fileKey(url: string, functionName: string): string {
   return `node:${match[3]}`
 }
 
-export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
+export function summarise (profile: CpuProfile, probes: Probe[] = []): Summary {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
   const parent = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
@@ -111,7 +111,7 @@ export function summarise(profile: CpuProfile, probes: Probe[] = []): Summary {
 }
 
 /** Prints a summary: shares of the busy time, and microseconds per request when `requests` is given. */
-export function printSummary(title: string, summary: Summary, requests?: number, top = 25): void {
+export function printSummary (title: string, summary: Summary, requests?: number, top = 25): void {
   const perRequest = (us: number) => (requests ? `${(us / requests).toFixed(2).padStart(7)} µs/req` : '')
   const share = (us: number) => `${((100 * us) / summary.busyUs).toFixed(1).padStart(5)} %`
   console.log(`\n== ${title}: busy ${(summary.busyUs / 1e6).toFixed(2)} s of ${(summary.totalUs / 1e6).toFixed(2)} s sampled` +

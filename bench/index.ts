@@ -97,7 +97,7 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
 const mean = (xs: number[]) => sum(xs) / xs.length
 
 /** Median wall time of one bcrypt hash at `cost`, hashes run one at a time. */
-async function bcryptHashSeconds(cost: number, samples = 5): Promise<number> {
+async function bcryptHashSeconds (cost: number, samples = 5): Promise<number> {
   await bcrypt.hash('warm-up', cost)
   const times: number[] = []
   for (let i = 0; i < samples; i++) {
@@ -112,12 +112,12 @@ async function bcryptHashSeconds(cost: number, samples = 5): Promise<number> {
  * Waits until the logins queued by a flood have been served: libuv's pool is
  * first in, first out, so one more login answers after all of them.
  */
-async function drainBcrypt(service: RunningService, user: { email: string; password: string }): Promise<void> {
+async function drainBcrypt (service: RunningService, user: { email: string; password: string }): Promise<void> {
   await accessToken(service, user.email, user.password)
 }
 
 /** Hashes per second with `jobs` hashes always in flight for `seconds`: what bcrypt achieves on this machine under its current load. */
-async function bcryptParallelRate(cost: number, jobs: number, seconds: number): Promise<number> {
+async function bcryptParallelRate (cost: number, jobs: number, seconds: number): Promise<number> {
   let done = 0
   const start = process.hrtime.bigint()
   const deadline = Date.now() + seconds * 1000
@@ -127,17 +127,17 @@ async function bcryptParallelRate(cost: number, jobs: number, seconds: number): 
         await bcrypt.hash('bench password', cost)
         done++
       }
-    }),
+    })
   )
   return done / (Number(process.hrtime.bigint() - start) / 1e9)
 }
 
-async function signup(service: RunningService, email: string, password: string): Promise<void> {
+async function signup (service: RunningService, email: string, password: string): Promise<void> {
   const response = await service.inject({ method: 'POST', url: '/auth/signup', payload: { email, password }, remoteAddress: SETUP_ADDRESS })
   if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
 }
 
-async function accessToken(service: RunningService, email: string, password: string): Promise<string> {
+async function accessToken (service: RunningService, email: string, password: string): Promise<string> {
   const response = await service.inject({
     method: 'POST',
     url: '/auth/token',
@@ -175,7 +175,7 @@ try {
     `bench: ${info.cores} cores (${info.cpu}), Node ${info.node}; load average ${loadAverage()}; ` +
       `BCRYPT_COST ${BCRYPT_COST} (${(hashSecondsAtStart * 1000).toFixed(0)} ms/hash), AUTH_RATE_LIMIT_PER_MINUTE ${rateLimitPerMinute}; ` +
       `${DURATION} s x ${ROUNDS} rounds; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}; ` +
-      `service: node ${[...nodeFlags, 'dist/src/server.js'].join(' ')} (pid ${service.pid})`,
+      `service: node ${[...nodeFlags, 'dist/src/server.js'].join(' ')} (pid ${service.pid})`
   )
 
   const tag = randomBytes(4).toString('hex')
@@ -236,7 +236,7 @@ try {
         log(
           `  round ${round}: bare Fastify ${f.run.okPerSecond.toFixed(0)}, with headers ${h.run.okPerSecond.toFixed(0)}, ` +
             `/users/me ${m.run.okPerSecond.toFixed(0)}, bare route ${b.run.okPerSecond.toFixed(0)} req/s; ` +
-            `CPU per request ${[f, h, m, b].map((x) => x.cpuUsPerRequest.toFixed(1)).join(', ')} µs; load average ${loadAverage()}`,
+            `CPU per request ${[f, h, m, b].map((x) => x.cpuUsPerRequest.toFixed(1)).join(', ')} µs; load average ${loadAverage()}`
         )
       }
       const median = (xs: number[]) => percentile(xs, 50)
@@ -481,7 +481,7 @@ try {
       f.ratio.toFixed(2),
       f.target,
       f.pass ? (f.informational ? 'info' : 'pass') : 'FAIL',
-    ]),
+    ])
   )
   const f4 = floodLoopDelays.map((ms) => `${ms.toFixed(1)} ms`).join(', ')
   console.log(
@@ -493,7 +493,7 @@ try {
       (embedded
         ? `; embedded ${(embedded.startedRssBytes / MB).toFixed(0)} MB started, ${(embedded.rssBytes / MB).toFixed(0)} MB after ${embedded.workload}, ${(embedded.maxRssBytes / MB).toFixed(0)} MB peak; `
         : '; ') +
-      `figure 4: flood ${(rateLimitPerMinute / 60).toFixed(1)} logins/s (the limit, ${rateLimitPerMinute}/min), authenticated ${LATENCY_RATE} req/s, event-loop delay max during flood ${f4}`,
+      `figure 4: flood ${(rateLimitPerMinute / 60).toFixed(1)} logins/s (the limit, ${rateLimitPerMinute}/min), authenticated ${LATENCY_RATE} req/s, event-loop delay max during flood ${f4}`
   )
   const path = await writeResults('bench.json', {
     at: startedAt.toISOString(),
@@ -529,7 +529,7 @@ interface EmbeddedMemory {
  * per user, EMBEDDED_ROTATIONS refreshes of each session and GET /users/me
  * under load for BENCH_DURATION seconds.
  */
-async function measureEmbeddedMemory(): Promise<EmbeddedMemory> {
+async function measureEmbeddedMemory (): Promise<EmbeddedMemory> {
   const dataDir = await mkdtemp(join(tmpdir(), 'tokenauth-bench-'))
   const embedded = await startService({ DATA_DIR: dataDir, BCRYPT_COST: String(BCRYPT_COST) })
   try {
@@ -542,7 +542,7 @@ async function measureEmbeddedMemory(): Promise<EmbeddedMemory> {
       sessions.map(async (session) => {
         let current = session
         for (let i = 0; i < EMBEDDED_ROTATIONS; i++) current = await tokens(embedded, { grant_type: 'refresh_token', refresh_token: current.refresh_token })
-      }),
+      })
     )
     const me = await runLoad({
       url: embedded.baseUrl,
@@ -568,17 +568,17 @@ async function measureEmbeddedMemory(): Promise<EmbeddedMemory> {
   }
 }
 
-async function tokens(service: RunningService, payload: Record<string, string>): Promise<{ access_token: string; refresh_token: string }> {
+async function tokens (service: RunningService, payload: Record<string, string>): Promise<{ access_token: string; refresh_token: string }> {
   const response = await service.inject({ method: 'POST', url: '/auth/token', payload, remoteAddress: SETUP_ADDRESS })
   if (response.statusCode !== 200) throw new Error(`${payload.grant_type} grant failed: ${response.statusCode} ${response.body}`)
   return JSON.parse(response.body) as { access_token: string; refresh_token: string }
 }
 
-function short(r: LoadResult) {
+function short (r: LoadResult) {
   return { perSecond: r.okPerSecond, requests: r.requests, statuses: r.statuses, seconds: r.seconds, latencyMs: r.latencyMs }
 }
 
-function loadAverage(): string {
+function loadAverage (): string {
   return loadavg()
     .map((x) => x.toFixed(2))
     .join(' ')

@@ -28,7 +28,7 @@ const quote = (name: string) => `"${name.replaceAll('"', '""')}"`
  * database on the local Postgres (BENCH_ADMIN_URL names its maintenance
  * database), dropped at the end, also on Ctrl-C.
  */
-export async function benchDatabase(prefix: string): Promise<BenchDatabase> {
+export async function benchDatabase (prefix: string): Promise<BenchDatabase> {
   if (process.env.DATABASE_URL) {
     return { url: process.env.DATABASE_URL, created: false, drop: async () => {} }
   }
@@ -91,12 +91,12 @@ const SERVICE_HOOKS = join(ROOT, 'bench', 'service-hooks.mjs')
 const BARE_FASTIFY = join(ROOT, 'bench', 'bare-fastify.mjs')
 
 /** The service's node flags: npm start's, then BENCH_SERVICE_NODE_ARGS (e.g. --cpu-prof). */
-export function serviceNodeFlags(): string[] {
+export function serviceNodeFlags (): string[] {
   return [...startScriptNodeFlags(), ...(process.env.BENCH_SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)]
 }
 
 /** The node flags of `npm start` (package.json), so that the bench runs the service exactly as it starts in production. */
-function startScriptNodeFlags(): string[] {
+function startScriptNodeFlags (): string[] {
   const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
   const match = /^exec node((?:\s+--\S+)*)\s+dist\/src\/server\.js$/.exec(scripts.start)
   if (!match) throw new Error(`package.json scripts.start is not "exec node [--flags] dist/src/server.js": ${scripts.start}`)
@@ -111,7 +111,7 @@ function startScriptNodeFlags(): string[] {
  * and measurement requests over IPC. BENCH_SERVICE_NODE_ARGS adds node flags
  * (e.g. --cpu-prof) to the service process.
  */
-export async function startService(env: Record<string, string>): Promise<RunningService> {
+export async function startService (env: Record<string, string>): Promise<RunningService> {
   if (!existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} is missing: run npm run build first`)
   const serviceEnv: Record<string, string> = {
     NODE_ENV: 'production',
@@ -130,7 +130,7 @@ export async function startService(env: Record<string, string>): Promise<Running
     SERVER_ENTRY,
     [...serviceNodeFlags(), '--import', pathToFileURL(SERVICE_HOOKS).href],
     serviceEnv,
-    stdout,
+    stdout
   )
   if (typeof stdout === 'number') closeSync(stdout)
   return {
@@ -163,7 +163,7 @@ export interface BareFastify {
  * same collector settings, its own CPU. `headers`, when given, go on every
  * answer (a diagnostic: what response headers alone cost).
  */
-export async function startBareFastify(body: string, headers?: Record<string, string>): Promise<BareFastify> {
+export async function startBareFastify (body: string, headers?: Record<string, string>): Promise<BareFastify> {
   const { child, port, call, exited } = await forkListening(BARE_FASTIFY, serviceNodeFlags(), {
     NODE_ENV: 'production',
     BENCH_BARE_BODY: body,
@@ -179,23 +179,23 @@ export async function startBareFastify(body: string, headers?: Record<string, st
 }
 
 /** The headers of the service's answer but those any Fastify sends (content type and length, date, connection, keep-alive). */
-export function serviceResponseHeaders(headers: Record<string, string>): Record<string, string> {
+export function serviceResponseHeaders (headers: Record<string, string>): Record<string, string> {
   const own = new Set(['content-type', 'content-length', 'date', 'connection', 'keep-alive'])
   return Object.fromEntries(Object.entries(headers).filter(([name]) => !own.has(name)))
 }
 
 type Call = (message: Record<string, unknown>) => Promise<any>
 
-function cpuUsage(call: Call): RunningService['cpuUsage'] {
+function cpuUsage (call: Call): RunningService['cpuUsage'] {
   return async () => ((await call({ type: 'cpu-usage' })) as { cpuUs: number }).cpuUs
 }
 
-function profileSwitch(call: Call): RunningService['cpuProfile'] {
+function profileSwitch (call: Call): RunningService['cpuProfile'] {
   return ((on: boolean, option?: number | string) =>
     on ? call({ type: 'cpu-profile', on, intervalUs: option }) : call({ type: 'cpu-profile', on, path: option })) as RunningService['cpuProfile']
 }
 
-async function stop(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
+async function stop (child: ChildProcess, exited: Promise<number | null>): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
   await exited
 }
@@ -205,7 +205,7 @@ async function stop(child: ChildProcess, exited: Promise<number | null>): Promis
  * {type: 'listening', port}; `call` sends a request over IPC and resolves with
  * the answer carrying its id.
  */
-async function forkListening(entry: string, execArgv: string[], env: Record<string, string>, stdout: 'inherit' | number = 'inherit') {
+async function forkListening (entry: string, execArgv: string[], env: Record<string, string>, stdout: 'inherit' | number = 'inherit') {
   const child = fork(entry, [], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
@@ -242,7 +242,7 @@ async function forkListening(entry: string, execArgv: string[], env: Record<stri
   return { child, port, call, exited }
 }
 
-export function machine() {
+export function machine () {
   return {
     cores: availableParallelism(),
     cpu: cpus()[0]?.model ?? 'unknown',
@@ -251,7 +251,7 @@ export function machine() {
   }
 }
 
-export function percentile(values: number[], p: number): number {
+export function percentile (values: number[], p: number): number {
   if (values.length === 0) return Number.NaN
   const sorted = [...values].sort((a, b) => a - b)
   // Nearest-rank on a linear interpolation between neighbours.
@@ -261,7 +261,7 @@ export function percentile(values: number[], p: number): number {
   return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low)
 }
 
-export async function writeResults(file: string, data: unknown): Promise<string> {
+export async function writeResults (file: string, data: unknown): Promise<string> {
   await mkdir(RESULTS_DIR, { recursive: true })
   const path = join(RESULTS_DIR, file)
   await writeFile(path, `${JSON.stringify(data, null, 2)}\n`)
@@ -269,7 +269,7 @@ export async function writeResults(file: string, data: unknown): Promise<string>
 }
 
 /** Prints rows as an aligned text table. */
-export function printTable(header: string[], rows: (string | number)[][]): void {
+export function printTable (header: string[], rows: (string | number)[][]): void {
   const cells = [header, ...rows.map((row) => row.map(String))]
   const widths = header.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)))
   const line = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')
@@ -331,7 +331,7 @@ export interface RawLoadResult {
 const LOAD_WORKER = join(dirname(fileURLToPath(import.meta.url)), 'load-worker.cjs')
 
 /** Runs autocannon in a child process (bench/load-worker.cjs) with these options. */
-export function runLoadProcess(options: Record<string, unknown>): Promise<RawLoadResult> {
+export function runLoadProcess (options: Record<string, unknown>): Promise<RawLoadResult> {
   return new Promise((resolve, reject) => {
     const child = fork(LOAD_WORKER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     let answered = false
@@ -348,7 +348,7 @@ export function runLoadProcess(options: Record<string, unknown>): Promise<RawLoa
   })
 }
 
-export async function runLoad(options: LoadOptions, okStatus = 200): Promise<LoadResult> {
+export async function runLoad (options: LoadOptions, okStatus = 200): Promise<LoadResult> {
   const message = await runLoadProcess({ ...options })
   const { latencies, statuses, seconds } = message
   const requests = Object.values(statuses).reduce((a, b) => a + b, 0)

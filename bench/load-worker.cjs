@@ -22,7 +22,7 @@ process.once('message', (o) => {
     method: o.method || 'GET',
     path: o.path,
     headers: o.headers || {},
-    setupRequest(req, context) {
+    setupRequest (req, context) {
       context.t = process.hrtime.bigint()
       if (pool) {
         const token = pool.pop()
@@ -33,7 +33,7 @@ process.once('message', (o) => {
       if (bodies) return { ...req, body: bodies[next++ % bodies.length] }
       return req
     },
-    onResponse(status, body, context) {
+    onResponse (status, body, context) {
       statuses[status] = (statuses[status] || 0) + 1
       latencies.push(Number(process.hrtime.bigint() - context.t) / 1e6)
       if (!pool) return
@@ -69,7 +69,7 @@ process.once('message', (o) => {
         seconds: result ? result.duration : 0,
         errors: result ? result.errors + result.timeouts : 0,
       },
-      () => process.exit(0),
+      () => process.exit(0)
     )
   })
 })

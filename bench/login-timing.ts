@@ -23,7 +23,7 @@ interface Sample {
   body: string
 }
 
-async function passwordGrant(service: RunningService, username: string, password: string): Promise<Sample> {
+async function passwordGrant (service: RunningService, username: string, password: string): Promise<Sample> {
   const body = new URLSearchParams({ grant_type: 'password', username, password }).toString()
   const start = process.hrtime.bigint()
   const response = await fetch(`${service.baseUrl}/auth/token`, {
@@ -88,7 +88,7 @@ try {
     [
       ['unknown email', samples.unknown.length, u.p10.toFixed(1), u.median.toFixed(1), u.p90.toFixed(1), u.mean.toFixed(1)],
       ['wrong password', samples.wrong.length, w.p10.toFixed(1), w.median.toFixed(1), w.p90.toFixed(1), w.mean.toFixed(1)],
-    ],
+    ]
   )
   console.log(`\nmedian ratio unknown/wrong: ${ratio.toFixed(3)}`)
   console.log(`distinct answers: ${answers.size} ${answers.size === 1 ? '(identical status and body)' : `(DIFFERENT: ${[...answers].join(' | ')})`}`)

@@ -61,7 +61,7 @@ export interface Measurement {
 // setupRequest takes a live token from a pool and onResponse puts its
 // successor back. Each token is presented exactly once.
 
-async function runLoad(url: string, tokens: string[], duration: number, connections: number) {
+async function runLoad (url: string, tokens: string[], duration: number, connections: number) {
   const result = await runLoadProcess({
     url,
     method: 'POST',
@@ -82,7 +82,7 @@ async function runLoad(url: string, tokens: string[], duration: number, connecti
 // ---------------------------------------------------------------------------
 // Setup: users and sessions through the service's own endpoints.
 
-async function login(service: RunningService, email: string, password: string, remoteAddress?: string): Promise<string> {
+async function login (service: RunningService, email: string, password: string, remoteAddress?: string): Promise<string> {
   const response = await service.inject({
     method: 'POST',
     url: '/auth/token',
@@ -94,7 +94,7 @@ async function login(service: RunningService, email: string, password: string, r
 }
 
 /** `count` fresh sessions' refresh tokens, spread over the users. */
-async function sessions(service: RunningService, users: { email: string; password: string }[], count: number, options: RefreshBenchOptions): Promise<string[]> {
+async function sessions (service: RunningService, users: { email: string; password: string }[], count: number, options: RefreshBenchOptions): Promise<string[]> {
   const tokens: string[] = new Array(count)
   let next = 0
   const concurrency = Math.max(1, options.setupConcurrency ?? 1)
@@ -104,12 +104,12 @@ async function sessions(service: RunningService, users: { email: string; passwor
         const user = users[i % users.length]!
         tokens[i] = await login(service, user.email, user.password, options.setupRemoteAddress)
       }
-    }),
+    })
   )
   return tokens
 }
 
-async function measureService(service: RunningService, users: { email: string; password: string }[], round: number, duration: number, options: RefreshBenchOptions): Promise<Measurement> {
+async function measureService (service: RunningService, users: { email: string; password: string }[], round: number, duration: number, options: RefreshBenchOptions): Promise<Measurement> {
   // Twice as many live tokens as connections: spares for chains lost to errors.
   const tokens = await sessions(service, users, 2 * options.connections, options)
   const result = await runLoad(service.baseUrl, tokens, duration, options.connections)
@@ -135,7 +135,7 @@ interface Chain {
   hash: Buffer
 }
 
-async function measureBaseline(pool: pg.Pool, chains: Chain[], hash: (token: string) => Buffer, round: number, duration: number): Promise<Measurement> {
+async function measureBaseline (pool: pg.Pool, chains: Chain[], hash: (token: string) => Buffer, round: number, duration: number): Promise<Measurement> {
   const latencies: number[] = []
   let ok = 0
   let errors = 0
@@ -151,7 +151,7 @@ async function measureBaseline(pool: pg.Pool, chains: Chain[], hash: (token: str
           await client.query('BEGIN')
           const retired = await client.query<{ id: string; session_id: string }>(
             'UPDATE refresh_tokens SET retired_at = now() WHERE token_hash = $1 AND retired_at IS NULL RETURNING id, session_id',
-            [chain.hash],
+            [chain.hash]
           )
           const row = retired.rows[0]
           if (!row) throw new Error('baseline chain broken: token not live')
@@ -172,7 +172,7 @@ async function measureBaseline(pool: pg.Pool, chains: Chain[], hash: (token: str
           client.release()
         }
       }
-    }),
+    })
   )
   const seconds = Number(process.hrtime.bigint() - start) / 1e9
   return {
@@ -193,7 +193,7 @@ async function measureBaseline(pool: pg.Pool, chains: Chain[], hash: (token: str
  * DATABASE_POOL_MAX should equal `options.poolMax`) and its database: signs up
  * `connections` users, then alternates service and baseline rounds.
  */
-export async function runRefreshBench(service: RunningService, databaseUrl: string, options: RefreshBenchOptions): Promise<RefreshBenchResult> {
+export async function runRefreshBench (service: RunningService, databaseUrl: string, options: RefreshBenchOptions): Promise<RefreshBenchResult> {
   const { connections, duration, rounds, poolMax } = options
   const warmup = options.warmup ?? 3
   const log = options.quiet ? () => {} : (text: string) => process.stdout.write(text)
@@ -208,7 +208,7 @@ export async function runRefreshBench(service: RunningService, databaseUrl: stri
         ...(options.setupRemoteAddress ? { remoteAddress: options.setupRemoteAddress } : {}),
       })
       if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
-    }),
+    })
   )
 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: poolMax })
@@ -239,7 +239,7 @@ export async function runRefreshBench(service: RunningService, databaseUrl: stri
     const serviceTotal = total('service')
     const baselineTotal = total('baseline')
     const { rows } = await pool.query<{ revoked: string; tokens: string }>(
-      'SELECT (SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL) AS revoked, (SELECT count(*) FROM refresh_tokens) AS tokens',
+      'SELECT (SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL) AS revoked, (SELECT count(*) FROM refresh_tokens) AS tokens'
     )
     return {
       measurements,
@@ -251,7 +251,7 @@ export async function runRefreshBench(service: RunningService, databaseUrl: stri
   }
 }
 
-async function main() {
+async function main () {
   const CONNECTIONS = envInt('BENCH_CONNECTIONS', 16)
   const DURATION = envInt('BENCH_DURATION', 10)
   const ROUNDS = envInt('BENCH_ROUNDS', 2)
@@ -268,7 +268,7 @@ async function main() {
     const info = machine()
     console.log(
       `refresh rotation: ${CONNECTIONS} concurrent chains, ${DURATION} s x ${ROUNDS} rounds each, pool max ${POOL_MAX}; ` +
-        `${info.cores} cores (${info.cpu}), Node ${info.node}; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}`,
+        `${info.cores} cores (${info.cpu}), Node ${info.node}; database ${database.created ? 'fresh, local Postgres' : 'DATABASE_URL'}`
     )
     const result = await runRefreshBench(service, database.url, { connections: CONNECTIONS, duration: DURATION, rounds: ROUNDS, poolMax: POOL_MAX })
     const { measurements, totals, sanity } = result
@@ -284,7 +284,7 @@ async function main() {
         m.errors,
         m.latencyMs.p50.toFixed(1),
         m.latencyMs.p99.toFixed(1),
-      ]),
+      ])
     )
     console.log()
     printTable(
@@ -293,7 +293,7 @@ async function main() {
         ['service', totals.service.opsPerSecond.toFixed(0), totals.service.ok, totals.service.errors],
         ['baseline', totals.baseline.opsPerSecond.toFixed(0), totals.baseline.ok, totals.baseline.errors],
         ['ratio service/baseline', totals.ratio.toFixed(2), '', ''],
-      ],
+      ]
     )
     console.log(`\ncores ${info.cores}, Node ${info.node}; sessions revoked by reuse detection: ${sanity.revokedSessions} (must be 0); refresh_tokens rows: ${sanity.refreshTokens}`)
 

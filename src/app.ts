@@ -46,7 +46,7 @@ const { chindingsSym } = pino.symbols
  * through the child is unchanged. A route's own log level or serializers
  * (options) take pino's usual path.
  */
-function requestLogger(logger: FastifyBaseLogger, bindings: Record<string, unknown>, options: object): FastifyBaseLogger {
+function requestLogger (logger: FastifyBaseLogger, bindings: Record<string, unknown>, options: object): FastifyBaseLogger {
   if (Object.keys(options).length > 0) return logger.child(bindings, options)
   let serialized = ''
   for (const key in bindings) {
@@ -60,7 +60,7 @@ function requestLogger(logger: FastifyBaseLogger, bindings: Record<string, unkno
 }
 
 /** Options for the Fastify instance the app is registered on (server.ts and tests). */
-export function serverOptions(config: Pick<Config, 'logLevel' | 'trustProxy'>): FastifyServerOptions {
+export function serverOptions (config: Pick<Config, 'logLevel' | 'trustProxy'>): FastifyServerOptions {
   return {
     logger: {
       level: config.logLevel,
@@ -103,7 +103,7 @@ export interface AppOptions {
 }
 
 /** The whole service as a plugin, built from a validated config. */
-export default async function app(fastify: FastifyInstance, options: AppOptions) {
+export default async function app (fastify: FastifyInstance, options: AppOptions) {
   installValidators(fastify)
   // Closing: Fastify answers new requests 503 with Connection: close, but a
   // response in flight when the close began would leave its keep-alive
@@ -113,7 +113,7 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
     closing = true
   })
   // A callback hook: an async one costs a promise and a microtask turn per response.
-  fastify.addHook('onSend', function responseHeadersHook(request, reply, payload, done) {
+  fastify.addHook('onSend', function responseHeadersHook (request, reply, payload, done) {
     reply.header('x-request-id', request.id)
     if (closing) reply.header('connection', 'close')
     done(null, payload)
@@ -156,7 +156,7 @@ export default async function app(fastify: FastifyInstance, options: AppOptions)
  * where the schema says so); querystrings and params are strings on the wire
  * and are coerced to the schema's types.
  */
-function installValidators(fastify: FastifyInstance) {
+function installValidators (fastify: FastifyInstance) {
   // Bodies are JSON (and form-encoded on the OAuth endpoints, registered there).
   // Fastify's default text/plain parser would let a cross-site `enctype=text/plain`
   // form reach handlers that take no body, such as the cookie-authenticated logout.
@@ -167,6 +167,6 @@ function installValidators(fastify: FastifyInstance) {
   const coercing = installInputRules(addFormats.default(new Ajv({ ...common, coerceTypes: 'array' })))
   // Every string of every request refuses U+0000 unless its schema opts out: no route can forget it.
   fastify.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? strict : coercing).compile(withInputRules(schema as object)),
+    (httpPart === 'body' ? strict : coercing).compile(withInputRules(schema as object))
   )
 }

@@ -9,10 +9,10 @@ import { serverOptions } from '../src/app.js'
  * redacted, with the request logger built as requestLogger builds it.
  */
 
-function capturingServer() {
+function capturingServer () {
   const lines: Record<string, unknown>[] = []
   const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
+    write (chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>)
       done()
     },
@@ -39,7 +39,7 @@ t.test("every line of a request carries the request's id, also one a proxy sent"
   t.same(
     own.map((line) => line.msg),
     ['incoming request', 'handled', 'request completed'],
-    'the incoming, handler and completed lines, each with the id',
+    'the incoming, handler and completed lines, each with the id'
   )
   lines.length = 0
   await server.inject({ url: '/secret', headers: { 'x-request-id': 'no "quotes" allowed' } })
@@ -48,7 +48,7 @@ t.test("every line of a request carries the request's id, also one a proxy sent"
   t.match(generated, /^[0-9a-f-]{36}$/, 'an unacceptable incoming id is replaced by a UUID')
   t.ok(
     lines.every((line) => line.reqId === generated),
-    'the same id on every line',
+    'the same id on every line'
   )
 })
 
@@ -69,7 +69,7 @@ t.test("a route's own log level still applies to its request logger", async (t) 
   t.same(
     lines.map((line) => line.msg),
     ['logged'],
-    'only the warning: no info line of that route, not even the request lines',
+    'only the warning: no info line of that route, not even the request lines'
   )
   t.equal(lines[0]!.reqId, 'quiet-1')
   t.same(lines[0]!.key, { key: '[redacted]' })

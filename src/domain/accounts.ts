@@ -14,7 +14,7 @@ import type { SessionContext, SessionGrant, SessionLifetimes, SessionStore, Veri
  * "Ａlice@example.com" cannot register beside "alice@example.com". Folding
  * only; normalizeEmail also checks the result.
  */
-export function foldEmail(email: string): string {
+export function foldEmail (email: string): string {
   return email.normalize('NFKC').trim().toLowerCase()
 }
 
@@ -41,7 +41,7 @@ const MAX_ADDRESS_OCTETS = 254
 const MAX_LABEL_OCTETS = 63
 
 /** Why a folded address is not one this service accepts, or null. */
-export function emailProblem(email: string): string | null {
+export function emailProblem (email: string): string | null {
   if (INVISIBLE_OR_CONTROL.test(email)) return 'the email contains an invisible, control or space character'
   const octets = Buffer.byteLength(email, 'utf8')
   if (octets > MAX_ADDRESS_OCTETS) return `the email is longer than ${MAX_ADDRESS_OCTETS} octets once normalised`
@@ -61,7 +61,7 @@ export function emailProblem(email: string): string | null {
  * folded first, then checked, so that what is checked is what is stored.
  * Throws invalid_email for anything else.
  */
-export function normalizeEmail(email: string): string {
+export function normalizeEmail (email: string): string {
   const folded = foldEmail(email)
   const problem = emailProblem(folded)
   if (problem) throw new DomainError('invalid_email', problem)
@@ -95,18 +95,18 @@ const USER_CACHE_SIZE = 50_000
 export class Accounts {
   private readonly userCache = new LRUCache<string, PublicUser>({ max: USER_CACHE_SIZE, ttl: USER_CACHE_TTL_MS })
 
-  constructor(
+  constructor (
     private readonly db: PrismaClient,
     private readonly passwords: PasswordHasher,
-    private readonly sessions: SessionStore,
+    private readonly sessions: SessionStore
   ) {}
 
   /** Drops a user's cached record; called when their role or disabled flag changes. */
-  forgetUser(userId: string): void {
+  forgetUser (userId: string): void {
     this.userCache.delete(userId)
   }
 
-  async signUp(emailInput: string, password: string, ip?: string): Promise<VerifiedLogin> {
+  async signUp (emailInput: string, password: string, ip?: string): Promise<VerifiedLogin> {
     const problem = passwordProblem(password)
     if (problem) throw new DomainError('weak_password', problem)
     const email = normalizeEmail(emailInput)
@@ -129,7 +129,7 @@ export class Accounts {
    * Checks a password login. Unknown email, wrong password and disabled
    * account all cost one bcrypt compare and give the same null.
    */
-  async verifyLogin(emailInput: string, password: string, ip?: string): Promise<VerifiedLogin | null> {
+  async verifyLogin (emailInput: string, password: string, ip?: string): Promise<VerifiedLogin | null> {
     // An address sign-up would refuse belongs to no account: the same null as an unknown one, after the same compare.
     const email = foldEmail(emailInput)
     const user = emailProblem(email)
@@ -151,10 +151,10 @@ export class Accounts {
    * A login that loses a race with a password change, a role change or a
    * disabling answers like a wrong password and is audited as such.
    */
-  async passwordLogin(
+  async passwordLogin (
     emailInput: string,
     password: string,
-    session: SessionRequest,
+    session: SessionRequest
   ): Promise<{ user: PublicUser; grant: SessionGrant; refreshToken: string } | null> {
     const login = await this.verifyLogin(emailInput, password, session.context.ip)
     if (!login) return null
@@ -166,10 +166,10 @@ export class Accounts {
    * Opens a session for a verified login, or null (audited) when the account
    * changed since it was verified. `recordLogin` writes login_succeeded with it.
    */
-  async startSession(
+  async startSession (
     login: VerifiedLogin,
     session: SessionRequest,
-    options: { recordLogin?: boolean } = {},
+    options: { recordLogin?: boolean } = {}
   ): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const started = await this.sessions.start({
       recordLogin: options.recordLogin ?? false,
@@ -192,11 +192,11 @@ export class Accounts {
   }
 
   /** The user from the cache findPublic fills, if there; undefined means "ask findPublic", not "no such user". */
-  cachedPublic(userId: string): PublicUser | undefined {
+  cachedPublic (userId: string): PublicUser | undefined {
     return this.userCache.get(userId)
   }
 
-  async findPublic(userId: string): Promise<PublicUser | null> {
+  async findPublic (userId: string): Promise<PublicUser | null> {
     const cached = this.userCache.get(userId)
     if (cached) return cached
     const user = await this.db.user.findUnique({ where: { id: userId }, select: PUBLIC_USER_SELECT })
@@ -210,7 +210,7 @@ export class Accounts {
    * shows in the log); the update applies only to the hash that was checked,
    * so of two concurrent changes with the same old password one wins.
    */
-  async changePassword(input: {
+  async changePassword (input: {
     userId: string
     currentPassword: string
     newPassword: string
@@ -240,7 +240,7 @@ export class Accounts {
       const revoked = await this.sessions.revoke(
         { userId: input.userId, exceptSessionId: input.currentSessionId },
         'password_changed',
-        tx,
+        tx
       )
       await recordAuditEvent(tx, {
         type: 'password_changed',

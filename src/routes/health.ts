@@ -9,7 +9,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/health',
     { schema: { tags: ['operations'], summary: 'The process is up', response: { 200: Status } } },
-    async () => ({ status: 'ok' as const }),
+    async () => ({ status: 'ok' as const })
   )
 
   fastify.get(
@@ -24,7 +24,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     async () => {
       if (await fastify.databaseReachable()) return { status: 'ok' as const }
       throw new ApiError(503, 'database_unavailable', 'the database is not reachable', { 'retry-after': '2' })
-    },
+    }
   )
 }
 

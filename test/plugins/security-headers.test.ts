@@ -39,7 +39,7 @@ const createdKey = await app.inject({
 const apiKey = json<{ key: string }>(createdKey).key
 
 /** Bodies that get past validation where one is easy to give, so that successes are checked too; others get `{}`. */
-async function bodyFor(operation: string): Promise<Record<string, unknown>> {
+async function bodyFor (operation: string): Promise<Record<string, unknown>> {
   switch (operation) {
     case 'POST /auth/token':
       return { grant_type: 'password', username: adminEmail, password: PASSWORD }
@@ -56,7 +56,7 @@ async function bodyFor(operation: string): Promise<Record<string, unknown>> {
   }
 }
 
-function checkHeaders(t: Test, response: LightMyRequestResponse, label: string, publicCaching?: RegExp) {
+function checkHeaders (t: Test, response: LightMyRequestResponse, label: string, publicCaching?: RegExp) {
   const { headers } = response
   t.equal(headers['x-content-type-options'], 'nosniff', `${label}: nosniff`)
   t.equal(headers['x-frame-options'], 'DENY', `${label}: X-Frame-Options`)
@@ -70,7 +70,7 @@ function checkHeaders(t: Test, response: LightMyRequestResponse, label: string, 
 t.test('every operation of the OpenAPI document, every way of calling it', async (t) => {
   const document = json<{ paths: Record<string, Record<string, { security?: unknown[] }>> }>(await app.inject({ url: '/docs/json' }))
   const operations = Object.entries(document.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, operation]) => ({ method: method.toUpperCase(), path, secured: Boolean(operation.security?.length) })),
+    Object.entries(methods).map(([method, operation]) => ({ method: method.toUpperCase(), path, secured: Boolean(operation.security?.length) }))
   )
   t.ok(operations.length >= 20, `the document lists the API (${operations.length} operations)`)
   const answered = new Map<string, number[]>()
@@ -129,12 +129,12 @@ t.test('no route answers without the headers: unknown paths, preflights, bad JSO
   checkHeaders(
     t,
     await app.inject({ method: 'OPTIONS', url: '/auth/token', headers: { origin: 'http://spa.test', 'access-control-request-method': 'POST' } }),
-    'CORS preflight',
+    'CORS preflight'
   )
   checkHeaders(
     t,
     await app.inject({ method: 'POST', url: '/auth/signup', headers: { 'content-type': 'application/json' }, payload: '{"email":' }),
-    'malformed JSON',
+    'malformed JSON'
   )
 })
 

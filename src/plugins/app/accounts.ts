@@ -10,7 +10,7 @@ declare module 'fastify' {
   }
 }
 
-async function accounts(fastify: FastifyInstance) {
+async function accounts (fastify: FastifyInstance) {
   const { config } = fastify
   const hasher = new PasswordHasher(config.bcryptCost, { maxQueueWaitMs: config.passwordQueueMaxWaitMs })
   const accounts = new Accounts(fastify.db, hasher, fastify.sessions)

@@ -9,13 +9,13 @@ declare module 'fastify' {
   }
 }
 
-async function administration(fastify: FastifyInstance) {
+async function administration (fastify: FastifyInstance) {
   fastify.decorate(
     'administration',
     new Administration(fastify.db, fastify.sessions, {
       now: fastify.now,
       onUserChanged: (userId, state) => fastify.revocations.userChanged(userId, state),
-    }),
+    })
   )
 }
 

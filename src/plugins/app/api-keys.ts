@@ -9,10 +9,10 @@ declare module 'fastify' {
   }
 }
 
-async function apiKeys(fastify: FastifyInstance) {
+async function apiKeys (fastify: FastifyInstance) {
   fastify.decorate(
     'apiKeys',
-    new ApiKeyStore(fastify.db, fastify.serverKeys.apiKeyHash, { now: fastify.now, limitPerUser: fastify.config.apiKeyLimitPerUser }),
+    new ApiKeyStore(fastify.db, fastify.serverKeys.apiKeyHash, { now: fastify.now, limitPerUser: fastify.config.apiKeyLimitPerUser })
   )
 }
 

@@ -32,7 +32,7 @@ export interface AttemptLimits {
  * a second store round trip per login and would still let anyone who knows
  * an address exhaust its budget with wrong passwords.
  */
-async function attemptLimits(fastify: FastifyInstance) {
+async function attemptLimits (fastify: FastifyInstance) {
   const max = fastify.config.authRateLimitPerMinute
   const budget = (name: string): ((request: FastifyRequest, account: string) => Promise<void>) => {
     if (max === 0) return async () => {}

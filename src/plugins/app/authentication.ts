@@ -54,7 +54,7 @@ const VERIFIED_TOKEN_CACHE_SIZE = 10_000
  * tokens are cached by the whole token, until their exp. API keys are looked
  * up on every request, so revocation counts at once.
  */
-async function authentication(fastify: FastifyInstance) {
+async function authentication (fastify: FastifyInstance) {
   const { config, keys, revocations, apiKeys } = fastify
   await fastify.register(jwt, {
     secret: {
@@ -100,7 +100,7 @@ async function authentication(fastify: FastifyInstance) {
   const verified = new LRUCache<string, VerifiedToken>({ max: VERIFIED_TOKEN_CACHE_SIZE })
   const cacheKey = (token: string) => token.slice(token.lastIndexOf('.') + 1)
 
-  function cachedToken(credential: string): VerifiedToken | undefined {
+  function cachedToken (credential: string): VerifiedToken | undefined {
     const key = cacheKey(credential)
     const hit = verified.get(key)
     if (hit === undefined || hit.token !== credential) return undefined
@@ -109,7 +109,7 @@ async function authentication(fastify: FastifyInstance) {
     return undefined
   }
 
-  async function verifyToken(request: FastifyRequest, credential: string): Promise<VerifiedToken> {
+  async function verifyToken (request: FastifyRequest, credential: string): Promise<VerifiedToken> {
     try {
       await request.jwtVerify()
     } catch (error) {
@@ -127,7 +127,7 @@ async function authentication(fastify: FastifyInstance) {
   }
 
   /** What every request with a verified token checks, from the cache or not: issued in the past, revocation state fresh, not revoked. */
-  function admitToken(request: FastifyRequest, token: VerifiedToken): void {
+  function admitToken (request: FastifyRequest, token: VerifiedToken): void {
     const { claims } = token
     if (claims.iat * 1000 > fastify.now() + 60_000) throw invalidToken('the access token is not yet valid')
     if (revocations.isStale(MAX_REVOCATION_STALENESS_MS)) {
@@ -142,7 +142,7 @@ async function authentication(fastify: FastifyInstance) {
   }
 
   /** The access token of `Authorization: Bearer`; refuses a missing header, another scheme, and API keys unless `apiKeys`. */
-  function bearerCredential(request: FastifyRequest, apiKeys: boolean): BearerCredential {
+  function bearerCredential (request: FastifyRequest, apiKeys: boolean): BearerCredential {
     const header = request.headers.authorization
     if (header === undefined) throw invalidToken(null)
     // A token already verified, sent as "Bearer <token>" exactly, is what
@@ -164,7 +164,7 @@ async function authentication(fastify: FastifyInstance) {
   }
 
   /** Admits the request's access token: undefined when done synchronously (a cached token), else a promise. Throws a refusal. */
-  function admitAccessToken(request: FastifyRequest, { accessToken, cached }: { accessToken: string; cached?: VerifiedToken }): Promise<void> | undefined {
+  function admitAccessToken (request: FastifyRequest, { accessToken, cached }: { accessToken: string; cached?: VerifiedToken }): Promise<void> | undefined {
     const token = cached ?? cachedToken(accessToken)
     if (token !== undefined) {
       admitToken(request, token)
@@ -173,11 +173,11 @@ async function authentication(fastify: FastifyInstance) {
     return verifyToken(request, accessToken).then((verifiedToken) => admitToken(request, verifiedToken))
   }
 
-  async function authenticate(request: FastifyRequest): Promise<void> {
+  async function authenticate (request: FastifyRequest): Promise<void> {
     await admitAccessToken(request, bearerCredential(request, false) as { accessToken: string })
   }
 
-  async function authenticateApiKey(request: FastifyRequest, key: string): Promise<void> {
+  async function authenticateApiKey (request: FastifyRequest, key: string): Promise<void> {
     const principal = await apiKeys.verify(key)
     if (!principal) throw invalidToken('the API key is invalid, expired or revoked')
     request.principal = { kind: 'api_key', ...principal }
@@ -208,7 +208,7 @@ async function authentication(fastify: FastifyInstance) {
     }
     // A callback hook, not an async one: a cached access token is admitted
     // with no promise and no extra turn of the microtask queue.
-    return function authorize(request, _reply, done) {
+    return function authorize (request, _reply, done) {
       let pending: Promise<void> | undefined
       try {
         pending = admit(request)
@@ -235,7 +235,7 @@ interface VerifiedToken {
   readonly principal: Principal
 }
 
-function principalOf(claims: AccessTokenClaims): Principal {
+function principalOf (claims: AccessTokenClaims): Principal {
   const scopes = Object.freeze(claims.scope ? claims.scope.split(' ') : [])
   return Object.freeze({
     kind: 'access_token',

@@ -22,10 +22,10 @@ declare module 'fastify' {
 export default fp(
   async (fastify: FastifyInstance) => {
     // A callback hook: an async one costs a promise and a microtask turn per response.
-    fastify.addHook('onSend', function noStoreHook(request, reply, payload, done) {
+    fastify.addHook('onSend', function noStoreHook (request, reply, payload, done) {
       if (request.routeOptions.config?.publicCache !== true || reply.statusCode >= 400) reply.header('cache-control', 'no-store')
       done(null, payload)
     })
   },
-  { name: 'cache-control' },
+  { name: 'cache-control' }
 )

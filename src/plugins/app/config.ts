@@ -18,7 +18,7 @@ export interface ConfigPluginOptions {
   now?: () => number
 }
 
-async function configPlugin(fastify: FastifyInstance, options: ConfigPluginOptions) {
+async function configPlugin (fastify: FastifyInstance, options: ConfigPluginOptions) {
   const { config } = options
   if (!config.secretKey) throw new Error('config.secretKey must be resolved before the app starts (see resolveSecretKey)')
   fastify.decorate('config', config)

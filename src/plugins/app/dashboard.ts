@@ -39,7 +39,7 @@ const DASHBOARD_HEADERS = securityHeaders({
  * its CSP replaces the API's (plugins/external/helmet.ts) on the dashboard's
  * routes only. Its files are public: they keep their own Cache-Control.
  */
-export default async function dashboard(fastify: FastifyInstance, options: { root?: string } = {}) {
+export default async function dashboard (fastify: FastifyInstance, options: { root?: string } = {}) {
   const root = options.root ?? DASHBOARD_DIR
   // After the API's headers (a parent's hook runs first), so these replace them.
   fastify.addHook('onRequest', (_request, reply, done) => {
@@ -70,7 +70,7 @@ export default async function dashboard(fastify: FastifyInstance, options: { roo
     list: false,
     dotfiles: 'deny',
     cacheControl: false,
-    setHeaders(reply, path) {
+    setHeaders (reply, path) {
       // Hashed asset names never change content; index.html must be revalidated to pick up a new build.
       reply.header('cache-control', path.includes(join('dashboard', 'assets')) ? 'public, max-age=31536000, immutable' : 'no-cache')
     },

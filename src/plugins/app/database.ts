@@ -26,7 +26,7 @@ declare module 'fastify' {
  * The database: the configured Postgres, or an embedded PGlite in DATA_DIR
  * when DATABASE_URL is unset; migrated at start, the same way in both cases.
  */
-async function database(fastify: FastifyInstance) {
+async function database (fastify: FastifyInstance) {
   const { config } = fastify
   let url = config.databaseUrl
   let poolMax = config.databasePoolMax
@@ -86,7 +86,7 @@ async function database(fastify: FastifyInstance) {
   })
 }
 
-function redactUrl(url: string): string {
+function redactUrl (url: string): string {
   try {
     const parsed = new URL(url)
     if (parsed.password) parsed.password = '***'

@@ -17,7 +17,7 @@ declare module 'fastify' {
  * status from ERROR_STATUS; a database outage is 503; anything unexpected is
  * a logged 500 that says nothing about its cause.
  */
-async function errorHandler(fastify: FastifyInstance) {
+async function errorHandler (fastify: FastifyInstance) {
   fastify.setNotFoundHandler((request, reply) => {
     send(request, reply, new ApiError(404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`))
   })
@@ -49,7 +49,7 @@ async function errorHandler(fastify: FastifyInstance) {
  * Answers `error` in the route's shape. `oauthCode` names the RFC 6749 code
  * of errors whose own code is not one (Fastify's), on the OAuth endpoints.
  */
-function send(request: FastifyRequest, reply: FastifyReply, error: ApiError, oauthCode?: string) {
+function send (request: FastifyRequest, reply: FastifyReply, error: ApiError, oauthCode?: string) {
   reply.code(error.statusCode).headers(error.headers)
   if (request.routeOptions.config?.oauth === true) {
     return reply.header('cache-control', 'no-store').send({ error: oauthCode ?? error.code, error_description: error.message })
@@ -58,7 +58,7 @@ function send(request: FastifyRequest, reply: FastifyReply, error: ApiError, oau
 }
 
 /** Connection-level failures of Postgres, whatever layer reports them. */
-function isDatabaseUnavailable(error: unknown): boolean {
+function isDatabaseUnavailable (error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown }
     if (typeof code === 'string' && DB_UNAVAILABLE_CODES.has(code)) return true

@@ -14,7 +14,7 @@ declare module 'fastify' {
  * enough that a key rotated on another instance is published here well before
  * it starts signing (the publish lead is longer than the JWKS cache age).
  */
-async function keys(fastify: FastifyInstance) {
+async function keys (fastify: FastifyInstance) {
   const { config } = fastify
   const store = new KeyStore(fastify.db, {
     encryptionKey: fastify.serverKeys.signingKeyEncryption,

@@ -14,7 +14,7 @@ export const REVOCATION_SYNC_MS = 500
 /** Margin for verifiers whose clocks lag. */
 const RETENTION_MARGIN_MS = 60_000
 
-async function revocation(fastify: FastifyInstance) {
+async function revocation (fastify: FastifyInstance) {
   const list = new RevocationList(fastify.db, {
     retentionMs: maxAccessTokenTtlSeconds(fastify.config) * 1000 + RETENTION_MARGIN_MS,
     now: fastify.now,

@@ -10,7 +10,7 @@ declare module 'fastify' {
 }
 
 /** The session store, telling this instance's revocation list of every session it revokes. */
-async function sessions(fastify: FastifyInstance) {
+async function sessions (fastify: FastifyInstance) {
   const { config, serverKeys } = fastify
   fastify.decorate(
     'sessions',
@@ -22,8 +22,8 @@ async function sessions(fastify: FastifyInstance) {
         graceSeconds: config.refreshGraceSeconds,
         now: fastify.now,
         onRevoked: (ids) => fastify.revocations.sessionsRevoked(ids),
-      },
-    ),
+      }
+    )
   )
 }
 

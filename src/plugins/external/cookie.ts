@@ -10,5 +10,5 @@ export default fp(
     // would parse every request's Cookie header for nothing.
     await fastify.register(cookie, { parseOptions: {}, hook: false })
   },
-  { name: 'cookie' },
+  { name: 'cookie' }
 )

@@ -15,5 +15,5 @@ export default fp(
       maxAge: 600,
     })
   },
-  { name: 'cors', dependencies: ['config'] },
+  { name: 'cors', dependencies: ['config'] }
 )

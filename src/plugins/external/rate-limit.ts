@@ -29,5 +29,5 @@ export default fp(
       skipOnError: true,
     })
   },
-  { name: 'rate-limit', dependencies: ['config'] },
+  { name: 'rate-limit', dependencies: ['config'] }
 )

@@ -73,5 +73,5 @@ export default fp(
     })
     await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP })
   },
-  { name: 'swagger', dependencies: ['config'] },
+  { name: 'swagger', dependencies: ['config'] }
 )

@@ -22,5 +22,5 @@ export default fp(
       },
     })
   },
-  { name: 'under-pressure', dependencies: ['config'] },
+  { name: 'under-pressure', dependencies: ['config'] }
 )

@@ -15,7 +15,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
   const { administration } = fastify
   const actor = (request: { principal: { userId: string } | null }) => request.principal!.userId
 
-  async function existingUser(id: string) {
+  async function existingUser (id: string) {
     const user = await administration.getUser(id)
     if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
     return user
@@ -32,7 +32,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: page(Type.Ref('User')), ...errorResponses(400, 401, 403) },
       },
     },
-    async (request) => administration.listUsers(request.query),
+    async (request) => administration.listUsers(request.query)
   )
 
   fastify.get(
@@ -46,7 +46,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: Type.Ref('User'), ...errorResponses(401, 403, 404) },
       },
     },
-    async (request) => existingUser(request.params.id),
+    async (request) => existingUser(request.params.id)
   )
 
   fastify.patch(
@@ -66,7 +66,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       const user = await administration.updateUser({ actorId: actor(request), userId: request.params.id, ...request.body, ip: request.ip })
       if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
       return user
-    },
+    }
   )
 
   fastify.get(
@@ -85,7 +85,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       const sessions = await fastify.sessions.listLive(request.params.id)
       const own = request.principal?.kind === 'access_token' ? request.principal.sessionId : null
       return { items: sessions.map((session) => ({ ...session, current: session.id === own })) }
-    },
+    }
   )
 
   fastify.delete(
@@ -103,7 +103,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       await existingUser(request.params.id)
       await administration.revokeSessions({ actorId: actor(request), userId: request.params.id, ip: request.ip })
       return reply.code(204).send(null)
-    },
+    }
   )
 
   fastify.delete(
@@ -121,7 +121,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       const revoked = await administration.revokeSessions({ actorId: actor(request), sessionId: request.params.id, ip: request.ip })
       if (revoked.length === 0) throw new ApiError(404, 'session_not_found', 'no live session with this id')
       return reply.code(204).send(null)
-    },
+    }
   )
 
   fastify.get(
@@ -142,7 +142,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
         since: since === undefined ? undefined : new Date(since),
         until: until === undefined ? undefined : new Date(until),
       })
-    },
+    }
   )
 }
 

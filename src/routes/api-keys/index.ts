@@ -36,7 +36,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
       const created = await fastify.apiKeys.create({ userId: principal.userId, name: request.body.name, scopes: request.body.scopes, expiresAt, ip: request.ip })
       reply.header('cache-control', 'no-store')
       return reply.code(201).send(created)
-    },
+    }
   )
 
   fastify.get(
@@ -50,7 +50,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
         response: { 200: page(Type.Ref('ApiKey')), ...errorResponses(400, 401) },
       },
     },
-    async (request) => fastify.apiKeys.list(request.principal!.userId, request.query),
+    async (request) => fastify.apiKeys.list(request.principal!.userId, request.query)
   )
 
   fastify.delete(
@@ -69,7 +69,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
       const revoked = await fastify.apiKeys.revoke({ userId, apiKeyId: request.params.id, actorId: userId, ip: request.ip })
       if (!revoked) throw new ApiError(404, 'api_key_not_found', 'no live API key with this id')
       return reply.code(204).send(null)
-    },
+    }
   )
 }
 

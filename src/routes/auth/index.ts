@@ -16,10 +16,10 @@ const LogoutQuery = Type.Object(
     scope: Type.Optional(
       Type.Union([Type.Literal('current'), Type.Literal('others'), Type.Literal('global')], {
         description: 'current (default): this session; others: every other session of the user; global: all of them',
-      }),
+      })
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false }
 )
 
 const SessionParams = Type.Object({ id: Uuid })
@@ -64,11 +64,11 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       const issued = issueTokens({ ...started, scope }, { config: fastify.config, client: choice.client, keys: fastify.keys, now: fastify.now() })
       const tokens = tokenResponse(fastify, reply, issued, choice.transport)
       return reply.code(201).send({ user: login.user, ...tokens })
-    },
+    }
   )
 
   /** The session a logout or session request acts for: from the access token, else from the refresh cookie. */
-  async function currentSession(request: FastifyRequest): Promise<{ userId: string; sessionId: string }> {
+  async function currentSession (request: FastifyRequest): Promise<{ userId: string; sessionId: string }> {
     if (request.headers.authorization !== undefined) {
       await fastify.authenticate(request)
       return { userId: request.user.sub, sessionId: request.user.sid }
@@ -101,7 +101,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       await fastify.sessions.logout({ userId, sessionId, scope, ip: request.ip })
       if (scope !== 'others') clearRefreshCookie(fastify, reply)
       return reply.code(204).send(null)
-    },
+    }
   )
 
   fastify.get(
@@ -120,7 +120,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       return {
         items: sessions.map((session) => ({ ...session, current: session.id === request.user.sid })),
       }
-    },
+    }
   )
 
   fastify.delete(
@@ -140,7 +140,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       const revoked = await fastify.sessions.revokeOne({ sessionId: request.params.id, userId, actorId: userId, ip: request.ip })
       if (!revoked) throw new ApiError(404, 'session_not_found', 'no live session with this id')
       return reply.code(204).send(null)
-    },
+    }
   )
 }
 

@@ -59,15 +59,15 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
         if (deadRefreshToken && choice.transport === 'cookie') clearRefreshCookie(fastify, reply)
         throw error
       }
-    },
+    }
   )
 
-  function assertCookieRequestAllowed(request: FastifyRequest): void {
+  function assertCookieRequestAllowed (request: FastifyRequest): void {
     const problem = cookieRequestProblem(fastify, request)
     if (problem) throw new ApiError(403, 'invalid_request', problem)
   }
 
-  function refreshTokenFromCookie(request: FastifyRequest): string | undefined {
+  function refreshTokenFromCookie (request: FastifyRequest): string | undefined {
     const token = readRefreshCookie(fastify, request)
     if (token !== undefined) assertCookieRequestAllowed(request)
     return token
@@ -103,7 +103,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
         await fastify.sessions.revokeOne({ sessionId: session.sessionId, userId: session.userId, actorId: null, ip: request.ip, via: 'revocation_endpoint' })
       }
       return {}
-    },
+    }
   )
 
   fastify.post(
@@ -132,7 +132,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
         audience: fastify.config.audience,
         now: fastify.now(),
       })
-    },
+    }
   )
 }
 

@@ -9,7 +9,7 @@ export const REFRESH_COOKIE_PATH = '/auth'
 /** The header a cookie-using request must carry: a custom header forces a CORS preflight cross-origin. */
 export const CSRF_HEADER = 'x-requested-with'
 
-export function refreshCookieName(secure: boolean): string {
+export function refreshCookieName (secure: boolean): string {
   // The __Secure- prefix makes browsers refuse the cookie unless it is Secure.
   return secure ? '__Secure-refresh_token' : 'refresh_token'
 }
@@ -20,7 +20,7 @@ export interface ClientChoice {
 }
 
 /** The client and transport of a token-issuing request, or an RFC 6749 error. */
-export function resolveClient(fastify: FastifyInstance, request: FastifyRequest, clientId: string | undefined): ClientChoice {
+export function resolveClient (fastify: FastifyInstance, request: FastifyRequest, clientId: string | undefined): ClientChoice {
   const client = findClient(fastify.config, clientId)
   if (!client) throw new ApiError(401, 'invalid_client', 'unknown client_id', { 'www-authenticate': 'Basic realm="token"' })
   const requested = request.headers['token-transport']
@@ -37,7 +37,7 @@ export function resolveClient(fastify: FastifyInstance, request: FastifyRequest,
  * carry X-Requested-With, which no cross-site form or simple request can set.
  * Returns why the request is refused, or null.
  */
-export function cookieRequestProblem(fastify: FastifyInstance, request: FastifyRequest): string | null {
+export function cookieRequestProblem (fastify: FastifyInstance, request: FastifyRequest): string | null {
   const origin = request.headers.origin
   if (typeof origin !== 'string') return 'a request using the refresh cookie must send Origin'
   if (origin !== new URL(fastify.config.issuer).origin && !fastify.config.corsOrigins.includes(origin)) {
@@ -47,19 +47,19 @@ export function cookieRequestProblem(fastify: FastifyInstance, request: FastifyR
   return null
 }
 
-export function readRefreshCookie(fastify: FastifyInstance, request: FastifyRequest): string | undefined {
+export function readRefreshCookie (fastify: FastifyInstance, request: FastifyRequest): string | undefined {
   // Parsed here, not by a hook on every request (plugins/external/cookie.ts).
   const header = request.headers.cookie
   return header === undefined ? undefined : fastify.parseCookie(header)[refreshCookieName(fastify.config.cookieSecure)]
 }
 
-export function clearRefreshCookie(fastify: FastifyInstance, reply: FastifyReply): void {
+export function clearRefreshCookie (fastify: FastifyInstance, reply: FastifyReply): void {
   const secure = fastify.config.cookieSecure
   reply.clearCookie(refreshCookieName(secure), { path: REFRESH_COOKIE_PATH, httpOnly: true, secure, sameSite: 'strict' })
 }
 
 /** What the grants get from a token request: the client, the domain services, the origin, the password budget. */
-export function grantContext(fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig): GrantContext {
+export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig): GrantContext {
   return {
     config: fastify.config,
     client,
@@ -76,7 +76,7 @@ export function grantContext(fastify: FastifyInstance, request: FastifyRequest, 
  * Answers issued tokens in the chosen transport: the refresh token in the
  * body, or in the cookie and not the body (DESIGN §3.6).
  */
-export function tokenResponse(fastify: FastifyInstance, reply: FastifyReply, issued: IssuedTokens, transport: Transport): TokenResponse {
+export function tokenResponse (fastify: FastifyInstance, reply: FastifyReply, issued: IssuedTokens, transport: Transport): TokenResponse {
   const { config } = fastify
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
   const body: TokenResponse = { access_token: issued.accessToken, token_type: 'Bearer', expires_in: issued.expiresIn, scope: issued.scope }

@@ -18,7 +18,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     // Not async: a cached user is answered without a promise.
-    function currentUser(request) {
+    function currentUser (request) {
       const userId = request.principal!.userId
       return (
         fastify.accounts.cachedPublic(userId) ??
@@ -27,7 +27,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
           return user
         })
       )
-    },
+    }
   )
 
   fastify.post(
@@ -56,7 +56,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
         ip: request.ip,
       })
       return reply.code(204).send(null)
-    },
+    }
   )
 }
 

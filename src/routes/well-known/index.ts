@@ -41,7 +41,7 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
     async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=3600')
       return metadata
-    },
+    }
   )
 
   fastify.get(
@@ -59,7 +59,7 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
     async (_request, reply) => {
       reply.header('cache-control', `public, max-age=${config.jwksMaxAgeSeconds}`)
       return fastify.keys.jwks()
-    },
+    }
   )
 }
 
