@@ -26,6 +26,11 @@ type Response = LightMyRequestResponse
 const signup = (label: string) => users.signup(app, { label, password: PASSWORD })
 const passwordGrant = (email: string, password = PASSWORD) => users.passwordGrant(app, email, { password })
 
+/** PATCH /admin/users/:id as the admin holding `adminToken`. */
+function patchUser (adminToken: string, userId: string, payload: Record<string, unknown>) {
+  return app.inject({ method: 'PATCH', url: `/admin/users/${userId}`, headers: { authorization: `Bearer ${adminToken}` }, payload })
+}
+
 async function liveSessionIds (userId: string): Promise<string[]> {
   const rows = await app.db.session.findMany({ where: { userId, revokedAt: null }, select: { id: true } })
   return rows.map((row) => row.id)
@@ -87,12 +92,7 @@ t.test('a login held while an admin promotes the user opens no session with a us
   const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)
   await held.reached
-  const patch = await app.inject({
-    method: 'PATCH',
-    url: `/admin/users/${user.id}`,
-    headers: { authorization: `Bearer ${adminToken}` },
-    payload: { role: 'admin' },
-  })
+  const patch = await patchUser(adminToken, user.id, { role: 'admin' })
   t.equal(patch.statusCode, 200, `promoted while the login waits (${patch.body})`)
   held.release()
   assertInvalidGrant(t, await login, 'the login that lost the race')
@@ -117,12 +117,7 @@ t.test('a login held while an admin disables the user opens no session', async (
   const held = holdNextSessionStart(app)
   const login = passwordGrant(user.email)
   await held.reached
-  const patch = await app.inject({
-    method: 'PATCH',
-    url: `/admin/users/${user.id}`,
-    headers: { authorization: `Bearer ${adminToken}` },
-    payload: { disabled: true },
-  })
+  const patch = await patchUser(adminToken, user.id, { disabled: true })
   t.equal(patch.statusCode, 200, patch.body)
   held.release()
   assertInvalidGrant(t, await login, 'the login that lost the race')
