@@ -197,7 +197,7 @@ export class Accounts {
   }
 
   async findPublic (userId: string): Promise<PublicUser | null> {
-    const cached = this.userCache.get(userId)
+    const cached = this.cachedPublic(userId)
     if (cached) return cached
     const user = await this.db.user.findUnique({ where: { id: userId }, select: PUBLIC_USER_SELECT })
     if (user) this.userCache.set(userId, user)

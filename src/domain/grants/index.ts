@@ -2,7 +2,7 @@ import type { Config } from '../../config.js'
 import { DomainError } from '../../errors.js'
 import type { TokenRequest } from '../../schemas/tokens.js'
 import { issueAccessToken } from '../access-tokens.js'
-import type { Accounts } from '../accounts.js'
+import type { Accounts, SessionRequest } from '../accounts.js'
 import { lifetimesFor, type ClientConfig } from '../clients.js'
 import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
 import type { KeyStore } from '../signing-keys.js'
@@ -62,6 +62,16 @@ export async function exchange (params: TokenRequest, context: GrantContext): Pr
   const grant: Grant | undefined = Object.hasOwn(GRANTS, params.grant_type) ? GRANTS[params.grant_type as keyof typeof GRANTS] : undefined
   if (!grant) throw new DomainError('unsupported_grant_type', `grant_type must be one of: ${GRANT_TYPES.join(', ')}`)
   return issueTokens(await grant(params, context), context)
+}
+
+/** The session a login for this context's client opens, with `scope` and the lifetimes for the user's role. */
+export function sessionRequest (context: Pick<GrantContext, 'config' | 'client' | 'origin'>, scope: string): SessionRequest {
+  return {
+    clientId: context.client.id,
+    scope,
+    lifetimesFor: (role) => lifetimesFor(context.config, context.client, role),
+    context: context.origin,
+  }
 }
 
 /** Mints the access token of a session's grant, with the lifetime of its client and role. */

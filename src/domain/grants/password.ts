@@ -1,6 +1,5 @@
 import { DomainError } from '../../errors.js'
-import { lifetimesFor } from '../clients.js'
-import type { Grant } from './index.js'
+import { sessionRequest, type Grant } from './index.js'
 import { grantedScope } from './scope.js'
 
 /**
@@ -15,12 +14,7 @@ export const passwordGrant: Grant = async (params, context) => {
   }
   const scope = grantedScope(params.scope, context.client.scopes)
   await context.spendPasswordAttempt(params.username)
-  const login = await context.accounts.passwordLogin(params.username, params.password, {
-    clientId: context.client.id,
-    scope,
-    lifetimesFor: (role) => lifetimesFor(context.config, context.client, role),
-    context: context.origin,
-  })
+  const login = await context.accounts.passwordLogin(params.username, params.password, sessionRequest(context, scope))
   if (!login) throw new DomainError('invalid_grant', 'invalid username or password')
   return { grant: login.grant, refreshToken: login.refreshToken, scope }
 }

@@ -1,15 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { lifetimesFor } from '../../domain/clients.js'
-import { grantedScope, issueTokens } from '../../domain/grants/index.js'
+import { grantedScope, issueTokens, sessionRequest } from '../../domain/grants/index.js'
 import { ApiError, DomainError, invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { Uuid } from '../../schemas/formats.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { SignupRequest } from '../../schemas/users.js'
 import oauth from './oauth.js'
-import { clearRefreshCookie, cookieRequestProblem, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
+import { clearRefreshCookie, cookieRequestProblem, grantContext, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
 
 const LogoutQuery = Type.Object(
   {
@@ -53,15 +52,11 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       await fastify.attemptLimits.signup(request, request.body.email)
       const login = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip)
       const scope = grantedScope(undefined, choice.client.scopes)
-      const started = await fastify.accounts.startSession(login, {
-        clientId: choice.client.id,
-        scope,
-        lifetimesFor: (role) => lifetimesFor(fastify.config, choice.client, role),
-        context: { ip: request.ip, userAgent: request.headers['user-agent'] },
-      })
+      const context = grantContext(fastify, request, choice.client)
+      const started = await fastify.accounts.startSession(login, sessionRequest(context, scope))
       // Only an admin acting on the account in the same instant (disabling it) gets here.
       if (!started) throw new DomainError('account_changed', 'the account changed while it was being created; sign in')
-      const issued = issueTokens({ ...started, scope }, { config: fastify.config, client: choice.client, keys: fastify.keys, now: fastify.now() })
+      const issued = issueTokens({ ...started, scope }, context)
       const tokens = tokenResponse(fastify, reply, issued, choice.transport)
       return reply.code(201).send({ user: login.user, ...tokens })
     }
