@@ -43,6 +43,8 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/dist/dashboard ./dist/dashboard
 # Applied by the service at start (src/db/migrate.ts finds them from package.json's folder).
 COPY prisma/migrations ./prisma/migrations
+# The email templates, read at start from the package's folder (src/domain/email-templates.ts).
+COPY src/templates ./src/templates
 
 # DATA_DIR (default ./.data): the embedded database when DATABASE_URL is unset.
 # Mount a volume here to keep it; production normally sets DATABASE_URL instead.

@@ -15,6 +15,8 @@ import dashboard from './plugins/app/dashboard.js'
 import errorHandler from './plugins/app/error-handler.js'
 import database from './plugins/app/database.js'
 import keys from './plugins/app/keys.js'
+import mailDelivery from './plugins/app/mail-delivery.js'
+import outbox from './plugins/app/outbox.js'
 import revocation from './plugins/app/revocation.js'
 import sessions from './plugins/app/sessions.js'
 import cookie from './plugins/external/cookie.js'
@@ -134,6 +136,8 @@ export default async function app (fastify: FastifyInstance, options: AppOptions
   // The app's own cross-cutting pieces.
   await fastify.register(database)
   await fastify.register(keys)
+  await fastify.register(outbox)
+  await fastify.register(mailDelivery)
   await fastify.register(revocation)
   await fastify.register(sessions)
   await fastify.register(accounts)

@@ -42,6 +42,15 @@ export const EnvSchema = Type.Object({
   API_KEY_LIMIT_PER_USER: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   PASSWORD_QUEUE_MAX_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 2000 }),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  // No control characters: both go into message headers.
+  EMAIL_FROM: Type.Optional(Type.String({ minLength: 3, maxLength: 320, pattern: '^[^\\x00-\\x1f\\x7f]+$' })),
+  PRODUCT_NAME: Type.String({ minLength: 1, maxLength: 100, pattern: '^[^\\x00-\\x1f\\x7f]+$', default: 'token-auth' }),
+  EMAIL_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
+  EMAIL_RETRY_BASE_SECONDS: Seconds(30),
+  EMAIL_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 1000 }),
+  PASSWORD_RESET_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
+  EMAIL_VERIFY_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
@@ -83,6 +92,26 @@ export interface Config {
   /** Expected wait for a bcrypt slot past which password checks get 503 at once; 0: unbounded. */
   passwordQueueMaxWaitMs: number
   logLevel: string
+  email: EmailConfig
+}
+
+/** Outgoing email (DESIGN §3.11). */
+export interface EmailConfig {
+  /** Unset: nothing is sent; mail stays in the outbox (the development mailbox). */
+  smtpUrl: string | undefined
+  from: string
+  productName: string
+  /** Failed attempts after which a message is parked as dead. */
+  maxAttempts: number
+  /** The first retry waits this long; each further one twice as long (capped at an hour). */
+  retryBaseSeconds: number
+  /** How often each instance looks for messages due. */
+  pollIntervalMs: number
+  /** The pages of the dashboard (or the product's own SPA) that links point at; the secret goes in the fragment. */
+  passwordResetUrl: string
+  emailVerifyUrl: string
+  /** Admins may read the rendered messages (with their links): only without SMTP and outside production. */
+  devMailbox: boolean
 }
 
 export class ConfigError extends Error {
@@ -211,5 +240,17 @@ function fromEnv (env: Env): Config {
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     passwordQueueMaxWaitMs: env.PASSWORD_QUEUE_MAX_WAIT_MS,
     logLevel: env.LOG_LEVEL,
+    email: {
+      smtpUrl: env.SMTP_URL,
+      from: env.EMAIL_FROM ?? `${env.PRODUCT_NAME} <no-reply@${new URL(issuer).hostname}>`,
+      productName: env.PRODUCT_NAME,
+      maxAttempts: env.EMAIL_MAX_ATTEMPTS,
+      retryBaseSeconds: env.EMAIL_RETRY_BASE_SECONDS,
+      pollIntervalMs: env.EMAIL_POLL_INTERVAL_MS,
+      // Hash routes of the dashboard SPA, served by this service.
+      passwordResetUrl: env.PASSWORD_RESET_URL ?? `${issuer}/dashboard/#/reset-password`,
+      emailVerifyUrl: env.EMAIL_VERIFY_URL ?? `${issuer}/dashboard/#/verify-email`,
+      devMailbox: !env.SMTP_URL && env.NODE_ENV !== 'production',
+    },
   }
 }

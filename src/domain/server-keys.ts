@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 
 /**
  * Keys derived from SECRET_KEY, one per purpose, so that no output of one use
@@ -9,9 +9,20 @@ export interface ServerKeys {
   refreshTokenSuccessor: Buffer
   apiKeyHash: Buffer
   signingKeyEncryption: Buffer
+  /** Keys the hashes of password-reset and email-verification secrets (account_tokens). */
+  accountTokenHash: Buffer
+  /** Encrypts the secret an outbox message carries until it is sent. */
+  outboxSecretEncryption: Buffer
 }
 
-const PURPOSES: (keyof ServerKeys)[] = ['refreshTokenHash', 'refreshTokenSuccessor', 'apiKeyHash', 'signingKeyEncryption']
+const PURPOSES: (keyof ServerKeys)[] = [
+  'refreshTokenHash',
+  'refreshTokenSuccessor',
+  'apiKeyHash',
+  'signingKeyEncryption',
+  'accountTokenHash',
+  'outboxSecretEncryption',
+]
 
 export function deriveServerKeys (secretKey: string): ServerKeys {
   const keys = {} as ServerKeys
@@ -23,4 +34,23 @@ export function deriveServerKeys (secretKey: string): ServerKeys {
 
 export function hmacSha256 (key: Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest()
+}
+
+/**
+ * AES-256-GCM: iv (12 bytes) || ciphertext || tag (16 bytes). `aad` binds the
+ * ciphertext to the row it belongs to, so it cannot be copied to another.
+ */
+export function seal (key: Buffer, plaintext: Buffer, aad: string): Uint8Array<ArrayBuffer> {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(Buffer.from(aad))
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
+  return new Uint8Array(Buffer.concat([iv, body, cipher.getAuthTag()]))
+}
+
+/** The plaintext of `seal`; throws when the key, the associated data or any byte differs. */
+export function unseal (key: Buffer, data: Uint8Array, aad: string): Buffer {
+  const bytes = Buffer.from(data)
+  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12)).setAAD(Buffer.from(aad))
+  decipher.setAuthTag(bytes.subarray(bytes.length - 16))
+  return Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()])
 }

@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK, type JWTPayload } from 'jose'
 import type { PrismaClient } from '../generated/prisma/client.js'
 import type { JwkSet, PublicJwk } from '../schemas/keys.js'
+import { seal, unseal } from './server-keys.js'
 
 /** One algorithm for every key: verifiers pin it (RFC 8725 §3.1). */
 export const SIGNING_ALG = 'ES256'
@@ -160,13 +161,14 @@ export class KeyStore {
       kid,
       alg: SIGNING_ALG,
       publicJwk: { kty, crv, x, y, kid, alg: SIGNING_ALG, use: 'sig' } as PublicJwk,
-      privateKeyEncrypted: encrypt(this.options.encryptionKey, Buffer.from(JSON.stringify(privateJwk)), kid),
+      // The kid is the associated data: a ciphertext cannot be moved to another key's row.
+      privateKeyEncrypted: seal(this.options.encryptionKey, Buffer.from(JSON.stringify(privateJwk)), kid),
       activatesAt,
     }
   }
 
   private decryptPrivateKey (key: LoadedKey): KeyObject {
-    const jwk = JSON.parse(decrypt(this.options.encryptionKey, key.encrypted, key.kid).toString('utf8')) as JWK
+    const jwk = JSON.parse(unseal(this.options.encryptionKey, key.encrypted, key.kid).toString('utf8')) as JWK
     return createPrivateKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' })
   }
 }
@@ -180,20 +182,4 @@ function toPem (jwk: PublicJwk): string {
   return createPublicKey({ key: { kty, crv, x, y } as import('node:crypto').JsonWebKey, format: 'jwk' })
     .export({ type: 'spki', format: 'pem' })
     .toString()
-}
-
-// iv (12) || ciphertext || tag (16); the kid is bound as associated data so a
-// ciphertext cannot be moved to another key's row.
-function encrypt (key: Buffer, plaintext: Buffer, aad: string): Uint8Array<ArrayBuffer> {
-  const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(Buffer.from(aad))
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
-  return new Uint8Array(Buffer.concat([iv, body, cipher.getAuthTag()]))
-}
-
-function decrypt (key: Buffer, data: Uint8Array, aad: string): Buffer {
-  const bytes = Buffer.from(data)
-  const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, 12)).setAAD(Buffer.from(aad))
-  decipher.setAuthTag(bytes.subarray(bytes.length - 16))
-  return Buffer.concat([decipher.update(bytes.subarray(12, bytes.length - 16)), decipher.final()])
 }

@@ -7,6 +7,7 @@ import { Session, User } from '../../schemas/users.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { ApiKey } from '../../schemas/api-keys.js'
 import { AuditEvent } from '../../schemas/admin.js'
+import { OutboxMessage } from '../../schemas/email.js'
 import { LOWER_CASE, NO_NUL, withInputRules } from '../../schemas/formats.js'
 
 /**
@@ -34,7 +35,7 @@ export const DOCS_CSP = {
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
   async (fastify: FastifyInstance) => {
-    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent]) fastify.addSchema(schema)
+    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent, OutboxMessage]) fastify.addSchema(schema)
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',

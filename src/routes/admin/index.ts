@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import { foldEmail } from '../../domain/accounts.js'
 import { ApiError } from '../../errors.js'
 import { AuditQuery, UserPatch, UsersQuery } from '../../schemas/admin.js'
+import { OutboxQuery } from '../../schemas/email.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { page } from '../../schemas/pagination.js'
 import { Uuid } from '../../schemas/formats.js'
@@ -143,6 +145,22 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
         until: until === undefined ? undefined : new Date(until),
       })
     }
+  )
+
+  fastify.get(
+    '/outbox',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Email outbox: queued, sent and dead messages, newest first',
+        description:
+          'Delivery state of every message. In the development mailbox (no SMTP_URL, NODE_ENV not production) each message also comes rendered, links included; otherwise `rendered` is null, so that no admin can read a user\'s reset link.',
+        security,
+        querystring: OutboxQuery,
+        response: { 200: page(Type.Ref('OutboxMessage')), ...errorResponses(400, 401, 403) },
+      },
+    },
+    async (request) => fastify.outbox.list({ ...request.query, ...(request.query.recipient ? { recipient: foldEmail(request.query.recipient) } : {}) })
   )
 }
 

@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { EmailTemplates } from '../../domain/email-templates.js'
+import { Outbox } from '../../domain/outbox.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The transactional email outbox (domain/outbox.ts). */
+    outbox: Outbox
+  }
+}
+
+async function outbox (fastify: FastifyInstance) {
+  const { config } = fastify
+  const { email } = config
+  // Without SMTP the development log shows each link, so `npm start` alone
+  // lets a new user click through; never in production or tests.
+  const logLinks = email.devMailbox && config.env === 'development'
+  if (!email.smtpUrl) {
+    const where = email.devMailbox ? 'the development mailbox (GET /admin/outbox, the dashboard)' : 'the outbox'
+    fastify.log.warn(`email: SMTP_URL is unset; messages stay in ${where} and are never sent`)
+  }
+  fastify.decorate(
+    'outbox',
+    new Outbox(fastify.db, {
+      encryptionKey: fastify.serverKeys.outboxSecretEncryption,
+      templates: new EmailTemplates(),
+      productName: email.productName,
+      pages: { passwordReset: email.passwordResetUrl, emailVerify: email.emailVerifyUrl },
+      devMailbox: email.devMailbox,
+      now: fastify.now,
+      ...(logLinks
+        ? {
+            onEnqueued: (message) =>
+              fastify.log.info(
+                { to: message.recipient, template: message.template, subject: message.rendered.subject, link: message.link },
+                'development mailbox: message queued (not sent: SMTP_URL is unset)'
+              ),
+          }
+        : {}),
+    })
+  )
+}
+
+export default fp(outbox, { name: 'outbox', dependencies: ['config', 'database'] })
