@@ -17,6 +17,7 @@ import database from './plugins/app/database.js'
 import keys from './plugins/app/keys.js'
 import mailDelivery from './plugins/app/mail-delivery.js'
 import outbox from './plugins/app/outbox.js'
+import recovery from './plugins/app/recovery.js'
 import revocation from './plugins/app/revocation.js'
 import sessions from './plugins/app/sessions.js'
 import cookie from './plugins/external/cookie.js'
@@ -143,6 +144,7 @@ export default async function app (fastify: FastifyInstance, options: AppOptions
   await fastify.register(accounts)
   await fastify.register(apiKeys)
   await fastify.register(administration)
+  await fastify.register(recovery)
   await fastify.register(attemptLimits)
   await fastify.register(authentication)
   // Routes, grouped by prefix.

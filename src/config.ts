@@ -51,6 +51,9 @@ export const EnvSchema = Type.Object({
   EMAIL_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 1000 }),
   PASSWORD_RESET_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   EMAIL_VERIFY_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
+  PASSWORD_RESET_TTL_SECONDS: Seconds(1800, 60),
+  EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 5 }),
+  EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 30 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
@@ -112,6 +115,10 @@ export interface EmailConfig {
   emailVerifyUrl: string
   /** Admins may read the rendered messages (with their links): only without SMTP and outside production. */
   devMailbox: boolean
+  passwordResetTtlSeconds: number
+  /** Requests that send email, per address and per client IP, per hour; 0 turns a limit off. */
+  rateLimitPerAddressPerHour: number
+  rateLimitPerIpPerHour: number
 }
 
 export class ConfigError extends Error {
@@ -251,6 +258,9 @@ function fromEnv (env: Env): Config {
       passwordResetUrl: env.PASSWORD_RESET_URL ?? `${issuer}/dashboard/#/reset-password`,
       emailVerifyUrl: env.EMAIL_VERIFY_URL ?? `${issuer}/dashboard/#/verify-email`,
       devMailbox: !env.SMTP_URL && env.NODE_ENV !== 'production',
+      passwordResetTtlSeconds: env.PASSWORD_RESET_TTL_SECONDS,
+      rateLimitPerAddressPerHour: env.EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR,
+      rateLimitPerIpPerHour: env.EMAIL_RATE_LIMIT_PER_IP_PER_HOUR,
     },
   }
 }

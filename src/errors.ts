@@ -23,6 +23,9 @@ export const ERROR_STATUS = {
   invalid_cursor: 400,
   self_lockout: 400,
   api_key_limit: 409,
+  // Emailed links (DESIGN §3.11): expired, used, superseded, unknown or of another purpose.
+  invalid_link_token: 400,
+  user_disabled: 409,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
 } as const satisfies Record<string, number>

@@ -15,6 +15,8 @@ export const AUDIT_EVENT_TYPES = [
   'role_changed',
   'user_disabled',
   'user_enabled',
+  'password_reset_requested',
+  'password_reset',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

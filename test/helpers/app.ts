@@ -34,6 +34,8 @@ export const TEST_ENV: Record<string, string> = {
   CORS_ORIGINS: 'http://spa.test',
   COOKIE_SECURE: 'true',
   AUTH_RATE_LIMIT_PER_MINUTE: '0',
+  EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: '0',
+  EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: '0',
   // The embedded test database runs in the test process and stalls its event
   // loop on a loaded CI machine; load shedding is tested on its own.
   MAX_EVENT_LOOP_DELAY_MS: '0',

@@ -7,6 +7,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Sign-up, password logins and password changes (domain/accounts.ts). */
     accounts: Accounts
+    /** The bcrypt hasher, its queue bound included, for every other place that sets a password. */
+    passwordHasher: PasswordHasher
   }
 }
 
@@ -17,6 +19,7 @@ async function accounts (fastify: FastifyInstance) {
   // Cached user records must not outlive a role or disabled change seen by this instance.
   fastify.revocations.onUserChange((userId) => accounts.forgetUser(userId))
   fastify.decorate('accounts', accounts)
+  fastify.decorate('passwordHasher', hasher)
 }
 
 export default fp(accounts, { name: 'accounts', dependencies: ['config', 'database', 'revocation', 'sessions'] })

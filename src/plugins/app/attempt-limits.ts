@@ -25,6 +25,12 @@ export interface AttemptLimits {
   passwordCheck(request: FastifyRequest, accountEmail: string): Promise<void>
   /** Sign-ups, per IP and per address (a 409 tells whether an address has an account). */
   signup(request: FastifyRequest, email: string): Promise<void>
+  /**
+   * Every request that sends email (password reset, verification resend,
+   * address change, an admin's reset), per hour, per IP and per address the
+   * mail goes to: no one can flood an inbox or spend the sender's reputation.
+   */
+  email(request: FastifyRequest, address: string): Promise<void>
 }
 
 /**
@@ -34,21 +40,30 @@ export interface AttemptLimits {
  */
 async function attemptLimits (fastify: FastifyInstance) {
   const max = fastify.config.authRateLimitPerMinute
-  const budget = (name: string): ((request: FastifyRequest, account: string) => Promise<void>) => {
-    if (max === 0) return async () => {}
+  const perMinute = { perIp: max, perAccount: max, windowMs: 60_000 }
+  const budget = (
+    name: string,
+    limits: { perIp: number; perAccount: number; windowMs: number }
+  ): ((request: FastifyRequest, account: string) => Promise<void>) => {
     // The account a request's attempt is counted against, for the key generator.
     const accounts = new WeakMap<FastifyRequest, string>()
-    const perIp = fastify.createRateLimit({ max, timeWindow: 60_000, keyGenerator: (request) => `${name}:ip:${request.ip}` })
-    const perAccount = fastify.createRateLimit({
-      max,
-      timeWindow: 60_000,
-      // Hashed: the shared store (Redis) holds no email addresses.
-      keyGenerator: (request) =>
-        `${name}:account:${createHash('sha256').update(foldEmail(accounts.get(request) ?? '')).digest('base64url')}`,
-    })
+    const limiters: ReturnType<FastifyInstance['createRateLimit']>[] = []
+    if (limits.perIp > 0) {
+      limiters.push(fastify.createRateLimit({ max: limits.perIp, timeWindow: limits.windowMs, keyGenerator: (request) => `${name}:ip:${request.ip}` }))
+    }
+    if (limits.perAccount > 0) {
+      limiters.push(fastify.createRateLimit({
+        max: limits.perAccount,
+        timeWindow: limits.windowMs,
+        // Hashed: the shared store (Redis) holds no email addresses.
+        keyGenerator: (request) =>
+          `${name}:account:${createHash('sha256').update(foldEmail(accounts.get(request) ?? '')).digest('base64url')}`,
+      }))
+    }
+    if (limiters.length === 0) return async () => {}
     return async (request, account) => {
       accounts.set(request, account)
-      for (const limiter of [perIp, perAccount]) {
+      for (const limiter of limiters) {
         const result = await limiter(request)
         if (!result.isAllowed && result.isExceeded) {
           throw new ApiError(429, 'rate_limited', `too many attempts; retry in ${result.ttlInSeconds} s`, {
@@ -58,7 +73,12 @@ async function attemptLimits (fastify: FastifyInstance) {
       }
     }
   }
-  fastify.decorate('attemptLimits', { passwordCheck: budget('password'), signup: budget('signup') } satisfies AttemptLimits)
+  const { email } = fastify.config
+  fastify.decorate('attemptLimits', {
+    passwordCheck: budget('password', perMinute),
+    signup: budget('signup', perMinute),
+    email: budget('email', { perIp: email.rateLimitPerIpPerHour, perAccount: email.rateLimitPerAddressPerHour, windowMs: 3_600_000 }),
+  } satisfies AttemptLimits)
 }
 
 export default fp(attemptLimits, { name: 'attempt-limits', dependencies: ['config', 'rate-limit'] })

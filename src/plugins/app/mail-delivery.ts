@@ -20,6 +20,11 @@ const LEASE_SECONDS = Math.ceil((BATCH_SIZE * (CONNECTION_TIMEOUT_MS + GREETING_
 function smtpTransport (url: string, from: string): MailTransport {
   const transporter = nodemailer.createTransport({
     url,
+    // Connections kept open and reused: a new one per message costs the
+    // server's greeting (often a deliberate delay) every time. The pool
+    // reconnects by itself after the server drops it.
+    pool: true,
+    maxConnections: 1,
     connectionTimeout: CONNECTION_TIMEOUT_MS,
     greetingTimeout: GREETING_TIMEOUT_MS,
     socketTimeout: SOCKET_TIMEOUT_MS,

@@ -8,6 +8,7 @@ import { TokenResponse } from '../../schemas/tokens.js'
 import { ApiKey } from '../../schemas/api-keys.js'
 import { AuditEvent } from '../../schemas/admin.js'
 import { OutboxMessage } from '../../schemas/email.js'
+import { Accepted } from '../../schemas/recovery.js'
 import { LOWER_CASE, NO_NUL, withInputRules } from '../../schemas/formats.js'
 
 /**
@@ -35,7 +36,7 @@ export const DOCS_CSP = {
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
   async (fastify: FastifyInstance) => {
-    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent, OutboxMessage]) fastify.addSchema(schema)
+    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent, OutboxMessage, Accepted]) fastify.addSchema(schema)
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',

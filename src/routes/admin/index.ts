@@ -147,6 +147,27 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   )
 
+  fastify.post(
+    '/users/:id/password-reset',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Email a user a password-reset link',
+        description:
+          'The user gets the same link as from POST /auth/password-reset; the admin never sees it, and no admin can see or set a password. Audited; limited like every request that sends email.',
+        security,
+        params: UserParams,
+        response: { 202: Type.Ref('Accepted'), ...errorResponses(401, 403, 404, 409, 429) },
+      },
+    },
+    async (request, reply) => {
+      const user = await existingUser(request.params.id)
+      await fastify.attemptLimits.email(request, user.email)
+      await fastify.recovery.adminPasswordReset({ userId: user.id, actorId: actor(request), ip: request.ip })
+      return reply.code(202).send({ status: 'accepted', message: 'A password-reset link was sent to the user.' })
+    }
+  )
+
   fastify.get(
     '/outbox',
     {

@@ -1,0 +1,54 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { foldEmail } from '../../domain/accounts.js'
+import { errorResponses } from '../../schemas/errors.js'
+import { PasswordResetConfirm, PasswordResetRequest } from '../../schemas/recovery.js'
+
+const RESET_ACCEPTED = {
+  status: 'accepted',
+  message: 'If an account with this address exists, a link to reset its password is on its way.',
+} as const
+
+/** Password reset by email (DESIGN §3.11). Public: the secret in the link is the credential. */
+const recovery: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post(
+    '/password-reset',
+    {
+      schema: {
+        tags: ['recovery'],
+        summary: 'Email a password-reset link',
+        description:
+          'Always 202 with the same body, answered before the address is even looked up, so neither the answer nor its timing tells whether an account exists. ' +
+          'An existing, enabled account gets a link valid PASSWORD_RESET_TTL_SECONDS; a new request replaces the previous link. Limited per address and per IP.',
+        body: PasswordResetRequest,
+        response: { 202: Type.Ref('Accepted'), ...errorResponses(400, 429) },
+      },
+    },
+    async (request, reply) => {
+      await fastify.attemptLimits.email(request, foldEmail(request.body.email))
+      fastify.recovery.requestPasswordReset(request.body.email, request.ip)
+      return reply.code(202).send(RESET_ACCEPTED)
+    }
+  )
+
+  fastify.post(
+    '/password-reset/confirm',
+    {
+      schema: {
+        tags: ['recovery'],
+        summary: 'Set a new password with a reset link\'s token',
+        description:
+          'The new password is checked first (8 to 72 bytes, not common): a weak one leaves the link usable. Then the token is spent (once: of concurrent uses one succeeds), ' +
+          'every session of the user is revoked and a notice is emailed. 400 invalid_link_token for an expired, used, replaced or unknown token.',
+        body: PasswordResetConfirm,
+        response: { 204: Type.Null(), ...errorResponses(400, 503) },
+      },
+    },
+    async (request, reply) => {
+      await fastify.recovery.confirmPasswordReset({ token: request.body.token, newPassword: request.body.newPassword, ip: request.ip })
+      return reply.code(204).send(null)
+    }
+  )
+}
+
+export default recovery

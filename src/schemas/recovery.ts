@@ -1,0 +1,16 @@
+import Type from 'typebox'
+import { LINK_TOKEN_PATTERN } from '../domain/account-tokens.js'
+import { Email, Password } from './users.js'
+
+/** The secret of an emailed link, as the SPA page read it from the link's fragment. */
+export const LinkToken = Type.String({ pattern: LINK_TOKEN_PATTERN, description: 'the token= value of the emailed link (256 bits, base64url)' })
+
+export const PasswordResetRequest = Type.Object({ email: Email }, { additionalProperties: false })
+
+export const PasswordResetConfirm = Type.Object({ token: LinkToken, newPassword: Password }, { additionalProperties: false })
+
+/** The one answer of every request that may send email, whatever happened. */
+export const Accepted = Type.Object(
+  { status: Type.Literal('accepted'), message: Type.String() },
+  { $id: 'Accepted', title: 'Accepted' }
+)
