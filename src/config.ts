@@ -52,6 +52,8 @@ export const EnvSchema = Type.Object({
   PASSWORD_RESET_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   EMAIL_VERIFY_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   PASSWORD_RESET_TTL_SECONDS: Seconds(1800, 60),
+  EMAIL_VERIFY_TTL_SECONDS: Seconds(24 * 3600, 60),
+  REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false }),
   EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 5 }),
   EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 30 }),
   LOG_LEVEL: Type.Union(
@@ -116,6 +118,10 @@ export interface EmailConfig {
   /** Admins may read the rendered messages (with their links): only without SMTP and outside production. */
   devMailbox: boolean
   passwordResetTtlSeconds: number
+  /** How long a verification or address-change link works. */
+  emailVerifyTtlSeconds: number
+  /** The password grant refuses accounts whose address is unverified (email_not_verified). */
+  requireVerification: boolean
   /** Requests that send email, per address and per client IP, per hour; 0 turns a limit off. */
   rateLimitPerAddressPerHour: number
   rateLimitPerIpPerHour: number
@@ -259,6 +265,8 @@ function fromEnv (env: Env): Config {
       emailVerifyUrl: env.EMAIL_VERIFY_URL ?? `${issuer}/dashboard/#/verify-email`,
       devMailbox: !env.SMTP_URL && env.NODE_ENV !== 'production',
       passwordResetTtlSeconds: env.PASSWORD_RESET_TTL_SECONDS,
+      emailVerifyTtlSeconds: env.EMAIL_VERIFY_TTL_SECONDS,
+      requireVerification: env.REQUIRE_EMAIL_VERIFICATION,
       rateLimitPerAddressPerHour: env.EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR,
       rateLimitPerIpPerHour: env.EMAIL_RATE_LIMIT_PER_IP_PER_HOUR,
     },

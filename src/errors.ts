@@ -26,6 +26,9 @@ export const ERROR_STATUS = {
   // Emailed links (DESIGN §3.11): expired, used, superseded, unknown or of another purpose.
   invalid_link_token: 400,
   user_disabled: 409,
+  email_already_verified: 409,
+  // RFC 6749 §5.2 allows extension codes; the password grant's answer under REQUIRE_EMAIL_VERIFICATION.
+  email_not_verified: 400,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
 } as const satisfies Record<string, number>

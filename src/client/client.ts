@@ -67,6 +67,8 @@ export interface PublicUser {
   email: string
   role: 'user' | 'admin'
   disabled: boolean
+  /** When the address was verified (ISO 8601), or null. */
+  emailVerifiedAt: string | null
   createdAt: string
 }
 
@@ -158,7 +160,11 @@ export class AuthClient {
     return () => this.changeListeners.delete(listener)
   }
 
-  /** Password login. Throws InvalidCredentialsError, RateLimitedError, ServiceUnavailableError, ApiRequestError or NetworkError. */
+  /**
+   * Password login. Throws InvalidCredentialsError, EmailNotVerifiedError
+   * (REQUIRE_EMAIL_VERIFICATION), RateLimitedError, ServiceUnavailableError,
+   * ApiRequestError or NetworkError.
+   */
   async login (email: string, password: string, options: { scope?: string } = {}): Promise<AccessTokenClaims | null> {
     const response = await this.post('/auth/token', {
       grant_type: 'password',
@@ -179,6 +185,47 @@ export class AuthClient {
     const body = (await response.json()) as TokenResponseBody & { user: PublicUser }
     await this.accept(body)
     return body.user
+  }
+
+  /**
+   * Asks for a password-reset email. Resolves the same whether or not the
+   * address has an account; throws RateLimitedError past the email budget.
+   */
+  async requestPasswordReset (email: string): Promise<void> {
+    await this.publicCall('/auth/password-reset', { email })
+  }
+
+  /**
+   * Sets a new password with the token of a reset link (the `token` of the
+   * link's fragment). Every session of the user ends, this client's too: sign
+   * in again. Throws ApiRequestError: weak_password (the link still works),
+   * invalid_link_token (expired, used or replaced).
+   */
+  async confirmPasswordReset (token: string, newPassword: string): Promise<void> {
+    await this.publicCall('/auth/password-reset/confirm', { token, newPassword })
+  }
+
+  /**
+   * Spends the token of a verification or address-change link. Resolves what
+   * it did; throws ApiRequestError invalid_link_token, or email_taken when the
+   * new address was taken meanwhile.
+   */
+  async verifyEmail (token: string): Promise<{ purpose: 'email_verification' | 'email_change'; email: string }> {
+    return (await this.publicCall('/auth/verify-email', { token })) as { purpose: 'email_verification' | 'email_change'; email: string }
+  }
+
+  /** Emails the signed-in user a new verification link. Throws ApiRequestError email_already_verified. */
+  async resendVerification (): Promise<void> {
+    await this.request('/auth/verify-email/resend', { method: 'POST' })
+  }
+
+  /**
+   * Asks to move the signed-in account to `newEmail`: the change happens when
+   * the link sent there is opened. Throws ApiRequestError invalid_credentials
+   * (wrong password), RateLimitedError.
+   */
+  async changeEmail (newEmail: string, currentPassword: string): Promise<void> {
+    await this.request('/users/me/email', { method: 'POST', json: { newEmail, currentPassword } })
   }
 
   /**
@@ -411,6 +458,13 @@ export class AuthClient {
   }
 
   /** A POST to an /auth endpoint: JSON body, and in cookie transport the cookie and its CSRF header. */
+  /** A POST that needs no session; the parsed body (undefined when empty) or a typed error. */
+  private async publicCall (path: string, body: unknown): Promise<unknown> {
+    const response = await this.post(path, body)
+    if (!response.ok) throw await errorFromResponse(response, 'api')
+    return response.status === 204 ? undefined : response.json()
+  }
+
   private async post (path: string, body: unknown, accessToken?: string): Promise<Response> {
     const headers = new Headers({ accept: 'application/json' })
     if (body !== undefined) headers.set('content-type', 'application/json')

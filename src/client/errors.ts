@@ -66,6 +66,18 @@ export class InvalidCredentialsError extends AuthError {
   }
 }
 
+/**
+ * The password was right, but the service requires a verified address
+ * (REQUIRE_EMAIL_VERIFICATION) and this one is not: ask the user to open the
+ * link sent at sign-up, or to reset the password (which verifies it too).
+ */
+export class EmailNotVerifiedError extends AuthError {
+  override readonly name = 'EmailNotVerifiedError'
+  constructor (message = 'the email address is not verified yet') {
+    super('email_not_verified', message, 400)
+  }
+}
+
 /** The server answered with an error body; `code` is its `code` (or RFC 6749 `error`). */
 export class ApiRequestError extends AuthError {
   override readonly name = 'ApiRequestError'
@@ -112,5 +124,6 @@ export async function errorFromResponse (response: Response, context: 'refresh' 
     return new SessionExpiredError(message, response.status)
   }
   if (context === 'login' && response.status === 400 && code === 'invalid_grant') return new InvalidCredentialsError(message)
+  if (context === 'login' && response.status === 400 && code === 'email_not_verified') return new EmailNotVerifiedError(message)
   return new ApiRequestError(code, message, response.status, body)
 }

@@ -8,6 +8,7 @@ export type { AccessTokenClaims, AuthClientOptions, PublicUser, RequestOptions, 
 export {
   ApiRequestError,
   AuthError,
+  EmailNotVerifiedError,
   InvalidCredentialsError,
   NetworkError,
   RateLimitedError,

@@ -68,7 +68,7 @@ export function normalizeEmail (email: string): string {
   return folded
 }
 
-export const PUBLIC_USER_SELECT = { id: true, email: true, role: true, disabled: true, createdAt: true } as const satisfies Record<keyof PublicUser, true>
+export const PUBLIC_USER_SELECT = { id: true, email: true, role: true, disabled: true, emailVerifiedAt: true, createdAt: true } as const satisfies Record<keyof PublicUser, true>
 
 /** A user whose password was just checked (or set), and the account state it was checked against. */
 export interface VerifiedLogin {
@@ -98,7 +98,11 @@ export class Accounts {
   constructor (
     private readonly db: PrismaClient,
     private readonly passwords: PasswordHasher,
-    private readonly sessions: SessionStore
+    private readonly sessions: SessionStore,
+    private readonly options: {
+      /** The password grant refuses accounts whose address is unverified (REQUIRE_EMAIL_VERIFICATION). */
+      requireEmailVerification?: boolean
+    } = {}
   ) {}
 
   /** Drops a user's cached record; called when their role or disabled flag changes. */
@@ -106,7 +110,17 @@ export class Accounts {
     this.userCache.delete(userId)
   }
 
-  async signUp (emailInput: string, password: string, ip?: string): Promise<VerifiedLogin> {
+  /**
+   * Creates an account. `withinTransaction` runs in the transaction that
+   * creates the user (the verification email's secret and message), so the
+   * account and its mail exist together or not at all.
+   */
+  async signUp (
+    emailInput: string,
+    password: string,
+    ip?: string,
+    withinTransaction?: (tx: Prisma.TransactionClient, user: PublicUser) => Promise<void>
+  ): Promise<VerifiedLogin> {
     const problem = passwordProblem(password)
     if (problem) throw new DomainError('weak_password', problem)
     const email = normalizeEmail(emailInput)
@@ -115,6 +129,7 @@ export class Accounts {
       return await this.db.$transaction(async (tx) => {
         const user = await tx.user.create({ data: { email, passwordHash }, select: PUBLIC_USER_SELECT })
         await recordAuditEvent(tx, { type: 'user_signed_up', userId: user.id, ip })
+        await withinTransaction?.(tx, user)
         return { user, verified: { role: user.role, passwordHash } }
       })
     } catch (error) {
@@ -158,6 +173,11 @@ export class Accounts {
   ): Promise<{ user: PublicUser; grant: SessionGrant; refreshToken: string } | null> {
     const login = await this.verifyLogin(emailInput, password, session.context.ip)
     if (!login) return null
+    // Told only to whoever knows the password, so it reveals nothing about the address.
+    if (this.options.requireEmailVerification && login.user.emailVerifiedAt === null) {
+      await recordAuditEvent(this.db, { type: 'login_failed', userId: login.user.id, ip: session.context.ip, details: { reason: 'email_not_verified' } })
+      throw new DomainError('email_not_verified', 'confirm your email address first: open the link we sent, or reset your password')
+    }
     const started = await this.startSession(login, session, { recordLogin: true })
     return started && { user: login.user, ...started }
   }

@@ -17,6 +17,10 @@ export const AUDIT_EVENT_TYPES = [
   'user_enabled',
   'password_reset_requested',
   'password_reset',
+  'email_verified',
+  'email_change_requested',
+  'email_change_failed',
+  'email_changed',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

@@ -14,3 +14,12 @@ export const Accepted = Type.Object(
   { status: Type.Literal('accepted'), message: Type.String() },
   { $id: 'Accepted', title: 'Accepted' }
 )
+
+export const VerifyEmailRequest = Type.Object({ token: LinkToken }, { additionalProperties: false })
+
+export const VerifiedAddress = Type.Object({
+  purpose: Type.Union([Type.Literal('email_verification'), Type.Literal('email_change')], {
+    description: 'email_verification: the address is verified; email_change: the account\'s address is now this one (and verified)',
+  }),
+  email: Type.String(),
+})

@@ -33,6 +33,7 @@ export const User = Type.Object(
     email: Type.String(),
     role: Role,
     disabled: Type.Boolean(),
+    emailVerifiedAt: Type.Union([DateTime, Type.Null()], { description: 'when the owner of the address proved it by an emailed link; null: not yet' }),
     createdAt: DateTime,
   },
   { $id: 'User', title: 'User' }
@@ -42,6 +43,11 @@ export type PublicUser = Static<typeof User>
 
 export const SignupRequest = Type.Object(
   { email: Email, password: Password, client_id: Type.Optional(ClientId) },
+  { additionalProperties: false }
+)
+
+export const EmailChangeRequest = Type.Object(
+  { newEmail: Email, currentPassword: Password },
   { additionalProperties: false }
 )
 

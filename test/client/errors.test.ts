@@ -1,6 +1,7 @@
 import t from 'tap'
 import {
   ApiRequestError,
+  EmailNotVerifiedError,
   errorFromResponse,
   InvalidCredentialsError,
   RateLimitedError,
@@ -27,4 +28,12 @@ t.test('other answers keep their types', async (t) => {
   t.type(await errorFromResponse(answer(429, { error: 'too_many_requests', error_description: 'x' }, { 'retry-after': '7' }), 'login'), RateLimitedError)
   t.type(await errorFromResponse(answer(400, { error: 'invalid_grant', error_description: 'x' }), 'login'), InvalidCredentialsError)
   t.type(await errorFromResponse(answer(403, { statusCode: 403, error: 'Forbidden', code: 'forbidden', message: 'x' }), 'api'), ApiRequestError)
+})
+
+t.test('a password grant refused for an unverified address is an EmailNotVerifiedError', async (t) => {
+  const error = await errorFromResponse(answer(400, { error: 'email_not_verified', error_description: 'confirm your email address first' }), 'login')
+  t.type(error, EmailNotVerifiedError)
+  t.equal(error.code, 'email_not_verified')
+  t.equal(error.message, 'confirm your email address first')
+  t.notOk(error instanceof InvalidCredentialsError, 'not a wrong password')
 })

@@ -122,7 +122,7 @@ t.test('GET /admin/users: newest first, limit and nextCursor, search by email, b
   t.same(first.items.map((u) => u.id), [made[2]!.id, made[1]!.id], 'the newest first')
   t.type(first.nextCursor, 'string', 'more to come')
   for (const user of first.items) {
-    t.same(Object.keys(user).sort(), ['createdAt', 'disabled', 'email', 'id', 'role'], 'public fields only, no password hash')
+    t.same(Object.keys(user).sort(), ['createdAt', 'disabled', 'email', 'emailVerifiedAt', 'id', 'role'], 'public fields only, no password hash')
   }
   const second = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?limit=2&cursor=${first.nextCursor}`))
   t.equal(second.items[0]?.id, made[0]!.id, 'the next page continues where the first ended')
@@ -183,7 +183,7 @@ t.test('GET /admin/users/:id', async (t) => {
   const user = await signup(app)
   const got = await ok<PublicUser>(t, await asAdmin('GET', `/admin/users/${user.id}`))
   t.match(got, { id: user.id, email: user.email, role: 'user', disabled: false })
-  t.same(Object.keys(got).sort(), ['createdAt', 'disabled', 'email', 'id', 'role'])
+  t.same(Object.keys(got).sort(), ['createdAt', 'disabled', 'email', 'emailVerifiedAt', 'id', 'role'])
   assertError(t, await asAdmin('GET', `/admin/users/${ZERO_UUID}`), 404, 'user_not_found', 'an unknown id')
   t.equal((await asAdmin('GET', '/admin/users/not-a-uuid')).statusCode, 400, 'a malformed id')
 })

@@ -67,7 +67,7 @@ t.test('GET /users/me returns the signed-in user', async (t) => {
   const response = await app.inject({ method: 'GET', url: '/users/me', headers: bearer(tokens.access_token) })
   t.equal(response.statusCode, 200, response.body)
   const user = json(response)
-  t.same(Object.keys(user).sort(), ['createdAt', 'disabled', 'email', 'id', 'role'])
+  t.same(Object.keys(user).sort(), ['createdAt', 'disabled', 'email', 'emailVerifiedAt', 'id', 'role'])
   t.equal(user.id, userId)
   t.equal(user.email, email)
   t.equal(user.role, 'user')

@@ -15,7 +15,7 @@ declare module 'fastify' {
 async function accounts (fastify: FastifyInstance) {
   const { config } = fastify
   const hasher = new PasswordHasher(config.bcryptCost, { maxQueueWaitMs: config.passwordQueueMaxWaitMs })
-  const accounts = new Accounts(fastify.db, hasher, fastify.sessions)
+  const accounts = new Accounts(fastify.db, hasher, fastify.sessions, { requireEmailVerification: config.email.requireVerification })
   // Cached user records must not outlive a role or disabled change seen by this instance.
   fastify.revocations.onUserChange((userId) => accounts.forgetUser(userId))
   fastify.decorate('accounts', accounts)

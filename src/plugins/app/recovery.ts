@@ -5,7 +5,7 @@ import { Recovery } from '../../domain/recovery.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Password reset by email (domain/recovery.ts). */
+    /** Password reset and email verification by emailed links (domain/recovery.ts). */
     recovery: Recovery
   }
 }
@@ -18,9 +18,11 @@ async function recovery (fastify: FastifyInstance) {
     { tokens, outbox: fastify.outbox, passwords: fastify.passwordHasher, sessions: fastify.sessions },
     {
       passwordResetTtlSeconds: config.email.passwordResetTtlSeconds,
+      emailVerifyTtlSeconds: config.email.emailVerifyTtlSeconds,
       now: fastify.now,
       mailQueued: () => fastify.mailDelivery?.kick(),
       onBackgroundError: (error) => fastify.log.error({ err: error }, 'password reset: the request was answered, its work failed'),
+      userChanged: (userId) => fastify.accounts.forgetUser(userId),
     }
   )
   fastify.decorate('recovery', service)

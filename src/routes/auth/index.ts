@@ -35,7 +35,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['accounts'],
         summary: 'Create an account and sign it in',
         description:
-          'Password: 8 to 72 bytes of UTF-8, not a common password. Answers with the user and a token response in the client\'s transport.',
+          'Password: 8 to 72 bytes of UTF-8, not a common password. Answers with the user and a token response in the client\'s transport, and emails a link to verify the address.',
         body: SignupRequest,
         headers: Type.Object({ 'token-transport': Type.Optional(Type.Union([Type.Literal('cookie'), Type.Literal('body')])) }),
         response: {
@@ -52,7 +52,9 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
         if (problem) throw new ApiError(403, 'csrf_check_failed', problem)
       }
       await fastify.attemptLimits.signup(request, request.body.email)
-      const login = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip)
+      // The verification email is written in the sign-up's transaction.
+      const login = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip, fastify.recovery.queueVerification)
+      fastify.mailDelivery?.kick()
       const scope = grantedScope(undefined, choice.client.scopes)
       const context = grantContext(fastify, request, choice.client)
       const started = await fastify.accounts.startSession(login, sessionRequest(context, scope))

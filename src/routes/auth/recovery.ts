@@ -2,14 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { foldEmail } from '../../domain/accounts.js'
 import { errorResponses } from '../../schemas/errors.js'
-import { PasswordResetConfirm, PasswordResetRequest } from '../../schemas/recovery.js'
+import { invalidToken } from '../../errors.js'
+import { PasswordResetConfirm, PasswordResetRequest, VerifiedAddress, VerifyEmailRequest } from '../../schemas/recovery.js'
 
 const RESET_ACCEPTED = {
   status: 'accepted',
   message: 'If an account with this address exists, a link to reset its password is on its way.',
 } as const
 
-/** Password reset by email (DESIGN §3.11). Public: the secret in the link is the credential. */
+/** Password reset and email verification (DESIGN §3.11). The links' POSTs are public: the secret in the link is the credential. */
 const recovery: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/password-reset',
@@ -47,6 +48,43 @@ const recovery: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       await fastify.recovery.confirmPasswordReset({ token: request.body.token, newPassword: request.body.newPassword, ip: request.ip })
       return reply.code(204).send(null)
+    }
+  )
+
+  fastify.post(
+    '/verify-email',
+    {
+      schema: {
+        tags: ['recovery'],
+        summary: 'Verify an address with an emailed link\'s token',
+        description:
+          'The token of a verification link marks the account\'s address verified; the token of an address-change link moves the account to the new address (if no other account took it meanwhile: 409 email_taken). ' +
+          'Opening the link\'s page spends nothing; this POST does, once. 400 invalid_link_token for an expired, used, replaced or unknown token.',
+        body: VerifyEmailRequest,
+        response: { 200: VerifiedAddress, ...errorResponses(400, 409) },
+      },
+    },
+    async (request) => fastify.recovery.verifyEmail({ token: request.body.token, ip: request.ip })
+  )
+
+  fastify.post(
+    '/verify-email/resend',
+    {
+      preHandler: fastify.authenticate,
+      schema: {
+        tags: ['recovery'],
+        summary: 'Email a new verification link to your address',
+        description: 'The previous link stops working. 409 email_already_verified when there is nothing to verify. Limited per address and per IP.',
+        security: [{ bearerAuth: [] }],
+        response: { 202: Type.Ref('Accepted'), ...errorResponses(401, 409, 429) },
+      },
+    },
+    async (request, reply) => {
+      const user = await fastify.accounts.findPublic(request.user.sub)
+      if (!user) throw invalidToken('the user no longer exists')
+      await fastify.attemptLimits.email(request, user.email)
+      await fastify.recovery.resendVerification(user.id)
+      return reply.code(202).send({ status: 'accepted', message: `A new verification link was sent to ${user.email}.` })
     }
   )
 }

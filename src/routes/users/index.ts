@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
-import { PasswordChangeRequest } from '../../schemas/users.js'
+import { foldEmail } from '../../domain/accounts.js'
+import { EmailChangeRequest, PasswordChangeRequest } from '../../schemas/users.js'
 
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
@@ -56,6 +57,31 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
         ip: request.ip,
       })
       return reply.code(204).send(null)
+    }
+  )
+
+  fastify.post(
+    '/me/email',
+    {
+      preHandler: fastify.authenticate,
+      schema: {
+        tags: ['accounts'],
+        summary: 'Change your email address',
+        description:
+          'Checks currentPassword (the password grant\'s budget), then emails a link to newEmail; the address changes only when that link is opened and POSTed to /auth/verify-email. ' +
+          'The current address is told at once. The answer is the same whether or not newEmail belongs to another account. Limited like every request that sends email.',
+        security: [{ bearerAuth: [] }],
+        body: EmailChangeRequest,
+        response: { 202: Type.Ref('Accepted'), ...errorResponses(400, 401, 403, 429, 503) },
+      },
+    },
+    async (request, reply) => {
+      const user = await fastify.accounts.findPublic(request.user.sub)
+      if (!user) throw invalidToken('the user no longer exists')
+      await fastify.attemptLimits.passwordCheck(request, user.email)
+      await fastify.attemptLimits.email(request, foldEmail(request.body.newEmail))
+      await fastify.recovery.requestEmailChange({ userId: user.id, newEmail: request.body.newEmail, currentPassword: request.body.currentPassword, ip: request.ip })
+      return reply.code(202).send({ status: 'accepted', message: 'Open the link sent to the new address to confirm the change.' })
     }
   )
 }
