@@ -2,6 +2,7 @@ import type { Static } from 'typebox'
 import { AuthClient } from '../../src/client/index.js'
 import type { AuditEvent as AuditEventSchema } from '../../src/schemas/admin.js'
 import type { ApiKeySummary } from '../../src/schemas/api-keys.js'
+import type { OutboxMessage as OutboxMessageSchema } from '../../src/schemas/email.js'
 import type { Page } from '../../src/schemas/pagination.js'
 import type { PublicUser, Session as SessionSchema } from '../../src/schemas/users.js'
 
@@ -20,6 +21,7 @@ export type User = Json<PublicUser>
 export type Session = Json<Static<typeof SessionSchema>>
 export type AuditEvent = Json<AuditEventSchema>
 export type ApiKey = Json<ApiKeySummary>
+export type OutboxMessage = Json<OutboxMessageSchema>
 export type { Page }
 
 /** The event types the service writes: one list, shared with the service. */

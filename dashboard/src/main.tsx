@@ -2,7 +2,8 @@ import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import type { SessionEndReason } from '../../src/client/index.js'
 import { client } from './api.js'
-import { ApiKeysPage, AuditPage, LoginPage, UserPage, UsersPage } from './pages.js'
+import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
+import { ApiKeysPage, AuditPage, LoginPage, MailboxPage, UserPage, UsersPage } from './pages.js'
 import { describeError } from './ui.js'
 import './style.css'
 
@@ -62,6 +63,12 @@ function App () {
     }
   }, [])
 
+  const { path, params } = parseRoute(hash)
+  const section = path[0] ?? 'users'
+  // The pages of emailed links, for every user, signed in or not.
+  if (section === 'reset-password') return <PasswordResetPage token={params.token} />
+  if (section === 'verify-email') return <VerifyEmailPage token={params.token} />
+
   if (status === 'starting') return <p class='state loading'>Loading…</p>
   if (status === 'signed_out') {
     return (
@@ -75,11 +82,10 @@ function App () {
     )
   }
 
-  const { path, params } = parseRoute(hash)
-  const section = path[0] ?? 'users'
   let page
   if (section === 'users' && path[1]) page = <UserPage key={path[1]} id={path[1]} />
   else if (section === 'audit') page = <AuditPage key={hash} filters={params} />
+  else if (section === 'mailbox') page = <MailboxPage key={hash} status={params.status ?? ''} cursor={params.cursor ?? ''} />
   else if (section === 'keys') page = <ApiKeysPage key={hash} cursor={params.cursor ?? ''} />
   else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
 
@@ -96,6 +102,9 @@ function App () {
           </a>
           <a href='#/keys' aria-current={section === 'keys' ? 'page' : undefined}>
             API keys
+          </a>
+          <a href='#/mailbox' aria-current={section === 'mailbox' ? 'page' : undefined}>
+            Mailbox
           </a>
         </nav>
         <button

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks'
 import { InvalidCredentialsError } from '../../src/client/index.js'
-import { AUDIT_EVENT_TYPES, client, query, type ApiKey, type AuditEvent, type Page, type Session, type User } from './api.js'
+import { AUDIT_EVENT_TYPES, client, query, type ApiKey, type AuditEvent, type OutboxMessage, type Page, type Session, type User } from './api.js'
 import { ActionButton, describeError, Empty, ErrorBox, LoadView, useLoad, when } from './ui.js'
 
 export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSignedIn: () => void }) {
@@ -58,6 +58,7 @@ export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSi
             {error}
           </p>
         )}
+        <a href='#/reset-password'>Forgot your password?</a>
       </form>
     </main>
   )
@@ -97,6 +98,7 @@ export function UsersPage ({ q, cursor }: { q: string; cursor: string }) {
                       <th>Email</th>
                       <th>Role</th>
                       <th>Status</th>
+                      <th>Address</th>
                       <th>Created</th>
                     </tr>
                   </thead>
@@ -108,6 +110,7 @@ export function UsersPage ({ q, cursor }: { q: string; cursor: string }) {
                         </td>
                         <td>{user.role}</td>
                         <td>{user.disabled ? 'disabled' : 'active'}</td>
+                        <td>{user.emailVerifiedAt ? 'verified' : 'unverified'}</td>
                         <td>{when(user.createdAt)}</td>
                       </tr>
                     ))}
@@ -132,6 +135,7 @@ export function UserPage ({ id }: { id: string }) {
     reloadSessions()
   }
   const [role, setRole] = useState<'user' | 'admin' | ''>('')
+  const [resetSent, setResetSent] = useState(false)
   const patch = async (body: Partial<Pick<User, 'role' | 'disabled'>>) => {
     await client.request(`/admin/users/${id}`, { method: 'PATCH', json: body })
     reloadUser()
@@ -155,6 +159,8 @@ export function UserPage ({ id }: { id: string }) {
               <dd data-testid='user-role'>{user.role}</dd>
               <dt>Status</dt>
               <dd data-testid='user-status'>{user.disabled ? 'disabled' : 'active'}</dd>
+              <dt>Email</dt>
+              <dd data-testid='user-verified'>{user.emailVerifiedAt ? `verified ${when(user.emailVerifiedAt)}` : 'not verified'}</dd>
               <dt>Created</dt>
               <dd>{when(user.createdAt)}</dd>
             </dl>
@@ -176,8 +182,23 @@ export function UserPage ({ id }: { id: string }) {
                     Disable user
                   </ActionButton>
                   )}
+              {!user.disabled && (
+                <ActionButton
+                  action={async () => {
+                    await client.request(`/admin/users/${id}/password-reset`, { method: 'POST' })
+                    setResetSent(true)
+                  }}
+                >
+                  Send password reset email
+                </ActionButton>
+              )}
               <a href={`#/audit${query({ userId: user.id })}`}>Audit events</a>
             </div>
+            {resetSent && (
+              <p class='notice' role='status' data-testid='reset-sent'>
+                A password reset link was emailed to {user.email}. You never see the link; the user chooses the new password.
+              </p>
+            )}
           </div>
         )}
       </LoadView>
@@ -443,6 +464,89 @@ export function ApiKeysPage ({ cursor }: { cursor: string }) {
                 <nav class='pager'>
                   {cursor && <a href='#/keys'>First page</a>}
                   {nextCursor && <a href={`#/keys${query({ cursor: nextCursor })}`}>Next page</a>}
+                </nav>
+              </>
+              )}
+      </LoadView>
+    </section>
+  )
+}
+
+/** Splits a message's text into strings and clickable links. */
+function withLinks (text: string) {
+  return text.split(/(https?:\/\/[^\s<>"]+)/).map((part, i) => (i % 2 === 1 ? <a key={i} href={part}>{part}</a> : part))
+}
+
+/**
+ * The email outbox: every message's delivery state; in the development
+ * mailbox (no SMTP_URL) each message also rendered, links clickable, so a
+ * reset or a verification can be clicked through without a mail server.
+ */
+export function MailboxPage ({ status, cursor }: { status: string; cursor: string }) {
+  const [load, reload] = useLoad(
+    () => client.request<Page<OutboxMessage>>(`/admin/outbox${query({ status, cursor, limit: '20' })}`),
+    `${status}|${cursor}`
+  )
+  return (
+    <section>
+      <h2>Mailbox</h2>
+      <nav class='filters' aria-label='Message status'>
+        {['', 'pending', 'sent', 'dead'].map((value) => (
+          <a key={value} href={`#/mailbox${query({ status: value })}`} aria-current={value === status ? 'page' : undefined}>
+            {value || 'all'}
+          </a>
+        ))}
+        <button type='button' onClick={reload}>
+          Refresh
+        </button>
+      </nav>
+      <LoadView load={load} what='messages' retry={reload}>
+        {(page) =>
+          page.items.length === 0
+            ? (
+              <Empty>No messages.</Empty>
+              )
+            : (
+              <>
+                <table data-testid='outbox'>
+                  <thead>
+                    <tr>
+                      <th>Queued</th>
+                      <th>To</th>
+                      <th>Message</th>
+                      <th>Status</th>
+                      <th>Attempts</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {page.items.map((message) => (
+                      <tr key={message.id} data-message-id={message.id} data-recipient={message.recipient}>
+                        <td>{when(message.createdAt)}</td>
+                        <td>{message.recipient}</td>
+                        <td>
+                          {message.rendered
+                            ? (
+                              <details>
+                                <summary>{message.rendered.subject}</summary>
+                                <pre class='mail'>{withLinks(message.rendered.text)}</pre>
+                              </details>
+                              )
+                            : (
+                              <code>{message.template}</code>
+                              )}
+                        </td>
+                        <td>
+                          {message.status}
+                          {message.lastError && <div class='inline-error'>{message.lastError}</div>}
+                        </td>
+                        <td>{message.attempts}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+                <nav class='pager'>
+                  {cursor && <a href={`#/mailbox${query({ status })}`}>First page</a>}
+                  {page.nextCursor && <a href={`#/mailbox${query({ status, cursor: page.nextCursor })}`}>Next page</a>}
                 </nav>
               </>
               )}
