@@ -12,7 +12,8 @@ import { serializeRevocationSync } from './context.js'
  * issues, rotates, replays, revokes and introspects every kind of credential,
  * a dump of every database table and every log line (pino at level trace,
  * captured in memory) holds none of the raw refresh tokens, access tokens,
- * API keys or passwords the scenario used, in any encoding we can think of
+ * API keys, passwords or emailed links' tokens (in account_tokens and in the
+ * email outbox) the scenario used, in any encoding we can think of
  * (as issued, JSON-escaped, hex of their bytes, base64 of their bytes).
  */
 
@@ -49,8 +50,8 @@ t.teardown(async () => {
 
 const SPA = { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' }
 
-/** Every secret the scenario saw, by kind. */
-const secrets = { refresh: new Set<string>(), access: new Set<string>(), apiKey: new Set<string>(), password: new Set<string>() }
+/** Every secret the scenario saw, by kind. `link`: the tokens of emailed links (reset, verification, address change). */
+const secrets = { refresh: new Set<string>(), access: new Set<string>(), apiKey: new Set<string>(), password: new Set<string>(), link: new Set<string>() }
 
 function collect (response: LightMyRequestResponse): LightMyRequestResponse {
   if (!response.body.startsWith('{')) return response
@@ -152,6 +153,34 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
     (await call({ method: 'POST', url: '/users/me/password', headers: { authorization: `Bearer ${login.access_token}` }, payload: { currentPassword: password('not my password!'), newPassword: password('whatever it takes') } })).statusCode,
     403
   )
+  // Emailed links: verification, address change, password reset (requested by the user and by an admin).
+  // The service has no SMTP_URL, so every message stays in the outbox, its secret encrypted there.
+  const mailbox = async (recipient: string, template: string): Promise<string> => {
+    await server.recovery.settled()
+    const list = json<{ items: { template: string; rendered: { text: string } | null }[] }>(
+      await call({ method: 'GET', url: `/admin/outbox?recipient=${encodeURIComponent(recipient)}`, headers: { authorization: `Bearer ${adminLogin.access_token}` } })
+    )
+    const message = list.items.find((item) => item.template === template)
+    const token = /token=([A-Za-z0-9_-]{43})/.exec(message?.rendered?.text ?? '')?.[1]
+    if (!token) throw new Error(`no ${template} link for ${recipient}`)
+    secrets.link.add(token)
+    return token
+  }
+  t.equal((await call({ method: 'POST', url: '/auth/verify-email', payload: { token: await mailbox(email, 'email_verification') } })).statusCode, 200, 'verify')
+  const movedEmail = `moved-${email}`
+  t.equal(
+    (await call({ method: 'POST', url: '/users/me/email', headers: { authorization: `Bearer ${login.access_token}` }, payload: { newEmail: movedEmail, currentPassword: second } })).statusCode,
+    202
+  )
+  t.equal((await call({ method: 'POST', url: '/auth/verify-email', payload: { token: await mailbox(movedEmail, 'email_change') } })).statusCode, 200, 'address change')
+  t.equal((await call({ method: 'POST', url: '/auth/password-reset', payload: { email: movedEmail } })).statusCode, 202)
+  const unusedReset = await mailbox(movedEmail, 'password_reset')
+  t.equal((await call({ method: 'POST', url: `/admin/users/${json<{ id: string }>(await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${login.access_token}` } })).id}/password-reset`, headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode, 202)
+  const adminReset = await mailbox(movedEmail, 'password_reset')
+  t.not(adminReset, unusedReset, 'the admin\'s reset superseded the user\'s')
+  t.equal((await call({ method: 'POST', url: '/auth/password-reset/confirm', payload: { token: adminReset, newPassword: password('reset horse battery') } })).statusCode, 204, 'reset')
+  t.equal((await call({ method: 'POST', url: '/auth/password-reset/confirm', payload: { token: adminReset, newPassword: password('replayed reset pass') } })).statusCode, 400, 'reset replay')
+
   t.equal((await call({ method: 'POST', url: '/auth/revoke', payload: { token: login.refresh_token } })).statusCode, 200)
   t.equal((await call({ method: 'POST', url: '/auth/revoke', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${key.key}` })).statusCode, 200)
   t.equal((await call({ method: 'POST', url: '/auth/logout?scope=global', headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode, 204)
@@ -160,12 +189,13 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
   t.ok(secrets.access.size >= 8, `${secrets.access.size} access tokens`)
   t.equal(secrets.apiKey.size, 2, '2 API keys')
   t.ok(secrets.password.size >= 8, `${secrets.password.size} passwords`)
+  t.ok(secrets.link.size >= 4, `${secrets.link.size} link tokens`)
 })
 
 /** The forms a secret could be stored or logged in. */
 function encodings (kind: keyof typeof secrets, secret: string): string[] {
   const forms = [secret, JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('hex'), Buffer.from(secret).toString('base64')]
-  if (kind === 'refresh') {
+  if (kind === 'refresh' || kind === 'link') {
     const raw = Buffer.from(secret, 'base64url')
     forms.push(raw.toString('hex'), raw.toString('base64'))
   }
@@ -195,6 +225,7 @@ t.test('control: the search finds a planted secret in each form', async (t) => {
   t.ok(leaks(`\\x${Buffer.from(refresh, 'base64url').toString('hex').toUpperCase()}`).length > 0, 'its raw bytes as bytea hex')
   t.ok(leaks(`"${key.slice(12)}"`).length > 0, 'the secret part of an API key')
   t.ok(leaks([...secrets.password][0]!).length > 0, 'a password')
+  t.ok(leaks(`token=${[...secrets.link][0]!}`).length > 0, 'a link token')
   t.same(leaks('nothing secret here'), [], 'no false alarm')
 })
 
