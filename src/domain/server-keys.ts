@@ -7,11 +7,12 @@ import { createHmac, hkdfSync } from 'node:crypto'
 export interface ServerKeys {
   refreshTokenHash: Buffer
   refreshTokenSuccessor: Buffer
+  refreshTokenMac: Buffer
   apiKeyHash: Buffer
   signingKeyEncryption: Buffer
 }
 
-const PURPOSES: (keyof ServerKeys)[] = ['refreshTokenHash', 'refreshTokenSuccessor', 'apiKeyHash', 'signingKeyEncryption']
+const PURPOSES: (keyof ServerKeys)[] = ['refreshTokenHash', 'refreshTokenSuccessor', 'refreshTokenMac', 'apiKeyHash', 'signingKeyEncryption']
 
 export function deriveServerKeys (secretKey: string): ServerKeys {
   const keys = {} as ServerKeys
