@@ -15,6 +15,7 @@ import dashboard from './plugins/app/dashboard.js'
 import errorHandler from './plugins/app/error-handler.js'
 import database from './plugins/app/database.js'
 import keys from './plugins/app/keys.js'
+import retention from './plugins/app/retention.js'
 import revocation from './plugins/app/revocation.js'
 import sessions from './plugins/app/sessions.js'
 import cookie from './plugins/external/cookie.js'
@@ -140,6 +141,7 @@ export default async function app (fastify: FastifyInstance, options: AppOptions
   await fastify.register(apiKeys)
   await fastify.register(administration)
   await fastify.register(attemptLimits)
+  await fastify.register(retention)
   await fastify.register(authentication)
   // Routes, grouped by prefix.
   await fastify.register(healthRoutes)
