@@ -68,7 +68,7 @@ export type RotationResult =
  * rotated that often within the window, and is then treated as reused (the
  * safe side).
  */
-const RECENT_RETIREMENTS = 8
+export const RECENT_RETIREMENTS = 8
 
 export class SessionStore {
   private readonly now: () => number

@@ -1,5 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
+import { RECENT_RETIREMENTS } from '../../src/domain/sessions.js'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
 import { createTestDatabase, realPostgresUrl, withClient, type TestDatabase } from '../helpers/database.js'
 import { refresh, signup } from '../helpers/users.js'
@@ -230,7 +231,7 @@ async function checkInvariants (t: Test, revocable = 0) {
     const noLive = await db.query('SELECT id FROM sessions WHERE refresh_token_hash IS NULL')
     t.same(noLive.rows, [], 'every session has its live token')
     const torn = await db.query(
-      'SELECT id FROM sessions WHERE coalesce(cardinality(recent_retirements), 0) <> least(generation, 8)'
+      `SELECT id FROM sessions WHERE coalesce(cardinality(recent_retirements), 0) <> least(generation, ${RECENT_RETIREMENTS})`
     )
     t.same(torn.rows, [], 'every rotation recorded its retirement with it')
     const revoked = await db.query('SELECT id, revoked_reason FROM sessions WHERE revoked_at IS NOT NULL')
