@@ -110,7 +110,8 @@ async function sessions (service: RunningService, users: { email: string; passwo
   return tokens
 }
 
-async function measureService (service: RunningService, users: { email: string; password: string }[], round: number, duration: number, options: RefreshBenchOptions): Promise<Measurement> {
+/** One measurement of refresh rotation over HTTP: fresh sessions of `users`, rotated as fast as they go for `duration` seconds. */
+export async function measureService (service: RunningService, users: { email: string; password: string }[], round: number, duration: number, options: RefreshBenchOptions): Promise<Measurement> {
   // Twice as many live tokens as connections: spares for chains lost to errors.
   const tokens = await sessions(service, users, 2 * options.connections, options)
   const result = await runLoad(service.baseUrl, tokens, duration, options.connections)
@@ -215,6 +216,28 @@ async function measureBaseline (pool: pg.Pool, chains: Chain[], hash: (token: st
 
 // ---------------------------------------------------------------------------
 
+/** `count` new users of the service, signed up through its API. */
+export async function benchUsers (service: RunningService, count: number, options: Pick<RefreshBenchOptions, 'setupRemoteAddress'> = {}): Promise<{ email: string; password: string }[]> {
+  const tag = randomBytes(4).toString('hex')
+  const users = Array.from({ length: count }, (_, i) => ({ email: `bench-${tag}-${i}@example.test`, password: `bench password ${i} ${randomBytes(4).toString('hex')}` }))
+  // A few at a time: sign-ups hash passwords, and the setup should not trip the service's bcrypt queue bound.
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(4, count) }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const response = await service.inject({
+          method: 'POST',
+          url: '/auth/signup',
+          payload: users[i],
+          ...(options.setupRemoteAddress ? { remoteAddress: options.setupRemoteAddress } : {}),
+        })
+        if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
+      }
+    })
+  )
+  return users
+}
+
 /**
  * Runs the rotation benchmark against a running service (whose
  * DATABASE_POOL_MAX should equal `options.poolMax`) and its database: signs up
@@ -224,19 +247,7 @@ export async function runRefreshBench (service: RunningService, databaseUrl: str
   const { connections, duration, rounds, poolMax } = options
   const warmup = options.warmup ?? 3
   const log = options.quiet ? () => {} : (text: string) => process.stdout.write(text)
-  const tag = randomBytes(4).toString('hex')
-  const users = Array.from({ length: connections }, (_, i) => ({ email: `bench-${tag}-${i}@example.test`, password: `bench password ${i} ${randomBytes(4).toString('hex')}` }))
-  await Promise.all(
-    users.map(async (user) => {
-      const response = await service.inject({
-        method: 'POST',
-        url: '/auth/signup',
-        payload: user,
-        ...(options.setupRemoteAddress ? { remoteAddress: options.setupRemoteAddress } : {}),
-      })
-      if (response.statusCode !== 201) throw new Error(`signup failed: ${response.statusCode} ${response.body}`)
-    })
-  )
+  const users = await benchUsers(service, connections, options)
 
   const pool = new pg.Pool({ connectionString: databaseUrl, max: poolMax })
   try {
