@@ -21,8 +21,8 @@
  *   6. Storage (bench/storage.ts): a session's rows and bytes after 1, 100 and
  *      10,000 rotations (one row, fixed size); refresh on a database holding
  *      10 million refreshes' worth of history vs an empty one, target >= 0.9;
- *      forged refresh tokens vs rate-limited password guesses, answers per
- *      second, target >= 1.0.
+ *      CPU per answer of rate-limited password guesses over that of forged
+ *      refresh tokens, target >= 1.0 (a forgery costs no more).
  *
  * The service runs as `npm start` runs it (`node dist/src/server.js`, in its
  * own process, see startService) at its real settings (BCRYPT_COST 12 unless
@@ -509,10 +509,10 @@ try {
       detail: storage.history,
     })
     figures.push({
-      figure: '6 forged refresh tokens vs rate-limited guesses, answers/s',
-      unit: 'answers/s',
-      measured: storage.forgedFlood.forgedPerSecond,
-      baseline: storage.forgedFlood.rateLimitedPerSecond,
+      figure: '6 CPU µs/answer: rate-limited guess vs forged refresh token',
+      unit: 'µs',
+      measured: storage.forgedFlood.rateLimitedCpuMicrosPerAnswer,
+      baseline: storage.forgedFlood.forgedCpuMicrosPerAnswer,
       ratio: storage.forgedFlood.ratio,
       target: '>= 1.00',
       pass: storage.forgedFlood.ratio >= 1,

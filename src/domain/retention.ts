@@ -94,13 +94,13 @@ export const RETENTION_TARGETS: RetentionTarget[] = [
     name: 'sessions',
     kind: 'sweep',
     cutoff: (c) => c.deadSessions,
-    statement: sweep('sessions', `LEAST(COALESCE(t.revoked_at, 'infinity'), t.idle_expires_at, t.absolute_expires_at) < $3`),
+    statement: sweep('sessions', 'LEAST(COALESCE(t.revoked_at, \'infinity\'), t.idle_expires_at, t.absolute_expires_at) < $3'),
   },
   {
     name: 'apiKeys',
     kind: 'sweep',
     cutoff: (c) => c.deadSessions,
-    statement: sweep('api_keys', `LEAST(COALESCE(t.revoked_at, 'infinity'), COALESCE(t.expires_at, 'infinity')) < $3`),
+    statement: sweep('api_keys', 'LEAST(COALESCE(t.revoked_at, \'infinity\'), COALESCE(t.expires_at, \'infinity\')) < $3'),
   },
   {
     name: 'auditEvents',

@@ -201,7 +201,7 @@ export class SessionStore {
    * (reuse).
    */
   private async classify (presented: RefreshToken, clientId: string, now: Date, context: SessionContext): Promise<RotationResult> {
-    const { rows } = await this.sql.query<SessionRow>({ name: 'session_of_refresh_token', text: SESSION_STATEMENT, values: [presented.sessionId] })
+    const { rows } = await this.sql.query<SessionRow>({ name: 'session_state', text: SESSION_STATEMENT, values: [presented.sessionId] })
     const row = rows[0]
     // Gone: deleted by retention long after it ended.
     if (!row) return { ok: false, reason: 'unknown' }
@@ -286,7 +286,7 @@ export class SessionStore {
     } else {
       sessionId = by.sessionId
     }
-    const { rows } = await this.sql.query<SessionRow>({ name: 'session_of_refresh_token', text: SESSION_STATEMENT, values: [sessionId] })
+    const { rows } = await this.sql.query<SessionRow>({ name: 'session_state', text: SESSION_STATEMENT, values: [sessionId] })
     const row = rows[0]
     if (!row || row.revoked_at || row.disabled || row.idle_expires_at <= now || row.absolute_expires_at <= now) return null
     if (token !== undefined && !this.isLiveHash(row, token)) return null
