@@ -7,7 +7,6 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { loadConfig, type Config } from '../src/config.js'
-import { deriveServerKeys, hmacSha256 } from '../src/domain/server-keys.js'
 
 /** Shared by the benchmark scripts: a database, the service listening in its own process, figures. */
 
@@ -80,8 +79,6 @@ export interface RunningService {
   /** V8's CPU profiler in the service process: on (sampling every `intervalUs`), then off, writing a .cpuprofile to `path`. */
   cpuProfile(on: true, intervalUs?: number): Promise<Record<string, never>>
   cpuProfile(on: false, path: string): Promise<{ path: string }>
-  /** The service's keyed hash of a refresh token (what refresh_tokens.token_hash holds). */
-  hashRefreshToken(token: string): Buffer
   close(): Promise<void>
 }
 
@@ -123,7 +120,6 @@ export async function startService (env: Record<string, string>): Promise<Runnin
     ...env,
   }
   const config = loadConfig(serviceEnv)
-  const refreshTokenHashKey = deriveServerKeys(serviceEnv.SECRET_KEY!).refreshTokenHash
   // BENCH_SERVICE_LOG: the service's log (stdout) to that file, e.g. to measure request logging at LOG_LEVEL=info.
   const stdout = process.env.BENCH_SERVICE_LOG ? openSync(process.env.BENCH_SERVICE_LOG, 'a') : 'inherit'
   const { child, port, call, exited } = await forkListening(
@@ -142,7 +138,6 @@ export async function startService (env: Record<string, string>): Promise<Runnin
     loopDelay: ((on: boolean) => call({ type: 'loop-delay', on })) as RunningService['loopDelay'],
     cpuUsage: cpuUsage(call),
     cpuProfile: profileSwitch(call),
-    hashRefreshToken: (token) => hmacSha256(refreshTokenHashKey, token),
     close: () => stop(child, exited),
   }
 }

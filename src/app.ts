@@ -18,6 +18,7 @@ import keys from './plugins/app/keys.js'
 import mailDelivery from './plugins/app/mail-delivery.js'
 import outbox from './plugins/app/outbox.js'
 import recovery from './plugins/app/recovery.js'
+import retention from './plugins/app/retention.js'
 import revocation from './plugins/app/revocation.js'
 import sessions from './plugins/app/sessions.js'
 import cookie from './plugins/external/cookie.js'
@@ -146,6 +147,7 @@ export default async function app (fastify: FastifyInstance, options: AppOptions
   await fastify.register(administration)
   await fastify.register(recovery)
   await fastify.register(attemptLimits)
+  await fastify.register(retention)
   await fastify.register(authentication)
   // Routes, grouped by prefix.
   await fastify.register(healthRoutes)

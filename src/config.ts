@@ -42,6 +42,9 @@ export const EnvSchema = Type.Object({
   API_KEY_LIMIT_PER_USER: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   PASSWORD_QUEUE_MAX_WAIT_MS: Type.Integer({ minimum: 0, maximum: 600_000, default: 2000 }),
+  SESSION_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 400 }),
+  RETENTION_INTERVAL_SECONDS: Seconds(3600, 0),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   // No control characters: both go into message headers.
   EMAIL_FROM: Type.Optional(Type.String({ minLength: 3, maxLength: 320, pattern: '^[^\\x00-\\x1f\\x7f]+$' })),
@@ -56,6 +59,7 @@ export const EnvSchema = Type.Object({
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false }),
   EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 5 }),
   EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 30 }),
+  EMAIL_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
@@ -96,6 +100,12 @@ export interface Config {
   maxEventLoopDelayMs: number
   /** Expected wait for a bcrypt slot past which password checks get 503 at once; 0: unbounded. */
   passwordQueueMaxWaitMs: number
+  /** Days a session (and an API key) is kept after it expired or was revoked. */
+  sessionRetentionDays: number
+  /** Days audit events are kept; 0 keeps them for ever. */
+  auditRetentionDays: number
+  /** Seconds between this instance's retention passes; 0: none (another instance, or a scheduler, runs them). */
+  retentionIntervalSeconds: number
   logLevel: string
   email: EmailConfig
 }
@@ -125,6 +135,8 @@ export interface EmailConfig {
   /** Requests that send email, per address and per client IP, per hour; 0 turns a limit off. */
   rateLimitPerAddressPerHour: number
   rateLimitPerIpPerHour: number
+  /** Days sent and dead messages, and used or expired link secrets, are kept. */
+  retentionDays: number
 }
 
 export class ConfigError extends Error {
@@ -252,6 +264,9 @@ function fromEnv (env: Env): Config {
     apiKeyLimitPerUser: env.API_KEY_LIMIT_PER_USER,
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     passwordQueueMaxWaitMs: env.PASSWORD_QUEUE_MAX_WAIT_MS,
+    sessionRetentionDays: env.SESSION_RETENTION_DAYS,
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS,
+    retentionIntervalSeconds: env.RETENTION_INTERVAL_SECONDS,
     logLevel: env.LOG_LEVEL,
     email: {
       smtpUrl: env.SMTP_URL,
@@ -269,6 +284,7 @@ function fromEnv (env: Env): Config {
       requireVerification: env.REQUIRE_EMAIL_VERIFICATION,
       rateLimitPerAddressPerHour: env.EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR,
       rateLimitPerIpPerHour: env.EMAIL_RATE_LIMIT_PER_IP_PER_HOUR,
+      retentionDays: env.EMAIL_RETENTION_DAYS,
     },
   }
 }

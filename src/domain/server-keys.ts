@@ -7,6 +7,7 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
 export interface ServerKeys {
   refreshTokenHash: Buffer
   refreshTokenSuccessor: Buffer
+  refreshTokenMac: Buffer
   apiKeyHash: Buffer
   signingKeyEncryption: Buffer
   /** Keys the hashes of password-reset and email-verification secrets (account_tokens). */
@@ -18,6 +19,7 @@ export interface ServerKeys {
 const PURPOSES: (keyof ServerKeys)[] = [
   'refreshTokenHash',
   'refreshTokenSuccessor',
+  'refreshTokenMac',
   'apiKeyHash',
   'signingKeyEncryption',
   'accountTokenHash',

@@ -1,28 +1,27 @@
-import { randomBytes } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import type { SqlPool } from '../db/sql-pool.js'
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
 import type { SessionSummary } from '../schemas/users.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
-import { hmacSha256 } from './server-keys.js'
+import { RefreshTokenCodec, type RefreshToken, type RefreshTokenKeys } from './refresh-tokens.js'
 
 /**
  * Sessions and refresh-token rotation (DESIGN §3.5).
  *
- * A refresh token is 256 random bits, shown once and stored only as an
- * HMAC. Its successor is derived from it with a second server-side key, so a
- * retry inside the grace window gets the very same successor back without the
+ * A session is one row, whatever the number of its rotations: it holds the
+ * generation and keyed hash of its live refresh token and when its last few
+ * generations were retired. A token names its session and generation under a
+ * MAC (domain/refresh-tokens.ts), so a forgery is refused without a database
+ * read, an older generation is recognised as a retired token of the session
+ * however old, and a successor is derived from its parent, which lets a retry
+ * inside the grace window get the very same successor back without the
  * database ever holding a usable token.
  */
 
 export interface SessionLifetimes {
   idleTtlSeconds: number
   absoluteTtlSeconds: number
-}
-
-export interface SessionKeys {
-  refreshTokenHash: Buffer
-  refreshTokenSuccessor: Buffer
 }
 
 export interface SessionContext {
@@ -63,17 +62,22 @@ export type RotationResult =
   | { ok: true; grant: SessionGrant; refreshToken: string }
   | { ok: false; reason: RotationFailure; sessionId?: string; userId?: string }
 
-/** Refresh tokens are 32 random bytes, base64url: 43 characters. */
-export const REFRESH_TOKEN_PATTERN = '^[A-Za-z0-9_-]{43}$'
-const REFRESH_TOKEN_REGEX = new RegExp(REFRESH_TOKEN_PATTERN)
+/**
+ * How many retirement times a session keeps: a token this many generations
+ * behind the live one is past the grace window for certain unless the session
+ * rotated that often within the window, and is then treated as reused (the
+ * safe side).
+ */
+export const RECENT_RETIREMENTS = 8
 
 export class SessionStore {
   private readonly now: () => number
+  private readonly tokens: RefreshTokenCodec
 
   constructor (
     private readonly db: PrismaClient,
     private readonly sql: SqlPool,
-    private readonly keys: SessionKeys,
+    keys: RefreshTokenKeys,
     private readonly options: {
       graceSeconds: number
       now?: () => number
@@ -82,14 +86,13 @@ export class SessionStore {
     }
   ) {
     this.now = options.now ?? Date.now
+    this.tokens = new RefreshTokenCodec(keys)
   }
 
-  hashRefreshToken (token: string): Uint8Array<ArrayBuffer> {
-    return new Uint8Array(hmacSha256(this.keys.refreshTokenHash, token))
-  }
-
-  private successorOf (token: string): string {
-    return hmacSha256(this.keys.refreshTokenSuccessor, token).toString('base64url')
+  /** The session and generation a refresh token names, when it is one of ours; null for anything else. */
+  readRefreshToken (token: string): { sessionId: string; generation: number } | null {
+    const read = this.tokens.read(token)
+    return read && { sessionId: read.sessionId, generation: read.generation }
   }
 
   /**
@@ -112,7 +115,8 @@ export class SessionStore {
     /** Records `login_succeeded` in the same statement (a sign-up records its own event instead). */
     recordLogin?: boolean
   }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
-    const refreshToken = randomBytes(32).toString('base64url')
+    const sessionId = randomUUID()
+    const refreshToken = this.tokens.first(sessionId).token
     const now = new Date(this.now())
     const absoluteExpiresAt = new Date(now.getTime() + input.lifetimes.absoluteTtlSeconds * 1000)
     const idleExpiresAt = new Date(Math.min(now.getTime() + input.lifetimes.idleTtlSeconds * 1000, absoluteExpiresAt.getTime()))
@@ -120,6 +124,7 @@ export class SessionStore {
       name: 'start_session',
       text: START_STATEMENT,
       values: [
+        sessionId,
         input.userId,
         input.verified.role,
         input.verified.passwordHash,
@@ -131,7 +136,7 @@ export class SessionStore {
         now,
         idleExpiresAt,
         absoluteExpiresAt,
-        this.hashRefreshToken(refreshToken),
+        this.tokens.hash(refreshToken),
         input.recordLogin ? 'login_succeeded' : null,
       ],
     })
@@ -155,88 +160,86 @@ export class SessionStore {
    * Exchanges a refresh token for its successor: single use, one successor
    * under any concurrency, the grace window, reuse detection.
    *
-   * The happy path is one statement: retiring the presented token is a
-   * conditional UPDATE (`retired_at IS NULL`), so of any number of concurrent
-   * presentations exactly one row-locks and retires it, and only that one
-   * inserts the successor (also guarded by the unique parent_id). The others
-   * fall through to `classify`, which sees the committed retirement.
+   * A token that is not ours is refused here, without touching the database.
+   * The happy path is then one conditional UPDATE of the session row (its
+   * generation and live hash must still be the presented token's), so of any
+   * number of concurrent presentations exactly one row-locks and advances it;
+   * the others re-check after it commits, find the generation moved on, and
+   * fall through to `classify`.
    */
   async rotate (refreshToken: string, clientId: string, context: SessionContext = {}): Promise<RotationResult> {
-    if (!REFRESH_TOKEN_REGEX.test(refreshToken)) return { ok: false, reason: 'unknown' }
-    const tokenHash = this.hashRefreshToken(refreshToken)
-    const successor = this.successorOf(refreshToken)
+    const presented = this.tokens.read(refreshToken)
+    if (!presented) return { ok: false, reason: 'unknown' }
+    const successor = this.tokens.descendant(presented)
     const now = new Date(this.now())
     // pg directly, not $queryRaw: this runs on every refresh. Named, so that
-    // each connection has Postgres parse and plan it once (planning this
-    // statement costs more than running it); Prisma's raw queries are
-    // unnamed, and its per-query work comes on top.
+    // each connection has Postgres parse and plan it once; Prisma's raw
+    // queries are unnamed, and its per-query work comes on top.
     const { rows } = await this.sql.query<RotatedRow>({
       name: 'rotate_refresh_token',
       text: ROTATE_STATEMENT,
-      values: [now, tokenHash, clientId, context.ip ?? null, context.userAgent?.slice(0, 512) ?? null, this.hashRefreshToken(successor)],
+      values: [
+        now,
+        presented.sessionId,
+        presented.generation,
+        this.tokens.hash(refreshToken),
+        clientId,
+        context.ip ?? null,
+        context.userAgent?.slice(0, 512) ?? null,
+        this.tokens.hash(successor.token),
+      ],
     })
     const row = rows[0]
-    if (row) return { ok: true, refreshToken: successor, grant: toGrant(row) }
-    return this.classify(tokenHash, refreshToken, clientId, now, context)
+    if (row) return { ok: true, refreshToken: successor.token, grant: toGrant(presented.sessionId, row) }
+    return this.classify(presented, clientId, now, context)
   }
 
   /**
-   * Why a presented token did not rotate, and the answers that depend on it:
-   * inside the grace window a retired token gets the family's live token back
-   * and revokes nothing; outside it, it revokes the whole session (reuse).
+   * Why a presented token of ours did not rotate, and the answers that depend
+   * on it: inside the grace window a retired token gets the family's live
+   * token back and revokes nothing; outside it, it revokes the whole session
+   * (reuse).
    */
-  private async classify (
-    tokenHash: Uint8Array<ArrayBuffer>,
-    refreshToken: string,
-    clientId: string,
-    now: Date,
-    context: SessionContext
-  ): Promise<RotationResult> {
-    const rows = await this.db.$queryRaw<PresentedRow[]>`
-      SELECT rt.id, rt.retired_at, s.id AS session_id, s.user_id, s.client_id, s.scope, s.revoked_at,
-             s.idle_expires_at, s.absolute_expires_at, u.disabled, u.role::text AS role
-      FROM refresh_tokens AS rt
-      JOIN sessions AS s ON s.id = rt.session_id
-      JOIN users AS u ON u.id = s.user_id
-      WHERE rt.token_hash = ${tokenHash}`
+  private async classify (presented: RefreshToken, clientId: string, now: Date, context: SessionContext): Promise<RotationResult> {
+    const { rows } = await this.sql.query<SessionRow>({ name: 'session_state', text: SESSION_STATEMENT, values: [presented.sessionId] })
     const row = rows[0]
+    // Gone: deleted by retention long after it ended.
     if (!row) return { ok: false, reason: 'unknown' }
-    const ids = { sessionId: row.session_id, userId: row.user_id }
+    const ids = { sessionId: presented.sessionId, userId: row.user_id }
     if (row.client_id !== clientId) return { ok: false, reason: 'client_mismatch', ...ids }
     if (row.revoked_at) return { ok: false, reason: 'revoked', ...ids }
     if (row.disabled) return { ok: false, reason: 'user_disabled', ...ids }
-    if (row.retired_at === null || row.idle_expires_at <= now || row.absolute_expires_at <= now) {
-      // A live token that did not rotate can only be an expired one.
+    const behind = row.generation - presented.generation
+    // A generation the database has not reached: minted here, but the
+    // database was restored from before it. Nothing to revoke over.
+    if (behind < 0) return { ok: false, reason: 'unknown', ...ids }
+    if (behind === 0) {
+      // The live token that did not rotate can only be an expired one.
+      if (!row.refresh_token_hash || !this.isLiveHash(row, presented.token)) return { ok: false, reason: 'unknown', ...ids }
       return { ok: false, reason: 'expired', ...ids }
     }
-    if (row.retired_at.getTime() + this.options.graceSeconds * 1000 > now.getTime()) {
+    if (row.idle_expires_at <= now || row.absolute_expires_at <= now) return { ok: false, reason: 'expired', ...ids }
+    const retiredAt = (row.recent_retirements ?? [])[behind - 1]
+    if (retiredAt && retiredAt.getTime() + this.options.graceSeconds * 1000 > now.getTime()) {
       // The successor may itself have rotated since (two tabs): answer with
       // the family's live token, derived again, never a spent one.
-      let live = refreshToken
-      for (let depth = await this.generationsBelow(row.id); depth > 0; depth--) live = this.successorOf(live)
+      const live = this.tokens.descendant(presented, behind)
+      if (!this.isLiveHash(row, live.token)) return { ok: false, reason: 'unknown', ...ids }
       // Harmless when it is a lost response or a second tab; a pattern of them is worth seeing.
       await recordAuditEvent(this.db, {
         type: 'refresh_token_replayed',
         userId: row.user_id,
         ip: context.ip,
-        details: { sessionId: row.session_id, retiredAt: row.retired_at.toISOString() },
+        details: { sessionId: presented.sessionId, retiredAt: retiredAt.toISOString() },
       })
-      return { ok: true, refreshToken: live, grant: toGrant(row) }
+      return { ok: true, refreshToken: live.token, grant: toGrant(presented.sessionId, row) }
     }
-    await this.revokeForReuse(row.session_id, row.user_id, now, context.ip)
+    await this.revokeForReuse(presented.sessionId, row.user_id, now, context.ip)
     return { ok: false, reason: 'reused', ...ids }
   }
 
-  /** How many rotations followed a token: the depth of the chain of successors below it. */
-  private async generationsBelow (tokenId: string): Promise<number> {
-    const rows = await this.db.$queryRaw<{ depth: number }[]>`
-      WITH RECURSIVE chain AS (
-        SELECT id, 0 AS depth FROM refresh_tokens WHERE id = ${tokenId}::uuid
-        UNION ALL
-        SELECT child.id, chain.depth + 1 FROM refresh_tokens AS child JOIN chain ON child.parent_id = chain.id
-      )
-      SELECT max(depth)::int AS depth FROM chain`
-    return rows[0]?.depth ?? 0
+  private isLiveHash (row: SessionRow, token: string): boolean {
+    return row.refresh_token_hash !== null && Buffer.from(this.tokens.hash(token)).equals(row.refresh_token_hash)
   }
 
   /** Rule 4: the whole family dies, once, with an audit event. */
@@ -251,15 +254,19 @@ export class SessionStore {
     this.options.onRevoked?.([sessionId])
   }
 
-  /** The live session a refresh token belongs to (retired or not), for logout and RFC 7009 revocation. */
+  /**
+   * The unrevoked session a refresh token of ours belongs to (its live token
+   * or any it retired), for logout and RFC 7009 revocation.
+   */
   async findByRefreshToken (refreshToken: string): Promise<{ sessionId: string; userId: string; clientId: string } | null> {
-    if (!REFRESH_TOKEN_REGEX.test(refreshToken)) return null
-    const token = await this.db.refreshToken.findUnique({
-      where: { tokenHash: this.hashRefreshToken(refreshToken) },
-      select: { session: { select: { id: true, userId: true, clientId: true, revokedAt: true } } },
+    const presented = this.tokens.read(refreshToken)
+    if (!presented) return null
+    const session = await this.db.session.findUnique({
+      where: { id: presented.sessionId },
+      select: { id: true, userId: true, clientId: true, revokedAt: true, generation: true },
     })
-    if (!token || token.session.revokedAt) return null
-    return { sessionId: token.session.id, userId: token.session.userId, clientId: token.session.clientId }
+    if (!session || session.revokedAt || presented.generation > session.generation) return null
+    return { sessionId: session.id, userId: session.userId, clientId: session.clientId }
   }
 
   /**
@@ -269,40 +276,21 @@ export class SessionStore {
    */
   async liveGrant (by: { refreshToken: string } | { sessionId: string }): Promise<SessionGrant | null> {
     const now = new Date(this.now())
-    const sessionSelect = {
-      id: true,
-      userId: true,
-      clientId: true,
-      scope: true,
-      revokedAt: true,
-      idleExpiresAt: true,
-      absoluteExpiresAt: true,
-      user: { select: { role: true, disabled: true } },
-    } as const
-    let session
+    let sessionId: string
+    let token: string | undefined
     if ('refreshToken' in by) {
-      if (!REFRESH_TOKEN_REGEX.test(by.refreshToken)) return null
-      const token = await this.db.refreshToken.findUnique({
-        where: { tokenHash: this.hashRefreshToken(by.refreshToken) },
-        select: { retiredAt: true, session: { select: sessionSelect } },
-      })
-      if (!token || token.retiredAt) return null
-      session = token.session
+      const presented = this.tokens.read(by.refreshToken)
+      if (!presented) return null
+      sessionId = presented.sessionId
+      token = presented.token
     } else {
-      session = await this.db.session.findUnique({ where: { id: by.sessionId }, select: sessionSelect })
+      sessionId = by.sessionId
     }
-    if (!session || session.revokedAt || session.user.disabled || session.idleExpiresAt <= now || session.absoluteExpiresAt <= now) {
-      return null
-    }
-    return {
-      sessionId: session.id,
-      userId: session.userId,
-      clientId: session.clientId,
-      scope: session.scope,
-      role: session.user.role,
-      idleExpiresAt: session.idleExpiresAt,
-      absoluteExpiresAt: session.absoluteExpiresAt,
-    }
+    const { rows } = await this.sql.query<SessionRow>({ name: 'session_state', text: SESSION_STATEMENT, values: [sessionId] })
+    const row = rows[0]
+    if (!row || row.revoked_at || row.disabled || row.idle_expires_at <= now || row.absolute_expires_at <= now) return null
+    if (token !== undefined && !this.isLiveHash(row, token)) return null
+    return toGrant(sessionId, row)
   }
 
   /** Revokes sessions; returns the ids that were live. */
@@ -421,67 +409,62 @@ async function revokeSessions (
 }
 
 /**
- * A session's start in one statement: $1 user id, $2 role and $3 password
- * hash as verified ($3 null: no password involved), $4 client id, $5 scope,
- * $6 idle TTL, $7 user agent, $8 ip, $9 now, $10 idle and $11 absolute
- * expiry, $12 the first refresh token's hash, $13 the audit event to
- * record with it (null: none). FOR SHARE waits for a concurrent change of
+ * A session's start in one statement: $1 session id, $2 user id, $3 role and
+ * $4 password hash as verified ($4 null: no password involved), $5 client
+ * id, $6 scope, $7 idle TTL, $8 user agent, $9 ip, $10 now, $11 idle and $12
+ * absolute expiry, $13 the first refresh token's hash, $14 the audit event
+ * to record with it (null: none). FOR SHARE waits for a concurrent change of
  * the user row to commit and then re-checks the conditions against the new
  * row.
  */
 const START_STATEMENT = `
   WITH account AS (
     SELECT u.id FROM users AS u
-    WHERE u.id = $1 AND u.role = $2::role AND NOT u.disabled
-      AND ($3::text IS NULL OR u.password_hash = $3::text)
+    WHERE u.id = $2 AND u.role = $3::role AND NOT u.disabled
+      AND ($4::text IS NULL OR u.password_hash = $4::text)
     FOR SHARE
   ), session AS (
-    INSERT INTO sessions (user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
-                          idle_expires_at, absolute_expires_at)
-    SELECT a.id, $4, $5, $6, $7, $8, $9, $9, $10, $11 FROM account AS a
+    INSERT INTO sessions (id, user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
+                          idle_expires_at, absolute_expires_at, generation, refresh_token_hash)
+    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13 FROM account AS a
     RETURNING id
-  ), first_token AS (
-    INSERT INTO refresh_tokens (session_id, token_hash, created_at)
-    SELECT s.id, $12, $9 FROM session AS s
   ), audit AS (
     INSERT INTO audit_events (type, user_id, ip, details)
-    SELECT $13::text, $1, $8, jsonb_build_object('sessionId', s.id, 'clientId', $4::text)
-    FROM session AS s WHERE $13::text IS NOT NULL
+    SELECT $14::text, $2, $9, jsonb_build_object('sessionId', s.id, 'clientId', $5::text)
+    FROM session AS s WHERE $14::text IS NOT NULL
   )
   SELECT id FROM session`
 
 /**
- * Rotation in one statement: $1 now, $2 presented token's hash, $3 client id,
- * $4 ip, $5 user agent, $6 successor's hash. The first CTE retires the token
- * only if it is live and its session can refresh; the others hang off it.
+ * Rotation in one statement, one row: $1 now, $2 session id, $3 presented
+ * generation, $4 presented token's hash, $5 client id, $6 ip, $7 user agent,
+ * $8 successor's hash. It advances the session only if the presented token
+ * is its live one and the session can refresh. It writes no indexed column,
+ * so Postgres can update the row in place (HOT).
  */
 const ROTATE_STATEMENT = `
-  WITH presented AS (
-    UPDATE refresh_tokens AS rt SET retired_at = $1
-    FROM sessions AS s JOIN users AS u ON u.id = s.user_id
-    WHERE rt.token_hash = $2 AND rt.retired_at IS NULL
-      AND s.id = rt.session_id AND s.client_id = $3
-      AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1
-      AND NOT u.disabled
-    RETURNING rt.id, rt.session_id, s.idle_ttl_seconds, s.absolute_expires_at, u.role
-  ), refreshed AS (
-    UPDATE sessions AS s SET last_refreshed_at = $1,
-      ip = COALESCE($4::text, s.ip),
-      user_agent = COALESCE($5::text, s.user_agent),
-      idle_expires_at = LEAST($1::timestamptz + make_interval(secs => p.idle_ttl_seconds), p.absolute_expires_at)
-    FROM presented AS p WHERE s.id = p.session_id
-    RETURNING s.id, s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at
-  ), successor AS (
-    INSERT INTO refresh_tokens (session_id, token_hash, parent_id, created_at)
-    SELECT p.session_id, $6, p.id, $1 FROM presented AS p
-    RETURNING id
-  )
-  SELECT r.id AS session_id, r.user_id, r.client_id, r.scope, r.idle_expires_at, r.absolute_expires_at,
-         p.role::text AS role
-  FROM refreshed AS r JOIN presented AS p ON p.session_id = r.id CROSS JOIN successor`
+  UPDATE sessions AS s SET
+    generation = s.generation + 1,
+    refresh_token_hash = $8,
+    recent_retirements = (ARRAY[$1::timestamptz] || s.recent_retirements)[1:${RECENT_RETIREMENTS}],
+    last_refreshed_at = $1,
+    ip = COALESCE($6::text, s.ip),
+    user_agent = COALESCE($7::text, s.user_agent),
+    idle_expires_at = LEAST($1::timestamptz + make_interval(secs => s.idle_ttl_seconds), s.absolute_expires_at)
+  FROM users AS u
+  WHERE s.id = $2 AND s.generation = $3 AND s.refresh_token_hash = $4
+    AND s.client_id = $5 AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1
+    AND u.id = s.user_id AND NOT u.disabled
+  RETURNING s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at, u.role::text AS role`
+
+/** A session with what its refresh tokens are judged by: $1 session id. */
+const SESSION_STATEMENT = `
+  SELECT s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at, s.revoked_at,
+         s.generation, s.refresh_token_hash, s.recent_retirements, u.disabled, u.role::text AS role
+  FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+  WHERE s.id = $1`
 
 interface RotatedRow {
-  session_id: string
   user_id: string
   client_id: string
   scope: string
@@ -490,16 +473,17 @@ interface RotatedRow {
   role: string
 }
 
-interface PresentedRow extends RotatedRow {
-  id: string
-  retired_at: Date | null
+interface SessionRow extends RotatedRow {
   revoked_at: Date | null
+  generation: number
+  refresh_token_hash: Buffer | null
+  recent_retirements: Date[] | null
   disabled: boolean
 }
 
-function toGrant (row: RotatedRow): SessionGrant {
+function toGrant (sessionId: string, row: RotatedRow): SessionGrant {
   return {
-    sessionId: row.session_id,
+    sessionId,
     userId: row.user_id,
     clientId: row.client_id,
     scope: row.scope,

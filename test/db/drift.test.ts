@@ -45,8 +45,8 @@ const databaseChanges: { name: string; sql: string; expected: string[] }[] = [
   },
   {
     name: 'a missing column',
-    sql: 'ALTER TABLE "refresh_tokens" DROP COLUMN "retired_at"',
-    expected: ['column refresh_tokens.retired_at: missing from the database (field RefreshToken.retiredAt)'],
+    sql: 'ALTER TABLE "sessions" DROP COLUMN "revoked_reason"',
+    expected: ['column sessions.revoked_reason: missing from the database (field Session.revokedReason)'],
   },
   {
     name: 'a dropped NOT NULL',

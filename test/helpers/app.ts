@@ -39,6 +39,9 @@ export const TEST_ENV: Record<string, string> = {
   // The embedded test database runs in the test process and stalls its event
   // loop on a loaded CI machine; load shedding is tested on its own.
   MAX_EVENT_LOOP_DELAY_MS: '0',
+  // Tests that move the clock by weeks would otherwise race a timed pass;
+  // retention runs when a test asks (app.retention.runPass()).
+  RETENTION_INTERVAL_SECONDS: '0',
 }
 
 /**

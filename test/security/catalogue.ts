@@ -381,7 +381,7 @@ export const cases: AttackCase[] = [
       t.equal(retry.statusCode, 200)
       t.equal(json<Tokens>(retry).refresh_token, first, 'same successor')
       const sid = decodePart(account.access_token, 1).sid as string
-      t.equal(await ctx.app.db.refreshToken.count({ where: { sessionId: sid, retiredAt: null } }), 1, 'one live token in the family')
+      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 1, 'one rotation: the retry rotated nothing')
     },
   },
   {
@@ -395,7 +395,7 @@ export const cases: AttackCase[] = [
       t.equal(responses.filter((r) => r.statusCode >= 500).length, 0, 'no 5xx')
       t.equal(tokens.size, 1, 'one successor for all')
       const sid = decodePart(account.access_token, 1).sid as string
-      t.equal(await ctx.app.db.refreshToken.count({ where: { sessionId: sid } }), 2, 'two rows: the original and one successor')
+      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 1, 'exactly one rotation')
     },
   },
   {
@@ -424,15 +424,20 @@ export const cases: AttackCase[] = [
     async run (ctx, t) {
       // One character off the victim's token: a different character from its last one (it ends in 'A' one time in 64).
       const victim = ctx.victim.refresh_token
-      const oneOff = victim.slice(0, 42) + (victim.endsWith('A') ? 'B' : 'A')
-      for (const guess of [randomBytes(32).toString('base64url'), 'A'.repeat(43), oneOff, "' OR 1=1 --", '']) {
+      const oneOff = victim.slice(0, -1) + (victim.endsWith('A') ? 'B' : 'A')
+      // The token of the layout before DESIGN §3.13 (32 random bytes), and one of today's length.
+      const guesses = [randomBytes(32).toString('base64url'), randomBytes(69).toString('base64url'), 'A'.repeat(43), 'A'.repeat(92), oneOff, "' OR 1=1 --", '']
+      for (const guess of guesses) {
         const response = await ctx.refresh(guess)
         t.ok(response.statusCode === 400, `guess ${guess.slice(0, 12)}: 400`)
         t.ok(['invalid_grant', 'invalid_request'].includes(json(response).error as string))
       }
       const issued = await Promise.all(Array.from({ length: 5 }, async () => (await ctx.signup('entropy')).refresh_token))
       t.equal(new Set(issued).size, 5, 'all distinct')
-      for (const token of issued) t.equal(Buffer.from(token, 'base64url').length, 32, '32 bytes (256 bits)')
+      // version | session id (16) | generation (4) | secret (32) | MAC (16): the secret is bytes 21..53.
+      const secrets = issued.map((token) => Buffer.from(token, 'base64url').subarray(21, 53).toString('hex'))
+      for (const token of issued) t.equal(Buffer.from(token, 'base64url').length, 69, '69 bytes, of which 32 (256 bits) random')
+      t.equal(new Set(secrets).size, 5, 'distinct secrets')
     },
   },
   {
@@ -554,7 +559,62 @@ export const cases: AttackCase[] = [
       const login = await ctx.app.inject({ method: 'POST', url: `/auth/token?grant_type=password&username=${encodeURIComponent(a.email)}&password=${encodeURIComponent(PASSWORD)}`, headers: { 'content-type': 'application/json' }, payload: '{}' })
       t.equal(login.statusCode, 400, 'password in the query: 400')
       const sid = decodePart(a.access_token, 1).sid as string
-      t.equal(await ctx.app.db.refreshToken.count({ where: { sessionId: sid } }), 1, 'nothing rotated')
+      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 0, 'nothing rotated')
+    },
+  },
+  {
+    id: 'RT-13',
+    title: 'a forged refresh token naming a real session (its id, an old generation) neither rotates nor revokes it, and writes nothing',
+    source: 'RFC 6749 §10.10 (credential guessing); RFC 9700 §4.14.2 (reuse detection must not be a lever for others); DESIGN §3.13',
+    async run (ctx, t) {
+      const a = await ctx.signup('forged-family')
+      const rotated = await ctx.refresh(a.refresh_token)
+      t.equal(rotated.statusCode, 200)
+      const live = json<Tokens>(rotated).refresh_token
+      const sid = decodePart(a.access_token, 1).sid as string
+      const before = await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })
+      const events = await ctx.app.db.auditEvent.count({ where: { userId: a.id } })
+      // Whoever saw an access token knows the session id; they can write any generation and secret, but not the MAC.
+      const bytes = Buffer.from(live, 'base64url')
+      const forgeries: Buffer[] = []
+      const oldGeneration = Buffer.from(bytes)
+      oldGeneration.writeUInt32BE(0, 17)
+      forgeries.push(oldGeneration)
+      const otherSecret = Buffer.from(bytes)
+      randomBytes(32).copy(otherSecret, 21)
+      forgeries.push(otherSecret)
+      const otherMac = Buffer.from(bytes)
+      randomBytes(16).copy(otherMac, 53)
+      forgeries.push(otherMac)
+      for (const forged of forgeries) assertInvalidGrant(t, await ctx.refresh(forged.toString('base64url')), 'forged token of the session')
+      const after = await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })
+      t.equal(after.revokedAt, null, 'the session is not revoked')
+      t.equal(after.generation, before.generation, 'nor rotated')
+      t.same(after.lastRefreshedAt, before.lastRefreshedAt, 'nor touched')
+      t.equal(await ctx.app.db.auditEvent.count({ where: { userId: a.id } }), events, 'no audit event written')
+      t.equal((await ctx.refresh(live)).statusCode, 200, 'the live token still refreshes')
+    },
+  },
+  {
+    id: 'RT-14',
+    title: 'the first refresh token of a session, presented after 300 rotations, is recognised as reuse and revokes it',
+    source: 'RFC 9700 §4.14.2 (an invalidated refresh token presented informs the server of the breach); DESIGN §3.13',
+    async run (ctx, t) {
+      const a = await ctx.signup('long-family')
+      let token = a.refresh_token
+      for (let i = 0; i < 300; i++) {
+        const response = await ctx.refresh(token)
+        if (response.statusCode !== 200) break
+        token = json<Tokens>(response).refresh_token
+      }
+      const sid = decodePart(a.access_token, 1).sid as string
+      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 300, '300 rotations')
+      await ctx.advance(ctx.config.refreshGraceSeconds + 1)
+      assertInvalidGrant(t, await ctx.refresh(a.refresh_token), 'the first token, stolen long ago')
+      const session = await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })
+      t.equal(session.revokedReason, 'refresh_token_reused', 'revoked as reuse')
+      t.equal(await ctx.app.db.auditEvent.count({ where: { userId: a.id, type: 'refresh_token_reused' } }), 1, 'audited once')
+      assertInvalidGrant(t, await ctx.refresh(token), 'the live token died with it')
     },
   },
   // ---------------------------------------------------------------- Cookies and CSRF (RFC 6749 §10.12, RFC 9700 §4.7, ASVS V3)

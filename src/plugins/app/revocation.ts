@@ -12,11 +12,11 @@ declare module 'fastify' {
 /** Revocations reach every instance within this interval (the contract asks for one second). */
 export const REVOCATION_SYNC_MS = 500
 /** Margin for verifiers whose clocks lag. */
-const RETENTION_MARGIN_MS = 60_000
+export const REVOCATION_RETENTION_MARGIN_MS = 60_000
 
 async function revocation (fastify: FastifyInstance) {
   const list = new RevocationList(fastify.db, {
-    retentionMs: maxAccessTokenTtlSeconds(fastify.config) * 1000 + RETENTION_MARGIN_MS,
+    retentionMs: maxAccessTokenTtlSeconds(fastify.config) * 1000 + REVOCATION_RETENTION_MARGIN_MS,
     now: fastify.now,
   })
   await list.sync()

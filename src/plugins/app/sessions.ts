@@ -17,7 +17,7 @@ async function sessions (fastify: FastifyInstance) {
     new SessionStore(
       fastify.db,
       fastify.sql,
-      { refreshTokenHash: serverKeys.refreshTokenHash, refreshTokenSuccessor: serverKeys.refreshTokenSuccessor },
+      { mac: serverKeys.refreshTokenMac, hash: serverKeys.refreshTokenHash, successor: serverKeys.refreshTokenSuccessor },
       {
         graceSeconds: config.refreshGraceSeconds,
         now: fastify.now,

@@ -221,6 +221,7 @@ t.test('garbage is inactive, never an error', async (t) => {
     'tak_0000000000000000000000000000000000000000000000000',
     `tak_${'x'.repeat(49)}`,
     'A'.repeat(43),
+    'A'.repeat(92),
     '%00\u0000\u202e',
     'x'.repeat(4096),
   ]

@@ -52,37 +52,47 @@ function assertInvalidGrant (t: Test, response: Awaited<ReturnType<typeof refres
   t.type(json(response).error_description, 'string')
 }
 
-function tokenRow (app: TestApp['app'], refreshToken: string) {
-  return app.db.refreshToken.findUnique({ where: { tokenHash: app.sessions.hashRefreshToken(refreshToken) } })
+/** The session row a refresh-token family lives in (DESIGN §3.13: one row, whatever the rotations). */
+function family (app: TestApp['app'], sessionId: string) {
+  return app.db.session.findUniqueOrThrow({
+    where: { id: sessionId },
+    select: { generation: true, refreshTokenHash: true, recentRetirements: true, revokedAt: true, revokedReason: true },
+  })
+}
+
+/** The generation a refresh token carries. */
+function generationOf (app: TestApp['app'], refreshToken: string): number | undefined {
+  return app.sessions.readRefreshToken(refreshToken)?.generation
 }
 
 t.test('rotation returns a new refresh token and retires the old one', async (t) => {
   const { app } = await testApp(t)
-  const { sessionId, tokens } = await login(app)
-  const first = await tokenRow(app, tokens.refresh_token)
-  t.ok(first, 'the issued token is stored (by hash)')
-  t.equal(first?.retiredAt, null, 'not retired yet')
+  const { userId, sessionId, tokens } = await login(app)
+  const first = await family(app, sessionId)
+  t.equal(first.generation, 0, 'a new session is at generation 0')
+  t.equal(generationOf(app, tokens.refresh_token), 0, 'its token carries generation 0')
+  t.equal(first.refreshTokenHash?.length, 32, 'the live token is stored, by hash')
+  t.same(first.recentRetirements, [], 'nothing retired yet')
 
   const next = await refreshOk(t, app, tokens.refresh_token)
   t.equal(next.token_type, 'Bearer')
   t.type(next.access_token, 'string')
   t.not(next.access_token, tokens.access_token)
   t.not(next.refresh_token, tokens.refresh_token, 'a new refresh token')
-  t.match(next.refresh_token, /^[A-Za-z0-9_-]{43}$/)
+  t.match(next.refresh_token, /^[A-Za-z0-9_-]{92}$/)
   t.equal(sidOf(next.access_token), sessionId, 'same session')
 
-  const retired = await tokenRow(app, tokens.refresh_token)
-  t.ok(retired?.retiredAt, 'the presented token is retired')
-  const successor = await tokenRow(app, next.refresh_token)
-  t.ok(successor, 'the successor is stored')
-  t.equal(successor?.parentId, first?.id, 'the successor is the child of the presented token')
-  t.equal(successor?.sessionId, sessionId)
-  t.equal(successor?.retiredAt, null)
-  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2)
+  const rotated = await family(app, sessionId)
+  t.equal(rotated.generation, 1, 'the session moved to generation 1')
+  t.equal(generationOf(app, next.refresh_token), 1, 'the successor carries it')
+  t.equal(app.sessions.readRefreshToken(next.refresh_token)?.sessionId, sessionId, 'and names the same session')
+  t.notSame(rotated.refreshTokenHash, first.refreshTokenHash, 'the live hash is the successor\'s now')
+  t.equal(rotated.recentRetirements.length, 1, 'the presented token\'s retirement is recorded')
 
   const third = await refreshOk(t, app, next.refresh_token, 'the successor refreshes')
   t.not(third.refresh_token, next.refresh_token)
-  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 3)
+  t.equal((await family(app, sessionId)).generation, 2)
+  t.equal(await app.db.session.count({ where: { userId } }), 2, 'still one row per session: the sign-up\'s and this one')
   const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
   t.equal(session.revokedAt, null)
 })
@@ -91,7 +101,6 @@ t.test('50 concurrent refreshes of one token: one successor, the same for all', 
   // A wide grace window: this test is about concurrency, not about the window.
   const { app } = await testApp(t, { REFRESH_GRACE_SECONDS: '120' })
   const { sessionId, tokens } = await login(app)
-  const parent = await tokenRow(app, tokens.refresh_token)
 
   const responses = await Promise.all(Array.from({ length: 50 }, () => refresh(app, tokens.refresh_token)))
   const statuses = responses.map((r) => r.statusCode)
@@ -100,10 +109,10 @@ t.test('50 concurrent refreshes of one token: one successor, the same for all', 
   t.equal(successors.size, 1, 'every 200 carries the same successor refresh token')
   const [successor] = [...successors]
 
-  t.equal(await app.db.refreshToken.count({ where: { parentId: parent!.id } }), 1, 'exactly one successor row')
-  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2, 'the parent and one successor, nothing else')
-  t.equal(await app.db.refreshToken.count({ where: { sessionId, retiredAt: null } }), 1, 'one live token')
-  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  const session = await family(app, sessionId)
+  t.equal(session.generation, 1, 'exactly one rotation happened')
+  t.equal(generationOf(app, successor!), 1, 'and its token is the one every response carries')
+  t.equal(session.recentRetirements.length, 1, 'one retirement recorded')
   t.equal(session.revokedAt, null, 'the session stays alive')
   t.equal(await app.db.auditEvent.count({ where: { type: 'refresh_token_reused', details: { path: ['sessionId'], equals: sessionId } } }), 0)
 
@@ -121,9 +130,8 @@ t.test('a retry inside the grace window returns the same successor and revokes n
   const retry = await refreshOk(t, app, tokens.refresh_token, 'retry 20 s later, window 30 s')
   t.equal(retry.refresh_token, first.refresh_token, 'the same successor, not a second live token')
   t.equal(sidOf(retry.access_token), sessionId)
-  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2, 'no new row')
-  t.equal(await app.db.refreshToken.count({ where: { sessionId, retiredAt: null } }), 1, 'one live token')
-  const session = await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })
+  const session = await family(app, sessionId)
+  t.equal(session.generation, 1, 'no second rotation')
   t.equal(session.revokedAt, null, 'nothing revoked')
   t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 0, 'no reuse recorded')
   // Security review finding 8: the replay itself is recorded, as harmless.
@@ -155,7 +163,7 @@ t.test('a grace retry after the successor rotated too returns the live token, ne
   t.equal(late.refresh_token, r2.refresh_token, 'answered with R2, the live token')
   const again = await refreshOk(t, app, r1.refresh_token, 'R1 again, inside its own window')
   t.equal(again.refresh_token, r2.refresh_token, 'also R2')
-  t.equal(await app.db.refreshToken.count({ where: { sessionId, retiredAt: null } }), 1, 'one live token')
+  t.equal((await family(app, sessionId)).generation, 2, 'the grace answers rotated nothing')
   const r3 = await refreshOk(t, app, late.refresh_token, 'tab B goes on rotating from what it got')
   t.not(r3.refresh_token, r2.refresh_token)
   t.equal((await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedAt, null, 'the session lives')
@@ -179,7 +187,7 @@ t.test('a retired token presented after the grace window revokes the whole sessi
 
   assertInvalidGrant(t, await refresh(app, successor.refresh_token), 'the successor is dead too')
   assertInvalidGrant(t, await refresh(app, tokens.refresh_token), 'the retired token again')
-  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 2, 'no token was issued after the reuse')
+  t.equal((await family(app, sessionId)).generation, 1, 'no token was issued after the reuse')
   t.equal(await app.db.auditEvent.count({ where: { userId, type: 'refresh_token_reused' } }), 1, 'recorded once')
 
   // The session's access tokens are refused too (§3.5.7).
@@ -194,12 +202,13 @@ t.test('the grace window is measured from retirement; later writes do not reopen
   const { userId, sessionId, tokens } = await login(app)
   const r0 = tokens.refresh_token
   const r1 = (await refreshOk(t, app, r0, 'r0 -> r1 at t=0')).refresh_token
-  const retiredAt = (await tokenRow(app, r0))!.retiredAt
+  const retiredAt = (await family(app, sessionId)).recentRetirements[0]
+  t.ok(retiredAt, 'r0\'s retirement is recorded')
 
   clock.advance(20)
   const retry = await refreshOk(t, app, r0, 'grace retry of r0 at t=20')
   t.equal(retry.refresh_token, r1)
-  t.same((await tokenRow(app, r0))!.retiredAt, retiredAt, 'a grace retry does not move the retirement time')
+  t.same((await family(app, sessionId)).recentRetirements, [retiredAt], 'a grace retry does not move the retirement time')
   const r2 = (await refreshOk(t, app, r1, 'r1 -> r2 at t=20: the session row is written again')).refresh_token
 
   clock.advance(11)
@@ -257,8 +266,7 @@ t.test('idle expiry: no refresh for longer than REFRESH_IDLE_TTL_SECONDS', async
   const b = await login(app)
   clock.advance(1001)
   assertInvalidGrant(t, await refresh(app, b.tokens.refresh_token), 'refresh at 1001 s of 1000')
-  t.equal(await app.db.refreshToken.count({ where: { sessionId: b.sessionId } }), 1, 'no successor')
-  t.equal((await tokenRow(app, b.tokens.refresh_token))?.retiredAt, null, 'the expired token is not retired')
+  t.equal((await family(app, b.sessionId)).generation, 0, 'no successor: the expired token is not retired')
   t.equal(await app.db.auditEvent.count({ where: { userId: b.userId, type: 'refresh_token_reused' } }), 0, 'expiry is not reuse')
 })
 
@@ -300,7 +308,7 @@ t.test('rotation never extends the absolute expiry', async (t) => {
   clock.advance(600)
   // 3000 s: within 1000 s of the last refresh, past the 2500 s absolute lifetime.
   assertInvalidGrant(t, await refresh(app, current), 'refresh at 3000 s')
-  t.equal((await tokenRow(app, current))?.retiredAt, null, 'not rotated')
+  t.equal((await family(app, sessionId)).generation, 4, 'not rotated')
 })
 
 t.test('a refresh token only refreshes for the client it was issued to', async (t) => {
@@ -309,14 +317,12 @@ t.test('a refresh token only refreshes for the client it was issued to', async (
   for (const clientId of ['web', 'admin']) {
     const response = await refresh(app, tokens.refresh_token, { clientId, headers: SPA_HEADERS })
     assertInvalidGrant(t, response, `presented by ${clientId}`)
-    const row = await tokenRow(app, tokens.refresh_token)
-    t.equal(row?.retiredAt, null, `not retired by the ${clientId} attempt`)
+    t.equal((await family(app, sessionId)).generation, 0, `not retired by the ${clientId} attempt`)
   }
   const unknown = await refresh(app, tokens.refresh_token, { clientId: 'nobody' })
   t.equal(unknown.statusCode, 401)
   t.equal(json(unknown).error, 'invalid_client')
-  t.equal(await app.db.refreshToken.count({ where: { sessionId } }), 1, 'no successor')
-  t.equal((await app.db.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedAt, null, 'not revoked')
+  t.equal((await family(app, sessionId)).revokedAt, null, 'not revoked')
 
   const own = await refresh(app, tokens.refresh_token, { clientId: 'mobile' })
   t.equal(own.statusCode, 200, 'still refreshes for its own client')
@@ -324,12 +330,13 @@ t.test('a refresh token only refreshes for the client it was issued to', async (
 
 t.test('bad refresh tokens are invalid_grant', async (t) => {
   const { app } = await testApp(t)
-  for (const token of ['A'.repeat(43), 'not-a-token', '', "' OR 1=1 --", 'x'.repeat(256)]) {
+  for (const token of ['A'.repeat(43), 'A'.repeat(92), 'not-a-token', '', "' OR 1=1 --", 'x'.repeat(256)]) {
     const response = await refresh(app, token)
     t.equal(response.statusCode, 400, `${JSON.stringify(token.slice(0, 20))}: 400 (${response.body})`)
     t.match(json(response).error, /^(invalid_grant|invalid_request)$/)
   }
-  assertInvalidGrant(t, await refresh(app, 'A'.repeat(43)), 'well-formed but unknown')
+  assertInvalidGrant(t, await refresh(app, 'A'.repeat(43)), 'a token of the layout before DESIGN §3.13 (the upgrade ended its session)')
+  assertInvalidGrant(t, await refresh(app, 'A'.repeat(92)), 'today\'s shape, no valid MAC')
   const missing = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token' } })
   t.equal(missing.statusCode, 400)
   t.equal(json(missing).error, 'invalid_request')
@@ -337,10 +344,10 @@ t.test('bad refresh tokens are invalid_grant', async (t) => {
 
 t.test('a disabled user cannot refresh', async (t) => {
   const { app } = await testApp(t)
-  const { userId, tokens } = await login(app)
+  const { userId, sessionId, tokens } = await login(app)
   await app.db.user.update({ where: { id: userId }, data: { disabled: true } })
   assertInvalidGrant(t, await refresh(app, tokens.refresh_token), 'disabled user')
-  t.equal((await tokenRow(app, tokens.refresh_token))?.retiredAt, null)
+  t.equal((await family(app, sessionId)).generation, 0, 'not rotated')
 })
 
 t.test('raw refresh tokens never appear in the database', async (t) => {
@@ -369,7 +376,7 @@ t.test('raw refresh tokens never appear in the database', async (t) => {
   t.equal(logout.statusCode, 204)
 
   const dump: string[] = []
-  for (const table of ['refresh_tokens', 'sessions', 'audit_events', 'users', 'signing_keys', 'api_keys']) {
+  for (const table of ['sessions', 'audit_events', 'users', 'signing_keys', 'api_keys']) {
     const rows = await app.db.$queryRawUnsafe<{ row: string }[]>(`SELECT row_to_json(t)::text AS row FROM ${table} AS t`)
     for (const { row } of rows) dump.push(row)
   }
@@ -386,8 +393,11 @@ t.test('raw refresh tokens never appear in the database', async (t) => {
       createHash('sha256').update(raw).digest('hex'),
     ]
     for (const form of forms) t.notOk(everything.toLowerCase().includes(form.toLowerCase()), `no form of the token in the database (${form.slice(0, 8)}…)`)
-    const row = await tokenRow(app, token)
-    t.ok(row, 'the token is found by its keyed hash')
-    t.not(Buffer.from(row!.tokenHash).toString('hex'), createHash('sha256').update(token).digest('hex'), 'the hash is keyed')
+  }
+  // What is stored of a live token is a keyed hash, not a plain digest of it.
+  const live = await family(app, a.sessionId)
+  t.equal(live.generation, 2)
+  for (const digest of [createHash('sha256').update(a2.refresh_token).digest(), createHash('sha256').update(Buffer.from(a2.refresh_token, 'base64url')).digest()]) {
+    t.notSame(Buffer.from(live.refreshTokenHash!), digest, 'the hash is keyed')
   }
 })
