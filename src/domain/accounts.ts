@@ -236,6 +236,8 @@ export class Accounts {
     newPassword: string
     currentSessionId: string
     ip?: string
+    /** Runs in the transaction of the change: the "your password was changed" notice to the address. */
+    notify?: (tx: Prisma.TransactionClient, email: string) => Promise<unknown>
   }): Promise<string[]> {
     const refuse = async (code: 'invalid_credentials' | 'weak_password', message: string): Promise<never> => {
       await recordAuditEvent(this.db, {
@@ -247,7 +249,7 @@ export class Accounts {
       })
       throw new DomainError(code, message)
     }
-    const user = await this.db.user.findUnique({ where: { id: input.userId }, select: { passwordHash: true } })
+    const user = await this.db.user.findUnique({ where: { id: input.userId }, select: { email: true, passwordHash: true } })
     if (!user || !(await this.passwords.verify(input.currentPassword, user.passwordHash))) {
       return refuse('invalid_credentials', 'current password is wrong')
     }
@@ -269,6 +271,7 @@ export class Accounts {
         ip: input.ip,
         details: { revokedSessions: revoked.length },
       })
+      await input.notify?.(tx, user.email)
       return revoked
     })
     return revoked ?? refuse('invalid_credentials', 'the password changed meanwhile')

@@ -178,8 +178,9 @@ export class Recovery {
   /**
    * Asks to move an account to a new address. The password is checked (the
    * caller spends the password budget first); the answer is the same whether
-   * or not the new address belongs to another account, and so is the work:
-   * a secret is issued either way, but only a free address is sent the link.
+   * or not the new address belongs to another account, and so is the work
+   * but for one insert: a secret is issued either way, but only a free
+   * address is sent the link.
    * The current address is told at once, so its owner can react to a
    * takeover attempt before the change lands.
    */
@@ -202,10 +203,9 @@ export class Recovery {
     this.options.mailQueued()
   }
 
-  /** Queues the "your password was changed" notice, in the caller's transaction. */
-  notifyPasswordChanged (tx: Prisma.TransactionClient, email: string): Promise<string> {
-    return this.deps.outbox.enqueue(tx, { recipient: email, template: 'password_changed', data: { email } })
-  }
+  /** Queues the "your password was changed" notice, in the caller's transaction (a reset's, a password change's). */
+  readonly notifyPasswordChanged = (tx: Prisma.TransactionClient, email: string): Promise<string> =>
+    this.deps.outbox.enqueue(tx, { recipient: email, template: 'password_changed', data: { email } })
 
   private inBackground (work: Promise<void>): void {
     const tracked = work.catch((error: unknown) => this.options.onBackgroundError(error)).finally(() => this.pending.delete(tracked))

@@ -20,8 +20,9 @@ const newClient = () => new AuthClient({ baseUrl, clientId: 'mobile', transport:
 const PASSWORD = 'a fine passphrase'
 const email = `sdk-${Date.now()}@recovery.test`
 
+/** The token of the newest message to `to` with `subject` in its subject. */
 async function linkOf (to: string, subject: string): Promise<string> {
-  await smtp.waitFor(() => smtp.to(to).some((mail) => mail.subject.includes(subject)))
+  await smtp.nextWithSubject(to, subject)
   return linkToken(smtp.to(to).filter((mail) => mail.subject.includes(subject)).at(-1)!)
 }
 

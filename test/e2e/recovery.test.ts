@@ -1,11 +1,9 @@
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
-import { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
 import { listeningTestApp } from '../helpers/app.js'
+import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
 
 /**
  * Recovery in the browser (DESIGN §3.11), in headless Chromium as
@@ -16,23 +14,20 @@ import { listeningTestApp } from '../helpers/app.js'
  * the same way. Screenshots go to .tap/e2e-screenshots/recovery-*.png.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SCREENSHOTS = join(PROJECT_ROOT, '.tap', 'e2e-screenshots')
 const PASSWORD = 'a fine passphrase'
 const NEW_PASSWORD = 'a newly chosen passphrase'
 
-if (!existsSync(CHROMIUM) || !existsSync(join(DASHBOARD_DIR, 'index.html'))) {
-  const reason = !existsSync(CHROMIUM)
-    ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)`
-    : `the dashboard is not built (${DASHBOARD_DIR}; npm run build:dashboard)`
-  if (process.env.CI) t.fail(`browser tests cannot run: ${reason}`)
-  else t.pass(`skipped: ${reason}`, { skip: reason })
+const unavailable = browserTestsUnavailable()
+if (unavailable) {
+  // CI must run these tests; a developer machine may lack a browser.
+  if (process.env.CI) t.fail(`browser tests cannot run: ${unavailable}`)
+  else t.pass(`skipped: ${unavailable}`, { skip: unavailable })
 } else {
   await t.test('password reset and email verification through the dashboard\'s mailbox', run)
 }
 
 async function run (t: Test) {
-  const { chromium } = await import('playwright-core')
   const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))
   t.teardown(server.close)
   const { app, issuer: origin } = server
@@ -54,18 +49,7 @@ async function run (t: Test) {
   const userId = await signUp(userEmail)
 
   await mkdir(SCREENSHOTS, { recursive: true })
-  const profile = await mkdtemp(join(tmpdir(), 'token-auth-e2e-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 800 },
-  })
-  t.teardown(async () => {
-    await context.close()
-    await rm(profile, { recursive: true, force: true })
-  })
-  context.setDefaultTimeout(15_000)
+  const context = await launchBrowser(t, 'recovery')
   const problems: string[] = []
   const page = context.pages()[0] ?? (await context.newPage())
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))

@@ -110,6 +110,13 @@ export class TestSmtpServer {
     await this.waitFor(() => this.to(address).length > already, timeoutMs)
     return this.to(address)[already]!
   }
+
+  /** Waits for the message to `address` whose subject contains `subject`, the one after the `already` seen such, and returns it. */
+  async nextWithSubject (address: string, subject: string, already = 0, timeoutMs = 10_000): Promise<ReceivedMail> {
+    const matching = () => this.to(address).filter((mail) => mail.subject.includes(subject))
+    await this.waitFor(() => matching().length > already, timeoutMs)
+    return matching()[already]!
+  }
 }
 
 /** The token of a message's link (in its fragment or fragment query). */

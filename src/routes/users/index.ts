@@ -39,7 +39,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
         tags: ['accounts'],
         summary: 'Change your password',
         description:
-          'Every other session of the user is revoked; this one stays signed in. Checking currentPassword draws on the same per-account and per-IP budget as the password grant.',
+          'Every other session of the user is revoked; this one stays signed in; a notice is emailed. Checking currentPassword draws on the same per-account and per-IP budget as the password grant.',
         security: [{ bearerAuth: [] }],
         body: PasswordChangeRequest,
         response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 429, 503) },
@@ -55,7 +55,9 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
         newPassword: request.body.newPassword,
         currentSessionId: request.user.sid,
         ip: request.ip,
+        notify: fastify.recovery.notifyPasswordChanged,
       })
+      fastify.mailDelivery?.kick()
       return reply.code(204).send(null)
     }
   )

@@ -27,8 +27,7 @@ const confirm = (token: string, newPassword = NEW_PASSWORD) =>
 async function resetToken (email: string): Promise<string> {
   const already = smtp.to(email).filter((mail) => mail.subject.includes('reset')).length
   t.equal((await requestReset(email)).statusCode, 202)
-  await smtp.waitFor(() => smtp.to(email).filter((mail) => mail.subject.includes('reset')).length > already)
-  return linkToken(smtp.to(email).filter((mail) => mail.subject.includes('reset'))[already]!)
+  return linkToken(await smtp.nextWithSubject(email, 'reset', already))
 }
 
 t.test('reset end to end: the link resets the password once, every session ends, a notice follows', async (t) => {
@@ -38,7 +37,7 @@ t.test('reset end to end: the link resets the password once, every session ends,
   const answer = await requestReset(user.email.toUpperCase())
   t.equal(answer.statusCode, 202)
   t.same(json(answer), ACCEPTED)
-  const mail = await smtp.nextTo(user.email)
+  const mail = await smtp.nextWithSubject(user.email, 'reset')
   t.equal(mail.subject, 'token-auth: reset your password')
   const token = linkToken(mail)
   t.match(token, /^[A-Za-z0-9_-]{43}$/, '256 bits, base64url')
@@ -64,7 +63,7 @@ t.test('reset end to end: the link resets the password once, every session ends,
   t.equal((await passwordGrant(app, user.email)).statusCode, 400, 'the old password no longer works')
   t.equal((await passwordGrant(app, user.email, { password: NEW_PASSWORD })).statusCode, 200, 'the new one does')
 
-  const notice = await smtp.nextTo(user.email, 1)
+  const notice = await smtp.nextWithSubject(user.email, 'was changed')
   t.equal(notice.subject, 'token-auth: your password was changed')
 
   const types = (await app.db.auditEvent.findMany({ where: { userId: user.id }, orderBy: { id: 'asc' } })).map((e) => e.type)
@@ -81,8 +80,8 @@ t.test('unknown, malformed and disabled addresses get the same answer, and no em
     t.same(json(answer), ACCEPTED)
   }
   await app.recovery.settled()
-  t.equal(await app.db.emailOutbox.count({ where: { recipient: { in: [unknown, disabled.email] } } }), 0, 'nothing queued')
-  t.equal(await app.db.accountToken.count({ where: { userId: disabled.id } }), 0, 'no secret for a disabled account')
+  t.equal(await app.db.emailOutbox.count({ where: { recipient: { in: [unknown, disabled.email] }, template: 'password_reset' } }), 0, 'nothing queued')
+  t.equal(await app.db.accountToken.count({ where: { userId: disabled.id, purpose: 'password_reset' } }), 0, 'no secret for a disabled account')
 })
 
 t.test('a new request supersedes the older link', async (t) => {
@@ -97,7 +96,7 @@ t.test('a new request supersedes the older link', async (t) => {
 t.test('an expired link is refused; the secret is stored only as a keyed hash', async (t) => {
   const user = await signup(app, { label: 'expired' })
   const token = await resetToken(user.email)
-  const rows = await app.db.accountToken.findMany({ where: { userId: user.id } })
+  const rows = await app.db.accountToken.findMany({ where: { userId: user.id, purpose: 'password_reset' } })
   t.equal(rows.length, 1)
   t.equal(rows[0]!.tokenHash.length, 32, 'an HMAC-SHA-256')
   t.notOk(Buffer.from(rows[0]!.tokenHash).equals(Buffer.from(token, 'base64url')), 'not the secret itself')
@@ -136,7 +135,7 @@ t.test('an admin sends a reset link; the admin API never shows it', async (t) =>
   const answer = await injectAs(app, admin.access_token, 'POST', `/admin/users/${user.id}/password-reset`)
   t.equal(answer.statusCode, 202)
   t.notMatch(answer.body, /token/)
-  const mail = await smtp.nextTo(user.email)
+  const mail = await smtp.nextWithSubject(user.email, 'reset')
   t.equal((await confirm(linkToken(mail))).statusCode, 204)
   const event = await app.db.auditEvent.findFirstOrThrow({ where: { userId: user.id, type: 'password_reset_requested' } })
   t.match(event, { actorId: adminAccount.id, details: { via: 'admin' } }, 'audited, naming the admin')
@@ -158,6 +157,17 @@ t.test('reset requests are limited per address and per IP', async (t) => {
   const codes = []
   for (let i = 0; i < 5; i++) codes.push((await send(uniqueEmail('spray'), '203.0.113.9')).statusCode)
   t.same(codes, [202, 202, 202, 202, 429], 'the fifth address from one IP within the hour')
+})
+
+t.test('a password change (POST /users/me/password) sends the same notice', async (t) => {
+  const user = await signup(app, { label: 'changer' })
+  const changed = await injectAs(app, user.access_token, 'POST', '/users/me/password', { currentPassword: 'a fine passphrase', newPassword: NEW_PASSWORD })
+  t.equal(changed.statusCode, 204)
+  await smtp.nextWithSubject(user.email, 'was changed')
+  const wrong = await injectAs(app, user.access_token, 'POST', '/users/me/password', { currentPassword: 'not the password', newPassword: 'whatever it takes' })
+  t.equal(wrong.statusCode, 403)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(smtp.to(user.email).filter((mail) => mail.subject.includes('was changed')).length, 1, 'a refused change sends nothing')
 })
 
 const redis = await connectRedis()

@@ -15,11 +15,7 @@ const { app, database } = await fileTestApp({ SMTP_URL: smtp.url, EMAIL_POLL_INT
 const verify = (token: string) => app.inject({ method: 'POST', url: '/auth/verify-email', payload: { token } })
 const resend = (accessToken: string) => injectAs(app, accessToken, 'POST', '/auth/verify-email/resend')
 const verificationMails = (email: string): ReceivedMail[] => smtp.to(email).filter((mail) => mail.subject.includes('confirm your email'))
-
-async function nextVerification (email: string, already = 0): Promise<string> {
-  await smtp.waitFor(() => verificationMails(email).length > already)
-  return linkToken(verificationMails(email)[already]!)
-}
+const nextVerification = async (email: string, already = 0): Promise<string> => linkToken(await smtp.nextWithSubject(email, 'confirm your email', already))
 
 t.test('sign-up sends a verification link; its POST verifies the address once', async (t) => {
   const user = await signup(app, { label: 'verify' })
@@ -62,8 +58,7 @@ t.test('a link works only for its purpose', async (t) => {
   t.equal(asReset.statusCode, 400)
   t.equal(json(asReset).code, 'invalid_link_token', 'a verification link cannot reset a password')
   t.equal((await app.inject({ method: 'POST', url: '/auth/password-reset', payload: { email: user.email } })).statusCode, 202)
-  await smtp.waitFor(() => smtp.to(user.email).some((mail) => mail.subject.includes('reset')))
-  const reset = linkToken(smtp.to(user.email).find((mail) => mail.subject.includes('reset'))!)
+  const reset = linkToken(await smtp.nextWithSubject(user.email, 'reset'))
   t.equal(json(await verify(reset)).code, 'invalid_link_token', 'a reset link cannot verify an address')
   t.equal((await verify(verification)).statusCode, 200, 'the verification link still works')
 })
@@ -96,8 +91,7 @@ t.test('REQUIRE_EMAIL_VERIFICATION: the password grant refuses an unverified add
 t.test('a password reset verifies the address too (the way in for an unverified account)', async (t) => {
   const user = await signup(app, { label: 'reset-verifies' })
   await app.inject({ method: 'POST', url: '/auth/password-reset', payload: { email: user.email } })
-  await smtp.waitFor(() => smtp.to(user.email).some((mail) => mail.subject.includes('reset')))
-  const reset = linkToken(smtp.to(user.email).find((mail) => mail.subject.includes('reset'))!)
+  const reset = linkToken(await smtp.nextWithSubject(user.email, 'reset'))
   t.equal((await app.inject({ method: 'POST', url: '/auth/password-reset/confirm', payload: { token: reset, newPassword: 'a brand new passphrase' } })).statusCode, 204)
   const row = await app.db.user.findUniqueOrThrow({ where: { id: user.id } })
   t.ok(row.emailVerifiedAt, 'verified by the reset')

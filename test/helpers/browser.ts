@@ -1,0 +1,35 @@
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { BrowserContext } from 'playwright-core'
+import type { Test } from 'tap'
+import { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
+
+/** Debian's Chromium, driven by playwright-core (no browser is downloaded). */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/** Why browser tests of the dashboard cannot run here, or null when they can. */
+export function browserTestsUnavailable (): string | null {
+  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install -y chromium)`
+  if (!existsSync(join(DASHBOARD_DIR, 'index.html'))) return `the dashboard is not built (${DASHBOARD_DIR}; npm run build:dashboard)`
+  return null
+}
+
+/** Headless Chromium with a fresh profile, closed and removed when `t` ends. */
+export async function launchBrowser (t: Test, label: string): Promise<BrowserContext> {
+  const { chromium } = await import('playwright-core')
+  const profile = await mkdtemp(join(tmpdir(), `token-auth-${label}-`))
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1280, height: 800 },
+  })
+  t.teardown(async () => {
+    await context.close()
+    await rm(profile, { recursive: true, force: true })
+  })
+  context.setDefaultTimeout(15_000)
+  return context
+}
