@@ -42,7 +42,9 @@ await runCli(async ({ config, db }) => {
     if (problem) throw new Error(problem)
     const passwordHash = await new PasswordHasher(config.bcryptCost).hash(password)
     await db.$transaction(async (tx) => {
-      const user = await tx.user.create({ data: { email, passwordHash, role: 'admin' }, select: { id: true } })
+      // The operator vouches for the address: under REQUIRE_EMAIL_VERIFICATION the first admin
+      // could not sign in otherwise, and no admin would exist to read a development mailbox.
+      const user = await tx.user.create({ data: { email, passwordHash, role: 'admin', emailVerifiedAt: new Date() }, select: { id: true } })
       await recordAuditEvent(tx, { type: 'user_signed_up', userId: user.id, details: { role: 'admin', via: 'cli' } })
     })
     console.log(`created admin ${email}`)

@@ -115,6 +115,7 @@ t.test('creates an admin from a password on stdin', async (t) => {
   t.ok(user, 'the email is stored normalised (trimmed, lower-cased)')
   t.equal(user?.role, 'admin')
   t.equal(user?.disabled, false)
+  t.ok(user?.emailVerifiedAt, 'the operator vouches for the address (REQUIRE_EMAIL_VERIFICATION cannot lock the first admin out)')
   t.not(user?.passwordHash, PASSWORD, 'the password is hashed')
   t.match(user?.passwordHash, /^\$2[aby]\$04\$/, 'with bcrypt at BCRYPT_COST')
   const events = await main.app.db.auditEvent.findMany({ where: { userId: user!.id } })
