@@ -1,6 +1,6 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { Retention } from '../../src/domain/retention.js'
-import { buildTestApp, json, type TestApp } from '../helpers/app.js'
+import { appsOn, json, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { bearer, createApiKey, injectAs, login, refresh, signup, signupAdmin, type Account } from '../helpers/users.js'
 
@@ -18,11 +18,7 @@ const DAY = 24 * 3600
 const database = await createTestDatabase()
 t.teardown(() => database.drop())
 
-async function testApp (t: Test, env: Record<string, string> = {}): Promise<TestApp> {
-  const built = await buildTestApp(env, { database })
-  t.teardown(built.close)
-  return built
-}
+const testApp = appsOn(database)
 
 async function sessionIds (app: TestApp['app'], user: Account): Promise<string[]> {
   const rows = await app.db.session.findMany({ where: { userId: user.id }, select: { id: true }, orderBy: { createdAt: 'asc' } })

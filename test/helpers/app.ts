@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import fp from 'fastify-plugin'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { createTestDatabase, type TestDatabase } from './database.js'
@@ -73,6 +73,18 @@ export async function buildTestApp (
       await server.close()
       if (!options.database) await database.drop()
     },
+  }
+}
+
+/**
+ * Apps of their own (and clocks of their own) on one shared database, each
+ * closed when its test ends: for files whose tests move the clock.
+ */
+export function appsOn (database: TestDatabase): (t: Test, env?: Record<string, string>) => Promise<TestApp> {
+  return async (t, env = {}) => {
+    const built = await buildTestApp(env, { database })
+    t.teardown(built.close)
+    return built
   }
 }
 

@@ -380,8 +380,7 @@ export const cases: AttackCase[] = [
       const retry = await ctx.refresh(account.refresh_token)
       t.equal(retry.statusCode, 200)
       t.equal(json<Tokens>(retry).refresh_token, first, 'same successor')
-      const sid = decodePart(account.access_token, 1).sid as string
-      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 1, 'one rotation: the retry rotated nothing')
+      t.equal((await ctx.sessionOf(account.access_token)).generation, 1, 'one rotation: the retry rotated nothing')
     },
   },
   {
@@ -394,8 +393,7 @@ export const cases: AttackCase[] = [
       const tokens = new Set(responses.filter((r) => r.statusCode === 200).map((r) => json<Tokens>(r).refresh_token))
       t.equal(responses.filter((r) => r.statusCode >= 500).length, 0, 'no 5xx')
       t.equal(tokens.size, 1, 'one successor for all')
-      const sid = decodePart(account.access_token, 1).sid as string
-      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 1, 'exactly one rotation')
+      t.equal((await ctx.sessionOf(account.access_token)).generation, 1, 'exactly one rotation')
     },
   },
   {
@@ -558,8 +556,7 @@ export const cases: AttackCase[] = [
       t.ok([404, 405].includes(get.statusCode), `GET: ${get.statusCode}`)
       const login = await ctx.app.inject({ method: 'POST', url: `/auth/token?grant_type=password&username=${encodeURIComponent(a.email)}&password=${encodeURIComponent(PASSWORD)}`, headers: { 'content-type': 'application/json' }, payload: '{}' })
       t.equal(login.statusCode, 400, 'password in the query: 400')
-      const sid = decodePart(a.access_token, 1).sid as string
-      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 0, 'nothing rotated')
+      t.equal((await ctx.sessionOf(a.access_token)).generation, 0, 'nothing rotated')
     },
   },
   {
@@ -571,8 +568,7 @@ export const cases: AttackCase[] = [
       const rotated = await ctx.refresh(a.refresh_token)
       t.equal(rotated.statusCode, 200)
       const live = json<Tokens>(rotated).refresh_token
-      const sid = decodePart(a.access_token, 1).sid as string
-      const before = await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })
+      const before = await ctx.sessionOf(a.access_token)
       const events = await ctx.app.db.auditEvent.count({ where: { userId: a.id } })
       // Whoever saw an access token knows the session id; they can write any generation and secret, but not the MAC.
       const bytes = Buffer.from(live, 'base64url')
@@ -587,7 +583,7 @@ export const cases: AttackCase[] = [
       randomBytes(16).copy(otherMac, 53)
       forgeries.push(otherMac)
       for (const forged of forgeries) assertInvalidGrant(t, await ctx.refresh(forged.toString('base64url')), 'forged token of the session')
-      const after = await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })
+      const after = await ctx.sessionOf(a.access_token)
       t.equal(after.revokedAt, null, 'the session is not revoked')
       t.equal(after.generation, before.generation, 'nor rotated')
       t.same(after.lastRefreshedAt, before.lastRefreshedAt, 'nor touched')
@@ -607,11 +603,10 @@ export const cases: AttackCase[] = [
         if (response.statusCode !== 200) break
         token = json<Tokens>(response).refresh_token
       }
-      const sid = decodePart(a.access_token, 1).sid as string
-      t.equal((await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })).generation, 300, '300 rotations')
+      t.equal((await ctx.sessionOf(a.access_token)).generation, 300, '300 rotations')
       await ctx.advance(ctx.config.refreshGraceSeconds + 1)
       assertInvalidGrant(t, await ctx.refresh(a.refresh_token), 'the first token, stolen long ago')
-      const session = await ctx.app.db.session.findUniqueOrThrow({ where: { id: sid } })
+      const session = await ctx.sessionOf(a.access_token)
       t.equal(session.revokedReason, 'refresh_token_reused', 'revoked as reuse')
       t.equal(await ctx.app.db.auditEvent.count({ where: { userId: a.id, type: 'refresh_token_reused' } }), 1, 'audited once')
       assertInvalidGrant(t, await ctx.refresh(token), 'the live token died with it')

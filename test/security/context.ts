@@ -208,6 +208,11 @@ export class AttackContext {
     return users.makeAdmin(this.app, account, { clientId: 'mobile' })
   }
 
+  /** The session row an access token belongs to (its refresh-token family: generation, live hash, revocation). */
+  sessionOf (accessToken: string) {
+    return this.app.db.session.findUniqueOrThrow({ where: { id: users.sidOf(accessToken) } })
+  }
+
   async sessionRevoked (accessToken: string): Promise<boolean> {
     const sid = users.sidOf(accessToken)
     const session = await this.app.db.session.findUnique({ where: { id: sid }, select: { revokedAt: true } })

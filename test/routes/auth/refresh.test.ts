@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
+import { appsOn, json, type TestApp } from '../../helpers/app.js'
 import { createTestDatabase } from '../../helpers/database.js'
 import { login as passwordLogin, refresh, sidOf, signup } from '../../helpers/users.js'
 
@@ -16,11 +16,7 @@ import { login as passwordLogin, refresh, sidOf, signup } from '../../helpers/us
 const database = await createTestDatabase()
 t.teardown(() => database.drop())
 
-async function testApp (t: Test, env: Record<string, string> = {}): Promise<TestApp> {
-  const built = await buildTestApp(env, { database })
-  t.teardown(built.close)
-  return built
-}
+const testApp = appsOn(database)
 
 interface TokenBody {
   access_token: string
