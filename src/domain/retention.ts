@@ -115,16 +115,7 @@ export const RETENTION_TARGETS: RetentionTarget[] = [
     cutoff: (c) => c.deadSessions,
     statement: sweep('api_keys', 'LEAST(COALESCE(t.revoked_at, \'infinity\'), COALESCE(t.expires_at, \'infinity\')) < $3'),
   },
-  {
-    name: 'auditEvents',
-    kind: 'oldest',
-    cutoff: (c) => c.auditEvents,
-    statement: `
-      WITH doomed AS (
-        SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED
-      )
-      DELETE FROM audit_events AS a USING doomed WHERE a.id = doomed.id`,
-  },
+  { name: 'auditEvents', kind: 'oldest', cutoff: (c) => c.auditEvents, statement: oldestFirst('audit_events', 'at') },
   // The email outbox (DESIGN §3.11): a sent or dead message's secret is
   // already erased; the row stays only for the admins' view of deliveries.
   { name: 'outboxSent', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('email_outbox', 'sent_at') },

@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
-import { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
 import { listeningTestApp } from '../helpers/app.js'
+import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
 
 /**
  * The admin dashboard in real headless Chromium (Debian's /usr/bin/chromium
@@ -16,14 +14,11 @@ import { listeningTestApp } from '../helpers/app.js'
  * .tap/e2e-screenshots/.
  */
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const SCREENSHOTS = join(PROJECT_ROOT, '.tap', 'e2e-screenshots')
 const PASSWORD = 'a fine passphrase'
 
-if (!existsSync(CHROMIUM) || !existsSync(join(DASHBOARD_DIR, 'index.html'))) {
-  const reason = !existsSync(CHROMIUM)
-    ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)`
-    : `the dashboard is not built (${DASHBOARD_DIR}; npm run build:dashboard)`
+const reason = browserTestsUnavailable()
+if (reason) {
   // CI must run these tests; a developer machine may lack a browser.
   if (process.env.CI) t.fail(`browser tests cannot run: ${reason}`)
   else {
@@ -35,7 +30,6 @@ if (!existsSync(CHROMIUM) || !existsSync(join(DASHBOARD_DIR, 'index.html'))) {
 }
 
 async function run (t: Test) {
-  const { chromium } = await import('playwright-core')
   const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))
   t.teardown(server.close)
   const { app, issuer: origin } = server
@@ -83,26 +77,7 @@ async function run (t: Test) {
   const sidA = sidOf(sessionA.body.access_token)
 
   await mkdir(SCREENSHOTS, { recursive: true })
-  const profile = await mkdtemp(join(tmpdir(), 'token-auth-e2e-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 800 },
-  })
-  t.teardown(async () => {
-    await context.close()
-    await rm(profile, { recursive: true, force: true })
-  })
-  context.setDefaultTimeout(15_000)
+  const context = await launchBrowser(t, 'e2e')
 
   // CSP violations and page errors fail the run.
   const problems: string[] = []

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { listeningTestApp } from '../helpers/app.js'
+import { CHROMIUM, launchBrowser } from '../helpers/browser.js'
 
 /**
  * Swagger UI at /docs in headless Chromium under its Content-Security-Policy
@@ -13,8 +13,6 @@ import { listeningTestApp } from '../helpers/app.js'
  * test (test/plugins/security-headers.test.ts) checks the policy's text;
  * this one checks that a browser enforcing it still runs the UI.
  */
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 
 if (!existsSync(CHROMIUM)) {
   const reason = `no Chromium at ${CHROMIUM} (apt-get install -y chromium)`
@@ -25,22 +23,10 @@ if (!existsSync(CHROMIUM)) {
 }
 
 async function run (t: Test) {
-  const { chromium } = await import('playwright-core')
   const server = await listeningTestApp()
   t.teardown(server.close)
 
-  const profile = await mkdtemp(join(tmpdir(), 'token-auth-docs-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 800 },
-  })
-  t.teardown(async () => {
-    await context.close()
-    await rm(profile, { recursive: true, force: true })
-  })
-  context.setDefaultTimeout(15_000)
+  const context = await launchBrowser(t, 'docs')
   const page = context.pages()[0] ?? (await context.newPage())
 
   const problems: string[] = []
