@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import Value from 'typebox/value'
 import { AccessTokenClaims } from '../schemas/access-tokens.js'
+import { acrOf } from './authentication-methods.js'
 import type { SessionGrant } from './sessions.js'
 import { SIGNING_ALG, type KeyStore } from './signing-keys.js'
 
@@ -29,7 +30,11 @@ export function issueAccessToken (
     exp: iat + input.ttlSeconds,
     scope: input.grant.scope,
     role: input.grant.role,
+    amr: input.grant.amr,
+    auth_time: Math.floor(input.grant.authTime.getTime() / 1000),
   }
+  const acr = acrOf(input.grant.amr)
+  if (acr !== undefined) claims.acr = acr
   const accessToken = keys.sign({ ...claims }, { typ: ACCESS_TOKEN_TYP })
   return { accessToken, expiresIn: input.ttlSeconds }
 }

@@ -4,6 +4,7 @@ import { Prisma } from '../generated/prisma/client.js'
 import { DomainError } from '../errors.js'
 import type { PublicUser } from '../schemas/users.js'
 import { recordAuditEvent } from './audit.js'
+import { AMR } from './authentication-methods.js'
 import type { Role } from '../generated/prisma/enums.js'
 import { passwordProblem, type PasswordHasher } from './passwords.js'
 import type { SessionContext, SessionGrant, SessionLifetimes, SessionStore, VerifiedAccount } from './sessions.js'
@@ -184,12 +185,13 @@ export class Accounts {
 
   /**
    * Opens a session for a verified login, or null (audited) when the account
-   * changed since it was verified. `recordLogin` writes login_succeeded with it.
+   * changed since it was verified. `recordLogin` writes login_succeeded with it;
+   * `amr` is what the login proved (a password, unless told otherwise).
    */
   async startSession (
     login: VerifiedLogin,
     session: SessionRequest,
-    options: { recordLogin?: boolean } = {}
+    options: { recordLogin?: boolean; amr?: string[] } = {}
   ): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const started = await this.sessions.start({
       recordLogin: options.recordLogin ?? false,
@@ -199,6 +201,7 @@ export class Accounts {
       lifetimes: session.lifetimesFor(login.verified.role),
       context: session.context,
       verified: login.verified,
+      amr: options.amr ?? [AMR.password],
     })
     if (!started) {
       await recordAuditEvent(this.db, {

@@ -4,6 +4,7 @@ import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import type { Role } from '../generated/prisma/enums.js'
 import type { SessionSummary } from '../schemas/users.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
+import type { Authentication } from './authentication-methods.js'
 import { RefreshTokenCodec, type RefreshToken, type RefreshTokenKeys } from './refresh-tokens.js'
 
 /**
@@ -48,6 +49,9 @@ export interface SessionGrant {
   role: Role
   absoluteExpiresAt: Date
   idleExpiresAt: Date
+  /** How and when the session's user authenticated (RFC 8176 amr, auth_time). */
+  amr: string[]
+  authTime: Date
 }
 
 export type RotationFailure =
@@ -112,6 +116,8 @@ export class SessionStore {
     lifetimes: SessionLifetimes
     context: SessionContext
     verified: VerifiedAccount
+    /** What the login proved (RFC 8176 methods); its time is the session's start. */
+    amr: string[]
     /** Records `login_succeeded` in the same statement (a sign-up records its own event instead). */
     recordLogin?: boolean
   }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
@@ -138,6 +144,7 @@ export class SessionStore {
         absoluteExpiresAt,
         this.tokens.hash(refreshToken),
         input.recordLogin ? 'login_succeeded' : null,
+        input.amr,
       ],
     })
     const session = rows[0]
@@ -152,6 +159,8 @@ export class SessionStore {
         role: input.verified.role,
         absoluteExpiresAt,
         idleExpiresAt,
+        amr: input.amr,
+        authTime: now,
       },
     }
   }
@@ -166,8 +175,11 @@ export class SessionStore {
    * number of concurrent presentations exactly one row-locks and advances it;
    * the others re-check after it commits, find the generation moved on, and
    * fall through to `classify`.
+   *
+   * `raise` is a step-up's: the same rotation also records the new
+   * authentication facts; a plain refresh keeps them as they are.
    */
-  async rotate (refreshToken: string, clientId: string, context: SessionContext = {}): Promise<RotationResult> {
+  async rotate (refreshToken: string, clientId: string, context: SessionContext = {}, raise?: Authentication): Promise<RotationResult> {
     const presented = this.tokens.read(refreshToken)
     if (!presented) return { ok: false, reason: 'unknown' }
     const successor = this.tokens.descendant(presented)
@@ -187,10 +199,13 @@ export class SessionStore {
         context.ip ?? null,
         context.userAgent?.slice(0, 512) ?? null,
         this.tokens.hash(successor.token),
+        raise?.amr ?? null,
+        raise?.authTime ?? null,
       ],
     })
     const row = rows[0]
     if (row) return { ok: true, refreshToken: successor.token, grant: toGrant(presented.sessionId, row) }
+    // A step-up raises the facts only with a rotation; a retry in the grace window gets the session's facts as they are.
     return this.classify(presented, clientId, now, context)
   }
 
@@ -413,7 +428,8 @@ async function revokeSessions (
  * $4 password hash as verified ($4 null: no password involved), $5 client
  * id, $6 scope, $7 idle TTL, $8 user agent, $9 ip, $10 now, $11 idle and $12
  * absolute expiry, $13 the first refresh token's hash, $14 the audit event
- * to record with it (null: none). FOR SHARE waits for a concurrent change of
+ * to record with it (null: none), $15 the login's RFC 8176 methods (its
+ * auth_time is $10). FOR SHARE waits for a concurrent change of
  * the user row to commit and then re-checks the conditions against the new
  * row.
  */
@@ -425,8 +441,8 @@ const START_STATEMENT = `
     FOR SHARE
   ), session AS (
     INSERT INTO sessions (id, user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
-                          idle_expires_at, absolute_expires_at, generation, refresh_token_hash)
-    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13 FROM account AS a
+                          idle_expires_at, absolute_expires_at, generation, refresh_token_hash, amr, auth_time)
+    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13, $15::text[], $10 FROM account AS a
     RETURNING id
   ), audit AS (
     INSERT INTO audit_events (type, user_id, ip, details)
@@ -438,7 +454,8 @@ const START_STATEMENT = `
 /**
  * Rotation in one statement, one row: $1 now, $2 session id, $3 presented
  * generation, $4 presented token's hash, $5 client id, $6 ip, $7 user agent,
- * $8 successor's hash. It advances the session only if the presented token
+ * $8 successor's hash, $9 and $10 a step-up's amr and auth_time (null: keep
+ * the session's). It advances the session only if the presented token
  * is its live one and the session can refresh. It writes no indexed column,
  * so Postgres can update the row in place (HOT).
  */
@@ -450,16 +467,18 @@ const ROTATE_STATEMENT = `
     last_refreshed_at = $1,
     ip = COALESCE($6::text, s.ip),
     user_agent = COALESCE($7::text, s.user_agent),
-    idle_expires_at = LEAST($1::timestamptz + make_interval(secs => s.idle_ttl_seconds), s.absolute_expires_at)
+    idle_expires_at = LEAST($1::timestamptz + make_interval(secs => s.idle_ttl_seconds), s.absolute_expires_at),
+    amr = COALESCE($9::text[], s.amr),
+    auth_time = COALESCE($10::timestamptz, s.auth_time)
   FROM users AS u
   WHERE s.id = $2 AND s.generation = $3 AND s.refresh_token_hash = $4
     AND s.client_id = $5 AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1
     AND u.id = s.user_id AND NOT u.disabled
-  RETURNING s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at, u.role::text AS role`
+  RETURNING s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at, s.amr, s.auth_time, u.role::text AS role`
 
 /** A session with what its refresh tokens are judged by: $1 session id. */
 const SESSION_STATEMENT = `
-  SELECT s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at, s.revoked_at,
+  SELECT s.user_id, s.client_id, s.scope, s.idle_expires_at, s.absolute_expires_at, s.amr, s.auth_time, s.revoked_at,
          s.generation, s.refresh_token_hash, s.recent_retirements, u.disabled, u.role::text AS role
   FROM sessions AS s JOIN users AS u ON u.id = s.user_id
   WHERE s.id = $1`
@@ -470,6 +489,8 @@ interface RotatedRow {
   scope: string
   idle_expires_at: Date
   absolute_expires_at: Date
+  amr: string[] | null
+  auth_time: Date
   role: string
 }
 
@@ -490,5 +511,7 @@ function toGrant (sessionId: string, row: RotatedRow): SessionGrant {
     role: row.role as Role,
     idleExpiresAt: row.idle_expires_at,
     absoluteExpiresAt: row.absolute_expires_at,
+    amr: row.amr ?? [],
+    authTime: row.auth_time,
   }
 }

@@ -213,9 +213,11 @@ t.test('the access token: RFC 9068 header and claims', async (t) => {
   t.equal(session?.clientId, 'mobile')
   t.same(
     Object.keys(payload).sort(),
-    ['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'role', 'scope', 'sid', 'sub'],
-    'exactly the claims of the profile'
+    ['amr', 'aud', 'auth_time', 'client_id', 'exp', 'iat', 'iss', 'jti', 'role', 'scope', 'sid', 'sub'],
+    'exactly the claims of the profile, with how the user authenticated (no acr: one factor asserts no level)'
   )
+  t.same(payload.amr, ['pwd'], 'a password login: amr pwd (RFC 8176)')
+  t.ok(Math.abs((payload.auth_time as number) - payload.iat!) <= 1, 'auth_time: the login, just now')
 
   const second = assertTokenResponse(t, await passwordGrant(app, { username: email, password: PASSWORD }))
   const secondClaims = decodeJwt(second.access_token)
