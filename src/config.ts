@@ -60,6 +60,11 @@ export const EnvSchema = Type.Object({
   EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 5 }),
   EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 30 }),
   EMAIL_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
+  // Unset: true in production, false elsewhere.
+  REQUIRE_MFA_FOR_ADMINS: Type.Optional(Type.Boolean()),
+  RECENT_AUTH_MAX_AGE_SECONDS: Seconds(900, 30),
+  WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]{1,253}$' })),
+  WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
@@ -108,6 +113,27 @@ export interface Config {
   retentionIntervalSeconds: number
   logLevel: string
   email: EmailConfig
+  mfa: MfaConfig
+  webauthn: WebAuthnConfig
+}
+
+/** Second factors and step-up (DESIGN §3.12). */
+export interface MfaConfig {
+  /** An admin whose token asserts no second factor may only enrol one (REQUIRE_MFA_FOR_ADMINS). */
+  requireForAdmins: boolean
+  /** How old an authentication the service's sensitive routes still accept, in seconds. */
+  recentAuthMaxAgeSeconds: number
+  /** The issuer name authenticator apps show beside a TOTP account (PRODUCT_NAME). */
+  totpIssuer: string
+}
+
+/** Passkeys: the relying party, from configuration only, never from a request. */
+export interface WebAuthnConfig {
+  /** The registrable domain credentials are scoped to (WEBAUTHN_RP_ID; default ISSUER's host). */
+  rpId: string
+  rpName: string
+  /** Origins whose assertions are accepted (WEBAUTHN_ORIGINS; default ISSUER's origin and CORS_ORIGINS). */
+  origins: string[]
 }
 
 /** Outgoing email (DESIGN §3.11). */
@@ -235,6 +261,10 @@ function fromEnv (env: Env): Config {
   if (!clients[env.DEFAULT_CLIENT_ID]) {
     problems.push(`DEFAULT_CLIENT_ID: "${env.DEFAULT_CLIENT_ID}" is not a configured client (${Object.keys(clients).join(', ')})`)
   }
+  const webauthnOrigins = env.WEBAUTHN_ORIGINS?.split(',').map((origin) => origin.trim()).filter(Boolean)
+  for (const origin of webauthnOrigins ?? []) {
+    if (!/^https?:\/\/[^\s/]+$/.test(origin)) problems.push(`WEBAUTHN_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path)`)
+  }
   if (problems.length > 0) throw new ConfigError(problems)
 
   const issuer = (env.ISSUER ?? `http://localhost:${env.PORT}`).replace(/\/$/, '')
@@ -285,6 +315,16 @@ function fromEnv (env: Env): Config {
       rateLimitPerAddressPerHour: env.EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR,
       rateLimitPerIpPerHour: env.EMAIL_RATE_LIMIT_PER_IP_PER_HOUR,
       retentionDays: env.EMAIL_RETENTION_DAYS,
+    },
+    mfa: {
+      requireForAdmins: env.REQUIRE_MFA_FOR_ADMINS ?? env.NODE_ENV === 'production',
+      recentAuthMaxAgeSeconds: env.RECENT_AUTH_MAX_AGE_SECONDS,
+      totpIssuer: env.PRODUCT_NAME,
+    },
+    webauthn: {
+      rpId: env.WEBAUTHN_RP_ID ?? new URL(issuer).hostname,
+      rpName: env.PRODUCT_NAME,
+      origins: webauthnOrigins ?? [...new Set([new URL(issuer).origin, ...corsOrigins])],
     },
   }
 }

@@ -75,3 +75,21 @@ export function invalidToken (description: string | null): ApiError {
     'www-authenticate': challenge,
   })
 }
+
+/** What an authentication must meet for a route (RFC 9470 §3): a level, a recency, or both. */
+export interface AuthenticationRequirement {
+  acr?: string | undefined
+  maxAge?: number | undefined
+}
+
+/**
+ * 401 for an access token whose authentication is too weak or too old for
+ * the route, with RFC 9470 §3's challenge naming what would do: the client
+ * authenticates again (a step-up) and retries with the new token.
+ */
+export function insufficientUserAuthentication (description: string, requirement: AuthenticationRequirement): ApiError {
+  const parts = [`Bearer error="insufficient_user_authentication"`, `error_description="${description}"`]
+  if (requirement.acr !== undefined) parts.push(`acr_values="${requirement.acr}"`)
+  if (requirement.maxAge !== undefined) parts.push(`max_age=${requirement.maxAge}`)
+  return new ApiError(401, 'insufficient_user_authentication', description, { 'www-authenticate': parts.join(', ') })
+}

@@ -70,6 +70,8 @@ function claims (overrides: Claims = {}): Claims {
     exp: iat + 600,
     scope: 'profile',
     role: 'user',
+    amr: ['pwd'],
+    auth_time: iat,
   }
   const merged = { ...base, ...overrides }
   for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key]

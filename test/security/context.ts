@@ -136,6 +136,8 @@ export class AttackContext {
       exp: iat + 600,
       scope: 'profile',
       role: 'user',
+      amr: ['pwd'],
+      auth_time: iat,
       ...overrides,
     }
     for (const [key, value] of Object.entries(merged)) if (value === undefined) delete merged[key]

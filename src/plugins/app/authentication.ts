@@ -4,10 +4,11 @@ import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
 import Value from 'typebox/value'
 import { ACCESS_TOKEN_TYP } from '../../domain/access-tokens.js'
+import { ACR_MFA } from '../../domain/authentication-methods.js'
 import { looksLikeApiKey } from '../../domain/api-keys.js'
 import { SIGNING_ALG } from '../../domain/signing-keys.js'
 import type { Role } from '../../generated/prisma/enums.js'
-import { ApiError, invalidToken } from '../../errors.js'
+import { ApiError, insufficientUserAuthentication, invalidToken, type AuthenticationRequirement } from '../../errors.js'
 import { AccessTokenClaims } from '../../schemas/access-tokens.js'
 
 declare module '@fastify/jwt' {
@@ -18,7 +19,18 @@ declare module '@fastify/jwt' {
 
 /** Who a request acts for: a user through an access token, or a user's API key. */
 export type Principal =
-  | { kind: 'access_token'; userId: string; role: Role; scopes: string[]; sessionId: string; clientId: string }
+  | {
+    kind: 'access_token'
+    userId: string
+    role: Role
+    scopes: string[]
+    sessionId: string
+    clientId: string
+    /** The session's authentication: RFC 8176 methods, when (epoch seconds) and the level met, if any. */
+    amr: readonly string[]
+    authTime: number
+    acr: string | undefined
+  }
   | { kind: 'api_key'; userId: string; role: Role; scopes: string[]; apiKeyId: string }
 
 export interface AuthorizeOptions {
@@ -27,6 +39,25 @@ export interface AuthorizeOptions {
   /** Whether API keys are accepted (Authorization: Bearer or X-API-Key). */
   apiKeys?: boolean
   role?: Role
+  /**
+   * The route acts on the account itself (a password, an address, factors,
+   * keys, other users): the access token's authentication must be recent
+   * (RECENT_AUTH_MAX_AGE_SECONDS), else 401 insufficient_user_authentication
+   * and the client steps up. API keys are their own credential and pass.
+   */
+  recentAuthentication?: boolean
+  /** An authentication context class the access token must assert (RFC 9470). */
+  acr?: string
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route helps an admin whose token asserts no second factor to enrol
+     * one (REQUIRE_MFA_FOR_ADMINS); every other route refuses such a token.
+     */
+    secondFactorEnrolment?: boolean
+  }
 }
 
 declare module 'fastify' {
@@ -121,12 +152,22 @@ async function authentication (fastify: FastifyInstance) {
     // relies on them, and a key compromise must not become a 500.
     if (!Value.Check(AccessTokenClaims, claims)) throw invalidToken('the access token is invalid')
     const kid = (JSON.parse(Buffer.from(credential.slice(0, credential.indexOf('.')), 'base64url').toString()) as { kid: string }).kid
-    const token: VerifiedToken = Object.freeze({ token: credential, claims: Object.freeze(claims), kid, principal: principalOf(claims) })
+    const token: VerifiedToken = Object.freeze({
+      token: credential,
+      claims: Object.freeze(claims),
+      kid,
+      principal: principalOf(claims),
+      needsSecondFactor: config.mfa.requireForAdmins && claims.role === 'admin' && claims.acr !== ACR_MFA,
+    })
     verified.set(cacheKey(credential), token)
     return token
   }
 
-  /** What every request with a verified token checks, from the cache or not: issued in the past, revocation state fresh, not revoked. */
+  /**
+   * What every request with a verified token checks, from the cache or not:
+   * issued in the past, revocation state fresh, not revoked, and an admin
+   * token without a second factor only where one is enrolled.
+   */
   function admitToken (request: FastifyRequest, token: VerifiedToken): void {
     const { claims } = token
     if (claims.iat * 1000 > fastify.now() + 60_000) throw invalidToken('the access token is not yet valid')
@@ -137,8 +178,22 @@ async function authentication (fastify: FastifyInstance) {
     }
     const refusal = revocations.refusal(claims)
     if (refusal) throw invalidToken(`the access token was revoked (${refusal})`)
+    if (token.needsSecondFactor && request.routeOptions.config.secondFactorEnrolment !== true) {
+      throw insufficientUserAuthentication('admins must sign in with a second factor: enrol one, then sign in again', { acr: ACR_MFA })
+    }
     request.user = claims
     request.principal = token.principal
+  }
+
+  /** Refuses an access token whose authentication is weaker or older than `requirement` asks (RFC 9470 §3). */
+  function checkAuthentication (principal: Principal, requirement: AuthenticationRequirement): void {
+    if (principal.kind !== 'access_token') return
+    if (requirement.acr !== undefined && principal.acr !== requirement.acr) {
+      throw insufficientUserAuthentication('this needs a stronger authentication', requirement)
+    }
+    if (requirement.maxAge !== undefined && fastify.now() / 1000 - principal.authTime > requirement.maxAge) {
+      throw insufficientUserAuthentication('this needs a recent authentication: sign in again or step up', requirement)
+    }
   }
 
   /** The access token of `Authorization: Bearer`; refuses a missing header, another scheme, and API keys unless `apiKeys`. */
@@ -187,6 +242,12 @@ async function authentication (fastify: FastifyInstance) {
   fastify.decorate('authorize', (options: AuthorizeOptions) => {
     const required = options.scopes ?? []
     const acceptApiKeys = options.apiKeys === true
+    const requirement: AuthenticationRequirement | undefined = options.recentAuthentication === true || options.acr !== undefined
+      ? {
+          acr: options.acr,
+          maxAge: options.recentAuthentication === true ? config.mfa.recentAuthMaxAgeSeconds : undefined,
+        }
+      : undefined
     /** Admits the request's credential: undefined when done synchronously, else a promise. Throws a refusal. */
     const admit = (request: FastifyRequest): Promise<void> | undefined => {
       const headerKey = request.headers['x-api-key']
@@ -205,6 +266,7 @@ async function authentication (fastify: FastifyInstance) {
       if (options.role && principal.role !== options.role) {
         throw new ApiError(403, 'forbidden', `requires the ${options.role} role`)
       }
+      if (requirement !== undefined) checkAuthentication(principal, requirement)
     }
     // A callback hook, not an async one: a cached access token is admitted
     // with no promise and no extra turn of the microtask queue.
@@ -233,6 +295,8 @@ interface VerifiedToken {
   readonly claims: AccessTokenClaims
   readonly kid: string
   readonly principal: Principal
+  /** An admin's token asserting no second factor while REQUIRE_MFA_FOR_ADMINS holds: admitted only to enrol one. */
+  readonly needsSecondFactor: boolean
 }
 
 function principalOf (claims: AccessTokenClaims): Principal {
@@ -244,6 +308,9 @@ function principalOf (claims: AccessTokenClaims): Principal {
     scopes: scopes as string[],
     sessionId: claims.sid,
     clientId: claims.client_id,
+    amr: Object.freeze([...claims.amr]),
+    authTime: claims.auth_time,
+    acr: claims.acr,
   })
 }
 

@@ -11,9 +11,16 @@ import { Uuid } from '../../schemas/formats.js'
 const UserParams = Type.Object({ id: Uuid })
 const security = [{ bearerAuth: [] }]
 
-/** The admin API (DESIGN §3.8): admins' access tokens only. */
+/**
+ * The admin API (DESIGN §3.8): admins' access tokens only; every write also
+ * needs a recent authentication (DESIGN §3.12), reads do not.
+ */
 const admin: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.addHook('preHandler', fastify.authorize({ role: 'admin' }))
+  const read = fastify.authorize({ role: 'admin' })
+  const write = fastify.authorize({ role: 'admin', recentAuthentication: true })
+  fastify.addHook('preHandler', function adminAccess (request, reply, done) {
+    return (request.method === 'GET' ? read : write).call(this, request, reply, done)
+  })
   const { administration } = fastify
   const actor = (request: { principal: { userId: string } | null }) => request.principal!.userId
 

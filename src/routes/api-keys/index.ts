@@ -7,13 +7,18 @@ import { errorResponses } from '../../schemas/errors.js'
 import { page } from '../../schemas/pagination.js'
 import { Uuid } from '../../schemas/formats.js'
 
-/** A user's own API keys (DESIGN §3.7). Managed with access tokens only: a key cannot mint keys. */
+/**
+ * A user's own API keys (DESIGN §3.7). Managed with access tokens only: a key
+ * cannot mint keys. Creating one needs a recent authentication (§3.12):
+ * a key outlives every session.
+ */
 const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addHook('preHandler', fastify.authorize({}))
 
   fastify.post(
     '/',
     {
+      preHandler: fastify.authorize({ recentAuthentication: true }),
       schema: {
         tags: ['api-keys'],
         summary: 'Create an API key; the key is shown this once',

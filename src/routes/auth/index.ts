@@ -84,6 +84,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/logout',
     {
+      config: { secondFactorEnrolment: true },
       schema: {
         tags: ['sessions'],
         summary: 'Sign out',
@@ -106,6 +107,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get(
     '/sessions',
     {
+      config: { secondFactorEnrolment: true },
       preHandler: fastify.authenticate,
       schema: {
         tags: ['sessions'],
@@ -125,6 +127,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete(
     '/sessions/:id',
     {
+      config: { secondFactorEnrolment: true },
       preHandler: fastify.authenticate,
       schema: {
         tags: ['sessions'],

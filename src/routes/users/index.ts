@@ -10,6 +10,8 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     '/me',
     {
       preHandler: fastify.authorize({ scopes: ['profile'], apiKeys: true }),
+      // An admin who must enrol a second factor still learns who they are.
+      config: { secondFactorEnrolment: true },
       schema: {
         tags: ['accounts'],
         summary: 'The signed-in user',
@@ -34,7 +36,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/me/password',
     {
-      preHandler: fastify.authenticate,
+      preHandler: fastify.authorize({ recentAuthentication: true }),
       schema: {
         tags: ['accounts'],
         summary: 'Change your password',
@@ -65,7 +67,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/me/email',
     {
-      preHandler: fastify.authenticate,
+      preHandler: fastify.authorize({ recentAuthentication: true }),
       schema: {
         tags: ['accounts'],
         summary: 'Change your email address',
