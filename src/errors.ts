@@ -88,7 +88,7 @@ export interface AuthenticationRequirement {
  * authenticates again (a step-up) and retries with the new token.
  */
 export function insufficientUserAuthentication (description: string, requirement: AuthenticationRequirement): ApiError {
-  const parts = [`Bearer error="insufficient_user_authentication"`, `error_description="${description}"`]
+  const parts = ['Bearer error="insufficient_user_authentication"', `error_description="${description}"`]
   if (requirement.acr !== undefined) parts.push(`acr_values="${requirement.acr}"`)
   if (requirement.maxAge !== undefined) parts.push(`max_age=${requirement.maxAge}`)
   return new ApiError(401, 'insufficient_user_authentication', description, { 'www-authenticate': parts.join(', ') })
