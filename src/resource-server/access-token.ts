@@ -46,7 +46,7 @@ export async function verifyAccessToken (token: string, options: AccessTokenVeri
   if (typeof payload.iat !== 'number' || payload.iat > nowMs / 1000 + options.clockToleranceSeconds) {
     throw invalid('the access token is not yet valid', options.realm)
   }
-  const { sub, sid, client_id: clientId, jti, scope, role, exp } = payload as Record<string, unknown>
+  const { sub, sid, client_id: clientId, jti, scope, role, exp, amr, auth_time: authTime, acr } = payload as Record<string, unknown>
   if (
     typeof sub !== 'string' || sub === '' ||
     typeof sid !== 'string' || sid === '' ||
@@ -54,7 +54,10 @@ export async function verifyAccessToken (token: string, options: AccessTokenVeri
     typeof jti !== 'string' ||
     typeof exp !== 'number' ||
     (scope !== undefined && typeof scope !== 'string') ||
-    (role !== undefined && typeof role !== 'string')
+    (role !== undefined && typeof role !== 'string') ||
+    (amr !== undefined && !(Array.isArray(amr) && amr.every((method) => typeof method === 'string'))) ||
+    (authTime !== undefined && typeof authTime !== 'number') ||
+    (acr !== undefined && typeof acr !== 'string')
   ) {
     throw invalid('the access token has malformed claims', options.realm)
   }
@@ -67,6 +70,9 @@ export async function verifyAccessToken (token: string, options: AccessTokenVeri
     clientId,
     tokenId: jti,
     expiresAt: exp,
+    amr: Object.freeze([...((amr as string[] | undefined) ?? [])]),
+    authTime: authTime as number | undefined,
+    acr: acr as string | undefined,
   }
 }
 

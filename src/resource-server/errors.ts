@@ -15,6 +15,8 @@ export type ResourceAuthErrorCode =
   | 'invalid_token'
   /** 403: valid, but without the scopes the route requires. */
   | 'insufficient_scope'
+  /** 401: valid, but the user's authentication is weaker or older than the route requires (RFC 9470 §3). */
+  | 'insufficient_user_authentication'
   /** 503: the issuer (JWKS or introspection) could not be reached to decide. */
   | 'temporarily_unavailable'
 
@@ -23,6 +25,7 @@ const STATUS: Record<ResourceAuthErrorCode, number> = {
   invalid_request: 400,
   invalid_token: 401,
   insufficient_scope: 403,
+  insufficient_user_authentication: 401,
   temporarily_unavailable: 503,
 }
 
@@ -33,7 +36,15 @@ export class ResourceAuthError extends Error {
   constructor (
     readonly code: ResourceAuthErrorCode,
     message: string,
-    options: { realm?: string | undefined; scope?: readonly string[]; retryAfterSeconds?: number; cause?: unknown } = {}
+    options: {
+      realm?: string | undefined
+      scope?: readonly string[]
+      /** RFC 9470 §3: what a new authentication must meet. */
+      acrValues?: readonly string[]
+      maxAge?: number
+      retryAfterSeconds?: number
+      cause?: unknown
+    } = {}
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'ResourceAuthError'
@@ -50,6 +61,8 @@ export class ResourceAuthError extends Error {
       params.push(`error=${quote(code)}`, `error_description=${quote(message)}`)
     }
     if (code === 'insufficient_scope' && options.scope) params.push(`scope=${quote(options.scope.join(' '))}`)
+    if (options.acrValues && options.acrValues.length > 0) params.push(`acr_values=${quote(options.acrValues.join(' '))}`)
+    if (options.maxAge !== undefined) params.push(`max_age=${Math.floor(options.maxAge)}`)
     this.headers['www-authenticate'] = params.length === 0 ? 'Bearer' : `Bearer ${params.join(', ')}`
   }
 }

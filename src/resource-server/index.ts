@@ -176,7 +176,23 @@ async function resourceServer (fastify: FastifyInstance, options: ResourceServer
     if (missing.length > 0) {
       throw new ResourceAuthError('insufficient_scope', `requires scope ${required.join(' ')}`, { realm, scope: required })
     }
+    if (auth.kind === 'user') checkAuthentication(auth, route)
     return auth
+  }
+
+  /** RFC 9470: refuses a token whose authentication is weaker (acr) or older (auth_time) than the route asks. */
+  function checkAuthentication (auth: UserAuth, route: RequireAuthOptions): void {
+    const acrValues = route.acr === undefined ? undefined : typeof route.acr === 'string' ? [route.acr] : route.acr
+    const challenge = { realm, acrValues, maxAge: route.maxAge }
+    if (acrValues !== undefined && (auth.acr === undefined || !acrValues.includes(auth.acr))) {
+      throw new ResourceAuthError('insufficient_user_authentication', 'this needs a stronger authentication', challenge)
+    }
+    if (route.maxAge !== undefined) {
+      const tolerance = options.clockToleranceSeconds ?? DEFAULTS.clockToleranceSeconds
+      if (auth.authTime === undefined || now() / 1000 - auth.authTime > route.maxAge + tolerance) {
+        throw new ResourceAuthError('insufficient_user_authentication', 'this needs a more recent authentication', challenge)
+      }
+    }
   }
 
   fastify.decorateRequest('auth', null)
@@ -187,6 +203,16 @@ async function resourceServer (fastify: FastifyInstance, options: ResourceServer
     }
     for (const scope of route.scopes ?? []) {
       if (!/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(scope)) throw new TypeError(`resource-server: "${scope}" is not a valid scope token`)
+    }
+    if ((route.acr !== undefined || route.maxAge !== undefined) && route.allowApiKeys) {
+      // An API key carries no user authentication to judge: such a route would refuse every key, or admit them all.
+      throw new TypeError('resource-server: acr and maxAge judge a user\'s authentication; they cannot be combined with allowApiKeys')
+    }
+    if (route.maxAge !== undefined && !(Number.isFinite(route.maxAge) && route.maxAge >= 0)) {
+      throw new TypeError('resource-server: maxAge must be a number of seconds, 0 or more')
+    }
+    for (const acr of typeof route.acr === 'string' ? [route.acr] : route.acr ?? []) {
+      if (!/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(acr)) throw new TypeError(`resource-server: "${acr}" is not a valid acr value`)
     }
     const frozen = { ...route, scopes: [...(route.scopes ?? [])] }
     return async function requireAuth (request) {

@@ -20,6 +20,12 @@ export interface UserAuth {
   tokenId: string
   /** `exp`, in seconds since the epoch. */
   expiresAt: number
+  /** `amr`: how the user authenticated (RFC 8176 values: pwd, otp, hwk, swk, user, mfa); empty when the token has none. */
+  amr: readonly string[]
+  /** `auth_time`: when the user last authenticated, in seconds since the epoch; undefined when the token has none. */
+  authTime: number | undefined
+  /** `acr`: the authentication context class the login met; undefined when none is asserted. */
+  acr: string | undefined
   /** true when the route is sensitive and the issuer confirmed just now (introspection) that the session is live. */
   introspected: boolean
 }
@@ -48,6 +54,17 @@ export interface RequireAuthOptions {
   sensitive?: boolean
   /** Accept API keys (`Authorization: Bearer tak_…` or `X-API-Key`). Default false. Needs `introspection`. */
   allowApiKeys?: boolean
+  /**
+   * The authentication context class(es) the token's `acr` must be one of,
+   * e.g. the issuer's `urn:token-auth:acr:mfa`; otherwise 401
+   * insufficient_user_authentication with `acr_values` (RFC 9470 §3). Not with allowApiKeys.
+   */
+  acr?: string | readonly string[]
+  /**
+   * The oldest authentication accepted, in seconds before now (`auth_time`);
+   * otherwise 401 insufficient_user_authentication with `max_age` (RFC 9470 §3). Not with allowApiKeys.
+   */
+  maxAge?: number
 }
 
 /** The RFC 7662 answer as the plugin reads it. */

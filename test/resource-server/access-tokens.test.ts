@@ -46,6 +46,7 @@ t.test('a valid access token: request.auth is the typed user', async (t) => {
     clientId: 'mobile',
     tokenId: 'jti-1',
     expiresAt: exp,
+    amr: [],
     introspected: false,
   })
   t.equal(issuer.counts.introspection, 0, 'offline: the issuer is not asked')
