@@ -214,6 +214,24 @@ export class Accounts {
     return started
   }
 
+  /**
+   * Checks the password of a signed-in user again (a step-up). A wrong one,
+   * or a disabled account, is false and audited as step_up_failed.
+   */
+  async verifyPassword (userId: string, password: string, context: { ip?: string | undefined; sessionId: string }): Promise<boolean> {
+    const user = await this.db.user.findUnique({ where: { id: userId }, select: { passwordHash: true, disabled: true } })
+    const matches = await this.passwords.verify(password, user?.passwordHash)
+    if (user && matches && !user.disabled) return true
+    await recordAuditEvent(this.db, {
+      type: 'step_up_failed',
+      userId,
+      actorId: userId,
+      ip: context.ip,
+      details: { reason: !user || user.disabled ? 'user_disabled' : 'wrong_password', method: AMR.password, sessionId: context.sessionId },
+    })
+    return false
+  }
+
   /** The user from the cache findPublic fills, if there; undefined means "ask findPublic", not "no such user". */
   cachedPublic (userId: string): PublicUser | undefined {
     return this.userCache.get(userId)

@@ -21,6 +21,8 @@ export const AUDIT_EVENT_TYPES = [
   'email_change_requested',
   'email_change_failed',
   'email_changed',
+  'stepped_up',
+  'step_up_failed',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

@@ -210,6 +210,29 @@ export class SessionStore {
   }
 
   /**
+   * A step-up (DESIGN §3.12): the user just proved `proved` again inside this
+   * session, so the session rotates as a refresh does and records the new
+   * authentication (its methods on top of the login's, auth_time now),
+   * audited. A token that is not the live one raises nothing: a retired one
+   * is judged as a refresh would judge it (reuse revokes the session), and a
+   * retry inside the grace window is refused rather than answered with the
+   * unraised facts.
+   */
+  async stepUp (refreshToken: string, clientId: string, context: SessionContext, authentication: Authentication): Promise<RotationResult> {
+    const result = await this.rotate(refreshToken, clientId, context, authentication)
+    if (!result.ok) return result
+    if (result.grant.authTime.getTime() !== authentication.authTime.getTime()) return { ok: false, reason: 'unknown', sessionId: result.grant.sessionId, userId: result.grant.userId }
+    await recordAuditEvent(this.db, {
+      type: 'stepped_up',
+      userId: result.grant.userId,
+      actorId: result.grant.userId,
+      ip: context.ip,
+      details: { sessionId: result.grant.sessionId, amr: result.grant.amr },
+    })
+    return result
+  }
+
+  /**
    * Why a presented token of ours did not rotate, and the answers that depend
    * on it: inside the grace window a retired token gets the family's live
    * token back and revokes nothing; outside it, it revokes the whole session

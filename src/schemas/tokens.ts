@@ -17,6 +17,10 @@ export const TokenRequest = Type.Object(
     refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
     client_id: Type.Optional(ClientId),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
+    otp: Type.Optional(Type.String({ maxLength: 16 })),
+    recovery_code: Type.Optional(Type.String({ maxLength: 64 })),
+    // A WebAuthn assertion (AuthenticationResponseJSON): an object in JSON, its JSON text in a form body.
+    credential: Type.Optional(Type.Union([Type.String({ maxLength: 16384 }), Type.Object({}, { additionalProperties: true })])),
   },
   { additionalProperties: true }
 )

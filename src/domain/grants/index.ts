@@ -8,6 +8,8 @@ import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
 import type { KeyStore } from '../signing-keys.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
+import { stepUpGrant } from './step-up.js'
+import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
 
 export { grantedScope } from './scope.js'
 
@@ -21,6 +23,7 @@ export { grantedScope } from './scope.js'
 export const GRANTS = {
   password: passwordGrant,
   refresh_token: refreshTokenGrant,
+  [`${GRANT_TYPE_PREFIX}step-up`]: stepUpGrant,
 } satisfies Record<string, Grant>
 
 export const GRANT_TYPES = Object.keys(GRANTS)
@@ -36,6 +39,25 @@ export interface GrantContext {
   origin: SessionContext
   /** Spends one attempt of the account's password budget; throws when it is spent (the HTTP layer's limiter). */
   spendPasswordAttempt(accountEmail: string): Promise<void>
+  factors: FactorChecks
+}
+
+/**
+ * The second factors a step-up re-checks. Each check spends what it accepts
+ * (a TOTP step, a recovery code, a passkey challenge and counter), is
+ * budgeted and audited by its own module, and answers the RFC 8176 methods
+ * it proved, or null.
+ */
+export interface FactorChecks {
+  /** Whether the user has a second factor: then a step-up must show one. */
+  hasSecondFactor(userId: string): Promise<boolean>
+  verifyOneTimeCode(userId: string, code: { otp: string } | { recoveryCode: string }, context: FactorCheckContext): Promise<string[] | null>
+  verifyPasskey(userId: string, credential: unknown, context: FactorCheckContext): Promise<string[] | null>
+}
+
+export interface FactorCheckContext {
+  ip?: string | undefined
+  sessionId: string
 }
 
 export interface GrantOutcome {

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { looksLikeJwt } from '../../domain/access-tokens.js'
+import { GRANT_TYPE_PREFIX } from '../../domain/authentication-methods.js'
 import { INTROSPECT_SCOPE, looksLikeApiKey } from '../../domain/api-keys.js'
 import { exchange } from '../../domain/grants/index.js'
 import { introspect } from '../../domain/introspection.js'
@@ -10,6 +11,8 @@ import { ApiError, DomainError } from '../../errors.js'
 import { oauthErrorResponses } from '../../schemas/errors.js'
 import { IntrospectionRequest, IntrospectionResponse, RevocationRequest, TokenRequest } from '../../schemas/tokens.js'
 import { clearRefreshCookie, cookieRequestProblem, grantContext, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
+
+const SESSION_GRANTS = new Set(['refresh_token', `${GRANT_TYPE_PREFIX}step-up`])
 
 const TokenTransportHeader = Type.Object({
   'token-transport': Type.Optional(Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
@@ -46,8 +49,9 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
       // one that reads it: otherwise a cross-site form could sign a victim's
       // browser into the attacker's account (login CSRF).
       if (choice.transport === 'cookie') assertCookieRequestAllowed(request)
+      // The grants that name a session by its refresh token read it from the cookie in cookie transport.
       const params =
-        body.grant_type === 'refresh_token' && body.refresh_token === undefined
+        SESSION_GRANTS.has(body.grant_type) && body.refresh_token === undefined
           ? { ...body, refresh_token: refreshTokenFromCookie(request) }
           : body
       try {

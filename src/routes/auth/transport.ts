@@ -58,6 +58,13 @@ export function clearRefreshCookie (fastify: FastifyInstance, reply: FastifyRepl
   reply.clearCookie(refreshCookieName(secure), { path: REFRESH_COOKIE_PATH, httpOnly: true, secure, sameSite: 'strict' })
 }
 
+// Interim, until the TOTP and passkey modules land in this branch.
+const WITHOUT_SECOND_FACTORS: GrantContext['factors'] = {
+  hasSecondFactor: async () => false,
+  verifyOneTimeCode: async () => null,
+  verifyPasskey: async () => null,
+}
+
 /** What the grants get from a token request: the client, the domain services, the origin, the password budget. */
 export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig): GrantContext {
   return {
@@ -69,6 +76,7 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
     now: fastify.now(),
     origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
     spendPasswordAttempt: (accountEmail) => fastify.attemptLimits.passwordCheck(request, accountEmail),
+    factors: WITHOUT_SECOND_FACTORS,
   }
 }
 
