@@ -2,11 +2,16 @@ import { createCoordinator, type TabCoordinator, type TabMessage } from './coord
 import {
   AuthError,
   errorFromResponse,
+  needsStepUp,
   NetworkError,
   SessionExpiredError,
   SessionReusedError,
+  StepUpRequiredError,
 } from './errors.js'
 import { MemoryStore, type RefreshTokenStore } from './storage.js'
+
+/** The service's step-up grant (its own namespace, RFC 6749 §4.5). */
+const STEP_UP_GRANT = 'urn:token-auth:grant-type:step-up'
 
 export type Transport = 'cookie' | 'body'
 
@@ -57,6 +62,12 @@ export interface AccessTokenClaims {
   role?: string
   scope?: string
   client_id?: string
+  /** RFC 8176 methods of the session's authentication (pwd, otp, hwk, swk, user, mfa). */
+  amr?: string[]
+  /** When the user last authenticated, in seconds since the epoch. */
+  auth_time?: number
+  /** The authentication level met, when one is (the service's mfa level). */
+  acr?: string
   exp: number
   iat: number
   [claim: string]: unknown
@@ -229,6 +240,31 @@ export class AuthClient {
   }
 
   /**
+   * Re-checks a factor inside the current session (the step-up grant) after
+   * a StepUpRequiredError: the session's authentication becomes recent (and
+   * multi-factor with a second factor), with a fresh access token and no new
+   * session. A user with a second factor must give it, not the password.
+   * Throws InvalidCredentialsError for a factor refused, SessionExpiredError
+   * when there is no session, ApiRequestError, RateLimitedError.
+   */
+  async stepUp (proof: { password: string } | { otp: string } | { recoveryCode: string } | { credential: unknown }): Promise<AccessTokenClaims | null> {
+    const body: Record<string, unknown> = { grant_type: STEP_UP_GRANT, client_id: this.clientId }
+    if ('password' in proof) body.password = proof.password
+    else if ('otp' in proof) body.otp = proof.otp
+    else if ('recoveryCode' in proof) body.recovery_code = proof.recoveryCode
+    else body.credential = proof.credential
+    if (this.transport === 'body') {
+      const refreshToken = await this.store.get()
+      if (!refreshToken) throw new SessionExpiredError('not signed in', 0)
+      body.refresh_token = refreshToken
+    }
+    const response = await this.post('/auth/token', body)
+    if (!response.ok) throw await errorFromResponse(response, 'login')
+    await this.accept((await response.json()) as TokenResponseBody)
+    return this.claims
+  }
+
+  /**
    * Signs back in from the refresh cookie (cookie transport) or the stored
    * refresh token (body transport), e.g. after a page reload. Resolves false
    * when there is no live session; rethrows network and rate-limit errors.
@@ -309,7 +345,8 @@ export class AuthClient {
   async fetch (input: string, init: RequestInit = {}): Promise<Response> {
     const token = await this.getAccessToken()
     const response = await this.send(input, init, token)
-    if (response.status !== 401) return response
+    // Too weak or too old an authentication: a refresh keeps it so; the caller steps up.
+    if (response.status !== 401 || needsStepUp(response)) return response
     // Another caller may already have replaced the token this request used.
     const fresh = this.token && this.token.accessToken !== token ? this.token.accessToken : await this.refresh()
     const retried = await this.send(input, init, fresh)
@@ -333,6 +370,7 @@ export class AuthClient {
     const response = await this.fetch(path, { ...init, headers, ...(json !== undefined ? { body: JSON.stringify(json) } : {}) })
     if (response.status === 401) {
       const error = await errorFromResponse(response, 'api')
+      if (error instanceof StepUpRequiredError) throw error
       throw new SessionExpiredError(error.message, 401)
     }
     if (!response.ok) throw await errorFromResponse(response, 'api')

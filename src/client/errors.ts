@@ -78,6 +78,29 @@ export class EmailNotVerifiedError extends AuthError {
   }
 }
 
+/**
+ * The route needs a stronger or more recent authentication than the access
+ * token's (RFC 9470 `insufficient_user_authentication`): the session is
+ * fine, a refresh would not help. Ask the user for a factor and call
+ * `client.stepUp(...)`, then retry. `acrValues` and `maxAge` are what the
+ * service asked for.
+ */
+export class StepUpRequiredError extends AuthError {
+  override readonly name = 'StepUpRequiredError'
+  constructor (
+    message: string,
+    readonly acrValues: string[] = [],
+    readonly maxAge: number | undefined = undefined
+  ) {
+    super('insufficient_user_authentication', message, 401)
+  }
+}
+
+/** Whether a 401 is RFC 9470's insufficient_user_authentication (read from its challenge). */
+export function needsStepUp (response: Response): boolean {
+  return response.status === 401 && /error="insufficient_user_authentication"/.test(response.headers.get('www-authenticate') ?? '')
+}
+
 /** The server answered with an error body; `code` is its `code` (or RFC 6749 `error`). */
 export class ApiRequestError extends AuthError {
   override readonly name = 'ApiRequestError'
@@ -115,6 +138,12 @@ export async function errorFromResponse (response: Response, context: 'refresh' 
   const code = typeof b.code === 'string' ? b.code : typeof b.error === 'string' ? b.error : `http_${response.status}`
   const message =
     typeof b.message === 'string' ? b.message : typeof b.error_description === 'string' ? b.error_description : response.statusText || code
+  if (needsStepUp(response)) {
+    const challenge = response.headers.get('www-authenticate') ?? ''
+    const acrValues = /acr_values="([^"]*)"/.exec(challenge)?.[1]?.split(' ').filter(Boolean) ?? []
+    const maxAge = /max_age=(\d+)/.exec(challenge)?.[1]
+    return new StepUpRequiredError(message, acrValues, maxAge === undefined ? undefined : Number(maxAge))
+  }
   if (response.status === 429) return new RateLimitedError(retryAfterSeconds(response.headers.get('retry-after')), message)
   if (response.status === 503) return new ServiceUnavailableError(retryAfterSeconds(response.headers.get('retry-after')), message)
   if (context === 'refresh' && response.status === 400 && (code === 'invalid_grant' || code === 'invalid_request')) {

@@ -15,5 +15,6 @@ export {
   ServiceUnavailableError,
   SessionExpiredError,
   SessionReusedError,
+  StepUpRequiredError,
 } from './errors.js'
 export { MemoryStore, type RefreshTokenStore } from './storage.js'
