@@ -1,5 +1,6 @@
 import type { Static } from 'typebox'
 import { AuthClient } from '../../src/client/index.js'
+import { askForStepUp, connectStepUp } from './step-up.js'
 import type { AuditEvent as AuditEventSchema } from '../../src/schemas/admin.js'
 import type { ApiKeySummary } from '../../src/schemas/api-keys.js'
 import type { OutboxMessage as OutboxMessageSchema } from '../../src/schemas/email.js'
@@ -7,7 +8,8 @@ import type { Page } from '../../src/schemas/pagination.js'
 import type { PublicUser, Session as SessionSchema } from '../../src/schemas/users.js'
 
 /** The dashboard's one client: the `admin` client, cookie transport, same origin. */
-export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', requestedWith: 'token-auth-dashboard' })
+export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', requestedWith: 'token-auth-dashboard', onStepUpRequired: askForStepUp })
+connectStepUp((proof) => client.stepUp(proof))
 
 // The end-to-end tests drive refreshes through this handle. It gives a page
 // script nothing it could not do with the same-origin API already.

@@ -4,6 +4,7 @@ import type { SessionEndReason } from '../../src/client/index.js'
 import { client } from './api.js'
 import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
 import { ApiKeysPage, AuditPage, LoginPage, MailboxPage, UserPage, UsersPage } from './pages.js'
+import { StepUpDialog } from './step-up.js'
 import { describeError } from './ui.js'
 import './style.css'
 
@@ -117,6 +118,7 @@ function App () {
         </button>
       </header>
       <main>{page}</main>
+      <StepUpDialog />
     </div>
   )
 }

@@ -39,6 +39,12 @@ export interface AuthClientOptions {
   crossTab?: boolean
   /** Name of the Web Lock and BroadcastChannel (default derived from baseUrl and clientId). */
   channelName?: string
+  /**
+   * Asked when `request` meets a StepUpRequiredError: prompt the user for a
+   * factor, call `client.stepUp(...)`, and resolve true to have the request
+   * retried once (false: the error is thrown). Default: thrown at once.
+   */
+  onStepUpRequired?: (required: StepUpRequiredError) => Promise<boolean>
   /** Clock, for tests. */
   now?: () => number
   /** Value of the X-Requested-With header that cookie requests carry (CSRF defence). */
@@ -125,6 +131,7 @@ export class AuthClient {
   private readonly leewayMs: number
   private readonly now: () => number
   private readonly requestedWith: string
+  private readonly onStepUpRequired: ((required: StepUpRequiredError) => Promise<boolean>) | undefined
   private readonly coordinator: TabCoordinator
   private token: HeldToken | undefined
   private inflight: Promise<string> | undefined
@@ -144,6 +151,7 @@ export class AuthClient {
     this.leewayMs = Math.max(0, (options.refreshLeewaySeconds ?? 30) * 1000)
     this.now = options.now ?? Date.now
     this.requestedWith = options.requestedWith ?? 'token-auth-client'
+    this.onStepUpRequired = options.onStepUpRequired
     const crossTab = options.crossTab ?? options.transport === 'cookie'
     const channel = options.channelName ?? `token-auth:${this.baseUrl || 'same-origin'}:${this.clientId}`
     this.coordinator = createCoordinator(channel, (message) => this.onTabMessage(message), crossTab)
@@ -360,9 +368,19 @@ export class AuthClient {
   /**
    * JSON convenience over `fetch`: resolves the parsed body (undefined for
    * 204) or throws a typed error: SessionExpiredError for a 401 that survived
-   * a refresh, RateLimitedError, ApiRequestError with the service's code.
+   * a refresh, StepUpRequiredError (unless onStepUpRequired stepped up),
+   * RateLimitedError, ApiRequestError with the service's code.
    */
   async request<T = unknown>(path: string, options: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.requestOnce<T>(path, options)
+    } catch (error) {
+      if (!(error instanceof StepUpRequiredError) || !this.onStepUpRequired || !(await this.onStepUpRequired(error))) throw error
+      return this.requestOnce<T>(path, options)
+    }
+  }
+
+  private async requestOnce<T>(path: string, options: RequestOptions): Promise<T> {
     const { json, ...init } = options
     const headers = new Headers(init.headers)
     if (!headers.has('accept')) headers.set('accept', 'application/json')

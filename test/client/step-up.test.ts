@@ -50,3 +50,38 @@ t.test('a stale authentication: StepUpRequiredError, the session kept; stepUp wi
   t.equal(await change(), undefined, 'the retried change: 204')
   t.same(ended, [])
 })
+
+t.test('onStepUpRequired: the app prompts, steps up, and the request is retried once', async (t) => {
+  const account = await signup(service.app)
+  const prompts: StepUpRequiredError[] = []
+  let answer = PASSWORD
+  const client: AuthClient = new AuthClient({
+    baseUrl,
+    clientId: 'mobile',
+    transport: 'body',
+    store: new MemoryStore(),
+    crossTab: false,
+    onStepUpRequired: async (required) => {
+      prompts.push(required)
+      try {
+        await client.stepUp({ password: answer })
+        return true
+      } catch {
+        return false
+      }
+    },
+  })
+  t.teardown(() => client.close())
+  await client.login(account.email, PASSWORD)
+  service.clock.advance(MAX_AGE + 30)
+  await service.app.revocations.sync()
+  const createKey = () => client.request<{ key: string }>('/api-keys', { method: 'POST', json: { name: 'ci', scopes: ['profile'] } })
+
+  answer = 'a wrong password'
+  await t.rejects(createKey(), StepUpRequiredError, 'the prompt failed: the original error')
+  t.equal(prompts.length, 1)
+  answer = PASSWORD
+  const created = await createKey()
+  t.match(created.key, /^tak_/, 'stepped up and retried: the key is created')
+  t.equal(prompts.length, 2, 'one prompt per refused request')
+})
