@@ -9,6 +9,7 @@ import { buildTestApp, json } from '../helpers/app.js'
 import { holdNextSessionStart } from '../helpers/hold.js'
 import * as users from '../helpers/users.js'
 import { canSwitchUser, intrudeAsOtherUser } from '../helpers/other-user.js'
+import { stepUpCases } from './catalogue-step-up.js'
 import {
   AttackContext,
   EVIL_ORIGIN,
@@ -1849,4 +1850,6 @@ export const cases: AttackCase[] = [
       }
     },
   },
+  // ---------------------------------------------------------------- Step-up and authentication levels (DESIGN §3.12)
+  ...stepUpCases,
 ]
