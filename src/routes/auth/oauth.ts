@@ -34,9 +34,10 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
       config: { oauth: true },
       schema: {
         tags: ['tokens'],
-        summary: 'Token endpoint (RFC 6749 §4.3 password grant, §6 refresh)',
+        summary: 'Token endpoint (RFC 6749 §4.3 password grant, §6 refresh, and extension grants)',
         description:
-          'JSON or form body. In cookie transport the refresh token is set as an HttpOnly cookie and read from it; such requests need an allowed Origin and X-Requested-With.',
+          'JSON or form body. In cookie transport the refresh token is set as an HttpOnly cookie and read from it; such requests need an allowed Origin and X-Requested-With. ' +
+          'Extension grants (RFC 6749 §4.5) are named under urn:token-auth:grant-type: — step-up (refresh_token or its cookie, and one of password, otp, recovery_code, credential: raises the session\'s authentication, no new session).',
         body: TokenRequest,
         headers: TokenTransportHeader,
         response: { 200: Type.Ref('TokenResponse'), ...oauthErrorResponses(400, 401, 403, 429, 503) },
