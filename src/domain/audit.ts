@@ -21,6 +21,16 @@ export const AUDIT_EVENT_TYPES = [
   'email_change_requested',
   'email_change_failed',
   'email_changed',
+  // Second factors (DESIGN §3.12).
+  'login_mfa_required',
+  'totp_enrolment_started',
+  'totp_enabled',
+  'totp_removed',
+  'totp_removal_failed',
+  'recovery_codes_regenerated',
+  'recovery_code_used',
+  'second_factor_failed',
+  'second_factors_reset',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

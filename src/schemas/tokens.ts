@@ -17,6 +17,10 @@ export const TokenRequest = Type.Object(
     refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
     client_id: Type.Optional(ClientId),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
+    // The mfa-otp grant (grants/mfa-otp.ts): the token mfa_required answered with, and one code.
+    mfa_token: Type.Optional(Type.String({ maxLength: 128, description: 'mfa-otp grant: the mfa_token of the mfa_required answer' })),
+    otp: Type.Optional(Type.String({ maxLength: 16, description: 'mfa-otp grant: the 6-digit code of the authenticator app' })),
+    recovery_code: Type.Optional(Type.String({ maxLength: 32, description: 'mfa-otp grant: a recovery code, instead of otp' })),
   },
   { additionalProperties: true }
 )

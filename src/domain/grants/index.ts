@@ -6,6 +6,9 @@ import type { Accounts, SessionRequest } from '../accounts.js'
 import { lifetimesFor, type ClientConfig } from '../clients.js'
 import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
 import type { KeyStore } from '../signing-keys.js'
+import type { Transport } from '../clients.js'
+import type { SecondFactors } from '../second-factors.js'
+import { MFA_OTP_GRANT_TYPE, mfaOtpGrant } from './mfa-otp.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 
@@ -21,6 +24,7 @@ export { grantedScope } from './scope.js'
 export const GRANTS = {
   password: passwordGrant,
   refresh_token: refreshTokenGrant,
+  [MFA_OTP_GRANT_TYPE]: mfaOtpGrant,
 } satisfies Record<string, Grant>
 
 export const GRANT_TYPES = Object.keys(GRANTS)
@@ -36,6 +40,11 @@ export interface GrantContext {
   origin: SessionContext
   /** Spends one attempt of the account's password budget; throws when it is spent (the HTTP layer's limiter). */
   spendPasswordAttempt(accountEmail: string): Promise<void>
+  /** The transport the token response goes out in (the second step of a login must use the first step's). */
+  transport: Transport
+  secondFactors: SecondFactors
+  /** Spends one attempt of the user's one-time-code budget; throws when it is spent. */
+  spendOneTimeCodeAttempt(userId: string): Promise<void>
 }
 
 export interface GrantOutcome {

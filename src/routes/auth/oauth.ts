@@ -31,9 +31,10 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
       config: { oauth: true },
       schema: {
         tags: ['tokens'],
-        summary: 'Token endpoint (RFC 6749 §4.3 password grant, §6 refresh)',
+        summary: 'Token endpoint (RFC 6749 §4.3 password grant, §6 refresh, the mfa-otp second step)',
         description:
-          'JSON or form body. In cookie transport the refresh token is set as an HttpOnly cookie and read from it; such requests need an allowed Origin and X-Requested-With.',
+          'JSON or form body. In cookie transport the refresh token is set as an HttpOnly cookie and read from it; such requests need an allowed Origin and X-Requested-With. ' +
+          'For an account with a second factor the password grant answers 400 mfa_required with mfa_token and factors; grant_type urn:token-auth:grant-type:mfa-otp with mfa_token and otp or recovery_code (same client and transport) finishes the login.',
         body: TokenRequest,
         headers: TokenTransportHeader,
         response: { 200: Type.Ref('TokenResponse'), ...oauthErrorResponses(400, 401, 403, 429, 503) },
@@ -51,7 +52,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
           ? { ...body, refresh_token: refreshTokenFromCookie(request) }
           : body
       try {
-        const issued = await exchange(params, grantContext(fastify, request, choice.client))
+        const issued = await exchange(params, grantContext(fastify, request, choice.client, choice.transport))
         return tokenResponse(fastify, reply, issued, choice.transport)
       } catch (error) {
         // A refresh token that failed never works again: drop the cookie holding it.

@@ -59,7 +59,7 @@ export function clearRefreshCookie (fastify: FastifyInstance, reply: FastifyRepl
 }
 
 /** What the grants get from a token request: the client, the domain services, the origin, the password budget. */
-export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig): GrantContext {
+export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig, transport: Transport): GrantContext {
   return {
     config: fastify.config,
     client,
@@ -69,6 +69,9 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
     now: fastify.now(),
     origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
     spendPasswordAttempt: (accountEmail) => fastify.attemptLimits.passwordCheck(request, accountEmail),
+    transport,
+    secondFactors: fastify.secondFactors,
+    spendOneTimeCodeAttempt: (userId) => fastify.attemptLimits.oneTimeCode(request, userId),
   }
 }
 
