@@ -82,6 +82,13 @@ export function serverOptions (config: Pick<Config, 'logLevel' | 'trustProxy'>):
           '*.access_token',
           '*.token',
           '*.key',
+          // Second factors: codes, the enrolment's secret, the second step's token.
+          '*.mfa_token',
+          '*.otp',
+          '*.recovery_code',
+          '*.recoveryCodes',
+          '*.secret',
+          '*.otpauth_uri',
         ],
         censor: '[redacted]',
       },
