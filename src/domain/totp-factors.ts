@@ -82,8 +82,13 @@ export class TotpFactors {
     return `totp_factor:${userId}`
   }
 
-  private secretOf (row: { userId: string; secretEncrypted: Uint8Array }): Buffer {
-    return unseal(this.encryptionKey, row.secretEncrypted, this.aad(row.userId))
+  /** The secret, or null when the stored ciphertext does not open (copied from another row, tampered): no code then matches. */
+  private secretOf (row: { userId: string; secretEncrypted: Uint8Array }): Buffer | null {
+    try {
+      return unseal(this.encryptionKey, row.secretEncrypted, this.aad(row.userId))
+    } catch {
+      return null
+    }
   }
 
   /**
@@ -120,7 +125,8 @@ export class TotpFactors {
     if (!row || row.createdAt.getTime() < this.options.now() - PENDING_ENROLMENT_TTL_MS) {
       throw new DomainError('totp_not_enrolled', 'no authenticator set-up is pending (it lasts an hour); start again')
     }
-    const step = acceptedStep(this.secretOf(row), code, this.options.now(), 0)
+    const secret = this.secretOf(row)
+    const step = secret && acceptedStep(secret, code, this.options.now(), 0)
     if (step === null) return false
     const { count } = await tx.totpFactor.updateMany({
       where: { id: row.id, confirmedAt: null },
@@ -137,7 +143,8 @@ export class TotpFactors {
   async verify (tx: Db, userId: string, code: string): Promise<boolean> {
     const row = await tx.totpFactor.findUnique({ where: { userId }, select: { userId: true, secretEncrypted: true, confirmedAt: true, lastUsedStep: true } })
     if (!row?.confirmedAt) return false
-    const step = acceptedStep(this.secretOf(row), code, this.options.now(), row.lastUsedStep)
+    const secret = this.secretOf(row)
+    const step = secret && acceptedStep(secret, code, this.options.now(), row.lastUsedStep)
     if (step === null) return false
     const { count } = await tx.totpFactor.updateMany({
       where: { userId, confirmedAt: { not: null }, lastUsedStep: { lt: step } },
