@@ -237,7 +237,7 @@ t.test('the per-user one-time-code budget (OTP_RATE_LIMIT_PER_USER) answers 429 
   const user = await enrolledUser(target)
   const token = await mfaToken(target.app, user.email)
   // The confirmation drew one attempt.
-  for (let i = 0; i < 2; i++) assertInvalidGrant(t, await mfaOtpGrant(target.app, token, { otp: '000000' === totpCode(user.secret, target.clock.now()) ? '000001' : '000000' }))
+  for (let i = 0; i < 2; i++) assertInvalidGrant(t, await mfaOtpGrant(target.app, token, { otp: totpCode(user.secret, target.clock.now()) === '000000' ? '000001' : '000000' }))
   const limited = await mfaOtpGrant(target.app, token, { recovery_code: user.recoveryCodes[0]! })
   t.equal(limited.statusCode, 429, limited.body)
   t.ok(limited.headers['retry-after'])
