@@ -1,3 +1,5 @@
+import type { AccessTokenClaims } from './client.js'
+
 /**
  * Typed errors a UI can act on. Every error the SDK throws is an AuthError;
  * `code` is stable and machine-readable, `status` the HTTP status (0 when no
@@ -75,6 +77,33 @@ export class EmailNotVerifiedError extends AuthError {
   override readonly name = 'EmailNotVerifiedError'
   constructor (message = 'the email address is not verified yet') {
     super('email_not_verified', message, 400)
+  }
+}
+
+/** A one-time code for the second step of a login: the authenticator app's code, or a recovery code. */
+export type OneTimeCode = { otp: string } | { recoveryCode: string }
+
+/**
+ * The password was right and the account has a second factor: ask for a
+ * code from the authenticator app (or a recovery code) and call
+ * `complete`, which finishes the login (same client, same transport) and
+ * resolves the new session's claims. A wrong code throws
+ * InvalidCredentialsError and leaves this error usable for another try (up
+ * to five); after that, or after five minutes, sign in again.
+ */
+export class MfaRequiredError extends AuthError {
+  override readonly name = 'MfaRequiredError'
+  constructor (
+    /** What the second step accepts: 'otp', and 'recovery_code' while any are left. */
+    readonly factors: readonly string[],
+    private readonly finish: (code: OneTimeCode) => Promise<AccessTokenClaims | null>,
+    message = 'a second factor is required'
+  ) {
+    super('mfa_required', message, 400)
+  }
+
+  complete (code: OneTimeCode): Promise<AccessTokenClaims | null> {
+    return this.finish(code)
   }
 }
 

@@ -10,10 +10,13 @@ export {
   AuthError,
   EmailNotVerifiedError,
   InvalidCredentialsError,
+  MfaRequiredError,
   NetworkError,
   RateLimitedError,
   ServiceUnavailableError,
   SessionExpiredError,
   SessionReusedError,
 } from './errors.js'
+export type { OneTimeCode } from './errors.js'
+export { MFA_OTP_GRANT_TYPE, type SecondFactorList, type TotpEnrolment } from './mfa.js'
 export { MemoryStore, type RefreshTokenStore } from './storage.js'
