@@ -3,11 +3,13 @@ import { useEffect, useState } from 'preact/hooks'
 import type { SessionEndReason } from '../../src/client/index.js'
 import { client } from './api.js'
 import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
+import { mustEnrolSecondFactor, SecurityPage } from './mfa-pages.js'
 import { ApiKeysPage, AuditPage, LoginPage, MailboxPage, UserPage, UsersPage } from './pages.js'
 import { describeError } from './ui.js'
 import './style.css'
 
-type Status = 'starting' | 'signed_out' | 'signed_in'
+// must_enrol: an admin without a second factor under REQUIRE_MFA_FOR_ADMINS, kept to the Security page.
+type Status = 'starting' | 'signed_out' | 'signed_in' | 'must_enrol'
 
 const END_NOTICES: Record<SessionEndReason, string | null> = {
   expired: 'Your session has expired. Please sign in again.',
@@ -36,6 +38,7 @@ function App () {
   const [status, setStatus] = useState<Status>('starting')
   const [notice, setNotice] = useState<string | null>(null)
   const hash = useHash()
+  const signedIn = async () => setStatus((await mustEnrolSecondFactor().catch(() => false)) ? 'must_enrol' : 'signed_in')
 
   useEffect(() => {
     const offEnd = client.onSessionEnd((reason) => {
@@ -44,13 +47,13 @@ function App () {
     })
     // Another tab signed in (its token arrives by BroadcastChannel).
     const offChange = client.onChange(() => {
-      if (client.isSignedIn && client.claims?.role === 'admin') setStatus('signed_in')
+      if (client.isSignedIn && client.claims?.role === 'admin') void signedIn()
     })
     // A reload: sign back in through the refresh cookie.
     client.restore().then(
-      (restored) => {
-        if (restored && client.claims?.role === 'admin') setStatus('signed_in')
-        else setStatus(client.isSignedIn && client.claims?.role === 'admin' ? 'signed_in' : 'signed_out')
+      () => {
+        if (client.isSignedIn && client.claims?.role === 'admin') void signedIn()
+        else setStatus('signed_out')
       },
       (error: unknown) => {
         setNotice(`Could not restore your session: ${describeError(error)}`)
@@ -76,14 +79,16 @@ function App () {
         notice={notice}
         onSignedIn={() => {
           setNotice(null)
-          setStatus('signed_in')
+          void signedIn()
         }}
       />
     )
   }
 
   let page
-  if (section === 'users' && path[1]) page = <UserPage key={path[1]} id={path[1]} />
+  if (status === 'must_enrol') page = <SecurityPage forced />
+  else if (section === 'security') page = <SecurityPage />
+  else if (section === 'users' && path[1]) page = <UserPage key={path[1]} id={path[1]} />
   else if (section === 'audit') page = <AuditPage key={hash} filters={params} />
   else if (section === 'mailbox') page = <MailboxPage key={hash} status={params.status ?? ''} cursor={params.cursor ?? ''} />
   else if (section === 'keys') page = <ApiKeysPage key={hash} cursor={params.cursor ?? ''} />
@@ -105,6 +110,9 @@ function App () {
           </a>
           <a href='#/mailbox' aria-current={section === 'mailbox' ? 'page' : undefined}>
             Mailbox
+          </a>
+          <a href='#/security' aria-current={section === 'security' ? 'page' : undefined}>
+            Security
           </a>
         </nav>
         <button
