@@ -1,5 +1,5 @@
 import { render } from 'preact'
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import type { SessionEndReason } from '../../src/client/index.js'
 import { client } from './api.js'
 import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
@@ -38,6 +38,9 @@ function App () {
   const [status, setStatus] = useState<Status>('starting')
   const [notice, setNotice] = useState<string | null>(null)
   const hash = useHash()
+  const statusRef = useRef<Status>(status)
+  statusRef.current = status
+  /** Signed in as an admin: to the dashboard, or first to the Security page when a second factor is required and missing. */
   const signedIn = async () => setStatus((await mustEnrolSecondFactor().catch(() => false)) ? 'must_enrol' : 'signed_in')
 
   useEffect(() => {
@@ -47,7 +50,8 @@ function App () {
     })
     // Another tab signed in (its token arrives by BroadcastChannel).
     const offChange = client.onChange(() => {
-      if (client.isSignedIn && client.claims?.role === 'admin') void signedIn()
+      // Only a sign-in elsewhere: a refresh here changes the token too, and must not probe again.
+      if (statusRef.current === 'signed_out' && client.isSignedIn && client.claims?.role === 'admin') void signedIn()
     })
     // A reload: sign back in through the refresh cookie.
     client.restore().then(
