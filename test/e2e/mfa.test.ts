@@ -60,7 +60,9 @@ async function run (t: Test) {
   page.on('console', (message) => {
     if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text())
   })
-  page.on('dialog', (dialog) => void dialog.accept())
+  page.on('dialog', (dialog) => {
+    dialog.accept().catch(() => undefined)
+  })
   if (process.env.DEBUG_E2E) {
     page.on('console', (message) => console.error('console', message.type(), message.text()))
     page.on('response', (response) => console.error('response', response.status(), response.request().method(), response.url()))
@@ -85,7 +87,7 @@ async function run (t: Test) {
     const qr = page.getByAltText('QR code of the authenticator secret')
     t.match(await qr.getAttribute('src'), /^data:image\/svg\+xml;base64,/, 'with its QR code')
     t.ok(await qr.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0), 'the QR code renders under the CSP')
-    await page.getByLabel('Code from the app').fill('000000' === totpCode(secret, Date.now()) ? '000001' : '000000')
+    await page.getByLabel('Code from the app').fill(totpCode(secret, Date.now()) === '000000' ? '000001' : '000000')
     await page.getByRole('button', { name: 'Turn on' }).click()
     await page.getByRole('alert').waitFor()
     confirmedStep = stepAt(Date.now())
@@ -105,7 +107,7 @@ async function run (t: Test) {
   await t.test('signing in again asks for the second step; a code computed from the secret opens the dashboard', async (t) => {
     await signIn(adminEmail)
     await page.getByLabel('Authentication code').waitFor()
-    await page.getByLabel('Authentication code').fill('000000' === totpCode(secret, Date.now(), 1) ? '000001' : '000000')
+    await page.getByLabel('Authentication code').fill(totpCode(secret, Date.now(), 1) === '000000' ? '000001' : '000000')
     await page.getByRole('button', { name: 'Verify' }).click()
     await page.getByTestId('second-step-error').waitFor()
     // The step after the one the confirmation spent: inside the window, and newer.
