@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
-import { appsOn, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { appsOn, buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { connectRedis, REDIS_URL } from '../../helpers/redis.js'
 import { MFA_OTP, enrolTotp, mfaOtpGrant, mfaToken, stepAt, totpCode } from '../../helpers/totp.js'
 import { claimsOf, injectAs, me, passwordGrant, signup, type Account } from '../../helpers/users.js'
 
@@ -290,4 +291,23 @@ t.test('a refresh keeps the session\'s authentication facts', async (t) => {
   t.equal(refreshed.statusCode, 200)
   t.equal(claimsOf(json<{ access_token: string }>(refreshed).access_token).acr, 'urn:token-auth:acr:mfa')
   t.equal((await injectAs(app, json<{ access_token: string }>(refreshed).access_token, 'GET', '/users/me/mfa')).statusCode, 200)
+})
+
+const redis = await connectRedis()
+t.teardown(async () => {
+  await redis?.quit()
+})
+
+t.test('with REDIS_URL two instances share the one-time-code budget', { skip: redis ? false : `Redis is not reachable at ${REDIS_URL}` }, async (t) => {
+  const env = { REDIS_URL, OTP_RATE_LIMIT_PER_USER: '3' }
+  const a = await buildTestApp(env, { database: main.database })
+  t.teardown(() => a.close())
+  const b = await buildTestApp(env, { database: main.database, clock: a.clock })
+  t.teardown(() => b.close())
+  // A new user per run: the counters outlive the run in Redis for their 15 minutes.
+  const user = await enrolledUser(a, 'shared-budget')
+  const wrong = totpCode(user.secret, a.clock.now()) === '000000' ? '000001' : '000000'
+  const attempt = async (instance: TestApp) => (await mfaOtpGrant(instance.app, await mfaToken(instance.app, user.email), { otp: wrong })).statusCode
+  // The confirmation on a drew the first attempt.
+  t.same([await attempt(b), await attempt(a), await attempt(b)], [400, 400, 429])
 })
