@@ -20,6 +20,7 @@ import outbox from './plugins/app/outbox.js'
 import recovery from './plugins/app/recovery.js'
 import retention from './plugins/app/retention.js'
 import revocation from './plugins/app/revocation.js'
+import secondFactors from './plugins/app/second-factors.js'
 import sessions from './plugins/app/sessions.js'
 import cookie from './plugins/external/cookie.js'
 import cors from './plugins/external/cors.js'
@@ -81,6 +82,13 @@ export function serverOptions (config: Pick<Config, 'logLevel' | 'trustProxy'>):
           '*.access_token',
           '*.token',
           '*.key',
+          // Second factors: codes, the enrolment's secret, the second step's token.
+          '*.mfa_token',
+          '*.otp',
+          '*.recovery_code',
+          '*.recoveryCodes',
+          '*.secret',
+          '*.otpauth_uri',
         ],
         censor: '[redacted]',
       },
@@ -146,6 +154,7 @@ export default async function app (fastify: FastifyInstance, options: AppOptions
   await fastify.register(apiKeys)
   await fastify.register(administration)
   await fastify.register(recovery)
+  await fastify.register(secondFactors)
   await fastify.register(attemptLimits)
   await fastify.register(retention)
   await fastify.register(authentication)

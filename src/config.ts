@@ -63,6 +63,7 @@ export const EnvSchema = Type.Object({
   // Unset: true in production, false elsewhere.
   REQUIRE_MFA_FOR_ADMINS: Type.Optional(Type.Boolean()),
   RECENT_AUTH_MAX_AGE_SECONDS: Seconds(900, 30),
+  OTP_RATE_LIMIT_PER_USER: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }),
   WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]{1,253}$' })),
   WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Union(
@@ -125,6 +126,8 @@ export interface MfaConfig {
   recentAuthMaxAgeSeconds: number
   /** The issuer name authenticator apps show beside a TOTP account (PRODUCT_NAME). */
   totpIssuer: string
+  /** One-time-code attempts (TOTP or recovery code) per user per 15 minutes (OTP_RATE_LIMIT_PER_USER); 0 turns the limit off. */
+  otpAttemptsPerUser: number
 }
 
 /** Passkeys: the relying party, from configuration only, never from a request. */
@@ -320,6 +323,7 @@ function fromEnv (env: Env): Config {
       requireForAdmins: env.REQUIRE_MFA_FOR_ADMINS ?? env.NODE_ENV === 'production',
       recentAuthMaxAgeSeconds: env.RECENT_AUTH_MAX_AGE_SECONDS,
       totpIssuer: env.PRODUCT_NAME,
+      otpAttemptsPerUser: env.OTP_RATE_LIMIT_PER_USER,
     },
     webauthn: {
       rpId: env.WEBAUTHN_RP_ID ?? new URL(issuer).hostname,

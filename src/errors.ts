@@ -29,6 +29,12 @@ export const ERROR_STATUS = {
   email_already_verified: 409,
   // RFC 6749 §5.2 allows extension codes; the password grant's answer under REQUIRE_EMAIL_VERIFICATION.
   email_not_verified: 400,
+  // Second factors (DESIGN §3.12): the password grant's answer for an account with one (RFC 6749 §5.2 extension code),
+  // a wrong code at enrolment, a factor already there or not there.
+  mfa_required: 400,
+  invalid_otp: 400,
+  totp_already_enabled: 409,
+  totp_not_enrolled: 404,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
 } as const satisfies Record<string, number>
@@ -41,11 +47,16 @@ export class DomainError extends Error {
     readonly code: ErrorCode,
     message: string,
     /** When the caller may try again (load shedding), in seconds. */
-    readonly retryAfterSeconds?: number
+    readonly retryAfterSeconds?: number,
+    /** Further members of the error body (mfa_required's mfa_token and factors); never a stored secret. */
+    readonly fields?: ErrorFields
   ) {
     super(message)
   }
 }
+
+/** Members an error body carries beside its code and message. */
+export type ErrorFields = Readonly<Record<string, string | readonly string[]>>
 
 /** An error with the HTTP status, stable code and headers the error handler answers with. */
 export class ApiError extends Error {
@@ -54,14 +65,15 @@ export class ApiError extends Error {
     readonly statusCode: number,
     readonly code: string,
     message: string,
-    readonly headers: Record<string, string> = {}
+    readonly headers: Record<string, string> = {},
+    readonly fields?: ErrorFields
   ) {
     super(message)
   }
 
   static from (error: DomainError): ApiError {
     const headers: Record<string, string> = error.retryAfterSeconds === undefined ? {} : { 'retry-after': String(error.retryAfterSeconds) }
-    return new ApiError(ERROR_STATUS[error.code], error.code, error.message, headers)
+    return new ApiError(ERROR_STATUS[error.code], error.code, error.message, headers, error.fields)
   }
 }
 

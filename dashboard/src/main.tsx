@@ -1,14 +1,16 @@
 import { render } from 'preact'
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import type { SessionEndReason } from '../../src/client/index.js'
 import { client } from './api.js'
 import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
+import { mustEnrolSecondFactor, SecurityPage } from './mfa-pages.js'
 import { ApiKeysPage, AuditPage, LoginPage, MailboxPage, UserPage, UsersPage } from './pages.js'
 import { StepUpDialog } from './step-up.js'
 import { describeError } from './ui.js'
 import './style.css'
 
-type Status = 'starting' | 'signed_out' | 'signed_in'
+// must_enrol: an admin without a second factor under REQUIRE_MFA_FOR_ADMINS, kept to the Security page.
+type Status = 'starting' | 'signed_out' | 'signed_in' | 'must_enrol'
 
 const END_NOTICES: Record<SessionEndReason, string | null> = {
   expired: 'Your session has expired. Please sign in again.',
@@ -37,6 +39,10 @@ function App () {
   const [status, setStatus] = useState<Status>('starting')
   const [notice, setNotice] = useState<string | null>(null)
   const hash = useHash()
+  const statusRef = useRef<Status>(status)
+  statusRef.current = status
+  /** Signed in as an admin: to the dashboard, or first to the Security page when a second factor is required and missing. */
+  const signedIn = async () => setStatus((await mustEnrolSecondFactor().catch(() => false)) ? 'must_enrol' : 'signed_in')
 
   useEffect(() => {
     const offEnd = client.onSessionEnd((reason) => {
@@ -45,13 +51,14 @@ function App () {
     })
     // Another tab signed in (its token arrives by BroadcastChannel).
     const offChange = client.onChange(() => {
-      if (client.isSignedIn && client.claims?.role === 'admin') setStatus('signed_in')
+      // Only a sign-in elsewhere: a refresh here changes the token too, and must not probe again.
+      if (statusRef.current === 'signed_out' && client.isSignedIn && client.claims?.role === 'admin') void signedIn()
     })
     // A reload: sign back in through the refresh cookie.
     client.restore().then(
-      (restored) => {
-        if (restored && client.claims?.role === 'admin') setStatus('signed_in')
-        else setStatus(client.isSignedIn && client.claims?.role === 'admin' ? 'signed_in' : 'signed_out')
+      () => {
+        if (client.isSignedIn && client.claims?.role === 'admin') void signedIn()
+        else setStatus('signed_out')
       },
       (error: unknown) => {
         setNotice(`Could not restore your session: ${describeError(error)}`)
@@ -77,14 +84,16 @@ function App () {
         notice={notice}
         onSignedIn={() => {
           setNotice(null)
-          setStatus('signed_in')
+          void signedIn()
         }}
       />
     )
   }
 
   let page
-  if (section === 'users' && path[1]) page = <UserPage key={path[1]} id={path[1]} />
+  if (status === 'must_enrol') page = <SecurityPage forced />
+  else if (section === 'security') page = <SecurityPage />
+  else if (section === 'users' && path[1]) page = <UserPage key={path[1]} id={path[1]} />
   else if (section === 'audit') page = <AuditPage key={hash} filters={params} />
   else if (section === 'mailbox') page = <MailboxPage key={hash} status={params.status ?? ''} cursor={params.cursor ?? ''} />
   else if (section === 'keys') page = <ApiKeysPage key={hash} cursor={params.cursor ?? ''} />
@@ -106,6 +115,9 @@ function App () {
           </a>
           <a href='#/mailbox' aria-current={section === 'mailbox' ? 'page' : undefined}>
             Mailbox
+          </a>
+          <a href='#/security' aria-current={section === 'security' ? 'page' : undefined}>
+            Security
           </a>
         </nav>
         <button

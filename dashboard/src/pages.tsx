@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks'
-import { InvalidCredentialsError } from '../../src/client/index.js'
+import { InvalidCredentialsError, MfaRequiredError } from '../../src/client/index.js'
 import { AUDIT_EVENT_TYPES, client, query, type ApiKey, type AuditEvent, type OutboxMessage, type Page, type Session, type User } from './api.js'
+import { ResetSecondFactorsButton, SecondStepForm } from './mfa-pages.js'
 import { ActionButton, describeError, Empty, ErrorBox, LoadView, useLoad, when } from './ui.js'
 
 export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSignedIn: () => void }) {
@@ -8,20 +9,26 @@ export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSi
   const [password, setPassword] = useState('')
   const [busy, setBusy] = useState(false)
   const [error, setError] = useState<string | null>(null)
+  // The second step of a sign-in with a second factor (mfa-pages.tsx).
+  const [challenge, setChallenge] = useState<MfaRequiredError | null>(null)
+  async function admitted () {
+    if (client.claims?.role !== 'admin') {
+      await client.logout().catch(() => undefined)
+      setError('This account is not an administrator. The dashboard is for admins only.')
+      return
+    }
+    onSignedIn()
+  }
   async function submit (event: Event) {
     event.preventDefault()
     setBusy(true)
     setError(null)
     try {
-      const claims = await client.login(email, password)
-      if (claims?.role !== 'admin') {
-        await client.logout().catch(() => undefined)
-        setError('This account is not an administrator. The dashboard is for admins only.')
-        return
-      }
-      onSignedIn()
+      await client.login(email, password)
+      await admitted()
     } catch (e) {
-      setError(e instanceof InvalidCredentialsError ? 'Wrong email or password.' : describeError(e))
+      if (e instanceof MfaRequiredError) setChallenge(e)
+      else setError(e instanceof InvalidCredentialsError ? 'Wrong email or password.' : describeError(e))
     } finally {
       setBusy(false)
     }
@@ -34,7 +41,20 @@ export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSi
           {notice}
         </p>
       )}
-      <form onSubmit={submit} aria-label='Sign in'>
+      {challenge && (
+        <SecondStepForm
+          challenge={challenge}
+          onDone={() => {
+            setChallenge(null)
+            void admitted()
+          }}
+          onRestart={() => {
+            setChallenge(null)
+            setPassword('')
+          }}
+        />
+      )}
+      <form onSubmit={submit} aria-label='Sign in' hidden={challenge !== null}>
         <label>
           Email
           <input name='email' type='email' autocomplete='username' required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
@@ -192,6 +212,7 @@ export function UserPage ({ id }: { id: string }) {
                   Send password reset email
                 </ActionButton>
               )}
+              <ResetSecondFactorsButton userId={user.id} email={user.email} />
               <a href={`#/audit${query({ userId: user.id })}`}>Audit events</a>
             </div>
             {resetSent && (

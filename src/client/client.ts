@@ -8,6 +8,7 @@ import {
   SessionReusedError,
   StepUpRequiredError,
 } from './errors.js'
+import * as mfa from './mfa.js'
 import { MemoryStore, type RefreshTokenStore } from './storage.js'
 
 /** The service's step-up grant (its own namespace, RFC 6749 §4.5). */
@@ -180,9 +181,10 @@ export class AuthClient {
   }
 
   /**
-   * Password login. Throws InvalidCredentialsError, EmailNotVerifiedError
-   * (REQUIRE_EMAIL_VERIFICATION), RateLimitedError, ServiceUnavailableError,
-   * ApiRequestError or NetworkError.
+   * Password login. Throws MfaRequiredError for an account with a second
+   * factor (its `complete({ otp })` finishes the login), InvalidCredentialsError,
+   * EmailNotVerifiedError (REQUIRE_EMAIL_VERIFICATION), RateLimitedError,
+   * ServiceUnavailableError, ApiRequestError or NetworkError.
    */
   async login (email: string, password: string, options: { scope?: string } = {}): Promise<AccessTokenClaims | null> {
     const response = await this.post('/auth/token', {
@@ -192,10 +194,34 @@ export class AuthClient {
       client_id: this.clientId,
       ...(options.scope ? { scope: options.scope } : {}),
     })
-    if (!response.ok) throw await errorFromResponse(response, 'login')
+    if (!response.ok) throw mfa.secondStepOr(await errorFromResponse(response, 'login'), this.secondStep)
     await this.accept((await response.json()) as TokenResponseBody)
     return this.claims
   }
+
+  // ---- second factors (mfa.ts)
+
+  private get secondStep (): mfa.SecondStepClient {
+    return {
+      clientId: this.clientId,
+      post: (path, body) => this.post(path, body),
+      accept: async (tokens) => {
+        await this.accept(tokens as TokenResponseBody)
+        return this.claims
+      },
+    }
+  }
+
+  private readonly signedIn = <T>(path: string, options?: RequestOptions): Promise<T> => this.request<T>(path, options)
+  /** Starts setting up an authenticator app: the secret, its otpauth:// URI and a QR code. */
+  startTotpEnrolment = (): Promise<mfa.TotpEnrolment> => mfa.startTotpEnrolment(this.signedIn)
+  /** Activates it with the app's current code; resolves the recovery codes, to show once. */
+  confirmTotp = (code: string): Promise<string[]> => mfa.confirmTotp(this.signedIn, code)
+  /** Removes it (and its recovery codes) with a current code or the password; needs a recent sign-in. */
+  removeTotp = (proof: { code: string } | { password: string }): Promise<void> => mfa.removeTotp(this.signedIn, proof)
+  /** Replaces the recovery codes; needs a recent sign-in. */
+  regenerateRecoveryCodes = (): Promise<string[]> => mfa.regenerateRecoveryCodes(this.signedIn)
+  listFactors = (): Promise<mfa.SecondFactorList> => mfa.listFactors(this.signedIn)
 
   /** Creates an account and signs it in. Throws ApiRequestError (email_taken, weak_password, …), RateLimitedError. */
   async signUp (email: string, password: string): Promise<PublicUser> {

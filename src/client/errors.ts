@@ -1,3 +1,5 @@
+import type { AccessTokenClaims } from './client.js'
+
 /**
  * Typed errors a UI can act on. Every error the SDK throws is an AuthError;
  * `code` is stable and machine-readable, `status` the HTTP status (0 when no
@@ -99,6 +101,33 @@ export class StepUpRequiredError extends AuthError {
 /** Whether a 401 is RFC 9470's insufficient_user_authentication (read from its challenge). */
 export function needsStepUp (response: Response): boolean {
   return response.status === 401 && /error="insufficient_user_authentication"/.test(response.headers.get('www-authenticate') ?? '')
+}
+
+/** A one-time code for the second step of a login: the authenticator app's code, or a recovery code. */
+export type OneTimeCode = { otp: string } | { recoveryCode: string }
+
+/**
+ * The password was right and the account has a second factor: ask for a
+ * code from the authenticator app (or a recovery code) and call
+ * `complete`, which finishes the login (same client, same transport) and
+ * resolves the new session's claims. A wrong code throws
+ * InvalidCredentialsError and leaves this error usable for another try (up
+ * to five); after that, or after five minutes, sign in again.
+ */
+export class MfaRequiredError extends AuthError {
+  override readonly name = 'MfaRequiredError'
+  constructor (
+    /** What the second step accepts: 'otp', and 'recovery_code' while any are left. */
+    readonly factors: readonly string[],
+    private readonly finish: (code: OneTimeCode) => Promise<AccessTokenClaims | null>,
+    message = 'a second factor is required'
+  ) {
+    super('mfa_required', message, 400)
+  }
+
+  complete (code: OneTimeCode): Promise<AccessTokenClaims | null> {
+    return this.finish(code)
+  }
 }
 
 /** The server answered with an error body; `code` is its `code` (or RFC 6749 `error`). */

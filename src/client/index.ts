@@ -10,6 +10,7 @@ export {
   AuthError,
   EmailNotVerifiedError,
   InvalidCredentialsError,
+  MfaRequiredError,
   NetworkError,
   RateLimitedError,
   ServiceUnavailableError,
@@ -17,4 +18,6 @@ export {
   SessionReusedError,
   StepUpRequiredError,
 } from './errors.js'
+export type { OneTimeCode } from './errors.js'
+export { MFA_OTP_GRANT_TYPE, type SecondFactorList, type TotpEnrolment } from './mfa.js'
 export { MemoryStore, type RefreshTokenStore } from './storage.js'

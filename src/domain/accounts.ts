@@ -170,7 +170,9 @@ export class Accounts {
   async passwordLogin (
     emailInput: string,
     password: string,
-    session: SessionRequest
+    session: SessionRequest,
+    /** Runs once the password and the account check out, before the session opens: the second-factor fork throws mfa_required there. */
+    beforeSession?: (login: VerifiedLogin) => Promise<void>
   ): Promise<{ user: PublicUser; grant: SessionGrant; refreshToken: string } | null> {
     const login = await this.verifyLogin(emailInput, password, session.context.ip)
     if (!login) return null
@@ -179,6 +181,7 @@ export class Accounts {
       await recordAuditEvent(this.db, { type: 'login_failed', userId: login.user.id, ip: session.context.ip, details: { reason: 'email_not_verified' } })
       throw new DomainError('email_not_verified', 'confirm your email address first: open the link we sent, or reset your password')
     }
+    await beforeSession?.(login)
     const started = await this.startSession(login, session, { recordLogin: true })
     return started && { user: login.user, ...started }
   }

@@ -23,6 +23,16 @@ export const AUDIT_EVENT_TYPES = [
   'email_changed',
   'stepped_up',
   'step_up_failed',
+  // Second factors (DESIGN §3.12).
+  'login_mfa_required',
+  'totp_enrolment_started',
+  'totp_enabled',
+  'totp_removed',
+  'totp_removal_failed',
+  'recovery_codes_regenerated',
+  'recovery_code_used',
+  'second_factor_failed',
+  'second_factors_reset',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

@@ -8,7 +8,14 @@ import { PROJECT_ROOT } from '../paths.js'
  * are interpolated as {{name}}; in the HTML every value is escaped, so an
  * address or a product name can never add markup.
  */
-export const EMAIL_TEMPLATES = ['password_reset', 'password_changed', 'email_verification', 'email_change', 'email_change_requested'] as const
+export const EMAIL_TEMPLATES = [
+  'password_reset',
+  'password_changed',
+  'email_verification',
+  'email_change',
+  'email_change_requested',
+  'second_factors_reset',
+] as const
 export type EmailTemplate = (typeof EMAIL_TEMPLATES)[number]
 
 /** The templates whose message carries a secret, and the page its link opens. */

@@ -47,6 +47,8 @@ interface Cutoffs {
   auditEvents: Date | null
   /** Outbox rows sent or dead, and link secrets used or expired, before this. */
   spentEmail: Date
+  /** The start of the pass: short-lived secrets (second factors) count their margins from it. */
+  now: Date
 }
 
 interface SweepTarget {
@@ -68,6 +70,8 @@ interface OldestFirstTarget {
 export type RetentionTarget = SweepTarget | OldestFirstTarget
 
 const DAY_MS = 24 * 3600 * 1000
+const HOUR_MS = 3600 * 1000
+const before = (c: Cutoffs, ms: number) => new Date(c.now.getTime() - ms)
 /** Before every uuid: where a sweep starts. */
 const FIRST_ID = '00000000-0000-0000-0000-000000000000'
 
@@ -124,6 +128,13 @@ export const RETENTION_TARGETS: RetentionTarget[] = [
   // late click is told "already used" or "expired" rather than "not valid".
   { name: 'accountTokensUsed', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('account_tokens', 'used_at') },
   { name: 'accountTokensExpired', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('account_tokens', 'expires_at') },
+  // Second factors (DESIGN §3.12): a login's second-step token is dead once
+  // used or expired (5 minutes); an hour's margin lets a late attempt be told
+  // why. A TOTP enrolment never confirmed is void after an hour
+  // (totp-factors.ts PENDING_ENROLMENT_TTL_MS): a sweep, the table is one row per user.
+  { name: 'mfaTokensUsed', kind: 'oldest', cutoff: (c) => before(c, HOUR_MS), statement: oldestFirst('mfa_tokens', 'used_at') },
+  { name: 'mfaTokensExpired', kind: 'oldest', cutoff: (c) => before(c, HOUR_MS), statement: oldestFirst('mfa_tokens', 'expires_at') },
+  { name: 'pendingTotpEnrolments', kind: 'sweep', cutoff: (c) => before(c, HOUR_MS), statement: sweep('totp_factors', 't.confirmed_at IS NULL AND t.created_at < $3') },
 ]
 
 export class Retention {
@@ -160,6 +171,7 @@ export class Retention {
       deadSessions: new Date(now - Math.max(this.policy.sessionRetentionDays * DAY_MS, this.policy.accessTokenLifetimeMs)),
       auditEvents: this.policy.auditRetentionDays === 0 ? null : new Date(now - this.policy.auditRetentionDays * DAY_MS),
       spentEmail: new Date(now - this.policy.emailRetentionDays * DAY_MS),
+      now: new Date(now),
     }
     const report: RetentionReport = {}
     for (const target of this.targets) {

@@ -14,6 +14,12 @@ export interface ServerKeys {
   accountTokenHash: Buffer
   /** Encrypts the secret an outbox message carries until it is sent. */
   outboxSecretEncryption: Buffer
+  /** Encrypts TOTP secrets at rest (totp_factors, bound to the user id). */
+  totpSecretEncryption: Buffer
+  /** Keys the hashes of recovery codes. */
+  recoveryCodeHash: Buffer
+  /** Keys the hashes of mfa_tokens and of the password hash each one remembers. */
+  mfaTokenHash: Buffer
 }
 
 const PURPOSES: (keyof ServerKeys)[] = [
@@ -24,6 +30,9 @@ const PURPOSES: (keyof ServerKeys)[] = [
   'signingKeyEncryption',
   'accountTokenHash',
   'outboxSecretEncryption',
+  'totpSecretEncryption',
+  'recoveryCodeHash',
+  'mfaTokenHash',
 ]
 
 export function deriveServerKeys (secretKey: string): ServerKeys {

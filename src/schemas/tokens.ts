@@ -17,8 +17,10 @@ export const TokenRequest = Type.Object(
     refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
     client_id: Type.Optional(ClientId),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
-    otp: Type.Optional(Type.String({ maxLength: 16 })),
-    recovery_code: Type.Optional(Type.String({ maxLength: 64 })),
+    // The mfa-otp grant (grants/mfa-otp.ts): the token mfa_required answered with, and one code.
+    mfa_token: Type.Optional(Type.String({ maxLength: 128, description: 'mfa-otp grant: the mfa_token of the mfa_required answer' })),
+    otp: Type.Optional(Type.String({ maxLength: 16, description: 'mfa-otp grant: the 6-digit code of the authenticator app' })),
+    recovery_code: Type.Optional(Type.String({ maxLength: 32, description: 'mfa-otp grant: a recovery code, instead of otp' })),
     // A WebAuthn assertion (AuthenticationResponseJSON): an object in JSON, its JSON text in a form body.
     credential: Type.Optional(Type.Union([Type.String({ maxLength: 16384 }), Type.Object({}, { additionalProperties: true })])),
   },

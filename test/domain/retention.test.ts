@@ -196,3 +196,44 @@ t.test('sent and dead emails, and used or expired link secrets, older than EMAIL
   const tokensLeft = (await app.db.accountToken.findMany({ where: { userId: user.id, purpose: 'password_reset' } })).map((r) => r.id)
   t.same(tokensLeft.sort(), [usedRecent.id, live.id].sort(), 'a recently used and a live secret are kept')
 })
+
+t.test('second factors: spent or expired mfa tokens after an hour, unconfirmed TOTP enrolments after an hour; the rest is kept', async (t) => {
+  const { app, clock } = await testApp(t)
+  const user = await signup(app)
+  const pendingUser = await signup(app)
+  const freshPendingUser = await signup(app)
+  const confirmedUser = await signup(app)
+  const HOUR_MS = 3600 * 1000
+  const at = (msAgo: number) => new Date(clock.now() - msAgo)
+  const token = (label: string, data: { usedAt?: Date; expiresAt: Date }) =>
+    app.db.mfaToken.create({
+      data: {
+        userId: user.id,
+        tokenHash: new Uint8Array(Buffer.from(label.padEnd(32, '.'))),
+        clientId: 'mobile',
+        transport: 'body',
+        scope: 'profile',
+        role: 'user',
+        passwordHashMac: new Uint8Array(32),
+        ...data,
+      },
+    })
+  await token('used-old', { usedAt: at(HOUR_MS + 60_000), expiresAt: at(HOUR_MS - 240_000) })
+  const usedRecent = await token('used-recent', { usedAt: at(60_000), expiresAt: at(-240_000) })
+  await token('expired-old', { expiresAt: at(HOUR_MS + 1000) })
+  const expiredRecent = await token('expired-recent', { expiresAt: at(60_000) })
+  const live = await token('live', { expiresAt: at(-300_000) })
+
+  const factor = (userId: string, data: { createdAt: Date; confirmedAt?: Date }) =>
+    app.db.totpFactor.create({ data: { userId, secretEncrypted: new Uint8Array(44), ...data } })
+  await factor(pendingUser.id, { createdAt: at(HOUR_MS + 1000) })
+  await factor(freshPendingUser.id, { createdAt: at(HOUR_MS - 60_000) })
+  await factor(confirmedUser.id, { createdAt: at(400 * DAY * 1000), confirmedAt: at(399 * DAY * 1000) })
+
+  const report = await app.retention.runPass()
+  t.match(report, { mfaTokensUsed: 1, mfaTokensExpired: 1, pendingTotpEnrolments: 1 }, JSON.stringify(report))
+  const tokensLeft = (await app.db.mfaToken.findMany({ where: { userId: user.id } })).map((r) => r.id)
+  t.same(tokensLeft.sort(), [usedRecent.id, expiredRecent.id, live.id].sort(), 'recently spent, recently expired and live tokens are kept')
+  const factorsLeft = (await app.db.totpFactor.findMany({ where: { userId: { in: [pendingUser.id, freshPendingUser.id, confirmedUser.id] } } })).map((r) => r.userId)
+  t.same(factorsLeft.sort(), [freshPendingUser.id, confirmedUser.id].sort(), 'a young pending enrolment and a confirmed factor (however old) are kept')
+})

@@ -34,6 +34,7 @@ export const TEST_ENV: Record<string, string> = {
   CORS_ORIGINS: 'http://spa.test',
   COOKIE_SECURE: 'true',
   AUTH_RATE_LIMIT_PER_MINUTE: '0',
+  OTP_RATE_LIMIT_PER_USER: '0',
   EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: '0',
   EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: '0',
   // The embedded test database runs in the test process and stalls its event

@@ -10,6 +10,7 @@ import { holdNextSessionStart } from '../helpers/hold.js'
 import * as users from '../helpers/users.js'
 import { canSwitchUser, intrudeAsOtherUser } from '../helpers/other-user.js'
 import { stepUpCases } from './catalogue-step-up.js'
+import { totpCases } from './catalogue-totp.js'
 import {
   AttackContext,
   EVIL_ORIGIN,
@@ -1852,4 +1853,5 @@ export const cases: AttackCase[] = [
   },
   // ---------------------------------------------------------------- Step-up and authentication levels (DESIGN §3.12)
   ...stepUpCases,
+  ...totpCases,
 ]

@@ -4,6 +4,7 @@ import t from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { json, TEST_ENV, TestClock } from '../helpers/app.js'
+import { base32Decode, MFA_OTP, totpCode } from '../helpers/totp.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { serializeRevocationSync } from './context.js'
 
@@ -51,7 +52,17 @@ t.teardown(async () => {
 const SPA = { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' }
 
 /** Every secret the scenario saw, by kind. `link`: the tokens of emailed links (reset, verification, address change). */
-const secrets = { refresh: new Set<string>(), access: new Set<string>(), apiKey: new Set<string>(), password: new Set<string>(), link: new Set<string>() }
+const secrets = {
+  refresh: new Set<string>(),
+  access: new Set<string>(),
+  apiKey: new Set<string>(),
+  password: new Set<string>(),
+  link: new Set<string>(),
+  // Second factors: TOTP secrets (base32), recovery codes, the mfa_tokens of logins' second steps.
+  totp: new Set<string>(),
+  recoveryCode: new Set<string>(),
+  mfaToken: new Set<string>(),
+}
 
 function collect (response: LightMyRequestResponse): LightMyRequestResponse {
   if (!response.body.startsWith('{')) return response
@@ -59,6 +70,9 @@ function collect (response: LightMyRequestResponse): LightMyRequestResponse {
   if (typeof body.refresh_token === 'string') secrets.refresh.add(body.refresh_token)
   if (typeof body.access_token === 'string') secrets.access.add(body.access_token)
   if (typeof body.key === 'string') secrets.apiKey.add(body.key)
+  if (typeof body.secret === 'string') secrets.totp.add(body.secret)
+  if (typeof body.mfa_token === 'string') secrets.mfaToken.add(body.mfa_token)
+  if (Array.isArray(body.recoveryCodes)) for (const code of body.recoveryCodes as string[]) secrets.recoveryCode.add(code)
   for (const cookie of response.cookies) if (cookie.name.endsWith('refresh_token') && cookie.value) secrets.refresh.add(cookie.value)
   return response
 }
@@ -201,6 +215,15 @@ function encodings (kind: keyof typeof secrets, secret: string): string[] {
   }
   if (kind === 'access') forms.push(secret.split('.')[2]!) // the signature: the part no one else can make
   if (kind === 'apiKey') forms.push(secret.slice(12)) // the part after the display prefix kept in clear
+  if (kind === 'totp') {
+    const raw = base32Decode(secret)
+    forms.push(raw.toString('hex'), raw.toString('base64'))
+  }
+  if (kind === 'recoveryCode') forms.push(secret.replaceAll('-', ''), secret.replaceAll('-', '').toLowerCase())
+  if (kind === 'mfaToken') {
+    const raw = Buffer.from(secret.slice(4), 'base64url')
+    forms.push(secret.slice(4), raw.toString('hex'), raw.toString('base64'))
+  }
   return forms.filter((form) => form.length >= 8)
 }
 
@@ -218,6 +241,45 @@ function leaks (haystack: string): string[] {
   return found
 }
 
+t.test('scenario: second factors enrolled, used at login, regenerated and removed', async (t) => {
+  const centreStep = async () => {
+    clock.advance(((((15_000 - (clock.now() % 30_000)) % 30_000) + 30_000) % 30_000) / 1000)
+    await server.revocations.sync()
+  }
+  const enrolled = async (label: string) => {
+    const email = `${label}-${Date.now()}@rest.test`
+    const pass = password(`${label} fine passphrase`)
+    const { access_token: access } = json<{ access_token: string }>(await call({ method: 'POST', url: '/auth/signup', payload: { email, password: pass } }))
+    const auth = { authorization: `Bearer ${access}` }
+    const { secret } = json<{ secret: string }>(await call({ method: 'POST', url: '/users/me/mfa/totp', headers: auth }))
+    await centreStep()
+    t.equal((await call({ method: 'POST', url: '/users/me/mfa/totp/confirm', headers: auth, payload: { code: totpCode(secret, clock.now()) } })).statusCode, 200)
+    clock.advance(30)
+    await server.revocations.sync()
+    return { email, pass, auth, secret }
+  }
+  const secondStep = async (email: string, pass: string, code: Record<string, string>) => {
+    const first = await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: pass } })
+    t.equal(first.statusCode, 400)
+    return call({ method: 'POST', url: '/auth/token', payload: { grant_type: MFA_OTP, mfa_token: json<{ mfa_token: string }>(first).mfa_token, ...code } })
+  }
+  const kept = await enrolled('totp-kept')
+  t.equal((await secondStep(kept.email, kept.pass, { otp: totpCode(kept.secret, clock.now()) })).statusCode, 200, 'second step with a code')
+  const codes = [...secrets.recoveryCode]
+  t.equal((await secondStep(kept.email, kept.pass, { recovery_code: codes[0]! })).statusCode, 200, 'second step with a recovery code')
+  t.equal((await secondStep(kept.email, kept.pass, { recovery_code: codes[0]! })).statusCode, 400, 'a spent recovery code')
+  t.equal((await call({ method: 'POST', url: '/users/me/mfa/recovery-codes', headers: kept.auth })).statusCode, 200, 'new recovery codes')
+  // A token left unspent, and one a wrong code left usable.
+  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: kept.email, password: kept.pass } })).statusCode, 400)
+  t.equal((await secondStep(kept.email, kept.pass, { otp: totpCode(kept.secret, clock.now()) === '000000' ? '000001' : '000000' })).statusCode, 400)
+  const removed = await enrolled('totp-removed')
+  t.equal((await call({ method: 'DELETE', url: '/users/me/mfa/totp', headers: removed.auth, payload: { password: removed.pass } })).statusCode, 204)
+  t.equal(secrets.totp.size, 2, '2 TOTP secrets')
+  t.equal(secrets.recoveryCode.size, 30, '30 recovery codes')
+  t.ok(secrets.mfaToken.size >= 5, `${secrets.mfaToken.size} mfa tokens`)
+  t.equal(await server.db.mfaToken.count(), secrets.mfaToken.size, 'every mfa_token has its row')
+})
+
 t.test('control: the search finds a planted secret in each form', async (t) => {
   const refresh = [...secrets.refresh][0]!
   const key = [...secrets.apiKey][0]!
@@ -226,6 +288,9 @@ t.test('control: the search finds a planted secret in each form', async (t) => {
   t.ok(leaks(`"${key.slice(12)}"`).length > 0, 'the secret part of an API key')
   t.ok(leaks([...secrets.password][0]!).length > 0, 'a password')
   t.ok(leaks(`token=${[...secrets.link][0]!}`).length > 0, 'a link token')
+  t.ok(leaks(`\\x${base32Decode([...secrets.totp][0]!).toString('hex')}`).length > 0, 'a TOTP secret\'s raw bytes')
+  t.ok(leaks([...secrets.recoveryCode][0]!.replaceAll('-', '')).length > 0, 'a recovery code without its hyphens')
+  t.ok(leaks([...secrets.mfaToken][0]!.slice(4)).length > 0, 'an mfa_token without its prefix')
   t.same(leaks('nothing secret here'), [], 'no false alarm')
 })
 

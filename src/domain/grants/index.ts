@@ -3,13 +3,14 @@ import { DomainError } from '../../errors.js'
 import type { TokenRequest } from '../../schemas/tokens.js'
 import { issueAccessToken } from '../access-tokens.js'
 import type { Accounts, SessionRequest } from '../accounts.js'
-import { lifetimesFor, type ClientConfig } from '../clients.js'
+import { lifetimesFor, type ClientConfig, type Transport } from '../clients.js'
 import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
 import type { KeyStore } from '../signing-keys.js'
+import type { SecondFactors } from '../second-factors.js'
+import { MFA_OTP_GRANT_TYPE, mfaOtpGrant } from './mfa-otp.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
-import { stepUpGrant } from './step-up.js'
-import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
+import { STEP_UP_GRANT_TYPE, stepUpGrant } from './step-up.js'
 
 export { grantedScope } from './scope.js'
 
@@ -23,7 +24,8 @@ export { grantedScope } from './scope.js'
 export const GRANTS = {
   password: passwordGrant,
   refresh_token: refreshTokenGrant,
-  [`${GRANT_TYPE_PREFIX}step-up`]: stepUpGrant,
+  [STEP_UP_GRANT_TYPE]: stepUpGrant,
+  [MFA_OTP_GRANT_TYPE]: mfaOtpGrant,
 } satisfies Record<string, Grant>
 
 export const GRANT_TYPES = Object.keys(GRANTS)
@@ -39,25 +41,11 @@ export interface GrantContext {
   origin: SessionContext
   /** Spends one attempt of the account's password budget; throws when it is spent (the HTTP layer's limiter). */
   spendPasswordAttempt(accountEmail: string): Promise<void>
-  factors: FactorChecks
-}
-
-/**
- * The second factors a step-up re-checks. Each check spends what it accepts
- * (a TOTP step, a recovery code, a passkey challenge and counter), is
- * budgeted and audited by its own module, and answers the RFC 8176 methods
- * it proved, or null.
- */
-export interface FactorChecks {
-  /** Whether the user has a second factor: then a step-up must show one. */
-  hasSecondFactor(userId: string): Promise<boolean>
-  verifyOneTimeCode(userId: string, code: { otp: string } | { recoveryCode: string }, context: FactorCheckContext): Promise<string[] | null>
-  verifyPasskey(userId: string, credential: unknown, context: FactorCheckContext): Promise<string[] | null>
-}
-
-export interface FactorCheckContext {
-  ip?: string | undefined
-  sessionId: string
+  /** The transport the token response goes out in (the second step of a login must use the first step's). */
+  transport: Transport
+  secondFactors: SecondFactors
+  /** Spends one attempt of the user's one-time-code budget; throws when it is spent. */
+  spendOneTimeCodeAttempt(userId: string): Promise<void>
 }
 
 export interface GrantOutcome {

@@ -6,7 +6,8 @@ import { grantedScope } from './scope.js'
  * RFC 6749 §4.3: the resource owner's email and password. Every attempt
  * spends the account's password budget first; a wrong password, an unknown
  * or disabled account, and a login that lost a race with a change of the
- * account all answer the same invalid_grant.
+ * account all answer the same invalid_grant. An account with a second
+ * factor gets mfa_required and the token of the second step (mfa-otp.ts).
  */
 export const passwordGrant: Grant = async (params, context) => {
   if (!params.username || params.password === undefined) {
@@ -14,7 +15,8 @@ export const passwordGrant: Grant = async (params, context) => {
   }
   const scope = grantedScope(params.scope, context.client.scopes)
   await context.spendPasswordAttempt(params.username)
-  const login = await context.accounts.passwordLogin(params.username, params.password, sessionRequest(context, scope))
+  const login = await context.accounts.passwordLogin(params.username, params.password, sessionRequest(context, scope), (verified) =>
+    context.secondFactors.requireSecondStep(verified, { clientId: context.client.id, transport: context.transport, scope, ip: context.origin.ip }))
   if (!login) throw new DomainError('invalid_grant', 'invalid username or password')
   return { grant: login.grant, refreshToken: login.refreshToken, scope }
 }

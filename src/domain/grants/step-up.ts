@@ -1,6 +1,9 @@
 import { DomainError } from '../../errors.js'
-import { AMR, combineMethods } from '../authentication-methods.js'
+import { AMR, GRANT_TYPE_PREFIX, combineMethods } from '../authentication-methods.js'
+import { oneTimeCodeOf } from '../second-factors.js'
 import type { Grant } from './index.js'
+
+export const STEP_UP_GRANT_TYPE = `${GRANT_TYPE_PREFIX}step-up`
 
 /**
  * A step-up (DESIGN §3.12, RFC 9470 §4): inside a live session, the user
@@ -22,7 +25,7 @@ export const stepUpGrant: Grant = async (params, context) => {
   const audit = { ip: context.origin.ip, sessionId: session.sessionId }
   let proved: string[] | null
   if (params.password !== undefined) {
-    if (await context.factors.hasSecondFactor(session.userId)) {
+    if (await context.secondFactors.hasSecondFactor(session.userId)) {
       throw new DomainError('invalid_request', 'this account has a second factor: step up with it (otp, recovery_code or credential)')
     }
     const user = await context.accounts.findPublic(session.userId)
@@ -30,10 +33,11 @@ export const stepUpGrant: Grant = async (params, context) => {
     await context.spendPasswordAttempt(user.email)
     proved = (await context.accounts.verifyPassword(session.userId, params.password, audit)) ? [AMR.password] : null
   } else if (params.credential !== undefined) {
-    proved = await context.factors.verifyPasskey(session.userId, params.credential, audit)
+    throw new DomainError('invalid_request', 'passkeys are not enabled')
   } else {
-    const code = params.otp !== undefined ? { otp: params.otp } : { recoveryCode: params.recovery_code! }
-    proved = await context.factors.verifyOneTimeCode(session.userId, code, audit)
+    const code = oneTimeCodeOf(params)
+    const accepted = await context.secondFactors.verifyOneTimeCode(session.userId, code, { ip: audit.ip, purpose: 'step_up', spendAttempt: context.spendOneTimeCodeAttempt })
+    proved = accepted ? [AMR.otp] : null
   }
   if (!proved) throw new DomainError('invalid_grant', 'the factor was not accepted')
   const raised = { amr: combineMethods(session.amr, proved), authTime: new Date(context.now) }

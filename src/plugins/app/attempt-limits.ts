@@ -31,6 +31,13 @@ export interface AttemptLimits {
    * mail goes to: no one can flood an inbox or spend the sender's reputation.
    */
   email(request: FastifyRequest, address: string): Promise<void>
+  /**
+   * Every check of a one-time code (TOTP or recovery code) against a user,
+   * wherever it happens (the mfa-otp grant, factor removal, step-up), per
+   * user per 15 minutes (OTP_RATE_LIMIT_PER_USER): a million codes cannot be
+   * guessed a few at a time (RFC 6238 §5.2, RFC 4226 §7.3).
+   */
+  oneTimeCode(request: FastifyRequest, userId: string): Promise<void>
 }
 
 /**
@@ -77,6 +84,7 @@ async function attemptLimits (fastify: FastifyInstance) {
   fastify.decorate('attemptLimits', {
     passwordCheck: budget('password', perMinute),
     signup: budget('signup', perMinute),
+    oneTimeCode: budget('otp', { perIp: 0, perAccount: fastify.config.mfa.otpAttemptsPerUser, windowMs: 15 * 60_000 }),
     email: budget('email', { perIp: email.rateLimitPerIpPerHour, perAccount: email.rateLimitPerAddressPerHour, windowMs: 3_600_000 }),
   } satisfies AttemptLimits)
 }

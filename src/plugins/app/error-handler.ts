@@ -52,9 +52,9 @@ async function errorHandler (fastify: FastifyInstance) {
 function send (request: FastifyRequest, reply: FastifyReply, error: ApiError, oauthCode?: string) {
   reply.code(error.statusCode).headers(error.headers)
   if (request.routeOptions.config?.oauth === true) {
-    return reply.header('cache-control', 'no-store').send({ error: oauthCode ?? error.code, error_description: error.message })
+    return reply.header('cache-control', 'no-store').send({ ...error.fields, error: oauthCode ?? error.code, error_description: error.message })
   }
-  return reply.send({ statusCode: error.statusCode, error: STATUS_CODES[error.statusCode] ?? 'Error', code: error.code, message: error.message })
+  return reply.send({ ...error.fields, statusCode: error.statusCode, error: STATUS_CODES[error.statusCode] ?? 'Error', code: error.code, message: error.message })
 }
 
 /** Connection-level failures of Postgres, whatever layer reports them. */

@@ -5,6 +5,7 @@ import { ApiError } from '../../errors.js'
 import { AuditQuery, UserPatch, UsersQuery } from '../../schemas/admin.js'
 import { OutboxQuery } from '../../schemas/email.js'
 import { errorResponses } from '../../schemas/errors.js'
+import { SecondFactorsReset } from '../../schemas/mfa.js'
 import { page } from '../../schemas/pagination.js'
 import { Uuid } from '../../schemas/formats.js'
 
@@ -172,6 +173,27 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       await fastify.attemptLimits.email(request, user.email)
       await fastify.recovery.adminPasswordReset({ userId: user.id, actorId: actor(request), ip: request.ip })
       return reply.code(202).send({ status: 'accepted', message: 'A password-reset link was sent to the user.' })
+    }
+  )
+
+  fastify.post(
+    '/users/:id/mfa/reset',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: "Remove all of a user's second factors",
+        description:
+          'For a user who lost their authenticator and recovery codes: removes every second factor (the authenticator, recovery codes, pending second steps) so that the password alone signs in again. ' +
+          'Sessions stay. Audited with the admin as actor; the user is told by email.',
+        security,
+        params: UserParams,
+        response: { 200: SecondFactorsReset, ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const removed = await fastify.secondFactors.adminReset({ userId: request.params.id, actorId: actor(request), ip: request.ip })
+      if (!removed) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      return { removed }
     }
   )
 

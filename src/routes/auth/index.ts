@@ -56,7 +56,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       const login = await fastify.accounts.signUp(request.body.email, request.body.password, request.ip, fastify.recovery.queueVerification)
       fastify.mailDelivery?.kick()
       const scope = grantedScope(undefined, choice.client.scopes)
-      const context = grantContext(fastify, request, choice.client)
+      const context = grantContext(fastify, request, choice.client, choice.transport)
       const started = await fastify.accounts.startSession(login, sessionRequest(context, scope))
       // Only an admin acting on the account in the same instant (disabling it) gets here.
       if (!started) throw new DomainError('account_changed', 'the account changed while it was being created; sign in')

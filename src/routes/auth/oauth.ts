@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { looksLikeJwt } from '../../domain/access-tokens.js'
-import { GRANT_TYPE_PREFIX } from '../../domain/authentication-methods.js'
+import { STEP_UP_GRANT_TYPE } from '../../domain/grants/step-up.js'
 import { INTROSPECT_SCOPE, looksLikeApiKey } from '../../domain/api-keys.js'
 import { exchange } from '../../domain/grants/index.js'
 import { introspect } from '../../domain/introspection.js'
@@ -12,7 +12,7 @@ import { oauthErrorResponses } from '../../schemas/errors.js'
 import { IntrospectionRequest, IntrospectionResponse, RevocationRequest, TokenRequest } from '../../schemas/tokens.js'
 import { clearRefreshCookie, cookieRequestProblem, grantContext, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
 
-const SESSION_GRANTS = new Set(['refresh_token', `${GRANT_TYPE_PREFIX}step-up`])
+const SESSION_GRANTS = new Set(['refresh_token', STEP_UP_GRANT_TYPE])
 
 const TokenTransportHeader = Type.Object({
   'token-transport': Type.Optional(Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
@@ -37,7 +37,9 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
         summary: 'Token endpoint (RFC 6749 §4.3 password grant, §6 refresh, and extension grants)',
         description:
           'JSON or form body. In cookie transport the refresh token is set as an HttpOnly cookie and read from it; such requests need an allowed Origin and X-Requested-With. ' +
-          'Extension grants (RFC 6749 §4.5) are named under urn:token-auth:grant-type: — step-up (refresh_token or its cookie, and one of password, otp, recovery_code, credential: raises the session\'s authentication, no new session).',
+          'For an account with a second factor the password grant answers 400 mfa_required with mfa_token and factors. ' +
+          'Extension grants (RFC 6749 §4.5) are named under urn:token-auth:grant-type: — mfa-otp (mfa_token and otp or recovery_code, same client and transport: finishes the login); ' +
+          'step-up (refresh_token or its cookie, and one of password, otp, recovery_code, credential: raises the session\'s authentication, no new session).',
         body: TokenRequest,
         headers: TokenTransportHeader,
         response: { 200: Type.Ref('TokenResponse'), ...oauthErrorResponses(400, 401, 403, 429, 503) },
@@ -56,7 +58,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
           ? { ...body, refresh_token: refreshTokenFromCookie(request) }
           : body
       try {
-        const issued = await exchange(params, grantContext(fastify, request, choice.client))
+        const issued = await exchange(params, grantContext(fastify, request, choice.client, choice.transport))
         return tokenResponse(fastify, reply, issued, choice.transport)
       } catch (error) {
         // A refresh token that failed never works again: drop the cookie holding it.

@@ -58,15 +58,8 @@ export function clearRefreshCookie (fastify: FastifyInstance, reply: FastifyRepl
   reply.clearCookie(refreshCookieName(secure), { path: REFRESH_COOKIE_PATH, httpOnly: true, secure, sameSite: 'strict' })
 }
 
-// Interim, until the TOTP and passkey modules land in this branch.
-const WITHOUT_SECOND_FACTORS: GrantContext['factors'] = {
-  hasSecondFactor: async () => false,
-  verifyOneTimeCode: async () => null,
-  verifyPasskey: async () => null,
-}
-
 /** What the grants get from a token request: the client, the domain services, the origin, the password budget. */
-export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig): GrantContext {
+export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig, transport: Transport): GrantContext {
   return {
     config: fastify.config,
     client,
@@ -76,7 +69,9 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
     now: fastify.now(),
     origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
     spendPasswordAttempt: (accountEmail) => fastify.attemptLimits.passwordCheck(request, accountEmail),
-    factors: WITHOUT_SECOND_FACTORS,
+    transport,
+    secondFactors: fastify.secondFactors,
+    spendOneTimeCodeAttempt: (userId) => fastify.attemptLimits.oneTimeCode(request, userId),
   }
 }
 

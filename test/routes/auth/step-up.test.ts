@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
 import { buildTestApp, json } from '../../helpers/app.js'
+import { enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
 import { claimsOf, injectAs, login, PASSWORD, refresh, sidOf, signup, signupAdmin, uniqueEmail } from '../../helpers/users.js'
 
 /**
@@ -55,7 +56,7 @@ t.test('an old authentication is refused on a sensitive route with the RFC 9470 
   const claims = claimsOf(tokens.access_token)
   t.equal(claims.sid, session.sessionId, 'the same session')
   t.equal(await app.db.session.count({ where: { userId: user.id } }), sessionsBefore, 'no new session')
-  t.equal(claims.auth_time, Math.floor(clock.now() / 1000), 'auth_time: now')
+  t.ok(Math.abs(Number(claims.auth_time) - clock.now() / 1000) <= 2, 'auth_time: now')
   t.same(claims.amr, ['pwd'])
   t.notOk('acr' in claims, 'a password alone asserts no level')
   t.not(tokens.refresh_token, refreshed.refresh_token, 'the refresh token rotated')
@@ -67,6 +68,43 @@ t.test('an old authentication is refused on a sensitive route with the RFC 9470 
   // The raised facts are the session's: its next refresh keeps them.
   const later = json<{ access_token: string }>(await refresh(app, tokens.refresh_token))
   t.equal(claimsOf(later.access_token).auth_time, claims.auth_time, 'the next refresh keeps the stepped-up auth_time')
+})
+
+t.test('with a second factor: the password alone does not step up; a TOTP or recovery code does, and the session becomes mfa', async (t) => {
+  const user = await signup(app)
+  const enrolled = await enrolTotp(app, user.access_token, clock.now())
+  const token = await mfaToken(app, user.email)
+  const loggedIn = json<{ access_token: string; refresh_token: string }>(await mfaOtpGrant(app, token, { recovery_code: enrolled.recoveryCodes[0]! }))
+  t.same(claimsOf(loggedIn.access_token).amr, ['mfa', 'otp', 'pwd'], 'a second-step login')
+  t.equal(claimsOf(loggedIn.access_token).acr, ACR_MFA)
+  await ageAuthentication()
+
+  const password = await stepUp({ refresh_token: loggedIn.refresh_token, password: PASSWORD })
+  t.equal(json(password).error, 'invalid_request', 'the password alone is refused')
+  t.match(json(password).error_description, /second factor/)
+  const wrong = await stepUp({ refresh_token: loggedIn.refresh_token, otp: '000000' === totpCode(enrolled.secret, clock.now()) ? '111111' : '000000' })
+  t.equal(json(wrong).error, 'invalid_grant', 'a wrong code')
+  const stepped = await stepUp({ refresh_token: loggedIn.refresh_token, otp: totpCode(enrolled.secret, clock.now()) })
+  t.equal(stepped.statusCode, 200, stepped.body)
+  const claims = claimsOf(json<{ access_token: string }>(stepped).access_token)
+  t.same(claims.amr, ['mfa', 'otp', 'pwd'])
+  t.equal(claims.acr, ACR_MFA, 'the level holds')
+  t.ok(Math.abs(Number(claims.auth_time) - clock.now() / 1000) <= 2, 'and is recent again')
+  t.equal(claims.sid, claimsOf(loggedIn.access_token).sid, 'same session')
+  const replay = await stepUp({ refresh_token: json<{ refresh_token: string }>(stepped).refresh_token, otp: totpCode(enrolled.secret, clock.now()) })
+  t.equal(json(replay).error, 'invalid_grant', 'the same code again: refused (its time step is spent)')
+})
+
+t.test('a password session of a user who enrols a factor later: stepping up with a code makes it mfa', async (t) => {
+  const user = await signup(app)
+  const enrolled = await enrolTotp(app, user.access_token, clock.now())
+  t.same(claimsOf(user.access_token).amr, ['pwd'])
+  clock.advance(31)
+  const stepped = await stepUp({ refresh_token: user.refresh_token, otp: totpCode(enrolled.secret, clock.now()) })
+  t.equal(stepped.statusCode, 200, stepped.body)
+  const claims = claimsOf(json<{ access_token: string }>(stepped).access_token)
+  t.same(claims.amr, ['mfa', 'otp', 'pwd'], 'the login\'s password and now a code')
+  t.equal(claims.acr, ACR_MFA)
 })
 
 t.test('a wrong password: invalid_grant, audited, nothing raised, the session still works', async (t) => {
