@@ -82,7 +82,7 @@ t.test('with a second factor: the password alone does not step up; a TOTP or rec
   const password = await stepUp({ refresh_token: loggedIn.refresh_token, password: PASSWORD })
   t.equal(json(password).error, 'invalid_request', 'the password alone is refused')
   t.match(json(password).error_description, /second factor/)
-  const wrong = await stepUp({ refresh_token: loggedIn.refresh_token, otp: '000000' === totpCode(enrolled.secret, clock.now()) ? '111111' : '000000' })
+  const wrong = await stepUp({ refresh_token: loggedIn.refresh_token, otp: totpCode(enrolled.secret, clock.now()) === '000000' ? '111111' : '000000' })
   t.equal(json(wrong).error, 'invalid_grant', 'a wrong code')
   const stepped = await stepUp({ refresh_token: loggedIn.refresh_token, otp: totpCode(enrolled.secret, clock.now()) })
   t.equal(stepped.statusCode, 200, stepped.body)
