@@ -29,6 +29,14 @@ export const ERROR_STATUS = {
   email_already_verified: 409,
   // RFC 6749 §5.2 allows extension codes; the password grant's answer under REQUIRE_EMAIL_VERIFICATION.
   email_not_verified: 400,
+  // Passkeys (DESIGN §3.12): a challenge unknown, spent, expired or of another
+  // user or purpose; a response that does not verify; an unknown passkey id;
+  // a credential already registered; the per-user bound.
+  passkey_challenge_invalid: 400,
+  passkey_rejected: 400,
+  passkey_not_found: 404,
+  passkey_exists: 409,
+  passkey_limit: 409,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
 } as const satisfies Record<string, number>

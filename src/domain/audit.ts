@@ -21,6 +21,12 @@ export const AUDIT_EVENT_TYPES = [
   'email_change_requested',
   'email_change_failed',
   'email_changed',
+  'passkey_registered',
+  'passkey_registration_failed',
+  'passkey_renamed',
+  'passkey_deleted',
+  // A validly signed assertion whose signature counter did not increase: a possibly cloned authenticator.
+  'passkey_counter_regressed',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

@@ -47,6 +47,8 @@ interface Cutoffs {
   auditEvents: Date | null
   /** Outbox rows sent or dead, and link secrets used or expired, before this. */
   spentEmail: Date
+  /** The pass's start: short-lived ceremony state expired before it is useless at once. */
+  now: Date
 }
 
 interface SweepTarget {
@@ -124,6 +126,8 @@ export const RETENTION_TARGETS: RetentionTarget[] = [
   // late click is told "already used" or "expired" rather than "not valid".
   { name: 'accountTokensUsed', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('account_tokens', 'used_at') },
   { name: 'accountTokensExpired', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('account_tokens', 'expires_at') },
+  // WebAuthn challenges: a spent one is deleted by the request that spends it, an expired one here.
+  { name: 'webauthnChallengesExpired', kind: 'oldest', cutoff: (c) => c.now, statement: oldestFirst('webauthn_challenges', 'expires_at') },
 ]
 
 export class Retention {
@@ -160,6 +164,7 @@ export class Retention {
       deadSessions: new Date(now - Math.max(this.policy.sessionRetentionDays * DAY_MS, this.policy.accessTokenLifetimeMs)),
       auditEvents: this.policy.auditRetentionDays === 0 ? null : new Date(now - this.policy.auditRetentionDays * DAY_MS),
       spentEmail: new Date(now - this.policy.emailRetentionDays * DAY_MS),
+      now: new Date(now),
     }
     const report: RetentionReport = {}
     for (const target of this.targets) {

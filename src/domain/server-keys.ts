@@ -14,6 +14,8 @@ export interface ServerKeys {
   accountTokenHash: Buffer
   /** Encrypts the secret an outbox message carries until it is sent. */
   outboxSecretEncryption: Buffer
+  /** Keys the hashes of WebAuthn challenges (webauthn_challenges). */
+  webauthnChallengeHash: Buffer
 }
 
 const PURPOSES: (keyof ServerKeys)[] = [
@@ -24,6 +26,7 @@ const PURPOSES: (keyof ServerKeys)[] = [
   'signingKeyEncryption',
   'accountTokenHash',
   'outboxSecretEncryption',
+  'webauthnChallengeHash',
 ]
 
 export function deriveServerKeys (secretKey: string): ServerKeys {

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { NO_NUL } from './formats.js'
+import { AuthenticationResponseJSON, MAX_CREDENTIAL_JSON_LENGTH } from './passkeys.js'
 
 export const ClientId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'public client identifier' })
 
@@ -17,6 +18,8 @@ export const TokenRequest = Type.Object(
     refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
     client_id: Type.Optional(ClientId),
     scope: Type.Optional(Type.String({ maxLength: 1024 })),
+    // The passkey grant's assertion: an object in a JSON body, its JSON text in a form body.
+    credential: Type.Optional(Type.Union([AuthenticationResponseJSON, Type.String({ maxLength: MAX_CREDENTIAL_JSON_LENGTH })])),
   },
   { additionalProperties: true }
 )

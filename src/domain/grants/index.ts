@@ -6,6 +6,9 @@ import type { Accounts, SessionRequest } from '../accounts.js'
 import { lifetimesFor, type ClientConfig } from '../clients.js'
 import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
 import type { KeyStore } from '../signing-keys.js'
+import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
+import type { Passkeys } from '../passkeys.js'
+import { passkeyGrant } from './passkey.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 
@@ -21,6 +24,7 @@ export { grantedScope } from './scope.js'
 export const GRANTS = {
   password: passwordGrant,
   refresh_token: refreshTokenGrant,
+  [`${GRANT_TYPE_PREFIX}passkey`]: passkeyGrant,
 } satisfies Record<string, Grant>
 
 export const GRANT_TYPES = Object.keys(GRANTS)
@@ -36,6 +40,8 @@ export interface GrantContext {
   origin: SessionContext
   /** Spends one attempt of the account's password budget; throws when it is spent (the HTTP layer's limiter). */
   spendPasswordAttempt(accountEmail: string): Promise<void>
+  /** The passkey grant's checks (domain/passkeys.ts). */
+  passkeys: Passkeys
 }
 
 export interface GrantOutcome {

@@ -31,6 +31,11 @@ export interface AttemptLimits {
    * mail goes to: no one can flood an inbox or spend the sender's reputation.
    */
   email(request: FastifyRequest, address: string): Promise<void>
+  /**
+   * Passkey sign-in ceremonies, per IP: each asks POST /auth/passkey/options
+   * for a challenge first, so counting those bounds the grants too.
+   */
+  passkey(request: FastifyRequest): Promise<void>
 }
 
 /**
@@ -74,9 +79,11 @@ async function attemptLimits (fastify: FastifyInstance) {
     }
   }
   const { email } = fastify.config
+  const passkeyCeremonies = budget('passkey', { ...perMinute, perAccount: 0 })
   fastify.decorate('attemptLimits', {
     passwordCheck: budget('password', perMinute),
     signup: budget('signup', perMinute),
+    passkey: (request) => passkeyCeremonies(request, ''),
     email: budget('email', { perIp: email.rateLimitPerIpPerHour, perAccount: email.rateLimitPerAddressPerHour, windowMs: 3_600_000 }),
   } satisfies AttemptLimits)
 }

@@ -69,6 +69,7 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
     now: fastify.now(),
     origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
     spendPasswordAttempt: (accountEmail) => fastify.attemptLimits.passwordCheck(request, accountEmail),
+    passkeys: fastify.passkeys,
   }
 }
 

@@ -4,8 +4,11 @@ import { invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { foldEmail } from '../../domain/accounts.js'
 import { EmailChangeRequest, PasswordChangeRequest } from '../../schemas/users.js'
+import passkeys from './passkeys.js'
 
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
+  await fastify.register(passkeys)
+
   fastify.get(
     '/me',
     {
