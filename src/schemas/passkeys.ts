@@ -1,5 +1,4 @@
 import Type, { type Static } from 'typebox'
-import { DateTime } from './users.js'
 
 /**
  * Passkeys (W3C WebAuthn Level 3, DESIGN §3.12): the JSON forms of the
@@ -8,6 +7,9 @@ import { DateTime } from './users.js'
  * owner sees it. Unknown members of a credential are allowed, as browsers add
  * them (extension outputs, new attributes), and ignored.
  */
+
+// As users.ts's, declared here: users.ts imports tokens.ts, which imports this file.
+const DateTime = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))
 
 const base64url = (maxLength: number, description?: string) =>
   Type.String({ pattern: '^[A-Za-z0-9_-]*$', minLength: 1, maxLength, ...(description ? { description } : {}) })
