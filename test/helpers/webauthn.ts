@@ -78,23 +78,8 @@ export class SoftAuthenticator {
   }
 
   /** navigator.credentials.create() over `creation` (PublicKeyCredentialCreationOptionsJSON), as RegistrationResponseJSON. */
-  create (creation: { challenge: string; rp: { id?: string }; user: { id: string } }, options: CeremonyOptions = {}) {
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    const jwk = publicKey.export({ format: 'jwk' })
-    const cose = isoCBOR.encode(new Map<number, number | Uint8Array>([
-      [1, 2],
-      [3, -7],
-      [-1, 1],
-      [-2, new Uint8Array(Buffer.from(jwk.x!, 'base64url'))],
-      [-3, new Uint8Array(Buffer.from(jwk.y!, 'base64url'))],
-    ]))
-    const credential: SoftCredential = {
-      id: randomBytes(16),
-      privateKey,
-      publicKeyCose: cose,
-      userHandle: creation.user.id,
-      counter: 0,
-    }
+  create (creation: { challenge: string; rp: { id?: string }; user: { id: string } }, options: CeremonyOptions & { reuse?: SoftCredential } = {}) {
+    const credential = options.reuse ?? this.newCredential(creation.user.id)
     const rpId = options.rpId ?? creation.rp.id!
     const authData = this.authenticatorData(rpId, this.baseFlags(options) | FLAG_AT, credential.counter, credential)
     const attestationObject = isoCBOR.encode(new Map<string, unknown>([
@@ -102,7 +87,7 @@ export class SoftAuthenticator {
       ['attStmt', new Map()],
       ['authData', new Uint8Array(authData)],
     ]) as Parameters<typeof isoCBOR.encode>[0])
-    this.credentials.push(credential)
+    if (!options.reuse) this.credentials.push(credential)
     return {
       id: b64url(credential.id),
       rawId: b64url(credential.id),
@@ -115,6 +100,19 @@ export class SoftAuthenticator {
         transports: ['internal'],
       },
     }
+  }
+
+  private newCredential (userHandle: string): SoftCredential {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = publicKey.export({ format: 'jwk' })
+    const cose = isoCBOR.encode(new Map<number, number | Uint8Array>([
+      [1, 2],
+      [3, -7],
+      [-1, 1],
+      [-2, new Uint8Array(Buffer.from(jwk.x!, 'base64url'))],
+      [-3, new Uint8Array(Buffer.from(jwk.y!, 'base64url'))],
+    ]))
+    return { id: randomBytes(16), privateKey, publicKeyCose: cose, userHandle, counter: 0 }
   }
 
   /**
