@@ -321,7 +321,7 @@ export class Passkeys {
         // 0: the counter is checked below, after the signature, not by the library before it.
         credential: { id: response.id, publicKey: new Uint8Array(passkey.publicKey), counter: 0, transports: passkey.transports },
       })
-      if (!verification.verified) return await refuse('passkey_verification_failed', passkey.userId, { passkeyId: passkey.id })
+      if (!verification.verified) return await refuse('passkey_verification_failed', passkey.userId, { passkeyId: passkey.id, message: 'the signature does not verify' })
       info = verification.authenticationInfo
     } catch (error) {
       if (error instanceof DomainError) throw error
