@@ -9,6 +9,7 @@ import { buildTestApp, json } from '../helpers/app.js'
 import { holdNextSessionStart } from '../helpers/hold.js'
 import * as users from '../helpers/users.js'
 import { canSwitchUser, intrudeAsOtherUser } from '../helpers/other-user.js'
+import { passkeyCases } from './catalogue-passkeys.js'
 import {
   AttackContext,
   EVIL_ORIGIN,
@@ -1849,4 +1850,5 @@ export const cases: AttackCase[] = [
       }
     },
   },
+  ...passkeyCases,
 ]
