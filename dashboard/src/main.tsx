@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks'
 import type { SessionEndReason } from '../../src/client/index.js'
 import { client } from './api.js'
 import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
+import { PasskeysPage } from './passkey-pages.js'
 import { ApiKeysPage, AuditPage, LoginPage, MailboxPage, UserPage, UsersPage } from './pages.js'
 import { describeError } from './ui.js'
 import './style.css'
@@ -87,6 +88,7 @@ function App () {
   else if (section === 'audit') page = <AuditPage key={hash} filters={params} />
   else if (section === 'mailbox') page = <MailboxPage key={hash} status={params.status ?? ''} cursor={params.cursor ?? ''} />
   else if (section === 'keys') page = <ApiKeysPage key={hash} cursor={params.cursor ?? ''} />
+  else if (section === 'passkeys') page = <PasskeysPage />
   else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
 
   return (
@@ -105,6 +107,9 @@ function App () {
           </a>
           <a href='#/mailbox' aria-current={section === 'mailbox' ? 'page' : undefined}>
             Mailbox
+          </a>
+          <a href='#/passkeys' aria-current={section === 'passkeys' ? 'page' : undefined}>
+            Passkeys
           </a>
         </nav>
         <button

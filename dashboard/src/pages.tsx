@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks'
 import { InvalidCredentialsError } from '../../src/client/index.js'
 import { AUDIT_EVENT_TYPES, client, query, type ApiKey, type AuditEvent, type OutboxMessage, type Page, type Session, type User } from './api.js'
 import { ActionButton, describeError, Empty, ErrorBox, LoadView, useLoad, when } from './ui.js'
+import { PasskeySignIn } from './passkey-pages.js'
 
 export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSignedIn: () => void }) {
   const [email, setEmail] = useState('')
@@ -60,6 +61,7 @@ export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSi
         )}
         <a href='#/reset-password'>Forgot your password?</a>
       </form>
+      <PasskeySignIn onSignedIn={onSignedIn} onNotAdmin={() => setError('This account is not an administrator. The dashboard is for admins only.')} />
     </main>
   )
 }
