@@ -5,6 +5,7 @@ import {
   verifyAuthenticationResponse,
   verifyRegistrationResponse,
   type AuthenticationResponseJSON,
+  type AuthenticatorTransport,
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
@@ -96,7 +97,7 @@ export class Passkeys {
       challenge: isoBase64URL.toBuffer(challenge),
       timeout: CHALLENGE_TTL_SECONDS * 1000,
       attestationType: 'none',
-      excludeCredentials: existing.map((passkey) => ({ id: passkey.credentialId, transports: passkey.transports })),
+      excludeCredentials: existing.map((passkey) => ({ id: passkey.credentialId, transports: passkey.transports as AuthenticatorTransport[] })),
       authenticatorSelection: { residentKey: 'required', requireResidentKey: true, userVerification: 'required' },
       supportedAlgorithmIDs: ALGORITHMS,
     })
@@ -224,6 +225,7 @@ export class Passkeys {
   }
 
   private requestOptions (challenge: string, allowCredentials: { id: string; transports: string[] }[]): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    // Stored transports were filtered to KNOWN_TRANSPORTS at registration.
     return generateAuthenticationOptions({
       rpID: this.relyingParty.rpId,
       challenge: isoBase64URL.toBuffer(challenge),
@@ -231,7 +233,7 @@ export class Passkeys {
       userVerification: 'required',
       allowCredentials: allowCredentials.map((credential) => ({
         id: credential.id,
-        transports: credential.transports as NonNullable<Parameters<typeof generateAuthenticationOptions>[0]['allowCredentials']>[number]['transports'],
+        transports: credential.transports as AuthenticatorTransport[],
       })),
     })
   }

@@ -183,7 +183,7 @@ export const passkeyCases: AttackCase[] = [
   },
   {
     id: 'PK-11',
-    title: 'passkey sign-in ceremonies are limited per IP',
+    title: 'passkey sign-in options and assertions are limited per IP',
     source: 'ASVS 5.0 V6.3.1',
     async run (ctx, t) {
       const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '2' }, { database: ctx.database })
@@ -191,6 +191,14 @@ export const passkeyCases: AttackCase[] = [
         const statuses = []
         for (let i = 0; i < 4; i++) statuses.push((await limited.app.inject({ method: 'POST', url: '/auth/passkey/options', remoteAddress: '203.0.113.9' })).statusCode)
         t.same(statuses, [200, 200, 429, 429])
+        const guesser = new SoftAuthenticator(TEST_ORIGIN)
+        guesser.create({ challenge: 'x', rp: { id: 'auth.test' }, user: { id: 'AAAA' } })
+        const assertions = []
+        for (let i = 0; i < 3; i++) {
+          const credential = guesser.get({ challenge: 'C'.repeat(43), rpId: 'auth.test' })
+          assertions.push((await limited.app.inject({ method: 'POST', url: '/auth/token', remoteAddress: '203.0.113.9', payload: { grant_type: 'urn:token-auth:grant-type:passkey', credential } })).statusCode)
+        }
+        t.same(assertions, [400, 400, 429], 'guessed assertions too')
       } finally {
         await limited.close()
       }

@@ -40,8 +40,9 @@ export interface GrantContext {
   origin: SessionContext
   /** Spends one attempt of the account's password budget; throws when it is spent (the HTTP layer's limiter). */
   spendPasswordAttempt(accountEmail: string): Promise<void>
-  /** The passkey grant's checks (domain/passkeys.ts). */
+  /** The passkey grant's checks (domain/passkeys.ts), and its budget of attempts per IP. */
   passkeys: Passkeys
+  spendPasskeyAttempt(): Promise<void>
 }
 
 export interface GrantOutcome {

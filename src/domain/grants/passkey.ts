@@ -17,6 +17,7 @@ export const PASSKEY_GRANT_TYPE = `${GRANT_TYPE_PREFIX}passkey`
 export const passkeyGrant: Grant = async (params, context) => {
   const credential = parseCredential(params.credential)
   const scope = grantedScope(params.scope, context.client.scopes)
+  await context.spendPasskeyAttempt()
   const { login, amr } = await context.passkeys.signIn(credential, context.origin.ip)
   const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr })
   if (!started) throw new DomainError('invalid_grant', 'the account changed while signing in; try again')

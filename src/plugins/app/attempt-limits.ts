@@ -32,10 +32,11 @@ export interface AttemptLimits {
    */
   email(request: FastifyRequest, address: string): Promise<void>
   /**
-   * Passkey sign-in ceremonies, per IP: each asks POST /auth/passkey/options
-   * for a challenge first, so counting those bounds the grants too.
+   * Passkey sign-ins, per IP, two budgets: the challenges handed out (POST
+   * /auth/passkey/options, each a row) and the assertions presented (each
+   * checked and, when refused, audited).
    */
-  passkey(request: FastifyRequest): Promise<void>
+  passkey(request: FastifyRequest, step: 'options' | 'grant'): Promise<void>
 }
 
 /**
@@ -79,11 +80,12 @@ async function attemptLimits (fastify: FastifyInstance) {
     }
   }
   const { email } = fastify.config
-  const passkeyCeremonies = budget('passkey', { ...perMinute, perAccount: 0 })
+  const passkeyOptions = budget('passkey-options', { ...perMinute, perAccount: 0 })
+  const passkeyGrants = budget('passkey-grant', { ...perMinute, perAccount: 0 })
   fastify.decorate('attemptLimits', {
     passwordCheck: budget('password', perMinute),
     signup: budget('signup', perMinute),
-    passkey: (request) => passkeyCeremonies(request, ''),
+    passkey: (request, step) => (step === 'options' ? passkeyOptions : passkeyGrants)(request, ''),
     email: budget('email', { perIp: email.rateLimitPerIpPerHour, perAccount: email.rateLimitPerAddressPerHour, windowMs: 3_600_000 }),
   } satisfies AttemptLimits)
 }

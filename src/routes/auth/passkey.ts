@@ -17,7 +17,7 @@ const passkey: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => {
-      await fastify.attemptLimits.passkey(request)
+      await fastify.attemptLimits.passkey(request, 'options')
       return fastify.passkeys.authenticationOptions()
     }
   )

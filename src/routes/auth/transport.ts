@@ -70,6 +70,7 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
     origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
     spendPasswordAttempt: (accountEmail) => fastify.attemptLimits.passwordCheck(request, accountEmail),
     passkeys: fastify.passkeys,
+    spendPasskeyAttempt: () => fastify.attemptLimits.passkey(request, 'grant'),
   }
 }
 

@@ -238,7 +238,7 @@ t.test('deleting a passkey stops its sign-ins', async (t) => {
   t.equal(errorOf(response), 'invalid_grant')
 })
 
-t.test('sign-in options are limited per IP (AUTH_RATE_LIMIT_PER_MINUTE)', async (t) => {
+t.test('sign-in options and passkey grants are limited per IP (AUTH_RATE_LIMIT_PER_MINUTE), each on its own budget', async (t) => {
   const { app: limited } = await appOn(t, { AUTH_RATE_LIMIT_PER_MINUTE: '3' })
   const from = (remoteAddress: string) => limited.inject({ method: 'POST', url: '/auth/passkey/options', remoteAddress })
   for (let i = 0; i < 3; i++) t.equal((await from('10.9.9.1')).statusCode, 200)
@@ -246,6 +246,14 @@ t.test('sign-in options are limited per IP (AUTH_RATE_LIMIT_PER_MINUTE)', async 
   t.equal(over.statusCode, 429)
   t.ok(over.headers['retry-after'])
   t.equal((await from('10.9.9.2')).statusCode, 200, 'another IP has its own budget')
+  // Well-formed assertions over challenges never issued: each is checked (and audited), so each counts.
+  const guesser = new SoftAuthenticator(TEST_ORIGIN)
+  guesser.create({ challenge: 'x', rp: { id: 'auth.test' }, user: { id: 'AAAA' } })
+  const grant = (remoteAddress: string) =>
+    limited.inject({ method: 'POST', url: '/auth/token', remoteAddress, payload: { grant_type: GRANT, credential: guesser.get({ challenge: 'C'.repeat(43), rpId: 'auth.test' }) } })
+  const grants = []
+  for (let i = 0; i < 4; i++) grants.push((await grant('10.9.9.1')).statusCode)
+  t.same(grants, [400, 400, 400, 429], 'grants: three attempts, then 429 (the options spent none of them)')
 })
 
 t.test('step-up: verifyForUser checks an assertion by the user\'s own passkey over their step-up challenge', async (t) => {
