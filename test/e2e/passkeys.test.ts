@@ -95,7 +95,9 @@ async function run (t: Test) {
   page.on('console', (message) => {
     if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text())
   })
-  page.on('dialog', (dialog) => void dialog.accept())
+  page.on('dialog', (dialog) => {
+    dialog.accept().catch(() => {})
+  })
   const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
 
   const cdp = await context.newCDPSession(page)
