@@ -17,6 +17,7 @@ import database from './plugins/app/database.js'
 import keys from './plugins/app/keys.js'
 import mailDelivery from './plugins/app/mail-delivery.js'
 import outbox from './plugins/app/outbox.js'
+import passkeys from './plugins/app/passkeys.js'
 import recovery from './plugins/app/recovery.js'
 import retention from './plugins/app/retention.js'
 import revocation from './plugins/app/revocation.js'
@@ -155,6 +156,7 @@ export default async function app (fastify: FastifyInstance, options: AppOptions
   await fastify.register(administration)
   await fastify.register(recovery)
   await fastify.register(secondFactors)
+  await fastify.register(passkeys)
   await fastify.register(attemptLimits)
   await fastify.register(retention)
   await fastify.register(authentication)

@@ -35,6 +35,14 @@ export const ERROR_STATUS = {
   invalid_otp: 400,
   totp_already_enabled: 409,
   totp_not_enrolled: 404,
+  // Passkeys (DESIGN §3.12): a challenge unknown, spent, expired or of another
+  // user or purpose; a response that does not verify; an unknown passkey id;
+  // a credential already registered; the per-user bound.
+  passkey_challenge_invalid: 400,
+  passkey_rejected: 400,
+  passkey_not_found: 404,
+  passkey_exists: 409,
+  passkey_limit: 409,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
 } as const satisfies Record<string, number>

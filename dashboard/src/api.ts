@@ -9,7 +9,7 @@ import type { PublicUser, Session as SessionSchema } from '../../src/schemas/use
 
 /** The dashboard's one client: the `admin` client, cookie transport, same origin. */
 export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', requestedWith: 'token-auth-dashboard', onStepUpRequired: askForStepUp })
-connectStepUp((proof) => client.stepUp(proof))
+connectStepUp((proof) => ('passkey' in proof ? client.stepUpWithPasskey() : client.stepUp(proof)))
 
 // The end-to-end tests drive refreshes through this handle. It gives a page
 // script nothing it could not do with the same-origin API already.

@@ -4,6 +4,7 @@ import type { SessionEndReason } from '../../src/client/index.js'
 import { client } from './api.js'
 import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
 import { mustEnrolSecondFactor, SecurityPage } from './mfa-pages.js'
+import { PasskeysPage } from './passkey-pages.js'
 import { ApiKeysPage, AuditPage, LoginPage, MailboxPage, UserPage, UsersPage } from './pages.js'
 import { StepUpDialog } from './step-up.js'
 import { describeError } from './ui.js'
@@ -97,6 +98,7 @@ function App () {
   else if (section === 'audit') page = <AuditPage key={hash} filters={params} />
   else if (section === 'mailbox') page = <MailboxPage key={hash} status={params.status ?? ''} cursor={params.cursor ?? ''} />
   else if (section === 'keys') page = <ApiKeysPage key={hash} cursor={params.cursor ?? ''} />
+  else if (section === 'passkeys') page = <PasskeysPage />
   else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
 
   return (
@@ -118,6 +120,9 @@ function App () {
           </a>
           <a href='#/security' aria-current={section === 'security' ? 'page' : undefined}>
             Security
+          </a>
+          <a href='#/passkeys' aria-current={section === 'passkeys' ? 'page' : undefined}>
+            Passkeys
           </a>
         </nav>
         <button

@@ -3,6 +3,7 @@ import { InvalidCredentialsError, MfaRequiredError } from '../../src/client/inde
 import { AUDIT_EVENT_TYPES, client, query, type ApiKey, type AuditEvent, type OutboxMessage, type Page, type Session, type User } from './api.js'
 import { ResetSecondFactorsButton, SecondStepForm } from './mfa-pages.js'
 import { ActionButton, describeError, Empty, ErrorBox, LoadView, useLoad, when } from './ui.js'
+import { PasskeySignIn } from './passkey-pages.js'
 
 export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSignedIn: () => void }) {
   const [email, setEmail] = useState('')
@@ -80,6 +81,7 @@ export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSi
         )}
         <a href='#/reset-password'>Forgot your password?</a>
       </form>
+      <PasskeySignIn onSignedIn={onSignedIn} onNotAdmin={() => setError('This account is not an administrator. The dashboard is for admins only.')} />
     </main>
   )
 }

@@ -9,8 +9,8 @@ import { describeError } from './ui.js'
  * time: concurrent refusals wait for the same answer.
  */
 
-type Method = 'otp' | 'recovery_code' | 'password'
-type Proof = { password: string } | { otp: string } | { recoveryCode: string }
+type Method = 'otp' | 'recovery_code' | 'password' | 'passkey'
+type Proof = { password: string } | { otp: string } | { recoveryCode: string } | { passkey: true }
 
 interface Prompt {
   required: StepUpRequiredError
@@ -62,7 +62,9 @@ export function StepUpDialog () {
     setBusy(true)
     setError(null)
     try {
-      const proof: Proof = method === 'password' ? { password: value } : method === 'otp' ? { otp: value.replace(/\s/g, '') } : { recoveryCode: value.trim() }
+      const proof: Proof = method === 'passkey'
+        ? { passkey: true }
+        : method === 'password' ? { password: value } : method === 'otp' ? { otp: value.replace(/\s/g, '') } : { recoveryCode: value.trim() }
       await stepUp!(proof)
       close(true)
     } catch (e) {
@@ -71,7 +73,7 @@ export function StepUpDialog () {
       setBusy(false)
     }
   }
-  const labels: Record<Method, string> = { otp: 'Code from your authenticator app', recovery_code: 'Recovery code', password: 'Password' }
+  const labels: Record<Exclude<Method, 'passkey'>, string> = { otp: 'Code from your authenticator app', recovery_code: 'Recovery code', password: 'Password' }
   return (
     <div class='dialog-backdrop'>
       <div role='dialog' aria-modal='true' aria-label='Confirm it is you'>
@@ -82,16 +84,19 @@ export function StepUpDialog () {
             With
             <select value={method} onChange={(e) => setMethod(e.currentTarget.value as Method)} aria-label='Confirm with'>
               <option value='otp'>an authenticator code</option>
+              <option value='passkey'>a passkey</option>
               <option value='recovery_code'>a recovery code</option>
               <option value='password'>my password (accounts without a second factor)</option>
             </select>
           </label>
-          <label>
-            {labels[method]}
-            {method === 'password'
-              ? <input name='step-up-secret' type='password' autocomplete='current-password' required value={value} onInput={(e) => setValue(e.currentTarget.value)} />
-              : <input name='step-up-secret' type='text' autocomplete='one-time-code' inputMode={method === 'otp' ? 'numeric' : 'text'} required value={value} onInput={(e) => setValue(e.currentTarget.value)} />}
-          </label>
+          {method !== 'passkey' && (
+            <label>
+              {labels[method]}
+              {method === 'password'
+                ? <input name='step-up-secret' type='password' autocomplete='current-password' required value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+                : <input name='step-up-secret' type='text' autocomplete='one-time-code' inputMode={method === 'otp' ? 'numeric' : 'text'} required value={value} onInput={(e) => setValue(e.currentTarget.value)} />}
+            </label>
+          )}
           {error && <p class='state error' role='alert'>{error}</p>}
           <div class='actions'>
             <button type='submit' disabled={busy}>{busy ? 'Checking…' : 'Confirm'}</button>

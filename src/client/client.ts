@@ -9,6 +9,7 @@ import {
   StepUpRequiredError,
 } from './errors.js'
 import * as mfa from './mfa.js'
+import { deletePasskey, listPasskeys, passkeyAssertion, registerPasskey, renamePasskey, stepUpAssertion, type Passkey, type PasskeyTransport } from './passkeys.js'
 import { MemoryStore, type RefreshTokenStore } from './storage.js'
 
 /** The service's step-up grant (its own namespace, RFC 6749 §4.5). */
@@ -271,6 +272,56 @@ export class AuthClient {
    */
   async changeEmail (newEmail: string, currentPassword: string): Promise<void> {
     await this.request('/users/me/email', { method: 'POST', json: { newEmail, currentPassword } })
+  }
+
+  // ---- Passkeys (passkeys.ts) ---------------------------------------------
+
+  /**
+   * Signs in with a passkey: the browser offers the user's discoverable
+   * passkeys for this site and verifies the user (PIN, biometric). The
+   * session counts as multi-factor (amr hwk or swk, user, mfa). Throws
+   * InvalidCredentialsError (refused: unknown, cloned, wrong origin…),
+   * EmailNotVerifiedError, RateLimitedError, or the browser's DOMException
+   * (NotAllowedError: cancelled, or no passkey).
+   */
+  async signInWithPasskey (options: { scope?: string; signal?: AbortSignal } = {}): Promise<AccessTokenClaims | null> {
+    const credential = await passkeyAssertion(this.passkeyTransport(), options.signal)
+    return this.signInWith({ grant_type: 'urn:token-auth:grant-type:passkey', credential, ...(options.scope ? { scope: options.scope } : {}) })
+  }
+
+  /** Registers a new passkey for the signed-in user (needs a recent sign-in: else ApiRequestError insufficient_user_authentication). */
+  registerPasskey (name?: string, options: { signal?: AbortSignal } = {}): Promise<Passkey> {
+    return registerPasskey(this.passkeyTransport(), name, options.signal)
+  }
+
+  listPasskeys (): Promise<Passkey[]> {
+    return listPasskeys(this.passkeyTransport())
+  }
+
+  renamePasskey (id: string, name: string): Promise<Passkey> {
+    return renamePasskey(this.passkeyTransport(), id, name)
+  }
+
+  /** Deletes one of the user's passkeys (needs a recent sign-in). */
+  deletePasskey (id: string): Promise<void> {
+    return deletePasskey(this.passkeyTransport(), id)
+  }
+
+  /** Steps up (see `stepUp`) with one of the signed-in user's passkeys: the browser asks the user to verify. */
+  async stepUpWithPasskey (options: { signal?: AbortSignal } = {}): Promise<AccessTokenClaims | null> {
+    return this.stepUp({ credential: await stepUpAssertion(this.passkeyTransport(), options.signal) })
+  }
+
+  private passkeyTransport (): PasskeyTransport {
+    return { publicPost: (path) => this.publicCall(path, undefined), request: (path, options) => this.request(path, options) }
+  }
+
+  /** A sign-in by any token-endpoint grant (`params` besides client_id): holds its tokens, like login. */
+  private async signInWith (params: Record<string, unknown>): Promise<AccessTokenClaims | null> {
+    const response = await this.post('/auth/token', { ...params, client_id: this.clientId })
+    if (!response.ok) throw await errorFromResponse(response, 'login')
+    await this.accept((await response.json()) as TokenResponseBody)
+    return this.claims
   }
 
   /**

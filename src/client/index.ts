@@ -1,7 +1,7 @@
 /**
  * Client SDK of the token-auth service (package export `token-auth/client`).
  * No runtime dependencies: fetch, AbortController and, when present, Web
- * Locks and BroadcastChannel. Safe in browsers, React Native and Node 22 or later.
+ * Locks, BroadcastChannel and WebAuthn (navigator.credentials, for passkeys). Safe in browsers, React Native and Node 22 or later.
  */
 export { AuthClient, decodeClaims } from './client.js'
 export type { AccessTokenClaims, AuthClientOptions, PublicUser, RequestOptions, SessionEndReason, Transport } from './client.js'
@@ -20,4 +20,5 @@ export {
 } from './errors.js'
 export type { OneTimeCode } from './errors.js'
 export { MFA_OTP_GRANT_TYPE, type SecondFactorList, type TotpEnrolment } from './mfa.js'
+export type { Passkey } from './passkeys.js'
 export { MemoryStore, type RefreshTokenStore } from './storage.js'

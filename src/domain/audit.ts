@@ -33,6 +33,12 @@ export const AUDIT_EVENT_TYPES = [
   'recovery_code_used',
   'second_factor_failed',
   'second_factors_reset',
+  'passkey_registered',
+  'passkey_registration_failed',
+  'passkey_renamed',
+  'passkey_deleted',
+  // A validly signed assertion whose signature counter did not increase: a possibly cloned authenticator.
+  'passkey_counter_regressed',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

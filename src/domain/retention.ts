@@ -47,7 +47,7 @@ interface Cutoffs {
   auditEvents: Date | null
   /** Outbox rows sent or dead, and link secrets used or expired, before this. */
   spentEmail: Date
-  /** The start of the pass: short-lived secrets (second factors) count their margins from it. */
+  /** The start of the pass: short-lived secrets and ceremony state count their margins from it. */
   now: Date
 }
 
@@ -135,6 +135,8 @@ export const RETENTION_TARGETS: RetentionTarget[] = [
   { name: 'mfaTokensUsed', kind: 'oldest', cutoff: (c) => before(c, HOUR_MS), statement: oldestFirst('mfa_tokens', 'used_at') },
   { name: 'mfaTokensExpired', kind: 'oldest', cutoff: (c) => before(c, HOUR_MS), statement: oldestFirst('mfa_tokens', 'expires_at') },
   { name: 'pendingTotpEnrolments', kind: 'sweep', cutoff: (c) => before(c, HOUR_MS), statement: sweep('totp_factors', 't.confirmed_at IS NULL AND t.created_at < $3') },
+  // WebAuthn challenges: a spent one is deleted by the request that spends it, an expired one here.
+  { name: 'webauthnChallengesExpired', kind: 'oldest', cutoff: (c) => c.now, statement: oldestFirst('webauthn_challenges', 'expires_at') },
 ]
 
 export class Retention {

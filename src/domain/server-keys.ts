@@ -20,6 +20,8 @@ export interface ServerKeys {
   recoveryCodeHash: Buffer
   /** Keys the hashes of mfa_tokens and of the password hash each one remembers. */
   mfaTokenHash: Buffer
+  /** Keys the hashes of WebAuthn challenges (webauthn_challenges). */
+  webauthnChallengeHash: Buffer
 }
 
 const PURPOSES: (keyof ServerKeys)[] = [
@@ -33,6 +35,7 @@ const PURPOSES: (keyof ServerKeys)[] = [
   'totpSecretEncryption',
   'recoveryCodeHash',
   'mfaTokenHash',
+  'webauthnChallengeHash',
 ]
 
 export function deriveServerKeys (secretKey: string): ServerKeys {

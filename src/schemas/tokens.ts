@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { NO_NUL } from './formats.js'
+import { AuthenticationResponseJSON, MAX_CREDENTIAL_JSON_LENGTH } from './passkeys.js'
 
 export const ClientId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'public client identifier' })
 
@@ -21,8 +22,8 @@ export const TokenRequest = Type.Object(
     mfa_token: Type.Optional(Type.String({ maxLength: 128, description: 'mfa-otp grant: the mfa_token of the mfa_required answer' })),
     otp: Type.Optional(Type.String({ maxLength: 16, description: 'mfa-otp grant: the 6-digit code of the authenticator app' })),
     recovery_code: Type.Optional(Type.String({ maxLength: 32, description: 'mfa-otp grant: a recovery code, instead of otp' })),
-    // A WebAuthn assertion (AuthenticationResponseJSON): an object in JSON, its JSON text in a form body.
-    credential: Type.Optional(Type.Union([Type.String({ maxLength: 16384 }), Type.Object({}, { additionalProperties: true })])),
+    // The passkey grant's assertion: an object in a JSON body, its JSON text in a form body.
+    credential: Type.Optional(Type.Union([AuthenticationResponseJSON, Type.String({ maxLength: MAX_CREDENTIAL_JSON_LENGTH })])),
   },
   { additionalProperties: true }
 )

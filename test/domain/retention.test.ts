@@ -237,3 +237,18 @@ t.test('second factors: spent or expired mfa tokens after an hour, unconfirmed T
   const factorsLeft = (await app.db.totpFactor.findMany({ where: { userId: { in: [pendingUser.id, freshPendingUser.id, confirmedUser.id] } } })).map((r) => r.userId)
   t.same(factorsLeft.sort(), [freshPendingUser.id, confirmedUser.id].sort(), 'a young pending enrolment and a confirmed factor (however old) are kept')
 })
+
+t.test('expired WebAuthn challenges are deleted at once; live ones are kept', async (t) => {
+  const { app, clock } = await testApp(t)
+  const user = await signup(app)
+  const challenge = (label: string, expiresInSeconds: number) =>
+    app.db.webauthnChallenge.create({
+      data: { challengeHash: new Uint8Array(Buffer.from(label.padEnd(32, '.'))), purpose: 'registration', userId: user.id, expiresAt: new Date(clock.now() + expiresInSeconds * 1000) },
+    })
+  await challenge('expired-long-ago', -3 * DAY)
+  await challenge('expired-just-now', -1)
+  const live = await challenge('live', 60)
+  const report = await app.retention.runPass()
+  t.equal(report.webauthnChallengesExpired, 2, JSON.stringify(report))
+  t.same((await app.db.webauthnChallenge.findMany({ where: { userId: user.id } })).map((r) => r.id), [live.id], 'the live challenge is kept')
+})

@@ -96,7 +96,7 @@ async function run (t: Test) {
   async function login (page: import('playwright-core').Page, email: string) {
     await page.getByLabel('Email').fill(email)
     await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
   }
 
   await t.test('the dashboard is served with a strict CSP', async (t) => {
@@ -105,7 +105,7 @@ async function run (t: Test) {
     const csp = response?.headers()['content-security-policy'] ?? ''
     t.match(csp, /script-src 'self'(;|$)/)
     t.notMatch(csp, /unsafe-inline|unsafe-eval/)
-    await tab1.getByRole('button', { name: 'Sign in' }).waitFor()
+    await tab1.getByRole('button', { name: 'Sign in', exact: true }).waitFor()
     await shot(tab1, 'login')
   })
 
@@ -228,7 +228,7 @@ async function run (t: Test) {
     await tab1.goto(`${origin}/dashboard/#/users`)
     await tab1.reload()
     await tab1.getByTestId('users').waitFor()
-    t.equal(await tab1.getByRole('button', { name: 'Sign in' }).count(), 0)
+    t.equal(await tab1.getByRole('button', { name: 'Sign in', exact: true }).count(), 0)
   })
 
   const tab2 = watch(await context.newPage())
@@ -271,12 +271,12 @@ async function run (t: Test) {
 
   await t.test('logout in one tab signs the other out', async (t) => {
     await tab1.getByRole('button', { name: 'Sign out' }).click()
-    await tab1.getByRole('button', { name: 'Sign in' }).waitFor()
+    await tab1.getByRole('button', { name: 'Sign in', exact: true }).waitFor()
     await tab2.getByTestId('login-notice').waitFor()
     t.match(await tab2.getByTestId('login-notice').textContent(), /signed out in another tab/)
     await shot(tab2, 'signed-out-elsewhere')
     await tab2.reload()
-    await tab2.getByRole('button', { name: 'Sign in' }).waitFor()
+    await tab2.getByRole('button', { name: 'Sign in', exact: true }).waitFor()
     t.pass('a reload does not sign back in: the cookie is gone')
   })
 

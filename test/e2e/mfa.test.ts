@@ -71,7 +71,7 @@ async function run (t: Test) {
   async function signIn (email: string) {
     await page.getByLabel('Email').fill(email)
     await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
   }
 
   let secret = ''
@@ -100,7 +100,7 @@ async function run (t: Test) {
     await page.getByRole('button', { name: 'Copied' }).waitFor()
     t.equal(await page.evaluate<string>('navigator.clipboard.readText()'), codes.join('\n'), 'copied to the clipboard')
     await page.getByRole('button', { name: 'I have saved them' }).click()
-    await page.getByRole('button', { name: 'Sign in' }).waitFor()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor()
     t.equal(await app.db.totpFactor.count({ where: { userId: adminId, confirmedAt: { not: null } } }), 1)
   })
 

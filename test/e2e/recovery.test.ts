@@ -71,7 +71,7 @@ async function run (t: Test) {
     await page.goto(`${origin}/dashboard/`)
     await page.getByLabel('Email').fill(adminEmail)
     await page.getByLabel('Password').fill(PASSWORD)
-    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click()
     await page.getByTestId('users').waitFor()
     await page.goto(`${origin}/dashboard/#/users/${userId}`)
     t.equal(await page.getByTestId('user-verified').textContent(), 'not verified')

@@ -41,7 +41,7 @@ async function run (t: Test) {
   await page.goto(`${origin}/dashboard/`)
   await page.getByLabel('Email').fill(adminEmail)
   await page.getByLabel('Password').fill(PASSWORD)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click()
   await page.getByRole('link', { name: 'Users' }).waitFor()
 
   await page.goto(`${origin}/dashboard/#/users/${targetId}`)

@@ -34,10 +34,15 @@ t.test("an admin resets a user's second factors: gone, audited with the actor, t
   await centreStep(main)
   await enrolTotp(app, user.access_token, main.clock.now())
   await mfaToken(app, user.email)
+  // A passkey on the lost phone too (the row as a registration leaves it).
+  await app.db.passkey.create({
+    data: { userId: user.id, credentialId: 'lost-phone-credential', publicKey: new Uint8Array(77), deviceType: 'singleDevice', backedUp: false, aaguid: '00000000-0000-0000-0000-000000000000', name: 'phone' },
+  })
 
   const response = await reset(admin.access_token, user.id)
   t.equal(response.statusCode, 200, response.body)
-  t.same(json(response), { removed: { totp: 1, recovery_codes: 10 } })
+  t.same(json(response), { removed: { totp: 1, recovery_codes: 10, passkeys: 1 } })
+  t.equal(await app.db.passkey.count({ where: { userId: user.id } }), 0, 'passkeys are removed with the other factors')
   t.equal(await app.db.totpFactor.count({ where: { userId: user.id } }), 0)
   t.equal(await app.db.recoveryCode.count({ where: { userId: user.id } }), 0)
   t.equal(await app.db.mfaToken.count({ where: { userId: user.id } }), 0, 'a pending second step is void too')

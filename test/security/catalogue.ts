@@ -11,6 +11,7 @@ import * as users from '../helpers/users.js'
 import { canSwitchUser, intrudeAsOtherUser } from '../helpers/other-user.js'
 import { stepUpCases } from './catalogue-step-up.js'
 import { totpCases } from './catalogue-totp.js'
+import { passkeyCases } from './catalogue-passkeys.js'
 import {
   AttackContext,
   EVIL_ORIGIN,
@@ -1854,4 +1855,5 @@ export const cases: AttackCase[] = [
   // ---------------------------------------------------------------- Step-up and authentication levels (DESIGN §3.12)
   ...stepUpCases,
   ...totpCases,
+  ...passkeyCases,
 ]

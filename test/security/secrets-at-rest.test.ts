@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config.js'
 import { json, TEST_ENV, TestClock } from '../helpers/app.js'
 import { base32Decode, MFA_OTP, totpCode } from '../helpers/totp.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { SoftAuthenticator } from '../helpers/webauthn.js'
 import { serializeRevocationSync } from './context.js'
 
 /**
@@ -62,6 +63,8 @@ const secrets = {
   totp: new Set<string>(),
   recoveryCode: new Set<string>(),
   mfaToken: new Set<string>(),
+  // WebAuthn challenges, spent and unspent.
+  challenge: new Set<string>(),
 }
 
 function collect (response: LightMyRequestResponse): LightMyRequestResponse {
@@ -167,6 +170,18 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
     (await call({ method: 'POST', url: '/users/me/password', headers: { authorization: `Bearer ${login.access_token}` }, payload: { currentPassword: password('not my password!'), newPassword: password('whatever it takes') } })).statusCode,
     403
   )
+  // Passkeys: a registration, a sign-in, and sign-in and step-up challenges left unspent in the database.
+  const authenticator = new SoftAuthenticator('http://auth.test')
+  const asUser = { authorization: `Bearer ${login.access_token}` }
+  const creation = json<{ challenge: string; rp: { id: string }; user: { id: string } }>(await call({ method: 'POST', url: '/users/me/passkeys/options', headers: asUser }))
+  secrets.challenge.add(creation.challenge)
+  t.equal((await call({ method: 'POST', url: '/users/me/passkeys', headers: asUser, payload: { response: authenticator.create(creation) } })).statusCode, 201, 'passkey registered')
+  const signIn = json<{ challenge: string; rpId: string }>(await call({ method: 'POST', url: '/auth/passkey/options' }))
+  secrets.challenge.add(signIn.challenge)
+  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'urn:token-auth:grant-type:passkey', credential: authenticator.get(signIn) } })).statusCode, 200, 'passkey sign-in')
+  secrets.challenge.add(json<{ challenge: string }>(await call({ method: 'POST', url: '/auth/passkey/options' })).challenge)
+  secrets.challenge.add(json<{ challenge: string }>(await call({ method: 'POST', url: '/users/me/passkeys/step-up-options', headers: asUser })).challenge)
+
   // Emailed links: verification, address change, password reset (requested by the user and by an admin).
   // The service has no SMTP_URL, so every message stays in the outbox, its secret encrypted there.
   const mailbox = async (recipient: string, template: string): Promise<string> => {
@@ -204,12 +219,13 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
   t.equal(secrets.apiKey.size, 2, '2 API keys')
   t.ok(secrets.password.size >= 8, `${secrets.password.size} passwords`)
   t.ok(secrets.link.size >= 4, `${secrets.link.size} link tokens`)
+  t.equal(secrets.challenge.size, 4, '4 WebAuthn challenges')
 })
 
 /** The forms a secret could be stored or logged in. */
 function encodings (kind: keyof typeof secrets, secret: string): string[] {
   const forms = [secret, JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('hex'), Buffer.from(secret).toString('base64')]
-  if (kind === 'refresh' || kind === 'link') {
+  if (kind === 'refresh' || kind === 'link' || kind === 'challenge') {
     const raw = Buffer.from(secret, 'base64url')
     forms.push(raw.toString('hex'), raw.toString('base64'))
   }
@@ -291,6 +307,7 @@ t.test('control: the search finds a planted secret in each form', async (t) => {
   t.ok(leaks(`\\x${base32Decode([...secrets.totp][0]!).toString('hex')}`).length > 0, 'a TOTP secret\'s raw bytes')
   t.ok(leaks([...secrets.recoveryCode][0]!.replaceAll('-', '')).length > 0, 'a recovery code without its hyphens')
   t.ok(leaks([...secrets.mfaToken][0]!.slice(4)).length > 0, 'an mfa_token without its prefix')
+  t.ok(leaks(`\\x${Buffer.from([...secrets.challenge][0]!, 'base64url').toString('hex')}`).length > 0, 'a WebAuthn challenge\'s bytes')
   t.same(leaks('nothing secret here'), [], 'no false alarm')
 })
 

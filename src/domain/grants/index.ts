@@ -8,6 +8,9 @@ import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
 import type { KeyStore } from '../signing-keys.js'
 import type { SecondFactors } from '../second-factors.js'
 import { MFA_OTP_GRANT_TYPE, mfaOtpGrant } from './mfa-otp.js'
+import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
+import type { Passkeys } from '../passkeys.js'
+import { passkeyGrant } from './passkey.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 import { STEP_UP_GRANT_TYPE, stepUpGrant } from './step-up.js'
@@ -26,6 +29,7 @@ export const GRANTS = {
   refresh_token: refreshTokenGrant,
   [STEP_UP_GRANT_TYPE]: stepUpGrant,
   [MFA_OTP_GRANT_TYPE]: mfaOtpGrant,
+  [`${GRANT_TYPE_PREFIX}passkey`]: passkeyGrant,
 } satisfies Record<string, Grant>
 
 export const GRANT_TYPES = Object.keys(GRANTS)
@@ -46,6 +50,9 @@ export interface GrantContext {
   secondFactors: SecondFactors
   /** Spends one attempt of the user's one-time-code budget; throws when it is spent. */
   spendOneTimeCodeAttempt(userId: string): Promise<void>
+  /** The passkey grant's checks (domain/passkeys.ts), and its budget of attempts per IP. */
+  passkeys: Passkeys
+  spendPasskeyAttempt(): Promise<void>
 }
 
 export interface GrantOutcome {

@@ -2,6 +2,7 @@ import { DomainError } from '../../errors.js'
 import { AMR, GRANT_TYPE_PREFIX, combineMethods } from '../authentication-methods.js'
 import { oneTimeCodeOf } from '../second-factors.js'
 import type { Grant } from './index.js'
+import { parseCredential } from './passkey.js'
 
 export const STEP_UP_GRANT_TYPE = `${GRANT_TYPE_PREFIX}step-up`
 
@@ -33,7 +34,8 @@ export const stepUpGrant: Grant = async (params, context) => {
     await context.spendPasswordAttempt(user.email)
     proved = (await context.accounts.verifyPassword(session.userId, params.password, audit)) ? [AMR.password] : null
   } else if (params.credential !== undefined) {
-    throw new DomainError('invalid_request', 'passkeys are not enabled')
+    // An assertion over a challenge of POST /users/me/passkeys/step-up-options, by one of this user's passkeys.
+    proved = (await context.passkeys.verifyForUser(session.userId, parseCredential(params.credential), audit.ip)).amr
   } else {
     const code = oneTimeCodeOf(params)
     const accepted = await context.secondFactors.verifyOneTimeCode(session.userId, code, { ip: audit.ip, purpose: 'step_up', spendAttempt: context.spendOneTimeCodeAttempt })

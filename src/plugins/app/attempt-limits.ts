@@ -38,6 +38,12 @@ export interface AttemptLimits {
    * guessed a few at a time (RFC 6238 §5.2, RFC 4226 §7.3).
    */
   oneTimeCode(request: FastifyRequest, userId: string): Promise<void>
+  /**
+   * Passkey sign-ins, per IP, two budgets: the challenges handed out (POST
+   * /auth/passkey/options, each a row) and the assertions presented (each
+   * checked and, when refused, audited).
+   */
+  passkey(request: FastifyRequest, step: 'options' | 'grant'): Promise<void>
 }
 
 /**
@@ -81,10 +87,13 @@ async function attemptLimits (fastify: FastifyInstance) {
     }
   }
   const { email } = fastify.config
+  const passkeyOptions = budget('passkey-options', { ...perMinute, perAccount: 0 })
+  const passkeyGrants = budget('passkey-grant', { ...perMinute, perAccount: 0 })
   fastify.decorate('attemptLimits', {
     passwordCheck: budget('password', perMinute),
     signup: budget('signup', perMinute),
     oneTimeCode: budget('otp', { perIp: 0, perAccount: fastify.config.mfa.otpAttemptsPerUser, windowMs: 15 * 60_000 }),
+    passkey: (request, step) => (step === 'options' ? passkeyOptions : passkeyGrants)(request, ''),
     email: budget('email', { perIp: email.rateLimitPerIpPerHour, perAccount: email.rateLimitPerAddressPerHour, windowMs: 3_600_000 }),
   } satisfies AttemptLimits)
 }

@@ -9,6 +9,7 @@ import { ApiKey } from '../../schemas/api-keys.js'
 import { AuditEvent } from '../../schemas/admin.js'
 import { OutboxMessage } from '../../schemas/email.js'
 import { Accepted } from '../../schemas/recovery.js'
+import { Passkey } from '../../schemas/passkeys.js'
 import { LOWER_CASE, NO_NUL, withInputRules } from '../../schemas/formats.js'
 
 /**
@@ -36,7 +37,7 @@ export const DOCS_CSP = {
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
   async (fastify: FastifyInstance) => {
-    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent, OutboxMessage, Accepted]) fastify.addSchema(schema)
+    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent, OutboxMessage, Accepted, Passkey]) fastify.addSchema(schema)
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',

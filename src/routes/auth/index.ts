@@ -8,6 +8,7 @@ import { Uuid } from '../../schemas/formats.js'
 import { TokenResponse } from '../../schemas/tokens.js'
 import { SignupRequest } from '../../schemas/users.js'
 import oauth from './oauth.js'
+import passkey from './passkey.js'
 import recovery from './recovery.js'
 import { clearRefreshCookie, cookieRequestProblem, grantContext, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
 
@@ -27,6 +28,7 @@ const SessionParams = Type.Object({ id: Uuid })
 const auth: FastifyPluginAsyncTypebox = async (fastify) => {
   await fastify.register(oauth)
   await fastify.register(recovery)
+  await fastify.register(passkey)
 
   fastify.post(
     '/signup',

@@ -72,6 +72,8 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
     transport,
     secondFactors: fastify.secondFactors,
     spendOneTimeCodeAttempt: (userId) => fastify.attemptLimits.oneTimeCode(request, userId),
+    passkeys: fastify.passkeys,
+    spendPasskeyAttempt: () => fastify.attemptLimits.passkey(request, 'grant'),
   }
 }
 

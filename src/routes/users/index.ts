@@ -5,9 +5,11 @@ import { errorResponses } from '../../schemas/errors.js'
 import { foldEmail } from '../../domain/accounts.js'
 import { EmailChangeRequest, PasswordChangeRequest } from '../../schemas/users.js'
 import mfa from './mfa.js'
+import passkeys from './passkeys.js'
 
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
   await fastify.register(mfa)
+  await fastify.register(passkeys)
 
   fastify.get(
     '/me',

@@ -2,6 +2,7 @@ import t from 'tap'
 import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
 import { buildTestApp, json } from '../../helpers/app.js'
 import { enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
+import { registerPasskey, SoftAuthenticator, TEST_ORIGIN } from '../../helpers/webauthn.js'
 import { claimsOf, injectAs, login, PASSWORD, refresh, sidOf, signup, signupAdmin, uniqueEmail } from '../../helpers/users.js'
 
 /**
@@ -105,6 +106,32 @@ t.test('a password session of a user who enrols a factor later: stepping up with
   const claims = claimsOf(json<{ access_token: string }>(stepped).access_token)
   t.same(claims.amr, ['mfa', 'otp', 'pwd'], 'the login\'s password and now a code')
   t.equal(claims.acr, ACR_MFA)
+})
+
+t.test('with a passkey: the step-up takes an assertion over a step-up challenge, and the session becomes mfa', async (t) => {
+  const user = await signup(app)
+  const authenticator = new SoftAuthenticator(TEST_ORIGIN)
+  await registerPasskey(app, user.access_token, authenticator, 'laptop')
+  await ageAuthentication()
+  t.equal(json(await stepUp({ refresh_token: user.refresh_token, password: PASSWORD })).error, 'invalid_request', 'a passkey is a factor: the password alone is refused')
+
+  const options = json<{ challenge: string; rpId: string }>(await injectAs(app, user.access_token, 'POST', '/users/me/passkeys/step-up-options'))
+  const assertion = authenticator.get(options)
+  const stepped = await stepUp({ refresh_token: user.refresh_token, credential: assertion })
+  t.equal(stepped.statusCode, 200, stepped.body)
+  const claims = claimsOf(json<{ access_token: string }>(stepped).access_token)
+  t.same(claims.amr, ['hwk', 'mfa', 'pwd', 'user'], 'the login\'s password, and a device-bound key that verified its user')
+  t.equal(claims.acr, ACR_MFA)
+  t.equal(claims.sid, user.sessionId, 'same session')
+  const again = await stepUp({ refresh_token: json<{ refresh_token: string }>(stepped).refresh_token, credential: assertion })
+  t.equal(json(again).error, 'invalid_grant', 'the same assertion again: its challenge is spent')
+  const form = await app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({ grant_type: STEP_UP, refresh_token: json<{ refresh_token: string }>(stepped).refresh_token, credential: '{"not": "an assertion"}' }).toString(),
+  })
+  t.equal(json(form).error, 'invalid_request', 'a credential that is no assertion: invalid_request')
 })
 
 t.test('a wrong password: invalid_grant, audited, nothing raised, the session still works', async (t) => {

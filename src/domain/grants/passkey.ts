@@ -1,0 +1,43 @@
+import Value from 'typebox/value'
+import { DomainError } from '../../errors.js'
+import { AuthenticationResponseJSON, MAX_CREDENTIAL_JSON_LENGTH } from '../../schemas/passkeys.js'
+import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
+import { sessionRequest, type Grant } from './index.js'
+import { grantedScope } from './scope.js'
+
+export const PASSKEY_GRANT_TYPE = `${GRANT_TYPE_PREFIX}passkey`
+
+/**
+ * Sign-in with a passkey (DESIGN §3.12), an RFC 6749 §4.5 extension grant:
+ * `credential` is the assertion navigator.credentials.get() returned over a
+ * challenge from POST /auth/passkey/options, as a JSON object, or as a JSON
+ * string in a form body. A passkey with user verification is two factors:
+ * the session's amr holds hwk or swk, user, and mfa.
+ */
+export const passkeyGrant: Grant = async (params, context) => {
+  const credential = parseCredential(params.credential)
+  const scope = grantedScope(params.scope, context.client.scopes)
+  await context.spendPasskeyAttempt()
+  const { login, amr } = await context.passkeys.signIn(credential, context.origin.ip)
+  const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr })
+  if (!started) throw new DomainError('invalid_grant', 'the account changed while signing in; try again')
+  return { grant: started.grant, refreshToken: started.refreshToken, scope }
+}
+
+/** The assertion of a token request's `credential` (an object, or its JSON text in a form body); invalid_request otherwise. */
+export function parseCredential (value: unknown): AuthenticationResponseJSON {
+  if (value === undefined) throw new DomainError('invalid_request', 'the passkey grant needs credential: the assertion of navigator.credentials.get()')
+  let credential = value
+  if (typeof value === 'string') {
+    if (value.length > MAX_CREDENTIAL_JSON_LENGTH) throw new DomainError('invalid_request', `credential is longer than ${MAX_CREDENTIAL_JSON_LENGTH} characters`)
+    try {
+      credential = JSON.parse(value)
+    } catch {
+      throw new DomainError('invalid_request', 'credential is not JSON')
+    }
+  }
+  if (!Value.Check(AuthenticationResponseJSON, credential)) {
+    throw new DomainError('invalid_request', 'credential is not an authentication response (AuthenticationResponseJSON)')
+  }
+  return credential
+}
