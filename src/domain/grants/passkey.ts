@@ -24,7 +24,8 @@ export const passkeyGrant: Grant = async (params, context) => {
   return { grant: started.grant, refreshToken: started.refreshToken, scope }
 }
 
-function parseCredential (value: unknown): AuthenticationResponseJSON {
+/** A grant's `credential` parameter as an assertion (an object, or JSON text from a form body), or invalid_request. The step-up grant can use it too. */
+export function parseCredential (value: unknown): AuthenticationResponseJSON {
   if (value === undefined) throw new DomainError('invalid_request', 'the passkey grant needs credential: the assertion of navigator.credentials.get()')
   let credential = value
   if (typeof value === 'string') {
