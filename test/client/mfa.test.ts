@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { ApiRequestError, AuthClient, InvalidCredentialsError, MemoryStore, MfaRequiredError } from '../../src/client/index.js'
 import { fileTestApp, type TestApp } from '../helpers/app.js'
-import { totpCode } from '../helpers/totp.js'
+import { advance, centreStep as centreStepOf, totpCode } from '../helpers/totp.js'
 
 /**
  * Second factors in the SDK (src/client/mfa.ts) against the running service
@@ -18,14 +18,8 @@ let counter = 0
 const uniqueEmail = () => `sdk-mfa-${++counter}-${Date.now()}@sdk.test`
 
 /** The middle of a time step of the service's clock: a code computed now is checked in the same step. */
-async function centreStep (): Promise<void> {
-  server.clock.advance(((((15_000 - (server.clock.now() % 30_000)) % 30_000) + 30_000) % 30_000) / 1000)
-  await server.app.revocations.sync()
-}
-async function nextStep (): Promise<void> {
-  server.clock.advance(30)
-  await server.app.revocations.sync()
-}
+const centreStep = () => centreStepOf(server)
+const nextStep = () => advance(server, 30)
 
 const newClient = () => new AuthClient({ baseUrl, clientId: 'mobile', transport: 'body', store: new MemoryStore() })
 

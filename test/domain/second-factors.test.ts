@@ -2,7 +2,7 @@ import t from 'tap'
 import { codeAt, acceptedStep, normalizeOtp, timeStep } from '../../src/domain/totp-factors.js'
 import { generateRecoveryCode, normalizeRecoveryCode, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LENGTH } from '../../src/domain/recovery-codes.js'
 import { fileTestApp } from '../helpers/app.js'
-import { enrolTotp, hotp } from '../helpers/totp.js'
+import { advance, centreStep, enrolTotp, hotp, totpCode } from '../helpers/totp.js'
 import { signup } from '../helpers/users.js'
 
 /**
@@ -63,16 +63,13 @@ const { app, clock } = await fileTestApp()
 t.test('verifyOneTimeCode: for the step-up grant; spends codes like a login, budgeted and audited', async (t) => {
   const user = await signup(app)
   t.equal(await app.secondFactors.hasSecondFactor(user.id), false)
-  clock.advance(((((15_000 - (clock.now() % 30_000)) % 30_000) + 30_000) % 30_000) / 1000)
-  await app.revocations.sync()
+  await centreStep({ app, clock })
   const { secret, recoveryCodes } = await enrolTotp(app, user.access_token, clock.now())
   t.equal(await app.secondFactors.hasSecondFactor(user.id), true)
-  clock.advance(30)
-  await app.revocations.sync()
+  await advance({ app, clock }, 30)
 
   let budget = 0
   const context = { ip: '127.0.0.1', purpose: 'step_up', spendAttempt: async () => { budget++ } }
-  const { totpCode } = await import('../helpers/totp.js')
   const code = totpCode(secret, clock.now())
   const answers = await Promise.all(Array.from({ length: 20 }, () => app.secondFactors.verifyOneTimeCode(user.id, { otp: code }, context)))
   t.equal(answers.filter(Boolean).length, 1, 'of 20 concurrent presentations of one code, one is accepted')

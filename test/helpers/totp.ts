@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { json } from './app.js'
+import { serializeRevocationSync } from '../security/context.js'
+import { json, type TestClock } from './app.js'
 import { injectAs, passwordGrant, type GrantOptions, type Response } from './users.js'
 
 /**
@@ -45,6 +46,30 @@ export const stepAt = (ms: number) => Math.floor(ms / 30_000)
 /** The code of a base32 secret at time `ms`, `offsetSteps` steps away. */
 export function totpCode (secret: string, ms: number, offsetSteps = 0): string {
   return hotp(base32Decode(secret), stepAt(ms) + offsetSteps)
+}
+
+const serialized = new WeakSet<FastifyInstance>()
+
+/**
+ * Moves the clock of `target` and syncs its revocation state at once, so
+ * its access tokens stay usable (a jump would make the state look stale,
+ * 503, until the next poll). Syncs are serialized first: a poll in flight
+ * from before the jump must not finish after this one and date the state
+ * back.
+ */
+export async function advance (target: { app: FastifyInstance; clock: TestClock }, seconds: number): Promise<void> {
+  if (!serialized.has(target.app)) {
+    serializeRevocationSync(target.app)
+    serialized.add(target.app)
+  }
+  target.clock.advance(seconds)
+  await target.app.revocations.sync()
+}
+
+/** Moves the clock forward to the middle of a time step: a code computed now is checked in its own step, however slow the request. */
+export async function centreStep (target: { app: FastifyInstance; clock: TestClock }): Promise<void> {
+  const into = target.clock.now() % 30_000
+  await advance(target, ((((15_000 - into) % 30_000) + 30_000) % 30_000) / 1000)
 }
 
 export interface Enrolled {

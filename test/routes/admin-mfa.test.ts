@@ -1,7 +1,7 @@
 import t from 'tap'
-import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
+import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
 import { TestSmtpServer } from '../helpers/smtp.js'
-import { enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../helpers/totp.js'
+import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../helpers/totp.js'
 import { claimsOf, injectAs, login, passwordGrant, signup, signupAdmin } from '../helpers/users.js'
 
 /**
@@ -15,16 +15,6 @@ const smtp = await TestSmtpServer.start()
 t.teardown(() => smtp.stop())
 const main = await fileTestApp({ SMTP_URL: smtp.url, EMAIL_POLL_INTERVAL_MS: '25' })
 const { app } = main
-
-async function advance (target: TestApp, seconds: number): Promise<void> {
-  target.clock.advance(seconds)
-  await target.app.revocations.sync()
-}
-
-async function centreStep (target: TestApp): Promise<void> {
-  const into = target.clock.now() % 30_000
-  await advance(target, ((((15_000 - into) % 30_000) + 30_000) % 30_000) / 1000)
-}
 
 const reset = (token: string, userId: string) => injectAs(app, token, 'POST', `/admin/users/${userId}/mfa/reset`)
 

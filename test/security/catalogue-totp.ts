@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
-import { enrolTotp, mfaOtpGrant, mfaToken, totpCode, type Enrolled } from '../helpers/totp.js'
+import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode, type Enrolled } from '../helpers/totp.js'
 import * as users from '../helpers/users.js'
 import type { AttackCase } from './catalogue.js'
 import type { Response } from './context.js'
@@ -20,17 +20,6 @@ function assertInvalidGrant (t: Test, response: Response, label: string) {
 }
 
 type Target = Pick<TestApp, 'app' | 'clock'>
-
-/** Moves the clock; the app's revocation state syncs at once, so its access tokens stay usable. */
-async function advance (target: Target, seconds: number): Promise<void> {
-  target.clock.advance(seconds)
-  await target.app.revocations.sync()
-}
-
-/** The middle of a time step: a code computed now is checked in the same step. */
-async function centreStep (target: Target): Promise<void> {
-  await advance(target, ((((15_000 - (target.clock.now() % 30_000)) % 30_000) + 30_000) % 30_000) / 1000)
-}
 
 /** A user with a confirmed TOTP factor, the clock moved past the step the confirmation spent. */
 async function enrolled (target: Target, label: string): Promise<users.Account & Enrolled> {

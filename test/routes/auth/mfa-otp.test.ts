@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { appsOn, buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
 import { connectRedis, REDIS_URL } from '../../helpers/redis.js'
-import { MFA_OTP, enrolTotp, mfaOtpGrant, mfaToken, stepAt, totpCode } from '../../helpers/totp.js'
+import { MFA_OTP, advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, stepAt, totpCode } from '../../helpers/totp.js'
 import { claimsOf, injectAs, me, passwordGrant, signup, type Account } from '../../helpers/users.js'
 
 /**
@@ -17,21 +17,6 @@ const { app, clock } = main
 const appOn = appsOn(main.database)
 
 const CSRF = { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' }
-
-/** Moves the clock of `target`; its revocation state syncs at once, so access tokens stay usable. */
-async function advance (target: TestApp, seconds: number): Promise<void> {
-  target.clock.advance(seconds)
-  await target.app.revocations.sync()
-}
-
-/**
- * Moves the clock forward to the middle of a time step, so that a code
- * computed now is checked in the same step however slow the request.
- */
-async function centreStep (target: TestApp): Promise<void> {
-  const into = target.clock.now() % 30_000
-  await advance(target, ((((15_000 - into) % 30_000) + 30_000) % 30_000) / 1000)
-}
 
 async function enrolledUser (target: TestApp, label = 'mfa'): Promise<Account & { secret: string; recoveryCodes: string[] }> {
   const user = await signup(target.app, { label })

@@ -1,7 +1,7 @@
 import { Secret, TOTP } from 'otpauth'
 import t from 'tap'
-import { appsOn, fileTestApp, json, type TestApp } from '../../helpers/app.js'
-import { enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
+import { appsOn, fileTestApp, json } from '../../helpers/app.js'
+import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
 import { injectAs, login, passwordGrant, PASSWORD, signup } from '../../helpers/users.js'
 
 /**
@@ -12,17 +12,6 @@ import { injectAs, login, passwordGrant, PASSWORD, signup } from '../../helpers/
 const main = await fileTestApp()
 const { app } = main
 const appOn = appsOn(main.database)
-
-async function advance (target: TestApp, seconds: number): Promise<void> {
-  target.clock.advance(seconds)
-  await target.app.revocations.sync()
-}
-
-/** The middle of a time step: a code computed now is checked in the same step. */
-async function centreStep (target: TestApp): Promise<void> {
-  const into = target.clock.now() % 30_000
-  await advance(target, ((((15_000 - into) % 30_000) + 30_000) % 30_000) / 1000)
-}
 
 const start = (token: string) => injectAs(app, token, 'POST', '/users/me/mfa/totp')
 const confirm = (token: string, code: string) => injectAs(app, token, 'POST', '/users/me/mfa/totp/confirm', { code })
