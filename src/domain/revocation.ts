@@ -51,8 +51,10 @@ export class RevocationList {
       if (previous?.role !== user.role || previous.disabled !== user.disabled) this.notifyUserChanged(user.id)
     }
     this.prune(startedAt)
-    this.cursor = new Date(startedAt - SYNC_OVERLAP_MS)
-    this.lastSyncedAt = startedAt
+    // Two syncs can overlap (the timer's and a caller's): a slower, older one must not move either back.
+    const cursor = startedAt - SYNC_OVERLAP_MS
+    if (this.cursor === null || cursor > this.cursor.getTime()) this.cursor = new Date(cursor)
+    this.lastSyncedAt = Math.max(this.lastSyncedAt, startedAt)
   }
 
   /** True when the list may miss recent revocations because syncing has failed for a while. */
