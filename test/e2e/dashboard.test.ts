@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
+import { browserTest, launchBrowser } from '../helpers/browser.js'
 
 /**
  * The admin dashboard in real headless Chromium (Debian's /usr/bin/chromium
@@ -17,17 +17,7 @@ import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
 const SCREENSHOTS = join(PROJECT_ROOT, '.tap', 'e2e-screenshots')
 const PASSWORD = 'a fine passphrase'
 
-const reason = browserTestsUnavailable()
-if (reason) {
-  // CI must run these tests; a developer machine may lack a browser.
-  if (process.env.CI) t.fail(`browser tests cannot run: ${reason}`)
-  else {
-    t.comment(`browser tests skipped: ${reason}`)
-    t.pass(`skipped: ${reason}`, { skip: reason })
-  }
-} else {
-  await t.test('the admin dashboard in headless Chromium', run)
-}
+await browserTest('the admin dashboard in headless Chromium', run)
 
 async function run (t: Test) {
   const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))

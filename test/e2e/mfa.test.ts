@@ -1,6 +1,6 @@
-import t, { type Test } from 'tap'
+import type { Test } from 'tap'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
+import { browserTest, launchBrowser } from '../helpers/browser.js'
 import { stepAt, totpCode } from '../helpers/totp.js'
 
 /**
@@ -13,16 +13,7 @@ import { stepAt, totpCode } from '../helpers/totp.js'
 
 const PASSWORD = 'a fine passphrase'
 
-const reason = browserTestsUnavailable()
-if (reason) {
-  if (process.env.CI) t.fail(`browser tests cannot run: ${reason}`)
-  else {
-    t.comment(`browser tests skipped: ${reason}`)
-    t.pass(`skipped: ${reason}`, { skip: reason })
-  }
-} else {
-  await t.test('second factors in the dashboard, in headless Chromium', run)
-}
+await browserTest('second factors in the dashboard, in headless Chromium', run)
 
 async function run (t: Test) {
   const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '', REQUIRE_MFA_FOR_ADMINS: 'true' }))

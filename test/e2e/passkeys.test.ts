@@ -1,10 +1,10 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { CDPSession, Page } from 'playwright-core'
-import t, { type Test } from 'tap'
+import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { buildTestApp, freePort, type TestApp } from '../helpers/app.js'
-import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
+import { browserTest, launchBrowser } from '../helpers/browser.js'
 
 /**
  * Passkeys end to end in headless Chromium (Debian's, driven by
@@ -26,16 +26,7 @@ import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
 const SCREENSHOTS = join(PROJECT_ROOT, '.tap', 'e2e-screenshots')
 const PASSWORD = 'a fine passphrase'
 
-const reason = browserTestsUnavailable()
-if (reason) {
-  if (process.env.CI) t.fail(`browser tests cannot run: ${reason}`)
-  else {
-    t.comment(`browser tests skipped: ${reason}`)
-    t.pass(`skipped: ${reason}`, { skip: reason })
-  }
-} else {
-  await t.test('passkeys in headless Chromium with a virtual authenticator', run)
-}
+await browserTest('passkeys in headless Chromium with a virtual authenticator', run)
 
 /** The service listening on 127.0.0.1 as http://localhost:<port>; `database` shares another instance's. */
 async function listenOnLocalhost (env: (origin: string) => Record<string, string>, database?: TestApp['database']): Promise<TestApp & { origin: string }> {

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
+import { browserTest, launchBrowser } from '../helpers/browser.js'
 
 /**
  * Recovery in the browser (DESIGN §3.11), in headless Chromium as
@@ -18,14 +18,7 @@ const SCREENSHOTS = join(PROJECT_ROOT, '.tap', 'e2e-screenshots')
 const PASSWORD = 'a fine passphrase'
 const NEW_PASSWORD = 'a newly chosen passphrase'
 
-const unavailable = browserTestsUnavailable()
-if (unavailable) {
-  // CI must run these tests; a developer machine may lack a browser.
-  if (process.env.CI) t.fail(`browser tests cannot run: ${unavailable}`)
-  else t.pass(`skipped: ${unavailable}`, { skip: unavailable })
-} else {
-  await t.test('password reset and email verification through the dashboard\'s mailbox', run)
-}
+await browserTest('password reset and email verification through the dashboard\'s mailbox', run)
 
 async function run (t: Test) {
   const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))

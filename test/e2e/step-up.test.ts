@@ -1,6 +1,6 @@
-import t, { type Test } from 'tap'
+import type { Test } from 'tap'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
+import { browserTest, launchBrowser } from '../helpers/browser.js'
 
 /**
  * The dashboard's step-up prompt in headless Chromium: an admin write made
@@ -12,13 +12,7 @@ import { browserTestsUnavailable, launchBrowser } from '../helpers/browser.js'
 const PASSWORD = 'a fine passphrase'
 const MAX_AGE = 600
 
-const reason = browserTestsUnavailable()
-if (reason) {
-  if (process.env.CI) t.fail(`browser tests cannot run: ${reason}`)
-  else t.pass(`skipped: ${reason}`, { skip: reason })
-} else {
-  await t.test('the dashboard steps up for a write after an old sign-in', run)
-}
+await browserTest('the dashboard steps up for a write after an old sign-in', run)
 
 async function run (t: Test) {
   const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '', RECENT_AUTH_MAX_AGE_SECONDS: String(MAX_AGE) }))

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { BrowserContext } from 'playwright-core'
-import type { Test } from 'tap'
+import tap, { type Test } from 'tap'
 import { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
 
 /** Debian's Chromium, driven by playwright-core (no browser is downloaded). */
@@ -32,4 +32,20 @@ export async function launchBrowser (t: Test, label: string): Promise<BrowserCon
   })
   context.setDefaultTimeout(15_000)
   return context
+}
+
+/**
+ * Runs `run` as the test `name` when a browser can run here; otherwise a
+ * skip on a developer machine, and a failure under CI, which must run them.
+ */
+export async function browserTest (name: string, run: (t: Test) => Promise<void>): Promise<void> {
+  const reason = browserTestsUnavailable()
+  if (reason === null) {
+    await tap.test(name, run)
+  } else if (process.env.CI) {
+    tap.fail(`browser tests cannot run: ${reason}`)
+  } else {
+    tap.comment(`browser tests skipped: ${reason}`)
+    tap.pass(`skipped: ${reason}`, { skip: reason })
+  }
 }
