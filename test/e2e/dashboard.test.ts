@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTest, launchBrowser } from '../helpers/browser.js'
+import { browserTest, jsonApi, launchBrowser, watchPage } from '../helpers/browser.js'
 
 /**
  * The admin dashboard in real headless Chromium (Debian's /usr/bin/chromium
@@ -30,15 +30,7 @@ async function run (t: Test) {
     if (request.method === 'POST' && request.url?.split('?')[0] === '/auth/token') tokenRequests++
   })
 
-  async function api (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    const response = await fetch(`${origin}${path}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    })
-    const text = await response.text()
-    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} }
-  }
+  const api = jsonApi(origin)
   async function signUp (email: string): Promise<string> {
     const response = await api('POST', '/auth/signup', { email, password: PASSWORD })
     if (response.status !== 201) throw new Error(`signup ${email}: ${response.status}`)
@@ -71,13 +63,7 @@ async function run (t: Test) {
 
   // CSP violations and page errors fail the run.
   const problems: string[] = []
-  const watch = (page: import('playwright-core').Page) => {
-    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-    page.on('console', (message) => {
-      if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text())
-    })
-    return page
-  }
+  const watch = (page: import('playwright-core').Page) => watchPage(page, problems)
   const shot = (page: import('playwright-core').Page, name: string) =>
     page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
 

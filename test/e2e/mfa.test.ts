@@ -1,6 +1,6 @@
 import type { Test } from 'tap'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTest, launchBrowser } from '../helpers/browser.js'
+import { browserTest, jsonApi, launchBrowser, watchPage } from '../helpers/browser.js'
 import { stepAt, totpCode } from '../helpers/totp.js'
 
 /**
@@ -20,15 +20,7 @@ async function run (t: Test) {
   t.teardown(server.close)
   const { app, issuer: origin } = server
 
-  async function api (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-    const response = await fetch(`${origin}${path}`, {
-      method,
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    })
-    const text = await response.text()
-    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} }
-  }
+  const api = jsonApi(origin)
   const stamp = Date.now()
   const adminEmail = `mfa-admin-${stamp}@e2e.test`
   const admin = await api('POST', '/auth/signup', { email: adminEmail, password: PASSWORD })
@@ -47,10 +39,7 @@ async function run (t: Test) {
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin })
   const page = context.pages()[0] ?? (await context.newPage())
   const problems: string[] = []
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text())
-  })
+  watchPage(page, problems)
   page.on('dialog', (dialog) => {
     dialog.accept().catch(() => undefined)
   })

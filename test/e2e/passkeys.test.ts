@@ -4,7 +4,7 @@ import type { CDPSession, Page } from 'playwright-core'
 import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { buildTestApp, freePort, type TestApp } from '../helpers/app.js'
-import { browserTest, launchBrowser } from '../helpers/browser.js'
+import { browserTest, launchBrowser, watchPage } from '../helpers/browser.js'
 
 /**
  * Passkeys end to end in headless Chromium (Debian's, driven by
@@ -82,10 +82,7 @@ async function run (t: Test) {
   const context = await launchBrowser(t, 'passkeys')
   const page = context.pages()[0] ?? (await context.newPage())
   const problems: string[] = []
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text())
-  })
+  watchPage(page, problems)
   page.on('dialog', (dialog) => {
     dialog.accept().catch(() => {})
   })

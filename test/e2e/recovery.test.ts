@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTest, launchBrowser } from '../helpers/browser.js'
+import { browserTest, launchBrowser, watchPage } from '../helpers/browser.js'
 
 /**
  * Recovery in the browser (DESIGN §3.11), in headless Chromium as
@@ -45,10 +45,7 @@ async function run (t: Test) {
   const context = await launchBrowser(t, 'recovery')
   const problems: string[] = []
   const page = context.pages()[0] ?? (await context.newPage())
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text())
-  })
+  watchPage(page, problems)
   const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `recovery-${name}.png`), fullPage: true })
 
   /** Opens the mailbox and follows the link of the newest message to `to` whose subject matches. */

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { BrowserContext } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import tap, { type Test } from 'tap'
 import { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
 
@@ -47,5 +47,30 @@ export async function browserTest (name: string, run: (t: Test) => Promise<void>
   } else {
     tap.comment(`browser tests skipped: ${reason}`)
     tap.pass(`skipped: ${reason}`, { skip: reason })
+  }
+}
+
+/**
+ * Records the page's errors and Content-Security-Policy refusals into
+ * `problems` (a browser test asserts it stays empty); returns the page.
+ */
+export function watchPage (page: Page, problems: string[]): Page {
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`))
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text())
+  })
+  return page
+}
+
+/** A JSON client of the service at `origin`, for a browser test's setup: status and parsed body. */
+export function jsonApi (origin: string) {
+  return async function api (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+    const response = await fetch(`${origin}${path}`, {
+      method,
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+    const text = await response.text()
+    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} }
   }
 }
