@@ -100,7 +100,7 @@ t.test('a password session of a user who enrols a factor later: stepping up with
   const user = await signup(app)
   const enrolled = await enrolTotp(app, user.access_token, clock.now())
   t.same(claimsOf(user.access_token).amr, ['pwd'])
-  clock.advance(31)
+  await ageAuthentication(31) // the next time step
   const stepped = await stepUp({ refresh_token: user.refresh_token, otp: totpCode(enrolled.secret, clock.now()) })
   t.equal(stepped.statusCode, 200, stepped.body)
   const claims = claimsOf(json<{ access_token: string }>(stepped).access_token)
