@@ -1,7 +1,7 @@
 import t from 'tap'
 import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
 import { buildTestApp, json } from '../../helpers/app.js'
-import { enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
+import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
 import { registerPasskey, SoftAuthenticator, TEST_ORIGIN } from '../../helpers/webauthn.js'
 import { claimsOf, injectAs, login, PASSWORD, refresh, sidOf, signup, signupAdmin, uniqueEmail } from '../../helpers/users.js'
 
@@ -20,8 +20,7 @@ t.teardown(main.close)
 
 /** Moves the clock past the recent-authentication limit; the revocation list is synced as its timer would, so tokens are not answered 503. */
 async function ageAuthentication (seconds = MAX_AGE + 60) {
-  clock.advance(seconds)
-  await app.revocations.sync()
+  await advance(main, seconds)
 }
 
 const stepUp = (payload: Record<string, unknown>, headers: Record<string, string> = {}) =>
@@ -79,6 +78,7 @@ t.test('with a second factor: the password alone does not step up; a TOTP or rec
   t.same(claimsOf(loggedIn.access_token).amr, ['mfa', 'otp', 'pwd'], 'a second-step login')
   t.equal(claimsOf(loggedIn.access_token).acr, ACR_MFA)
   await ageAuthentication()
+  await centreStep(main)
 
   const password = await stepUp({ refresh_token: loggedIn.refresh_token, password: PASSWORD })
   t.equal(json(password).error, 'invalid_request', 'the password alone is refused')
@@ -101,6 +101,7 @@ t.test('a password session of a user who enrols a factor later: stepping up with
   const enrolled = await enrolTotp(app, user.access_token, clock.now())
   t.same(claimsOf(user.access_token).amr, ['pwd'])
   await ageAuthentication(31) // the next time step
+  await centreStep(main)
   const stepped = await stepUp({ refresh_token: user.refresh_token, otp: totpCode(enrolled.secret, clock.now()) })
   t.equal(stepped.statusCode, 200, stepped.body)
   const claims = claimsOf(json<{ access_token: string }>(stepped).access_token)
