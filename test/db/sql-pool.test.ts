@@ -10,13 +10,19 @@ import { createTestDatabase } from '../helpers/database.js'
  */
 
 const database = await createTestDatabase({ migrated: false })
-t.teardown(() => database.drop())
+const pools: pg.Pool[] = []
+// The pools end before the database is dropped: a drop (WITH FORCE) ends their
+// idle connections, which an open pool reports as an error of its own.
+t.teardown(async () => {
+  await Promise.all(pools.map((pool) => pool.end()))
+  await database.drop()
+})
 
 // One connection, so that what one query prepares the next one sees (pg-pool
 // replaces a connection after a query error; PGlite's one session outlives it).
 function onePool () {
   const pool = new pg.Pool({ connectionString: database.url, max: 1 })
-  t.teardown(() => pool.end())
+  pools.push(pool)
   return pool
 }
 
