@@ -210,9 +210,9 @@ export class SessionStore {
   }
 
   /**
-   * A step-up (DESIGN §3.12): the user just proved `proved` again inside this
-   * session, so the session rotates as a refresh does and records the new
-   * authentication (its methods on top of the login's, auth_time now),
+   * A step-up (DESIGN §3.12): the user just proved a factor again inside
+   * this session, so the session rotates as a refresh does and records
+   * `authentication` (the methods on top of the login's, auth_time now),
    * audited. A token that is not the live one raises nothing: a retired one
    * is judged as a refresh would judge it (reuse revokes the session), and a
    * retry inside the grace window is refused rather than answered with the

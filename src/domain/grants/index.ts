@@ -2,15 +2,14 @@ import type { Config } from '../../config.js'
 import { DomainError } from '../../errors.js'
 import type { TokenRequest } from '../../schemas/tokens.js'
 import { issueAccessToken } from '../access-tokens.js'
-import type { Accounts, SessionRequest } from '../accounts.js'
+import type { Accounts, SessionRequest, VerifiedLogin } from '../accounts.js'
 import { lifetimesFor, type ClientConfig, type Transport } from '../clients.js'
 import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
 import type { KeyStore } from '../signing-keys.js'
 import type { SecondFactors } from '../second-factors.js'
 import { MFA_OTP_GRANT_TYPE, mfaOtpGrant } from './mfa-otp.js'
-import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
 import type { Passkeys } from '../passkeys.js'
-import { passkeyGrant } from './passkey.js'
+import { PASSKEY_GRANT_TYPE, passkeyGrant } from './passkey.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 import { STEP_UP_GRANT_TYPE, stepUpGrant } from './step-up.js'
@@ -29,7 +28,7 @@ export const GRANTS = {
   refresh_token: refreshTokenGrant,
   [STEP_UP_GRANT_TYPE]: stepUpGrant,
   [MFA_OTP_GRANT_TYPE]: mfaOtpGrant,
-  [`${GRANT_TYPE_PREFIX}passkey`]: passkeyGrant,
+  [PASSKEY_GRANT_TYPE]: passkeyGrant,
 } satisfies Record<string, Grant>
 
 export const GRANT_TYPES = Object.keys(GRANTS)
@@ -89,6 +88,22 @@ export function sessionRequest (context: Pick<GrantContext, 'config' | 'client' 
     lifetimesFor: (role) => lifetimesFor(context.config, context.client, role),
     context: context.origin,
   }
+}
+
+/**
+ * Opens the session of a login a grant verified, with the RFC 8176 methods it
+ * proved and login_succeeded; invalid_grant when the account changed since
+ * it was verified (Accounts.startSession).
+ */
+export async function openLoginSession (
+  context: Pick<GrantContext, 'accounts' | 'config' | 'client' | 'origin'>,
+  login: VerifiedLogin,
+  scope: string,
+  amr: string[]
+): Promise<GrantOutcome> {
+  const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr })
+  if (!started) throw new DomainError('invalid_grant', 'the account changed while signing in; sign in again')
+  return { grant: started.grant, refreshToken: started.refreshToken, scope }
 }
 
 /** Mints the access token of a session's grant, with the lifetime of its client and role. */

@@ -1,7 +1,7 @@
 import { DomainError } from '../../errors.js'
 import { AMR, GRANT_TYPE_PREFIX, combineMethods } from '../authentication-methods.js'
 import { oneTimeCodeOf } from '../second-factors.js'
-import { sessionRequest, type Grant } from './index.js'
+import { openLoginSession, type Grant } from './index.js'
 
 /**
  * The second step of a login with a second factor (DESIGN §3.12), an RFC
@@ -24,10 +24,5 @@ export const mfaOtpGrant: Grant = async (params, context) => {
     purpose: 'login',
     spendAttempt: context.spendOneTimeCodeAttempt,
   })
-  const started = await context.accounts.startSession(login, sessionRequest(context, scope), {
-    recordLogin: true,
-    amr: combineMethods([], [AMR.password, AMR.otp]),
-  })
-  if (!started) throw new DomainError('invalid_grant', 'the account changed since the password was checked; sign in again')
-  return { grant: started.grant, refreshToken: started.refreshToken, scope }
+  return openLoginSession(context, login, scope, combineMethods([], [AMR.password, AMR.otp]))
 }

@@ -2,7 +2,7 @@ import Value from 'typebox/value'
 import { DomainError } from '../../errors.js'
 import { AuthenticationResponseJSON, MAX_CREDENTIAL_JSON_LENGTH } from '../../schemas/passkeys.js'
 import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
-import { sessionRequest, type Grant } from './index.js'
+import { openLoginSession, type Grant } from './index.js'
 import { grantedScope } from './scope.js'
 
 export const PASSKEY_GRANT_TYPE = `${GRANT_TYPE_PREFIX}passkey`
@@ -19,9 +19,7 @@ export const passkeyGrant: Grant = async (params, context) => {
   const scope = grantedScope(params.scope, context.client.scopes)
   await context.spendPasskeyAttempt()
   const { login, amr } = await context.passkeys.signIn(credential, context.origin.ip)
-  const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr })
-  if (!started) throw new DomainError('invalid_grant', 'the account changed while signing in; try again')
-  return { grant: started.grant, refreshToken: started.refreshToken, scope }
+  return openLoginSession(context, login, scope, amr)
 }
 
 /** The assertion of a token request's `credential` (an object, or its JSON text in a form body); invalid_request otherwise. */

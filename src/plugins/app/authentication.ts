@@ -58,9 +58,6 @@ declare module 'fastify' {
      */
     secondFactorEnrolment?: boolean
   }
-}
-
-declare module 'fastify' {
   interface FastifyInstance {
     /** Requires a valid, unrevoked access token: sets `request.user` (its claims) and `request.principal`. */
     authenticate(request: FastifyRequest, reply?: FastifyReply): Promise<void>

@@ -2,8 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { foldEmail } from '../../domain/accounts.js'
 import { errorResponses } from '../../schemas/errors.js'
-import { invalidToken } from '../../errors.js'
 import { PasswordResetConfirm, PasswordResetRequest, VerifiedAddress, VerifyEmailRequest } from '../../schemas/recovery.js'
+import { signedInUser } from '../signed-in-user.js'
 
 const RESET_ACCEPTED = {
   status: 'accepted',
@@ -80,8 +80,7 @@ const recovery: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const user = await fastify.accounts.findPublic(request.user.sub)
-      if (!user) throw invalidToken('the user no longer exists')
+      const user = await signedInUser(fastify, request)
       await fastify.attemptLimits.email(request, user.email)
       await fastify.recovery.resendVerification(user.id)
       return reply.code(202).send({ status: 'accepted', message: `A new verification link was sent to ${user.email}.` })

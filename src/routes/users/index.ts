@@ -4,6 +4,7 @@ import { invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
 import { foldEmail } from '../../domain/accounts.js'
 import { EmailChangeRequest, PasswordChangeRequest } from '../../schemas/users.js'
+import { signedInUser } from '../signed-in-user.js'
 import mfa from './mfa.js'
 import passkeys from './passkeys.js'
 
@@ -53,8 +54,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const user = await fastify.accounts.findPublic(request.user.sub)
-      if (!user) throw invalidToken('the user no longer exists')
+      const user = await signedInUser(fastify, request)
       await fastify.attemptLimits.passwordCheck(request, user.email)
       await fastify.accounts.changePassword({
         userId: request.user.sub,
@@ -85,8 +85,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const user = await fastify.accounts.findPublic(request.user.sub)
-      if (!user) throw invalidToken('the user no longer exists')
+      const user = await signedInUser(fastify, request)
       await fastify.attemptLimits.passwordCheck(request, user.email)
       await fastify.attemptLimits.email(request, foldEmail(request.body.newEmail))
       await fastify.recovery.requestEmailChange({ userId: user.id, newEmail: request.body.newEmail, currentPassword: request.body.currentPassword, ip: request.ip })

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
-import { invalidToken } from '../../errors.js'
 import { errorResponses } from '../../schemas/errors.js'
+import { signedInUser } from '../signed-in-user.js'
 import { FactorList, RecoveryCodesResponse, TotpConfirmRequest, TotpEnrolmentResponse, TotpRemovalRequest } from '../../schemas/mfa.js'
 
 const security = [{ bearerAuth: [] }]
@@ -17,12 +17,6 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
   const { secondFactors } = fastify
   const signedIn = fastify.authorize({})
   const recent = fastify.authorize({ recentAuthentication: true })
-
-  async function currentUser (request: FastifyRequest) {
-    const user = await fastify.accounts.findPublic(request.user.sub)
-    if (!user) throw invalidToken('the user no longer exists')
-    return user
-  }
 
   const codeContext = (request: FastifyRequest, purpose: string) => ({
     ip: request.ip,
@@ -62,7 +56,7 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       reply.header('cache-control', 'no-store')
-      const enrolment = await secondFactors.startTotpEnrolment(await currentUser(request), request.ip)
+      const enrolment = await secondFactors.startTotpEnrolment(await signedInUser(fastify, request), request.ip)
       return { secret: enrolment.secret, otpauth_uri: enrolment.otpauthUri, qr_code: enrolment.qrCode }
     }
   )
@@ -105,7 +99,7 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const user = await currentUser(request)
+      const user = await signedInUser(fastify, request)
       const { body } = request
       if ('password' in body) await fastify.attemptLimits.passwordCheck(request, user.email)
       else await fastify.attemptLimits.oneTimeCode(request, user.id)
