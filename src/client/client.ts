@@ -333,20 +333,17 @@ export class AuthClient {
    * when there is no session, ApiRequestError, RateLimitedError.
    */
   async stepUp (proof: { password: string } | { otp: string } | { recoveryCode: string } | { credential: unknown }): Promise<AccessTokenClaims | null> {
-    const body: Record<string, unknown> = { grant_type: STEP_UP_GRANT, client_id: this.clientId }
-    if ('password' in proof) body.password = proof.password
-    else if ('otp' in proof) body.otp = proof.otp
-    else if ('recoveryCode' in proof) body.recovery_code = proof.recoveryCode
-    else body.credential = proof.credential
+    const params: Record<string, unknown> = { grant_type: STEP_UP_GRANT }
+    if ('password' in proof) params.password = proof.password
+    else if ('otp' in proof) params.otp = proof.otp
+    else if ('recoveryCode' in proof) params.recovery_code = proof.recoveryCode
+    else params.credential = proof.credential
     if (this.transport === 'body') {
       const refreshToken = await this.store.get()
       if (!refreshToken) throw new SessionExpiredError('not signed in', 0)
-      body.refresh_token = refreshToken
+      params.refresh_token = refreshToken
     }
-    const response = await this.post('/auth/token', body)
-    if (!response.ok) throw await errorFromResponse(response, 'login')
-    await this.accept((await response.json()) as TokenResponseBody)
-    return this.claims
+    return this.signInWith(params)
   }
 
   /**
