@@ -4,7 +4,7 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { ApiError } from '../../errors.js'
 import { PROJECT_ROOT } from '../../paths.js'
-import { securityHeaders } from '../external/helmet.js'
+import { documentHeaderOptions, securityHeaders } from '../external/helmet.js'
 
 /** Where `npm run build:dashboard` (part of `npm run build`, so of `npm ci`) puts the bundled SPA. */
 export const DASHBOARD_DIR = join(PROJECT_ROOT, 'dist', 'dashboard')
@@ -27,17 +27,13 @@ export const DASHBOARD_CSP = {
   'object-src': ["'none'"],
 }
 
-const DASHBOARD_HEADERS = securityHeaders({
-  contentSecurityPolicy: { useDefaults: false, directives: DASHBOARD_CSP },
-  frameguard: { action: 'deny' },
-  referrerPolicy: { policy: 'no-referrer' },
-})
+const DASHBOARD_HEADERS = securityHeaders(documentHeaderOptions(DASHBOARD_CSP))
 
 /**
  * The admin dashboard (DESIGN §3.8) at /dashboard/: static files served by
- * @fastify/static with helmet's headers. An encapsulated plugin, so
- * its CSP replaces the API's (plugins/external/helmet.ts) on the dashboard's
- * routes only. Its files are public: they keep their own Cache-Control.
+ * @fastify/static with helmet's whole set for a page. An encapsulated plugin,
+ * so its headers and CSP replace the API's (plugins/external/helmet.ts) on
+ * the dashboard's routes only. Its files are public: they keep their own Cache-Control.
  */
 export default async function dashboard (fastify: FastifyInstance, options: { root?: string } = {}) {
   const root = options.root ?? DASHBOARD_DIR

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { documentHeaderOptions, securityHeaders } from './helmet.js'
 import { ErrorResponse, OAuthErrorResponse } from '../../schemas/errors.js'
 import { Session, User } from '../../schemas/users.js'
 import { TokenResponse } from '../../schemas/tokens.js'
@@ -33,6 +34,9 @@ export const DOCS_CSP = {
   'frame-ancestors': ["'none'"],
   'object-src': ["'none'"],
 }
+
+/** Helmet's whole set for a page, with the CSP above. */
+const DOCS_HEADERS = securityHeaders(documentHeaderOptions(DOCS_CSP))
 
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
@@ -74,7 +78,14 @@ export default fp(
       },
       refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     })
-    await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: DOCS_CSP })
+    // Encapsulated: the page's headers replace the API's on /docs only (a parent's hook runs first).
+    await fastify.register(async (docs) => {
+      docs.addHook('onRequest', function docsHeadersHook (_request, reply, done) {
+        reply.headers(DOCS_HEADERS)
+        done()
+      })
+      await docs.register(swaggerUi, { routePrefix: '/docs' })
+    })
   },
   { name: 'swagger', dependencies: ['config'] }
 )
