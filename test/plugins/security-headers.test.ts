@@ -115,15 +115,20 @@ const DOCUMENT_ONLY_HEADERS = {
   'x-xss-protection': '0',
 }
 
+/** What JSON answers and HTML pages both carry, the CSP aside. */
+const COMMON_HEADERS = {
+  'cross-origin-resource-policy': 'same-origin',
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+}
+
 t.test("helmet's set fitted to an API, as helmet's middleware sets it; no header that acts only on a page", async (t) => {
   const { headers } = await app.inject({ url: '/health' })
   t.match(headers, {
     'content-security-policy': "default-src 'none';frame-ancestors 'none'",
-    'cross-origin-resource-policy': 'same-origin',
-    'referrer-policy': 'no-referrer',
-    'strict-transport-security': 'max-age=31536000; includeSubDomains',
-    'x-content-type-options': 'nosniff',
-    'x-frame-options': 'DENY',
+    ...COMMON_HEADERS,
   })
   for (const name of Object.keys(DOCUMENT_ONLY_HEADERS)) t.notOk(name in headers, `no ${name} on a JSON answer`)
 })
@@ -133,14 +138,7 @@ t.test("the HTML pages carry helmet's whole set, with their own CSP", async (t) 
     const page = await app.inject({ url })
     t.equal(page.statusCode, 200, `${url} answers`)
     t.match(page.headers['content-type'], /^text\/html/, `${url} is a page`)
-    t.match(page.headers, {
-      ...DOCUMENT_ONLY_HEADERS,
-      'cross-origin-resource-policy': 'same-origin',
-      'referrer-policy': 'no-referrer',
-      'strict-transport-security': 'max-age=31536000; includeSubDomains',
-      'x-content-type-options': 'nosniff',
-      'x-frame-options': 'DENY',
-    }, `${url}: helmet's whole set`)
+    t.match(page.headers, { ...DOCUMENT_ONLY_HEADERS, ...COMMON_HEADERS }, `${url}: helmet's whole set`)
     const csp = String(page.headers['content-security-policy'])
     t.match(csp, /(^|;)script-src 'self'(;|$)/, `${url}: its own CSP, which lets its scripts load`)
     t.match(csp, /(^|;)base-uri 'none'(;|$)/, `${url}: base-uri, which default-src does not cover`)

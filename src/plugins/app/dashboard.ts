@@ -4,7 +4,7 @@ import fastifyStatic from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 import { ApiError } from '../../errors.js'
 import { PROJECT_ROOT } from '../../paths.js'
-import { documentHeaderOptions, securityHeaders } from '../external/helmet.js'
+import { pageSecurityHeaders, securityHeadersHook } from '../external/helmet.js'
 
 /** Where `npm run build:dashboard` (part of `npm run build`, so of `npm ci`) puts the bundled SPA. */
 export const DASHBOARD_DIR = join(PROJECT_ROOT, 'dist', 'dashboard')
@@ -27,7 +27,7 @@ export const DASHBOARD_CSP = {
   'object-src': ["'none'"],
 }
 
-const DASHBOARD_HEADERS = securityHeaders(documentHeaderOptions(DASHBOARD_CSP))
+const DASHBOARD_HEADERS = pageSecurityHeaders(DASHBOARD_CSP)
 
 /**
  * The admin dashboard (DESIGN §3.8) at /dashboard/: static files served by
@@ -38,10 +38,7 @@ const DASHBOARD_HEADERS = securityHeaders(documentHeaderOptions(DASHBOARD_CSP))
 export default async function dashboard (fastify: FastifyInstance, options: { root?: string } = {}) {
   const root = options.root ?? DASHBOARD_DIR
   // After the API's headers (a parent's hook runs first), so these replace them.
-  fastify.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(DASHBOARD_HEADERS)
-    done()
-  })
+  fastify.addHook('onRequest', securityHeadersHook(DASHBOARD_HEADERS))
 
   fastify.addHook('onRoute', (route) => {
     if (route.url.startsWith('/dashboard/')) route.config = { ...route.config, publicCache: true }

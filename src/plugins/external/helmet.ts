@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 
@@ -40,15 +40,32 @@ export function securityHeaders (options: HelmetOptions): Readonly<Record<string
 }
 
 /**
- * The options of helmet's whole set for a page a browser renders (the
- * dashboard, Swagger UI), with the page's own CSP: never framed, no referrer.
+ * The options of helmet's whole set for a page a browser renders, with the
+ * page's own CSP: never framed, no referrer.
  */
-export function documentHeaderOptions (directives: Record<string, string[]>) {
+function documentHeaderOptions (directives: Record<string, string[]>) {
   return {
     contentSecurityPolicy: { useDefaults: false, directives },
     frameguard: { action: 'deny' as const },
     referrerPolicy: { policy: 'no-referrer' as const },
   } satisfies HelmetOptions
+}
+
+/** Helmet's whole set for an HTML page (the dashboard, Swagger UI) with its own CSP, computed once. */
+export function pageSecurityHeaders (directives: Record<string, string[]>): Readonly<Record<string, string>> {
+  return securityHeaders(documentHeaderOptions(directives))
+}
+
+/**
+ * The onRequest hook that copies `headers` onto each reply of its scope. In
+ * an encapsulated scope it runs after its parent's, so a page's set replaces
+ * the API's there.
+ */
+export function securityHeadersHook (headers: Readonly<Record<string, string>>): onRequestHookHandler {
+  return function securityHeadersHook (_request, reply, done) {
+    reply.headers(headers)
+    done()
+  }
 }
 
 /**
@@ -88,10 +105,7 @@ export const API_SECURITY_HEADERS = securityHeaders({
  */
 export default fp(
   async (fastify: FastifyInstance) => {
-    fastify.addHook('onRequest', function securityHeadersHook (_request, reply, done) {
-      reply.headers(API_SECURITY_HEADERS)
-      done()
-    })
+    fastify.addHook('onRequest', securityHeadersHook(API_SECURITY_HEADERS))
   },
   { name: 'helmet' }
 )

@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { documentHeaderOptions, securityHeaders } from './helmet.js'
+import { pageSecurityHeaders, securityHeadersHook } from './helmet.js'
 import { ErrorResponse, OAuthErrorResponse } from '../../schemas/errors.js'
 import { Session, User } from '../../schemas/users.js'
 import { TokenResponse } from '../../schemas/tokens.js'
@@ -35,8 +35,7 @@ export const DOCS_CSP = {
   'object-src': ["'none'"],
 }
 
-/** Helmet's whole set for a page, with the CSP above. */
-const DOCS_HEADERS = securityHeaders(documentHeaderOptions(DOCS_CSP))
+const DOCS_HEADERS = pageSecurityHeaders(DOCS_CSP)
 
 /** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
 export default fp(
@@ -80,10 +79,7 @@ export default fp(
     })
     // Encapsulated: the page's headers replace the API's on /docs only (a parent's hook runs first).
     await fastify.register(async (docs) => {
-      docs.addHook('onRequest', function docsHeadersHook (_request, reply, done) {
-        reply.headers(DOCS_HEADERS)
-        done()
-      })
+      docs.addHook('onRequest', securityHeadersHook(DOCS_HEADERS))
       await docs.register(swaggerUi, { routePrefix: '/docs' })
     })
   },
