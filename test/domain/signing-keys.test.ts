@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { PrismaPg } from '@prisma/adapter-pg'
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import t, { type Test } from 'tap'
 import { deriveServerKeys } from '../../src/domain/server-keys.js'
 import { KeyStore, SIGNING_ALG } from '../../src/domain/signing-keys.js'
@@ -96,7 +96,9 @@ t.test('ensureSigningKey creates exactly one key when two stores race on an empt
 })
 
 t.test('rotation: published at once, signs after the lead, the old key stays published until its tokens expired', async (t) => {
-  const clock = manualClock()
+  // Start on a whole second: activation then falls on one too, the case where the
+  // last old token's floored iat makes it expire a full second before activatesAt + TTL.
+  const clock = manualClock(Math.floor(Date.now() / 1000) * 1000)
   const t0 = clock.now()
   const s = store({ now: clock.now })
   await s.ensureSigningKey()
@@ -152,8 +154,11 @@ t.test('rotation: published at once, signs after the lead, the old key stays pub
     t.ok(kids(s).includes(oldKid), `old key published ${(at - activatesAt.getTime()) / 1000} s after retirement`)
     t.ok(s.publicKeyPem(oldKid))
   }
-  clock.set(lastOldExpiry - 1000)
+  // Its exp is whole seconds (floored iat + TTL): it verifies in its last second.
+  clock.set(decodeJwt(lastOldToken).exp! * 1000 - 1)
   await t.resolves(verifyAt(lastOldToken, clock.now()), 'a token signed just before retirement verifies until it expires')
+  clock.set(decodeJwt(lastOldToken).exp! * 1000)
+  await t.rejects(verifyAt(lastOldToken, clock.now()), { code: 'ERR_JWT_EXPIRED' }, 'and is refused as expired from its exp, its key still published')
 
   // Then it disappears: from the in-memory set at once, and from a fresh load.
   clock.set(expiresAt)
