@@ -57,21 +57,74 @@ function send (request: FastifyRequest, reply: FastifyReply, error: ApiError, oa
   return reply.send({ ...error.fields, statusCode: error.statusCode, error: STATUS_CODES[error.statusCode] ?? 'Error', code: error.code, message: error.message })
 }
 
-/** Connection-level failures of Postgres, whatever layer reports them. */
+/**
+ * Connection-level failures of Postgres, whatever layer reports them: pg's
+ * own errors (`code`), and Prisma's P2039 (model queries) and P2010 (raw
+ * queries), which carry @prisma/adapter-pg's mapped error in
+ * meta.driverAdapterError.cause: `{ kind, originalCode, code? }`.
+ */
 function isDatabaseUnavailable (error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, name, message } = e as { code?: unknown; name?: unknown; message?: unknown }
+  const pending: unknown[] = [error]
+  for (let seen = 0; pending.length > 0 && seen < 10; seen++) {
+    const e = pending.pop()
+    if (!e || typeof e !== 'object') continue
+    const { code, originalCode, kind, name, message, cause, meta } = e as {
+      code?: unknown
+      originalCode?: unknown
+      kind?: unknown
+      name?: unknown
+      message?: unknown
+      cause?: unknown
+      meta?: { driverAdapterError?: unknown }
+    }
     if (typeof code === 'string' && DB_UNAVAILABLE_CODES.has(code)) return true
-    // Prisma reports driver-adapter failures (e.g. P2010 from $queryRaw) with the adapter's mapped kind in meta.
-    const kind = (e as { meta?: { driverAdapterError?: { cause?: { kind?: unknown } } } }).meta?.driverAdapterError?.cause?.kind
+    if (typeof originalCode === 'string' && DB_UNAVAILABLE_CODES.has(originalCode)) return true
     if (typeof kind === 'string' && DB_UNAVAILABLE_KINDS.has(kind)) return true
     if (name === 'PrismaClientInitializationError') return true
     if (typeof message === 'string' && DB_UNAVAILABLE_MESSAGES.some((m) => message.includes(m))) return true
+    pending.push(cause, meta?.driverAdapterError)
   }
   return false
 }
 
-const DB_UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'P1001', 'P1002', 'P1017', '57P01', '57P03', '08006', '08001', '08003'])
+/**
+ * SQLSTATEs that mean "the database cannot serve this now; the same request
+ * will succeed shortly": a 503 with Retry-After, not a 500.
+ * - Class 08, connection exception, all of it. 08P01 (protocol_violation)
+ *   too: PgBouncer reports its own failures (a server connection lost,
+ *   query_wait_timeout, login to the server failing) as 08P01 by default;
+ *   a real protocol bug still gets logged at error level.
+ * - 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now
+ *   (starting up, shutting down, in recovery): a restart or a failover.
+ * - 53300 too_many_connections: adapter-pg maps it to TooManyConnections
+ *   (below); the raw pool reports the bare code.
+ * Not here: 57P04 database_dropped (permanent), 57014 query_canceled (our
+ * own timeout or a cancel, not an outage).
+ */
+export const DATABASE_UNAVAILABLE_SQLSTATES = [
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '08007',
+  '08P01',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+] as const
+
+const DB_UNAVAILABLE_CODES = new Set<string>([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'P1001',
+  'P1002',
+  'P1017',
+  ...DATABASE_UNAVAILABLE_SQLSTATES,
+])
 /** @prisma/adapter-pg's mapped error kinds that mean the database cannot be reached now. */
 const DB_UNAVAILABLE_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections'])
 const DB_UNAVAILABLE_MESSAGES = [
