@@ -54,6 +54,8 @@ export const EnvSchema = Type.Object({
   EMAIL_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 1000 }),
   PASSWORD_RESET_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   EMAIL_VERIFY_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
+  CREDENTIAL_REMOVAL_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
+  SECURITY_PAGE_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   PASSWORD_RESET_TTL_SECONDS: Seconds(1800, 60),
   EMAIL_VERIFY_TTL_SECONDS: Seconds(24 * 3600, 60),
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false }),
@@ -154,6 +156,10 @@ export interface EmailConfig {
   /** The pages of the dashboard (or the product's own SPA) that links point at; the secret goes in the fragment. */
   passwordResetUrl: string
   emailVerifyUrl: string
+  /** The page a password-change notice's one-click link opens: it removes the passkeys and API keys the notice lists. */
+  credentialRemovalUrl: string
+  /** Where a user reviews their passkeys, factors and keys; named by every "new way into your account" notice. */
+  securityPageUrl: string
   /** Admins may read the rendered messages (with their links): only without SMTP and outside production. */
   devMailbox: boolean
   passwordResetTtlSeconds: number
@@ -311,6 +317,8 @@ function fromEnv (env: Env): Config {
       // Hash routes of the dashboard SPA, served by this service.
       passwordResetUrl: env.PASSWORD_RESET_URL ?? `${issuer}/dashboard/#/reset-password`,
       emailVerifyUrl: env.EMAIL_VERIFY_URL ?? `${issuer}/dashboard/#/verify-email`,
+      credentialRemovalUrl: env.CREDENTIAL_REMOVAL_URL ?? `${issuer}/dashboard/#/remove-credentials`,
+      securityPageUrl: env.SECURITY_PAGE_URL ?? `${issuer}/dashboard/#/security`,
       devMailbox: !env.SMTP_URL && env.NODE_ENV !== 'production',
       passwordResetTtlSeconds: env.PASSWORD_RESET_TTL_SECONDS,
       emailVerifyTtlSeconds: env.EMAIL_VERIFY_TTL_SECONDS,

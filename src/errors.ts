@@ -43,6 +43,8 @@ export const ERROR_STATUS = {
   passkey_not_found: 404,
   passkey_exists: 409,
   passkey_limit: 409,
+  // A credential that signs in without the password (a passkey, an API key) asked for while the address is unverified.
+  email_verification_required: 403,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
 } as const satisfies Record<string, number>

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Prisma } from '../generated/prisma/client.js'
 import type { AccountTokenPurpose } from '../generated/prisma/enums.js'
 import { DomainError } from '../errors.js'
@@ -6,7 +6,7 @@ import { hmacSha256 } from './server-keys.js'
 
 /**
  * The secrets of emailed links (password reset, email verification, address
- * change): 256 bits of randomness, shown once (in the message, itself kept
+ * change, credential removal): 256 bits of randomness, shown once (in the message, itself kept
  * encrypted until sent), stored only as a keyed hash, single use, short-lived.
  */
 
@@ -17,6 +17,20 @@ export interface SpentToken {
   userId: string
   purpose: AccountTokenPurpose
   newEmail: string | null
+  passwordHashMac: Uint8Array | null
+  details: unknown
+}
+
+/**
+ * Voids every unspent link secret of a user (address changes, verification,
+ * password-reset and credential-removal links), in the caller's transaction:
+ * what a password reset or change, a disabling and an admin's reset do, so
+ * that no link asked for before the account was secured outlives it. The
+ * rows deleted.
+ */
+export async function voidUnspentLinks (tx: Prisma.TransactionClient, userId: string): Promise<number> {
+  const { count } = await tx.accountToken.deleteMany({ where: { userId, usedAt: null } })
+  return count
 }
 
 export class AccountTokens {
@@ -29,6 +43,17 @@ export class AccountTokens {
     return new Uint8Array(hmacSha256(this.hashKey, secret))
   }
 
+  /** A keyed hash of a password hash: an address-change link remembers the password it was asked with, never the hash itself. */
+  passwordMac (passwordHash: string): Uint8Array<ArrayBuffer> {
+    return new Uint8Array(hmacSha256(this.hashKey, `password_hash:${passwordHash}`))
+  }
+
+  /** Whether `passwordHash` is the one `mac` was made of (constant time). */
+  samePassword (mac: Uint8Array, passwordHash: string): boolean {
+    const current = this.passwordMac(passwordHash)
+    return current.length === mac.length && timingSafeEqual(current, mac)
+  }
+
   /**
    * A new secret for `purpose`, in the caller's transaction (the one that
    * writes the message carrying it). It supersedes every unused secret of the
@@ -36,7 +61,16 @@ export class AccountTokens {
    */
   async issue (
     tx: Prisma.TransactionClient,
-    input: { userId: string; purpose: AccountTokenPurpose; ttlSeconds: number; newEmail?: string }
+    input: {
+      userId: string
+      purpose: AccountTokenPurpose
+      ttlSeconds: number
+      newEmail?: string
+      /** passwordMac of the account's password hash when the link was asked for (address changes). */
+      passwordHashMac?: Uint8Array<ArrayBuffer>
+      /** What the link acts on (a credential removal's ids); never a secret. */
+      details?: Prisma.InputJsonValue
+    }
   ): Promise<string> {
     const secret = randomBytes(32).toString('base64url')
     const now = this.now()
@@ -47,6 +81,8 @@ export class AccountTokens {
         purpose: input.purpose,
         tokenHash: this.hash(secret),
         newEmail: input.newEmail ?? null,
+        passwordHashMac: input.passwordHashMac ?? null,
+        ...(input.details === undefined ? {} : { details: input.details }),
         expiresAt: new Date(now + input.ttlSeconds * 1000),
         createdAt: new Date(now),
       },
@@ -66,7 +102,7 @@ export class AccountTokens {
     const rows = await tx.accountToken.updateManyAndReturn({
       where: { tokenHash: this.hash(secret), purpose: { in: purposes }, usedAt: null, expiresAt: { gt: now } },
       data: { usedAt: now },
-      select: { userId: true, purpose: true, newEmail: true },
+      select: { userId: true, purpose: true, newEmail: true, passwordHashMac: true, details: true },
     })
     const spent = rows[0]
     if (spent) return spent

@@ -194,7 +194,7 @@ export class Accounts {
   async startSession (
     login: VerifiedLogin,
     session: SessionRequest,
-    options: { recordLogin?: boolean; amr?: string[] } = {}
+    options: { recordLogin?: boolean; amr?: string[]; passkeyId?: string | undefined } = {}
   ): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const started = await this.sessions.start({
       recordLogin: options.recordLogin ?? false,
@@ -205,6 +205,7 @@ export class Accounts {
       context: session.context,
       verified: login.verified,
       amr: options.amr ?? [AMR.password],
+      passkeyId: options.passkeyId,
     })
     if (!started) {
       await recordAuditEvent(this.db, {
@@ -260,8 +261,8 @@ export class Accounts {
     newPassword: string
     currentSessionId: string
     ip?: string
-    /** Runs in the transaction of the change: the "your password was changed" notice to the address. */
-    notify?: (tx: Prisma.TransactionClient, email: string) => Promise<unknown>
+    /** Runs in the transaction of the change: voiding the user's pending links, the "your password was changed" notice. */
+    withinChange?: (tx: Prisma.TransactionClient, user: { userId: string; email: string }) => Promise<void>
   }): Promise<string[]> {
     const refuse = async (code: 'invalid_credentials' | 'weak_password', message: string): Promise<never> => {
       await recordAuditEvent(this.db, {
@@ -295,7 +296,7 @@ export class Accounts {
         ip: input.ip,
         details: { revokedSessions: revoked.length },
       })
-      await input.notify?.(tx, user.email)
+      await input.withinChange?.(tx, { userId: input.userId, email: user.email })
       return revoked
     })
     return revoked ?? refuse('invalid_credentials', 'the password changed meanwhile')

@@ -5,6 +5,7 @@ import { DomainError } from '../errors.js'
 import type { AuditEvent } from '../schemas/admin.js'
 import type { PublicUser } from '../schemas/users.js'
 import { foldEmail, PUBLIC_USER_SELECT } from './accounts.js'
+import { voidUnspentLinks } from './account-tokens.js'
 import { recordAuditEvent, type AuditEventInput } from './audit.js'
 import { canonicalUuid, MAX_BIGINT } from './formats.js'
 import { createdBefore, decodeCursor, encodeCursor, hasExactly, isCreatedCursor, pageOf } from './pagination.js'
@@ -114,7 +115,9 @@ export class Administration {
       }
       if (disabled && !before.disabled) {
         const revoked = await this.sessions.revoke({ userId: input.userId }, 'user_disabled', tx)
-        await recordAuditEvent(tx, { type: 'user_disabled', ...event, details: { revokedSessions: revoked.length } })
+        // No link asked for before the disabling (an address change, a reset) works after it.
+        const voidedLinks = await voidUnspentLinks(tx, input.userId)
+        await recordAuditEvent(tx, { type: 'user_disabled', ...event, details: { revokedSessions: revoked.length, voidedLinks } })
       }
       if (!disabled && before.disabled) await recordAuditEvent(tx, { type: 'user_enabled', ...event })
       return { user, changedAt }

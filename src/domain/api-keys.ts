@@ -5,6 +5,7 @@ import type { Role } from '../generated/prisma/enums.js'
 import { DomainError } from '../errors.js'
 import type { ApiKeySummary, CreatedApiKey } from '../schemas/api-keys.js'
 import { recordAuditEvent } from './audit.js'
+import type { CredentialNotices } from './credential-notices.js'
 import { createdBefore, decodeCursor, isCreatedCursor, pageOf } from './pagination.js'
 import type { Page } from '../schemas/pagination.js'
 import { hmacSha256 } from './server-keys.js'
@@ -77,12 +78,19 @@ export class ApiKeyStore {
   private readonly lastUsedWrites = new Map<string, number>()
   private readonly now: () => number
   private readonly limitPerUser: number
+  private readonly notices: CredentialNotices | undefined
 
   constructor (
     private readonly db: PrismaClient,
     private readonly hashKey: Buffer,
-    options: { now?: () => number; limitPerUser?: number } = {}
+    options: {
+      now?: () => number
+      limitPerUser?: number
+      /** Announces each new key to its owner's address (ASVS 5.0 V6.3.7). */
+      notices?: CredentialNotices
+    } = {}
   ) {
+    this.notices = options.notices
     this.now = options.now ?? Date.now
     this.limitPerUser = options.limitPerUser ?? 100
   }
@@ -105,7 +113,11 @@ export class ApiKeyStore {
       // counts the keys the others committed: no check-then-insert race past
       // the limit. NO KEY UPDATE does not block the key-share locks that
       // inserts referencing the user (sessions, audit events) take.
-      await tx.$queryRaw`SELECT 1 FROM users WHERE id = ${input.userId}::uuid FOR NO KEY UPDATE`
+      const [owner] = await tx.$queryRaw<{ email_verified_at: Date | null }[]>`SELECT email_verified_at FROM users WHERE id = ${input.userId}::uuid FOR NO KEY UPDATE`
+      // A key acts without the password: nobody adds one to an account whose address nobody has proven (account pre-hijacking).
+      if (owner && owner.email_verified_at === null) {
+        throw new DomainError('email_verification_required', 'confirm your email address before creating an API key: open the link we sent, or ask for a new one')
+      }
       const live = await tx.apiKey.count({
         where: { userId: input.userId, revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
       })
@@ -129,8 +141,10 @@ export class ApiKeyStore {
         ip: input.ip,
         details: { apiKeyId: row.id, prefix: row.prefix, scopes: row.scopes },
       })
+      await this.notices?.added(tx, { userId: input.userId, kind: 'api_key', name: `${row.name} (${row.prefix}…)` })
       return row
     })
+    this.notices?.committed()
     return { ...created, key }
   }
 

@@ -39,6 +39,8 @@ export const AUDIT_EVENT_TYPES = [
   'passkey_deleted',
   // A validly signed assertion whose signature counter did not increase: a possibly cloned authenticator.
   'passkey_counter_regressed',
+  // The one-click link of a password-change notice removed the passkeys and API keys it listed.
+  'credentials_removed_by_link',
 ] as const
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
 

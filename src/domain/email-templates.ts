@@ -15,13 +15,19 @@ export const EMAIL_TEMPLATES = [
   'email_change',
   'email_change_requested',
   'second_factors_reset',
+  'password_changed_review',
+  'credential_added',
 ] as const
 export type EmailTemplate = (typeof EMAIL_TEMPLATES)[number]
 
 /** The templates whose message carries a secret, and the page its link opens. */
-export const LINK_PAGES = { password_reset: 'passwordReset', email_verification: 'emailVerify', email_change: 'emailVerify' } as const satisfies Partial<
-  Record<EmailTemplate, 'passwordReset' | 'emailVerify'>
->
+export const LINK_PAGES = {
+  password_reset: 'passwordReset',
+  email_verification: 'emailVerify',
+  email_change: 'emailVerify',
+  password_changed_review: 'credentialRemoval',
+} as const satisfies Partial<Record<EmailTemplate, LinkPage>>
+export type LinkPage = 'passwordReset' | 'emailVerify' | 'credentialRemoval'
 
 export const TEMPLATES_DIR = join(PROJECT_ROOT, 'src', 'templates', 'email')
 

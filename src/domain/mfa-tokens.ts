@@ -87,17 +87,34 @@ export class MfaTokens {
     })
     const claimed = rows[0]
     if (claimed) return claimed
-    const row = await tx.mfaToken.findUnique({ where: { tokenHash }, select: { clientId: true, transport: true, usedAt: true, expiresAt: true } })
-    const reason = !row
-      ? 'the mfa_token is invalid'
-      : row.clientId !== by.clientId
-        ? 'the mfa_token was issued to another client'
-        : row.transport !== by.transport
-          ? `the mfa_token was issued for the ${row.transport} transport`
-          : row.usedAt
-            ? 'the mfa_token was already used; sign in again'
-            : 'the mfa_token expired; sign in again'
-    throw new DomainError('invalid_grant', reason)
+    throw new DomainError('invalid_grant', await this.refusal(tx, tokenHash, by))
+  }
+
+  /**
+   * The user a token is for, if it could be claimed now for this client and
+   * transport (`by`; any, when omitted), without claiming it: a passkey
+   * step verifies its assertion (which spends its own challenge) before the
+   * token is claimed. invalid_grant, saying why, otherwise.
+   */
+  async peek (db: PrismaClient | Prisma.TransactionClient, token: string, by?: { clientId: string; transport: Transport }): Promise<{ userId: string }> {
+    if (!MFA_TOKEN_PATTERN.test(token)) throw new DomainError('invalid_grant', 'the mfa_token is invalid')
+    const tokenHash = this.hash(token)
+    const row = await db.mfaToken.findFirst({
+      where: { tokenHash, usedAt: null, expiresAt: { gt: new Date(this.now()) }, ...(by ? { clientId: by.clientId, transport: by.transport } : {}) },
+      select: { userId: true },
+    })
+    if (row) return row
+    throw new DomainError('invalid_grant', await this.refusal(db, tokenHash, by))
+  }
+
+  /** Why a token cannot be claimed by `by`: told only to whoever holds it. */
+  private async refusal (db: PrismaClient | Prisma.TransactionClient, tokenHash: Uint8Array<ArrayBuffer>, by?: { clientId: string; transport: Transport }): Promise<string> {
+    const row = await db.mfaToken.findUnique({ where: { tokenHash }, select: { clientId: true, transport: true, usedAt: true, expiresAt: true } })
+    if (!row) return 'the mfa_token is invalid'
+    if (by && row.clientId !== by.clientId) return 'the mfa_token was issued to another client'
+    if (by && row.transport !== by.transport) return `the mfa_token was issued for the ${row.transport} transport`
+    if (row.usedAt) return 'the mfa_token was already used; sign in again'
+    return 'the mfa_token expired; sign in again'
   }
 
   /**

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Prisma, PrismaClient } from '../generated/prisma/client.js'
 import type { OutboxMessage as OutboxMessageView, OutboxStatus } from '../schemas/email.js'
 import type { Page } from '../schemas/pagination.js'
-import { EMAIL_TEMPLATES, LINK_PAGES, secretLink, type EmailTemplate, type EmailTemplates, type RenderedEmail } from './email-templates.js'
+import { EMAIL_TEMPLATES, LINK_PAGES, secretLink, type EmailTemplate, type LinkPage, type EmailTemplates, type RenderedEmail } from './email-templates.js'
 import { createdBefore, decodeCursor, isCreatedCursor, pageOf } from './pagination.js'
 import { seal, unseal } from './server-keys.js'
 
@@ -37,7 +37,7 @@ export interface OutboxOptions {
   encryptionKey: Buffer
   templates: EmailTemplates
   productName: string
-  pages: { passwordReset: string; emailVerify: string }
+  pages: Record<LinkPage, string>
   /** The development mailbox: admins may read rendered messages. */
   devMailbox: boolean
   now: () => number

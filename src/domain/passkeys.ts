@@ -21,6 +21,8 @@ import { recordAuditEvent } from './audit.js'
 import { AMR, combineMethods } from './authentication-methods.js'
 import { CHALLENGE_TTL_SECONDS, type WebAuthnChallenges } from './webauthn-challenges.js'
 import type { SecondFactorStore } from './second-factors.js'
+import type { CredentialNotices } from './credential-notices.js'
+import type { SessionStore } from './sessions.js'
 
 /**
  * Passkeys (W3C WebAuthn Level 3; DESIGN §3.12) on @simplewebauthn/server:
@@ -52,6 +54,9 @@ const PASSKEY_SELECT = {
   lastUsedAt: true,
 } as const satisfies Record<keyof PasskeySummary, true>
 
+/** What the second step of a password login is told to send: the user's passkeys, over a challenge bound to them. */
+export type SecondFactorPurpose = 'second_factor'
+
 /** What a verified assertion proved: the passkey, its user, and the RFC 8176 methods. */
 export interface VerifiedAssertion {
   passkeyId: string
@@ -67,6 +72,7 @@ export interface VerifiedAssertion {
  */
 export const PASSKEY_FACTOR_STORE: SecondFactorStore = {
   name: 'passkeys',
+  loginFactor: 'passkey',
   has: async (db, userId) => (await db.passkey.count({ where: { userId }, take: 1 })) > 0,
   remove: async (tx, userId) => (await tx.passkey.deleteMany({ where: { userId } })).count,
 }
@@ -76,6 +82,11 @@ export class Passkeys {
     private readonly db: PrismaClient,
     private readonly challenges: WebAuthnChallenges,
     private readonly relyingParty: WebAuthnConfig,
+    private readonly deps: {
+      /** Ends the sessions a deleted passkey signed in to. */
+      sessions: Pick<SessionStore, 'revoke'>
+      notices: CredentialNotices
+    },
     private readonly options: {
       now: () => number
       /** The sign-in refuses accounts whose address is unverified (REQUIRE_EMAIL_VERIFICATION), as the password grant does. */
@@ -92,8 +103,9 @@ export class Passkeys {
    * random one (made at the first registration), never the address or the id.
    */
   async registrationOptions (userId: string): Promise<PublicKeyCredentialCreationOptionsJSON> {
-    const user = await this.db.user.findUnique({ where: { id: userId }, select: { email: true } })
+    const user = await this.db.user.findUnique({ where: { id: userId }, select: { email: true, emailVerifiedAt: true } })
     if (!user) throw new DomainError('account_changed', 'the account no longer exists')
+    refuseUnverified(user)
     const existing = await this.db.passkey.findMany({ where: { userId }, select: { credentialId: true, transports: true } })
     if (existing.length >= MAX_PASSKEYS_PER_USER) {
       throw new DomainError('passkey_limit', `a user may hold at most ${MAX_PASSKEYS_PER_USER} passkeys; delete one first`)
@@ -134,6 +146,9 @@ export class Passkeys {
       await recordAuditEvent(this.db, { type: 'passkey_registration_failed', userId, actorId: userId, ip, details: { reason: code, message } })
       throw new DomainError(code, message)
     }
+    const owner = await this.db.user.findUnique({ where: { id: userId }, select: { emailVerifiedAt: true } })
+    if (!owner) throw new DomainError('account_changed', 'the account no longer exists')
+    refuseUnverified(owner)
     const challenge = challengeOf(response.response.clientDataJSON)
     if (challenge === null || !(await this.challenges.spend(challenge, 'registration', userId))) {
       return refuse('passkey_challenge_invalid', 'the registration challenge is unknown, used, expired or not yours: ask for new options')
@@ -174,8 +189,10 @@ export class Passkeys {
           select: PASSKEY_SELECT,
         })
         await recordAuditEvent(tx, { type: 'passkey_registered', userId, actorId: userId, ip, details: { passkeyId: passkey.id, deviceType: credentialDeviceType, aaguid } })
+        await this.deps.notices.added(tx, { userId, kind: 'passkey', name })
         return passkey
       })
+      if (created) this.deps.notices.committed()
       return created ?? (await refuse('passkey_limit', `a user may hold at most ${MAX_PASSKEYS_PER_USER} passkeys; delete one first`))
     } catch (error) {
       if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
@@ -203,12 +220,24 @@ export class Passkeys {
     })
   }
 
-  /** Deletes one of the user's passkeys; another user's id is not found. Sessions it opened live on. */
-  async delete (input: { userId: string; passkeyId: string; ip?: string | undefined }): Promise<void> {
-    await this.db.$transaction(async (tx) => {
+  /**
+   * Deletes one of the user's passkeys and ends the sessions it signed in
+   * to (a lost or stolen device must not stay signed in); another user's id
+   * is not found. The ids of the sessions ended.
+   */
+  async delete (input: { userId: string; passkeyId: string; ip?: string | undefined }): Promise<string[]> {
+    return this.db.$transaction(async (tx) => {
       const { count } = await tx.passkey.deleteMany({ where: { id: input.passkeyId, userId: input.userId } })
       if (count === 0) throw new DomainError('passkey_not_found', 'no passkey of yours has this id')
-      await recordAuditEvent(tx, { type: 'passkey_deleted', userId: input.userId, actorId: input.userId, ip: input.ip, details: { passkeyId: input.passkeyId } })
+      const revoked = await this.deps.sessions.revoke({ userId: input.userId, passkeyIds: [input.passkeyId] }, 'passkey_removed', tx)
+      await recordAuditEvent(tx, {
+        type: 'passkey_deleted',
+        userId: input.userId,
+        actorId: input.userId,
+        ip: input.ip,
+        details: { passkeyId: input.passkeyId, revokedSessions: revoked.length },
+      })
+      return revoked
     })
   }
 
@@ -236,6 +265,24 @@ export class Passkeys {
     return this.requestOptions(challenge, passkeys.map((passkey) => ({ id: passkey.credentialId, transports: passkey.transports })))
   }
 
+  /**
+   * The options of a password login's second step with a passkey: the
+   * user's passkeys in allowCredentials, the challenge bound to the user
+   * with its own purpose (a sign-in's or a step-up's challenge does not
+   * serve here). Null when the user has none.
+   */
+  async secondFactorOptions (userId: string): Promise<PublicKeyCredentialRequestOptionsJSON | null> {
+    const passkeys = await this.db.passkey.findMany({ where: { userId }, select: { credentialId: true, transports: true } })
+    if (passkeys.length === 0) return null
+    const challenge = await this.challenges.issue('second_factor', userId)
+    return this.requestOptions(challenge, passkeys.map((passkey) => ({ id: passkey.credentialId, transports: passkey.transports })))
+  }
+
+  /** For a password login's second step: an assertion by one of `userId`'s passkeys over a challenge of secondFactorOptions(userId). */
+  async verifySecondFactor (userId: string, response: AuthenticationResponseJSON, ip?: string): Promise<VerifiedAssertion> {
+    return this.verifyAssertion(response, 'second_factor', userId, ip)
+  }
+
   private requestOptions (challenge: string, allowCredentials: { id: string; transports: string[] }[]): Promise<PublicKeyCredentialRequestOptionsJSON> {
     // Stored transports were filtered to KNOWN_TRANSPORTS at registration.
     return generateAuthenticationOptions({
@@ -257,7 +304,7 @@ export class Passkeys {
    * address under REQUIRE_EMAIL_VERIFICATION email_not_verified. Returns the
    * login Accounts.startSession opens a session for, and its amr (with mfa).
    */
-  async signIn (response: AuthenticationResponseJSON, ip?: string): Promise<{ login: VerifiedLogin; amr: string[] }> {
+  async signIn (response: AuthenticationResponseJSON, ip?: string): Promise<{ login: VerifiedLogin; amr: string[]; passkeyId: string }> {
     const assertion = await this.verifyAssertion(response, 'authentication', null, ip)
     const user = await this.db.user.findUnique({ where: { id: assertion.userId }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
     if (!user || user.disabled) {
@@ -269,7 +316,7 @@ export class Passkeys {
       throw new DomainError('email_not_verified', 'confirm your email address first: open the link we sent, or reset your password')
     }
     const { passwordHash, ...publicUser } = user
-    return { login: { user: publicUser, verified: { role: user.role, passwordHash } }, amr: combineMethods([], assertion.amr) }
+    return { login: { user: publicUser, verified: { role: user.role, passwordHash } }, amr: combineMethods([], assertion.amr), passkeyId: assertion.passkeyId }
   }
 
   /**
@@ -298,11 +345,11 @@ export class Passkeys {
    */
   private async verifyAssertion (
     response: AuthenticationResponseJSON,
-    purpose: Extract<WebauthnChallengePurpose, 'authentication' | 'step_up'>,
+    purpose: Extract<WebauthnChallengePurpose, 'authentication' | 'step_up' | 'second_factor'>,
     userId: string | null,
     ip: string | undefined
   ): Promise<VerifiedAssertion> {
-    const method = { method: 'passkey', ...(purpose === 'step_up' ? { stepUp: true } : {}) }
+    const method = { method: 'passkey', ...(purpose === 'step_up' ? { stepUp: true } : purpose === 'second_factor' ? { secondStep: true } : {}) }
     const refuse = async (reason: string, subject: string | null, details: Prisma.InputJsonObject = {}): Promise<never> => {
       await recordAuditEvent(this.db, { type: 'login_failed', userId: subject, ip, details: { reason, ...method, ...details } })
       throw new DomainError('invalid_grant', 'the passkey was not accepted')
@@ -362,6 +409,18 @@ export class Passkeys {
       userId: passkey.userId,
       amr: [info.credentialBackedUp ? AMR.softwareKey : AMR.hardwareKey, AMR.user],
     }
+  }
+}
+
+/**
+ * A passkey signs in without the password, so it is not added to an account
+ * whose address nobody has proven: whoever typed the address at sign-up
+ * could otherwise keep a way into the account its owner later claims by a
+ * password reset (account pre-hijacking).
+ */
+function refuseUnverified (user: { emailVerifiedAt: Date | null }): void {
+  if (user.emailVerifiedAt === null) {
+    throw new DomainError('email_verification_required', 'confirm your email address before adding a passkey: open the link we sent, or ask for a new one')
   }
 }
 

@@ -1,8 +1,9 @@
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js'
 import { DomainError } from '../errors.js'
 import { emailProblem, foldEmail, normalizeEmail } from './accounts.js'
-import type { AccountTokens } from './account-tokens.js'
+import { voidUnspentLinks, type AccountTokens } from './account-tokens.js'
 import { recordAuditEvent } from './audit.js'
+import { describeCredential } from './credential-notices.js'
 import type { Outbox } from './outbox.js'
 import { passwordProblem, type PasswordHasher } from './passwords.js'
 import type { SessionStore } from './sessions.js'
@@ -68,9 +69,17 @@ export class Recovery {
 
   private async sendPasswordReset (email: string, by: { ip?: string | undefined; actorId?: string }): Promise<void> {
     if (emailProblem(email)) return
-    const user = await this.db.user.findUnique({ where: { email }, select: { id: true, disabled: true } })
-    if (!user || user.disabled) return
-    await this.db.$transaction(async (tx) => {
+    const queued = await this.db.$transaction(async (tx) => {
+      // Found by address under a share lock: an address change committing
+      // meanwhile either ran before (then the old address finds no one) or
+      // waits for this one (then it voids the link mailed here).
+      const [user] = await tx.$queryRaw<{ id: string; disabled: boolean }[]>`SELECT id, disabled FROM users WHERE email = ${email} FOR SHARE`
+      if (!user || user.disabled) return false
+      // Asking for a reset is what the address-change notice tells the
+      // owner to do: it cancels a pending change at once (an admin's reset
+      // voids every unspent link).
+      if (by.actorId) await voidUnspentLinks(tx, user.id)
+      else await tx.accountToken.deleteMany({ where: { userId: user.id, purpose: 'email_change', usedAt: null } })
       const secret = await this.deps.tokens.issue(tx, { userId: user.id, purpose: 'password_reset', ttlSeconds: this.options.passwordResetTtlSeconds })
       await this.deps.outbox.enqueue(tx, {
         recipient: email,
@@ -85,16 +94,27 @@ export class Recovery {
         ip: by.ip,
         details: by.actorId ? { via: 'admin' } : {},
       })
+      return true
     })
-    this.options.mailQueued()
+    if (queued) this.options.mailQueued()
   }
 
   /**
    * Sets a new password with a reset secret. The password is checked first,
    * so a weak one leaves the link usable; the secret is spent in the
    * transaction that changes the password, revokes every session of the user
-   * (their access tokens are refused within a second, §3.5.7) and queues the
-   * notice. A disabled account cannot be reset (the secret stays unspent).
+   * (their access tokens are refused within a second, §3.5.7), voids every
+   * other unspent link and queues the notice. A disabled account cannot be
+   * reset (the secret stays unspent).
+   *
+   * An account whose address was unverified until this reset was open to
+   * anyone who typed the address at sign-up (account pre-hijacking,
+   * Sudhodanan and Paverd, USENIX Security 2022): the reset hands it to the
+   * address's owner bare, with every passkey, authenticator, recovery code
+   * and API key made before it removed. A verified account keeps its
+   * factors (a reset must not bypass the second one); the notice lists the
+   * passkeys and API keys added since the address was last confirmed, with
+   * a link that removes them.
    */
   async confirmPasswordReset (input: { token: string; newPassword: string; ip?: string | undefined }): Promise<void> {
     const problem = passwordProblem(input.newPassword)
@@ -106,11 +126,20 @@ export class Recovery {
       const { userId } = await this.deps.tokens.spend(tx, input.token, ['password_reset'])
       const user = await tx.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true, disabled: true, emailVerifiedAt: true } })
       if (user.disabled) throw new DomainError('invalid_link_token', 'this account is disabled')
+      const now = new Date(this.options.now())
       // The link reached the address: that proves it too (and is the way in for an unverified account under REQUIRE_EMAIL_VERIFICATION).
-      await tx.user.update({ where: { id: userId }, data: { passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? new Date(this.options.now()) } })
+      await tx.user.update({ where: { id: userId }, data: { passwordHash, emailVerifiedAt: user.emailVerifiedAt ?? now } })
       const revoked = await this.deps.sessions.revoke({ userId }, 'password_reset', tx)
-      await recordAuditEvent(tx, { type: 'password_reset', userId, actorId: userId, ip: input.ip, details: { revokedSessions: revoked.length } })
-      await this.notifyPasswordChanged(tx, user.email)
+      const voidedLinks = await voidUnspentLinks(tx, userId)
+      const reclaimed = user.emailVerifiedAt === null ? await removeCredentials(tx, userId, now) : undefined
+      await recordAuditEvent(tx, {
+        type: 'password_reset',
+        userId,
+        actorId: userId,
+        ip: input.ip,
+        details: { revokedSessions: revoked.length, voidedLinks, ...(reclaimed ? { unverifiedAccountReclaimed: reclaimed } : {}) },
+      })
+      await this.queuePasswordChangedNotice(tx, { userId, email: user.email, since: user.emailVerifiedAt })
       return userId
     }).then((userId) => this.options.userChanged(userId))
     this.options.mailQueued()
@@ -151,16 +180,26 @@ export class Recovery {
         const spent = await this.deps.tokens.spend(tx, input.token, ['email_verification', 'email_change'])
         const { userId } = spent
         const now = new Date(this.options.now())
-        const user = await tx.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true, emailVerifiedAt: true } })
+        // Locked: a password reset or change, or a disabling, committing
+        // meanwhile is either seen here or waits, and then finds no link to void.
+        const [user] = await tx.$queryRaw<{ email: string; disabled: boolean; password_hash: string; email_verified_at: Date | null }[]>`
+          SELECT email, disabled, password_hash, email_verified_at FROM users WHERE id = ${userId}::uuid FOR UPDATE`
+        if (!user) throw new DomainError('invalid_link_token', 'this account no longer exists')
+        if (user.disabled) throw new DomainError('invalid_link_token', 'this account is disabled')
         if (spent.purpose === 'email_change' && spent.newEmail) {
+          // Asked with the password the account had then: a change of password since (the owner securing the account) voids it.
+          if (!spent.passwordHashMac || !this.deps.tokens.samePassword(spent.passwordHashMac, user.password_hash)) {
+            throw new DomainError('invalid_link_token', 'the account\'s password changed since this change was asked for; ask again')
+          }
           // Checked again now: another account may have taken the address since the request.
           if (await tx.user.findUnique({ where: { email: spent.newEmail }, select: { id: true } })) throw emailTaken()
           await tx.user.update({ where: { id: userId }, data: { email: spent.newEmail, emailVerifiedAt: now } })
-          await tx.accountToken.deleteMany({ where: { userId, purpose: 'email_verification', usedAt: null } })
+          // Every link mailed to the old address (a reset, a verification) dies with it.
+          await voidUnspentLinks(tx, userId)
           await recordAuditEvent(tx, { type: 'email_changed', userId, actorId: userId, ip: input.ip })
           return { userId, purpose: 'email_change' as const, email: spent.newEmail }
         }
-        if (!user.emailVerifiedAt) {
+        if (!user.email_verified_at) {
           await tx.user.update({ where: { id: userId }, data: { emailVerifiedAt: now } })
           await recordAuditEvent(tx, { type: 'email_verified', userId, actorId: userId, ip: input.ip })
         }
@@ -195,7 +234,13 @@ export class Recovery {
     const taken = (await this.db.user.findUnique({ where: { email: newEmail }, select: { id: true } })) !== null
     const hours = String(Math.round(this.options.emailVerifyTtlSeconds / 3600))
     await this.db.$transaction(async (tx) => {
-      const secret = await this.deps.tokens.issue(tx, { userId: input.userId, purpose: 'email_change', ttlSeconds: this.options.emailVerifyTtlSeconds, newEmail })
+      const secret = await this.deps.tokens.issue(tx, {
+        userId: input.userId,
+        purpose: 'email_change',
+        ttlSeconds: this.options.emailVerifyTtlSeconds,
+        newEmail,
+        passwordHashMac: this.deps.tokens.passwordMac(user.passwordHash),
+      })
       if (!taken) await this.deps.outbox.enqueue(tx, { recipient: newEmail, template: 'email_change', data: { email: newEmail, expiresInHours: hours }, secret })
       await this.deps.outbox.enqueue(tx, { recipient: user.email, template: 'email_change_requested', data: { email: user.email, newEmail } })
       await recordAuditEvent(tx, { type: 'email_change_requested', userId: input.userId, actorId: input.userId, ip: input.ip })
@@ -203,14 +248,110 @@ export class Recovery {
     this.options.mailQueued()
   }
 
-  /** Queues the "your password was changed" notice, in the caller's transaction (a reset's, a password change's). */
-  readonly notifyPasswordChanged = (tx: Prisma.TransactionClient, email: string): Promise<string> =>
-    this.deps.outbox.enqueue(tx, { recipient: email, template: 'password_changed', data: { email } })
+  /**
+   * What a password change does beyond the new hash, in its transaction:
+   * voids every unspent link of the user (a pending address change above
+   * all) and queues the "your password was changed" notice.
+   */
+  readonly passwordChanged = async (tx: Prisma.TransactionClient, user: { userId: string; email: string }): Promise<void> => {
+    await voidUnspentLinks(tx, user.userId)
+    const { emailVerifiedAt } = await tx.user.findUniqueOrThrow({ where: { id: user.userId }, select: { emailVerifiedAt: true } })
+    await this.queuePasswordChangedNotice(tx, { ...user, since: emailVerifiedAt })
+  }
+
+  /**
+   * The "your password was changed" notice. When passkeys or API keys were
+   * added since the address was last confirmed (`since`; null: never, and
+   * then a reset removed them all), it lists them with a one-click link that
+   * removes them: an intruder who knew the old password may have left one,
+   * and each signs in without the password. The anchor is the address's
+   * proof because nobody can move it without the mailbox.
+   */
+  private async queuePasswordChangedNotice (tx: Prisma.TransactionClient, user: { userId: string; email: string; since: Date | null }): Promise<void> {
+    const added = user.since === null ? { passkeys: [], apiKeys: [] } : await credentialsAddedSince(tx, user.userId, user.since)
+    if (added.passkeys.length === 0 && added.apiKeys.length === 0) {
+      await this.deps.outbox.enqueue(tx, { recipient: user.email, template: 'password_changed', data: { email: user.email } })
+      return
+    }
+    const secret = await this.deps.tokens.issue(tx, {
+      userId: user.userId,
+      purpose: 'credential_removal',
+      ttlSeconds: this.options.emailVerifyTtlSeconds,
+      details: { passkeyIds: added.passkeys.map((p) => p.id), apiKeyIds: added.apiKeys.map((k) => k.id) },
+    })
+    const lines = [
+      ...added.passkeys.map((p) => `- ${describeCredential('passkey', p.name)}, added ${p.createdAt.toISOString()}`),
+      ...added.apiKeys.map((k) => `- ${describeCredential('api_key', k.name)} (${k.prefix}…), added ${k.createdAt.toISOString()}`),
+    ]
+    await this.deps.outbox.enqueue(tx, {
+      recipient: user.email,
+      template: 'password_changed_review',
+      data: { email: user.email, credentials: lines.join('\n'), expiresInHours: String(Math.round(this.options.emailVerifyTtlSeconds / 3600)) },
+      secret,
+    })
+  }
+
+  /**
+   * Spends a credential-removal link: deletes the passkeys (ending the
+   * sessions they opened) and revokes the API keys its notice listed, those
+   * still there. Audited. What was removed.
+   */
+  async removeListedCredentials (input: { token: string; ip?: string | undefined }): Promise<{ passkeys: number; apiKeys: number }> {
+    const removed = await this.db.$transaction(async (tx) => {
+      const spent = await this.deps.tokens.spend(tx, input.token, ['credential_removal'])
+      const listed = listedCredentials(spent.details)
+      const now = new Date(this.options.now())
+      const passkeys = await tx.passkey.deleteMany({ where: { userId: spent.userId, id: { in: listed.passkeyIds } } })
+      const sessions = await this.deps.sessions.revoke({ userId: spent.userId, passkeyIds: listed.passkeyIds }, 'passkey_removed', tx)
+      const apiKeys = await tx.apiKey.updateMany({ where: { userId: spent.userId, id: { in: listed.apiKeyIds }, revokedAt: null }, data: { revokedAt: now } })
+      const counts = { passkeys: passkeys.count, apiKeys: apiKeys.count }
+      await recordAuditEvent(tx, { type: 'credentials_removed_by_link', userId: spent.userId, actorId: spent.userId, ip: input.ip, details: { ...counts, revokedSessions: sessions.length } })
+      return { userId: spent.userId, counts }
+    })
+    this.options.userChanged(removed.userId)
+    return removed.counts
+  }
 
   private inBackground (work: Promise<void>): void {
     const tracked = work.catch((error: unknown) => this.options.onBackgroundError(error)).finally(() => this.pending.delete(tracked))
     this.pending.add(tracked)
   }
+}
+
+/**
+ * Every way into an account but its password, removed in the caller's
+ * transaction: passkeys, the authenticator and its recovery codes, API keys
+ * (revoked), pending second steps and WebAuthn challenges. Links and
+ * sessions are the caller's. The counts, for the audit event.
+ */
+async function removeCredentials (tx: Prisma.TransactionClient, userId: string, now: Date): Promise<Record<string, number>> {
+  const where = { userId }
+  return {
+    passkeys: (await tx.passkey.deleteMany({ where })).count,
+    totp: (await tx.totpFactor.deleteMany({ where })).count,
+    recoveryCodes: (await tx.recoveryCode.deleteMany({ where })).count,
+    apiKeys: (await tx.apiKey.updateMany({ where: { userId, revokedAt: null }, data: { revokedAt: now } })).count,
+    mfaTokens: (await tx.mfaToken.deleteMany({ where })).count,
+    webauthnChallenges: (await tx.webauthnChallenge.deleteMany({ where })).count,
+  }
+}
+
+/** The user's passkeys and live API keys created at or after `since`, oldest first. */
+async function credentialsAddedSince (tx: Prisma.TransactionClient, userId: string, since: Date) {
+  const passkeys = await tx.passkey.findMany({ where: { userId, createdAt: { gte: since } }, select: { id: true, name: true, createdAt: true }, orderBy: { createdAt: 'asc' } })
+  const apiKeys = await tx.apiKey.findMany({
+    where: { userId, createdAt: { gte: since }, revokedAt: null },
+    select: { id: true, name: true, prefix: true, createdAt: true },
+    orderBy: { createdAt: 'asc' },
+  })
+  return { passkeys, apiKeys }
+}
+
+/** The ids a credential-removal link's details name (written by queuePasswordChangedNotice). */
+function listedCredentials (details: unknown): { passkeyIds: string[]; apiKeyIds: string[] } {
+  const ids = (value: unknown) => (Array.isArray(value) ? value.filter((id): id is string => typeof id === 'string') : [])
+  const { passkeyIds, apiKeyIds } = (details ?? {}) as { passkeyIds?: unknown; apiKeyIds?: unknown }
+  return { passkeyIds: ids(passkeyIds), apiKeyIds: ids(apiKeyIds) }
 }
 
 function emailTaken (): DomainError {

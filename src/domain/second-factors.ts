@@ -4,7 +4,10 @@ import type { PublicUser } from '../schemas/users.js'
 import { PUBLIC_USER_SELECT, type VerifiedLogin } from './accounts.js'
 import { recordAuditEvent } from './audit.js'
 import type { Transport } from './clients.js'
+import { voidUnspentLinks } from './account-tokens.js'
+import type { CredentialNotices } from './credential-notices.js'
 import type { ClaimedMfaToken, MfaTokens } from './mfa-tokens.js'
+import type { VerifiedAssertion } from './passkeys.js'
 import type { Outbox } from './outbox.js'
 import type { PasswordHasher } from './passwords.js'
 import { normalizeRecoveryCode, type RecoveryCodes } from './recovery-codes.js'
@@ -20,7 +23,7 @@ import { normalizeOtp, type TotpEnrolment, type TotpFactors, type TotpStatus } f
 export type OneTimeCode = { otp: string } | { recoveryCode: string }
 
 /** What the second step of a login accepts, as mfa_required names it. */
-export type LoginFactor = 'otp' | 'recovery_code'
+export type LoginFactor = 'otp' | 'recovery_code' | 'passkey'
 
 export interface OneTimeCodeContext {
   ip?: string | undefined
@@ -41,6 +44,8 @@ export interface SecondFactorStore {
   has(db: PrismaClient | Prisma.TransactionClient, userId: string): Promise<boolean>
   /** Deletes every factor of this kind of the user; how many. */
   remove(tx: Prisma.TransactionClient, userId: string): Promise<number>
+  /** What the second step of a password login accepts for a factor of this kind (TOTP's codes are the class's own). */
+  loginFactor?: LoginFactor
 }
 
 export interface SecondFactorsOptions {
@@ -68,7 +73,7 @@ export class SecondFactors {
 
   constructor (
     private readonly db: PrismaClient,
-    private readonly deps: { totp: TotpFactors; recoveryCodes: RecoveryCodes; mfaTokens: MfaTokens; outbox: Outbox; passwords: PasswordHasher },
+    private readonly deps: { totp: TotpFactors; recoveryCodes: RecoveryCodes; mfaTokens: MfaTokens; outbox: Outbox; passwords: PasswordHasher; notices: CredentialNotices },
     private readonly options: SecondFactorsOptions
   ) {
     const { totp, recoveryCodes } = deps
@@ -90,10 +95,26 @@ export class SecondFactors {
     return false
   }
 
-  /** What the second step of a login accepts for the user: none without a confirmed TOTP factor. */
+  /**
+   * What the second step of a login accepts for the user: a TOTP code (and
+   * a recovery code while any is left) with a confirmed authenticator, a
+   * passkey assertion with a passkey; none without a factor.
+   */
   async loginFactors (userId: string): Promise<LoginFactor[]> {
-    if (!(await this.deps.totp.isConfirmed(this.db, userId))) return []
-    return (await this.deps.recoveryCodes.remaining(this.db, userId)) > 0 ? ['otp', 'recovery_code'] : ['otp']
+    const factors: LoginFactor[] = []
+    if (await this.deps.totp.isConfirmed(this.db, userId)) {
+      factors.push('otp')
+      if ((await this.deps.recoveryCodes.remaining(this.db, userId)) > 0) factors.push('recovery_code')
+    }
+    for (const store of this.stores) {
+      if (store.loginFactor !== undefined && (await store.has(this.db, userId))) factors.push(store.loginFactor)
+    }
+    return factors
+  }
+
+  /** The user a login's pending second step is for (a passkey step's options), if its mfa_token could be claimed now; invalid_grant otherwise. */
+  pendingLoginUser (mfaToken: string): Promise<{ userId: string }> {
+    return this.deps.mfaTokens.peek(this.db, mfaToken)
   }
 
   /**
@@ -134,7 +155,12 @@ export class SecondFactors {
       await recordAuditEvent(tx, { type: 'login_mfa_required', userId: login.user.id, ip: pending.ip, details: { clientId: pending.clientId, factors } })
       return token
     })
-    throw new DomainError('mfa_required', 'this account has a second factor: send mfa_token with an otp or a recovery_code', undefined, { mfa_token: mfaToken, factors })
+    throw new DomainError(
+      'mfa_required',
+      'this account has a second factor: send mfa_token with an otp, a recovery_code, or a passkey assertion (credential) over options from POST /auth/mfa/passkey-options',
+      undefined,
+      { mfa_token: mfaToken, factors }
+    )
   }
 
   /**
@@ -162,14 +188,47 @@ export class SecondFactors {
       return { claimed, user }
     }, { maxWait: 10_000, timeout: 10_000 })
     if (!('claimed' in outcome)) throw new DomainError('invalid_grant', outcome.failed)
-    const { claimed, user } = outcome
+    return { login: await this.loginAsVerified(outcome.claimed, outcome.user, context.ip), scope: outcome.claimed.scope }
+  }
+
+  /**
+   * The second step of a login with a passkey: `verify` checks the
+   * assertion for the mfa_token's user (spending its challenge, which makes
+   * a failed assertion unrepeatable) before the token is claimed; a failure
+   * counts against the token as a wrong code does. Then as completeLogin.
+   */
+  async completeLoginWithPasskey (
+    mfaToken: string,
+    verify: (userId: string) => Promise<VerifiedAssertion>,
+    context: Omit<OneTimeCodeContext, 'purpose'> & { clientId: string; transport: Transport }
+  ): Promise<{ login: VerifiedLogin; scope: string; assertion: VerifiedAssertion }> {
+    const { userId } = await this.deps.mfaTokens.peek(this.db, mfaToken, context)
+    await context.spendAttempt(userId)
+    let assertion: VerifiedAssertion
+    try {
+      assertion = await verify(userId)
+    } catch (error) {
+      if (!(error instanceof DomainError) || error.code !== 'invalid_grant') throw error
+      const usable = await this.db.$transaction(async (tx) => this.deps.mfaTokens.recordFailure(tx, await this.deps.mfaTokens.claim(tx, mfaToken, context)))
+      throw new DomainError('invalid_grant', usable ? error.message : `${error.message}; too many failures for this mfa_token: sign in again`)
+    }
+    const { claimed, user } = await this.db.$transaction(async (tx) => {
+      const claimed = await this.deps.mfaTokens.claim(tx, mfaToken, context)
+      const user = await tx.user.findUnique({ where: { id: claimed.userId }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
+      return { claimed, user }
+    })
+    return { login: await this.loginAsVerified(claimed, user, context.ip), scope: claimed.scope, assertion }
+  }
+
+  /** The login a claimed token's second step opens, if the account is still as its first step verified it; invalid_grant (audited) otherwise. */
+  private async loginAsVerified (claimed: ClaimedMfaToken, user: (PublicUser & { passwordHash: string }) | null, ip: string | undefined): Promise<VerifiedLogin> {
     if (!user || user.disabled || !this.deps.mfaTokens.stillVerified(claimed, { role: user.role, passwordHash: user.passwordHash })) {
-      await recordAuditEvent(this.db, { type: 'login_failed', userId: claimed.userId, ip: context.ip, details: { reason: 'account_changed_during_login' } })
+      await recordAuditEvent(this.db, { type: 'login_failed', userId: claimed.userId, ip, details: { reason: 'account_changed_during_login' } })
       throw new DomainError('invalid_grant', 'the account changed since the password was checked; sign in again')
     }
     const { passwordHash, ...publicUser } = user
     // The role and password hash as the first step checked them: startSession opens the session only if they still hold.
-    return { login: { user: publicUser, verified: { role: claimed.role, passwordHash } }, scope: claimed.scope }
+    return { user: publicUser, verified: { role: claimed.role, passwordHash } }
   }
 
   /** Starts (or restarts) the user's TOTP enrolment. */
@@ -194,8 +253,10 @@ export class SecondFactors {
       if (!(await this.deps.totp.confirm(tx, userId, otp))) return null
       const codes = await this.deps.recoveryCodes.replace(tx, userId)
       await recordAuditEvent(tx, { type: 'totp_enabled', userId, actorId: userId, ip: context.ip })
+      await this.deps.notices.added(tx, { userId, kind: 'totp' })
       return codes
     })
+    if (codes !== null) this.deps.notices.committed()
     if (codes === null) {
       await recordAuditEvent(this.db, { type: 'second_factor_failed', userId, ip: context.ip, details: { factor: 'otp', purpose: 'enrolment' } })
       throw new DomainError('invalid_otp', 'the code is wrong; check the device\'s clock and try the current code')
@@ -259,6 +320,8 @@ export class SecondFactors {
       const removed: Record<string, number> = {}
       for (const store of this.stores) removed[store.name] = await store.remove(tx, input.userId)
       await tx.mfaToken.deleteMany({ where: { userId: input.userId } })
+      // An admin's reset also ends every pending link of the user (an address change asked by whoever lost them the device).
+      await voidUnspentLinks(tx, input.userId)
       await recordAuditEvent(tx, { type: 'second_factors_reset', userId: input.userId, actorId: input.actorId, ip: input.ip, details: { removed } })
       await this.deps.outbox.enqueue(tx, { recipient: user.email, template: 'second_factors_reset', data: { email: user.email } })
       return removed

@@ -118,6 +118,8 @@ export class SessionStore {
     verified: VerifiedAccount
     /** What the login proved (RFC 8176 methods); its time is the session's start. */
     amr: string[]
+    /** The passkey the login proved, if any: deleting it ends the session. */
+    passkeyId?: string | undefined
     /** Records `login_succeeded` in the same statement (a sign-up records its own event instead). */
     recordLogin?: boolean
   }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
@@ -145,6 +147,7 @@ export class SessionStore {
         this.tokens.hash(refreshToken),
         input.recordLogin ? 'login_succeeded' : null,
         input.amr,
+        input.passkeyId ?? null,
       ],
     })
     const session = rows[0]
@@ -410,13 +413,16 @@ export class SessionStore {
   }
 }
 
-/** One session (of a user), or a user's sessions (but one). */
-export type SessionsToRevoke = { sessionId: string; userId?: string } | { userId: string; exceptSessionId?: string }
+/** One session (of a user), a user's sessions (but one), or those a user signed in to with one of some passkeys. */
+export type SessionsToRevoke =
+  | { sessionId: string; userId?: string }
+  | { userId: string; exceptSessionId?: string }
+  | { userId: string; passkeyIds: string[] }
 
 function sessionFilter (where: SessionsToRevoke): Prisma.SessionWhereInput {
-  return 'sessionId' in where
-    ? { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
-    : { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }
+  if ('sessionId' in where) return { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
+  if ('passkeyIds' in where) return { userId: where.userId, passkeyId: { in: where.passkeyIds } }
+  return { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }
 }
 
 /**
@@ -452,7 +458,7 @@ async function revokeSessions (
  * id, $6 scope, $7 idle TTL, $8 user agent, $9 ip, $10 now, $11 idle and $12
  * absolute expiry, $13 the first refresh token's hash, $14 the audit event
  * to record with it (null: none), $15 the login's RFC 8176 methods (its
- * auth_time is $10). FOR SHARE waits for a concurrent change of
+ * auth_time is $10), $16 the passkey it proved (null: none). FOR SHARE waits for a concurrent change of
  * the user row to commit and then re-checks the conditions against the new
  * row.
  */
@@ -464,8 +470,8 @@ const START_STATEMENT = `
     FOR SHARE
   ), session AS (
     INSERT INTO sessions (id, user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
-                          idle_expires_at, absolute_expires_at, generation, refresh_token_hash, amr, auth_time)
-    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13, $15::text[], $10 FROM account AS a
+                          idle_expires_at, absolute_expires_at, generation, refresh_token_hash, amr, auth_time, passkey_id)
+    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13, $15::text[], $10, $16::uuid FROM account AS a
     RETURNING id
   ), audit AS (
     INSERT INTO audit_events (type, user_id, ip, details)

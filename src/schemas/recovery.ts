@@ -23,3 +23,10 @@ export const VerifiedAddress = Type.Object({
   }),
   email: Type.String(),
 })
+
+export const CredentialRemovalRequest = Type.Object({ token: LinkToken }, { additionalProperties: false })
+
+export const RemovedCredentials = Type.Object({
+  passkeys: Type.Integer({ minimum: 0, description: 'passkeys deleted (the sessions they signed in to are ended)' }),
+  apiKeys: Type.Integer({ minimum: 0, description: 'API keys revoked' }),
+})

@@ -22,7 +22,7 @@ export const TokenRequest = Type.Object(
     mfa_token: Type.Optional(Type.String({ maxLength: 128, description: 'mfa-otp grant: the mfa_token of the mfa_required answer' })),
     otp: Type.Optional(Type.String({ maxLength: 16, description: 'mfa-otp grant: the 6-digit code of the authenticator app' })),
     recovery_code: Type.Optional(Type.String({ maxLength: 32, description: 'mfa-otp grant: a recovery code, instead of otp' })),
-    // The passkey grant's assertion: an object in a JSON body, its JSON text in a form body.
+    // The assertion of the passkey grant, of a step-up and of the mfa-otp grant's passkey step: an object in a JSON body, its JSON text in a form body.
     credential: Type.Optional(Type.Union([AuthenticationResponseJSON, Type.String({ maxLength: MAX_CREDENTIAL_JSON_LENGTH })])),
   },
   { additionalProperties: true }

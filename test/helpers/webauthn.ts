@@ -1,5 +1,6 @@
 import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { isoCBOR } from '@simplewebauthn/server/helpers'
+import { markAddressVerified } from './users.js'
 
 /**
  * A software WebAuthn authenticator for tests that drive the service through
@@ -150,6 +151,7 @@ export const TEST_ORIGIN = 'http://auth.test'
 
 /** The registration options a signed-in user gets; throws unless 200. */
 export async function registrationOptions (app: App, accessToken: string) {
+  await markAddressVerified(app, accessToken)
   const response = await app.inject({ method: 'POST', url: '/users/me/passkeys/options', headers: { authorization: `Bearer ${accessToken}` } })
   if (response.statusCode !== 200) throw new Error(`passkey options: ${response.statusCode} ${response.body}`)
   return response.json() as { challenge: string; rp: { id: string; name: string }; user: { id: string; name: string; displayName: string } } & Record<string, unknown>

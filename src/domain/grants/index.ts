@@ -99,9 +99,11 @@ export async function openLoginSession (
   context: Pick<GrantContext, 'accounts' | 'config' | 'client' | 'origin'>,
   login: VerifiedLogin,
   scope: string,
-  amr: string[]
+  amr: string[],
+  /** The passkey the login proved, if any: deleting it ends the session. */
+  passkeyId?: string
 ): Promise<GrantOutcome> {
-  const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr })
+  const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr, passkeyId })
   if (!started) throw new DomainError('invalid_grant', 'the account changed while signing in; sign in again')
   return { grant: started.grant, refreshToken: started.refreshToken, scope }
 }

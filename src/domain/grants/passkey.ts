@@ -18,8 +18,8 @@ export const passkeyGrant: Grant = async (params, context) => {
   const credential = parseCredential(params.credential)
   const scope = grantedScope(params.scope, context.client.scopes)
   await context.spendPasskeyAttempt()
-  const { login, amr } = await context.passkeys.signIn(credential, context.origin.ip)
-  return openLoginSession(context, login, scope, amr)
+  const { login, amr, passkeyId } = await context.passkeys.signIn(credential, context.origin.ip)
+  return openLoginSession(context, login, scope, amr, passkeyId)
 }
 
 /** The assertion of a token request's `credential` (an object, or its JSON text in a form body); invalid_request otherwise. */

@@ -12,8 +12,8 @@ declare module 'fastify' {
 async function apiKeys (fastify: FastifyInstance) {
   fastify.decorate(
     'apiKeys',
-    new ApiKeyStore(fastify.db, fastify.serverKeys.apiKeyHash, { now: fastify.now, limitPerUser: fastify.config.apiKeyLimitPerUser })
+    new ApiKeyStore(fastify.db, fastify.serverKeys.apiKeyHash, { now: fastify.now, limitPerUser: fastify.config.apiKeyLimitPerUser, notices: fastify.credentialNotices })
   )
 }
 
-export default fp(apiKeys, { name: 'api-keys', dependencies: ['config', 'database'] })
+export default fp(apiKeys, { name: 'api-keys', dependencies: ['config', 'database', 'outbox'] })

@@ -48,6 +48,14 @@ export interface AuthorizeOptions {
   recentAuthentication?: boolean
   /** An authentication context class the access token must assert (RFC 9470). */
   acr?: string
+  /**
+   * The route adds a way into the account (a passkey, an authenticator):
+   * besides a recent authentication, an account that already has a second
+   * factor must have proven one in this session (acr mfa, a login with it or
+   * a step-up), else 401 insufficient_user_authentication naming the acr. A
+   * password alone never adds a factor beside an existing one.
+   */
+  addsFactor?: boolean
 }
 
 declare module 'fastify' {
@@ -239,12 +247,26 @@ async function authentication (fastify: FastifyInstance) {
   fastify.decorate('authorize', (options: AuthorizeOptions) => {
     const required = options.scopes ?? []
     const acceptApiKeys = options.apiKeys === true
-    const requirement: AuthenticationRequirement | undefined = options.recentAuthentication === true || options.acr !== undefined
+    const recent = options.recentAuthentication === true || options.addsFactor === true
+    const requirement: AuthenticationRequirement | undefined = recent || options.acr !== undefined
       ? {
           acr: options.acr,
-          maxAge: options.recentAuthentication === true ? config.mfa.recentAuthMaxAgeSeconds : undefined,
+          maxAge: recent ? config.mfa.recentAuthMaxAgeSeconds : undefined,
         }
       : undefined
+    /** For addsFactor: undefined when no check is due (synchronous), else the check of the account's factors. */
+    const checkFactorProof = (request: FastifyRequest): Promise<void> | undefined => {
+      const principal = request.principal!
+      if (options.addsFactor !== true || principal.kind !== 'access_token' || principal.acr === ACR_MFA) return undefined
+      return fastify.secondFactors.hasSecondFactor(principal.userId).then((has) => {
+        if (has) {
+          throw insufficientUserAuthentication('this account has a second factor: step up with it before adding another way in', {
+            acr: ACR_MFA,
+            maxAge: config.mfa.recentAuthMaxAgeSeconds,
+          })
+        }
+      })
+    }
     /** Admits the request's credential: undefined when done synchronously, else a promise. Throws a refusal. */
     const admit = (request: FastifyRequest): Promise<void> | undefined => {
       const headerKey = request.headers['x-api-key']
@@ -270,14 +292,22 @@ async function authentication (fastify: FastifyInstance) {
     return function authorize (request, _reply, done) {
       let pending: Promise<void> | undefined
       try {
-        pending = admit(request)
-        if (pending === undefined) checkGrants(request)
+        const admitted = admit(request)
+        if (admitted === undefined) {
+          checkGrants(request)
+          pending = checkFactorProof(request)
+        } else {
+          pending = admitted.then(() => {
+            checkGrants(request)
+            return checkFactorProof(request)
+          })
+        }
       } catch (error) {
         done(error as Error)
         return
       }
       if (pending === undefined) done()
-      else pending.then(() => checkGrants(request)).then(() => done(), done)
+      else pending.then(() => done(), done)
     }
   })
 }
@@ -311,4 +341,4 @@ function principalOf (claims: AccessTokenClaims): Principal {
   })
 }
 
-export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation', 'api-keys'] })
+export default fp(authentication, { name: 'authentication', dependencies: ['config', 'keys', 'revocation', 'api-keys', 'second-factors'] })

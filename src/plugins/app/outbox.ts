@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { CredentialNotices } from '../../domain/credential-notices.js'
 import { EmailTemplates } from '../../domain/email-templates.js'
 import { Outbox } from '../../domain/outbox.js'
 
@@ -7,6 +8,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The transactional email outbox (domain/outbox.ts). */
     outbox: Outbox
+    /** The "new way into your account" notices (domain/credential-notices.ts). */
+    credentialNotices: CredentialNotices
   }
 }
 
@@ -26,7 +29,7 @@ async function outbox (fastify: FastifyInstance) {
       encryptionKey: fastify.serverKeys.outboxSecretEncryption,
       templates: new EmailTemplates(),
       productName: email.productName,
-      pages: { passwordReset: email.passwordResetUrl, emailVerify: email.emailVerifyUrl },
+      pages: { passwordReset: email.passwordResetUrl, emailVerify: email.emailVerifyUrl, credentialRemoval: email.credentialRemovalUrl },
       devMailbox: email.devMailbox,
       now: fastify.now,
       ...(logLinks
@@ -40,6 +43,10 @@ async function outbox (fastify: FastifyInstance) {
         : {}),
     })
   )
+  fastify.decorate('credentialNotices', new CredentialNotices(fastify.outbox, {
+    securityPageUrl: email.securityPageUrl,
+    mailQueued: () => fastify.mailDelivery?.kick(),
+  }))
 }
 
 export default fp(outbox, { name: 'outbox', dependencies: ['config', 'database'] })

@@ -16,11 +16,11 @@ declare module 'fastify' {
 async function passkeys (fastify: FastifyInstance) {
   const { config } = fastify
   const challenges = new WebAuthnChallenges(fastify.db, fastify.serverKeys.webauthnChallengeHash, fastify.now)
-  fastify.decorate('passkeys', new Passkeys(fastify.db, challenges, config.webauthn, {
+  fastify.decorate('passkeys', new Passkeys(fastify.db, challenges, config.webauthn, { sessions: fastify.sessions, notices: fastify.credentialNotices }, {
     now: fastify.now,
     requireEmailVerification: config.email.requireVerification,
   }))
   fastify.secondFactors.addStore(PASSKEY_FACTOR_STORE)
 }
 
-export default fp(passkeys, { name: 'passkeys', dependencies: ['config', 'database', 'second-factors'] })
+export default fp(passkeys, { name: 'passkeys', dependencies: ['config', 'database', 'outbox', 'sessions', 'second-factors'] })

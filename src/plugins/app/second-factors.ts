@@ -27,6 +27,7 @@ async function secondFactors (fastify: FastifyInstance) {
       mfaTokens: new MfaTokens(serverKeys.mfaTokenHash, fastify.now),
       outbox: fastify.outbox,
       passwords: fastify.passwordHasher,
+      notices: fastify.credentialNotices,
     },
     { now: fastify.now, mailQueued: () => fastify.mailDelivery?.kick() }
   )

@@ -9,8 +9,8 @@ import { Uuid } from '../../schemas/formats.js'
 
 /**
  * A user's own API keys (DESIGN §3.7). Managed with access tokens only: a key
- * cannot mint keys. Creating one needs a recent authentication (§3.12):
- * a key outlives every session.
+ * cannot mint keys. Creating one adds a way into the account that outlives
+ * every session, so it is guarded as adding a factor is (§3.12).
  */
 const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addHook('preHandler', fastify.authorize({}))
@@ -18,14 +18,17 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/',
     {
-      preHandler: fastify.authorize({ recentAuthentication: true }),
+      preHandler: fastify.authorize({ addsFactor: true }),
       schema: {
         tags: ['api-keys'],
         summary: 'Create an API key; the key is shown this once',
-        description: 'Refused with 409 api_key_limit when the user already holds API_KEY_LIMIT_PER_USER live (unrevoked, unexpired) keys.',
+        description:
+          'Refused with 409 api_key_limit when the user already holds API_KEY_LIMIT_PER_USER live (unrevoked, unexpired) keys. ' +
+          'A key acts without the password, so it needs a verified address (403 email_verification_required), a recent authentication and, on an account with a second factor, ' +
+          'one proven in this session (401 insufficient_user_authentication: step up). The account\'s address is told, with the key\'s name and prefix.',
         security: [{ bearerAuth: [] }],
         body: ApiKeyCreateRequest,
-        response: { 201: CreatedApiKey, ...errorResponses(400, 401, 409) },
+        response: { 201: CreatedApiKey, ...errorResponses(400, 401, 403, 409) },
       },
     },
     async (request, reply) => {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { foldEmail } from '../../domain/accounts.js'
 import { errorResponses } from '../../schemas/errors.js'
-import { PasswordResetConfirm, PasswordResetRequest, VerifiedAddress, VerifyEmailRequest } from '../../schemas/recovery.js'
+import { CredentialRemovalRequest, PasswordResetConfirm, PasswordResetRequest, RemovedCredentials, VerifiedAddress, VerifyEmailRequest } from '../../schemas/recovery.js'
 import { signedInUser } from '../signed-in-user.js'
 
 const RESET_ACCEPTED = {
@@ -65,6 +65,23 @@ const recovery: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request) => fastify.recovery.verifyEmail({ token: request.body.token, ip: request.ip })
+  )
+
+  fastify.post(
+    '/credential-removal',
+    {
+      schema: {
+        tags: ['recovery'],
+        summary: 'Remove the passkeys and API keys a password-change notice listed',
+        description:
+          'The token of the one-click link in a "your password was changed" notice that listed passkeys or API keys added since the address was last confirmed: ' +
+          'deletes those passkeys (ending the sessions they signed in to) and revokes those keys, whichever are still there. Once; the link works EMAIL_VERIFY_TTL_SECONDS. ' +
+          '400 invalid_link_token for an expired, used, replaced or unknown token.',
+        body: CredentialRemovalRequest,
+        response: { 200: RemovedCredentials, ...errorResponses(400) },
+      },
+    },
+    async (request) => fastify.recovery.removeListedCredentials({ token: request.body.token, ip: request.ip })
   )
 
   fastify.post(

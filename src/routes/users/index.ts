@@ -62,7 +62,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
         newPassword: request.body.newPassword,
         currentSessionId: request.user.sid,
         ip: request.ip,
-        notify: fastify.recovery.notifyPasswordChanged,
+        withinChange: fastify.recovery.passwordChanged,
       })
       fastify.mailDelivery?.kick()
       return reply.code(204).send(null)

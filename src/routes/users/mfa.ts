@@ -9,14 +9,18 @@ const security = [{ bearerAuth: [] }]
 
 /**
  * The signed-in user's second factors (DESIGN §3.12), under /users/me/mfa.
- * Enrolment and the list are open to an admin who must still enrol one
- * (REQUIRE_MFA_FOR_ADMINS); removal and new recovery codes need a recent
- * authentication.
+ * Enrolment adds a way into the account: it needs a recent authentication
+ * and, on an account that already has a factor, a step-up with it (a stale
+ * or stolen token must not plant an authenticator whose codes only the
+ * intruder has). It stays open to an admin who must still enrol a first
+ * factor (REQUIRE_MFA_FOR_ADMINS); removal and new recovery codes need a
+ * recent authentication.
  */
 const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
   const { secondFactors } = fastify
   const signedIn = fastify.authorize({})
   const recent = fastify.authorize({ recentAuthentication: true })
+  const addsFactor = fastify.authorize({ addsFactor: true })
 
   const codeContext = (request: FastifyRequest, purpose: string) => ({
     ip: request.ip,
@@ -42,14 +46,15 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/me/mfa/totp',
     {
-      preHandler: signedIn,
+      preHandler: addsFactor,
       config: { secondFactorEnrolment: true },
       schema: {
         tags: ['second factors'],
         summary: 'Start setting up an authenticator app (TOTP, RFC 6238)',
         description:
           'Answers the secret, its otpauth:// URI and a QR code of it; nothing is active until POST /users/me/mfa/totp/confirm. ' +
-          'A new call replaces a pending set-up; 409 totp_already_enabled when one is active (remove it first). A pending set-up lasts an hour.',
+          'A new call replaces a pending set-up; 409 totp_already_enabled when one is active (remove it first). A pending set-up lasts an hour. ' +
+          'Needs a recent authentication (401 insufficient_user_authentication otherwise) and, on an account with a passkey, one proven in this session (acr mfa: step up with it).',
         security,
         response: { 200: TotpEnrolmentResponse, ...errorResponses(401, 409) },
       },
@@ -64,14 +69,15 @@ const mfa: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/me/mfa/totp/confirm',
     {
-      preHandler: signedIn,
+      preHandler: addsFactor,
       config: { secondFactorEnrolment: true },
       schema: {
         tags: ['second factors'],
         summary: 'Activate the authenticator with its first code; get recovery codes',
         description:
           'The code proves the app holds the secret; from now on the password grant answers mfa_required. Answers ten recovery codes, shown this once. ' +
-          '400 invalid_otp for a wrong code (audited, and limited by OTP_RATE_LIMIT_PER_USER); 404 totp_not_enrolled without a pending set-up. Sign in again for a token with the second factor.',
+          '400 invalid_otp for a wrong code (audited, and limited by OTP_RATE_LIMIT_PER_USER); 404 totp_not_enrolled without a pending set-up. Sign in again for a token with the second factor. ' +
+          'Needs a recent authentication, as the set-up does; the account\'s address is told.',
         security,
         body: TotpConfirmRequest,
         response: { 200: RecoveryCodesResponse, ...errorResponses(400, 401, 404, 409, 429) },

@@ -8,24 +8,27 @@ const PasskeyParams = Type.Object({ id: Uuid })
 
 /**
  * The signed-in user's passkeys (DESIGN §3.12), with access tokens only.
- * Registering one adds a way into the account, so it needs a recent
- * authentication, like deleting one; an admin made to enrol a second
- * factor (REQUIRE_MFA_FOR_ADMINS) can register and list.
+ * Registering one adds a way into the account: it needs a verified address,
+ * a recent authentication and, on an account with a second factor, a
+ * step-up with it. Deleting one needs a recent authentication and ends the
+ * sessions it signed in to. An admin made to enrol a first factor
+ * (REQUIRE_MFA_FOR_ADMINS) can register and list.
  */
 const passkeys: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post(
     '/me/passkeys/options',
     {
       config: { secondFactorEnrolment: true },
-      preHandler: fastify.authorize({ recentAuthentication: true }),
+      preHandler: fastify.authorize({ addsFactor: true }),
       schema: {
         tags: ['passkeys'],
         summary: 'Start registering a passkey',
         description:
           'PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create(): the configured relying party (WEBAUTHN_RP_ID), a discoverable credential with user verification, ' +
-          'no attestation, your existing passkeys excluded. Its challenge is single use and expires in 5 minutes; a new request replaces it. 409 passkey_limit past 20 passkeys.',
+          'no attestation, your existing passkeys excluded. Its challenge is single use and expires in 5 minutes; a new request replaces it. 409 passkey_limit past 20 passkeys. ' +
+          '403 email_verification_required while your address is unverified; 401 insufficient_user_authentication without a recent authentication or, on an account with a second factor, without one proven in this session (step up with it).',
         security: [{ bearerAuth: [] }],
-        response: { 200: CreationOptionsJSON, ...errorResponses(401, 409) },
+        response: { 200: CreationOptionsJSON, ...errorResponses(401, 403, 409) },
       },
     },
     async (request) => fastify.passkeys.registrationOptions(request.user.sub)
@@ -35,16 +38,17 @@ const passkeys: FastifyPluginAsyncTypebox = async (fastify) => {
     '/me/passkeys',
     {
       config: { secondFactorEnrolment: true },
-      preHandler: fastify.authorize({ recentAuthentication: true }),
+      preHandler: fastify.authorize({ addsFactor: true }),
       schema: {
         tags: ['passkeys'],
         summary: 'Finish registering a passkey',
         description:
           'The credential navigator.credentials.create() returned, as JSON. Verified against WEBAUTHN_ORIGINS and WEBAUTHN_RP_ID with user verification required. ' +
-          '400 passkey_challenge_invalid (challenge unknown, used, expired or another user\'s), 400 passkey_rejected (does not verify), 409 passkey_exists, 409 passkey_limit.',
+          '400 passkey_challenge_invalid (challenge unknown, used, expired or another user\'s), 400 passkey_rejected (does not verify), 409 passkey_exists, 409 passkey_limit, ' +
+          '403 email_verification_required. The account\'s address is told, with the passkey\'s name.',
         security: [{ bearerAuth: [] }],
         body: PasskeyRegistrationRequest,
-        response: { 201: Type.Ref('Passkey'), ...errorResponses(400, 401, 409) },
+        response: { 201: Type.Ref('Passkey'), ...errorResponses(400, 401, 403, 409) },
       },
     },
     async (request, reply) => {
@@ -91,7 +95,7 @@ const passkeys: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['passkeys'],
         summary: 'Delete one of your passkeys',
-        description: 'Needs a recent authentication. Sessions the passkey opened stay signed in.',
+        description: 'Needs a recent authentication. Every session signed in with the passkey (as the first factor or a password login\'s second step) is ended.',
         security: [{ bearerAuth: [] }],
         params: PasskeyParams,
         response: { 204: Type.Null(), ...errorResponses(401, 404) },
