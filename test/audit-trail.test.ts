@@ -64,6 +64,8 @@ t.test('a full scenario writes exactly the expected audit events, without secret
   remember(signup)
   const userId = signup.user.id
   const s0 = sidOf(signup.access_token)
+  // Set up as verified (an API key needs a verified address; verification's own event is test/routes/auth/verify-email.test.ts's).
+  await app.db.user.update({ where: { id: userId }, data: { emailVerifiedAt: new Date() } })
 
   // A wrong password, and a login attempt on an unknown account.
   await passwordLogin(email, WRONG_PASSWORD, 400)

@@ -109,6 +109,16 @@ export class AccountTokens {
     throw new DomainError('invalid_link_token', await this.refusal(tx, secret, purposes, now))
   }
 
+  /**
+   * The user a secret was issued to, whatever its state; null for an
+   * unknown one. Lets a caller lock the user's row before spending the
+   * secret: every transaction that changes both takes the user first.
+   */
+  async userOf (db: Prisma.TransactionClient, secret: string): Promise<string | null> {
+    const row = await db.accountToken.findUnique({ where: { tokenHash: this.hash(secret) }, select: { userId: true } })
+    return row?.userId ?? null
+  }
+
   /** Throws what spend would when the secret cannot be spent now, without spending it (a cheap check before costly work). */
   async check (db: Prisma.TransactionClient, secret: string, purposes: AccountTokenPurpose[]): Promise<void> {
     const now = new Date(this.now())

@@ -123,6 +123,7 @@ export class Recovery {
     await this.deps.tokens.check(this.db, input.token, ['password_reset'])
     const passwordHash = await this.deps.passwords.hash(input.newPassword)
     await this.db.$transaction(async (tx) => {
+      await lockUserOf(tx, await this.deps.tokens.userOf(tx, input.token))
       const { userId } = await this.deps.tokens.spend(tx, input.token, ['password_reset'])
       const user = await tx.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true, disabled: true, emailVerifiedAt: true } })
       if (user.disabled) throw new DomainError('invalid_link_token', 'this account is disabled')
@@ -177,13 +178,13 @@ export class Recovery {
     let result: { userId: string } & VerifiedAddress
     try {
       result = await this.db.$transaction(async (tx) => {
+        // The user first: a password reset or change, or a disabling,
+        // committing meanwhile is either seen here or waits, and then finds
+        // no link to void.
+        const user = await lockUserOf(tx, await this.deps.tokens.userOf(tx, input.token))
         const spent = await this.deps.tokens.spend(tx, input.token, ['email_verification', 'email_change'])
         const { userId } = spent
         const now = new Date(this.options.now())
-        // Locked: a password reset or change, or a disabling, committing
-        // meanwhile is either seen here or waits, and then finds no link to void.
-        const [user] = await tx.$queryRaw<{ email: string; disabled: boolean; password_hash: string; email_verified_at: Date | null }[]>`
-          SELECT email, disabled, password_hash, email_verified_at FROM users WHERE id = ${userId}::uuid FOR UPDATE`
         if (!user) throw new DomainError('invalid_link_token', 'this account no longer exists')
         if (user.disabled) throw new DomainError('invalid_link_token', 'this account is disabled')
         if (spent.purpose === 'email_change' && spent.newEmail) {
@@ -316,6 +317,20 @@ export class Recovery {
     const tracked = work.catch((error: unknown) => this.options.onBackgroundError(error)).finally(() => this.pending.delete(tracked))
     this.pending.add(tracked)
   }
+}
+
+/**
+ * Locks a user's row for the rest of the caller's transaction, and reads
+ * what a link's confirmation checks. Every transaction that changes a user
+ * and their link secrets takes the user first (a password change, a
+ * disabling update it before voiding links), so two of them never wait on
+ * each other in opposite orders.
+ */
+async function lockUserOf (tx: Prisma.TransactionClient, userId: string | null) {
+  if (userId === null) return undefined
+  const [user] = await tx.$queryRaw<{ email: string; disabled: boolean; password_hash: string; email_verified_at: Date | null }[]>`
+    SELECT email, disabled, password_hash, email_verified_at FROM users WHERE id = ${userId}::uuid FOR UPDATE`
+  return user
 }
 
 /**

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { AuthClient, InvalidCredentialsError, MemoryStore, StepUpRequiredError, type SessionEndReason } from '../../src/client/index.js'
 import { buildTestApp } from '../helpers/app.js'
-import { PASSWORD, signup } from '../helpers/users.js'
+import { markAddressVerified, PASSWORD, signup } from '../helpers/users.js'
 
 /**
  * The SDK and RFC 9470: a 401 insufficient_user_authentication is not an
@@ -53,6 +53,7 @@ t.test('a stale authentication: StepUpRequiredError, the session kept; stepUp wi
 
 t.test('onStepUpRequired: the app prompts, steps up, and the request is retried once', async (t) => {
   const account = await signup(service.app)
+  await markAddressVerified(service.app, account.access_token)
   const prompts: StepUpRequiredError[] = []
   let answer = PASSWORD
   const client: AuthClient = new AuthClient({

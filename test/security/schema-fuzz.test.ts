@@ -297,7 +297,9 @@ async function freshCredentials (): Promise<Credentials> {
     )
   const user = await signup('user')
   const admin = await signup('admin')
-  await app.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin' } })
+  // Verified addresses (API keys need one), and the admin promoted as admin:create does.
+  await app.db.user.update({ where: { id: user.user.id }, data: { emailVerifiedAt: new Date() } })
+  await app.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin', emailVerifiedAt: new Date() } })
   const login = await injectOk<{ access_token: string }>(
     { method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: admin.user.email, password: PASSWORD } },
     200

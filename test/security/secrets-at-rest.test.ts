@@ -134,18 +134,33 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
   const login = json<{ access_token: string; refresh_token: string }>(
     await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: email, password: first } })
   )
-  const key = json<{ id: string; key: string }>(await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${login.access_token}` }, payload: { name: 'k', scopes: ['profile'] } }))
-  t.equal((await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${key.key}` } })).statusCode, 200)
-  t.equal((await call({ method: 'GET', url: '/users/me', headers: { 'x-api-key': key.key } })).statusCode, 200)
   const adminEmail = `admin-${email}`
   const adminPassword = password('admin fine passphrase')
   const admin = json<{ user: { id: string } }>(await call({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: adminPassword } }))
-  await server.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin' } })
+  // Promoted as admin:create does, which vouches for the address too.
+  await server.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin', emailVerifiedAt: new Date() } })
   const adminLogin = json<{ access_token: string }>(await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: adminPassword } }))
   // A role set in the database reaches the revocation list by its next poll (≤ 1 s): wait for it.
   for (let started = Date.now(); Date.now() - started < 5_000; await new Promise((resolve) => setTimeout(resolve, 50))) {
     if ((await server.inject({ method: 'GET', url: '/admin/users?limit=1', headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode === 200) break
   }
+  // Emailed links: verification (before the API keys, which need it), address change, password reset (requested by the user and by an admin).
+  // The service has no SMTP_URL, so every message stays in the outbox, its secret encrypted there.
+  const mailbox = async (recipient: string, template: string): Promise<string> => {
+    await server.recovery.settled()
+    const list = json<{ items: { template: string; rendered: { text: string } | null }[] }>(
+      await call({ method: 'GET', url: `/admin/outbox?recipient=${encodeURIComponent(recipient)}`, headers: { authorization: `Bearer ${adminLogin.access_token}` } })
+    )
+    const message = list.items.find((item) => item.template === template)
+    const token = /token=([A-Za-z0-9_-]{43})/.exec(message?.rendered?.text ?? '')?.[1]
+    if (!token) throw new Error(`no ${template} link for ${recipient}`)
+    secrets.link.add(token)
+    return token
+  }
+  t.equal((await call({ method: 'POST', url: '/auth/verify-email', payload: { token: await mailbox(email, 'email_verification') } })).statusCode, 200, 'verify')
+  const key = json<{ id: string; key: string }>(await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${login.access_token}` }, payload: { name: 'k', scopes: ['profile'] } }))
+  t.equal((await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${key.key}` } })).statusCode, 200)
+  t.equal((await call({ method: 'GET', url: '/users/me', headers: { 'x-api-key': key.key } })).statusCode, 200)
   const introspectKey = json<{ key: string }>(
     await call({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${adminLogin.access_token}` }, payload: { name: 'svc', scopes: ['introspect'] } })
   ).key
@@ -178,30 +193,21 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
   t.equal((await call({ method: 'POST', url: '/users/me/passkeys', headers: asUser, payload: { response: authenticator.create(creation) } })).statusCode, 201, 'passkey registered')
   const signIn = json<{ challenge: string; rpId: string }>(await call({ method: 'POST', url: '/auth/passkey/options' }))
   secrets.challenge.add(signIn.challenge)
-  t.equal((await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'urn:token-auth:grant-type:passkey', credential: authenticator.get(signIn) } })).statusCode, 200, 'passkey sign-in')
+  const passkeySignIn = await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'urn:token-auth:grant-type:passkey', credential: authenticator.get(signIn) } })
+  t.equal(passkeySignIn.statusCode, 200, 'passkey sign-in')
   secrets.challenge.add(json<{ challenge: string }>(await call({ method: 'POST', url: '/auth/passkey/options' })).challenge)
   secrets.challenge.add(json<{ challenge: string }>(await call({ method: 'POST', url: '/users/me/passkeys/step-up-options', headers: asUser })).challenge)
 
-  // Emailed links: verification, address change, password reset (requested by the user and by an admin).
-  // The service has no SMTP_URL, so every message stays in the outbox, its secret encrypted there.
-  const mailbox = async (recipient: string, template: string): Promise<string> => {
-    await server.recovery.settled()
-    const list = json<{ items: { template: string; rendered: { text: string } | null }[] }>(
-      await call({ method: 'GET', url: `/admin/outbox?recipient=${encodeURIComponent(recipient)}`, headers: { authorization: `Bearer ${adminLogin.access_token}` } })
-    )
-    const message = list.items.find((item) => item.template === template)
-    const token = /token=([A-Za-z0-9_-]{43})/.exec(message?.rendered?.text ?? '')?.[1]
-    if (!token) throw new Error(`no ${template} link for ${recipient}`)
-    secrets.link.add(token)
-    return token
-  }
-  t.equal((await call({ method: 'POST', url: '/auth/verify-email', payload: { token: await mailbox(email, 'email_verification') } })).statusCode, 200, 'verify')
   const movedEmail = `moved-${email}`
   t.equal(
     (await call({ method: 'POST', url: '/users/me/email', headers: { authorization: `Bearer ${login.access_token}` }, payload: { newEmail: movedEmail, currentPassword: second } })).statusCode,
     202
   )
   t.equal((await call({ method: 'POST', url: '/auth/verify-email', payload: { token: await mailbox(movedEmail, 'email_change') } })).statusCode, 200, 'address change')
+  // A key added since the address was last confirmed (by the passkey's session: the account has a factor now); the reset's notice lists it with a one-click removal link.
+  const withPasskey = { authorization: `Bearer ${json<{ access_token: string }>(passkeySignIn).access_token}` }
+  const laterKey = json<{ key: string }>(await call({ method: 'POST', url: '/api-keys', headers: withPasskey, payload: { name: 'later', scopes: ['profile'] } }))
+  t.ok(laterKey.key.startsWith('tak_'), 'a key after the address change')
   t.equal((await call({ method: 'POST', url: '/auth/password-reset', payload: { email: movedEmail } })).statusCode, 202)
   const unusedReset = await mailbox(movedEmail, 'password_reset')
   t.equal((await call({ method: 'POST', url: `/admin/users/${json<{ id: string }>(await call({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${login.access_token}` } })).id}/password-reset`, headers: { authorization: `Bearer ${adminLogin.access_token}` } })).statusCode, 202)
@@ -209,6 +215,8 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
   t.not(adminReset, unusedReset, 'the admin\'s reset superseded the user\'s')
   t.equal((await call({ method: 'POST', url: '/auth/password-reset/confirm', payload: { token: adminReset, newPassword: password('reset horse battery') } })).statusCode, 204, 'reset')
   t.equal((await call({ method: 'POST', url: '/auth/password-reset/confirm', payload: { token: adminReset, newPassword: password('replayed reset pass') } })).statusCode, 400, 'reset replay')
+  const removal = await mailbox(movedEmail, 'password_changed_review')
+  t.same(json(await call({ method: 'POST', url: '/auth/credential-removal', payload: { token: removal } })), { passkeys: 0, apiKeys: 1 }, 'the listed key removed by the one-click link')
 
   t.equal((await call({ method: 'POST', url: '/auth/revoke', payload: { token: login.refresh_token } })).statusCode, 200)
   t.equal((await call({ method: 'POST', url: '/auth/revoke', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${key.key}` })).statusCode, 200)
@@ -216,7 +224,7 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
 
   t.ok(secrets.refresh.size >= 6, `${secrets.refresh.size} refresh tokens`)
   t.ok(secrets.access.size >= 8, `${secrets.access.size} access tokens`)
-  t.equal(secrets.apiKey.size, 2, '2 API keys')
+  t.equal(secrets.apiKey.size, 3, '3 API keys')
   t.ok(secrets.password.size >= 8, `${secrets.password.size} passwords`)
   t.ok(secrets.link.size >= 4, `${secrets.link.size} link tokens`)
   t.equal(secrets.challenge.size, 4, '4 WebAuthn challenges')
