@@ -47,6 +47,8 @@ async function run (t: Test) {
   const adminEmail = `admin-${stamp}@e2e.test`
   const adminId = await signUp(adminEmail)
   await app.administration.updateUser({ actorId: adminId, userId: adminId, role: 'admin' })
+  // The admin's address is verified (the dashboard creates an API key below, which needs it).
+  await app.db.user.update({ where: { id: adminId }, data: { emailVerifiedAt: new Date() } })
   const plainEmail = `plain-${stamp}@e2e.test`
   await signUp(plainEmail)
   const targetEmail = `target-${stamp}@e2e.test`
