@@ -126,8 +126,10 @@ export const passkeyCases: AttackCase[] = [
     title: 'a stolen access token older than RECENT_AUTH_MAX_AGE_SECONDS, or an API key, cannot add or delete a passkey',
     source: 'ASVS 5.0 V6.4; RFC 9470 §3',
     async run (ctx, t) {
-      const { account, passkey } = await holder(ctx, 'pk-recent')
-      const key = await ctx.createApiKey(account.access_token)
+      const { account, authenticator, passkey } = await holder(ctx, 'pk-recent')
+      // The key is made by a session that proved the passkey (the account has a factor now).
+      const proven = json<{ access_token: string }>(await passkeyGrant(ctx.app, authenticator.get(await signInOptions(ctx.app)))).access_token
+      const key = await ctx.createApiKey(proven)
       t.equal((await ctx.app.inject({ method: 'POST', url: '/users/me/passkeys/options', headers: { 'x-api-key': key.key } })).statusCode, 401, 'an API key')
       // A refreshed token of the same session keeps its old auth_time.
       await ctx.advance(901)
