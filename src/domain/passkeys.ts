@@ -54,9 +54,6 @@ const PASSKEY_SELECT = {
   lastUsedAt: true,
 } as const satisfies Record<keyof PasskeySummary, true>
 
-/** What the second step of a password login is told to send: the user's passkeys, over a challenge bound to them. */
-export type SecondFactorPurpose = 'second_factor'
-
 /** What a verified assertion proved: the passkey, its user, and the RFC 8176 methods. */
 export interface VerifiedAssertion {
   passkeyId: string

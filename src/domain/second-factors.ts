@@ -256,11 +256,11 @@ export class SecondFactors {
       await this.deps.notices.added(tx, { userId, kind: 'totp' })
       return codes
     })
-    if (codes !== null) this.deps.notices.committed()
     if (codes === null) {
       await recordAuditEvent(this.db, { type: 'second_factor_failed', userId, ip: context.ip, details: { factor: 'otp', purpose: 'enrolment' } })
       throw new DomainError('invalid_otp', 'the code is wrong; check the device\'s clock and try the current code')
     }
+    this.deps.notices.committed()
     return codes
   }
 
