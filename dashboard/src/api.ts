@@ -1,5 +1,5 @@
 import type { Static } from 'typebox'
-import { AuthClient } from '../../src/client/index.js'
+import { AuthClient, type SecondFactorList } from '../../src/client/index.js'
 import { askForStepUp, connectStepUp } from './step-up.js'
 import type { AuditEvent as AuditEventSchema } from '../../src/schemas/admin.js'
 import type { ApiKeySummary } from '../../src/schemas/api-keys.js'
@@ -9,7 +9,42 @@ import type { PublicUser, Session as SessionSchema } from '../../src/schemas/use
 
 /** The dashboard's one client: the `admin` client, cookie transport, same origin. */
 export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', requestedWith: 'token-auth-dashboard', onStepUpRequired: askForStepUp })
-connectStepUp((proof) => ('passkey' in proof ? client.stepUpWithPasskey() : client.stepUp(proof)))
+connectStepUp({
+  stepUp: (proof) => ('passkey' in proof ? client.stepUpWithPasskey() : client.stepUp(proof)),
+  factors: async () => {
+    // Through fetch, not request: a refusal here must not ask for a step-up while the prompt is open.
+    const read = async <T>(path: string): Promise<T> => {
+      const response = await client.fetch(path, { headers: { accept: 'application/json' } })
+      if (!response.ok) throw new Error(`${path}: ${response.status}`)
+      return (await response.json()) as T
+    }
+    const [factors, passkeys] = await Promise.all([read<SecondFactorList>('/users/me/mfa'), read<{ items: unknown[] }>('/users/me/passkeys')])
+    return { otp: factors.totp?.confirmed === true, recoveryCodes: factors.recoveryCodes.remaining > 0, passkeys: passkeys.items.length > 0 }
+  },
+})
+
+let pendingEndNotice: string | null = null
+
+/**
+ * Runs `work`, a change that may end this very session (deleting the
+ * passkey it signed in with): if the session ends meanwhile, the sign-in
+ * page says why with `notice` rather than "your session has expired".
+ */
+export async function mayEndSession<T> (notice: string, work: () => Promise<T>): Promise<T> {
+  pendingEndNotice = notice
+  try {
+    return await work()
+  } finally {
+    pendingEndNotice = null
+  }
+}
+
+/** The notice of a session ended by a change `mayEndSession` ran, once. */
+export function takeEndNotice (): string | null {
+  const notice = pendingEndNotice
+  pendingEndNotice = null
+  return notice
+}
 
 // The end-to-end tests drive refreshes through this handle. It gives a page
 // script nothing it could not do with the same-origin API already.

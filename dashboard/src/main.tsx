@@ -1,8 +1,8 @@
 import { render } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import type { SessionEndReason } from '../../src/client/index.js'
-import { client } from './api.js'
-import { PasswordResetPage, VerifyEmailPage } from './account-pages.js'
+import { client, takeEndNotice } from './api.js'
+import { PasswordResetPage, RemoveCredentialsPage, VerifyEmailPage } from './account-pages.js'
 import { mustEnrolSecondFactor, SecurityPage } from './mfa-pages.js'
 import { PasskeysPage } from './passkey-pages.js'
 import { ApiKeysPage, AuditPage, LoginPage, MailboxPage, UserPage, UsersPage } from './pages.js'
@@ -47,7 +47,7 @@ function App () {
 
   useEffect(() => {
     const offEnd = client.onSessionEnd((reason) => {
-      setNotice(END_NOTICES[reason])
+      setNotice(takeEndNotice() ?? END_NOTICES[reason])
       setStatus('signed_out')
     })
     // Another tab signed in (its token arrives by BroadcastChannel).
@@ -77,6 +77,7 @@ function App () {
   // The pages of emailed links, for every user, signed in or not.
   if (section === 'reset-password') return <PasswordResetPage token={params.token} />
   if (section === 'verify-email') return <VerifyEmailPage token={params.token} />
+  if (section === 'remove-credentials') return <RemoveCredentialsPage token={params.token} />
 
   if (status === 'starting') return <p class='state loading'>Loading…</p>
   if (status === 'signed_out') {

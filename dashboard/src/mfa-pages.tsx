@@ -1,6 +1,7 @@
-import { useState } from 'preact/hooks'
+import { useEffect, useRef, useState } from 'preact/hooks'
 import { InvalidCredentialsError, type MfaRequiredError, type SecondFactorList, type TotpEnrolment } from '../../src/client/index.js'
 import { client } from './api.js'
+import { describePasskeyError } from './passkey-pages.js'
 import { ActionButton, describeError, ErrorBox, LoadView, useLoad, when } from './ui.js'
 
 /**
@@ -22,51 +23,83 @@ export async function mustEnrolSecondFactor (): Promise<boolean> {
   return challenge.includes('insufficient_user_authentication') && challenge.includes('acr_values=')
 }
 
-/** The second step of a sign-in: a code from the authenticator app, or a recovery code. */
+/**
+ * The second step of a sign-in, with what the account has (the service's
+ * `factors`): its passkey, a code from the authenticator app, or a recovery
+ * code.
+ */
 export function SecondStepForm ({ challenge, onDone, onRestart }: { challenge: MfaRequiredError; onDone: () => void; onRestart: () => void }) {
-  const [useRecovery, setUseRecovery] = useState(false)
+  const withPasskey = challenge.factors.includes('passkey')
+  const withCode = challenge.factors.includes('otp') || challenge.factors.includes('recovery_code')
+  const [useRecovery, setUseRecovery] = useState(!challenge.factors.includes('otp') && challenge.factors.includes('recovery_code'))
   const [code, setCode] = useState('')
-  const [busy, setBusy] = useState(false)
+  const [busy, setBusy] = useState<'code' | 'passkey' | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [dead, setDead] = useState(false)
-  async function submit (event: Event) {
-    event.preventDefault()
-    setBusy(true)
+  const first = useRef<HTMLElement | null>(null)
+  // The sign-in form was just hidden: bring focus (and a screen reader) to what replaced it.
+  useEffect(() => first.current?.focus(), [])
+
+  async function attempt (kind: 'code' | 'passkey', run: () => Promise<unknown>) {
+    setBusy(kind)
     setError(null)
     try {
-      await challenge.complete(useRecovery ? { recoveryCode: code.trim() } : { otp: code.trim() })
+      await run()
       onDone()
     } catch (e) {
       const message = describeError(e)
-      // The service says "sign in again" once the step itself is spent (expired, or too many wrong codes).
-      if (/sign in again/i.test(message)) setDead(true)
-      setError(e instanceof InvalidCredentialsError && !/sign in again/i.test(message) ? 'That code is wrong or was already used.' : message)
+      // The service says "sign in again" once the step itself is spent (expired, or too many failures).
+      const spent = /sign in again/i.test(message)
+      if (spent) setDead(true)
+      if (kind === 'passkey') setError(spent ? message : describePasskeyError(e))
+      else setError(e instanceof InvalidCredentialsError && !spent ? 'That code is wrong or was already used.' : message)
       setCode('')
     } finally {
-      setBusy(false)
+      setBusy(null)
     }
   }
+  const intro = withPasskey && withCode
+    ? 'Confirm with your passkey, or enter a code.'
+    : withPasskey
+      ? 'Confirm with your passkey: your browser will ask you to choose it and unlock it.'
+      : useRecovery ? 'Enter one of your recovery codes.' : 'Enter the 6-digit code your authenticator app shows.'
   return (
-    <form onSubmit={submit} aria-label='Second step'>
-      <p>This account has a second factor. {useRecovery ? 'Enter one of your recovery codes.' : 'Enter the 6-digit code your authenticator app shows.'}</p>
-      <label>
-        {useRecovery ? 'Recovery code' : 'Authentication code'}
-        <input
-          name={useRecovery ? 'recovery_code' : 'otp'}
-          autocomplete='one-time-code'
-          inputMode={useRecovery ? 'text' : 'numeric'}
-          required
-          value={code}
-          onInput={(e) => setCode(e.currentTarget.value)}
-        />
-      </label>
-      <button type='submit' disabled={busy || dead}>
-        {busy ? 'Checking…' : 'Verify'}
-      </button>
-      {challenge.factors.includes('recovery_code') && (
-        <button type='button' class='link' onClick={() => { setUseRecovery(!useRecovery); setCode('') }}>
-          {useRecovery ? 'Use the authenticator app instead' : 'Use a recovery code instead'}
+    <section class='second-step' aria-labelledby='second-step-title'>
+      <h2 id='second-step-title'>Second step</h2>
+      <p>This account has a second factor. {intro}</p>
+      {withPasskey && (
+        <button
+          type='button'
+          ref={(element) => { if (element && !first.current) first.current = element }}
+          disabled={busy !== null || dead}
+          onClick={() => attempt('passkey', () => challenge.completeWithPasskey())}
+        >
+          {busy === 'passkey' ? 'Waiting for your passkey…' : 'Use my passkey'}
         </button>
+      )}
+      {withCode && (
+        <form onSubmit={(event) => { event.preventDefault(); void attempt('code', () => challenge.complete(useRecovery ? { recoveryCode: code.trim() } : { otp: code.trim() })) }} aria-label='Second step with a code'>
+          <label>
+            {useRecovery ? 'Recovery code' : 'Authentication code'}
+            <input
+              ref={(element) => { if (element && !first.current) first.current = element }}
+              name={useRecovery ? 'recovery_code' : 'otp'}
+              autocomplete='one-time-code'
+              inputMode={useRecovery ? 'text' : 'numeric'}
+              required
+              value={code}
+              onInput={(e) => setCode(e.currentTarget.value)}
+            />
+          </label>
+          <button type='submit' disabled={busy !== null || dead}>
+            {busy === 'code' ? 'Checking…' : 'Verify'}
+          </button>
+          {challenge.factors.includes('recovery_code') && challenge.factors.includes('otp') && (
+            <button type='button' class='link' onClick={() => { setUseRecovery(!useRecovery); setCode('') }}>
+              {useRecovery ? 'Use the authenticator app instead' : 'Use a recovery code instead'}
+            </button>
+          )}
+        </form>
       )}
       {error && (
         <p class='state error' role='alert' data-testid='second-step-error'>
@@ -76,7 +109,7 @@ export function SecondStepForm ({ challenge, onDone, onRestart }: { challenge: M
       <button type='button' onClick={onRestart}>
         Start over
       </button>
-    </form>
+    </section>
   )
 }
 
@@ -152,12 +185,25 @@ function TotpSetup ({ enrolment, onConfirmed }: { enrolment: TotpEnrolment; onCo
   )
 }
 
+/** The admin's passkeys, which are the second factor of a password sign-in too. */
+function PasskeysAsFactor ({ count, forced }: { count: number; forced: boolean }) {
+  return (
+    <p data-testid='passkey-factor'>
+      {count === 1 ? 'Your passkey is' : `Your ${count} passkeys are`} your second factor when you sign in with your password
+      {forced ? '.' : <>{' '}(<a href='#/passkeys'>manage passkeys</a>).</>}
+    </p>
+  )
+}
+
 /**
  * The signed-in admin's second factors. `forced`: REQUIRE_MFA_FOR_ADMINS
  * keeps them here until they enrol; then they sign in again, with the code.
  */
 export function SecurityPage ({ forced = false }: { forced?: boolean }) {
-  const [load, reload] = useLoad<SecondFactorList>(() => client.listFactors(), 'factors')
+  const [load, reload] = useLoad<SecondFactorList & { passkeys: number }>(async () => {
+    const [factors, passkeys] = await Promise.all([client.listFactors(), client.listPasskeys()])
+    return { ...factors, passkeys: passkeys.length }
+  }, 'factors')
   const [enrolment, setEnrolment] = useState<TotpEnrolment | null>(null)
   const [codes, setCodes] = useState<string[] | null>(null)
   const [proof, setProof] = useState('')
@@ -188,6 +234,7 @@ export function SecurityPage ({ forced = false }: { forced?: boolean }) {
                 <p data-testid='totp-status'>
                   Authenticator app: on since {when(factors.totp.confirmedAt)}. Recovery codes left: {factors.recoveryCodes.remaining}.
                 </p>
+                {factors.passkeys > 0 && <PasskeysAsFactor count={factors.passkeys} forced={forced} />}
                 {forced && (
                   <button type='button' onClick={() => client.logout().catch(() => undefined)}>
                     Sign in again with your code
@@ -231,7 +278,7 @@ export function SecurityPage ({ forced = false }: { forced?: boolean }) {
                 )
               : (
                 <div>
-                  <p>No second factor yet.</p>
+                  {factors.passkeys > 0 ? <PasskeysAsFactor count={factors.passkeys} forced={forced} /> : <p>No second factor yet.</p>}
                   <ActionButton action={async () => setEnrolment(await client.startTotpEnrolment())}>Set up an authenticator app</ActionButton>
                 </div>
                 )}

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks'
 import { InvalidCredentialsError, MfaRequiredError } from '../../src/client/index.js'
 import { AUDIT_EVENT_TYPES, client, query, type ApiKey, type AuditEvent, type OutboxMessage, type Page, type Session, type User } from './api.js'
+import { isVerificationRequired, VerifyAddressFirst } from './account-pages.js'
 import { ResetSecondFactorsButton, SecondStepForm } from './mfa-pages.js'
 import { ActionButton, describeError, Empty, ErrorBox, LoadView, useLoad, when } from './ui.js'
 import { PasskeySignIn } from './passkey-pages.js'
@@ -81,7 +82,9 @@ export function LoginPage ({ notice, onSignedIn }: { notice: string | null; onSi
         )}
         <a href='#/reset-password'>Forgot your password?</a>
       </form>
-      <PasskeySignIn onSignedIn={onSignedIn} onNotAdmin={() => setError('This account is not an administrator. The dashboard is for admins only.')} />
+      {challenge === null && (
+        <PasskeySignIn onSignedIn={onSignedIn} onNotAdmin={() => setError('This account is not an administrator. The dashboard is for admins only.')} />
+      )}
     </main>
   )
 }
@@ -440,7 +443,7 @@ export function ApiKeysPage ({ cursor }: { cursor: string }) {
           {busy ? 'Creating…' : 'Create key'}
         </button>
       </form>
-      {error !== null && <ErrorBox error={error} />}
+      {error !== null && (isVerificationRequired(error) ? <VerifyAddressFirst what='API key' /> : <ErrorBox error={error} />)}
       <LoadView load={load} what='API keys' retry={reload}>
         {({ items, nextCursor }) =>
           items.length === 0

@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks'
 import { InvalidCredentialsError, type Passkey } from '../../src/client/index.js'
-import { client } from './api.js'
+import { isVerificationRequired, VerifyAddressFirst } from './account-pages.js'
+import { client, mayEndSession } from './api.js'
 import { ActionButton, describeError, Empty, LoadView, useLoad, when } from './ui.js'
 
 /**
@@ -11,7 +12,7 @@ import { ActionButton, describeError, Empty, LoadView, useLoad, when } from './u
  */
 
 /** What the browser's WebAuthn errors mean to a person. */
-function describePasskeyError (error: unknown): string {
+export function describePasskeyError (error: unknown): string {
   const name = (error as { name?: string } | null)?.name
   if (name === 'NotAllowedError') return 'No passkey was used (cancelled, timed out, or none for this site).'
   if (name === 'InvalidStateError') return 'This authenticator already holds a passkey for your account.'
@@ -110,10 +111,14 @@ function PasskeyRow ({ passkey, changed }: { passkey: Passkey; changed: () => vo
         <ActionButton
           class='danger'
           label={`Delete passkey ${passkey.name}`}
-          confirm={`Delete the passkey "${passkey.name}"? It will no longer sign you in.`}
+          confirm={`Delete the passkey "${passkey.name}"? It will no longer sign you in, and devices signed in with it will be signed out.`}
           action={async () => {
-            await client.deletePasskey(passkey.id)
-            changed()
+            await mayEndSession(`You deleted the passkey "${passkey.name}", which this session was signed in with, so it was signed out. Sign in again.`, async () => {
+              await client.deletePasskey(passkey.id)
+              // A session signed in with the passkey ended with it: find out now rather than at the next request.
+              await client.refresh().catch(() => undefined)
+            })
+            if (client.isSignedIn) changed()
           }}
         >
           Delete
@@ -128,12 +133,14 @@ export function PasskeysPage () {
   const [load, reload] = useLoad(() => client.listPasskeys(), 'passkeys')
   const [name, setName] = useState('')
   const [busy, setBusy] = useState(false)
-  const [error, setError] = useState<string | null>(null)
+  const [error, setError] = useState<unknown>(null)
   const [added, setAdded] = useState<string | null>(null)
   return (
     <section>
       <h2>Your passkeys</h2>
-      <p>A passkey signs you in without a password, and counts as two factors.</p>
+      <p>
+        A passkey signs you in without a password, and counts as two factors. When you sign in with your password, it is also your second factor.
+      </p>
       <form
         class='filters'
         aria-label='Add a passkey'
@@ -148,7 +155,7 @@ export function PasskeysPage () {
             setName('')
             reload()
           } catch (err) {
-            setError(describePasskeyError(err))
+            setError(err)
           } finally {
             setBusy(false)
           }
@@ -164,11 +171,13 @@ export function PasskeysPage () {
           The passkey <strong>{added}</strong> was added.
         </p>
       )}
-      {error && (
-        <p class='state error' role='alert' data-testid='passkey-register-error'>
-          {error}
-        </p>
-      )}
+      {error !== null && (isVerificationRequired(error)
+        ? <VerifyAddressFirst what='passkey' />
+        : (
+          <p class='state error' role='alert' data-testid='passkey-register-error'>
+            {describePasskeyError(error)}
+          </p>
+          ))}
       <LoadView load={load} what='passkeys' retry={reload}>
         {(passkeys) =>
           passkeys.length === 0

@@ -91,6 +91,14 @@ export interface PublicUser {
   createdAt: string
 }
 
+/** What a credential-removal link removed (`removeListedCredentials`). */
+export interface RemovedCredentials {
+  /** Passkeys deleted (the sessions they signed in to are ended). */
+  passkeys: number
+  /** API keys revoked. */
+  apiKeys: number
+}
+
 interface TokenResponseBody {
   access_token: string
   token_type: string
@@ -183,7 +191,8 @@ export class AuthClient {
 
   /**
    * Password login. Throws MfaRequiredError for an account with a second
-   * factor (its `complete({ otp })` finishes the login), InvalidCredentialsError,
+   * factor (its `complete({ otp })`, or `completeWithPasskey()` when its
+   * `factors` include 'passkey', finishes the login), InvalidCredentialsError,
    * EmailNotVerifiedError (REQUIRE_EMAIL_VERIFICATION), RateLimitedError,
    * ServiceUnavailableError, ApiRequestError or NetworkError.
    */
@@ -260,6 +269,18 @@ export class AuthClient {
     return (await this.publicCall('/auth/verify-email', { token })) as { purpose: 'email_verification' | 'email_change'; email: string }
   }
 
+  /**
+   * Spends the token of the one-click link a "your password was changed"
+   * notice carries when passkeys or API keys were added since the address
+   * was last confirmed: removes those passkeys (signing out the sessions they
+   * signed in to, this client's too if it is one) and revokes those keys,
+   * whichever are still there. Resolves how many of each went; throws
+   * ApiRequestError invalid_link_token (expired, used or replaced).
+   */
+  async removeListedCredentials (token: string): Promise<RemovedCredentials> {
+    return (await this.publicCall('/auth/credential-removal', { token })) as RemovedCredentials
+  }
+
   /** Emails the signed-in user a new verification link. Throws ApiRequestError email_already_verified. */
   async resendVerification (): Promise<void> {
     await this.request('/auth/verify-email/resend', { method: 'POST' })
@@ -289,7 +310,13 @@ export class AuthClient {
     return this.signInWith({ grant_type: 'urn:token-auth:grant-type:passkey', credential, ...(options.scope ? { scope: options.scope } : {}) })
   }
 
-  /** Registers a new passkey for the signed-in user (needs a recent sign-in: else ApiRequestError insufficient_user_authentication). */
+  /**
+   * Registers a new passkey for the signed-in user. Needs a confirmed
+   * address (else ApiRequestError email_verification_required, 403) and a
+   * recent sign-in, with the second factor on an account that has one: else
+   * StepUpRequiredError (its acrValues name the mfa level), which
+   * onStepUpRequired can answer with a step-up before the retry.
+   */
   registerPasskey (name?: string, options: { signal?: AbortSignal } = {}): Promise<Passkey> {
     return registerPasskey(this.passkeyTransport(), name, options.signal)
   }

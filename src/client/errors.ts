@@ -107,26 +107,77 @@ export function needsStepUp (response: Response): boolean {
 export type OneTimeCode = { otp: string } | { recoveryCode: string }
 
 /**
- * The password was right and the account has a second factor: ask for a
- * code from the authenticator app (or a recovery code) and call
- * `complete`, which finishes the login (same client, same transport) and
- * resolves the new session's claims. A wrong code throws
- * InvalidCredentialsError and leaves this error usable for another try (up
- * to five); after that, or after five minutes, sign in again.
+ * What finishes the second step of a login: a one-time code, or a passkey's
+ * assertion (`credential`: AuthenticationResponseJSON, what
+ * navigator.credentials.get() returned over `passkeyOptions()`, as JSON).
+ */
+export type SecondStepProof = OneTimeCode | { credential: unknown }
+
+/** How an MfaRequiredError finishes its login (built by the client, mfa.ts). */
+export interface SecondStep {
+  complete(proof: SecondStepProof): Promise<AccessTokenClaims | null>
+  /** PublicKeyCredentialRequestOptionsJSON for the passkey step. */
+  passkeyOptions(): Promise<Record<string, unknown>>
+  /** The passkey step in a browser: options, navigator.credentials.get(), then complete. */
+  completeWithPasskey(signal?: AbortSignal): Promise<AccessTokenClaims | null>
+}
+
+/**
+ * The password was right and the account has a second factor: finish the
+ * login (same client, same transport) with what `factors` names, and the
+ * new session's claims resolve:
+ * - 'otp' (and 'recovery_code' while any are left): ask for a code from the
+ *   authenticator app (or a recovery code) and call `complete`;
+ * - 'passkey': call `completeWithPasskey()` in a browser (the user picks
+ *   one of the account's passkeys and verifies), or, with another WebAuthn
+ *   layer, `passkeyOptions()` then `complete({ credential })`.
+ * A wrong code or a refused passkey throws InvalidCredentialsError and
+ * leaves this error usable for another try (up to five); after that, or
+ * after five minutes, the message says to sign in again.
  */
 export class MfaRequiredError extends AuthError {
   override readonly name = 'MfaRequiredError'
+  private readonly step: SecondStep
   constructor (
-    /** What the second step accepts: 'otp', and 'recovery_code' while any are left. */
+    /** What the second step accepts: 'otp' and 'recovery_code' (with an authenticator app; the latter while any are left), 'passkey' (with a passkey). */
     readonly factors: readonly string[],
-    private readonly finish: (code: OneTimeCode) => Promise<AccessTokenClaims | null>,
+    step: SecondStep | ((proof: SecondStepProof) => Promise<AccessTokenClaims | null>),
     message = 'a second factor is required'
   ) {
     super('mfa_required', message, 400)
+    this.step = typeof step === 'function'
+      ? {
+          complete: step,
+          passkeyOptions: () => Promise.reject(new AuthError('passkey_unavailable', 'this second step cannot use a passkey')),
+          completeWithPasskey: () => Promise.reject(new AuthError('passkey_unavailable', 'this second step cannot use a passkey')),
+        }
+      : step
   }
 
-  complete (code: OneTimeCode): Promise<AccessTokenClaims | null> {
-    return this.finish(code)
+  /** Finishes the login with a code, or with a passkey's assertion (`{ credential }`). */
+  complete (proof: SecondStepProof): Promise<AccessTokenClaims | null> {
+    return this.step.complete(proof)
+  }
+
+  /**
+   * The options of the passkey step (PublicKeyCredentialRequestOptionsJSON:
+   * the account's passkeys, user verification required), for a WebAuthn
+   * layer of your own; then `complete({ credential })`. Each call makes a
+   * new challenge. Throws InvalidCredentialsError when the step is spent or
+   * the account has no passkey.
+   */
+  passkeyOptions (): Promise<Record<string, unknown>> {
+    return this.step.passkeyOptions()
+  }
+
+  /**
+   * Finishes the login with one of the account's passkeys, in a browser:
+   * the browser asks the user to pick one and verify (PIN, biometric). Throws
+   * InvalidCredentialsError (refused), or the browser's DOMException
+   * (NotAllowedError: cancelled, or no passkey of the account here).
+   */
+  completeWithPasskey (options: { signal?: AbortSignal } = {}): Promise<AccessTokenClaims | null> {
+    return this.step.completeWithPasskey(options.signal)
   }
 }
 

@@ -4,7 +4,7 @@
  * Locks, BroadcastChannel and WebAuthn (navigator.credentials, for passkeys). Safe in browsers, React Native and Node 22 or later.
  */
 export { AuthClient, decodeClaims } from './client.js'
-export type { AccessTokenClaims, AuthClientOptions, PublicUser, RequestOptions, SessionEndReason, Transport } from './client.js'
+export type { AccessTokenClaims, AuthClientOptions, PublicUser, RemovedCredentials, RequestOptions, SessionEndReason, Transport } from './client.js'
 export {
   ApiRequestError,
   AuthError,
@@ -18,7 +18,7 @@ export {
   SessionReusedError,
   StepUpRequiredError,
 } from './errors.js'
-export type { OneTimeCode } from './errors.js'
+export type { OneTimeCode, SecondStep, SecondStepProof } from './errors.js'
 export { MFA_OTP_GRANT_TYPE, type SecondFactorList, type TotpEnrolment } from './mfa.js'
 export type { Passkey } from './passkeys.js'
 export { MemoryStore, type RefreshTokenStore } from './storage.js'

@@ -1,10 +1,12 @@
 import type { AccessTokenClaims } from './client.js'
-import { ApiRequestError, MfaRequiredError, errorFromResponse, type AuthError, type OneTimeCode } from './errors.js'
+import { ApiRequestError, MfaRequiredError, errorFromResponse, type AuthError, type SecondStepProof } from './errors.js'
+import { getCredential } from './passkeys.js'
 
 /**
  * Second factors in the SDK: the second step of a login (MfaRequiredError's
- * `complete`) and the signed-in user's TOTP enrolment, removal, recovery
- * codes and list (the service's /users/me/mfa routes).
+ * `complete` with a code or a passkey's assertion, `completeWithPasskey`)
+ * and the signed-in user's TOTP enrolment, removal, recovery codes and list
+ * (the service's /users/me/mfa routes).
  */
 
 export const MFA_OTP_GRANT_TYPE = 'urn:token-auth:grant-type:mfa-otp'
@@ -24,15 +26,28 @@ export function secondStepOr (error: AuthError, client: SecondStepClient): AuthE
   if (typeof body?.mfa_token !== 'string') return error
   const mfaToken = body.mfa_token
   const factors = Array.isArray(body.factors) ? body.factors.filter((f): f is string => typeof f === 'string') : ['otp']
-  return new MfaRequiredError(factors, (code) => completeSecondStep(client, mfaToken, code), error.message)
+  const passkeyOptions = () => secondStepPasskeyOptions(client, mfaToken)
+  return new MfaRequiredError(factors, {
+    complete: (proof) => completeSecondStep(client, mfaToken, proof),
+    passkeyOptions,
+    completeWithPasskey: async (signal) => completeSecondStep(client, mfaToken, { credential: await getCredential(await passkeyOptions(), signal) }),
+  }, error.message)
 }
 
-async function completeSecondStep (client: SecondStepClient, mfaToken: string, code: OneTimeCode): Promise<AccessTokenClaims | null> {
+/** POST /auth/mfa/passkey-options: the passkey step's options (the mfa_token is not spent). */
+async function secondStepPasskeyOptions (client: SecondStepClient, mfaToken: string): Promise<Record<string, unknown>> {
+  const response = await client.post('/auth/mfa/passkey-options', { mfa_token: mfaToken })
+  // invalid_grant (the step is spent or expired, or the account has no passkey) reads as a refused login.
+  if (!response.ok) throw await errorFromResponse(response, 'login')
+  return (await response.json()) as Record<string, unknown>
+}
+
+async function completeSecondStep (client: SecondStepClient, mfaToken: string, proof: SecondStepProof): Promise<AccessTokenClaims | null> {
   const response = await client.post('/auth/token', {
     grant_type: MFA_OTP_GRANT_TYPE,
     mfa_token: mfaToken,
     client_id: client.clientId,
-    ...('otp' in code ? { otp: code.otp } : { recovery_code: code.recoveryCode }),
+    ...('otp' in proof ? { otp: proof.otp } : 'recoveryCode' in proof ? { recovery_code: proof.recoveryCode } : { credential: proof.credential }),
   })
   if (!response.ok) throw await errorFromResponse(response, 'login')
   return client.accept(await response.json())

@@ -3,6 +3,8 @@ import t from 'tap'
 import { ApiRequestError, AuthClient, EmailNotVerifiedError, MemoryStore } from '../../src/client/index.js'
 import { buildTestApp } from '../helpers/app.js'
 import { linkToken, TestSmtpServer } from '../helpers/smtp.js'
+import { createApiKey } from '../helpers/users.js'
+import { registerPasskey, SoftAuthenticator, TEST_ORIGIN } from '../helpers/webauthn.js'
 
 /**
  * The SDK's recovery and email methods against the service on a real socket
@@ -60,4 +62,28 @@ t.test('email change', async (t) => {
   await client.changeEmail(moved, 'a reset passphrase')
   t.same(await newClient().verifyEmail(await linkOf(moved, 'new email address')), { purpose: 'email_change', email: moved })
   t.match(await client.request('/users/me'), { email: moved })
+})
+
+t.test('the password-change notice\'s link removes the passkeys and API keys it lists', async (t) => {
+  const client = newClient()
+  const owner = `sdk-removal-${Date.now()}@recovery.test`
+  await client.signUp(owner, PASSWORD)
+  await newClient().verifyEmail(await linkOf(owner, 'confirm your email'))
+  // Added after the address was confirmed: what a password change lists. The key first: beside a passkey it would need a step-up.
+  const key = await createApiKey(server.app, await client.getAccessToken(), { name: 'Planted key', scopes: ['profile'] })
+  const passkey = await registerPasskey(server.app, await client.getAccessToken(), new SoftAuthenticator(TEST_ORIGIN), 'Planted passkey')
+
+  await client.requestPasswordReset(owner)
+  await client.confirmPasswordReset(await linkOf(owner, 'reset your password'), 'a reset passphrase')
+  await smtp.nextWithSubject(owner, 'your password was changed')
+  const notice = smtp.to(owner).filter((mail) => mail.subject.includes('your password was changed')).at(-1)!
+  t.match(notice.text, /Planted passkey/, 'the notice lists the passkey')
+  t.match(notice.text, /#\/remove-credentials\?token=/, 'and links to the removal page')
+  const token = linkToken(notice)
+
+  await t.rejects(newClient().removeListedCredentials('not-a-real-token'), ApiRequestError, 'a made-up token')
+  t.same(await newClient().removeListedCredentials(token), { passkeys: 1, apiKeys: 1 })
+  t.equal(await server.app.db.passkey.count({ where: { id: passkey.id } }), 0, 'the passkey is gone')
+  t.ok((await server.app.db.apiKey.findUniqueOrThrow({ where: { id: key.id } })).revokedAt, 'the key is revoked')
+  await t.rejects(newClient().removeListedCredentials(token), { name: 'ApiRequestError', code: 'invalid_link_token' }, 'the link works once')
 })
