@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
-import { injectAs, login, me, passwordGrant, refresh, signup, signupAdmin, type Tokens } from '../helpers/users.js'
+import { injectAs, login, markAddressVerified, me, passwordGrant, refresh, signup, signupAdmin, type Tokens } from '../helpers/users.js'
 
 /**
  * The admin API (DESIGN §3.8): admins only; the user directory with keyset
@@ -223,12 +223,14 @@ t.test('PATCH disabled: every session revoked at once; live access tokens refuse
   t.teardown(second.close)
   const user = await signup(app)
   const mobile = await login(app, user.email, MOBILE)
+  await markAddressVerified(app, mobile.access_token) // an API key needs a verified address
   const key = await app.inject({
     method: 'POST',
     url: '/api-keys',
     headers: { authorization: `Bearer ${mobile.access_token}` },
     payload: { name: 'k', scopes: ['profile'] },
   })
+  t.equal(key.statusCode, 201, key.body)
   const apiKey = json<{ key: string }>(key).key
   t.equal((await me(app, mobile.access_token)).statusCode, 200, 'works here before')
   t.equal((await me(second.app, mobile.access_token)).statusCode, 200, 'works on the second instance before')

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from '../../src/config.js'
 import { isWellFormedApiKey } from '../../src/domain/api-keys.js'
 import { buildTestApp, json, TEST_ENV, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
-import { createApiKey, injectAs, PASSWORD, signup, signupAdmin, type CreatedApiKey } from '../helpers/users.js'
+import { createApiKey, injectAs, markAddressVerified, PASSWORD, signup, signupAdmin, type CreatedApiKey } from '../helpers/users.js'
 
 /**
  * API keys (DESIGN §3.7): creation (shown once), listing without secrets,
@@ -98,6 +98,13 @@ async function eventually<T> (check: () => Promise<T | null | undefined>, ms = 5
 
 t.test('create: 201, the key shown once with its summary, no-store', async (t) => {
   const user = await signup(app)
+  // A key acts without the password: none on an address nobody has proven.
+  const unverified = await createKeyRequest(app, user.access_token, { name: 'CI deploys', scopes: ['profile'] })
+  t.equal(unverified.statusCode, 403, unverified.body)
+  t.equal(json(unverified).code, 'email_verification_required')
+  t.equal(await app.db.apiKey.count({ where: { userId: user.id } }), 0, 'no key for an unverified address')
+  await markAddressVerified(app, user.access_token)
+
   const before = Date.now()
   const response = await createKeyRequest(app, user.access_token, { name: 'CI deploys', scopes: ['profile', 'links:read'] })
   t.equal(response.statusCode, 201, response.body)
@@ -113,6 +120,10 @@ t.test('create: 201, the key shown once with its summary, no-store', async (t) =
   t.same(body.scopes, ['profile', 'links:read'])
   t.equal(body.expiresAt, null, 'no expiry unless asked')
   t.ok(Date.parse(body.createdAt) >= before - 1000 && Date.parse(body.createdAt) <= Date.now() + 1000, 'createdAt is now')
+  const notices = await app.db.emailOutbox.findMany({ where: { recipient: user.email, template: 'credential_added' } })
+  t.equal(notices.length, 1, 'the address is told of the new key')
+  t.match(notices[0]?.data, { credential: `API key “CI deploys (${body.prefix}…)”` }, 'naming it by name and prefix')
+  t.notOk(JSON.stringify(notices[0]?.data).includes(body.key), 'never the key itself')
 
   const expiresAt = new Date(Date.now() + 3600_000).toISOString()
   const expiring = await createKey(app, user.access_token, { expiresAt })
@@ -168,6 +179,7 @@ t.test('revoke: 204, then 404; a key of another user is 404 and stays live', asy
 
 t.test('scopes: a user may not grant introspect, an admin may; unknown scopes and past expiry are refused', async (t) => {
   const user = await signup(app)
+  await markAddressVerified(app, user.access_token) // refusals for the scope, not the address
   for (const scopes of [['introspect'], ['profile', 'introspect']]) {
     const response = await createKeyRequest(app, user.access_token, { name: 'x', scopes })
     t.equal(response.statusCode, 400, `user asks for ${scopes.join(' ')}: 400`)
@@ -178,6 +190,7 @@ t.test('scopes: a user may not grant introspect, an admin may; unknown scopes an
   t.equal(json(unknown).code, 'invalid_scope')
 
   const admin = await signupAdmin(app)
+  await markAddressVerified(app, admin.access_token)
   const introspector = await createKeyRequest(app, admin.access_token, { name: 'gateway', scopes: ['introspect'] })
   t.equal(introspector.statusCode, 201, `an admin may grant introspect (${introspector.body})`)
   t.same(json<CreatedKey>(introspector).scopes, ['introspect'])
@@ -391,7 +404,9 @@ t.test('the cap: API_KEY_LIMIT_PER_USER live keys, then 409 api_key_limit; revok
   t.equal(json(refused).code, 'api_key_limit')
   t.match(json(refused).message, /at most 3 live API keys/)
   t.equal(await capped.app.db.apiKey.count({ where: { userId: user.id } }), 3, 'nothing was written')
-  t.equal((await createKeyRequest(capped.app, (await signup(capped.app)).access_token, { name: 'x', scopes: ['profile'] })).statusCode, 201, "another user's keys are their own count")
+  const another = await signup(capped.app)
+  await markAddressVerified(capped.app, another.access_token)
+  t.equal((await createKeyRequest(capped.app, another.access_token, { name: 'x', scopes: ['profile'] })).statusCode, 201, "another user's keys are their own count")
 
   const revoke = await capped.app.inject({ method: 'DELETE', url: `/api-keys/${revoked.id}`, headers: { authorization: `Bearer ${user.access_token}` } })
   t.equal(revoke.statusCode, 204)

@@ -339,6 +339,7 @@ t.test('POST /auth/revoke with an access token answers unsupported_token_type (R
 t.test('POST /auth/revoke of an API key by whoever holds it is audited without naming the owner as actor', async (t) => {
   // Security review finding 8: the event named the key's owner as the one who revoked it.
   const { userId, sessions } = await userWithSessions(1)
+  await users.markAddressVerified(app, sessions[0]!.accessToken) // an API key needs a verified address
   const created = await app.inject({
     method: 'POST',
     url: '/api-keys',

@@ -1,8 +1,9 @@
 import { Secret, TOTP } from 'otpauth'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
 import { appsOn, fileTestApp, json } from '../../helpers/app.js'
 import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
-import { injectAs, login, passwordGrant, PASSWORD, signup } from '../../helpers/users.js'
+import { claimsOf, injectAs, login, passwordGrant, PASSWORD, signup, type Response } from '../../helpers/users.js'
 
 /**
  * The signed-in user's second factors (DESIGN §3.12): TOTP enrolment and
@@ -16,6 +17,32 @@ const appOn = appsOn(main.database)
 const start = (token: string) => injectAs(app, token, 'POST', '/users/me/mfa/totp')
 const confirm = (token: string, code: string) => injectAs(app, token, 'POST', '/users/me/mfa/totp/confirm', { code })
 const list = (token: string) => injectAs(app, token, 'GET', '/users/me/mfa')
+
+/**
+ * Adding a factor to an account that has one needs that factor proven in the
+ * session: a password-only token is refused with 401 and the RFC 9470
+ * challenge naming the mfa level.
+ */
+function assertNeedsFactorProof (t: Test, response: Response, label: string) {
+  t.equal(response.statusCode, 401, `${label}: ${response.body}`)
+  t.equal(json(response).code, 'insufficient_user_authentication', label)
+  t.match(response.headers['www-authenticate'], `acr_values="${ACR_MFA}"`, `${label}: the challenge asks for the mfa level`)
+}
+
+/** A step-up of the session with a TOTP code of the next time step (the current one may be spent): its access token asserts acr mfa. */
+async function stepUpWithTotp (t: Test, refreshToken: string, secret: string): Promise<string> {
+  await advance(main, 30)
+  await centreStep(main)
+  const response = await app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: `${GRANT_TYPE_PREFIX}step-up`, refresh_token: refreshToken, otp: totpCode(secret, main.clock.now()) },
+  })
+  t.equal(response.statusCode, 200, `step-up: ${response.body}`)
+  const accessToken = json<{ access_token: string }>(response).access_token
+  t.equal(claimsOf(accessToken).acr, ACR_MFA, 'the stepped-up token asserts mfa')
+  return accessToken
+}
 
 t.test('enrolment: a base32 secret, its otpauth URI and a QR code; nothing is active until confirmed', async (t) => {
   const user = await signup(app, { label: 'enrol' })
@@ -64,9 +91,15 @@ t.test('confirm: a code computed from the secret activates it and answers ten re
   t.type(listed.totp.confirmedAt, 'string')
   t.equal(listed.recoveryCodes.remaining, 10)
   t.notMatch(JSON.stringify(listed), recoveryCodes[0]!, 'the codes are never shown again')
+  const notices = await app.db.emailOutbox.findMany({ where: { recipient: user.email, template: 'credential_added' } })
+  t.equal(notices.length, 1, 'the address is told of the new authenticator')
+  t.match(notices[0]?.data, { credential: 'authenticator app' })
 
-  const again = await confirm(user.access_token, appCode)
+  assertNeedsFactorProof(t, await confirm(user.access_token, appCode), 'with the password alone, once a factor is active')
+  const stepped = await stepUpWithTotp(t, user.refresh_token, secret)
+  const again = await confirm(stepped, appCode)
   t.equal(again.statusCode, 409, 'already active')
+  t.equal(json(again).code, 'totp_already_enabled')
   t.equal(json(await passwordGrant(app, user.email)).error, 'mfa_required')
   t.ok(await app.db.auditEvent.findFirst({ where: { userId: user.id, type: 'totp_enabled' } }))
 })
@@ -91,7 +124,8 @@ t.test('a new enrolment replaces a pending one; an active factor must be removed
   await centreStep(main)
   t.equal((await confirm(user.access_token, totpCode(first, main.clock.now()))).statusCode, 400, 'the replaced secret is void')
   t.equal((await confirm(user.access_token, totpCode(second, main.clock.now()))).statusCode, 200)
-  const third = await start(user.access_token)
+  assertNeedsFactorProof(t, await start(user.access_token), 'a password-only token once a factor is active')
+  const third = await start(await stepUpWithTotp(t, user.refresh_token, second))
   t.equal(third.statusCode, 409)
   t.equal(json(third).code, 'totp_already_enabled')
 })

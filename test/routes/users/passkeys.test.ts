@@ -1,7 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
 import { appsOn, buildTestApp, json } from '../../helpers/app.js'
 import { createTestDatabase } from '../../helpers/database.js'
-import { claimsOf, injectAs, signup, signupAdmin } from '../../helpers/users.js'
+import { claimsOf, injectAs, markAddressVerified, signup, signupAdmin, type Response, type Tokens } from '../../helpers/users.js'
 import { passkeyGrant, registerPasskey, registrationOptions, signInOptions, SoftAuthenticator, TEST_ORIGIN } from '../../helpers/webauthn.js'
 
 /**
@@ -10,8 +11,10 @@ import { passkeyGrant, registerPasskey, registrationOptions, signInOptions, Soft
  * verification, a stable random user handle, existing ones excluded), the
  * registration's checks (challenge single use, short-lived, the user's own;
  * origin, RP ID, user verification), listing, renaming and deleting only
- * one's own, recent authentication where it adds or removes a way in, and an
- * admin made to enrol reaching these routes. Refusals are 4xx, never 500.
+ * one's own, recent authentication where it adds or removes a way in (and,
+ * to add one beside an existing factor, that factor proven in the session),
+ * a verified address to add one, and an admin made to enrol reaching these
+ * routes. Refusals are 4xx, never 500.
  *
  * One database for the file; tests that move the clock build their own app.
  */
@@ -26,6 +29,34 @@ t.teardown(async () => {
 })
 
 type Options = Awaited<ReturnType<typeof registrationOptions>>
+type App = typeof app
+
+/**
+ * Steps the session of `tokens` up with `authenticator`'s newest passkey
+ * (step-up options, then the step-up grant): the new access token asserts
+ * acr mfa, which adding a passkey beside an existing one needs. The refresh
+ * token rotates: use the returned one. Throws unless it worked.
+ */
+async function stepUpWithPasskey (target: App, tokens: Tokens, authenticator: SoftAuthenticator): Promise<Tokens> {
+  const options = await injectAs(target, tokens.access_token, 'POST', '/users/me/passkeys/step-up-options')
+  if (options.statusCode !== 200) throw new Error(`step-up options: ${options.statusCode} ${options.body}`)
+  const response = await target.inject({
+    method: 'POST',
+    url: '/auth/token',
+    payload: { grant_type: `${GRANT_TYPE_PREFIX}step-up`, refresh_token: tokens.refresh_token, credential: authenticator.get(json<{ challenge: string; rpId: string }>(options)) },
+  })
+  if (response.statusCode !== 200) throw new Error(`step-up: ${response.statusCode} ${response.body}`)
+  const stepped = json<Tokens>(response)
+  if (claimsOf(stepped.access_token).acr !== ACR_MFA) throw new Error('step-up: the token does not assert mfa')
+  return stepped
+}
+
+/** A password-only token of an account with a second factor adds no passkey: 401 and the RFC 9470 challenge naming the mfa level. */
+function assertNeedsFactorProof (t: Test, response: Response, label: string) {
+  t.equal(response.statusCode, 401, `${label}: ${response.body}`)
+  t.equal(json(response).code, 'insufficient_user_authentication', label)
+  t.match(response.headers['www-authenticate'], `acr_values="${ACR_MFA}"`, `${label}: the challenge asks for the mfa level`)
+}
 
 function finish (accessToken: string, response: unknown, name?: string, target = app) {
   return injectAs(target, accessToken, 'POST', '/users/me/passkeys', { ...(name === undefined ? {} : { name }), response: response as Record<string, unknown> })
@@ -33,6 +64,10 @@ function finish (accessToken: string, response: unknown, name?: string, target =
 
 t.test('registration options: the configured relying party, a discoverable credential with user verification, no attestation', async (t) => {
   const user = await signup(app)
+  const unverified = await injectAs(app, user.access_token, 'POST', '/users/me/passkeys/options')
+  t.equal(unverified.statusCode, 403, unverified.body)
+  t.equal(json(unverified).code, 'email_verification_required', 'no passkey on an address nobody has proven')
+  await markAddressVerified(app, user.access_token)
   // A forged Host and Origin change nothing: the RP ID is configuration (WEBAUTHN_RP_ID, default ISSUER's host).
   const response = await injectAs(app, user.access_token, 'POST', '/users/me/passkeys/options', undefined, { host: 'evil.test', origin: 'http://evil.test' })
   t.equal(response.statusCode, 200, response.body)
@@ -71,14 +106,20 @@ t.test('registration verifies and stores the credential; the user handle and the
   t.equal(Buffer.from(row.publicKey).toString('base64url'), Buffer.from(authenticator.credentials[0]!.publicKeyCose).toString('base64url'), 'the COSE public key')
   t.equal(row.counter, 0n)
   t.ok(await app.db.auditEvent.findFirst({ where: { type: 'passkey_registered', userId: user.id, details: { path: ['passkeyId'], equals: passkey.id as string } } }), 'audited')
+  const notices = await app.db.emailOutbox.findMany({ where: { recipient: user.email, template: 'credential_added' } })
+  t.equal(notices.length, 1, 'the address is told of the new passkey')
+  t.match(notices[0]?.data, { credential: 'passkey “Work laptop”' }, 'by its name')
 
-  const next = await registrationOptions(app, user.access_token)
+  // The account has a passkey now: the next one needs it proven in the session.
+  assertNeedsFactorProof(t, await injectAs(app, user.access_token, 'POST', '/users/me/passkeys/options'), 'the password session')
+  const stepped = await stepUpWithPasskey(app, user, authenticator)
+  const next = await registrationOptions(app, stepped.access_token)
   t.same(next.excludeCredentials, [{ id: row.credentialId, type: 'public-key', transports: ['internal'] }], 'the registered credential is excluded next time')
-  const unnamed = await finish(user.access_token, new SoftAuthenticator(TEST_ORIGIN).create(next))
+  const unnamed = await finish(stepped.access_token, new SoftAuthenticator(TEST_ORIGIN).create(next))
   t.equal(unnamed.statusCode, 201, unnamed.body)
   t.match(json(unnamed), { name: 'Passkey', deviceType: 'singleDevice', backedUp: false }, 'a default name; a device-bound key')
 
-  const again = await finish(user.access_token, authenticator.create(await registrationOptions(app, user.access_token)))
+  const again = await finish(stepped.access_token, authenticator.create(await registrationOptions(app, stepped.access_token)))
   t.equal(again.statusCode, 201, 'another credential of the same authenticator is another passkey')
 })
 
@@ -89,20 +130,23 @@ t.test('a registration challenge is single use, short-lived, the user\'s own, an
   const options = await registrationOptions(clocked, user.access_token)
   const first = await finish(user.access_token, authenticator.create(options), undefined, clocked)
   t.equal(first.statusCode, 201)
-  const replay = await finish(user.access_token, authenticator.create(options), undefined, clocked)
+  // With a passkey on the account, adding one needs it proven in the session: what refuses the replay is then the challenge.
+  const stepped = await stepUpWithPasskey(clocked, user, authenticator)
+  const replay = await finish(stepped.access_token, authenticator.create(options), undefined, clocked)
   t.equal(replay.statusCode, 400, 'the same challenge again')
   t.equal(json(replay).code, 'passkey_challenge_invalid')
 
-  const expiring = await registrationOptions(clocked, user.access_token)
+  const expiring = await registrationOptions(clocked, stepped.access_token)
   clock.advance(301)
   // The revocation list is stale after a jump of the clock: refresh it, as its poll would.
   await clocked.revocations.sync()
-  const late = await finish(user.access_token, authenticator.create(expiring), undefined, clocked)
+  const late = await finish(stepped.access_token, authenticator.create(expiring), undefined, clocked)
   t.equal(json(late).code, 'passkey_challenge_invalid', 'past five minutes')
 
   // Stay within the recent-authentication window for what follows.
   const fresh = await signup(clocked)
   const other = await signup(clocked)
+  await markAddressVerified(clocked, fresh.access_token) // refused for the challenge, not the address
   const theirs = await registrationOptions(clocked, other.access_token)
   const stolen = await finish(fresh.access_token, new SoftAuthenticator(TEST_ORIGIN).create(theirs), undefined, clocked)
   t.equal(json(stolen).code, 'passkey_challenge_invalid', 'another user\'s challenge')
@@ -113,9 +157,11 @@ t.test('a registration challenge is single use, short-lived, the user\'s own, an
   const older = await registrationOptions(clocked, fresh.access_token)
   const newer = await registrationOptions(clocked, fresh.access_token)
   t.equal(json(await finish(fresh.access_token, new SoftAuthenticator(TEST_ORIGIN).create(older), undefined, clocked)).code, 'passkey_challenge_invalid', 'a newer ceremony replaces the older')
-  t.equal((await finish(fresh.access_token, new SoftAuthenticator(TEST_ORIGIN).create(newer), undefined, clocked)).statusCode, 201)
+  const freshAuthenticator = new SoftAuthenticator(TEST_ORIGIN)
+  t.equal((await finish(fresh.access_token, freshAuthenticator.create(newer), undefined, clocked)).statusCode, 201)
+  const freshStepped = await stepUpWithPasskey(clocked, fresh, freshAuthenticator)
   const authenticationChallenge = await signInOptions(clocked)
-  const crossPurpose = await finish(fresh.access_token, new SoftAuthenticator(TEST_ORIGIN).create({ ...newer, challenge: authenticationChallenge.challenge }), undefined, clocked)
+  const crossPurpose = await finish(freshStepped.access_token, new SoftAuthenticator(TEST_ORIGIN).create({ ...newer, challenge: authenticationChallenge.challenge }), undefined, clocked)
   t.equal(json(crossPurpose).code, 'passkey_challenge_invalid', 'a sign-in challenge does not register')
   t.ok(await clocked.db.auditEvent.findFirst({ where: { type: 'passkey_registration_failed', userId: fresh.id } }), 'refusals are audited')
 })
@@ -185,14 +231,20 @@ t.test('a credential is registered once; a user holds at most 20 passkeys', asyn
   const refused = await finish(other.access_token, copied)
   t.equal(refused.statusCode, 409, refused.body)
   t.equal(json(refused).code, 'passkey_exists')
-  const againMine = await finish(user.access_token, authenticator.create(await registrationOptions(app, user.access_token), { reuse: authenticator.credentials[0]! }))
+  const stepped = await stepUpWithPasskey(app, user, authenticator) // the account has a passkey: adding another needs it proven
+  const againMine = await finish(stepped.access_token, authenticator.create(await registrationOptions(app, stepped.access_token), { reuse: authenticator.credentials[0]! }))
   t.equal(json(againMine).code, 'passkey_exists', 'and for its own user too')
 
+  // One real passkey (to step up with: the account has a factor) and 19 fillers.
   const full = await signup(app)
+  const fullAuthenticator = new SoftAuthenticator(TEST_ORIGIN)
+  await registerPasskey(app, full.access_token, fullAuthenticator)
   await app.db.passkey.createMany({
-    data: Array.from({ length: 20 }, (_, i) => ({ userId: full.id, credentialId: `filler-${full.id}-${i}`, publicKey: new Uint8Array([1]), deviceType: 'singleDevice', backedUp: false, aaguid: '0', name: `filler ${i}` })),
+    data: Array.from({ length: 19 }, (_, i) => ({ userId: full.id, credentialId: `filler-${full.id}-${i}`, publicKey: new Uint8Array([1]), deviceType: 'singleDevice', backedUp: false, aaguid: '0', name: `filler ${i}` })),
   })
-  const limited = await injectAs(app, full.access_token, 'POST', '/users/me/passkeys/options')
+  t.equal(await app.db.passkey.count({ where: { userId: full.id } }), 20)
+  const fullStepped = await stepUpWithPasskey(app, full, fullAuthenticator)
+  const limited = await injectAs(app, fullStepped.access_token, 'POST', '/users/me/passkeys/options')
   t.equal(limited.statusCode, 409)
   t.equal(json(limited).code, 'passkey_limit')
 })
@@ -200,8 +252,10 @@ t.test('a credential is registered once; a user holds at most 20 passkeys', asyn
 t.test('listing, renaming and deleting: one\'s own passkeys only', async (t) => {
   const owner = await signup(app)
   const stranger = await signup(app)
-  const first = await registerPasskey(app, owner.access_token, new SoftAuthenticator(TEST_ORIGIN), 'First')
-  const second = await registerPasskey(app, owner.access_token, new SoftAuthenticator(TEST_ORIGIN), 'Second')
+  const ownerAuthenticator = new SoftAuthenticator(TEST_ORIGIN)
+  const first = await registerPasskey(app, owner.access_token, ownerAuthenticator, 'First')
+  // A second passkey beside the first needs the first proven in the session.
+  const second = await registerPasskey(app, (await stepUpWithPasskey(app, owner, ownerAuthenticator)).access_token, new SoftAuthenticator(TEST_ORIGIN), 'Second')
   await registerPasskey(app, stranger.access_token, new SoftAuthenticator(TEST_ORIGIN), 'Theirs')
 
   const list = await injectAs(app, owner.access_token, 'GET', '/users/me/passkeys')
@@ -232,18 +286,24 @@ t.test('listing, renaming and deleting: one\'s own passkeys only', async (t) => 
 t.test('adding and deleting a passkey need a recent authentication; listing and renaming do not', async (t) => {
   const { app: clocked, clock } = await appOn(t)
   const user = await signup(clocked)
-  const passkey = await registerPasskey(clocked, user.access_token, new SoftAuthenticator(TEST_ORIGIN))
+  const authenticator = new SoftAuthenticator(TEST_ORIGIN)
+  const passkey = await registerPasskey(clocked, user.access_token, authenticator)
+  // The account has a passkey: prove it in the session, so that only the authentication's age is wrong below.
+  const stepped = await stepUpWithPasskey(clocked, user, authenticator)
   clock.advance(901)
   await clocked.revocations.sync()
-  // The access token itself has expired by now (10 minutes): refresh, which keeps auth_time.
-  const refreshed = await clocked.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: user.refresh_token } })
+  // The access token itself has expired by now (10 minutes): refresh, which keeps auth_time (and the level).
+  const refreshed = await clocked.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'refresh_token', refresh_token: stepped.refresh_token } })
   const token = json<{ access_token: string }>(refreshed).access_token
+  t.equal(claimsOf(token).acr, ACR_MFA, 'the session proved its passkey')
   // A well-formed body, so that what refuses it is the authentication's age.
   const shaped = new SoftAuthenticator(TEST_ORIGIN).create({ challenge: 'A'.repeat(43), rp: { id: 'auth.test' }, user: { id: 'AAAA' } })
   for (const [method, url] of [['POST', '/users/me/passkeys/options'], ['POST', '/users/me/passkeys'], ['DELETE', `/users/me/passkeys/${passkey.id}`]] as const) {
     const response = await injectAs(clocked, token, method, url, url.endsWith('passkeys') ? { response: shaped } : undefined)
     t.equal(response.statusCode, 401, `${method} ${url}`)
     t.equal(json(response).code, 'insufficient_user_authentication', `${method} ${url}`)
+    t.match(json(response).message, /recent authentication/, `${method} ${url}: for its age`)
+    t.match(response.headers['www-authenticate'], /max_age=/, `${method} ${url}: the challenge names max_age`)
   }
   t.equal((await injectAs(clocked, token, 'GET', '/users/me/passkeys')).statusCode, 200)
   t.equal((await injectAs(clocked, token, 'PATCH', `/users/me/passkeys/${passkey.id}`, { name: 'Renamed' })).statusCode, 200)
@@ -251,7 +311,9 @@ t.test('adding and deleting a passkey need a recent authentication; listing and 
 
 t.test('API keys cannot manage passkeys', async (t) => {
   const user = await signup(app)
+  await markAddressVerified(app, user.access_token) // an API key needs a verified address
   const created = await injectAs(app, user.access_token, 'POST', '/api-keys', { name: 'k', scopes: ['profile'] })
+  t.equal(created.statusCode, 201, created.body)
   const key = json<{ key: string }>(created).key
   for (const [method, url] of [['POST', '/users/me/passkeys/options'], ['GET', '/users/me/passkeys']] as const) {
     const response = await app.inject({ method, url, headers: { 'x-api-key': key } })
