@@ -12,6 +12,7 @@ import { canSwitchUser, intrudeAsOtherUser } from '../helpers/other-user.js'
 import { stepUpCases } from './catalogue-step-up.js'
 import { totpCases } from './catalogue-totp.js'
 import { passkeyCases } from './catalogue-passkeys.js'
+import { takeoverCases } from './catalogue-takeover.js'
 import {
   AttackContext,
   EVIL_ORIGIN,
@@ -1178,6 +1179,7 @@ export const cases: AttackCase[] = [
     async run (ctx, t) {
       const admin = await ctx.makeAdmin(await ctx.signup('dates-admin'))
       const user = await ctx.signup('dates-user')
+      await users.markAddressVerified(ctx.app, user.access_token)
       const values = ['2030-12-31T23:59:60Z', '2016-12-31T23:59:60.5+00:00', '0000-01-01T00:00:00Z', '9999-12-31T23:59:59-00:01', '10000-01-01T00:00:00Z', '-271821-04-20T00:00:00Z', '+275760-09-13T00:00:00Z', '2031-02-29T00:00:00Z']
       for (const value of values) {
         const key = await ctx.app.inject({ method: 'POST', url: '/api-keys', headers: { authorization: `Bearer ${user.access_token}` }, payload: { name: 'k', scopes: ['profile'], expiresAt: value } })
@@ -1592,6 +1594,7 @@ export const cases: AttackCase[] = [
     async run (ctx, t) {
       const limit = ctx.config.apiKeyLimitPerUser
       const a = await ctx.signup('key-flood')
+      await users.markAddressVerified(ctx.app, a.access_token)
       const rows = Array.from({ length: limit - 1 }, (_, i) => ({
         userId: a.id,
         name: `flood ${i}`,
@@ -1856,4 +1859,6 @@ export const cases: AttackCase[] = [
   ...stepUpCases,
   ...totpCases,
   ...passkeyCases,
+  // ---------------------------------------------------------------- Account takeover (issue 24; catalogue-takeover.ts, also run over SMTP by takeover.test.ts)
+  ...takeoverCases,
 ]

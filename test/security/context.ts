@@ -4,6 +4,7 @@ import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
 import type { TestDatabase } from '../helpers/database.js'
+import type { TestSmtpServer } from '../helpers/smtp.js'
 import * as users from '../helpers/users.js'
 import { decodePart, PASSWORD, type Account as SignedUpAccount, type Tokens } from '../helpers/users.js'
 
@@ -61,6 +62,92 @@ export function serializeRevocationSync (app: App): void {
   }
 }
 
+/** One message as a mailbox shows it: its subject, its text, and the token of its link when it has one. */
+export interface Mail {
+  to: string
+  subject: string
+  text: string
+  token: string | null
+}
+
+/**
+ * Where cases read the service's mail, as its recipient would: the outbox
+ * as the development mailbox renders it (the catalogue's service has no
+ * SMTP_URL), or what a real SMTP server received (takeover.test.ts).
+ */
+export interface Mailbox {
+  readonly kind: 'outbox' | 'smtp'
+  /** Every message to `to` so far, oldest first, once the mail queued so far has arrived. */
+  all(to: string): Promise<Mail[]>
+  /** The newest message to `to` whose subject contains `subject`; throws when there is none. */
+  latest(to: string, subject: string): Promise<Mail>
+}
+
+/** The token of a message's link (in its fragment or the fragment's query), or null. */
+export function mailToken (text: string): string | null {
+  const match = /[#?&]token=([A-Za-z0-9_%-]+)/.exec(text)
+  return match ? decodeURIComponent(match[1]!) : null
+}
+
+abstract class BaseMailbox implements Mailbox {
+  abstract readonly kind: 'outbox' | 'smtp'
+  abstract all (to: string): Promise<Mail[]>
+  async latest (to: string, subject: string): Promise<Mail> {
+    const messages = await this.all(to)
+    const found = messages.findLast((mail) => mail.subject.includes(subject))
+    if (!found) throw new Error(`${this.kind} mailbox: no message to ${to} with "${subject}" in its subject (${messages.map((m) => m.subject).join(' / ') || 'none at all'})`)
+    return found
+  }
+}
+
+/** The outbox, rendered as the development mailbox shows it (links decrypted): the default, for a service without SMTP_URL. */
+export class OutboxMailbox extends BaseMailbox {
+  readonly kind = 'outbox'
+  constructor (private readonly app: App) {
+    super()
+  }
+
+  async all (to: string): Promise<Mail[]> {
+    await this.app.recovery.settled()
+    const rows = await this.app.db.emailOutbox.findMany({ where: { recipient: to }, orderBy: [{ createdAt: 'asc' }] })
+    return rows.map((row) => {
+      try {
+        const { subject, text } = this.app.outbox.render(row)
+        return { to, subject, text, token: mailToken(text) }
+      } catch {
+        // Sent by a sibling instance with SMTP: its link was erased.
+        return { to, subject: `(${row.template}: its link was erased once sent)`, text: '', token: null }
+      }
+    })
+  }
+}
+
+/** What a real SMTP server received (test/helpers/smtp.ts TestSmtpServer), for a service with SMTP_URL pointing at it. */
+export class SmtpMailbox extends BaseMailbox {
+  readonly kind = 'smtp'
+  constructor (
+    private readonly app: App,
+    private readonly smtp: Pick<TestSmtpServer, 'to' | 'waitFor'>
+  ) {
+    super()
+  }
+
+  /** Waits until the server holds as many messages to `to` as the outbox has queued for it (every instance on the database delivers). */
+  async all (to: string): Promise<Mail[]> {
+    await this.app.recovery.settled()
+    const queued = await this.app.db.emailOutbox.count({ where: { recipient: to, deadAt: null } })
+    await this.smtp.waitFor(() => this.smtp.to(to).length >= queued, 10_000)
+    return this.smtp.to(to).map((mail) => ({ to, subject: mail.subject, text: mail.text, token: mailToken(mail.text) }))
+  }
+}
+
+export interface AttackContextOptions {
+  /** Environment of the context's service on top of TEST_ENV (SMTP_URL...); apps built with ctx.buildApp get it too. */
+  env?: Record<string, string>
+  /** How cases read mail (default: the outbox). */
+  mailbox?: (app: App) => Mailbox
+}
+
 export class AttackContext {
   readonly app: App
   readonly config: TestApp['config']
@@ -73,22 +160,39 @@ export class AttackContext {
   attackerJwk!: JWK
   attackerKid!: string
   victim!: Account
+  /** The service's mail, as its recipients read it. */
+  readonly mail: Mailbox
 
   private constructor (
     readonly main: TestApp,
-    readonly database: TestDatabase
+    readonly database: TestDatabase,
+    readonly env: Record<string, string>,
+    mailbox: (app: App) => Mailbox
   ) {
     this.app = main.app
     this.config = main.config
     this.clock = main.clock
+    this.mail = mailbox(main.app)
   }
 
-  static async create (database: TestDatabase): Promise<AttackContext> {
-    const main = await buildTestApp({}, { database })
-    const ctx = new AttackContext(main, database)
+  static async create (database: TestDatabase, options: AttackContextOptions = {}): Promise<AttackContext> {
+    const env = options.env ?? {}
+    const main = await buildTestApp(env, { database })
+    const ctx = new AttackContext(main, database, env, options.mailbox ?? ((app) => new OutboxMailbox(app)))
     serializeRevocationSync(main.app)
     await ctx.init()
     return ctx
+  }
+
+  /**
+   * A second instance on the context's database and clock, with the
+   * context's environment and `env` on top (another setting, such as
+   * REQUIRE_MFA_FOR_ADMINS). The caller closes it.
+   */
+  async buildApp (env: Record<string, string>): Promise<TestApp> {
+    const built = await buildTestApp({ ...this.env, ...env }, { database: this.database, clock: this.clock })
+    serializeRevocationSync(built.app)
+    return built
   }
 
   private async init () {
