@@ -1,33 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { NO_NUL } from './formats.js'
-import { AuthenticationResponseJSON, MAX_CREDENTIAL_JSON_LENGTH } from './passkeys.js'
 
 export const ClientId = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'public client identifier' })
-
-/**
- * POST /auth/token body (RFC 6749 §4.3.2, §6). One object for every grant so
- * that an unsupported grant_type gets its own error code instead of a schema
- * failure; unrecognised parameters are ignored as §3.2 requires.
- */
-export const TokenRequest = Type.Object(
-  {
-    grant_type: Type.String({ maxLength: 64 }),
-    username: Type.Optional(Type.String({ maxLength: 320 })),
-    // Any character, as at sign-up (schemas/users.ts Password): hashed, never stored as text.
-    password: Type.Optional(Type.String({ maxLength: 1024, [NO_NUL]: false })),
-    refresh_token: Type.Optional(Type.String({ maxLength: 256 })),
-    client_id: Type.Optional(ClientId),
-    scope: Type.Optional(Type.String({ maxLength: 1024 })),
-    // The mfa-otp grant (grants/mfa-otp.ts): the token mfa_required answered with, and one code.
-    mfa_token: Type.Optional(Type.String({ maxLength: 128, description: 'mfa-otp grant: the mfa_token of the mfa_required answer' })),
-    otp: Type.Optional(Type.String({ maxLength: 16, description: 'mfa-otp grant: the 6-digit code of the authenticator app' })),
-    recovery_code: Type.Optional(Type.String({ maxLength: 32, description: 'mfa-otp grant: a recovery code, instead of otp' })),
-    // The assertion of the passkey grant, of a step-up and of the mfa-otp grant's passkey step: an object in a JSON body, its JSON text in a form body.
-    credential: Type.Optional(Type.Union([AuthenticationResponseJSON, Type.String({ maxLength: MAX_CREDENTIAL_JSON_LENGTH })])),
-  },
-  { additionalProperties: true }
-)
-export type TokenRequest = Static<typeof TokenRequest>
 
 export const TokenResponse = Type.Object(
   {

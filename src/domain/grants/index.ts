@@ -1,123 +1,68 @@
-import type { Config } from '../../config.js'
+import Type, { type Static, type TOptional, type TSchema } from 'typebox'
 import { DomainError } from '../../errors.js'
-import type { TokenRequest } from '../../schemas/tokens.js'
-import { issueAccessToken } from '../access-tokens.js'
-import type { Accounts, SessionRequest, VerifiedLogin } from '../accounts.js'
-import { lifetimesFor, type ClientConfig, type Transport } from '../clients.js'
-import type { SessionContext, SessionGrant, SessionStore } from '../sessions.js'
-import type { KeyStore } from '../signing-keys.js'
-import type { SecondFactors } from '../second-factors.js'
-import { MFA_OTP_GRANT_TYPE, mfaOtpGrant } from './mfa-otp.js'
-import type { Passkeys } from '../passkeys.js'
-import { PASSKEY_GRANT_TYPE, passkeyGrant } from './passkey.js'
+import { issueTokens, type GrantContext, type GrantDefinition, type GrantOutcome, type IssuedTokens } from './grant.js'
+import { mfaOtpGrant } from './mfa-otp.js'
+import { COMMON_PARAMS } from './params.js'
+import { passkeyGrant } from './passkey.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
-import { STEP_UP_GRANT_TYPE, stepUpGrant } from './step-up.js'
+import { stepUpGrant } from './step-up.js'
 
 export { grantedScope } from './scope.js'
+export { issueTokens, openLoginSession, sessionRequest, type GrantContext, type GrantOutcome, type IssuedTokens } from './grant.js'
 
 /**
- * The token endpoint's grants (RFC 6749 §4.3, §6), one module each, keyed by
- * grant_type. A grant checks what its request proves and yields a session
- * and its live refresh token; `exchange` mints the access token from that.
- * A new grant is a module and a line in GRANTS; discovery metadata lists
- * GRANT_TYPES.
+ * The token endpoint's grants (RFC 6749 §4.3, §6, §4.5), one module each;
+ * this registry is the one list. A grant checks what its request proves and
+ * yields a session and its live refresh token; `exchange` mints the access
+ * token from that. A new grant is its module (grant.ts's defineGrant) and a
+ * line here: the endpoint's body schema, the discovery metadata's
+ * grant_types_supported and the cookie-named grants all follow from it.
  */
-export const GRANTS = {
-  password: passwordGrant,
-  refresh_token: refreshTokenGrant,
-  [STEP_UP_GRANT_TYPE]: stepUpGrant,
-  [MFA_OTP_GRANT_TYPE]: mfaOtpGrant,
-  [PASSKEY_GRANT_TYPE]: passkeyGrant,
-} satisfies Record<string, Grant>
+const REGISTERED = [passwordGrant, refreshTokenGrant, stepUpGrant, mfaOtpGrant, passkeyGrant] as const satisfies readonly GrantDefinition<any>[]
 
-export const GRANT_TYPES = Object.keys(GRANTS)
+/** Every registered grant's parameters, by name (the registry refuses two schemas for one name). */
+type RegisteredParams = UnionToIntersection<(typeof REGISTERED)[number]['params']>
+type UnionToIntersection<U> = (U extends unknown ? (union: U) => void : never) extends (intersection: infer I) => void ? I : never
+type TokenRequestProperties = typeof COMMON_PARAMS & { [Name in keyof RegisteredParams]: TOptional<RegisteredParams[Name] & TSchema> }
 
-/** What a grant may use: the client it is for, the domain services, and the request's origin. */
-export interface GrantContext {
-  config: Config
-  client: ClientConfig
-  accounts: Accounts
-  sessions: SessionStore
-  keys: KeyStore
-  now: number
-  origin: SessionContext
-  /** Spends one attempt of the account's password budget; throws when it is spent (the HTTP layer's limiter). */
-  spendPasswordAttempt(accountEmail: string): Promise<void>
-  /** The transport the token response goes out in (the second step of a login must use the first step's). */
-  transport: Transport
-  secondFactors: SecondFactors
-  /** Spends one attempt of the user's one-time-code budget; throws when it is spent. */
-  spendOneTimeCodeAttempt(userId: string): Promise<void>
-  /** The passkey grant's checks (domain/passkeys.ts), and its budget of attempts per IP. */
-  passkeys: Passkeys
-  spendPasskeyAttempt(): Promise<void>
-}
+const GRANTS = new Map<string, GrantDefinition>(REGISTERED.map((grant) => [grant.type, grant as GrantDefinition]))
+if (GRANTS.size !== REGISTERED.length) throw new Error('two grants share a grant_type')
 
-export interface GrantOutcome {
-  grant: SessionGrant
-  refreshToken: string
-  /** The scope the access token carries: the session's, or a narrower one asked for. */
-  scope: string
-}
+/** grant_types_supported (RFC 8414), in registration order. */
+export const GRANT_TYPES = [...GRANTS.keys()]
 
-export type Grant = (params: TokenRequest, context: GrantContext) => Promise<GrantOutcome>
+/** The grants whose refresh_token names a live session, read from the refresh cookie in cookie transport. */
+export const SESSION_GRANT_TYPES = new Set(REGISTERED.filter((grant) => grant.namesSession === true).map((grant) => grant.type))
 
-/** A token response's content, before a transport puts the refresh token in the body or a cookie. */
-export interface IssuedTokens {
-  accessToken: string
-  expiresIn: number
-  scope: string
-  refreshToken: string
-  /** When the refresh token stops working if unused: the cookie's Max-Age. */
-  refreshExpiresAt: Date
+/**
+ * POST /auth/token's body: one object for every grant, so that an
+ * unsupported grant_type gets its own error code instead of a schema
+ * failure; every grant's parameters, each optional (the grant says which it
+ * misses); unrecognised parameters are ignored, as RFC 6749 §3.2 requires.
+ */
+export const TokenRequest = Type.Object(tokenRequestProperties(), { additionalProperties: true })
+export type TokenRequest = Static<typeof TokenRequest>
+
+function tokenRequestProperties (): TokenRequestProperties {
+  const properties: Record<string, TSchema> = { ...COMMON_PARAMS }
+  for (const grant of REGISTERED as readonly GrantDefinition[]) {
+    for (const [name, schema] of Object.entries(grant.params) as [string, TSchema][]) {
+      const known = properties[name]
+      // One name, one meaning: a second grant reading a parameter must read it as the first does.
+      if (known !== undefined && JSON.stringify(known) !== JSON.stringify(Type.Optional(schema))) {
+        throw new Error(`grant ${grant.type} gives parameter ${name} another schema`)
+      }
+      properties[name] = Type.Optional(schema)
+    }
+  }
+  return properties as TokenRequestProperties
 }
 
 /** Runs the grant a token request names and issues its tokens. */
 export async function exchange (params: TokenRequest, context: GrantContext): Promise<IssuedTokens> {
-  const grant: Grant | undefined = Object.hasOwn(GRANTS, params.grant_type) ? GRANTS[params.grant_type as keyof typeof GRANTS] : undefined
+  const grant: GrantDefinition | undefined = GRANTS.get(params.grant_type)
   if (!grant) throw new DomainError('unsupported_grant_type', `grant_type must be one of: ${GRANT_TYPES.join(', ')}`)
-  return issueTokens(await grant(params, context), context)
-}
-
-/** The session a login for this context's client opens, with `scope` and the lifetimes for the user's role. */
-export function sessionRequest (context: Pick<GrantContext, 'config' | 'client' | 'origin'>, scope: string): SessionRequest {
-  return {
-    clientId: context.client.id,
-    scope,
-    lifetimesFor: (role) => lifetimesFor(context.config, context.client, role),
-    context: context.origin,
-  }
-}
-
-/**
- * Opens the session of a login a grant verified, with the RFC 8176 methods it
- * proved and login_succeeded; invalid_grant when the account changed since
- * it was verified (Accounts.startSession).
- */
-export async function openLoginSession (
-  context: Pick<GrantContext, 'accounts' | 'config' | 'client' | 'origin'>,
-  login: VerifiedLogin,
-  scope: string,
-  amr: string[],
-  /** The passkey the login proved, if any: deleting it ends the session. */
-  passkeyId?: string
-): Promise<GrantOutcome> {
-  const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr, passkeyId })
-  if (!started) throw new DomainError('invalid_grant', 'the account changed while signing in; sign in again')
-  return { grant: started.grant, refreshToken: started.refreshToken, scope }
-}
-
-/** Mints the access token of a session's grant, with the lifetime of its client and role. */
-export function issueTokens (outcome: GrantOutcome, context: Pick<GrantContext, 'config' | 'client' | 'keys' | 'now'>): IssuedTokens {
-  const { config } = context
-  const { accessTokenTtlSeconds } = lifetimesFor(config, context.client, outcome.grant.role)
-  const { accessToken, expiresIn } = issueAccessToken(context.keys, {
-    issuer: config.issuer,
-    audience: config.audience,
-    grant: { ...outcome.grant, scope: outcome.scope },
-    ttlSeconds: accessTokenTtlSeconds,
-    now: context.now,
-  })
-  return { accessToken, expiresIn, scope: outcome.scope, refreshToken: outcome.refreshToken, refreshExpiresAt: outcome.grant.idleExpiresAt }
+  const outcome: GrantOutcome = await grant.handle(params, context)
+  return issueTokens(outcome, context)
 }

@@ -1,7 +1,8 @@
 import { DomainError } from '../../errors.js'
 import { AMR, GRANT_TYPE_PREFIX, combineMethods } from '../authentication-methods.js'
 import { oneTimeCodeOf } from '../second-factors.js'
-import { openLoginSession, type Grant } from './index.js'
+import { defineGrant, openLoginSession } from './grant.js'
+import { CREDENTIAL, MFA_TOKEN, OTP, RECOVERY_CODE } from './params.js'
 import { parseCredential } from './passkey.js'
 
 /**
@@ -17,27 +18,31 @@ import { parseCredential } from './passkey.js'
  */
 export const MFA_OTP_GRANT_TYPE = `${GRANT_TYPE_PREFIX}mfa-otp`
 
-export const mfaOtpGrant: Grant = async (params, context) => {
-  if (!params.mfa_token) throw new DomainError('invalid_request', 'the mfa-otp grant needs mfa_token')
-  const step = {
-    clientId: context.client.id,
-    transport: context.transport,
-    ip: context.origin.ip,
-    spendAttempt: context.spendOneTimeCodeAttempt,
-  }
-  if (params.credential !== undefined) {
-    if (params.otp !== undefined || params.recovery_code !== undefined) {
-      throw new DomainError('invalid_request', 'send exactly one of otp, recovery_code and credential')
+export const mfaOtpGrant = defineGrant({
+  type: MFA_OTP_GRANT_TYPE,
+  params: { mfa_token: MFA_TOKEN, otp: OTP, recovery_code: RECOVERY_CODE, credential: CREDENTIAL },
+  handle: async (params, context) => {
+    if (!params.mfa_token) throw new DomainError('invalid_request', 'the mfa-otp grant needs mfa_token')
+    const step = {
+      clientId: context.client.id,
+      transport: context.transport,
+      ip: context.origin.ip,
+      spendAttempt: context.spendOneTimeCodeAttempt,
     }
-    const credential = parseCredential(params.credential)
-    const { login, scope, assertion } = await context.secondFactors.completeLoginWithPasskey(
-      params.mfa_token,
-      (userId) => context.passkeys.verifySecondFactor(userId, credential, step.ip),
-      step
-    )
-    return openLoginSession(context, login, scope, combineMethods([AMR.password], assertion.amr), assertion.passkeyId)
-  }
-  const code = oneTimeCodeOf(params)
-  const { login, scope } = await context.secondFactors.completeLogin(params.mfa_token, code, { ...step, purpose: 'login' })
-  return openLoginSession(context, login, scope, combineMethods([], [AMR.password, AMR.otp]))
-}
+    if (params.credential !== undefined) {
+      if (params.otp !== undefined || params.recovery_code !== undefined) {
+        throw new DomainError('invalid_request', 'send exactly one of otp, recovery_code and credential')
+      }
+      const credential = parseCredential(params.credential)
+      const { login, scope, assertion } = await context.secondFactors.completeLoginWithPasskey(
+        params.mfa_token,
+        (userId) => context.passkeys.verifySecondFactor(userId, credential, step.ip),
+        step
+      )
+      return openLoginSession(context, login, scope, combineMethods([AMR.password], assertion.amr), assertion.passkeyId)
+    }
+    const code = oneTimeCodeOf(params)
+    const { login, scope } = await context.secondFactors.completeLogin(params.mfa_token, code, { ...step, purpose: 'login' })
+    return openLoginSession(context, login, scope, combineMethods([], [AMR.password, AMR.otp]))
+  },
+})

@@ -2,7 +2,8 @@ import Value from 'typebox/value'
 import { DomainError } from '../../errors.js'
 import { AuthenticationResponseJSON, MAX_CREDENTIAL_JSON_LENGTH } from '../../schemas/passkeys.js'
 import { GRANT_TYPE_PREFIX } from '../authentication-methods.js'
-import { openLoginSession, type Grant } from './index.js'
+import { defineGrant, openLoginSession } from './grant.js'
+import { CREDENTIAL } from './params.js'
 import { grantedScope } from './scope.js'
 
 export const PASSKEY_GRANT_TYPE = `${GRANT_TYPE_PREFIX}passkey`
@@ -14,13 +15,17 @@ export const PASSKEY_GRANT_TYPE = `${GRANT_TYPE_PREFIX}passkey`
  * string in a form body. A passkey with user verification is two factors:
  * the session's amr holds hwk or swk, user, and mfa.
  */
-export const passkeyGrant: Grant = async (params, context) => {
-  const credential = parseCredential(params.credential)
-  const scope = grantedScope(params.scope, context.client.scopes)
-  await context.spendPasskeyAttempt()
-  const { login, amr, passkeyId } = await context.passkeys.signIn(credential, context.origin.ip)
-  return openLoginSession(context, login, scope, amr, passkeyId)
-}
+export const passkeyGrant = defineGrant({
+  type: PASSKEY_GRANT_TYPE,
+  params: { credential: CREDENTIAL },
+  handle: async (params, context) => {
+    const credential = parseCredential(params.credential)
+    const scope = grantedScope(params.scope, context.client.scopes)
+    await context.spendPasskeyAttempt()
+    const { login, amr, passkeyId } = await context.passkeys.signIn(credential, context.origin.ip)
+    return openLoginSession(context, login, scope, amr, passkeyId)
+  },
+})
 
 /** The assertion of a token request's `credential` (an object, or its JSON text in a form body); invalid_request otherwise. */
 export function parseCredential (value: unknown): AuthenticationResponseJSON {

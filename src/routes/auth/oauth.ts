@@ -3,16 +3,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
 import { looksLikeJwt } from '../../domain/access-tokens.js'
-import { STEP_UP_GRANT_TYPE } from '../../domain/grants/step-up.js'
 import { INTROSPECT_SCOPE, looksLikeApiKey } from '../../domain/api-keys.js'
-import { exchange } from '../../domain/grants/index.js'
+import { exchange, SESSION_GRANT_TYPES, TokenRequest } from '../../domain/grants/index.js'
 import { introspect } from '../../domain/introspection.js'
 import { ApiError, DomainError } from '../../errors.js'
 import { oauthErrorResponses } from '../../schemas/errors.js'
-import { IntrospectionRequest, IntrospectionResponse, RevocationRequest, TokenRequest } from '../../schemas/tokens.js'
+import { IntrospectionRequest, IntrospectionResponse, RevocationRequest } from '../../schemas/tokens.js'
 import { clearRefreshCookie, cookieRequestProblem, grantContext, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
-
-const SESSION_GRANTS = new Set(['refresh_token', STEP_UP_GRANT_TYPE])
 
 const TokenTransportHeader = Type.Object({
   'token-transport': Type.Optional(Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
@@ -54,7 +51,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
       if (choice.transport === 'cookie') assertCookieRequestAllowed(request)
       // The grants that name a session by its refresh token read it from the cookie in cookie transport.
       const params =
-        SESSION_GRANTS.has(body.grant_type) && body.refresh_token === undefined
+        SESSION_GRANT_TYPES.has(body.grant_type) && body.refresh_token === undefined
           ? { ...body, refresh_token: refreshTokenFromCookie(request) }
           : body
       try {
