@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parseEnv } from 'node:util'
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 import { ADMIN_CLIENT_ID, firstPartyClients, type ClientConfig } from './domain/clients.js'
@@ -179,6 +182,49 @@ export class ConfigError extends Error {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
     this.name = 'ConfigError'
   }
+}
+
+/** What `loadEnvFile` did, for the start log: the file and variable names, never a value. */
+export type EnvFileOutcome =
+  | { read: true; path: string; applied: string[]; overridden: string[] }
+  | { read: false; path: string; reason: 'absent' | 'NODE_ENV=test' }
+
+/**
+ * The `.env` of the working directory (where `npm start`, `npm run dev` and
+ * the CLIs run: the package's folder), into `env`: a variable the real
+ * environment sets, even to an empty value, keeps its value. The file is
+ * optional. Only the entry points (server.ts, src/cli/*) call this, before
+ * loadConfig; loadConfig itself never reads a file, so tests that build the
+ * app from loadConfig({...}) see only what they pass. A process started with
+ * NODE_ENV=test in its real environment (the test suite's spawned servers and
+ * CLIs) skips the file too, so that a developer's .env never leaks into a
+ * test run. Node's own parser (util.parseEnv: the syntax of `node
+ * --env-file`) rather than process.loadEnvFile, so that the caller learns which
+ * names came from the file and which the environment overrode.
+ */
+export function loadEnvFile (options: { dir?: string; env?: NodeJS.ProcessEnv } = {}): EnvFileOutcome {
+  const env = options.env ?? process.env
+  const path = resolve(options.dir ?? process.cwd(), '.env')
+  if (env.NODE_ENV === 'test') return { read: false, path, reason: 'NODE_ENV=test' }
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { read: false, path, reason: 'absent' }
+    throw error
+  }
+  const applied: string[] = []
+  const overridden: string[] = []
+  for (const [name, value] of Object.entries(parseEnv(text))) {
+    if (value === undefined) continue
+    if (Object.hasOwn(env, name)) {
+      overridden.push(name)
+    } else {
+      env[name] = value
+      applied.push(name)
+    }
+  }
+  return { read: true, path, applied: applied.sort(), overridden: overridden.sort() }
 }
 
 const BOOLEAN_WORDS: Record<string, boolean> = { true: true, 1: true, yes: true, false: false, 0: false, no: false }

@@ -23,6 +23,54 @@ connectStepUp({
   },
 })
 
+/**
+ * A sign that this browser has a session, so that a page loaded without one
+ * sends no refresh (it would only earn a 400 in the console on every load).
+ * The page cannot look for the session itself: the refresh cookie is httpOnly
+ * and Path=/auth, invisible to scripts. So the dashboard keeps its own marker,
+ * set whenever the client holds a token (a sign-in of any kind, a refresh, a
+ * token from another tab) and removed whenever it stops holding one (sign-out
+ * here or in another tab, a session that ended).
+ *
+ * localStorage, not sessionStorage: the cookie outlives the tab (a new tab, a
+ * browser restarted with its cookies), and the marker must too, or a new tab
+ * would show the sign-in page to an admin who is signed in. The marker holds
+ * no secret, only "1": a script on the page learns nothing from it that it
+ * could not learn by calling the API. It is a hint: when it is stale (the
+ * session expired or was revoked elsewhere) one refresh fails, as before, and
+ * clears it; when storage was cleared under a live cookie, the admin signs in
+ * again. Where storage is unavailable the dashboard refreshes as it used to.
+ */
+const SESSION_MARKER = 'token-auth-dashboard:session'
+
+function markerStorage (): Storage | null {
+  try {
+    return window.localStorage
+  } catch {
+    return null // blocked storage (a privacy setting)
+  }
+}
+
+client.onChange(() => {
+  try {
+    if (client.isSignedIn) markerStorage()?.setItem(SESSION_MARKER, '1')
+    else markerStorage()?.removeItem(SESSION_MARKER)
+  } catch {
+    // A full or read-only storage: the next load refreshes, as it would without a marker.
+  }
+})
+
+/** Whether a refresh could find a session: false only when the marker says none was left open here. */
+export function mayHaveSession (): boolean {
+  const storage = markerStorage()
+  if (!storage) return true
+  try {
+    return storage.getItem(SESSION_MARKER) !== null
+  } catch {
+    return true
+  }
+}
+
 let pendingEndNotice: string | null = null
 
 /**

@@ -1,7 +1,7 @@
 import { render } from 'preact'
 import { useEffect, useRef, useState } from 'preact/hooks'
 import type { SessionEndReason } from '../../src/client/index.js'
-import { client, takeEndNotice } from './api.js'
+import { client, mayHaveSession, takeEndNotice } from './api.js'
 import { PasswordResetPage, RemoveCredentialsPage, VerifyEmailPage } from './account-pages.js'
 import { mustEnrolSecondFactor, SecurityPage } from './mfa-pages.js'
 import { PasskeysPage } from './passkey-pages.js'
@@ -55,17 +55,21 @@ function App () {
       // Only a sign-in elsewhere: a refresh here changes the token too, and must not probe again.
       if (statusRef.current === 'signed_out' && client.isSignedIn && client.claims?.role === 'admin') void signedIn()
     })
-    // A reload: sign back in through the refresh cookie.
-    client.restore().then(
-      () => {
-        if (client.isSignedIn && client.claims?.role === 'admin') void signedIn()
-        else setStatus('signed_out')
-      },
-      (error: unknown) => {
-        setNotice(`Could not restore your session: ${describeError(error)}`)
-        setStatus('signed_out')
-      }
-    )
+    // A reload: sign back in through the refresh cookie, when there may be one (see mayHaveSession in api.ts).
+    if (mayHaveSession()) {
+      client.restore().then(
+        () => {
+          if (client.isSignedIn && client.claims?.role === 'admin') void signedIn()
+          else setStatus('signed_out')
+        },
+        (error: unknown) => {
+          setNotice(`Could not restore your session: ${describeError(error)}`)
+          setStatus('signed_out')
+        }
+      )
+    } else {
+      setStatus('signed_out')
+    }
     return () => {
       offEnd()
       offChange()

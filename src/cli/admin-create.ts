@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util'
 import { createInterface } from 'node:readline'
 import { normalizeEmail, PUBLIC_USER_SELECT } from '../domain/accounts.js'
 import { Administration } from '../domain/admin.js'
@@ -6,6 +5,7 @@ import { DomainError } from '../errors.js'
 import { recordAuditEvent } from '../domain/audit.js'
 import { PasswordHasher, passwordProblem } from '../domain/passwords.js'
 import { sessionRevoker } from '../domain/sessions.js'
+import { parseCommandLine } from './command.js'
 import { runCli } from './database.js'
 
 /**
@@ -16,9 +16,22 @@ import { runCli } from './database.js'
  * where it would land in shell history and the process list. Works on
  * Postgres and on the embedded database, also while the service runs on it.
  */
-const { values } = parseArgs({ options: { email: { type: 'string' } } })
+const USAGE = 'npm run admin:create -- --email <email>   (the password on stdin)'
+const values = parseCommandLine({
+  name: 'admin:create',
+  usage: [USAGE, 'node dist/src/cli/admin-create.js --email <email>'],
+  description:
+    'Makes <email> an admin. An existing user is promoted, and their sessions end (they sign in again). ' +
+    'Otherwise the account is created, its address counted as verified, with a password read from stdin: ' +
+    'a hidden prompt on a terminal, or the first line piped in; never from the command line, where it would ' +
+    'land in shell history and the process list.',
+  options: { email: { type: 'string', value: 'email', description: "the account's address (required)" } },
+  environment:
+    'DATABASE_URL (unset: the embedded database in DATA_DIR, through the running service when it runs), DATA_DIR, ' +
+    'SECRET_KEY (required with DATABASE_URL), BCRYPT_COST.',
+})
 if (!values.email) {
-  console.error('usage: npm run admin:create -- --email <email>   (password on stdin)')
+  console.error(`admin:create: --email is required; usage: ${USAGE} (see --help)`)
   process.exit(2)
 }
 let email: string

@@ -1,8 +1,9 @@
 import { PrismaPg } from '@prisma/adapter-pg'
-import { loadConfig, type Config } from '../config.js'
+import type { Config } from '../config.js'
 import { embeddedDatabaseOwner, startEmbeddedDatabase } from '../db/embedded.js'
 import { migrate } from '../db/migrate.js'
 import { PrismaClient } from '../generated/prisma/client.js'
+import { cliConfig, databaseProblem } from './command.js'
 
 /**
  * The database a command-line tool should use: DATABASE_URL; else the
@@ -24,17 +25,20 @@ export async function cliDatabase (config: Config): Promise<{ url: string; poolM
 
 /**
  * Runs a command against the migrated database with a Prisma client; prints
- * the error's message and sets a failing exit code instead of a stack trace.
+ * the error's message (one sentence for a database it cannot reach) and sets
+ * a failing exit code instead of a stack trace. The configuration is read
+ * here (./.env, then the environment): parse the command line first, so that
+ * --help works whatever the configuration.
  */
 export async function runCli (command: (context: { config: Config; db: PrismaClient }) => Promise<void>): Promise<void> {
-  const config = loadConfig()
+  const config = cliConfig()
   const database = await cliDatabase(config)
   const db = new PrismaClient({ adapter: new PrismaPg({ connectionString: database.url, max: database.poolMax }) })
   try {
     await migrate(database.url)
     await command({ config, db })
   } catch (error) {
-    console.error((error as Error).message)
+    console.error(databaseProblem(error, config.databaseUrl) ?? (error as Error).message)
     process.exitCode = 1
   } finally {
     await db.$disconnect()

@@ -2,6 +2,7 @@ import { maxAccessTokenTtlSeconds } from '../domain/clients.js'
 import { deriveServerKeys } from '../domain/server-keys.js'
 import { KeyStore } from '../domain/signing-keys.js'
 import { resolveSecretKey } from '../secret-key.js'
+import { parseCommandLine } from './command.js'
 import { runCli } from './database.js'
 
 /**
@@ -9,6 +10,18 @@ import { runCli } from './database.js'
  * after KEY_PUBLISH_LEAD_SECONDS; the current key retires then and stays in
  * the JWKS until every token it signed has expired.
  */
+parseCommandLine({
+  name: 'keys:rotate',
+  usage: ['npm run keys:rotate', 'node dist/src/cli/rotate-keys.js'],
+  description:
+    'Publishes a new signing key now. It starts signing after KEY_PUBLISH_LEAD_SECONDS, when the current key retires; ' +
+    'a retired key stays in the JWKS until every token it signed has expired. Safe while the service runs: ' +
+    'every instance reads the keys from the database.',
+  options: {},
+  environment:
+    'DATABASE_URL (unset: the embedded database in DATA_DIR, through the running service when it runs), DATA_DIR, ' +
+    'SECRET_KEY (encrypts the private keys), KEY_PUBLISH_LEAD_SECONDS and the access-token lifetimes.',
+})
 await runCli(async ({ config, db }) => {
   const { secretKey } = await resolveSecretKey(config)
   const store = new KeyStore(db, {

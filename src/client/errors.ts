@@ -1,4 +1,16 @@
+import { isServiceErrorCode, type ErrorCode, type OAuthErrorAlias } from '../errors.js'
 import type { AccessTokenClaims } from './client.js'
+
+/** Codes the SDK gives its own errors: no answer, an answer it cannot read, a session it ended, a passkey step it cannot take. */
+export type ClientErrorCode = 'session_expired' | 'session_reused' | 'network_error' | 'invalid_response' | 'passkey_unavailable'
+
+/**
+ * What an AuthError's code can be: a code of the service's catalogue
+ * (src/errors.ts, the same list its OpenAPI document names) or an RFC 6749
+ * code its OAuth endpoints answer with, the SDK's own, or http_<status> for
+ * an answer that carries none the SDK knows.
+ */
+export type AuthErrorCode = ErrorCode | OAuthErrorAlias | ClientErrorCode | `http_${number}`
 
 /**
  * Typed errors a UI can act on. Every error the SDK throws is an AuthError;
@@ -8,7 +20,7 @@ import type { AccessTokenClaims } from './client.js'
 export class AuthError extends Error {
   override readonly name: string = 'AuthError'
   constructor (
-    readonly code: string,
+    readonly code: AuthErrorCode,
     message: string,
     readonly status = 0
   ) {
@@ -184,7 +196,7 @@ export class MfaRequiredError extends AuthError {
 /** The server answered with an error body; `code` is its `code` (or RFC 6749 `error`). */
 export class ApiRequestError extends AuthError {
   override readonly name = 'ApiRequestError'
-  constructor (code: string, message: string, status: number, readonly body: unknown = undefined) {
+  constructor (code: AuthErrorCode, message: string, status: number, readonly body: unknown = undefined) {
     super(code, message, status)
   }
 }
@@ -215,7 +227,7 @@ export async function errorFromResponse (response: Response, context: 'refresh' 
     body = undefined
   }
   const b = (body ?? {}) as { error?: unknown; error_description?: unknown; code?: unknown; message?: unknown }
-  const code = typeof b.code === 'string' ? b.code : typeof b.error === 'string' ? b.error : `http_${response.status}`
+  const code: AuthErrorCode = isServiceErrorCode(b.code) ? b.code : isServiceErrorCode(b.error) ? b.error : `http_${response.status}`
   const message =
     typeof b.message === 'string' ? b.message : typeof b.error_description === 'string' ? b.error_description : response.statusText || code
   if (needsStepUp(response)) {

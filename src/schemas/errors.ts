@@ -1,11 +1,12 @@
 import Type, { type Static } from 'typebox'
+import { ERROR_CODES } from '../errors.js'
 
 /** The one error shape of every non-OAuth endpoint (DESIGN §4). */
 export const ErrorResponse = Type.Object(
   {
     statusCode: Type.Integer({ minimum: 400, maximum: 599 }),
     error: Type.String({ description: 'HTTP reason phrase' }),
-    code: Type.String({ description: 'stable machine-readable code, e.g. invalid_token, validation_failed' }),
+    code: Type.Enum(ERROR_CODES, { description: 'stable machine-readable code: one of the catalogue (src/errors.ts), each with its one status' }),
     message: Type.String({ description: 'human-readable explanation' }),
   },
   { $id: 'ErrorResponse', title: 'Error' }

@@ -79,7 +79,7 @@ async function attemptLimits (fastify: FastifyInstance) {
       for (const limiter of limiters) {
         const result = await limiter(request)
         if (!result.isAllowed && result.isExceeded) {
-          throw new ApiError(429, 'rate_limited', `too many attempts; retry in ${result.ttlInSeconds} s`, {
+          throw new ApiError('rate_limited', `too many attempts; retry in ${result.ttlInSeconds} s`, {
             'retry-after': String(result.ttlInSeconds),
           })
         }

@@ -177,7 +177,7 @@ async function authentication (fastify: FastifyInstance) {
     const { claims } = token
     if (claims.iat * 1000 > fastify.now() + 60_000) throw invalidToken('the access token is not yet valid')
     if (revocations.isStale(MAX_REVOCATION_STALENESS_MS)) {
-      throw new ApiError(503, 'revocation_state_unavailable', 'cannot confirm the token is not revoked; retry shortly', {
+      throw new ApiError('revocation_state_unavailable', 'cannot confirm the token is not revoked; retry shortly', {
         'retry-after': '1',
       })
     }
@@ -278,12 +278,12 @@ async function authentication (fastify: FastifyInstance) {
       const principal = request.principal!
       const missing = required.filter((scope) => !principal.scopes.includes(scope))
       if (missing.length > 0) {
-        throw new ApiError(403, 'insufficient_scope', `requires scope ${required.join(' ')}`, {
+        throw new ApiError('insufficient_scope', `requires scope ${required.join(' ')}`, {
           'www-authenticate': `Bearer error="insufficient_scope", scope="${required.join(' ')}"`,
         })
       }
       if (options.role && principal.role !== options.role) {
-        throw new ApiError(403, 'forbidden', `requires the ${options.role} role`)
+        throw new ApiError('forbidden', `requires the ${options.role} role`)
       }
       if (requirement !== undefined) checkAuthentication(principal, requirement)
     }

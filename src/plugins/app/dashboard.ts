@@ -49,7 +49,7 @@ export default async function dashboard (fastify: FastifyInstance, options: { ro
   if (!existsSync(join(root, 'index.html'))) {
     fastify.log.warn({ root }, 'the dashboard is not built (npm run build:dashboard); /dashboard/ answers 503')
     fastify.get('/dashboard/*', { schema: { hide: true } }, async () => {
-      throw new ApiError(503, 'dashboard_not_built', 'the dashboard is not built; run npm run build:dashboard')
+      throw new ApiError('dashboard_not_built', 'the dashboard is not built; run npm run build:dashboard')
     })
     return
   }

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ApiError, DomainError } from '../../errors.js'
+import { ApiError, DomainError, OAUTH_ERROR_ALIASES, type ErrorCode } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -13,13 +13,14 @@ declare module 'fastify' {
 /**
  * Every error answer (DESIGN §4): the one JSON shape {statusCode, error,
  * code, message}, or RFC 6749 §5.2 {error, error_description} with
- * Cache-Control: no-store on the OAuth endpoints. Domain errors get their
- * status from ERROR_STATUS; a database outage is 503; anything unexpected is
- * a logged 500 that says nothing about its cause.
+ * Cache-Control: no-store on the OAuth endpoints. Every code is one of the
+ * catalogue's (errors.ts ERROR_STATUS), with its status; a database outage
+ * is 503; anything unexpected is a logged 500 that says nothing about its
+ * cause.
  */
 async function errorHandler (fastify: FastifyInstance) {
   fastify.setNotFoundHandler((request, reply) => {
-    send(request, reply, new ApiError(404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`))
+    send(request, reply, new ApiError('not_found', `no route ${request.method} ${request.url.split('?')[0]}`))
   })
 
   fastify.setErrorHandler((error: FastifyError | ApiError | DomainError, request, reply) => {
@@ -27,32 +28,54 @@ async function errorHandler (fastify: FastifyInstance) {
     if (error instanceof DomainError) return send(request, reply, ApiError.from(error))
     if (isDatabaseUnavailable(error)) {
       request.log.error({ err: error }, 'database unavailable')
-      const unavailable = new ApiError(503, 'database_unavailable', 'the database is unavailable; retry shortly', { 'retry-after': '2' })
-      return send(request, reply, unavailable, 'temporarily_unavailable')
+      return send(request, reply, new ApiError('database_unavailable', 'the database is unavailable; retry shortly', { 'retry-after': '2' }))
     }
     const status = error.statusCode ?? 500
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed')
-      return send(request, reply, new ApiError(500, 'internal_error', 'internal server error'), 'server_error')
+      return send(request, reply, new ApiError('internal_error', 'internal server error'))
     }
-    // Fastify's own client errors: validation, 413 too large, 415 unsupported media type, 429 from the limiter.
-    if (error.validation) {
-      const message = `${error.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params|headers)/, '')}`
-      return send(request, reply, new ApiError(status, 'validation_failed', message), 'invalid_request')
-    }
-    const oauthCode = status === 429 ? 'too_many_requests' : 'invalid_request'
-    return send(request, reply, new ApiError(status, (error.code ?? 'bad_request').toLowerCase(), error.message), oauthCode)
+    return send(request, reply, fastifyClientError(error, request))
   })
 }
 
 /**
- * Answers `error` in the route's shape. `oauthCode` names the RFC 6749 code
- * of errors whose own code is not one (Fastify's), on the OAuth endpoints.
+ * Fastify's own client errors (schema validation, the body parsers, the
+ * router) as codes of the catalogue, never Fastify's internal ones
+ * (fst_err_ctp_invalid_json_body): clients and the SDK match on them.
  */
-function send (request: FastifyRequest, reply: FastifyReply, error: ApiError, oauthCode?: string) {
+function fastifyClientError (error: FastifyError, request: FastifyRequest): ApiError {
+  if (error.validation) {
+    return new ApiError('validation_failed', `${error.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params|headers)/, '')}`)
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError('invalid_json', `the body is not valid JSON (${error.message})`)
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('body_too_large', 'the body is larger than this route accepts')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError('unsupported_media_type', `send the body as ${acceptedMediaTypes(request)}`)
+  }
+  switch (error.statusCode) {
+    case 404: return new ApiError('not_found', error.message)
+    case 413: return new ApiError('body_too_large', 'the body is larger than this route accepts')
+    case 415: return new ApiError('unsupported_media_type', `send the body as ${acceptedMediaTypes(request)}`)
+    case 429: return new ApiError('rate_limited', error.message)
+    default: return new ApiError('bad_request', error.message)
+  }
+}
+
+/** The bodies a route parses: JSON everywhere, and form bodies on the OAuth endpoints (routes/auth/oauth.ts registers the parser there only). */
+function acceptedMediaTypes (request: FastifyRequest): string {
+  return request.routeOptions.config?.oauth === true ? 'application/json or application/x-www-form-urlencoded' : 'application/json'
+}
+
+/** Answers `error` in the route's shape; on the OAuth endpoints, a code outside RFC 6749 and its extensions as the RFC code covering it. */
+function send (request: FastifyRequest, reply: FastifyReply, error: ApiError) {
   reply.code(error.statusCode).headers(error.headers)
   if (request.routeOptions.config?.oauth === true) {
-    return reply.header('cache-control', 'no-store').send({ ...error.fields, error: oauthCode ?? error.code, error_description: error.message })
+    return reply.header('cache-control', 'no-store').send({ ...error.fields, error: (OAUTH_ERROR_ALIASES as Partial<Record<ErrorCode, string>>)[error.code] ?? error.code, error_description: error.message })
   }
   return reply.send({ ...error.fields, statusCode: error.statusCode, error: STATUS_CODES[error.statusCode] ?? 'Error', code: error.code, message: error.message })
 }

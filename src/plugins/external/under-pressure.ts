@@ -16,7 +16,7 @@ export default fp(
       maxEventLoopDelay: maxEventLoopDelayMs,
       retryAfter: 5,
       pressureHandler: (_request, _reply, type, value) => {
-        throw new ApiError(503, 'service_overloaded', `service under pressure (${type}: ${value}); retry later`, {
+        throw new ApiError('service_overloaded', `service under pressure (${type}: ${value}); retry later`, {
           'retry-after': '5',
         })
       },

@@ -27,7 +27,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
 
   async function existingUser (id: string) {
     const user = await administration.getUser(id)
-    if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
+    if (!user) throw new ApiError('user_not_found', 'no user with this id')
     return user
   }
 
@@ -74,7 +74,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request) => {
       const user = await administration.updateUser({ actorId: actor(request), userId: request.params.id, ...request.body, ip: request.ip })
-      if (!user) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      if (!user) throw new ApiError('user_not_found', 'no user with this id')
       return user
     }
   )
@@ -129,7 +129,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const revoked = await administration.revokeSessions({ actorId: actor(request), sessionId: request.params.id, ip: request.ip })
-      if (revoked.length === 0) throw new ApiError(404, 'session_not_found', 'no live session with this id')
+      if (revoked.length === 0) throw new ApiError('session_not_found', 'no live session with this id')
       return reply.code(204).send(null)
     }
   )
@@ -192,7 +192,7 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request) => {
       const removed = await fastify.secondFactors.adminReset({ userId: request.params.id, actorId: actor(request), ip: request.ip })
-      if (!removed) throw new ApiError(404, 'user_not_found', 'no user with this id')
+      if (!removed) throw new ApiError('user_not_found', 'no user with this id')
       return { removed }
     }
   )

@@ -35,11 +35,11 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
       const principal = request.principal!
       const allowed = new Set([...fastify.config.scopes, ...(principal.role === 'admin' ? [INTROSPECT_SCOPE] : [])])
       const refused = request.body.scopes.filter((scope) => !allowed.has(scope))
-      if (refused.length > 0) throw new ApiError(400, 'invalid_scope', `scopes not allowed: ${refused.join(' ')}`)
+      if (refused.length > 0) throw new ApiError('invalid_scope', `scopes not allowed: ${refused.join(' ')}`)
       let expiresAt: Date | null = null
       if (request.body.expiresAt !== undefined) {
         expiresAt = new Date(request.body.expiresAt)
-        if (expiresAt.getTime() <= fastify.now()) throw new ApiError(400, 'invalid_expiry', 'expiresAt must be in the future')
+        if (expiresAt.getTime() <= fastify.now()) throw new ApiError('invalid_expiry', 'expiresAt must be in the future')
       }
       const created = await fastify.apiKeys.create({ userId: principal.userId, name: request.body.name, scopes: request.body.scopes, expiresAt, ip: request.ip })
       reply.header('cache-control', 'no-store')
@@ -75,7 +75,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const { userId } = request.principal!
       const revoked = await fastify.apiKeys.revoke({ userId, apiKeyId: request.params.id, actorId: userId, ip: request.ip })
-      if (!revoked) throw new ApiError(404, 'api_key_not_found', 'no live API key with this id')
+      if (!revoked) throw new ApiError('api_key_not_found', 'no live API key with this id')
       return reply.code(204).send(null)
     }
   )

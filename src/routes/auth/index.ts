@@ -51,7 +51,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
       if (choice.transport === 'cookie') {
         // The response sets the refresh cookie: same CSRF defence as the token endpoint.
         const problem = cookieRequestProblem(fastify, request)
-        if (problem) throw new ApiError(403, 'csrf_check_failed', problem)
+        if (problem) throw new ApiError('csrf_check_failed', problem)
       }
       await fastify.attemptLimits.signup(request, request.body.email)
       // The verification email is written in the sign-up's transaction.
@@ -77,7 +77,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     const cookie = readRefreshCookie(fastify, request)
     if (cookie === undefined) throw invalidToken(null)
     const problem = cookieRequestProblem(fastify, request)
-    if (problem) throw new ApiError(403, 'csrf_check_failed', problem)
+    if (problem) throw new ApiError('csrf_check_failed', problem)
     const session = await fastify.sessions.findByRefreshToken(cookie)
     if (!session) throw invalidToken('the refresh cookie is not valid')
     return session
@@ -142,7 +142,7 @@ const auth: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const userId = request.user.sub
       const revoked = await fastify.sessions.revokeOne({ sessionId: request.params.id, userId, actorId: userId, ip: request.ip })
-      if (!revoked) throw new ApiError(404, 'session_not_found', 'no live session with this id')
+      if (!revoked) throw new ApiError('session_not_found', 'no live session with this id')
       return reply.code(204).send(null)
     }
   )

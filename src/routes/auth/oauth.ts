@@ -68,7 +68,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
 
   function assertCookieRequestAllowed (request: FastifyRequest): void {
     const problem = cookieRequestProblem(fastify, request)
-    if (problem) throw new ApiError(403, 'invalid_request', problem)
+    if (problem) throw new ApiError('csrf_check_failed', problem)
   }
 
   function refreshTokenFromCookie (request: FastifyRequest): string | undefined {

@@ -22,11 +22,11 @@ export interface ClientChoice {
 /** The client and transport of a token-issuing request, or an RFC 6749 error. */
 export function resolveClient (fastify: FastifyInstance, request: FastifyRequest, clientId: string | undefined): ClientChoice {
   const client = findClient(fastify.config, clientId)
-  if (!client) throw new ApiError(401, 'invalid_client', 'unknown client_id', { 'www-authenticate': 'Basic realm="token"' })
+  if (!client) throw new ApiError('invalid_client', 'unknown client_id', { 'www-authenticate': 'Basic realm="token"' })
   const requested = request.headers['token-transport']
   const transport = chooseTransport(client, typeof requested === 'string' ? requested.toLowerCase() : undefined)
   if (!transport) {
-    throw new ApiError(400, 'invalid_request', `client ${client.id} does not allow the ${String(requested)} transport`)
+    throw new ApiError('invalid_request', `client ${client.id} does not allow the ${String(requested)} transport`)
   }
   return { client, transport }
 }
