@@ -55,7 +55,11 @@ export class Recovery {
    * after the answer; shutdown waits for it.
    */
   requestPasswordReset (emailInput: string, ip: string | undefined): void {
-    this.inBackground(this.sendPasswordReset(foldEmail(emailInput), { ip }))
+    // Started on a later turn of the event loop, once the answer is on its
+    // way: no part of the lookup (on the embedded database, in this very
+    // process) runs before the answer leaves, whatever the address.
+    const email = foldEmail(emailInput)
+    this.inBackground(new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendPasswordReset(email, { ip })))
   }
 
   /** An admin sends a user a reset link; the admin never sees it. Null when there is no such user. */
