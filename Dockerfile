@@ -38,12 +38,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY --from=build /app/dist ./dist
-# The admin dashboard's bundle, served at /dashboard/ (src/plugins/app/dashboard.ts
+# The admin dashboard's bundle, served at /dashboard/ (src/features/dashboard/plugin.ts
 # reads it from dist/dashboard; named here so it is not lost if the line above narrows).
 COPY --from=build /app/dist/dashboard ./dist/dashboard
 # Applied by the service at start (src/db/migrate.ts finds them from package.json's folder).
 COPY prisma/migrations ./prisma/migrations
-# The email templates, read at start from the package's folder (src/domain/email-templates.ts).
+# The email templates, read at start from the package's folder (src/features/email/email-templates.ts).
 COPY src/templates ./src/templates
 
 # DATA_DIR (default ./.data): the embedded database when DATABASE_URL is unset.

@@ -3,7 +3,7 @@ import { defineConfig } from 'vite'
 
 /**
  * The admin dashboard: a Preact single-page app bundled into
- * dist/dashboard (served by src/plugins/app/dashboard.ts at /dashboard/).
+ * dist/dashboard (served by src/features/dashboard/plugin.ts at /dashboard/).
  * Everything it runs is in the bundle: no CDN, no inline script (the CSP
  * allows script-src 'self' only).
  */

@@ -3,7 +3,7 @@ import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
-import { ADMIN_CLIENT_ID, firstPartyClients, type ClientConfig } from './domain/clients.js'
+import { ADMIN_CLIENT_ID, firstPartyClients, type ClientConfig } from './features/tokens/clients.js'
 
 /**
  * The service's configuration, read from environment variables (DESIGN §3.10).

@@ -4,7 +4,7 @@
  * here. Domain modules throw DomainError with a code; the HTTP layer throws
  * ApiError for what only it knows (missing credentials, unknown routes and
  * ids, CSRF). The error handler
- * (plugins/app/error-handler.ts) answers both: in the one error shape, or on
+ * (http/error-handler.ts) answers both: in the one error shape, or on
  * the OAuth endpoints in RFC 6749 §5.2 shape.
  */
 export const ERROR_STATUS = {

@@ -1,11 +1,11 @@
 import type { Static } from 'typebox'
 import { AuthClient, type SecondFactorList } from '../../src/client/index.js'
 import { askForStepUp, connectStepUp } from './step-up.js'
-import type { AuditEvent as AuditEventSchema } from '../../src/schemas/admin.js'
-import type { ApiKeySummary } from '../../src/schemas/api-keys.js'
-import type { OutboxMessage as OutboxMessageSchema } from '../../src/schemas/email.js'
-import type { Page } from '../../src/schemas/pagination.js'
-import type { PublicUser, Session as SessionSchema } from '../../src/schemas/users.js'
+import type { AuditEvent as AuditEventSchema } from '../../src/features/admin/schemas.js'
+import type { ApiKeySummary } from '../../src/features/api-keys/schemas.js'
+import type { OutboxMessage as OutboxMessageSchema } from '../../src/features/email/schemas.js'
+import type { Page } from '../../src/shared/pagination-schemas.js'
+import type { PublicUser, Session as SessionSchema } from '../../src/features/accounts/schemas.js'
 
 /** The dashboard's one client: the `admin` client, cookie transport, same origin. */
 export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', requestedWith: 'token-auth-dashboard', onStepUpRequired: askForStepUp })
@@ -110,7 +110,7 @@ export type OutboxMessage = Json<OutboxMessageSchema>
 export type { Page }
 
 /** The event types the service writes: one list, shared with the service. */
-export { AUDIT_EVENT_TYPES } from '../../src/domain/audit.js'
+export { AUDIT_EVENT_TYPES } from '../../src/shared/audit.js'
 
 export function query (params: Record<string, string | undefined>): string {
   const search = new URLSearchParams()

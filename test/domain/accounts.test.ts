@@ -1,5 +1,5 @@
 import t from 'tap'
-import { emailProblem, foldEmail, normalizeEmail } from '../../src/domain/accounts.js'
+import { emailProblem, foldEmail, normalizeEmail } from '../../src/features/accounts/accounts.js'
 import { DomainError } from '../../src/errors.js'
 
 /**

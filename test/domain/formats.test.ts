@@ -1,8 +1,8 @@
 import t from 'tap'
-import { canonicalUuid, EARLIEST_INSTANT_MS, isUuid, LATEST_INSTANT_MS, parseDateTime } from '../../src/domain/formats.js'
+import { canonicalUuid, EARLIEST_INSTANT_MS, isUuid, LATEST_INSTANT_MS, parseDateTime } from '../../src/shared/formats.js'
 
 /**
- * The value shapes both Postgres and JavaScript hold (src/domain/formats.ts):
+ * The value shapes both Postgres and JavaScript hold (src/shared/formats.ts):
  * strict hyphenated UUIDs (RFC 9562 §4) and RFC 3339 §5.6 date-times with
  * years 0001-9999, real calendar days and no leap second.
  */

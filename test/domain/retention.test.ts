@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Retention } from '../../src/domain/retention.js'
+import { Retention } from '../../src/features/retention/retention.js'
 import { appsOn, json, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { bearer, createApiKey, injectAs, login, refresh, signup, signupAdmin, type Account } from '../helpers/users.js'

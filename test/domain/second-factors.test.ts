@@ -1,12 +1,12 @@
 import t from 'tap'
-import { codeAt, acceptedStep, normalizeOtp, timeStep } from '../../src/domain/totp-factors.js'
-import { generateRecoveryCode, normalizeRecoveryCode, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LENGTH } from '../../src/domain/recovery-codes.js'
+import { codeAt, acceptedStep, normalizeOtp, timeStep } from '../../src/features/second-factors/totp-factors.js'
+import { generateRecoveryCode, normalizeRecoveryCode, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LENGTH } from '../../src/features/second-factors/backup-codes.js'
 import { fileTestApp } from '../helpers/app.js'
 import { advance, centreStep, enrolTotp, hotp, totpCode } from '../helpers/totp.js'
 import { signup } from '../helpers/users.js'
 
 /**
- * The second-factor domain (domain/second-factors.ts, totp-factors.ts,
+ * The second-factor domain (features/second-factors/second-factors.ts, totp-factors.ts,
  * recovery-codes.ts): RFC 6238 arithmetic, the recovery-code alphabet, and
  * the checks the step-up grant calls, under concurrency.
  */

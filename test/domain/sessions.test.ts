@@ -1,5 +1,5 @@
 import t from 'tap'
-import { RECENT_RETIREMENTS } from '../../src/domain/sessions.js'
+import { RECENT_RETIREMENTS } from '../../src/features/sessions/sessions.js'
 import { fileTestApp } from '../helpers/app.js'
 import { signup } from '../helpers/users.js'
 

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { CHALLENGE_TTL_SECONDS, WebAuthnChallenges } from '../../src/domain/webauthn-challenges.js'
-import { hmacSha256 } from '../../src/domain/server-keys.js'
+import { CHALLENGE_TTL_SECONDS, WebAuthnChallenges } from '../../src/features/passkeys/webauthn-challenges.js'
+import { hmacSha256 } from '../../src/shared/derived-keys.js'
 import { fileTestApp } from '../helpers/app.js'
 import { signup } from '../helpers/users.js'
 

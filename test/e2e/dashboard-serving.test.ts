@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import t from 'tap'
-import dashboard, { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
+import dashboard, { DASHBOARD_DIR } from '../../src/features/dashboard/plugin.js'
 import { buildTestApp } from '../helpers/app.js'
 
 /**

@@ -32,7 +32,7 @@ t.test('token-auth/resource-server resolves to the compiled plugin and its decla
   // Node's resolver sets `code`; through tsx's loader the code is only in the message.
   let refused: unknown
   try {
-    import.meta.resolve('token-auth/dist/src/domain/sessions.js')
+    import.meta.resolve('token-auth/dist/src/features/sessions/sessions.js')
   } catch (error) {
     refused = error
   }

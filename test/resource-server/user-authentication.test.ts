@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { decodeJwt } from 'jose'
 import t from 'tap'
-import { ACR_MFA } from '../../src/domain/authentication-methods.js'
+import { ACR_MFA } from '../../src/shared/authentication-methods.js'
 import resourceServerPlugin from '../../src/resource-server/index.js'
 import { buildTestApp } from '../helpers/app.js'
 import { PASSWORD, signup } from '../helpers/users.js'

@@ -1,0 +1,62 @@
+import type { IntrospectionResponse } from './schemas.js'
+import type { AccessTokenClaims } from './access-token-claims.js'
+import { looksLikeJwt, verifyAccessToken } from './access-tokens.js'
+import { looksLikeApiKey, type ApiKeyStore } from '../api-keys/api-keys.js'
+import type { SessionStore } from '../sessions/sessions.js'
+import type { KeyStore } from '../signing-keys/signing-keys.js'
+
+const INACTIVE = { active: false } as const
+
+/**
+ * Whether a token is usable right now, as this service sees it: revocation,
+ * disabled users and role changes count at once (unlike offline JWT checks).
+ */
+export async function introspect (
+  token: string,
+  deps: { keys: KeyStore; sessions: SessionStore; apiKeys: ApiKeyStore; issuer: string; audience: string; now: number }
+): Promise<IntrospectionResponse> {
+  if (looksLikeApiKey(token)) {
+    const key = await deps.apiKeys.verify(token, { touch: false })
+    if (!key) return INACTIVE
+    return {
+      active: true,
+      token_type: 'api_key',
+      sub: key.userId,
+      scope: key.scopes.join(' '),
+      ...(key.expiresAt ? { exp: Math.floor(key.expiresAt.getTime() / 1000) } : {}),
+    }
+  }
+  if (looksLikeJwt(token)) {
+    const claims: AccessTokenClaims | null = await verifyAccessToken(deps.keys, token, {
+      issuer: deps.issuer,
+      audience: deps.audience,
+      now: deps.now,
+    })
+    if (!claims) return INACTIVE
+    const grant = await deps.sessions.liveGrant({ sessionId: claims.sid })
+    if (!grant || grant.userId !== claims.sub || grant.role !== claims.role) return INACTIVE
+    return {
+      active: true,
+      token_type: 'access_token',
+      sub: claims.sub,
+      scope: claims.scope,
+      exp: claims.exp,
+      iat: claims.iat,
+      client_id: claims.client_id,
+      sid: claims.sid,
+      iss: claims.iss,
+      aud: claims.aud,
+    }
+  }
+  const grant = await deps.sessions.liveGrant({ refreshToken: token })
+  if (!grant) return INACTIVE
+  return {
+    active: true,
+    token_type: 'refresh_token',
+    sub: grant.userId,
+    scope: grant.scope,
+    exp: Math.floor(grant.idleExpiresAt.getTime() / 1000),
+    client_id: grant.clientId,
+    sid: grant.sessionId,
+  }
+}

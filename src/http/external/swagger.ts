@@ -1,0 +1,87 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { pageSecurityHeaders, securityHeadersHook } from './helmet.js'
+import { ErrorResponse, OAuthErrorResponse } from '../error-schemas.js'
+import { Session, User } from '../../features/accounts/schemas.js'
+import { TokenResponse } from '../../features/tokens/schemas.js'
+import { ApiKey } from '../../features/api-keys/schemas.js'
+import { AuditEvent } from '../../features/admin/schemas.js'
+import { OutboxMessage } from '../../features/email/schemas.js'
+import { Accepted } from '../../features/recovery/schemas.js'
+import { Passkey } from '../../features/passkeys/schemas.js'
+import { LOWER_CASE, NO_NUL, withInputRules } from '../../shared/input-formats.js'
+
+/**
+ * The Content-Security-Policy of Swagger UI's pages, in place of the API's
+ * `default-src 'none'`: @fastify/swagger-ui serves its scripts and styles as
+ * files (no inline script), and "Try it out" calls this origin. The one
+ * inline style its bundle injects is allowed by its hash, not by
+ * 'unsafe-inline'; test/e2e/docs.test.ts fails on any violation, so an
+ * upgrade that changes it shows here.
+ */
+const SWAGGER_UI_INLINE_STYLE = "'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='"
+export const DOCS_CSP = {
+  'default-src': ["'none'"],
+  'script-src': ["'self'"],
+  'style-src': ["'self'", SWAGGER_UI_INLINE_STYLE],
+  'img-src': ["'self'", 'data:'],
+  'font-src': ["'self'", 'data:'],
+  'connect-src': ["'self'"],
+  'base-uri': ["'none'"],
+  'form-action': ["'self'"],
+  'frame-ancestors': ["'none'"],
+  'object-src': ["'none'"],
+}
+
+const DOCS_HEADERS = pageSecurityHeaders(DOCS_CSP)
+
+/** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
+export default fp(
+  async (fastify: FastifyInstance) => {
+    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent, OutboxMessage, Accepted, Passkey]) fastify.addSchema(schema)
+    await fastify.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Token auth API',
+          version: '0.1.0',
+          description:
+            'JWT access tokens, rotating refresh tokens with reuse detection, API keys.\n\n' +
+            `Input rules: a string marked \`${NO_NUL}: true\` refuses U+0000 (every request string but passwords and the introspected token); ` +
+            `one marked \`${LOWER_CASE}: true\` is lower-cased before use (ids: any case is the same id). ` +
+            '`uuid` is a hyphenated RFC 9562 UUID without a urn:uuid: prefix; `date-time` is RFC 3339 with years 0001-9999 and no leap second.',
+        },
+        servers: [{ url: fastify.config.issuer }],
+        components: {
+          securitySchemes: {
+            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT or API key' },
+            apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          },
+        },
+      },
+      // The document shows the request schemas as the validator compiles them (app.ts), NUL rule included.
+      transform: ({ schema, url }) => {
+        const { body, querystring, params, headers } = schema ?? {}
+        return {
+          schema: {
+            ...schema,
+            ...(body ? { body: withInputRules(body) } : {}),
+            ...(querystring ? { querystring: withInputRules(querystring) } : {}),
+            ...(params ? { params: withInputRules(params) } : {}),
+            ...(headers ? { headers: withInputRules(headers) } : {}),
+          },
+          url,
+        }
+      },
+      refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    })
+    // Encapsulated: the page's headers replace the API's on /docs only (a parent's hook runs first).
+    await fastify.register(async (docs) => {
+      docs.addHook('onRequest', securityHeadersHook(DOCS_HEADERS))
+      await docs.register(swaggerUi, { routePrefix: '/docs' })
+    })
+  },
+  { name: 'swagger', dependencies: ['config'] }
+)
