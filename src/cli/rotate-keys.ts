@@ -1,5 +1,5 @@
 import { maxAccessTokenTtlSeconds } from '../features/tokens/clients.js'
-import { deriveServerKeys } from '../shared/derived-keys.js'
+import { deriveKeys } from '../shared/derived-keys.js'
 import { KeyStore } from '../features/signing-keys/signing-keys.js'
 import { resolveSecretKey } from '../secret-key.js'
 import { parseCommandLine } from './command.js'
@@ -25,7 +25,7 @@ parseCommandLine({
 await runCli(async ({ config, db }) => {
   const { secretKey } = await resolveSecretKey(config)
   const store = new KeyStore(db, {
-    encryptionKey: deriveServerKeys(secretKey).signingKeyEncryption,
+    encryptionKey: deriveKeys(secretKey).signingKeyEncryption,
     publishLeadSeconds: config.keyPublishLeadSeconds,
     maxAccessTokenTtlSeconds: maxAccessTokenTtlSeconds(config),
   })

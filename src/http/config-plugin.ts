@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { deriveServerKeys, type ServerKeys } from '../shared/derived-keys.js'
+import { deriveKeys, type DerivedKeys } from '../shared/derived-keys.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
-    serverKeys: ServerKeys
+    serverKeys: DerivedKeys
     /** The service's clock; tests replace it to move time without waiting. */
     now(): number
   }
@@ -22,7 +22,7 @@ async function configPlugin (fastify: FastifyInstance, options: ConfigPluginOpti
   const { config } = options
   if (!config.secretKey) throw new Error('config.secretKey must be resolved before the app starts (see resolveSecretKey)')
   fastify.decorate('config', config)
-  fastify.decorate('serverKeys', deriveServerKeys(config.secretKey))
+  fastify.decorate('serverKeys', deriveKeys(config.secretKey))
   fastify.decorate('now', options.now ?? Date.now)
 }
 

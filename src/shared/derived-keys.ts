@@ -4,7 +4,7 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
  * Keys derived from SECRET_KEY, one per purpose, so that no output of one use
  * (a token hash, say) can be replayed as another (an encryption key).
  */
-export interface ServerKeys {
+export interface DerivedKeys {
   refreshTokenHash: Buffer
   refreshTokenSuccessor: Buffer
   refreshTokenMac: Buffer
@@ -24,7 +24,7 @@ export interface ServerKeys {
   webauthnChallengeHash: Buffer
 }
 
-const PURPOSES: (keyof ServerKeys)[] = [
+const PURPOSES: (keyof DerivedKeys)[] = [
   'refreshTokenHash',
   'refreshTokenSuccessor',
   'refreshTokenMac',
@@ -38,8 +38,8 @@ const PURPOSES: (keyof ServerKeys)[] = [
   'webauthnChallengeHash',
 ]
 
-export function deriveServerKeys (secretKey: string): ServerKeys {
-  const keys = {} as ServerKeys
+export function deriveKeys (secretKey: string): DerivedKeys {
+  const keys = {} as DerivedKeys
   for (const purpose of PURPOSES) {
     keys[purpose] = Buffer.from(hkdfSync('sha256', secretKey, 'token-auth/v1', purpose, 32))
   }

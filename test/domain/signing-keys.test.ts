@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import t, { type Test } from 'tap'
-import { deriveServerKeys } from '../../src/shared/derived-keys.js'
+import { deriveKeys } from '../../src/shared/derived-keys.js'
 import { KeyStore, SIGNING_ALG } from '../../src/features/signing-keys/signing-keys.js'
 import { PrismaClient } from '../../src/generated/prisma/client.js'
 import { buildTestApp, json } from '../helpers/app.js'
@@ -27,7 +27,7 @@ function client (owner: Test = t): PrismaClient {
 }
 
 const db = client()
-const encryptionKey = deriveServerKeys(randomBytes(32).toString('base64url')).signingKeyEncryption
+const encryptionKey = deriveKeys(randomBytes(32).toString('base64url')).signingKeyEncryption
 
 /** A clock the test moves by hand. */
 function manualClock (start = Date.now()) {
@@ -199,7 +199,7 @@ t.test('private keys are stored encrypted under SECRET_KEY', async (t) => {
   await same.load()
   t.equal(kidOf(await signWith(same, Date.now())), key.kid)
 
-  const wrongKey = deriveServerKeys(randomBytes(32).toString('base64url')).signingKeyEncryption
+  const wrongKey = deriveKeys(randomBytes(32).toString('base64url')).signingKeyEncryption
   const wrong = store({ key: wrongKey })
   await wrong.load()
   t.same(kids(wrong), [key.kid], 'public keys load without the secret')

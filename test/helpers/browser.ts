@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
 import tap, { type Test } from 'tap'
-import { DASHBOARD_DIR } from '../../src/plugins/app/dashboard.js'
+import { DASHBOARD_DIR } from '../../src/features/dashboard/plugin.js'
 
 /** Debian's Chromium, driven by playwright-core (no browser is downloaded). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { SessionStore } from '../../src/domain/sessions.js'
+import type { SessionStore } from '../../src/features/sessions/sessions.js'
 
 /**
  * Holds the next SessionStore.start call of `app` until `release()`:

@@ -1,6 +1,6 @@
 import Fastify, { type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import cacheControl from '../../src/plugins/app/cache-control.js'
+import cacheControl from '../../src/http/cache-control.js'
 import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
 import { login, PASSWORD, signup, uniqueEmail } from '../helpers/users.js'
 

@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
-import { RECENT_RETIREMENTS } from '../../src/domain/sessions.js'
+import { RECENT_RETIREMENTS } from '../../src/features/sessions/sessions.js'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
 import { createTestDatabase, realPostgresUrl, withClient, type TestDatabase } from '../helpers/database.js'
 import { refresh, signup } from '../helpers/users.js'

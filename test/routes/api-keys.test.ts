@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
-import { isWellFormedApiKey } from '../../src/domain/api-keys.js'
+import { isWellFormedApiKey } from '../../src/features/api-keys/api-keys.js'
 import { buildTestApp, json, TEST_ENV, type TestApp } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { createApiKey, injectAs, markAddressVerified, PASSWORD, signup, signupAdmin, type CreatedApiKey } from '../helpers/users.js'

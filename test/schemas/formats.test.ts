@@ -2,8 +2,8 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import t from 'tap'
 import Type from 'typebox'
-import { DateTimeInput, installInputRules, LOWER_CASE, NO_NUL, Uuid, withInputRules } from '../../src/schemas/formats.js'
-import { Password } from '../../src/schemas/users.js'
+import { DateTimeInput, installInputRules, LOWER_CASE, NO_NUL, Uuid, withInputRules } from '../../src/shared/input-formats.js'
+import { Password } from '../../src/features/accounts/schemas.js'
 
 /**
  * The Ajv rules every request goes through (installed by app.ts): ids

@@ -1,4 +1,4 @@
-import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../src/domain/authentication-methods.js'
+import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../src/shared/authentication-methods.js'
 import { buildTestApp, json } from '../helpers/app.js'
 import * as users from '../helpers/users.js'
 import type { AttackCase } from './catalogue.js'

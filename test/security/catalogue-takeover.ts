@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../src/domain/authentication-methods.js'
+import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../src/shared/authentication-methods.js'
 import { json } from '../helpers/app.js'
 import { advance, centreStep, enrolTotp, MFA_OTP, mfaOtpGrant, mfaToken, totpCode } from '../helpers/totp.js'
 import * as users from '../helpers/users.js'

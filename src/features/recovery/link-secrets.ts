@@ -33,7 +33,7 @@ export async function voidUnspentLinks (tx: Prisma.TransactionClient, userId: st
   return count
 }
 
-export class AccountTokens {
+export class LinkSecrets {
   constructor (
     private readonly hashKey: Buffer,
     private readonly now: () => number

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { AccountTokens } from './link-secrets.js'
+import { LinkSecrets } from './link-secrets.js'
 import { Recovery } from './recovery.js'
 
 declare module 'fastify' {
@@ -12,7 +12,7 @@ declare module 'fastify' {
 
 async function recovery (fastify: FastifyInstance) {
   const { config } = fastify
-  const tokens = new AccountTokens(fastify.serverKeys.accountTokenHash, fastify.now)
+  const tokens = new LinkSecrets(fastify.serverKeys.accountTokenHash, fastify.now)
   const service = new Recovery(
     fastify.db,
     { tokens, outbox: fastify.outbox, passwords: fastify.passwordHasher, sessions: fastify.sessions },

@@ -1,7 +1,7 @@
 import { Prisma, type PrismaClient } from '../../generated/prisma/client.js'
 import { DomainError } from '../../errors.js'
 import { emailProblem, foldEmail, normalizeEmail } from '../accounts/accounts.js'
-import { voidUnspentLinks, type AccountTokens } from './link-secrets.js'
+import { voidUnspentLinks, type LinkSecrets } from './link-secrets.js'
 import { recordAuditEvent } from '../../shared/audit.js'
 import { describeCredential } from '../email/credential-notices.js'
 import type { Outbox } from '../email/outbox.js'
@@ -38,7 +38,7 @@ export class Recovery {
 
   constructor (
     private readonly db: PrismaClient,
-    private readonly deps: { tokens: AccountTokens; outbox: Outbox; passwords: PasswordHasher; sessions: Pick<SessionStore, 'revoke'> },
+    private readonly deps: { tokens: LinkSecrets; outbox: Outbox; passwords: PasswordHasher; sessions: Pick<SessionStore, 'revoke'> },
     private readonly options: RecoveryOptions
   ) {}
 

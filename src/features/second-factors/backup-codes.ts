@@ -33,7 +33,7 @@ export function normalizeRecoveryCode (input: string): string | null {
 
 type Db = PrismaClient | Prisma.TransactionClient
 
-export class RecoveryCodes {
+export class BackupCodes {
   constructor (private readonly hashKey: Buffer) {}
 
   /** Keyed by the user too: a code means nothing for another account. */

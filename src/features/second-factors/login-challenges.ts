@@ -37,7 +37,7 @@ export interface ClaimedMfaToken {
   passwordHashMac: Uint8Array
 }
 
-export class MfaTokens {
+export class LoginChallenges {
   constructor (
     private readonly hashKey: Buffer,
     private readonly now: () => number

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { MfaTokens } from './login-challenges.js'
-import { RecoveryCodes } from './backup-codes.js'
+import { LoginChallenges } from './login-challenges.js'
+import { BackupCodes } from './backup-codes.js'
 import { SecondFactors } from './second-factors.js'
 import { TotpFactors } from './totp-factors.js'
 
@@ -23,8 +23,8 @@ async function secondFactors (fastify: FastifyInstance) {
     fastify.db,
     {
       totp: new TotpFactors(serverKeys.totpSecretEncryption, { issuer: config.mfa.totpIssuer, now: fastify.now }),
-      recoveryCodes: new RecoveryCodes(serverKeys.recoveryCodeHash),
-      mfaTokens: new MfaTokens(serverKeys.mfaTokenHash, fastify.now),
+      backupCodes: new BackupCodes(serverKeys.recoveryCodeHash),
+      loginChallenges: new LoginChallenges(serverKeys.mfaTokenHash, fastify.now),
       outbox: fastify.outbox,
       passwords: fastify.passwordHasher,
       notices: fastify.credentialNotices,

@@ -6,11 +6,11 @@ import { recordAuditEvent } from '../../shared/audit.js'
 import type { Transport } from '../tokens/clients.js'
 import { voidUnspentLinks } from '../recovery/link-secrets.js'
 import type { CredentialNotices } from '../email/credential-notices.js'
-import type { ClaimedMfaToken, MfaTokens } from './login-challenges.js'
+import type { ClaimedMfaToken, LoginChallenges } from './login-challenges.js'
 import type { VerifiedAssertion } from '../passkeys/passkeys.js'
 import type { Outbox } from '../email/outbox.js'
 import type { PasswordHasher } from '../accounts/passwords.js'
-import { normalizeRecoveryCode, type RecoveryCodes } from './backup-codes.js'
+import { normalizeRecoveryCode, type BackupCodes } from './backup-codes.js'
 import { normalizeOtp, type TotpEnrolment, type TotpFactors, type TotpStatus } from './totp-factors.js'
 
 /**
@@ -73,14 +73,14 @@ export class SecondFactors {
 
   constructor (
     private readonly db: PrismaClient,
-    private readonly deps: { totp: TotpFactors; recoveryCodes: RecoveryCodes; mfaTokens: MfaTokens; outbox: Outbox; passwords: PasswordHasher; notices: CredentialNotices },
+    private readonly deps: { totp: TotpFactors; backupCodes: BackupCodes; loginChallenges: LoginChallenges; outbox: Outbox; passwords: PasswordHasher; notices: CredentialNotices },
     private readonly options: SecondFactorsOptions
   ) {
-    const { totp, recoveryCodes } = deps
+    const { totp, backupCodes } = deps
     this.stores = [
       { name: 'totp', has: (db, userId) => totp.isConfirmed(db, userId), remove: (tx, userId) => totp.remove(tx, userId) },
       // Recovery codes stand in for a factor; alone they do not make one.
-      { name: 'recovery_codes', has: async () => false, remove: (tx, userId) => recoveryCodes.remove(tx, userId) },
+      { name: 'recovery_codes', has: async () => false, remove: (tx, userId) => backupCodes.remove(tx, userId) },
     ]
   }
 
@@ -104,7 +104,7 @@ export class SecondFactors {
     const factors: LoginFactor[] = []
     if (await this.deps.totp.isConfirmed(this.db, userId)) {
       factors.push('otp')
-      if ((await this.deps.recoveryCodes.remaining(this.db, userId)) > 0) factors.push('recovery_code')
+      if ((await this.deps.backupCodes.remaining(this.db, userId)) > 0) factors.push('recovery_code')
     }
     for (const store of this.stores) {
       if (store.loginFactor !== undefined && (await store.has(this.db, userId))) factors.push(store.loginFactor)
@@ -114,7 +114,7 @@ export class SecondFactors {
 
   /** The user a login's pending second step is for (a passkey step's options), if its mfa_token could be claimed now; invalid_grant otherwise. */
   pendingLoginUser (mfaToken: string): Promise<{ userId: string }> {
-    return this.deps.mfaTokens.peek(this.db, mfaToken)
+    return this.deps.loginChallenges.peek(this.db, mfaToken)
   }
 
   /**
@@ -132,11 +132,11 @@ export class SecondFactors {
     const kind = 'otp' in code ? 'otp' : 'recovery_code'
     const accepted = 'otp' in code
       ? await this.deps.totp.verify(db, userId, code.otp)
-      : (await this.deps.totp.isConfirmed(db, userId)) && (await this.deps.recoveryCodes.spend(db, userId, code.recoveryCode))
+      : (await this.deps.totp.isConfirmed(db, userId)) && (await this.deps.backupCodes.spend(db, userId, code.recoveryCode))
     if (!accepted) {
       await recordAuditEvent(db, { type: 'second_factor_failed', userId, ip: context.ip, details: { factor: kind, purpose: context.purpose } })
     } else if (kind === 'recovery_code') {
-      const remaining = await this.deps.recoveryCodes.remaining(db, userId)
+      const remaining = await this.deps.backupCodes.remaining(db, userId)
       await recordAuditEvent(db, { type: 'recovery_code_used', userId, actorId: userId, ip: context.ip, details: { purpose: context.purpose, remaining } })
     }
     return accepted
@@ -151,7 +151,7 @@ export class SecondFactors {
     const factors = await this.loginFactors(login.user.id)
     if (factors.length === 0) return
     const mfaToken = await this.db.$transaction(async (tx) => {
-      const token = await this.deps.mfaTokens.issue(tx, { userId: login.user.id, clientId: pending.clientId, transport: pending.transport, scope: pending.scope, verified: login.verified })
+      const token = await this.deps.loginChallenges.issue(tx, { userId: login.user.id, clientId: pending.clientId, transport: pending.transport, scope: pending.scope, verified: login.verified })
       await recordAuditEvent(tx, { type: 'login_mfa_required', userId: login.user.id, ip: pending.ip, details: { clientId: pending.clientId, factors } })
       return token
     })
@@ -178,10 +178,10 @@ export class SecondFactors {
   ): Promise<{ login: VerifiedLogin; scope: string }> {
     type Outcome = { failed: string } | { claimed: ClaimedMfaToken; user: (PublicUser & { passwordHash: string }) | null }
     const outcome = await this.db.$transaction(async (tx): Promise<Outcome> => {
-      const claimed = await this.deps.mfaTokens.claim(tx, mfaToken, context)
+      const claimed = await this.deps.loginChallenges.claim(tx, mfaToken, context)
       await context.spendAttempt(claimed.userId)
       if (!(await this.checkCode(tx, claimed.userId, code, { ip: context.ip, purpose: 'login' }))) {
-        const usable = await this.deps.mfaTokens.recordFailure(tx, claimed)
+        const usable = await this.deps.loginChallenges.recordFailure(tx, claimed)
         return { failed: usable ? 'the code is wrong or was already used' : 'the code is wrong; too many wrong codes for this mfa_token: sign in again' }
       }
       const user = await tx.user.findUnique({ where: { id: claimed.userId }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
@@ -202,18 +202,18 @@ export class SecondFactors {
     verify: (userId: string) => Promise<VerifiedAssertion>,
     context: Omit<OneTimeCodeContext, 'purpose'> & { clientId: string; transport: Transport }
   ): Promise<{ login: VerifiedLogin; scope: string; assertion: VerifiedAssertion }> {
-    const { userId } = await this.deps.mfaTokens.peek(this.db, mfaToken, context)
+    const { userId } = await this.deps.loginChallenges.peek(this.db, mfaToken, context)
     await context.spendAttempt(userId)
     let assertion: VerifiedAssertion
     try {
       assertion = await verify(userId)
     } catch (error) {
       if (!(error instanceof DomainError) || error.code !== 'invalid_grant') throw error
-      const usable = await this.db.$transaction(async (tx) => this.deps.mfaTokens.recordFailure(tx, await this.deps.mfaTokens.claim(tx, mfaToken, context)))
+      const usable = await this.db.$transaction(async (tx) => this.deps.loginChallenges.recordFailure(tx, await this.deps.loginChallenges.claim(tx, mfaToken, context)))
       throw new DomainError('invalid_grant', usable ? error.message : `${error.message}; too many failures for this mfa_token: sign in again`)
     }
     const { claimed, user } = await this.db.$transaction(async (tx) => {
-      const claimed = await this.deps.mfaTokens.claim(tx, mfaToken, context)
+      const claimed = await this.deps.loginChallenges.claim(tx, mfaToken, context)
       const user = await tx.user.findUnique({ where: { id: claimed.userId }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
       return { claimed, user }
     })
@@ -222,7 +222,7 @@ export class SecondFactors {
 
   /** The login a claimed token's second step opens, if the account is still as its first step verified it; invalid_grant (audited) otherwise. */
   private async loginAsVerified (claimed: ClaimedMfaToken, user: (PublicUser & { passwordHash: string }) | null, ip: string | undefined): Promise<VerifiedLogin> {
-    if (!user || user.disabled || !this.deps.mfaTokens.stillVerified(claimed, { role: user.role, passwordHash: user.passwordHash })) {
+    if (!user || user.disabled || !this.deps.loginChallenges.stillVerified(claimed, { role: user.role, passwordHash: user.passwordHash })) {
       await recordAuditEvent(this.db, { type: 'login_failed', userId: claimed.userId, ip, details: { reason: 'account_changed_during_login' } })
       throw new DomainError('invalid_grant', 'the account changed since the password was checked; sign in again')
     }
@@ -251,7 +251,7 @@ export class SecondFactors {
     await context.spendAttempt(userId)
     const codes = await this.db.$transaction(async (tx) => {
       if (!(await this.deps.totp.confirm(tx, userId, otp))) return null
-      const codes = await this.deps.recoveryCodes.replace(tx, userId)
+      const codes = await this.deps.backupCodes.replace(tx, userId)
       await recordAuditEvent(tx, { type: 'totp_enabled', userId, actorId: userId, ip: context.ip })
       await this.deps.notices.added(tx, { userId, kind: 'totp' })
       return codes
@@ -268,7 +268,7 @@ export class SecondFactors {
   async regenerateRecoveryCodes (userId: string, ip?: string): Promise<string[]> {
     return this.db.$transaction(async (tx) => {
       if (!(await this.deps.totp.isConfirmed(tx, userId))) throw new DomainError('totp_not_enrolled', 'recovery codes need an authenticator set up first')
-      const codes = await this.deps.recoveryCodes.replace(tx, userId)
+      const codes = await this.deps.backupCodes.replace(tx, userId)
       await recordAuditEvent(tx, { type: 'recovery_codes_regenerated', userId, actorId: userId, ip })
       return codes
     })
@@ -276,7 +276,7 @@ export class SecondFactors {
 
   async listFactors (userId: string): Promise<FactorList> {
     const totp = await this.deps.totp.status(this.db, userId)
-    return { totp, recoveryCodes: { remaining: totp?.confirmed ? await this.deps.recoveryCodes.remaining(this.db, userId) : 0 } }
+    return { totp, recoveryCodes: { remaining: totp?.confirmed ? await this.deps.backupCodes.remaining(this.db, userId) : 0 } }
   }
 
   /**
@@ -301,7 +301,7 @@ export class SecondFactors {
         if (otp === null || !(await this.deps.totp.verify(tx, userId, otp))) return null
       }
       const totp = await this.deps.totp.remove(tx, userId)
-      const recoveryCodes = await this.deps.recoveryCodes.remove(tx, userId)
+      const recoveryCodes = await this.deps.backupCodes.remove(tx, userId)
       await recordAuditEvent(tx, { type: 'totp_removed', userId, actorId: userId, ip: context.ip, details: { proof: 'otp' in proof ? 'otp' : 'password', recoveryCodes } })
       return totp
     })

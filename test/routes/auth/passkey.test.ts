@@ -1,5 +1,5 @@
 import t from 'tap'
-import { hmacSha256 } from '../../../src/domain/server-keys.js'
+import { hmacSha256 } from '../../../src/shared/derived-keys.js'
 import { appsOn, buildTestApp, json } from '../../helpers/app.js'
 import { createTestDatabase } from '../../helpers/database.js'
 import { claimsOf, injectAs, me, signup } from '../../helpers/users.js'

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { normalizeEmail } from '../../../src/domain/accounts.js'
+import { normalizeEmail } from '../../../src/features/accounts/accounts.js'
 import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
 import { connectRedis, REDIS_URL } from '../../helpers/redis.js'
 import * as users from '../../helpers/users.js'

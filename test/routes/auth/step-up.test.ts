@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
+import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/shared/authentication-methods.js'
 import { buildTestApp, json } from '../../helpers/app.js'
 import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
 import { registerPasskey, SoftAuthenticator, TEST_ORIGIN } from '../../helpers/webauthn.js'

@@ -1,6 +1,6 @@
 import { Secret, TOTP } from 'otpauth'
 import t, { type Test } from 'tap'
-import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
+import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/shared/authentication-methods.js'
 import { appsOn, fileTestApp, json } from '../../helpers/app.js'
 import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
 import { claimsOf, injectAs, login, passwordGrant, PASSWORD, signup, type Response } from '../../helpers/users.js'

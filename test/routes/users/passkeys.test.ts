@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/domain/authentication-methods.js'
+import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../../src/shared/authentication-methods.js'
 import { appsOn, buildTestApp, json } from '../../helpers/app.js'
 import { createTestDatabase } from '../../helpers/database.js'
 import { claimsOf, injectAs, markAddressVerified, signup, signupAdmin, type Response, type Tokens } from '../../helpers/users.js'
