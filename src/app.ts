@@ -4,37 +4,21 @@ import addFormats from 'ajv-formats'
 import type { FastifyBaseLogger, FastifyInstance, FastifyServerOptions } from 'fastify'
 import pino from 'pino'
 import type { Config } from './config.js'
-import accounts from './features/accounts/plugin.js'
-import administration from './features/admin/plugin.js'
-import apiKeys from './features/api-keys/plugin.js'
+import database from './db/plugin.js'
+import { adminApi } from './features/admin/routes.js'
+import { FEATURES } from './features/index.js'
 import attemptLimits from './http/attempt-limits.js'
 import authentication from './http/authentication.js'
 import cacheControl from './http/cache-control.js'
 import configPlugin from './http/config-plugin.js'
-import dashboard from './features/dashboard/plugin.js'
+import { ErrorResponse, OAuthErrorResponse } from './http/error-schemas.js'
 import errorHandler from './http/error-handler.js'
-import database from './db/plugin.js'
-import keys from './features/signing-keys/plugin.js'
-import mailDelivery from './features/email/mail-delivery-plugin.js'
-import outbox from './features/email/plugin.js'
-import passkeys from './features/passkeys/plugin.js'
-import recovery from './features/recovery/plugin.js'
-import retention from './features/retention/plugin.js'
-import revocation from './features/sessions/revocation-plugin.js'
-import secondFactors from './features/second-factors/plugin.js'
-import sessions from './features/sessions/plugin.js'
 import cookie from './http/external/cookie.js'
 import cors from './http/external/cors.js'
 import helmet from './http/external/helmet.js'
 import rateLimit from './http/external/rate-limit.js'
 import swagger from './http/external/swagger.js'
 import underPressure from './http/external/under-pressure.js'
-import adminRoutes from './features/admin/routes.js'
-import apiKeyRoutes from './features/api-keys/routes.js'
-import authRoutes from './features/sessions/auth-routes.js'
-import healthRoutes from './features/health/routes.js'
-import usersRoutes from './features/accounts/user-routes.js'
-import wellKnownRoutes from './features/tokens/discovery-routes.js'
 import { installInputRules, withInputRules } from './shared/input-formats.js'
 
 /** Accepted as a request id from a proxy only when it cannot inject anything into logs. */
@@ -145,31 +129,15 @@ export default async function app (fastify: FastifyInstance, options: AppOptions
   await fastify.register(cors)
   await fastify.register(cookie)
   await fastify.register(rateLimit)
-  await fastify.register(swagger)
-  // The app's own cross-cutting pieces.
+  await fastify.register(swagger, { schemas: [ErrorResponse, OAuthErrorResponse, ...FEATURES.flatMap((feature) => feature.schemas ?? [])] })
   await fastify.register(database)
-  await fastify.register(keys)
-  await fastify.register(outbox)
-  await fastify.register(mailDelivery)
-  await fastify.register(revocation)
-  await fastify.register(sessions)
-  await fastify.register(accounts)
-  await fastify.register(apiKeys)
-  await fastify.register(administration)
-  await fastify.register(recovery)
-  await fastify.register(secondFactors)
-  await fastify.register(passkeys)
+  // Each capability's services (features/index.ts), then what every route uses: attempt budgets and authentication.
+  for (const feature of FEATURES) for (const plugin of feature.plugins ?? []) await fastify.register(plugin)
   await fastify.register(attemptLimits)
-  await fastify.register(retention)
   await fastify.register(authentication)
-  // Routes, grouped by prefix.
-  await fastify.register(healthRoutes)
-  await fastify.register(wellKnownRoutes, { prefix: '/.well-known' })
-  await fastify.register(authRoutes, { prefix: '/auth' })
-  await fastify.register(usersRoutes, { prefix: '/users' })
-  await fastify.register(apiKeyRoutes, { prefix: '/api-keys' })
-  await fastify.register(adminRoutes, { prefix: '/admin' })
-  await fastify.register(dashboard)
+  // Each capability's routes at their prefixes; the admin API with every capability's admin routes inside it.
+  for (const feature of FEATURES) for (const { prefix, plugin } of feature.routes ?? []) await fastify.register(plugin, { prefix })
+  await fastify.register(adminApi(FEATURES.flatMap((feature) => feature.adminRoutes ?? [])), { prefix: '/admin' })
 }
 
 /**

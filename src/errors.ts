@@ -1,55 +1,24 @@
+import { CATALOGUES } from './features/catalogues.js'
+
 /**
  * The error model (DESIGN §4). ERROR_STATUS is the catalogue: every code
- * the API answers with, and its HTTP status, so a new error is one line
- * here. Domain modules throw DomainError with a code; the HTTP layer throws
+ * the API answers with, and its HTTP status: the core codes here, a
+ * capability's in its catalogue (features/<capability>/catalogue.ts). Domain modules throw DomainError with a code; the HTTP layer throws
  * ApiError for what only it knows (missing credentials, unknown routes and
  * ids, CSRF). The error handler
  * (http/error-handler.ts) answers both: in the one error shape, or on
  * the OAuth endpoints in RFC 6749 §5.2 shape.
  */
-export const ERROR_STATUS = {
+/** The codes of no one capability: RFC 6749's, the HTTP layer's and the service's own. */
+const CORE_ERRORS = {
   // RFC 6749 §5.2, RFC 7009 §2.2.1
   invalid_request: 400,
   invalid_grant: 400,
   invalid_scope: 400,
   unsupported_grant_type: 400,
   unsupported_token_type: 400,
-  // Accounts (DESIGN §3.3)
-  weak_password: 400,
-  invalid_email: 400,
-  invalid_credentials: 403,
-  email_taken: 409,
-  account_changed: 409,
-  // Lists (keyset pagination), the admin API (DESIGN §3.8), API keys (§3.7)
-  invalid_cursor: 400,
-  self_lockout: 400,
-  api_key_limit: 409,
-  // Emailed links (DESIGN §3.11): expired, used, superseded, unknown or of another purpose.
-  invalid_link_token: 400,
-  user_disabled: 409,
-  email_already_verified: 409,
-  // RFC 6749 §5.2 allows extension codes; the password grant's answer under REQUIRE_EMAIL_VERIFICATION.
-  email_not_verified: 400,
-  // Second factors (DESIGN §3.12): the password grant's answer for an account with one (RFC 6749 §5.2 extension code),
-  // a wrong code at enrolment, a factor already there or not there.
-  mfa_required: 400,
-  invalid_otp: 400,
-  totp_already_enabled: 409,
-  totp_not_enrolled: 404,
-  // Passkeys (DESIGN §3.12): a challenge unknown, spent, expired or of another
-  // user or purpose; a response that does not verify; an unknown passkey id;
-  // a credential already registered; the per-user bound.
-  passkey_challenge_invalid: 400,
-  passkey_rejected: 400,
-  passkey_not_found: 404,
-  passkey_exists: 409,
-  passkey_limit: 409,
-  // A credential that signs in without the password (a passkey, an API key) asked for while the address is unverified.
-  email_verification_required: 403,
   // Load shedding: the password queue is full (RFC 6749 §4.1.2.1's code).
   temporarily_unavailable: 503,
-
-  // The HTTP layer's own answers.
   // Credentials (RFC 6750 §3, RFC 9470 §3): none sent (the bare challenge), a bad or revoked one, one too weak or old for the route.
   unauthorized: 401,
   invalid_token: 401,
@@ -61,28 +30,41 @@ export const ERROR_STATUS = {
   forbidden: 403,
   csrf_check_failed: 403,
   // Requests the schemas or Fastify refuse: a body, query or parameter off its schema; JSON that does not parse;
-  // a body over the limit; a content type the route does not take; anything else malformed.
+  // a body over the limit; a content type the route does not take; anything else malformed; a list's cursor it did not issue.
   validation_failed: 400,
   invalid_json: 400,
   body_too_large: 413,
   unsupported_media_type: 415,
   bad_request: 400,
-  invalid_expiry: 400,
-  // Unknown routes and ids.
+  invalid_cursor: 400,
+  // An unknown route.
   not_found: 404,
-  user_not_found: 404,
-  session_not_found: 404,
-  api_key_not_found: 404,
   // Budgets of attempts (per IP, per account).
   rate_limited: 429,
-  // The service: a bug (nothing said about it), the database or the revocation state out of reach, the event loop overloaded,
-  // the dashboard not built.
+  // The service: a bug (nothing said about it), the database or the revocation state out of reach, the event loop overloaded.
   internal_error: 500,
   database_unavailable: 503,
   revocation_state_unavailable: 503,
   service_overloaded: 503,
-  dashboard_not_built: 503,
-} as const satisfies Record<string, number>
+} as const
+
+type Merged<T> = (T extends unknown ? (part: T) => void : never) extends (all: infer All) => void ? All : never
+type CatalogueErrors = Merged<Extract<(typeof CATALOGUES)[number], { errors: object }>['errors']>
+
+/** The catalogue: the core codes and every capability's (features/catalogues.ts), each with its one status. */
+export const ERROR_STATUS = mergeErrors() as typeof CORE_ERRORS & CatalogueErrors
+
+function mergeErrors (): Record<string, number> {
+  const merged: Record<string, number> = { ...CORE_ERRORS }
+  for (const catalogue of CATALOGUES) {
+    if (!('errors' in catalogue)) continue
+    for (const [code, status] of Object.entries(catalogue.errors)) {
+      if (Object.hasOwn(merged, code)) throw new Error(`error code ${code} is declared twice`)
+      merged[code] = status
+    }
+  }
+  return merged
+}
 export type ErrorCode = keyof typeof ERROR_STATUS
 
 /** Every code an answer of the API can carry (the error schema's enum in the OpenAPI document). */

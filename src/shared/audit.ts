@@ -1,48 +1,15 @@
+import { CATALOGUES } from '../features/catalogues.js'
 import type { Prisma, PrismaClient } from '../generated/prisma/client.js'
+import { oldestFirst, type RetentionTarget } from '../features/retention/targets.js'
 
-export const AUDIT_EVENT_TYPES = [
-  'user_signed_up',
-  'login_succeeded',
-  'login_failed',
-  'refresh_token_reused',
-  'refresh_token_replayed',
-  'logged_out',
-  'session_revoked',
-  'password_changed',
-  'password_change_failed',
-  'api_key_created',
-  'api_key_revoked',
-  'role_changed',
-  'user_disabled',
-  'user_enabled',
-  'password_reset_requested',
-  'password_reset',
-  'email_verified',
-  'email_change_requested',
-  'email_change_failed',
-  'email_changed',
-  'stepped_up',
-  'step_up_failed',
-  // Second factors (DESIGN §3.12).
-  'login_mfa_required',
-  'totp_enrolment_started',
-  'totp_enabled',
-  'totp_removed',
-  'totp_removal_failed',
-  'recovery_codes_regenerated',
-  'recovery_code_used',
-  'second_factor_failed',
-  'second_factors_reset',
-  'passkey_registered',
-  'passkey_registration_failed',
-  'passkey_renamed',
-  'passkey_deleted',
-  // A validly signed assertion whose signature counter did not increase: a possibly cloned authenticator.
-  'passkey_counter_regressed',
-  // The one-click link of a password-change notice removed the passkeys and API keys it listed.
-  'credentials_removed_by_link',
-] as const
-export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number]
+type CatalogueEvents = Extract<(typeof CATALOGUES)[number], { auditEvents: readonly string[] }>['auditEvents'][number]
+
+/** Every audit event type: each capability's (features/catalogues.ts). */
+export const AUDIT_EVENT_TYPES = CATALOGUES.flatMap((catalogue) => ('auditEvents' in catalogue ? [...catalogue.auditEvents] : [])) as CatalogueEvents[]
+export type AuditEventType = CatalogueEvents
+
+/** The audit log's own retention (AUDIT_RETENTION_DAYS; 0 keeps every event). */
+export const AUDIT_RETENTION = { name: 'auditEvents', kind: 'oldest', cutoff: (c) => c.auditEvents, statement: oldestFirst('audit_events', 'at') } as const satisfies RetentionTarget
 
 export interface AuditEventInput {
   type: AuditEventType

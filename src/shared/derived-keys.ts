@@ -1,42 +1,16 @@
+import { CATALOGUES } from '../features/catalogues.js'
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
 
 /**
  * Keys derived from SECRET_KEY, one per purpose, so that no output of one use
  * (a token hash, say) can be replayed as another (an encryption key).
  */
-export interface DerivedKeys {
-  refreshTokenHash: Buffer
-  refreshTokenSuccessor: Buffer
-  refreshTokenMac: Buffer
-  apiKeyHash: Buffer
-  signingKeyEncryption: Buffer
-  /** Keys the hashes of password-reset and email-verification secrets (account_tokens). */
-  accountTokenHash: Buffer
-  /** Encrypts the secret an outbox message carries until it is sent. */
-  outboxSecretEncryption: Buffer
-  /** Encrypts TOTP secrets at rest (totp_factors, bound to the user id). */
-  totpSecretEncryption: Buffer
-  /** Keys the hashes of recovery codes. */
-  recoveryCodeHash: Buffer
-  /** Keys the hashes of mfa_tokens and of the password hash each one remembers. */
-  mfaTokenHash: Buffer
-  /** Keys the hashes of WebAuthn challenges (webauthn_challenges). */
-  webauthnChallengeHash: Buffer
-}
+type KeyPurpose = Extract<(typeof CATALOGUES)[number], { keyPurposes: readonly string[] }>['keyPurposes'][number]
 
-const PURPOSES: (keyof DerivedKeys)[] = [
-  'refreshTokenHash',
-  'refreshTokenSuccessor',
-  'refreshTokenMac',
-  'apiKeyHash',
-  'signingKeyEncryption',
-  'accountTokenHash',
-  'outboxSecretEncryption',
-  'totpSecretEncryption',
-  'recoveryCodeHash',
-  'mfaTokenHash',
-  'webauthnChallengeHash',
-]
+/** One key per purpose a capability declares (its catalogue's keyPurposes); the purpose is the HKDF info, so a name never changes. */
+export type DerivedKeys = Record<KeyPurpose, Buffer>
+
+const PURPOSES = CATALOGUES.flatMap((catalogue) => ('keyPurposes' in catalogue ? [...catalogue.keyPurposes] : [])) as KeyPurpose[]
 
 export function deriveKeys (secretKey: string): DerivedKeys {
   const keys = {} as DerivedKeys

@@ -2,16 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { invalidToken } from '../../errors.js'
 import { errorResponses } from '../../http/error-schemas.js'
-import { foldEmail } from './accounts.js'
-import { EmailChangeRequest, PasswordChangeRequest } from './schemas.js'
+import { PasswordChangeRequest } from './schemas.js'
 import { signedInUser } from '../../http/signed-in-user.js'
-import mfa from '../second-factors/routes.js'
-import passkeys from '../passkeys/user-routes.js'
 
+/** The signed-in user's account (DESIGN §3.3), under /users: who they are, a new password. */
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
-  await fastify.register(mfa)
-  await fastify.register(passkeys)
-
   fastify.get(
     '/me',
     {
@@ -66,30 +61,6 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       })
       fastify.mailDelivery?.kick()
       return reply.code(204).send(null)
-    }
-  )
-
-  fastify.post(
-    '/me/email',
-    {
-      preHandler: fastify.authorize({ recentAuthentication: true }),
-      schema: {
-        tags: ['accounts'],
-        summary: 'Change your email address',
-        description:
-          'Checks currentPassword (the password grant\'s budget), then emails a link to newEmail; the address changes only when that link is opened and POSTed to /auth/verify-email. ' +
-          'The current address is told at once. The answer is the same whether or not newEmail belongs to another account. Limited like every request that sends email.',
-        security: [{ bearerAuth: [] }],
-        body: EmailChangeRequest,
-        response: { 202: Type.Ref('Accepted'), ...errorResponses(400, 401, 403, 429, 503) },
-      },
-    },
-    async (request, reply) => {
-      const user = await signedInUser(fastify, request)
-      await fastify.attemptLimits.passwordCheck(request, user.email)
-      await fastify.attemptLimits.email(request, foldEmail(request.body.newEmail))
-      await fastify.recovery.requestEmailChange({ userId: user.id, newEmail: request.body.newEmail, currentPassword: request.body.currentPassword, ip: request.ip })
-      return reply.code(202).send({ status: 'accepted', message: 'Open the link sent to the new address to confirm the change.' })
     }
   )
 }

@@ -1,27 +1,36 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsync } from 'fastify'
 import Type from 'typebox'
-import { foldEmail } from '../accounts/accounts.js'
 import { ApiError } from '../../errors.js'
 import { AuditQuery, UserPatch, UsersQuery } from './schemas.js'
-import { OutboxQuery } from '../email/schemas.js'
 import { errorResponses } from '../../http/error-schemas.js'
-import { SecondFactorsReset } from '../second-factors/schemas.js'
 import { page } from '../../shared/pagination-schemas.js'
 import { Uuid } from '../../shared/input-formats.js'
 
-const UserParams = Type.Object({ id: Uuid })
-const security = [{ bearerAuth: [] }]
+export const UserParams = Type.Object({ id: Uuid })
+export const ADMIN_SECURITY = [{ bearerAuth: [] }]
+const security = ADMIN_SECURITY
 
 /**
- * The admin API (DESIGN §3.8): admins' access tokens only; every write also
- * needs a recent authentication (DESIGN §3.12), reads do not.
+ * The admin API (DESIGN §3.8), mounted at /admin: admins' access tokens
+ * only; every write also needs a recent authentication (DESIGN §3.12), reads
+ * do not. Other capabilities' admin routes (a feature's `adminRoutes`) are
+ * registered inside this scope, so the rule holds for them too.
  */
-const admin: FastifyPluginAsyncTypebox = async (fastify) => {
-  const read = fastify.authorize({ role: 'admin' })
-  const write = fastify.authorize({ role: 'admin', recentAuthentication: true })
-  fastify.addHook('preHandler', function adminAccess (request, reply, done) {
-    return (request.method === 'GET' ? read : write).call(this, request, reply, done)
-  })
+export function adminApi (featureRoutes: FastifyPluginAsync[]): FastifyPluginAsyncTypebox {
+  return async (fastify) => {
+    const read = fastify.authorize({ role: 'admin' })
+    const write = fastify.authorize({ role: 'admin', recentAuthentication: true })
+    fastify.addHook('preHandler', function adminAccess (request, reply, done) {
+      return (request.method === 'GET' ? read : write).call(this, request, reply, done)
+    })
+    await fastify.register(usersAndAudit)
+    for (const routes of featureRoutes) await fastify.register(routes)
+  }
+}
+
+/** Users, their sessions, and the audit log. */
+const usersAndAudit: FastifyPluginAsyncTypebox = async (fastify) => {
   const { administration } = fastify
   const actor = (request: { principal: { userId: string } | null }) => request.principal!.userId
 
@@ -154,64 +163,4 @@ const admin: FastifyPluginAsyncTypebox = async (fastify) => {
       })
     }
   )
-
-  fastify.post(
-    '/users/:id/password-reset',
-    {
-      schema: {
-        tags: ['admin'],
-        summary: 'Email a user a password-reset link',
-        description:
-          'The user gets the same link as from POST /auth/password-reset; the admin never sees it, and no admin can see or set a password. Audited; limited like every request that sends email.',
-        security,
-        params: UserParams,
-        response: { 202: Type.Ref('Accepted'), ...errorResponses(401, 403, 404, 409, 429) },
-      },
-    },
-    async (request, reply) => {
-      const user = await existingUser(request.params.id)
-      await fastify.attemptLimits.email(request, user.email)
-      await fastify.recovery.adminPasswordReset({ userId: user.id, actorId: actor(request), ip: request.ip })
-      return reply.code(202).send({ status: 'accepted', message: 'A password-reset link was sent to the user.' })
-    }
-  )
-
-  fastify.post(
-    '/users/:id/mfa/reset',
-    {
-      schema: {
-        tags: ['admin'],
-        summary: "Remove all of a user's second factors",
-        description:
-          'For a user who lost their authenticator and recovery codes: removes every second factor (the authenticator, recovery codes, pending second steps) so that the password alone signs in again. ' +
-          'Sessions stay. Audited with the admin as actor; the user is told by email.',
-        security,
-        params: UserParams,
-        response: { 200: SecondFactorsReset, ...errorResponses(401, 403, 404) },
-      },
-    },
-    async (request) => {
-      const removed = await fastify.secondFactors.adminReset({ userId: request.params.id, actorId: actor(request), ip: request.ip })
-      if (!removed) throw new ApiError('user_not_found', 'no user with this id')
-      return { removed }
-    }
-  )
-
-  fastify.get(
-    '/outbox',
-    {
-      schema: {
-        tags: ['admin'],
-        summary: 'Email outbox: queued, sent and dead messages, newest first',
-        description:
-          'Delivery state of every message. In the development mailbox (no SMTP_URL, NODE_ENV not production) each message also comes rendered, links included; otherwise `rendered` is null, so that no admin can read a user\'s reset link.',
-        security,
-        querystring: OutboxQuery,
-        response: { 200: page(Type.Ref('OutboxMessage')), ...errorResponses(400, 401, 403) },
-      },
-    },
-    async (request) => fastify.outbox.list({ ...request.query, ...(request.query.recipient ? { recipient: foldEmail(request.query.recipient) } : {}) })
-  )
 }
-
-export default admin

@@ -1,5 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { SqlPool } from '../../db/sql-pool.js'
+import { AUDIT_RETENTION } from '../../shared/audit.js'
+import { CATALOGUES } from '../catalogues.js'
+import { DAY_MS, FIRST_ID, type Cutoffs, type RetentionTarget } from './targets.js'
+
+export type { RetentionTarget } from './targets.js'
 
 /**
  * Retention (DESIGN §3.13): what is dead is deleted, in small batches, by any
@@ -41,103 +46,8 @@ export interface RetentionPolicy {
 /** Rows deleted by one pass, by target. */
 export type RetentionReport = Record<string, number>
 
-interface Cutoffs {
-  deadSessions: Date
-  /** null: keep every audit event. */
-  auditEvents: Date | null
-  /** Outbox rows sent or dead, and link secrets used or expired, before this. */
-  spentEmail: Date
-  /** The start of the pass: short-lived secrets and ceremony state count their margins from it. */
-  now: Date
-}
-
-interface SweepTarget {
-  name: string
-  kind: 'sweep'
-  cutoff: (cutoffs: Cutoffs) => Date | null
-  /** $1 the last id of the previous batch, $2 ids to scan, $3 cutoff. Returns last, scanned, deleted. */
-  statement: string
-}
-
-interface OldestFirstTarget {
-  name: string
-  kind: 'oldest'
-  cutoff: (cutoffs: Cutoffs) => Date | null
-  /** $1 cutoff, $2 rows to delete. Returns deleted. */
-  statement: string
-}
-
-export type RetentionTarget = SweepTarget | OldestFirstTarget
-
-const DAY_MS = 24 * 3600 * 1000
-const HOUR_MS = 3600 * 1000
-const before = (c: Cutoffs, ms: number) => new Date(c.now.getTime() - ms)
-/** Before every uuid: where a sweep starts. */
-const FIRST_ID = '00000000-0000-0000-0000-000000000000'
-
-/** An oldest-first statement deleting the rows of `table` whose `column` (indexed, set once) is before $1. */
-function oldestFirst (table: string, column: string): string {
-  return `
-    WITH doomed AS (
-      SELECT id FROM ${table} WHERE ${column} < $1 ORDER BY ${column} LIMIT $2 FOR UPDATE SKIP LOCKED
-    )
-    DELETE FROM ${table} AS t USING doomed WHERE t.id = doomed.id`
-}
-
-/** A sweep statement over `table`, deleting the rows `dead` (SQL, `$3` the cutoff) says are dead. */
-function sweep (table: string, dead: string): string {
-  return `
-    WITH scanned AS (
-      SELECT id FROM ${table} WHERE id > $1::uuid ORDER BY id LIMIT $2
-    ), doomed AS (
-      SELECT t.id FROM ${table} AS t JOIN scanned USING (id)
-      WHERE ${dead}
-      FOR UPDATE OF t SKIP LOCKED
-    ), deleted AS (
-      DELETE FROM ${table} AS t USING doomed WHERE t.id = doomed.id RETURNING 1
-    )
-    SELECT (SELECT id FROM scanned ORDER BY id DESC LIMIT 1)::text AS last,
-           (SELECT count(*) FROM scanned)::int AS scanned,
-           (SELECT count(*) FROM deleted)::int AS deleted`
-}
-
-/**
- * What retention deletes. Deleting a session takes nothing that a live
- * session or the audit view shows: audit events name sessions in their
- * details, without a foreign key, and outlive them.
- */
-export const RETENTION_TARGETS: RetentionTarget[] = [
-  {
-    name: 'sessions',
-    kind: 'sweep',
-    cutoff: (c) => c.deadSessions,
-    statement: sweep('sessions', 'LEAST(COALESCE(t.revoked_at, \'infinity\'), t.idle_expires_at, t.absolute_expires_at) < $3'),
-  },
-  {
-    name: 'apiKeys',
-    kind: 'sweep',
-    cutoff: (c) => c.deadSessions,
-    statement: sweep('api_keys', 'LEAST(COALESCE(t.revoked_at, \'infinity\'), COALESCE(t.expires_at, \'infinity\')) < $3'),
-  },
-  { name: 'auditEvents', kind: 'oldest', cutoff: (c) => c.auditEvents, statement: oldestFirst('audit_events', 'at') },
-  // The email outbox (DESIGN §3.11): a sent or dead message's secret is
-  // already erased; the row stays only for the admins' view of deliveries.
-  { name: 'outboxSent', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('email_outbox', 'sent_at') },
-  { name: 'outboxDead', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('email_outbox', 'dead_at') },
-  // Link secrets: useless once used or expired; kept a while only so that a
-  // late click is told "already used" or "expired" rather than "not valid".
-  { name: 'accountTokensUsed', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('account_tokens', 'used_at') },
-  { name: 'accountTokensExpired', kind: 'oldest', cutoff: (c) => c.spentEmail, statement: oldestFirst('account_tokens', 'expires_at') },
-  // Second factors (DESIGN §3.12): a login's second-step token is dead once
-  // used or expired (5 minutes); an hour's margin lets a late attempt be told
-  // why. A TOTP enrolment never confirmed is void after an hour
-  // (totp-factors.ts PENDING_ENROLMENT_TTL_MS): a sweep, the table is one row per user.
-  { name: 'mfaTokensUsed', kind: 'oldest', cutoff: (c) => before(c, HOUR_MS), statement: oldestFirst('mfa_tokens', 'used_at') },
-  { name: 'mfaTokensExpired', kind: 'oldest', cutoff: (c) => before(c, HOUR_MS), statement: oldestFirst('mfa_tokens', 'expires_at') },
-  { name: 'pendingTotpEnrolments', kind: 'sweep', cutoff: (c) => before(c, HOUR_MS), statement: sweep('totp_factors', 't.confirmed_at IS NULL AND t.created_at < $3') },
-  // WebAuthn challenges: a spent one is deleted by the request that spends it, an expired one here.
-  { name: 'webauthnChallengesExpired', kind: 'oldest', cutoff: (c) => c.now, statement: oldestFirst('webauthn_challenges', 'expires_at') },
-]
+/** What retention deletes, assembled from every capability's catalogue (features/catalogues.ts). */
+export const RETENTION_TARGETS: RetentionTarget[] = [AUDIT_RETENTION, ...CATALOGUES.flatMap((catalogue) => ('retention' in catalogue ? [...catalogue.retention] : []))]
 
 export class Retention {
   private readonly now: () => number

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { GRANT_TYPES } from './grants/index.js'
-import { JwkSet } from '../signing-keys/schemas.js'
 
 const Metadata = Type.Object({
   issuer: Type.String(),
@@ -16,7 +15,7 @@ const Metadata = Type.Object({
   scopes_supported: Type.Array(Type.String()),
 })
 
-/** Discovery (RFC 8414) and the public signing keys (DESIGN §3.1). */
+/** Authorization server metadata (RFC 8414, DESIGN §3.1), under /.well-known. */
 const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
   const { config } = fastify
   const metadata = {
@@ -41,24 +40,6 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
     async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=3600')
       return metadata
-    }
-  )
-
-  fastify.get(
-    '/jwks.json',
-    {
-      config: { publicCache: true },
-      schema: {
-        tags: ['discovery'],
-        summary: 'Public signing keys',
-        description:
-          'Cached for less than the time a new key is published before it signs, so no cache holds a set lacking the signing key.',
-        response: { 200: JwkSet },
-      },
-    },
-    async (_request, reply) => {
-      reply.header('cache-control', `public, max-age=${config.jwksMaxAgeSeconds}`)
-      return fastify.keys.jwks()
     }
   )
 }

@@ -1,16 +1,9 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
+import type { TSchema } from 'typebox'
 import fp from 'fastify-plugin'
 import { pageSecurityHeaders, securityHeadersHook } from './helmet.js'
-import { ErrorResponse, OAuthErrorResponse } from '../error-schemas.js'
-import { Session, User } from '../../features/accounts/schemas.js'
-import { TokenResponse } from '../../features/tokens/schemas.js'
-import { ApiKey } from '../../features/api-keys/schemas.js'
-import { AuditEvent } from '../../features/admin/schemas.js'
-import { OutboxMessage } from '../../features/email/schemas.js'
-import { Accepted } from '../../features/recovery/schemas.js'
-import { Passkey } from '../../features/passkeys/schemas.js'
 import { LOWER_CASE, NO_NUL, withInputRules } from '../../shared/input-formats.js'
 
 /**
@@ -37,10 +30,14 @@ export const DOCS_CSP = {
 
 const DOCS_HEADERS = pageSecurityHeaders(DOCS_CSP)
 
-/** OpenAPI at /docs/json and Swagger UI at /docs, generated from the route schemas. */
+/**
+ * OpenAPI at /docs/json and Swagger UI at /docs, generated from the route
+ * schemas; `schemas` are those routes name by $id (the app gathers them
+ * from every capability).
+ */
 export default fp(
-  async (fastify: FastifyInstance) => {
-    for (const schema of [ErrorResponse, OAuthErrorResponse, User, Session, TokenResponse, ApiKey, AuditEvent, OutboxMessage, Accepted, Passkey]) fastify.addSchema(schema)
+  async (fastify: FastifyInstance, options: { schemas: TSchema[] }) => {
+    for (const schema of options.schemas) fastify.addSchema(schema)
     await fastify.register(swagger, {
       openapi: {
         openapi: '3.1.0',

@@ -1,0 +1,35 @@
+import { accounts } from './accounts/feature.js'
+import { admin } from './admin/feature.js'
+import { apiKeys } from './api-keys/feature.js'
+import { dashboard } from './dashboard/feature.js'
+import { email } from './email/feature.js'
+import type { Feature } from './feature.js'
+import { health } from './health/feature.js'
+import { passkeys } from './passkeys/feature.js'
+import { recovery } from './recovery/feature.js'
+import { retention } from './retention/feature.js'
+import { secondFactors } from './second-factors/feature.js'
+import { sessions } from './sessions/feature.js'
+import { signingKeys } from './signing-keys/feature.js'
+import { tokens } from './tokens/feature.js'
+
+/**
+ * Every capability the app mounts, one line each, in the order their
+ * plugins are registered: a capability after those whose services it uses
+ * (fastify-plugin checks each plugin's declared dependencies at start).
+ */
+export const FEATURES: readonly Feature[] = [
+  signingKeys,
+  email,
+  sessions,
+  accounts,
+  apiKeys,
+  admin,
+  recovery,
+  secondFactors,
+  passkeys,
+  retention,
+  tokens,
+  health,
+  dashboard,
+]
