@@ -10,7 +10,7 @@ import { CHROMIUM, launchBrowser } from '../helpers/browser.js'
  * Swagger UI at /docs in headless Chromium under its Content-Security-Policy
  * (src/http/external/swagger.ts): the page renders the API's operations,
  * its document loads, and the browser reports no CSP violation. The header
- * test (test/plugins/security-headers.test.ts) checks the policy's text;
+ * test (test/http/security-headers.test.ts) checks the policy's text;
  * this one checks that a browser enforcing it still runs the UI.
  */
 

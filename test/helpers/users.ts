@@ -122,7 +122,7 @@ export async function login (app: App, email: string, options: GrantOptions = {}
  * Marks the address of the token's user verified, straight in the database,
  * unless it already is: the setup of a test that adds a passkey or an API
  * key (the service refuses both on an unverified address), not the flow
- * under test (test/routes/auth/verify-email.test.ts covers the link).
+ * under test (test/features/recovery/verify-email.test.ts covers the link).
  */
 export async function markAddressVerified (app: App, accessToken: string): Promise<void> {
   const userId = claimsOf(accessToken).sub as string

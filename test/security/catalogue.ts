@@ -35,7 +35,7 @@ import {
  * subtest `<id> <title> [<source>]`; CATALOGUE.md lists them with results.
  *
  * Forged-JWT classes are covered in depth (every variant) by
- * test/plugins/authentication.test.ts; here each class appears once, as an
+ * test/http/authentication.test.ts; here each class appears once, as an
  * attack with its source, next to the session, cookie, enumeration and input
  * attacks.
  */

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
-import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
-import { bearer, passwordGrant, PASSWORD, refresh, sidOf, signupRequest, uniqueEmail, type Tokens } from '../helpers/users.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { bearer, passwordGrant, PASSWORD, refresh, sidOf, signupRequest, uniqueEmail, type Tokens } from '../../helpers/users.js'
 
 /**
  * Accounts (DESIGN §3.3, §4): sign-up, GET /users/me, password change with

@@ -1,9 +1,9 @@
 import t from 'tap'
-import { codeAt, acceptedStep, normalizeOtp, timeStep } from '../../src/features/second-factors/totp-factors.js'
-import { generateRecoveryCode, normalizeRecoveryCode, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LENGTH } from '../../src/features/second-factors/backup-codes.js'
-import { fileTestApp } from '../helpers/app.js'
-import { advance, centreStep, enrolTotp, hotp, totpCode } from '../helpers/totp.js'
-import { signup } from '../helpers/users.js'
+import { codeAt, acceptedStep, normalizeOtp, timeStep } from '../../../src/features/second-factors/totp-factors.js'
+import { generateRecoveryCode, normalizeRecoveryCode, RECOVERY_CODE_ALPHABET, RECOVERY_CODE_LENGTH } from '../../../src/features/second-factors/backup-codes.js'
+import { fileTestApp } from '../../helpers/app.js'
+import { advance, centreStep, enrolTotp, hotp, totpCode } from '../../helpers/totp.js'
+import { signup } from '../../helpers/users.js'
 
 /**
  * The second-factor domain (features/second-factors/second-factors.ts, totp-factors.ts,

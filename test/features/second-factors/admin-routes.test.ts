@@ -1,8 +1,8 @@
 import t from 'tap'
-import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
-import { TestSmtpServer } from '../helpers/smtp.js'
-import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../helpers/totp.js'
-import { claimsOf, injectAs, login, passwordGrant, signup, signupAdmin } from '../helpers/users.js'
+import { buildTestApp, fileTestApp, json } from '../../helpers/app.js'
+import { TestSmtpServer } from '../../helpers/smtp.js'
+import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
+import { claimsOf, injectAs, login, passwordGrant, signup, signupAdmin } from '../../helpers/users.js'
 
 /**
  * Second factors and the admins (DESIGN §3.12): an admin's reset of a

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { Retention } from '../../src/features/retention/retention.js'
-import { appsOn, json, type TestApp } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
-import { bearer, createApiKey, injectAs, login, refresh, signup, signupAdmin, type Account } from '../helpers/users.js'
+import { Retention } from '../../../src/features/retention/retention.js'
+import { appsOn, json, type TestApp } from '../../helpers/app.js'
+import { createTestDatabase } from '../../helpers/database.js'
+import { bearer, createApiKey, injectAs, login, refresh, signup, signupAdmin, type Account } from '../../helpers/users.js'
 
 /**
  * Retention (DESIGN §3.13): sessions and API keys dead for

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { emailProblem, foldEmail, normalizeEmail } from '../../src/features/accounts/accounts.js'
-import { DomainError } from '../../src/errors.js'
+import { emailProblem, foldEmail, normalizeEmail } from '../../../src/features/accounts/accounts.js'
+import { DomainError } from '../../../src/errors.js'
 
 /**
  * Email normalisation (security review finding 7): fold first (NFKC, trim,

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
-import { linkToken, TestSmtpServer } from '../helpers/smtp.js'
-import { injectAs, me, PASSWORD, passwordGrant, signup, uniqueEmail } from '../helpers/users.js'
+import { buildTestApp, fileTestApp, json } from '../../helpers/app.js'
+import { linkToken, TestSmtpServer } from '../../helpers/smtp.js'
+import { injectAs, me, PASSWORD, passwordGrant, signup, uniqueEmail } from '../../helpers/users.js'
 
 /**
  * Email change (DESIGN §3.11): POST /users/me/email sends a link to the new

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { errorFromResponse } from '../src/client/errors.js'
-import { ERROR_CODES, ERROR_STATUS } from '../src/errors.js'
-import { buildTestApp, json } from './helpers/app.js'
+import { errorFromResponse } from '../../src/client/errors.js'
+import { ERROR_CODES, ERROR_STATUS } from '../../src/errors.js'
+import { buildTestApp, json } from '../helpers/app.js'
 
 /**
  * The error catalogue (src/errors.ts): every code the API answers with has

@@ -1,11 +1,11 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { retryDelaySeconds } from '../../src/features/email/mail-delivery.js'
-import type { NewMessage } from '../../src/features/email/outbox.js'
-import { buildTestApp, freePort, json, type TestApp } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
-import { linkToken, TestSmtpServer } from '../helpers/smtp.js'
-import { injectAs, makeAdmin, signup } from '../helpers/users.js'
+import { retryDelaySeconds } from '../../../src/features/email/mail-delivery.js'
+import type { NewMessage } from '../../../src/features/email/outbox.js'
+import { buildTestApp, freePort, json, type TestApp } from '../../helpers/app.js'
+import { createTestDatabase } from '../../helpers/database.js'
+import { linkToken, TestSmtpServer } from '../../helpers/smtp.js'
+import { injectAs, makeAdmin, signup } from '../../helpers/users.js'
 
 /**
  * The outbox and its delivery worker (DESIGN §3.11) against a real SMTP

@@ -2,7 +2,7 @@ import { mkdtemp, cp, writeFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { EMAIL_TEMPLATES, EmailTemplates, escapeHtml, secretLink, TEMPLATES_DIR } from '../../src/features/email/email-templates.js'
+import { EMAIL_TEMPLATES, EmailTemplates, escapeHtml, secretLink, TEMPLATES_DIR } from '../../../src/features/email/email-templates.js'
 
 t.test('every template renders with its values; each has a subject, a text and an HTML part', async (t) => {
   const templates = new EmailTemplates()

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { RECENT_RETIREMENTS } from '../../src/features/sessions/sessions.js'
-import { fileTestApp } from '../helpers/app.js'
-import { signup } from '../helpers/users.js'
+import { RECENT_RETIREMENTS } from '../../../src/features/sessions/sessions.js'
+import { fileTestApp } from '../../helpers/app.js'
+import { signup } from '../../helpers/users.js'
 
 /**
  * The session store's storage (DESIGN §3.13): one row per session whatever

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { buildTestApp, json } from './helpers/app.js'
-import { bearer, passwordGrant, sidOf } from './helpers/users.js'
+import { buildTestApp, json } from '../helpers/app.js'
+import { bearer, passwordGrant, sidOf } from '../helpers/users.js'
 
 /**
  * The audit trail of one account's life, end to end: every step of a full
@@ -64,7 +64,7 @@ t.test('a full scenario writes exactly the expected audit events, without secret
   remember(signup)
   const userId = signup.user.id
   const s0 = sidOf(signup.access_token)
-  // Set up as verified (an API key needs a verified address; verification's own event is test/routes/auth/verify-email.test.ts's).
+  // Set up as verified (an API key needs a verified address; verification's own event is test/features/recovery/verify-email.test.ts's).
   await app.db.user.update({ where: { id: userId }, data: { emailVerifiedAt: new Date() } })
 
   // A wrong password, and a login attempt on an unknown account.

@@ -1,6 +1,6 @@
 import bcrypt from 'bcrypt'
 import t from 'tap'
-import { Limiter, PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES, PasswordHasher, PasswordQueueFullError, passwordProblem } from '../../src/features/accounts/passwords.js'
+import { Limiter, PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES, PasswordHasher, PasswordQueueFullError, passwordProblem } from '../../../src/features/accounts/passwords.js'
 
 /**
  * Password rules of DESIGN §3.3 (8 to 72 UTF-8 bytes, never truncated,

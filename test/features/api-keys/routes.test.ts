@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
-import { ConfigError, loadConfig } from '../../src/config.js'
-import { isWellFormedApiKey } from '../../src/features/api-keys/api-keys.js'
-import { buildTestApp, json, TEST_ENV, type TestApp } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
-import { createApiKey, injectAs, markAddressVerified, PASSWORD, signup, signupAdmin, type CreatedApiKey } from '../helpers/users.js'
+import { ConfigError, loadConfig } from '../../../src/config.js'
+import { isWellFormedApiKey } from '../../../src/features/api-keys/api-keys.js'
+import { buildTestApp, json, TEST_ENV, type TestApp } from '../../helpers/app.js'
+import { createTestDatabase } from '../../helpers/database.js'
+import { createApiKey, injectAs, markAddressVerified, PASSWORD, signup, signupAdmin, type CreatedApiKey } from '../../helpers/users.js'
 
 /**
  * API keys (DESIGN §3.7): creation (shown once), listing without secrets,

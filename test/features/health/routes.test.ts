@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
-import { readMigrations } from '../../src/db/migrate.js'
-import { PROJECT_ROOT } from '../../src/paths.js'
-import { appsOn, buildTestApp, json } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
-import { connectRedis, REDIS_URL } from '../helpers/redis.js'
+import { readMigrations } from '../../../src/db/migrate.js'
+import { PROJECT_ROOT } from '../../../src/paths.js'
+import { appsOn, buildTestApp, json } from '../../helpers/app.js'
+import { createTestDatabase } from '../../helpers/database.js'
+import { connectRedis, REDIS_URL } from '../../helpers/redis.js'
 
 /**
  * GET /health (the process: version and uptime, no I/O) and GET /ready (the

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import t from 'tap'
-import { REFRESH_TOKEN_LENGTH, RefreshTokenCodec } from '../../src/features/sessions/refresh-token-codec.js'
+import { REFRESH_TOKEN_LENGTH, RefreshTokenCodec } from '../../../src/features/sessions/refresh-token-codec.js'
 
 const keys = () => ({ mac: randomBytes(32), hash: randomBytes(32), successor: randomBytes(32) })
 const codec = new RefreshTokenCodec(keys())

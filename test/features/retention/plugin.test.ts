@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
-import { buildTestApp } from '../helpers/app.js'
-import { injectAs, signup } from '../helpers/users.js'
+import { buildTestApp } from '../../helpers/app.js'
+import { injectAs, signup } from '../../helpers/users.js'
 
 /** The retention plugin runs passes by itself, every RETENTION_INTERVAL_SECONDS, and stops with the app. */
 

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
-import { buildTestApp, fileTestApp, json, type TestApp } from '../helpers/app.js'
-import { injectAs, login, markAddressVerified, me, passwordGrant, refresh, signup, signupAdmin, type Tokens } from '../helpers/users.js'
+import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
+import { injectAs, login, markAddressVerified, me, passwordGrant, refresh, signup, signupAdmin, type Tokens } from '../../helpers/users.js'
 
 /**
  * The admin API (DESIGN §3.8): admins only; the user directory with keyset

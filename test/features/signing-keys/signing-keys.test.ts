@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto'
 import { PrismaPg } from '@prisma/adapter-pg'
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import t, { type Test } from 'tap'
-import { deriveKeys } from '../../src/shared/derived-keys.js'
-import { KeyStore, SIGNING_ALG } from '../../src/features/signing-keys/signing-keys.js'
-import { PrismaClient } from '../../src/generated/prisma/client.js'
-import { buildTestApp, json } from '../helpers/app.js'
-import { createTestDatabase } from '../helpers/database.js'
+import { deriveKeys } from '../../../src/shared/derived-keys.js'
+import { KeyStore, SIGNING_ALG } from '../../../src/features/signing-keys/signing-keys.js'
+import { PrismaClient } from '../../../src/generated/prisma/client.js'
+import { buildTestApp, json } from '../../helpers/app.js'
+import { createTestDatabase } from '../../helpers/database.js'
 
 /**
  * Signing keys (DESIGN §3.1): shared by every instance through the database,

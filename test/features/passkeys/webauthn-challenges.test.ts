@@ -1,8 +1,8 @@
 import t from 'tap'
-import { CHALLENGE_TTL_SECONDS, WebAuthnChallenges } from '../../src/features/passkeys/webauthn-challenges.js'
-import { hmacSha256 } from '../../src/shared/derived-keys.js'
-import { fileTestApp } from '../helpers/app.js'
-import { signup } from '../helpers/users.js'
+import { CHALLENGE_TTL_SECONDS, WebAuthnChallenges } from '../../../src/features/passkeys/webauthn-challenges.js'
+import { hmacSha256 } from '../../../src/shared/derived-keys.js'
+import { fileTestApp } from '../../helpers/app.js'
+import { signup } from '../../helpers/users.js'
 
 /**
  * WebAuthn challenges (W3C WebAuthn Level 3 §13.4.3): random, stored only as

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { normalizeEmail } from '../../../src/features/accounts/accounts.js'
-import { buildTestApp, json, type TestApp } from '../../helpers/app.js'
-import { connectRedis, REDIS_URL } from '../../helpers/redis.js'
-import * as users from '../../helpers/users.js'
-import { signupRequest } from '../../helpers/users.js'
+import { normalizeEmail } from '../../src/features/accounts/accounts.js'
+import { buildTestApp, json, type TestApp } from '../helpers/app.js'
+import { connectRedis, REDIS_URL } from '../helpers/redis.js'
+import * as users from '../helpers/users.js'
+import { signupRequest } from '../helpers/users.js'
 
 /**
  * AUTH_RATE_LIMIT_PER_MINUTE (DESIGN §3.4, §3.10): password grants and
