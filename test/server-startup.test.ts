@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,6 +5,7 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { loadEnvFile } from '../src/config.js'
 import { PROJECT_ROOT } from '../src/paths.js'
+import { runProgram, type ProgramRun } from './helpers/program.js'
 
 /**
  * What a newcomer meets when starting src/server.ts as a process:
@@ -26,33 +26,11 @@ const TSX = import.meta.resolve('tsx')
 const UNREACHABLE = 'postgresql://u:secret@127.0.0.1:1/x'
 const SECRET_KEY = 'k'.repeat(48)
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-  ms: number
-}
+type Run = ProgramRun
 
 /** Starts the server in `cwd` with exactly `env` (and PATH); resolves when it exits (killed after 60 s). */
 function runServer (cwd: string, env: Record<string, string>, args: string[] = []): Promise<Run> {
-  const started = Date.now()
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, SERVER, ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr, ms: Date.now() - started })
-    })
-  })
+  return runProgram(process.execPath, ['--import', TSX, SERVER, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env } })
 }
 
 /** The JSON log lines of a run. */

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -11,6 +10,7 @@ import { loadConfig } from '../../src/config.js'
 import { buildTestApp, json, TEST_ENV } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { claimsOf, injectAs, passwordGrant, PASSWORD, uniqueEmail } from '../helpers/users.js'
+import { environmentWithout, runProgram, type ProgramRun } from '../helpers/program.js'
 
 /**
  * `npm run admin:create -- --email E` (DESIGN §3.8): the password comes on
@@ -48,42 +48,16 @@ const COMMAND = (await buildIsFresh())
   : ['--import', 'tsx', join(ROOT, 'src/cli/admin-create.ts')]
 t.comment(`running the CLI as: node ${COMMAND.join(' ')}`)
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Run = ProgramRun
 
 /** The environment of the test process without anything naming a database, key or tap. */
 function baseEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(DATABASE_URL|TEST_DATABASE_URL|DATA_DIR|SECRET_KEY|NODE_OPTIONS|TAP.*|_TAPJS.*)$/.test(name)) continue
-    env[name] = value
-  }
-  return { ...env, NODE_ENV: 'test', BCRYPT_COST: '4', LOG_LEVEL: 'silent' }
+  return { ...environmentWithout(/^(DATABASE_URL|TEST_DATABASE_URL|DATA_DIR|SECRET_KEY|NODE_OPTIONS|TAP.*|_TAPJS.*)$/), NODE_ENV: 'test', BCRYPT_COST: '4', LOG_LEVEL: 'silent' }
 }
 
 /** Runs the CLI with `args`, writing `stdin` (then closing it). */
 function runCli (args: string[], env: Record<string, string>, stdin = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...COMMAND, ...args], {
-      cwd: ROOT,
-      env: { ...baseEnv(), ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-    child.stdin.end(stdin)
-  })
+  return runProgram(process.execPath, [...COMMAND, ...args], { cwd: ROOT, env: { ...baseEnv(), ...env }, stdin })
 }
 
 const database = await createTestDatabase()

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { environmentWithout, runProgram, type ProgramRun } from '../helpers/program.js'
 
 /**
  * The command lines of the server and of every CLI (src/cli/*): `--help`
@@ -46,11 +46,7 @@ const PROGRAMS = [
 const command = (source: string) =>
   fresh ? [join(ROOT, 'dist/src', source.replace(/\.ts$/, '.js'))] : ['--import', TSX, join(ROOT, 'src', source)]
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Run = ProgramRun
 
 /**
  * The environment of a newcomer's shell: no database, key or test settings;
@@ -58,33 +54,12 @@ interface Run {
  * SECRET_KEY), so that a program that reads it before answering --help fails.
  */
 function shellEnv (): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [name, value] of Object.entries(process.env)) {
-    if (/^(DATABASE_URL|TEST_DATABASE_URL|REDIS_URL|SMTP_URL|DATA_DIR|SECRET_KEY|NODE_ENV|NODE_OPTIONS|TAP.*|_TAPJS.*)$/.test(name)) continue
-    env[name] = value
-  }
-  return { ...env, DATABASE_URL: 'postgresql://u:pw@127.0.0.1:1/x' }
+  return { ...environmentWithout(/^(DATABASE_URL|TEST_DATABASE_URL|REDIS_URL|SMTP_URL|DATA_DIR|SECRET_KEY|NODE_ENV|NODE_OPTIONS|TAP.*|_TAPJS.*)$/), DATABASE_URL: 'postgresql://u:pw@127.0.0.1:1/x' }
 }
 
 /** Runs `file args` in `cwd` (default the package's folder) with `env` (default shellEnv()). */
 function run (file: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      cwd: options.cwd ?? ROOT,
-      env: options.env ?? shellEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.on('error', reject)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+  return runProgram(file, args, { cwd: options.cwd ?? ROOT, env: options.env ?? shellEnv() })
 }
 
 const node = (source: string, args: string[], options?: Parameters<typeof run>[2]) => run(process.execPath, [...command(source), ...args], options)
