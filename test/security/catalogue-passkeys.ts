@@ -1,9 +1,9 @@
-import type { Test } from 'tap'
 import { buildTestApp, json } from '../helpers/app.js'
 import { injectAs } from '../helpers/users.js'
 import { passkeyGrant, registerPasskey, registrationOptions, signInOptions, SoftAuthenticator, TEST_ORIGIN } from '../helpers/webauthn.js'
 import type { AttackCase } from './catalogue.js'
-import type { AttackContext, Response } from './context.js'
+import type { AttackContext } from './context.js'
+import { assertInvalidGrant } from './attack-helpers.js'
 
 /**
  * Passkey attacks (DESIGN §3.12): what W3C WebAuthn Level 3's verification
@@ -13,11 +13,6 @@ import type { AttackContext, Response } from './context.js'
  * OWASP ASVS 5.0 V6, each run against the real service with a software
  * authenticator (test/helpers/webauthn.ts).
  */
-
-function assertInvalidGrant (t: Test, response: Response, label = 'refused') {
-  t.equal(response.statusCode, 400, `${label}: 400 (${response.body.slice(0, 160)})`)
-  t.equal(json(response).error, 'invalid_grant', `${label}: invalid_grant`)
-}
 
 /** A new user of the catalogue's service holding one passkey of a new authenticator. */
 async function holder (ctx: AttackContext, label: string, origin = TEST_ORIGIN) {

@@ -6,6 +6,7 @@ import * as users from '../helpers/users.js'
 import { passkeyGrant, registerPasskey, signInOptions, SoftAuthenticator, TEST_ORIGIN } from '../helpers/webauthn.js'
 import type { AttackCase } from './catalogue.js'
 import { PASSWORD, uniqueEmail, type AttackContext, type Mail, type Response, type Tokens } from './context.js'
+import { assertInvalidGrant } from './attack-helpers.js'
 
 /**
  * Account takeover (issue 24), each case run as the attacker would run it:
@@ -46,11 +47,6 @@ function linkTokenOf (mail: Mail): string {
 function assertRefusedLink (t: Test, response: Response, label: string) {
   t.equal(response.statusCode, 400, `${label}: 400 (${response.body.slice(0, 160)})`)
   t.equal(json(response).code, 'invalid_link_token', `${label}: invalid_link_token`)
-}
-
-function assertInvalidGrant (t: Test, response: Response, label: string) {
-  t.equal(response.statusCode, 400, `${label}: 400 (${response.body.slice(0, 160)})`)
-  t.equal(json(response).error, 'invalid_grant', `${label}: invalid_grant`)
 }
 
 /** RFC 9470: 401 insufficient_user_authentication; with `acr`, the challenge names the mfa level. */

@@ -1,9 +1,8 @@
-import type { Test } from 'tap'
 import { buildTestApp, json, type TestApp } from '../helpers/app.js'
 import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode, type Enrolled } from '../helpers/totp.js'
 import * as users from '../helpers/users.js'
 import type { AttackCase } from './catalogue.js'
-import type { Response } from './context.js'
+import { assertInvalidGrant } from './attack-helpers.js'
 
 /**
  * Attacks on TOTP, recovery codes and the second step of a login (DESIGN
@@ -13,11 +12,6 @@ import type { Response } from './context.js'
  */
 
 const CSRF = { origin: 'http://spa.test', 'x-requested-with': 'XMLHttpRequest' }
-
-function assertInvalidGrant (t: Test, response: Response, label: string) {
-  t.equal(response.statusCode, 400, `${label}: 400 (${response.body.slice(0, 120)})`)
-  t.equal(json(response).error, 'invalid_grant', `${label}: invalid_grant`)
-}
 
 type Target = Pick<TestApp, 'app' | 'clock'>
 
