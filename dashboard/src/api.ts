@@ -1,7 +1,7 @@
 import type { Static } from 'typebox'
 import { AuthClient, type SecondFactorList } from '../../src/client/index.js'
 import { askForStepUp, connectStepUp } from './step-up.js'
-import type { AuditEvent as AuditEventSchema } from '../../src/features/admin/schemas.js'
+import type { AdminUser as AdminUserSchema, AuditEvent as AuditEventSchema } from '../../src/features/admin/schemas.js'
 import type { ApiKeySummary } from '../../src/features/api-keys/schemas.js'
 import type { OutboxMessage as OutboxMessageSchema } from '../../src/features/email/schemas.js'
 import type { Page } from '../../src/shared/pagination-schemas.js'
@@ -103,6 +103,10 @@ type Json<T> = T extends Date ? string : T extends (infer U)[] ? Json<U>[] : T e
 
 // The wire types are the service's own schemas, as JSON: a field changed there is changed here.
 export type User = Json<PublicUser>
+/** A user as the admin's list shows them: with the last sign-in and the second factors. */
+export type AdminUser = Json<AdminUserSchema>
+/** A page of the admin's user list, with the number of users matching in all pages. */
+export type UserList = Page<AdminUser> & { total: number }
 export type Session = Json<Static<typeof SessionSchema>>
 export type AuditEvent = Json<AuditEventSchema>
 export type ApiKey = Json<ApiKeySummary>

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks'
 import { InvalidCredentialsError, type Passkey } from '../../src/client/index.js'
 import { isVerificationRequired, VerifyAddressFirst } from './account-pages.js'
 import { client, mayEndSession } from './api.js'
+import { TableScroll } from './table.js'
 import { ActionButton, describeError, Empty, LoadView, useLoad, when } from './ui.js'
 
 /**
@@ -185,22 +186,26 @@ export function PasskeysPage () {
               <Empty>You have no passkeys.</Empty>
               )
             : (
-              <table data-testid='passkeys'>
-                <thead>
-                  <tr>
-                    <th>Name</th>
-                    <th>Kind</th>
-                    <th>Added</th>
-                    <th>Last used</th>
-                    <th />
-                  </tr>
-                </thead>
-                <tbody>
-                  {passkeys.map((passkey) => (
-                    <PasskeyRow key={passkey.id} passkey={passkey} changed={reload} />
-                  ))}
-                </tbody>
-              </table>
+              <TableScroll label='Passkeys'>
+                <table data-testid='passkeys'>
+                  <thead>
+                    <tr>
+                      <th>Name</th>
+                      <th>Kind</th>
+                      <th>Added</th>
+                      <th>Last used</th>
+                      <th>
+                        <span class='visually-hidden'>Actions</span>
+                      </th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {passkeys.map((passkey) => (
+                      <PasskeyRow key={passkey.id} passkey={passkey} changed={reload} />
+                    ))}
+                  </tbody>
+                </table>
+              </TableScroll>
               )}
       </LoadView>
     </section>

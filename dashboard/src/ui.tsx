@@ -45,11 +45,26 @@ export function Loading ({ what }: { what: string }) {
   )
 }
 
+/**
+ * Whether asking again may help: no answer, a busy or failing server, a rate
+ * limit. A refusal (400, 403, 404, 409...) answers the same the next time,
+ * so it gets no Retry button.
+ */
+export function isRetryable (error: unknown): boolean {
+  if (!(error instanceof AuthError)) return true
+  return error.status === 0 || error.status === 408 || error.status === 429 || error.status >= 500
+}
+
+/** The service's answer "there is no such thing" (404). */
+export function isNotFound (error: unknown): boolean {
+  return error instanceof AuthError && error.status === 404
+}
+
 export function ErrorBox ({ error, retry }: { error: unknown; retry?: () => void }) {
   return (
     <div class='state error' role='alert'>
       <span>{describeError(error)}</span>
-      {retry && (
+      {retry && isRetryable(error) && (
         <button type='button' onClick={retry}>
           Retry
         </button>

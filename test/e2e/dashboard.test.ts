@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -59,6 +59,11 @@ async function run (t: Test) {
   t.equal(sessionA.status, 200)
   const sidOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sid as string
   const sidA = sidOf(sessionA.body.access_token)
+  // The target has an authenticator app on and a passkey (rows written here: the users list is under test, not the set-up).
+  await app.db.totpFactor.create({ data: { userId: targetId, secretEncrypted: randomBytes(44), confirmedAt: new Date() } })
+  await app.db.passkey.create({
+    data: { userId: targetId, credentialId: randomBytes(16).toString('base64url'), publicKey: randomBytes(32), deviceType: 'multiDevice', backedUp: true, aaguid: randomUUID(), name: 'phone' },
+  })
 
   await mkdir(SCREENSHOTS, { recursive: true })
   const context = await launchBrowser(t, 'e2e')
@@ -107,6 +112,51 @@ async function run (t: Test) {
     t.equal(cookie?.sameSite, 'Strict')
     t.equal(await tab1.evaluate('document.cookie'), '', 'no cookie visible to scripts')
     await shot(tab1, 'users')
+  })
+
+  /**
+   * Polls `check` from here until it holds (15 s at most). The page's CSP
+   * forbids eval, so waitForFunction cannot poll a string predicate there.
+   */
+  async function until (what: string, check: () => Promise<boolean>): Promise<void> {
+    for (const started = Date.now(); !(await check());) {
+      if (Date.now() - started > 15_000) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+  /** Waits until nothing on the page says "Loading…". */
+  const loaded = (page: import('playwright-core').Page) => page.locator('.state.loading').first().waitFor({ state: 'detached' })
+
+  /** A row's cells by column header: the users, sessions and audit tables name their columns once. */
+  async function cellsByHeader (table: import('playwright-core').Locator, row: import('playwright-core').Locator): Promise<Record<string, string>> {
+    const headers = await table.locator('thead th').allTextContents()
+    const cells = await row.locator('td').allTextContents()
+    return Object.fromEntries(headers.map((header, i) => [header, (cells[i] ?? '').trim()]))
+  }
+
+  await t.test('the users list: a count, and verified, second factor and last sign-in columns', async (t) => {
+    const table = tab1.getByTestId('users')
+    t.same(
+      await table.locator('thead th').allTextContents(),
+      ['Email', 'Role', 'Status', 'Verified', 'Second factor', 'Last sign-in', 'Created'],
+      'the columns'
+    )
+    t.equal(await tab1.getByTestId('users-total').textContent(), `${await app.db.user.count()} users`, 'how many users there are')
+    const target = await cellsByHeader(table, table.locator(`tr[data-user-id="${targetId}"]`))
+    t.match(target, { Email: targetEmail, Verified: 'unverified', 'Second factor': 'authenticator app, 1 passkey' })
+    const lastLogin = await app.db.auditEvent.findFirstOrThrow({ where: { userId: targetId, type: 'login_succeeded' }, orderBy: { at: 'desc' } })
+    t.equal(target['Last sign-in'], await tab1.evaluate(`new Date(${JSON.stringify(lastLogin.at.toISOString())}).toLocaleString()`), 'their last sign-in, in local time')
+    const admin = await cellsByHeader(table, table.locator(`tr[data-user-id="${adminId}"]`))
+    t.match(admin, { Email: adminEmail, Role: 'admin', Verified: 'verified', 'Second factor': 'none' })
+    t.not(admin['Last sign-in'], '—', 'the admin signed in just now')
+    const filler = await cellsByHeader(table, table.locator('tbody tr', { hasText: `filler-0-${stamp}` }))
+    t.equal(filler['Last sign-in'], '—', 'a user who never signed in after signing up: none')
+
+    await tab1.getByLabel('Search by email').fill('filler-')
+    await tab1.getByRole('button', { name: 'Search' }).click()
+    await tab1.getByText('3 users match “filler-”').waitFor()
+    t.equal(await table.locator('tbody tr').count(), 3, 'the count follows the search')
+    await shot(tab1, 'users-columns')
   })
 
   await t.test('find a user and revoke one of their sessions', async (t) => {
@@ -158,6 +208,74 @@ async function run (t: Test) {
     t.pass('empty state shown')
   })
 
+  await t.test('the audit log names users and actors by their addresses and shows details as fields', async (t) => {
+    await tab1.getByLabel('Event type').selectOption('user_disabled')
+    await tab1.getByRole('button', { name: 'Filter' }).click()
+    const table = tab1.getByTestId('audit-events')
+    await table.waitFor()
+    const row = table.locator('tbody tr').first()
+    const cells = await cellsByHeader(table, row)
+    t.equal(cells.User, targetEmail, 'the user by address')
+    t.equal(cells.Actor, adminEmail, 'the actor by address')
+    t.equal(await row.getByRole('link', { name: targetEmail }).getAttribute('href'), `#/users/${targetId}`, 'linked to the user page')
+    t.equal(await row.getByRole('link', { name: adminEmail }).getAttribute('href'), `#/users/${adminId}`)
+    t.notOk(Object.values(cells).some((text) => text.includes(targetId.slice(0, 8)) || text.includes(adminId.slice(0, 8))), 'no id prefix anywhere')
+    const details = row.locator('dl.details')
+    const terms = await details.locator('dt').allTextContents()
+    const values = await details.locator('dd').allTextContents()
+    const event = await app.db.auditEvent.findFirstOrThrow({ where: { userId: targetId, type: 'user_disabled' } })
+    const stored = event.details as { revokedSessions: number; voidedLinks: number }
+    t.same(
+      Object.fromEntries(terms.map((term, i) => [term, values[i]])),
+      { 'revoked sessions': String(stored.revokedSessions), 'voided links': String(stored.voidedLinks) },
+      'details: each field named in words, with its value'
+    )
+    t.equal(stored.revokedSessions, 2, 'the two sessions the target still had')
+    t.notMatch(cells.Details, /[{}"]/, 'not raw JSON')
+    await shot(tab1, 'audit-emails')
+  })
+
+  await t.test('filter the audit log by email; the user page links to their events', async (t) => {
+    await tab1.getByLabel('Event type').selectOption('')
+    await tab1.getByLabel('User email').fill(targetEmail.toUpperCase())
+    await tab1.getByRole('button', { name: 'Filter' }).click()
+    const table = tab1.getByTestId('audit-events')
+    const expected = await app.db.auditEvent.count({ where: { userId: targetId } })
+    t.ok(expected > 3 && expected <= 25, `the target's events fit one page (${expected})`)
+    await until('the filtered events', async () => String(await tab1.evaluate('location.hash')).includes('email=') && (await table.locator('tbody tr').count()) === expected)
+    const users = await table.locator('tbody tr td:nth-child(3)').allTextContents()
+    t.equal(users.length, expected, 'every event of the user')
+    t.ok(users.every((text) => text === targetEmail), 'and only theirs')
+    await shot(tab1, 'audit-by-email')
+
+    await tab1.getByLabel('User email').fill(`nobody-${stamp}@e2e.test`)
+    await tab1.getByRole('button', { name: 'Filter' }).click()
+    await tab1.getByText('No audit events match these filters.').waitFor()
+    t.pass('an address no one has: none')
+
+    await tab1.goto(`${origin}/dashboard/#/users/${targetId}`)
+    await tab1.getByTestId('user').waitFor()
+    await tab1.locator('main').getByRole('link', { name: 'Audit events' }).click()
+    await table.waitFor()
+    t.equal(await tab1.getByLabel('User email').inputValue(), targetEmail, "the user page's link fills in their address")
+    t.equal(await table.locator('tbody tr').count(), expected)
+  })
+
+  await t.test('an unknown user shows one "not found", without Retry', async (t) => {
+    const unknown = '00000000-0000-4000-8000-000000000000'
+    await tab1.goto(`${origin}/dashboard/#/users/${unknown}`)
+    await tab1.getByTestId('user-not-found').waitFor()
+    // Whatever else would load has had its chance to fail too.
+    await loaded(tab1)
+    t.equal(await tab1.getByRole('alert').count(), 1, 'one error')
+    t.match(await tab1.getByRole('alert').textContent(), `No user has the id ${unknown}`)
+    t.equal(await tab1.getByRole('button', { name: 'Retry' }).count(), 0, 'no Retry: asking again answers the same')
+    t.equal(await tab1.getByRole('heading', { name: 'Sessions' }).count(), 0, 'no sessions asked for')
+    await shot(tab1, 'user-not-found')
+    await tab1.getByRole('link', { name: '← Users' }).click()
+    await tab1.getByTestId('users').waitFor()
+  })
+
   await t.test('the admin API keys: create (shown once) and revoke', async (t) => {
     await tab1.getByRole('link', { name: 'API keys' }).click()
     await tab1.getByText('You have no API keys.').waitFor()
@@ -200,6 +318,42 @@ async function run (t: Test) {
     t.same(await tab1.getByTestId('api-keys').locator('tbody tr td:first-child').allTextContents(), ['bulk 000'], 'the second page: the oldest key')
     t.equal(await tab1.getByRole('link', { name: 'Next page' }).count(), 0, 'and no further page')
     await shot(tab1, 'api-keys-page-2')
+  })
+
+  /** Whether the page scrolls sideways: the document wider than the window. */
+  const overflow = (page: import('playwright-core').Page) =>
+    page.evaluate('({ document: document.documentElement.scrollWidth, body: document.body.scrollWidth, window: document.documentElement.clientWidth })') as Promise<{ document: number; body: number; window: number }>
+
+  await t.test('every page is usable 420 px wide: the page never scrolls sideways, a table scrolls in its own box', async (t) => {
+    await tab1.setViewportSize({ width: 420, height: 800 })
+    t.teardown(() => tab1.setViewportSize({ width: 1280, height: 800 }))
+    const pages: [string, string, string][] = [
+      ['users', '#/users', 'Users'],
+      ['user', `#/users/${adminId}`, 'Sessions'],
+      ['audit', '#/audit', 'Audit events'],
+      ['audit-by-email', `#/audit?email=${encodeURIComponent(targetEmail)}`, 'Audit events'],
+      ['api-keys', '#/keys', 'Your API keys'],
+      ['mailbox', '#/mailbox', 'Mailbox'],
+      ['security', '#/security', 'Security'],
+      ['passkeys', '#/passkeys', 'Your passkeys'],
+      ['user-not-found', '#/users/00000000-0000-4000-8000-000000000000', 'No such user'],
+    ]
+    for (const [name, hash, heading] of pages) {
+      await tab1.goto(`${origin}/dashboard/${hash}`)
+      await tab1.getByRole('heading', { name: heading }).first().waitFor()
+      await loaded(tab1)
+      const widths = await overflow(tab1)
+      t.ok(widths.document <= widths.window && widths.body <= widths.window, `${name}: no sideways scroll of the page (${JSON.stringify(widths)})`)
+      await shot(tab1, `narrow-${name}`)
+    }
+    await tab1.goto(`${origin}/dashboard/#/users`)
+    await tab1.getByRole('region', { name: 'Users' }).waitFor()
+    const scroll = (await tab1.evaluate(
+      "(() => { const box = document.querySelector('[data-testid=users]').closest('[role=region]'); return { scroll: box.scrollWidth, client: box.clientWidth } })()"
+    )) as { scroll: number; client: number }
+    t.ok(scroll.scroll > scroll.client && scroll.client <= 420, `the users table scrolls inside its box (${JSON.stringify(scroll)})`)
+    const signOut = await tab1.getByRole('button', { name: 'Sign out' }).boundingBox()
+    t.ok(signOut && signOut.x >= 0 && signOut.x + signOut.width <= 420, 'the header wraps: Sign out is on screen')
   })
 
   await t.test('a reload keeps the admin signed in through the cookie', async (t) => {
@@ -267,6 +421,16 @@ async function run (t: Test) {
     await tab1.getByTestId('login-notice').waitFor()
     t.match(await tab1.getByTestId('login-notice').textContent(), /session has expired/)
     await shot(tab1, 'session-expired')
+  })
+
+  await t.test('the sign-in page is usable 420 px wide', async (t) => {
+    await tab1.setViewportSize({ width: 420, height: 800 })
+    await tab1.getByRole('button', { name: 'Sign in', exact: true }).waitFor()
+    const widths = await overflow(tab1)
+    t.ok(widths.document <= widths.window && widths.body <= widths.window, `no sideways scroll (${JSON.stringify(widths)})`)
+    const button = await tab1.getByRole('button', { name: 'Sign in', exact: true }).boundingBox()
+    t.ok(button && button.x >= 0 && button.x + button.width <= 420, 'the sign-in button is on screen')
+    await shot(tab1, 'narrow-login')
   })
 
   t.same(problems, [], 'no page errors or CSP violations')

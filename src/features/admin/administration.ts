@@ -1,10 +1,9 @@
-import type { PrismaClient } from '../../generated/prisma/client.js'
-import type { Prisma } from '../../generated/prisma/client.js'
+import { Prisma, type PrismaClient } from '../../generated/prisma/client.js'
 import type { Role } from '../../generated/prisma/enums.js'
 import { DomainError } from '../../errors.js'
-import type { AuditEvent } from './schemas.js'
+import type { AdminUser, AuditEvent } from './schemas.js'
 import type { PublicUser } from '../accounts/schemas.js'
-import { foldEmail, PUBLIC_USER_SELECT } from '../accounts/accounts.js'
+import { foldEmail, normalizeEmail, PUBLIC_USER_SELECT } from '../accounts/accounts.js'
 import { voidUnspentLinks } from '../recovery/link-secrets.js'
 import { recordAuditEvent, type AuditEventInput } from '../../shared/audit.js'
 import { canonicalUuid, MAX_BIGINT } from '../../shared/formats.js'
@@ -20,9 +19,22 @@ import type { SessionStore } from '../sessions/sessions.js'
 
 export interface AuditEventFilter {
   userId?: string | undefined
+  /** The user whose address this is now (normalised as at sign-up): their events, from before an address change too. */
+  email?: string | undefined
   type?: string | undefined
   since?: Date | undefined
   until?: Date | undefined
+}
+
+/** A page of the admin's user list, and how many users the query matches in all. */
+export type UserList = Page<AdminUser> & { total: number }
+
+/** What the user list shows of each user besides the public fields: one query for a whole page (`userFacts`). */
+interface UserFacts {
+  id: string
+  lastSignInAt: Date | null
+  totp: boolean
+  passkeys: number
 }
 
 function isEventCursor (value: unknown): value is { id: string } {
@@ -48,23 +60,56 @@ export class Administration {
   /**
    * Users, newest first, optionally those whose email contains `q`. Keyset
    * pagination on (created_at, id): a page never repeats or skips a user
-   * because others signed up meanwhile.
+   * because others signed up meanwhile. With each user, when they last
+   * signed in and their second factors (one query for the page, not one per
+   * user: `userFacts`); with the page, how many users match in all.
    */
-  async listUsers (input: { q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<Page<PublicUser>> {
+  async listUsers (input: { q?: string | undefined; limit: number; cursor?: string | undefined }): Promise<UserList> {
     const after = input.cursor ? decodeCursor(input.cursor, isCreatedCursor) : undefined
-    const where: Prisma.UserWhereInput = {
-      // Prisma's `contains` is a LIKE pattern and does not escape: `_` and `%` in q must match only themselves.
-      // Folded as stored addresses are (NFKC, trimmed, lower-cased), so a search finds what sign-up stored.
-      ...(input.q ? { email: { contains: foldEmail(input.q).replace(/[\\%_]/g, '\\$&') } } : {}),
-      ...(after ? createdBefore(after) : {}),
+    // Prisma's `contains` is a LIKE pattern and does not escape: `_` and `%` in q must match only themselves.
+    // Folded as stored addresses are (NFKC, trimmed, lower-cased), so a search finds what sign-up stored.
+    const matching: Prisma.UserWhereInput = input.q ? { email: { contains: foldEmail(input.q).replace(/[\\%_]/g, '\\$&') } } : {}
+    const listing = async () => {
+      const rows = await this.db.user.findMany({
+        where: { ...matching, ...(after ? createdBefore(after) : {}) },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: input.limit + 1,
+        select: PUBLIC_USER_SELECT,
+      })
+      const page = pageOf(rows, input.limit)
+      const facts = new Map((await this.userFacts(page.items.map((user) => user.id))).map((row) => [row.id, row]))
+      const items = page.items.map((user) => {
+        const fact = facts.get(user.id)
+        return { ...user, lastSignInAt: fact?.lastSignInAt ?? null, secondFactors: { totp: fact?.totp ?? false, passkeys: fact?.passkeys ?? 0 } }
+      })
+      return { items, nextCursor: page.nextCursor }
     }
-    const rows = await this.db.user.findMany({
-      where,
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take: input.limit + 1,
-      select: PUBLIC_USER_SELECT,
-    })
-    return pageOf(rows, input.limit)
+    const [{ items, nextCursor }, total] = await Promise.all([listing(), this.db.user.count({ where: matching })])
+    return { items, nextCursor, total }
+  }
+
+  /**
+   * For a page of users, in one statement: the newest login_succeeded event
+   * of each (the audit log, not the sessions: a session row is deleted
+   * SESSION_RETENTION_DAYS after it ends, so a user away for two months
+   * would show no sign-in at all, while login_succeeded is kept
+   * AUDIT_RETENTION_DAYS, 400 by default; the event is written by the very
+   * statement that starts the session, so the two agree while both exist),
+   * found by a backward scan of the (user_id, at) index that stops at the
+   * first match; whether an authenticator app is on (totp_factors is unique
+   * on user_id); how many passkeys (index on user_id). Each probe reads one
+   * user's rows through an index, never a whole table.
+   */
+  private async userFacts (ids: string[]): Promise<UserFacts[]> {
+    if (ids.length === 0) return []
+    return this.db.$queryRaw<UserFacts[]>`
+      SELECT u.id::text AS id,
+        (SELECT a.at FROM audit_events a
+          WHERE a.user_id = u.id AND a.type = 'login_succeeded'
+          ORDER BY a.at DESC LIMIT 1) AS "lastSignInAt",
+        EXISTS (SELECT 1 FROM totp_factors t WHERE t.user_id = u.id AND t.confirmed_at IS NOT NULL) AS totp,
+        (SELECT count(*) FROM passkeys p WHERE p.user_id = u.id)::int AS passkeys
+      FROM unnest(${ids}::uuid[]) AS u(id)`
   }
 
   getUser (id: string): Promise<PublicUser | null> {
@@ -150,21 +195,33 @@ export class Administration {
     })
   }
 
-  /** Audit events, newest first, filtered; keyset pagination on the event id. */
+  /**
+   * Audit events, newest first, filtered; keyset pagination on the event id.
+   * Each event comes with the current addresses of its user and actor, joined
+   * in the same statement.
+   */
   async auditEvents (input: AuditEventFilter & { limit: number; cursor?: string | undefined }): Promise<Page<AuditEvent>> {
     const before = input.cursor ? decodeCursor(input.cursor, isEventCursor) : undefined
-    const rows = await this.db.auditEvent.findMany({
-      where: {
-        ...(input.userId ? { userId: input.userId } : {}),
-        ...(input.type ? { type: input.type } : {}),
-        ...(input.since || input.until
-          ? { at: { ...(input.since ? { gte: input.since } : {}), ...(input.until ? { lt: input.until } : {}) } }
-          : {}),
-        ...(before ? { id: { lt: BigInt(before.id) } } : {}),
-      },
-      orderBy: { id: 'desc' },
-      take: input.limit + 1,
-    })
+    // Checked before the query: an address that cannot be one is a 400 (invalid_email), not an empty page.
+    const email = input.email === undefined ? undefined : normalizeEmail(input.email)
+    const conditions: Prisma.Sql[] = []
+    if (input.userId) conditions.push(Prisma.sql`e.user_id = ${input.userId}::uuid`)
+    // The address resolves to its user (the unique index on users.email); the user's events are found by id.
+    if (email !== undefined) conditions.push(Prisma.sql`e.user_id = (SELECT id FROM users WHERE email = ${email})`)
+    if (input.type) conditions.push(Prisma.sql`e.type = ${input.type}`)
+    if (input.since) conditions.push(Prisma.sql`e.at >= ${input.since}`)
+    if (input.until) conditions.push(Prisma.sql`e.at < ${input.until}`)
+    if (before) conditions.push(Prisma.sql`e.id < ${BigInt(before.id)}`)
+    const where = conditions.length > 0 ? Prisma.sql`WHERE ${Prisma.join(conditions, ' AND ')}` : Prisma.empty
+    const rows = await this.db.$queryRaw<(Omit<AuditEvent, 'id'> & { id: bigint })[]>`
+      SELECT e.id, e.type, e.user_id::text AS "userId", u.email AS "userEmail", e.actor_id::text AS "actorId",
+        a.email AS "actorEmail", e.ip, e.at, e.details
+      FROM audit_events e
+        LEFT JOIN users u ON u.id = e.user_id
+        LEFT JOIN users a ON a.id = e.actor_id
+      ${where}
+      ORDER BY e.id DESC
+      LIMIT ${input.limit + 1}`
     const items = rows.slice(0, input.limit).map((row) => ({ ...row, id: row.id.toString() }))
     const last = items.at(-1)
     return { items, nextCursor: rows.length > input.limit && last ? encodeCursor({ id: last.id }) : null }

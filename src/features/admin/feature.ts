@@ -1,10 +1,10 @@
 import type { Feature } from '../feature.js'
 import administration from './plugin.js'
-import { AuditEvent } from './schemas.js'
+import { AdminUser, AuditEvent } from './schemas.js'
 
 /** The admin API itself is mounted by the app (adminApi in ./routes.ts), with every capability's adminRoutes inside it. */
 export const admin: Feature = {
   name: 'admin',
   plugins: [administration],
-  schemas: [AuditEvent],
+  schemas: [AdminUser, AuditEvent],
 }

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsync } from 'fastify'
 import Type from 'typebox'
 import { ApiError } from '../../errors.js'
-import { AuditQuery, UserPatch, UsersQuery } from './schemas.js'
+import { AdminUserPage, AuditQuery, UserPatch, UsersQuery } from './schemas.js'
 import { errorResponses } from '../../http/error-schemas.js'
 import { page } from '../../shared/pagination-schemas.js'
 import { Uuid } from '../../shared/input-formats.js'
@@ -46,9 +46,10 @@ const usersAndAudit: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['admin'],
         summary: 'Users, newest first, searchable by email',
+        description: 'Each user with their last sign-in and second factors; the page with the number of users the search matches in all.',
         security,
         querystring: UsersQuery,
-        response: { 200: page(Type.Ref('User')), ...errorResponses(400, 401, 403) },
+        response: { 200: AdminUserPage, ...errorResponses(400, 401, 403) },
       },
     },
     async (request) => administration.listUsers(request.query)
@@ -149,6 +150,7 @@ const usersAndAudit: FastifyPluginAsyncTypebox = async (fastify) => {
       schema: {
         tags: ['admin'],
         summary: 'Audit events, newest first',
+        description: "Each event with the current addresses of its user and actor. Filter by the user's id or address, the type, and a time range.",
         security,
         querystring: AuditQuery,
         response: { 200: page(Type.Ref('AuditEvent')), ...errorResponses(400, 401, 403) },

@@ -45,10 +45,19 @@ export default fp(
           title: 'Token auth API',
           version: '0.1.0',
           description:
-            'JWT access tokens, rotating refresh tokens with reuse detection, API keys.\n\n' +
-            `Input rules: a string marked \`${NO_NUL}: true\` refuses U+0000 (every request string but passwords and the introspected token); ` +
-            `one marked \`${LOWER_CASE}: true\` is lower-cased before use (ids: any case is the same id). ` +
-            '`uuid` is a hyphenated RFC 9562 UUID without a urn:uuid: prefix; `date-time` is RFC 3339 with years 0001-9999 and no leap second.',
+            "An authentication service for a platform's SPAs, mobile apps and services. It signs users up and in " +
+            '(password, authenticator app, passkeys) and issues short-lived JWT access tokens, which any service verifies ' +
+            'offline against `/.well-known/jwks.json`, with refresh tokens that rotate on every use and end the session ' +
+            'when a used one is presented again. It also does API keys, email verification, password reset, and an admin API.\n\n' +
+            '**Where to start**\n\n' +
+            '1. `POST /auth/signup` creates an account and signs it in; `POST /auth/token` with `grant_type=password` signs in. ' +
+            'Both answer an `access_token` and a `refresh_token`.\n' +
+            '2. Send the access token as `Authorization: Bearer …` (the Authorize button here), e.g. to `GET /users/me`.\n' +
+            '3. Before it expires, `POST /auth/token` with `grant_type=refresh_token`, and keep the new pair: a refresh token works once.\n\n' +
+            'Services that receive the tokens verify them with the JWKS; the discovery document is `/.well-known/oauth-authorization-server`.\n\n' +
+            `**Input rules**: strings refuse U+0000 (\`${NO_NUL}\`; not passwords or the introspected token); ` +
+            `ids are lower-cased before use (\`${LOWER_CASE}\`: any case is the same id); ` +
+            '`uuid` is a hyphenated RFC 9562 UUID, no `urn:uuid:`; `date-time` is RFC 3339, years 0001-9999, no leap second.',
         },
         servers: [{ url: fastify.config.issuer }],
         components: {

@@ -122,7 +122,11 @@ t.test('GET /admin/users: newest first, limit and nextCursor, search by email, b
   t.same(first.items.map((u) => u.id), [made[2]!.id, made[1]!.id], 'the newest first')
   t.type(first.nextCursor, 'string', 'more to come')
   for (const user of first.items) {
-    t.same(Object.keys(user).sort(), ['createdAt', 'disabled', 'email', 'emailVerifiedAt', 'id', 'role'], 'public fields only, no password hash')
+    t.same(
+      Object.keys(user).sort(),
+      ['createdAt', 'disabled', 'email', 'emailVerifiedAt', 'id', 'lastSignInAt', 'role', 'secondFactors'],
+      'public fields, last sign-in and second factors only, no password hash (test/features/admin/user-list.test.ts)'
+    )
   }
   const second = await ok<Page<PublicUser>>(t, await asAdmin('GET', `/admin/users?limit=2&cursor=${first.nextCursor}`))
   t.equal(second.items[0]?.id, made[0]!.id, 'the next page continues where the first ended')
@@ -354,7 +358,11 @@ t.test('GET /admin/audit-events: filters, fields, stable cursor', async (t) => {
   t.same(byUser.items.map((e) => e.id), expected.map((e) => e.id).reverse(), "the user's events, newest first")
   t.equal(byUser.nextCursor, null)
   for (const event of byUser.items) {
-    t.same(Object.keys(event).sort(), ['actorId', 'at', 'details', 'id', 'ip', 'type', 'userId'], 'id, type, userId, actorId, ip, at (and details)')
+    t.same(
+      Object.keys(event).sort(),
+      ['actorEmail', 'actorId', 'at', 'details', 'id', 'ip', 'type', 'userEmail', 'userId'],
+      'id, type, userId and userEmail, actorId and actorEmail, ip, at (and details)'
+    )
     t.type(event.id, 'string')
     t.equal(event.userId, user.id)
     t.ok(!Number.isNaN(Date.parse(event.at)), 'at is a date-time')
