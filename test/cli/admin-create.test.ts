@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config.js'
 import { buildTestApp, json, TEST_ENV } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
 import { claimsOf, injectAs, passwordGrant, PASSWORD, uniqueEmail } from '../helpers/users.js'
-import { environmentWithout, runProgram, type ProgramRun } from '../helpers/program.js'
+import { buildIsFresh, environmentWithout, runProgram, type ProgramRun } from '../helpers/program.js'
 
 /**
  * `npm run admin:create -- --email E` (DESIGN §3.8): the password comes on
@@ -28,22 +28,8 @@ const ROOT = join(import.meta.dirname, '../..')
 // suite's default per-file timeout. The root test tells the runner its own.
 t.setTimeout(240_000)
 
-/** Whether every source file has a build at least as new: then the built CLI is what `npm run admin:create` runs. */
-async function buildIsFresh (): Promise<boolean> {
-  try {
-    for (const entry of await readdir(join(ROOT, 'src'), { recursive: true })) {
-      if (!entry.endsWith('.ts') || entry.endsWith('.d.ts')) continue
-      const built = join(ROOT, 'dist/src', entry.replace(/\.ts$/, '.js'))
-      if ((await stat(built)).mtimeMs < (await stat(join(ROOT, 'src', entry))).mtimeMs) return false
-    }
-    return true
-  } catch {
-    return false // a file not built at all
-  }
-}
-
 // The built CLI when the build is current (faster, and the real command); else the source through tsx, never a stale build.
-const COMMAND = (await buildIsFresh())
+const COMMAND = (await buildIsFresh(ROOT))
   ? [join(ROOT, 'dist/src/cli/admin-create.js')]
   : ['--import', 'tsx', join(ROOT, 'src/cli/admin-create.ts')]
 t.comment(`running the CLI as: node ${COMMAND.join(' ')}`)

@@ -1,8 +1,8 @@
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { environmentWithout, runProgram, type ProgramRun } from '../helpers/program.js'
+import { buildIsFresh, environmentWithout, runProgram, type ProgramRun } from '../helpers/program.js'
 
 /**
  * The command lines of the server and of every CLI (src/cli/*): `--help`
@@ -19,20 +19,7 @@ import { environmentWithout, runProgram, type ProgramRun } from '../helpers/prog
 const ROOT = join(import.meta.dirname, '../..')
 const TSX = import.meta.resolve('tsx')
 
-/** Whether every source file has a build at least as new. */
-async function buildIsFresh (): Promise<boolean> {
-  try {
-    for (const entry of await readdir(join(ROOT, 'src'), { recursive: true })) {
-      if (!entry.endsWith('.ts') || entry.endsWith('.d.ts')) continue
-      const built = join(ROOT, 'dist/src', entry.replace(/\.ts$/, '.js'))
-      if ((await stat(built)).mtimeMs < (await stat(join(ROOT, 'src', entry))).mtimeMs) return false
-    }
-    return true
-  } catch {
-    return false
-  }
-}
-const fresh = await buildIsFresh()
+const fresh = await buildIsFresh(ROOT)
 t.comment(fresh ? 'running the build (dist/)' : 'running the sources through tsx (the build is not current)')
 
 /** The npm script of each entry point, and its source under src/. */

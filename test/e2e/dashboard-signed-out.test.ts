@@ -1,7 +1,6 @@
 import type { ConsoleMessage, Page } from 'playwright-core'
 import type { Test } from 'tap'
-import { listeningTestApp } from '../helpers/app.js'
-import { browserTest, launchBrowser, watchPage } from '../helpers/browser.js'
+import { browserTest, dashboardService, launchBrowser, watchPage } from '../helpers/browser.js'
 
 /**
  * A signed-out dashboard sends no silent refresh: the page cannot see the
@@ -18,13 +17,7 @@ const MARKER = 'token-auth-dashboard:session'
 await browserTest('a signed-out dashboard sends no refresh', run)
 
 async function run (t: Test) {
-  const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))
-  t.teardown(server.close)
-  const { app, issuer: origin } = server
-  let tokenRequests = 0
-  app.server.on('request', (request) => {
-    if (request.method === 'POST' && request.url?.split('?')[0] === '/auth/token') tokenRequests++
-  })
+  const { app, origin, tokenRequests } = await dashboardService(t)
   const adminEmail = `signed-out-admin-${Date.now()}@e2e.test`
   const signup = await app.inject({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: PASSWORD, client_id: 'mobile' } })
   const adminId = signup.json().user.id as string
@@ -42,14 +35,14 @@ async function run (t: Test) {
   const signInPage = (p: Page) => p.getByRole('button', { name: 'Sign in', exact: true }).waitFor()
   /** Loads the dashboard afresh; the POST /auth/token requests the load sent. */
   async function load (p: Page, ready: (p: Page) => Promise<void>): Promise<number> {
-    const before = tokenRequests
+    const before = tokenRequests()
     // One full load: a reload once on the dashboard (a goto that changes only the hash would not load the page).
     if (p.url().startsWith(`${origin}/dashboard/`)) await p.reload()
     else await p.goto(`${origin}/dashboard/#/users`)
     await ready(p)
     // A refresh, had one been sent, leaves before the page renders its verdict; give a stray one time anyway.
     await p.waitForTimeout(300)
-    return tokenRequests - before
+    return tokenRequests() - before
   }
 
   await t.test('a first visit: the sign-in page, no refresh, no error in the console', async (t) => {

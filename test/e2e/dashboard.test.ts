@@ -3,8 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
-import { listeningTestApp } from '../helpers/app.js'
-import { browserTest, jsonApi, launchBrowser, watchPage } from '../helpers/browser.js'
+import { browserTest, dashboardService, jsonApi, launchBrowser, watchPage } from '../helpers/browser.js'
 
 /**
  * The admin dashboard in real headless Chromium (Debian's /usr/bin/chromium
@@ -20,15 +19,7 @@ const PASSWORD = 'a fine passphrase'
 await browserTest('the admin dashboard in headless Chromium', run)
 
 async function run (t: Test) {
-  const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '' }))
-  t.teardown(server.close)
-  const { app, issuer: origin } = server
-
-  // Every POST /auth/token the service receives (refreshes and logins).
-  let tokenRequests = 0
-  app.server.on('request', (request) => {
-    if (request.method === 'POST' && request.url?.split('?')[0] === '/auth/token') tokenRequests++
-  })
+  const { app, origin, tokenRequests } = await dashboardService(t)
 
   const api = jsonApi(origin)
   async function signUp (email: string): Promise<string> {
@@ -374,7 +365,7 @@ async function run (t: Test) {
     const lock = 'token-auth:same-origin:admin:refresh'
     await tab1.evaluate(`void navigator.locks.request(${JSON.stringify(lock)}, () => new Promise((release) => { globalThis.releaseRefreshLock = release }))`)
     await tab1.waitForFunction('typeof globalThis.releaseRefreshLock === "function"')
-    const before = tokenRequests
+    const before = tokenRequests()
     // Two calls per tab, made in one evaluation so that both are in flight
     // together (two separate evaluations may reach the page after the first
     // refresh is over, and then rightly refresh again).
@@ -389,7 +380,7 @@ async function run (t: Test) {
     )
     await tab1.evaluate('globalThis.releaseRefreshLock()')
     t.same(await results, [true, true, true, true])
-    const refreshes = tokenRequests - before
+    const refreshes = tokenRequests() - before
     t.equal(refreshes, 1, 'one refresh request for both tabs')
     t.comment(`refresh requests for two tabs refreshing at once: ${refreshes}`)
     for (const page of [tab1, tab2]) {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
 import tap, { type Test } from 'tap'
 import { DASHBOARD_DIR } from '../../src/features/dashboard/plugin.js'
+import { listeningTestApp } from './app.js'
 
 /** Debian's Chromium, driven by playwright-core (no browser is downloaded). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -73,4 +74,19 @@ export function jsonApi (origin: string) {
     const text = await response.text()
     return { status: response.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} }
   }
+}
+
+/**
+ * The service a dashboard test drives: listening on loopback, plain-http
+ * cookies allowed, same origin only; closed at the test's end. `tokenRequests`
+ * counts the POST /auth/token requests it has received (logins, refreshes).
+ */
+export async function dashboardService (t: Test, env: Record<string, string> = {}) {
+  const server = await listeningTestApp(() => ({ COOKIE_SECURE: 'false', CORS_ORIGINS: '', ...env }))
+  t.teardown(server.close)
+  let tokenRequests = 0
+  server.app.server.on('request', (request) => {
+    if (request.method === 'POST' && request.url?.split('?')[0] === '/auth/token') tokenRequests++
+  })
+  return { ...server, origin: server.issuer, tokenRequests: () => tokenRequests }
 }

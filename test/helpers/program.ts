@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process'
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 
 /** What a program run printed, how it exited, and how long it took. */
 export interface ProgramRun {
@@ -40,4 +42,18 @@ export function environmentWithout (drop: RegExp): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) if (!drop.test(name)) env[name] = value
   return env
+}
+
+/** Whether every source file under `root`/src has a build in `root`/dist/src at least as new: then the built program is what npm's scripts run. */
+export async function buildIsFresh (root: string): Promise<boolean> {
+  try {
+    for (const entry of await readdir(join(root, 'src'), { recursive: true })) {
+      if (!entry.endsWith('.ts') || entry.endsWith('.d.ts')) continue
+      const built = join(root, 'dist/src', entry.replace(/\.ts$/, '.js'))
+      if ((await stat(built)).mtimeMs < (await stat(join(root, 'src', entry))).mtimeMs) return false
+    }
+    return true
+  } catch {
+    return false // a file not built at all
+  }
 }

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { fileTestApp, json, type TestApp } from '../../helpers/app.js'
 import { injectAs, login, passwordGrant, signup, signupAdmin } from '../../helpers/users.js'
+import type { AuditEvent, Page } from './wire.js'
 
 /**
  * The audit log as the dashboard reads it (GET /admin/audit-events): each
@@ -16,23 +17,6 @@ const { app } = main
 
 type App = TestApp['app']
 type Response = Awaited<ReturnType<App['inject']>>
-
-interface AuditEvent {
-  id: string
-  type: string
-  userId: string | null
-  userEmail: string | null
-  actorId: string | null
-  actorEmail: string | null
-  ip: string | null
-  at: string
-  details: Record<string, unknown>
-}
-
-interface Page<T> {
-  items: T[]
-  nextCursor: string | null
-}
 
 const MOBILE = { clientId: 'mobile' }
 const admin = await signupAdmin(app, {}, MOBILE)

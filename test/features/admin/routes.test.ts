@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { buildTestApp, fileTestApp, json, type TestApp } from '../../helpers/app.js'
 import { injectAs, login, markAddressVerified, me, passwordGrant, refresh, signup, signupAdmin, type Tokens } from '../../helpers/users.js'
+import type { AuditEvent, Page } from './wire.js'
 
 /**
  * The admin API (DESIGN §3.8): admins only; the user directory with keyset
@@ -22,21 +23,6 @@ interface PublicUser {
   role: string
   disabled: boolean
   createdAt: string
-}
-
-interface AuditEvent {
-  id: string
-  type: string
-  userId: string | null
-  actorId: string | null
-  ip: string | null
-  at: string
-  details: Record<string, unknown>
-}
-
-interface Page<T> {
-  items: T[]
-  nextCursor: string | null
 }
 
 /** The mobile client, named as these tests have always sent it. */
