@@ -1,5 +1,5 @@
-import { CATALOGUES } from '../features/catalogues.js'
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import { CATALOGUES } from '../features/catalogues.js'
 
 /**
  * Keys derived from SECRET_KEY, one per purpose, so that no output of one use
