@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { CATALOGUES } from '../features/catalogues.js'
 
 /**
@@ -22,6 +22,22 @@ export function deriveKeys (secretKey: string): DerivedKeys {
 
 export function hmacSha256 (key: Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest()
+}
+
+/**
+ * A keyed hash of a password hash, for what must remember the password an
+ * account had when it was checked without holding the hash itself (a
+ * login's pending second step, an address-change link). bcrypt salts every
+ * hash, so any password change changes it.
+ */
+export function passwordHashMac (key: Buffer, passwordHash: string | null): Buffer {
+  return hmacSha256(key, `password_hash:${passwordHash ?? ''}`)
+}
+
+/** Whether `passwordHash` is the one `mac` was made of under `key` (constant time). */
+export function isPasswordHashMac (key: Buffer, mac: Uint8Array, passwordHash: string | null): boolean {
+  const current = passwordHashMac(key, passwordHash)
+  return current.length === mac.length && timingSafeEqual(current, mac)
 }
 
 /**

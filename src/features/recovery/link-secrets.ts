@@ -1,8 +1,8 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Prisma } from '../../generated/prisma/client.js'
 import type { AccountTokenPurpose } from '../../generated/prisma/enums.js'
 import { DomainError } from '../../errors.js'
-import { hmacSha256 } from '../../shared/derived-keys.js'
+import { hmacSha256, isPasswordHashMac, passwordHashMac } from '../../shared/derived-keys.js'
 
 /**
  * The secrets of emailed links (password reset, email verification, address
@@ -43,15 +43,14 @@ export class LinkSecrets {
     return new Uint8Array(hmacSha256(this.hashKey, secret))
   }
 
-  /** A keyed hash of a password hash: an address-change link remembers the password it was asked with, never the hash itself. */
+  /** What an address-change link remembers of the password it was asked with (never the hash itself). */
   passwordMac (passwordHash: string): Uint8Array<ArrayBuffer> {
-    return new Uint8Array(hmacSha256(this.hashKey, `password_hash:${passwordHash}`))
+    return new Uint8Array(passwordHashMac(this.hashKey, passwordHash))
   }
 
-  /** Whether `passwordHash` is the one `mac` was made of (constant time). */
+  /** Whether `passwordHash` is the one `mac` was made of. */
   samePassword (mac: Uint8Array, passwordHash: string): boolean {
-    const current = this.passwordMac(passwordHash)
-    return current.length === mac.length && timingSafeEqual(current, mac)
+    return isPasswordHashMac(this.hashKey, mac, passwordHash)
   }
 
   /**

@@ -1,9 +1,9 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Prisma, PrismaClient } from '../../generated/prisma/client.js'
 import type { Role } from '../../generated/prisma/enums.js'
 import { DomainError } from '../../errors.js'
 import type { Transport } from '../tokens/clients.js'
-import { hmacSha256 } from '../../shared/derived-keys.js'
+import { hmacSha256, isPasswordHashMac, passwordHashMac } from '../../shared/derived-keys.js'
 import type { VerifiedAccount } from '../sessions/sessions.js'
 
 /**
@@ -47,10 +47,6 @@ export class LoginChallenges {
     return new Uint8Array(hmacSha256(this.hashKey, `mfa_token:${token}`))
   }
 
-  private passwordMac (passwordHash: string | null): Buffer {
-    return hmacSha256(this.hashKey, `password_hash:${passwordHash ?? ''}`)
-  }
-
   async issue (db: PrismaClient | Prisma.TransactionClient, request: MfaTokenRequest): Promise<string> {
     const token = `${MFA_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`
     const now = this.now()
@@ -62,7 +58,7 @@ export class LoginChallenges {
         transport: request.transport,
         scope: request.scope,
         role: request.verified.role,
-        passwordHashMac: new Uint8Array(this.passwordMac(request.verified.passwordHash)),
+        passwordHashMac: new Uint8Array(passwordHashMac(this.hashKey, request.verified.passwordHash)),
         expiresAt: new Date(now + MFA_TOKEN_TTL_SECONDS * 1000),
         createdAt: new Date(now),
       },
@@ -130,7 +126,6 @@ export class LoginChallenges {
 
   /** Whether the account is still as the token's first step verified it. */
   stillVerified (claimed: ClaimedMfaToken, current: VerifiedAccount): boolean {
-    const mac = this.passwordMac(current.passwordHash)
-    return claimed.role === current.role && mac.length === claimed.passwordHashMac.length && timingSafeEqual(mac, claimed.passwordHashMac)
+    return claimed.role === current.role && isPasswordHashMac(this.hashKey, claimed.passwordHashMac, current.passwordHash)
   }
 }
