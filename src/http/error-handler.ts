@@ -48,15 +48,10 @@ function fastifyClientError (error: FastifyError, request: FastifyRequest): ApiE
   if (error.validation) {
     return new ApiError('validation_failed', `${error.validationContext ?? 'request'}${error.message.replace(/^(body|querystring|params|headers)/, '')}`)
   }
-  switch (error.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ApiError('invalid_json', `the body is not valid JSON (${error.message})`)
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError('body_too_large', 'the body is larger than this route accepts')
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError('unsupported_media_type', `send the body as ${acceptedMediaTypes(request)}`)
+  if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    return new ApiError('invalid_json', `the body is not valid JSON (${error.message})`)
   }
+  // Fastify's body-too-large (FST_ERR_CTP_BODY_TOO_LARGE) and media-type (FST_ERR_CTP_INVALID_MEDIA_TYPE) errors carry 413 and 415.
   switch (error.statusCode) {
     case 404: return new ApiError('not_found', error.message)
     case 413: return new ApiError('body_too_large', 'the body is larger than this route accepts')
