@@ -1,9 +1,9 @@
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { ApiError } from '../../errors.js'
 import { PROJECT_ROOT } from '../../paths.js'
 import { errorResponses } from '../../http/error-schemas.js'
@@ -15,7 +15,7 @@ const REDIS_PROBE_TIMEOUT_MS = 1_000
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
   // Read once here: /health does no I/O.
   const version = (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version
-  const redisState = redisProbe(fastify)
+  const redisState = redisProbe(fastify.redis)
 
   fastify.get(
     '/health',
@@ -63,50 +63,26 @@ const round = (ms: number) => Math.round(ms * 100) / 100
 type RedisState = { status: 'not_configured' } | { status: 'up'; latencyMs: number } | { status: 'down' }
 
 /**
- * Redis's state for /ready. The rate-limit plugin keeps its client to
- * itself, so the probe has its own connection, opened at the first /ready
- * (never by /health, nor at start) and kept: ioredis reconnects by itself.
+ * Redis's state for /ready, through the client the rate limits use: a ping
+ * within REDIS_PROBE_TIMEOUT_MS. A client still connecting (just after the
+ * start) is waited for; one that lost its server answers "down" at once
+ * (the client queues nothing while offline).
  */
-function redisProbe (fastify: FastifyInstance): () => Promise<RedisState> {
-  const url = fastify.config.redisUrl
-  if (!url) return async () => ({ status: 'not_configured' })
-  let client: Redis | undefined
-  let connecting: Promise<void> | undefined
-  fastify.addHook('onClose', async () => {
-    client?.disconnect()
-  })
+function redisProbe (redis: Redis | null): () => Promise<RedisState> {
+  if (!redis) return async () => ({ status: 'not_configured' })
   return async () => {
-    if (!client) {
-      client = new Redis(url, {
-        lazyConnect: true,
-        connectTimeout: REDIS_PROBE_TIMEOUT_MS,
-        maxRetriesPerRequest: 0,
-        // A probe answers "down" at once rather than queueing behind a reconnect.
-        enableOfflineQueue: false,
-        retryStrategy: (attempt) => Math.min(attempt * 500, 5_000),
-      })
-      // The rate limiter's own client already warns of an outage.
-      client.on('error', (error: Error) => fastify.log.debug({ err: error }, 'ready: redis unavailable'))
-      connecting = client.connect().catch(() => undefined)
-    }
-    const redis = client
     const started = performance.now()
-    let timer: NodeJS.Timeout | undefined
+    const signal = AbortSignal.timeout(REDIS_PROBE_TIMEOUT_MS)
     try {
-      await Promise.race([
-        (async () => {
-          await connecting
-          await redis.ping()
-        })(),
-        new Promise((_resolve, reject) => {
-          timer = setTimeout(() => reject(new Error('timeout')), REDIS_PROBE_TIMEOUT_MS)
-        }),
-      ])
+      // events.once rejects on the client's 'error' event, and on the timeout.
+      if (redis.status === 'connecting' || redis.status === 'connect') await once(redis, 'ready', { signal })
+      signal.throwIfAborted()
+      // Promise.race subscribes to both, so the timeout's later rejection is handled.
+      const timedOut = new Promise<never>((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))
+      await Promise.race([redis.ping(), timedOut])
       return { status: 'up', latencyMs: round(performance.now() - started) }
     } catch {
       return { status: 'down' }
-    } finally {
-      clearTimeout(timer)
     }
   }
 }

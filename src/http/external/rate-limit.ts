@@ -3,6 +3,13 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The Redis client of REDIS_URL (the rate limits' counters), or null without one; /ready probes it. */
+    redis: Redis | null
+  }
+}
+
 /**
  * @fastify/rate-limit, off by default: routes opt in (the password grant and
  * sign-up, per IP and per account). With REDIS_URL the counters are shared by
@@ -22,6 +29,7 @@ export default fp(
         await client.quit().catch(() => client.disconnect())
       })
     }
+    fastify.decorate('redis', redis ?? null)
     await fastify.register(rateLimit, {
       global: false,
       ...(redis ? { redis, nameSpace: 'token-auth:rl:' } : {}),
