@@ -1,6 +1,7 @@
 import { accountsCatalogue } from './accounts/catalogue.js'
 import { adminCatalogue } from './admin/catalogue.js'
 import { apiKeysCatalogue } from './api-keys/catalogue.js'
+import { clientsCatalogue } from './clients/catalogue.js'
 import { dashboardCatalogue } from './dashboard/catalogue.js'
 import { emailCatalogue } from './email/catalogue.js'
 import { passkeysCatalogue } from './passkeys/catalogue.js'
@@ -19,6 +20,7 @@ import { signingKeysCatalogue } from './signing-keys/catalogue.js'
 export const CATALOGUES = [
   accountsCatalogue,
   sessionsCatalogue,
+  clientsCatalogue,
   signingKeysCatalogue,
   apiKeysCatalogue,
   adminCatalogue,

@@ -1,5 +1,6 @@
 import { accounts } from './accounts/feature.js'
 import { admin } from './admin/feature.js'
+import { clients } from './clients/feature.js'
 import { apiKeys } from './api-keys/feature.js'
 import { dashboard } from './dashboard/feature.js'
 import { email } from './email/feature.js'
@@ -22,6 +23,7 @@ export const FEATURES: readonly Feature[] = [
   signingKeys,
   email,
   sessions,
+  clients,
   accounts,
   apiKeys,
   admin,

@@ -26,7 +26,7 @@ const signupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
-      const choice = resolveClient(fastify, request, request.body.client_id)
+      const choice = await resolveClient(fastify, request, { client_id: request.body.client_id })
       if (choice.transport === 'cookie') {
         // The response sets the refresh cookie: same CSRF defence as the token endpoint.
         const problem = cookieRequestProblem(fastify, request)

@@ -418,8 +418,11 @@ export type SessionsToRevoke =
   | { sessionId: string; userId?: string }
   | { userId: string; exceptSessionId?: string }
   | { userId: string; passkeyIds: string[] }
+  /** A client's sessions: all of them (the client is deleted), or one user's (their consent is withdrawn). */
+  | { clientId: string; userId?: string }
 
 function sessionFilter (where: SessionsToRevoke): Prisma.SessionWhereInput {
+  if ('clientId' in where) return { clientId: where.clientId, ...(where.userId ? { userId: where.userId } : {}) }
   if ('sessionId' in where) return { id: where.sessionId, ...(where.userId ? { userId: where.userId } : {}) }
   if ('passkeyIds' in where) return { userId: where.userId, passkeyId: { in: where.passkeyIds } }
   return { userId: where.userId, ...(where.exceptSessionId ? { id: { not: where.exceptSessionId } } : {}) }

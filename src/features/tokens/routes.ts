@@ -9,7 +9,7 @@ import { introspect } from './introspection.js'
 import { ApiError, DomainError } from '../../errors.js'
 import { oauthErrorResponses } from '../../http/error-schemas.js'
 import { IntrospectionRequest, IntrospectionResponse, RevocationRequest } from './schemas.js'
-import { clearRefreshCookie, cookieRequestProblem, grantContext, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
+import { authenticateClient, clearRefreshCookie, cookieRequestProblem, grantContext, readRefreshCookie, resolveClient, tokenResponse } from './transport.js'
 
 const TokenTransportHeader = Type.Object({
   'token-transport': Type.Optional(Type.Union([Type.Literal('cookie'), Type.Literal('body')], {
@@ -44,7 +44,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const { body } = request
-      const choice = resolveClient(fastify, request, body.client_id)
+      const choice = await resolveClient(fastify, request, body)
       // A response that sets the refresh cookie needs the same CSRF defence as
       // one that reads it: otherwise a cross-site form could sign a victim's
       // browser into the attacker's account (login CSRF).
@@ -100,7 +100,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
         await fastify.apiKeys.revokeByValue(request.body.token, request.ip)
         return {}
       }
-      const { client } = resolveClient(fastify, request, request.body.client_id)
+      const client = await authenticateClient(fastify, request, request.body)
       const session = await fastify.sessions.findByRefreshToken(request.body.token)
       // RFC 7009 §2.1: a client may only revoke its own tokens.
       if (session && session.clientId === client.id) {

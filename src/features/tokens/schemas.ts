@@ -22,6 +22,7 @@ export const RevocationRequest = Type.Object(
     token: Type.String({ maxLength: 4096, [NO_NUL]: false }),
     token_type_hint: Type.Optional(Type.String({ maxLength: 64 })),
     client_id: Type.Optional(ClientId),
+    client_secret: Type.Optional(Type.String({ maxLength: 256, [NO_NUL]: false })),
   },
   { additionalProperties: true }
 )

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { chooseTransport, findClient, type ClientConfig, type Transport } from './clients.js'
+import { chooseTransport, type Transport } from './clients.js'
+import type { Client } from '../clients/clients.js'
 import type { GrantContext, IssuedTokens } from './grants/index.js'
 import { ApiError } from '../../errors.js'
 import type { TokenResponse } from './schemas.js'
@@ -15,14 +16,70 @@ export function refreshCookieName (secure: boolean): string {
 }
 
 export interface ClientChoice {
-  client: ClientConfig
+  client: Client
   transport: Transport
 }
 
-/** The client and transport of a token-issuing request, or an RFC 6749 error. */
-export function resolveClient (fastify: FastifyInstance, request: FastifyRequest, clientId: string | undefined): ClientChoice {
-  const client = findClient(fastify.config, clientId)
-  if (!client) throw new ApiError('invalid_client', 'unknown client_id', { 'www-authenticate': 'Basic realm="token"' })
+const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="token"' }
+
+/**
+ * The client of a request to the token or revocation endpoint, authenticated
+ * (RFC 6749 §2.3.1): a confidential client by its registered method,
+ * client_secret_basic (the Authorization header) or client_secret_post
+ * (client_secret in the body); a public client by its client_id alone, and
+ * never with a secret, so no public client can pass for a confidential one.
+ * A request naming no client gets the configured default. 401
+ * invalid_client otherwise.
+ */
+export async function authenticateClient (
+  fastify: FastifyInstance,
+  request: FastifyRequest,
+  params: { client_id?: string | undefined; client_secret?: string | undefined }
+): Promise<Client> {
+  const basic = basicCredentials(request.headers.authorization)
+  if (basic && params.client_id !== undefined && params.client_id !== basic.id) {
+    throw new ApiError('invalid_request', 'client_id in the body differs from the one in the Authorization header')
+  }
+  if (basic && params.client_secret !== undefined) throw new ApiError('invalid_request', 'use one client authentication method, not two (RFC 6749 §2.3)')
+  const id = basic?.id ?? params.client_id ?? fastify.config.defaultClientId
+  const client = await fastify.clients.find(id)
+  if (!client) throw new ApiError('invalid_client', 'unknown client_id', BASIC_CHALLENGE)
+  const method = basic ? 'client_secret_basic' : params.client_secret !== undefined ? 'client_secret_post' : 'none'
+  if (!client.confidential) {
+    if (method !== 'none') throw new ApiError('invalid_client', 'a public client has no secret: send client_id alone', BASIC_CHALLENGE)
+    return client
+  }
+  if (method !== client.authMethod) {
+    throw new ApiError('invalid_client', `client ${client.id} authenticates with ${client.authMethod}`, BASIC_CHALLENGE)
+  }
+  const secret = basic?.secret ?? params.client_secret ?? ''
+  if (!fastify.clients.verifySecret(client, secret)) throw new ApiError('invalid_client', 'client authentication failed', BASIC_CHALLENGE)
+  return client
+}
+
+/** RFC 6749 §2.3.1: `Basic base64(urlencoded id ":" urlencoded secret)`, or null when the header is no Basic credential. */
+function basicCredentials (header: string | undefined): { id: string; secret: string } | null {
+  const match = /^Basic +([A-Za-z0-9+/]+=*) *$/i.exec(header ?? '')
+  if (!match) return null
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8')
+  const colon = decoded.indexOf(':')
+  if (colon < 1) throw new ApiError('invalid_client', 'malformed Basic credentials', BASIC_CHALLENGE)
+  try {
+    const id = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '))
+    const secret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '))
+    return { id, secret }
+  } catch {
+    throw new ApiError('invalid_client', 'malformed Basic credentials', BASIC_CHALLENGE)
+  }
+}
+
+/** The authenticated client and the transport of a token-issuing request, or an RFC 6749 error. */
+export async function resolveClient (
+  fastify: FastifyInstance,
+  request: FastifyRequest,
+  params: { client_id?: string | undefined; client_secret?: string | undefined }
+): Promise<ClientChoice> {
+  const client = await authenticateClient(fastify, request, params)
   const requested = request.headers['token-transport']
   const transport = chooseTransport(client, typeof requested === 'string' ? requested.toLowerCase() : undefined)
   if (!transport) {
@@ -59,7 +116,7 @@ export function clearRefreshCookie (fastify: FastifyInstance, reply: FastifyRepl
 }
 
 /** What the grants get from a token request: the client, the domain services, the origin, the password budget. */
-export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: ClientConfig, transport: Transport): GrantContext {
+export function grantContext (fastify: FastifyInstance, request: FastifyRequest, client: Client, transport: Transport): GrantContext {
   return {
     config: fastify.config,
     client,

@@ -3,7 +3,8 @@ import type { Config } from '../../../config.js'
 import { DomainError } from '../../../errors.js'
 import { issueAccessToken } from '../access-tokens.js'
 import type { Accounts, SessionRequest, VerifiedLogin } from '../../accounts/accounts.js'
-import { lifetimesFor, type ClientConfig, type Transport } from '../clients.js'
+import { lifetimesFor, type Transport } from '../clients.js'
+import type { Client } from '../../clients/clients.js'
 import type { Passkeys } from '../../passkeys/passkeys.js'
 import type { SecondFactors } from '../../second-factors/second-factors.js'
 import type { SessionContext, SessionGrant, SessionStore } from '../../sessions/sessions.js'
@@ -19,7 +20,7 @@ import type { CommonParams } from './params.js'
 /** What a grant may use: the client it is for, the domain services, and the request's origin. */
 export interface GrantContext {
   config: Config
-  client: ClientConfig
+  client: Client
   accounts: Accounts
   sessions: SessionStore
   keys: KeyStore

@@ -15,6 +15,8 @@ import { ClientId } from '../schemas.js'
 export const COMMON_PARAMS = {
   grant_type: Type.String({ maxLength: 64 }),
   client_id: Type.Optional(ClientId),
+  /** client_secret_post (RFC 6749 §2.3.1). */
+  client_secret: Type.Optional(Type.String({ maxLength: 256, [NO_NUL]: false })),
   scope: Type.Optional(Type.String({ maxLength: 1024 })),
 }
 export type CommonParams = Static<ReturnType<typeof Type.Object<typeof COMMON_PARAMS>>>
