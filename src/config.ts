@@ -59,6 +59,7 @@ export const EnvSchema = Type.Object({
   EMAIL_VERIFY_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   CREDENTIAL_REMOVAL_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   SECURITY_PAGE_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
+  SIGN_UP_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   PASSWORD_RESET_TTL_SECONDS: Seconds(1800, 60),
   EMAIL_VERIFY_TTL_SECONDS: Seconds(24 * 3600, 60),
   REQUIRE_EMAIL_VERIFICATION: Type.Boolean({ default: false }),
@@ -118,6 +119,8 @@ export interface Config {
   /** Seconds between this instance's retention passes; 0: none (another instance, or a scheduler, runs them). */
   retentionIntervalSeconds: number
   logLevel: string
+  /** The hosted sign-in pages' links (features/oauth). */
+  oauth: { signUpUrl: string; forgotPasswordUrl: string }
   email: EmailConfig
   mfa: MfaConfig
   webauthn: WebAuthnConfig
@@ -353,6 +356,11 @@ function fromEnv (env: Env): Config {
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     retentionIntervalSeconds: env.RETENTION_INTERVAL_SECONDS,
     logLevel: env.LOG_LEVEL,
+    oauth: {
+      // The hosted sign-in page's links: the dashboard's pages unless the platform has its own.
+      signUpUrl: env.SIGN_UP_URL ?? `${issuer}/dashboard/#/sign-up`,
+      forgotPasswordUrl: env.PASSWORD_RESET_URL ?? `${issuer}/dashboard/#/reset-password`,
+    },
     email: {
       smtpUrl: env.SMTP_URL,
       from: env.EMAIL_FROM ?? `${env.PRODUCT_NAME} <no-reply@${new URL(issuer).hostname}>`,

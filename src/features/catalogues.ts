@@ -4,6 +4,7 @@ import { apiKeysCatalogue } from './api-keys/catalogue.js'
 import { clientsCatalogue } from './clients/catalogue.js'
 import { dashboardCatalogue } from './dashboard/catalogue.js'
 import { emailCatalogue } from './email/catalogue.js'
+import { oauthCatalogue } from './oauth/catalogue.js'
 import { passkeysCatalogue } from './passkeys/catalogue.js'
 import { recoveryCatalogue } from './recovery/catalogue.js'
 import { secondFactorsCatalogue } from './second-factors/catalogue.js'
@@ -28,5 +29,6 @@ export const CATALOGUES = [
   recoveryCatalogue,
   secondFactorsCatalogue,
   passkeysCatalogue,
+  oauthCatalogue,
   dashboardCatalogue,
 ] as const

@@ -6,6 +6,7 @@ import { dashboard } from './dashboard/feature.js'
 import { email } from './email/feature.js'
 import type { Feature } from './feature.js'
 import { health } from './health/feature.js'
+import { oauth } from './oauth/feature.js'
 import { passkeys } from './passkeys/feature.js'
 import { recovery } from './recovery/feature.js'
 import { retention } from './retention/feature.js'
@@ -31,6 +32,7 @@ export const FEATURES: readonly Feature[] = [
   secondFactors,
   passkeys,
   retention,
+  oauth,
   tokens,
   health,
   dashboard,

@@ -81,7 +81,7 @@ function send (request: FastifyRequest, reply: FastifyReply, error: ApiError) {
  * queries), which carry @prisma/adapter-pg's mapped error in
  * meta.driverAdapterError.cause: `{ kind, originalCode, code? }`.
  */
-function isDatabaseUnavailable (error: unknown): boolean {
+export function isDatabaseUnavailable (error: unknown): boolean {
   const pending: unknown[] = [error]
   for (let seen = 0; pending.length > 0 && seen < 10; seen++) {
     const e = pending.pop()

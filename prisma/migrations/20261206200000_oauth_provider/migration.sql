@@ -50,6 +50,7 @@ CREATE TABLE "authorization_codes" (
     "expires_at" TIMESTAMPTZ(3) NOT NULL,
     "used_at" TIMESTAMPTZ(3),
     "session_id" UUID,
+    "reused_at" TIMESTAMPTZ(3),
     "created_at" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "authorization_codes_pkey" PRIMARY KEY ("id")

@@ -200,6 +200,11 @@ export class ClientRegistry {
     return revoked
   }
 
+  /** Audits a token a client got for itself (client_credentials). */
+  async recordTokenIssued (clientId: string, scope: string, ip: string | undefined): Promise<void> {
+    await recordAuditEvent(this.db, { type: 'client_token_issued', ip, details: { clientId, scope } })
+  }
+
   /** Whether `secret` is the confidential client's current secret (constant time). */
   verifySecret (client: Client, secret: string): boolean {
     const stored = client.secretHash

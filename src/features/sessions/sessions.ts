@@ -122,8 +122,12 @@ export class SessionStore {
     passkeyId?: string | undefined
     /** Records `login_succeeded` in the same statement (a sign-up records its own event instead). */
     recordLogin?: boolean
+    /** When the authentication took place, if earlier than now (an authorization code's single sign-on). */
+    authTime?: Date | undefined
+    /** The id to give the session (an authorization code names the session its exchange starts before it starts). */
+    sessionId?: string | undefined
   }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
-    const sessionId = randomUUID()
+    const sessionId = input.sessionId ?? randomUUID()
     const refreshToken = this.tokens.first(sessionId).token
     const now = new Date(this.now())
     const absoluteExpiresAt = new Date(now.getTime() + input.lifetimes.absoluteTtlSeconds * 1000)
@@ -148,6 +152,7 @@ export class SessionStore {
         input.recordLogin ? 'login_succeeded' : null,
         input.amr,
         input.passkeyId ?? null,
+        input.authTime ?? null,
       ],
     })
     const session = rows[0]
@@ -163,7 +168,7 @@ export class SessionStore {
         absoluteExpiresAt,
         idleExpiresAt,
         amr: input.amr,
-        authTime: now,
+        authTime: input.authTime ?? now,
       },
     }
   }
@@ -461,7 +466,7 @@ async function revokeSessions (
  * id, $6 scope, $7 idle TTL, $8 user agent, $9 ip, $10 now, $11 idle and $12
  * absolute expiry, $13 the first refresh token's hash, $14 the audit event
  * to record with it (null: none), $15 the login's RFC 8176 methods (its
- * auth_time is $10), $16 the passkey it proved (null: none). FOR SHARE waits for a concurrent change of
+ * auth_time is $10 unless $17 names an earlier one), $16 the passkey it proved (null: none). FOR SHARE waits for a concurrent change of
  * the user row to commit and then re-checks the conditions against the new
  * row.
  */
@@ -474,7 +479,7 @@ const START_STATEMENT = `
   ), session AS (
     INSERT INTO sessions (id, user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
                           idle_expires_at, absolute_expires_at, generation, refresh_token_hash, amr, auth_time, passkey_id)
-    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13, $15::text[], $10, $16::uuid FROM account AS a
+    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13, $15::text[], COALESCE($17::timestamptz, $10), $16::uuid FROM account AS a
     RETURNING id
   ), audit AS (
     INSERT INTO audit_events (type, user_id, ip, details)

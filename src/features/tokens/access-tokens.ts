@@ -40,6 +40,22 @@ export function issueAccessToken (
 }
 
 /**
+ * A client's own access token (client_credentials, RFC 6749 §4.4): sub is
+ * the client (RFC 9068 §2.2), and there is no session, role or user
+ * authentication, so this service's user routes, which require sid, refuse it.
+ */
+export function issueClientAccessToken (
+  keys: KeyStore,
+  input: { issuer: string; audience: string; clientId: string; scope: string; ttlSeconds: number; now?: number }
+): string {
+  const iat = Math.floor((input.now ?? Date.now()) / 1000)
+  return keys.sign(
+    { iss: input.issuer, aud: input.audience, sub: input.clientId, client_id: input.clientId, jti: randomUUID(), iat, exp: iat + input.ttlSeconds, scope: input.scope },
+    { typ: ACCESS_TOKEN_TYP }
+  )
+}
+
+/**
  * Verifies an access token with jose against the published keys: the second
  * opinion beside the request-side fast-jwt verifier, used by introspection.
  * Returns the claims, or null for any token this service would refuse.

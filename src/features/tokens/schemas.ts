@@ -10,6 +10,7 @@ export const TokenResponse = Type.Object(
     expires_in: Type.Integer({ description: 'access token lifetime in seconds' }),
     refresh_token: Type.Optional(Type.String({ description: 'absent in cookie transport: the refresh token is in the cookie' })),
     scope: Type.Optional(Type.String()),
+    id_token: Type.Optional(Type.String({ description: 'OpenID Connect: the ID token of an authorization_code grant with the openid scope' })),
   },
   { $id: 'TokenResponse', title: 'Token response' }
 )

@@ -131,6 +131,8 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
     spendOneTimeCodeAttempt: (userId) => fastify.attemptLimits.oneTimeCode(request, userId),
     passkeys: fastify.passkeys,
     spendPasskeyAttempt: () => fastify.attemptLimits.passkey(request, 'grant'),
+    authorizationCodes: fastify.authorizationCodes,
+    clients: fastify.clients,
   }
 }
 
@@ -141,7 +143,14 @@ export function grantContext (fastify: FastifyInstance, request: FastifyRequest,
 export function tokenResponse (fastify: FastifyInstance, reply: FastifyReply, issued: IssuedTokens, transport: Transport): TokenResponse {
   const { config } = fastify
   reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-  const body: TokenResponse = { access_token: issued.accessToken, token_type: 'Bearer', expires_in: issued.expiresIn, scope: issued.scope }
+  const body: TokenResponse = {
+    access_token: issued.accessToken,
+    token_type: 'Bearer',
+    expires_in: issued.expiresIn,
+    scope: issued.scope,
+    ...(issued.idToken ? { id_token: issued.idToken } : {}),
+  }
+  if (issued.refreshToken === null || issued.refreshExpiresAt === null) return body
   if (transport === 'body') return { ...body, refresh_token: issued.refreshToken }
   const maxAge = Math.max(0, Math.floor((issued.refreshExpiresAt.getTime() - fastify.now()) / 1000))
   reply.setCookie(refreshCookieName(config.cookieSecure), issued.refreshToken, {

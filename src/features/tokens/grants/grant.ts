@@ -1,10 +1,11 @@
 import type { TObject, TProperties, Static } from 'typebox'
 import type { Config } from '../../../config.js'
 import { DomainError } from '../../../errors.js'
-import { issueAccessToken } from '../access-tokens.js'
+import { issueAccessToken, issueClientAccessToken } from '../access-tokens.js'
 import type { Accounts, SessionRequest, VerifiedLogin } from '../../accounts/accounts.js'
+import type { AuthorizationCodes } from '../../oauth/authorization-codes.js'
 import { lifetimesFor, type Transport } from '../clients.js'
-import type { Client } from '../../clients/clients.js'
+import type { Client, ClientRegistry } from '../../clients/clients.js'
 import type { Passkeys } from '../../passkeys/passkeys.js'
 import type { SecondFactors } from '../../second-factors/second-factors.js'
 import type { SessionContext, SessionGrant, SessionStore } from '../../sessions/sessions.js'
@@ -36,23 +37,41 @@ export interface GrantContext {
   /** The passkey grant's checks (features/passkeys/passkeys.ts), and its budget of attempts per IP. */
   passkeys: Passkeys
   spendPasskeyAttempt(): Promise<void>
+  /** The authorization codes of the hosted sign-in (features/oauth). */
+  authorizationCodes: AuthorizationCodes
+  clients: ClientRegistry
 }
 
-export interface GrantOutcome {
+/** What a grant yields when it starts or continues a user's session. */
+export interface SessionOutcome {
   grant: SessionGrant
   refreshToken: string
   /** The scope the access token carries: the session's, or a narrower one asked for. */
   scope: string
+  /** The refresh token stays with the server: a third-party client without offline_access gets none (DESIGN §3.15). */
+  withholdRefreshToken?: boolean
+  /** The ID token of an OpenID sign-in, made once the access token is known (its at_hash). */
+  idToken?: (accessToken: string) => string
 }
+
+/** What client_credentials yields (RFC 6749 §4.4): a token for the client itself, no session, no refresh token. */
+export interface ClientOutcome {
+  clientToken: true
+  scope: string
+}
+
+export type GrantOutcome = SessionOutcome | ClientOutcome
 
 /** A token response's content, before a transport puts the refresh token in the body or a cookie. */
 export interface IssuedTokens {
   accessToken: string
   expiresIn: number
   scope: string
-  refreshToken: string
+  /** Null when the response carries none (client_credentials, a withheld refresh token). */
+  refreshToken: string | null
   /** When the refresh token stops working if unused: the cookie's Max-Age. */
-  refreshExpiresAt: Date
+  refreshExpiresAt: Date | null
+  idToken?: string
 }
 
 /**
@@ -99,15 +118,20 @@ export async function openLoginSession (
   amr: string[],
   /** The passkey the login proved, if any: deleting it ends the session. */
   passkeyId?: string
-): Promise<GrantOutcome> {
+): Promise<SessionOutcome> {
   const started = await context.accounts.startSession(login, sessionRequest(context, scope), { recordLogin: true, amr, passkeyId })
   if (!started) throw new DomainError('invalid_grant', 'the account changed while signing in; sign in again')
   return { grant: started.grant, refreshToken: started.refreshToken, scope }
 }
 
-/** Mints the access token of a session's grant, with the lifetime of its client and role. */
+/** Mints the access token of a session's grant (or a client's own), with the lifetime of its client and role. */
 export function issueTokens (outcome: GrantOutcome, context: Pick<GrantContext, 'config' | 'client' | 'keys' | 'now'>): IssuedTokens {
   const { config } = context
+  if ('clientToken' in outcome) {
+    const ttlSeconds = context.client.accessTokenTtlSeconds
+    const accessToken = issueClientAccessToken(context.keys, { issuer: config.issuer, audience: config.audience, clientId: context.client.id, scope: outcome.scope, ttlSeconds, now: context.now })
+    return { accessToken, expiresIn: ttlSeconds, scope: outcome.scope, refreshToken: null, refreshExpiresAt: null }
+  }
   const { accessTokenTtlSeconds } = lifetimesFor(config, context.client, outcome.grant.role)
   const { accessToken, expiresIn } = issueAccessToken(context.keys, {
     issuer: config.issuer,
@@ -116,5 +140,13 @@ export function issueTokens (outcome: GrantOutcome, context: Pick<GrantContext, 
     ttlSeconds: accessTokenTtlSeconds,
     now: context.now,
   })
-  return { accessToken, expiresIn, scope: outcome.scope, refreshToken: outcome.refreshToken, refreshExpiresAt: outcome.grant.idleExpiresAt }
+  const withheld = outcome.withholdRefreshToken === true
+  return {
+    accessToken,
+    expiresIn,
+    scope: outcome.scope,
+    refreshToken: withheld ? null : outcome.refreshToken,
+    refreshExpiresAt: withheld ? null : outcome.grant.idleExpiresAt,
+    ...(outcome.idToken ? { idToken: outcome.idToken(accessToken) } : {}),
+  }
 }

@@ -7,9 +7,11 @@ import { passkeyGrant } from '../../passkeys/passkey-grant.js'
 import { passwordGrant } from './password.js'
 import { refreshTokenGrant } from './refresh-token.js'
 import { stepUpGrant } from './step-up.js'
+import { authorizationCodeGrant } from '../../oauth/authorization-code-grant.js'
+import { clientCredentialsGrant } from '../../oauth/client-credentials-grant.js'
 
 export { grantedScope } from './scope.js'
-export { issueTokens, openLoginSession, sessionRequest, type GrantContext, type GrantOutcome, type IssuedTokens } from './grant.js'
+export { issueTokens, openLoginSession, sessionRequest, type GrantContext, type GrantOutcome, type SessionOutcome, type IssuedTokens } from './grant.js'
 
 /**
  * The token endpoint's grants (RFC 6749 §4.3, §6, §4.5), one module each;
@@ -19,7 +21,7 @@ export { issueTokens, openLoginSession, sessionRequest, type GrantContext, type 
  * line here: the endpoint's body schema, the discovery metadata's
  * grant_types_supported and the cookie-named grants all follow from it.
  */
-const REGISTERED = [passwordGrant, refreshTokenGrant, stepUpGrant, mfaOtpGrant, passkeyGrant] as const satisfies readonly GrantDefinition<any>[]
+const REGISTERED = [passwordGrant, refreshTokenGrant, authorizationCodeGrant, clientCredentialsGrant, stepUpGrant, mfaOtpGrant, passkeyGrant] as const satisfies readonly GrantDefinition<any>[]
 
 /** Every registered grant's parameters, by name (the registry refuses two schemas for one name). */
 type RegisteredParams = UnionToIntersection<(typeof REGISTERED)[number]['params']>
@@ -63,6 +65,10 @@ function tokenRequestProperties (): TokenRequestProperties {
 export async function exchange (params: TokenRequest, context: GrantContext): Promise<IssuedTokens> {
   const grant: GrantDefinition | undefined = GRANTS.get(params.grant_type)
   if (!grant) throw new DomainError('unsupported_grant_type', `grant_type must be one of: ${GRANT_TYPES.join(', ')}`)
+  // RFC 6749 §5.2: a client uses only the grants it is registered for.
+  if (!context.client.grantTypes.includes(grant.type)) {
+    throw new DomainError('unauthorized_client', `client ${context.client.id} is not registered for ${grant.type}`)
+  }
   const outcome: GrantOutcome = await grant.handle(params, context)
   return issueTokens(outcome, context)
 }

@@ -1,0 +1,87 @@
+import Type from 'typebox'
+import { DomainError } from '../../errors.js'
+import { defineGrant, sessionRequest, type SessionOutcome } from '../tokens/grants/grant.js'
+import { lifetimesFor } from '../tokens/clients.js'
+import { issueIdToken } from './id-tokens.js'
+
+const WHY: Record<string, string> = {
+  unknown: 'the authorization code is not valid',
+  expired: 'the authorization code has expired',
+  reused: 'the authorization code was already used; what it issued is revoked',
+  client_mismatch: 'the authorization code was issued to another client',
+  redirect_uri_mismatch: 'redirect_uri differs from the authorization request\'s',
+  pkce_failed: 'code_verifier does not match the code_challenge',
+}
+
+/**
+ * RFC 6749 §4.1.3 with OAuth 2.1's PKCE (§4.1.3, RFC 7636 §4.5): spends the
+ * code and starts the client's session (DESIGN §3.5) with the sign-in the
+ * code carries, its methods and time. The browser session the code came
+ * from must still be live, so a sign-out, a password change or a disabling
+ * in the code's minute ends it too. A refresh token is returned when
+ * offline_access was granted or the client is first-party; an ID token when
+ * openid was.
+ */
+export const authorizationCodeGrant = defineGrant({
+  type: 'authorization_code',
+  params: {
+    code: Type.String({ maxLength: 256 }),
+    redirect_uri: Type.String({ maxLength: 2000 }),
+    code_verifier: Type.String({ maxLength: 256, description: 'authorization_code: the PKCE verifier (RFC 7636)' }),
+  },
+  handle: async (params, context): Promise<SessionOutcome> => {
+    if (!params.code || !params.redirect_uri || !params.code_verifier) {
+      throw new DomainError('invalid_request', 'the authorization_code grant needs code, redirect_uri and code_verifier')
+    }
+    if (!/^[A-Za-z0-9._~-]{43,128}$/.test(params.code_verifier)) {
+      throw new DomainError('invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)')
+    }
+    const redemption = await context.authorizationCodes.redeem(
+      params.code,
+      { clientId: context.client.id, redirectUri: params.redirect_uri, codeVerifier: params.code_verifier },
+      context.origin.ip
+    )
+    if (!redemption.ok) throw new DomainError('invalid_grant', WHY[redemption.reason] ?? 'the authorization code is not valid')
+    const { grant } = redemption
+    const browser = await context.sessions.liveGrant({ sessionId: grant.browserSessionId })
+    const login = browser && browser.userId === grant.userId ? await context.accounts.currentLogin(grant.userId) : null
+    if (!login) throw new DomainError('invalid_grant', 'the sign-in behind this code has ended')
+    const started = await context.accounts.startSession(login, sessionRequest(context, grant.scope), {
+      recordLogin: true,
+      amr: grant.amr,
+      authTime: grant.authTime,
+      sessionId: redemption.sessionId,
+    })
+    if (!started) throw new DomainError('invalid_grant', 'the account changed during the sign-in')
+    if (await context.authorizationCodes.reusedSince(redemption.codeId)) {
+      await context.sessions.revoke({ sessionId: started.grant.sessionId }, 'authorization_code_reused')
+      throw new DomainError('invalid_grant', WHY.reused!)
+    }
+    const scopes = grant.scope.split(' ')
+    const outcome: SessionOutcome = {
+      grant: started.grant,
+      refreshToken: started.refreshToken,
+      scope: grant.scope,
+      withholdRefreshToken: !context.client.firstParty && !scopes.includes('offline_access'),
+    }
+    if (!scopes.includes('openid')) return outcome
+    const { accessTokenTtlSeconds } = lifetimesFor(context.config, context.client, started.grant.role)
+    const user = login.user
+    return {
+      ...outcome,
+      idToken: (accessToken) => issueIdToken(context.keys, {
+        issuer: context.config.issuer,
+        clientId: context.client.id,
+        userId: user.id,
+        sid: grant.browserSessionId,
+        nonce: grant.nonce,
+        authTime: grant.authTime,
+        amr: grant.amr,
+        accessToken,
+        email: scopes.includes('email') ? { email: user.email, verified: user.emailVerifiedAt !== null } : undefined,
+        ttlSeconds: accessTokenTtlSeconds,
+        now: context.now,
+      }),
+    }
+  },
+})

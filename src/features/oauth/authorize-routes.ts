@@ -1,0 +1,304 @@
+import formbody from '@fastify/formbody'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import Type from 'typebox'
+import { ApiError, DomainError } from '../../errors.js'
+import { isDatabaseUnavailable } from '../../http/error-handler.js'
+import { acrOf } from '../../shared/authentication-methods.js'
+import type { Client } from '../clients/clients.js'
+import { mfaOtpGrant } from '../second-factors/mfa-otp-grant.js'
+import { passkeyGrant } from '../passkeys/passkey-grant.js'
+import type { SessionGrant } from '../sessions/sessions.js'
+import { passwordGrant } from '../tokens/grants/password.js'
+import type { SessionOutcome } from '../tokens/grants/grant.js'
+import { grantContext } from '../tokens/transport.js'
+import { openInteraction, readAuthorizationRequest, redirectTo, sealInteraction, type AuthorizationRequest } from './authorization-request.js'
+import { browserClient, clearBrowserSessionCookie, csrfProblem, csrfToken, currentBrowserSession, readCsrfCookie, setBrowserSessionCookie } from './browser-sessions.js'
+import { consentPage, errorPage, secondFactorPage, signInPage } from './pages.js'
+import { PAGES_CSS, PAGES_JS } from './pages-assets.js'
+import { sendPage } from './page-headers.js'
+import { describeScope } from './scopes.js'
+
+const AuthorizeQuery = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 10 })]), {
+  maxProperties: 40,
+  description: 'response_type=code, client_id, redirect_uri, scope, state, nonce, code_challenge, code_challenge_method=S256, prompt, max_age, login_hint, acr_values',
+})
+const Interaction = Type.String({ maxLength: 8192 })
+const Csrf = Type.String({ maxLength: 64 })
+const SignInForm = Type.Object({ interaction: Interaction, csrf: Csrf, email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false })
+const PasskeyForm = Type.Object({ interaction: Interaction, csrf: Csrf, credential: Type.String({ maxLength: 16384 }) }, { additionalProperties: false })
+const SecondFactorForm = Type.Object(
+  {
+    interaction: Interaction,
+    csrf: Csrf,
+    mfa_token: Type.String({ maxLength: 128 }),
+    code: Type.Optional(Type.String({ maxLength: 32 })),
+    credential: Type.Optional(Type.String({ maxLength: 16384 })),
+  },
+  { additionalProperties: false }
+)
+const ConsentForm = Type.Object({ interaction: Interaction, csrf: Csrf, decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]) }, { additionalProperties: false })
+const HTML = { 200: Type.String({ description: 'an HTML page' }) }
+
+/**
+ * The authorization endpoint (OAuth 2.1 §4.1, OIDC Core §3.1.2) and the
+ * hosted sign-in pages behind it (DESIGN §3.15). Every login path of the
+ * token endpoint is reused as it is, by running its grant for the browser
+ * session's pseudo-client: the password grant (budgets, equal time for an
+ * unknown address, bcrypt shedding, verification and disabled checks, races
+ * with a password change), the mfa-otp grant's second step, and the passkey
+ * grant. What carries one step to the next is the request sealed in the
+ * pages' `interaction` field, bound to the browser's CSRF cookie.
+ */
+const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  await fastify.register(formbody, { bodyLimit: 32 * 1024 })
+  const { config, clients, consents, authorizationCodes } = fastify
+  const interactionKey = fastify.serverKeys.authorizationRequest
+  const browser = browserClient(fastify)
+
+  fastify.setErrorHandler((error: Error & { statusCode?: number; validation?: unknown }, request, reply) => {
+    const api = error instanceof ApiError ? error : error instanceof DomainError ? ApiError.from(error) : null
+    const status = api?.statusCode ?? (isDatabaseUnavailable(error) ? 503 : error.validation ? 400 : error.statusCode && error.statusCode < 500 ? error.statusCode : 500)
+    if (status >= 500) request.log.error({ err: error }, 'sign-in page failed')
+    if (api) reply.headers(api.headers)
+    const message = status >= 500 ? 'Something went wrong on our side; try again in a moment.' : api?.message ?? 'The request is malformed.'
+    return sendPage(reply, errorPage(message), { status })
+  })
+
+  fastify.get('/assets/pages.css', { schema: { hide: true } }, async (_request, reply) => {
+    reply.header('cache-control', 'public, max-age=3600').type('text/css; charset=utf-8')
+    return PAGES_CSS
+  })
+  fastify.get('/assets/pages.js', { schema: { hide: true } }, async (_request, reply) => {
+    reply.header('cache-control', 'public, max-age=3600').type('text/javascript; charset=utf-8')
+    return PAGES_JS
+  })
+
+  fastify.get(
+    '/authorize',
+    {
+      schema: {
+        tags: ['oauth'],
+        summary: 'Authorization endpoint (OAuth 2.1 §4.1, OpenID Connect Core §3.1.2)',
+        description:
+          'Code flow only, PKCE S256 required. An unknown client or redirect URI gets an error page; other errors go to the redirect URI with error, state and iss (RFC 9207). ' +
+          'Signs the user in on this service\'s pages (or through the browser session: single sign-on, prompt=none), asks third-party clients for consent, and redirects with code, state and iss.',
+        querystring: AuthorizeQuery,
+        produces: ['text/html'],
+        response: HTML,
+      },
+    },
+    async (request, reply) => {
+      const query = request.query as Record<string, string | string[]>
+      const clientId = typeof query.client_id === 'string' ? query.client_id : undefined
+      const client = clientId && /^[A-Za-z0-9_.-]{1,64}$/.test(clientId) ? await clients.find(clientId) : null
+      const read = readAuthorizationRequest(query, client, (c, uri) => clients.allowsRedirectUri(c, uri))
+      if ('kind' in read) {
+        if (read.kind === 'page') return sendPage(reply, errorPage(read.message), { status: 400 })
+        return reply.redirect(redirectTo(read.redirectUri, { error: read.error, error_description: read.description, state: read.state }, config.issuer), 302)
+      }
+      const csrf = csrfToken(fastify, request, reply)
+      const session = await currentBrowserSession(fastify, request)
+      if (!session || mustAuthenticate(read, session)) {
+        if (read.prompt.includes('none')) return redirectError(reply, read, 'login_required', 'the user must sign in', 302)
+        return signIn(reply, read, client!, csrf)
+      }
+      return continueAuthorization(request, reply, read, client!, session, csrf, 302)
+    }
+  )
+
+  /** prompt=login or select_account, an authentication older than max_age, or an acr the session does not meet: the user signs in again. */
+  function mustAuthenticate (request: AuthorizationRequest, session: SessionGrant): boolean {
+    if (request.prompt.includes('login') || request.prompt.includes('select_account')) return true
+    if (request.maxAge !== undefined && fastify.now() - session.authTime.getTime() > request.maxAge * 1000) return true
+    const asserted = acrOf(session.amr)
+    const known = request.acrValues.filter((value) => value === acrOf(['mfa']))
+    return known.length > 0 && !known.includes(asserted ?? '')
+  }
+
+  async function signIn (reply: FastifyReply, request: AuthorizationRequest, client: Client, csrf: string, error?: string, status = 200, email?: string): Promise<FastifyReply> {
+    const interaction = await sealInteraction(interactionKey, request, csrf, fastify.now())
+    return sendPage(reply, signInPage({
+      csrf,
+      interaction,
+      clientName: client.name,
+      email: email ?? request.loginHint,
+      error,
+      signUpUrl: config.oauth.signUpUrl,
+      forgotPasswordUrl: config.oauth.forgotPasswordUrl,
+      passkeys: true,
+    }), { status, formTargets: [request.redirectUri] })
+  }
+
+  function redirectError (reply: FastifyReply, request: AuthorizationRequest, error: string, description: string, status: 302 | 303): FastifyReply {
+    return reply.redirect(redirectTo(request.redirectUri, { error, error_description: description, state: request.state }, config.issuer), status)
+  }
+
+  /** With a signed-in browser: consent where a third-party client needs it, then the code. */
+  async function continueAuthorization (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    authorization: AuthorizationRequest,
+    client: Client,
+    session: SessionGrant,
+    csrf: string,
+    status: 302 | 303,
+    consented = false
+  ): Promise<FastifyReply> {
+    if (!client.firstParty && !consented) {
+      const granted = await consents.granted(session.userId, client.id)
+      const missing = authorization.scopes.filter((scope) => !granted.includes(scope))
+      const noGrantYet = granted.length === 0 && !(await consents.exists(session.userId, client.id))
+      if (authorization.prompt.includes('consent') || missing.length > 0 || noGrantYet) {
+        if (authorization.prompt.includes('none')) return redirectError(reply, authorization, 'consent_required', 'the user must allow this application', status)
+        const user = await fastify.accounts.findPublic(session.userId)
+        const interaction = await sealInteraction(interactionKey, authorization, csrf, fastify.now())
+        return sendPage(reply, consentPage({
+          csrf,
+          interaction,
+          clientName: client.name,
+          clientUri: client.clientUri,
+          logoUri: client.logoUri,
+          email: user?.email ?? '',
+          scopes: (authorization.scopes.length > 0 ? authorization.scopes : ['openid']).map((scope) => ({ scope, description: describeScope(scope) })),
+        }), { formTargets: [authorization.redirectUri] })
+      }
+    }
+    const code = await authorizationCodes.issue({
+      clientId: client.id,
+      userId: session.userId,
+      redirectUri: authorization.redirectUri,
+      codeChallenge: authorization.codeChallenge,
+      scope: authorization.scopes.join(' '),
+      nonce: authorization.nonce ?? null,
+      browserSessionId: session.sessionId,
+      amr: session.amr,
+      authTime: session.authTime,
+    })
+    request.log.info({ clientId: client.id }, 'authorization code issued')
+    return reply.redirect(redirectTo(authorization.redirectUri, { code, state: authorization.state }, config.issuer), status)
+  }
+
+  /** A page's POST: the CSRF defence, then the request its interaction carries and that request's client. */
+  async function openForm (request: FastifyRequest, body: { interaction: string; csrf: string }) {
+    const problem = csrfProblem(fastify, request, body.csrf)
+    if (problem) throw new ApiError('csrf_check_failed', problem)
+    const authorization = await openInteraction(interactionKey, body.interaction, readCsrfCookie(fastify, request) ?? '', fastify.now())
+    if (!authorization) throw new ApiError('csrf_check_failed', 'this sign-in has expired; start again from the application')
+    const client = await clients.find(authorization.clientId)
+    if (!client || !clients.allowsRedirectUri(client, authorization.redirectUri)) throw new ApiError('invalid_request', 'this application is no longer registered')
+    return { authorization, client, csrf: body.csrf }
+  }
+
+  /** After a login step: the browser session replaces any earlier one, and the authorization goes on. */
+  async function signedIn (request: FastifyRequest, reply: FastifyReply, outcome: SessionOutcome, form: Awaited<ReturnType<typeof openForm>>) {
+    const earlier = await currentBrowserSession(fastify, request)
+    if (earlier && earlier.sessionId !== outcome.grant.sessionId) await fastify.sessions.revoke({ sessionId: earlier.sessionId }, 'signed_in_again')
+    setBrowserSessionCookie(fastify, reply, outcome.refreshToken, outcome.grant.idleExpiresAt)
+    return continueAuthorization(request, reply, form.authorization, form.client, outcome.grant, form.csrf, 303)
+  }
+
+  /** The outcome of a login step that did not sign in: the second step, or the page again with what went wrong. */
+  async function loginRefused (reply: FastifyReply, form: Awaited<ReturnType<typeof openForm>>, error: unknown, retry: (message: string, status: number) => Promise<FastifyReply>): Promise<FastifyReply> {
+    if (error instanceof DomainError && error.code === 'mfa_required') {
+      const interaction = await sealInteraction(interactionKey, form.authorization, form.csrf, fastify.now())
+      return sendPage(reply, secondFactorPage({
+        csrf: form.csrf,
+        interaction,
+        mfaToken: String(error.fields?.mfa_token ?? ''),
+        factors: (error.fields?.factors as readonly string[] | undefined) ?? [],
+      }), { formTargets: [form.authorization.redirectUri] })
+    }
+    if (error instanceof DomainError || error instanceof ApiError) {
+      const api = error instanceof ApiError ? error : ApiError.from(error)
+      if (api.statusCode >= 500 && api.code !== 'temporarily_unavailable' && api.code !== 'service_overloaded') throw error
+      reply.headers(api.headers)
+      const message = api.code === 'invalid_grant' ? 'The email or password is wrong, or the code did not match.' : api.message
+      return retry(message, api.statusCode === 400 ? 401 : api.statusCode)
+    }
+    throw error
+  }
+
+  /** The factors left to a pending login, or null when its mfa_token is spent or expired. */
+  async function pendingFactors (mfaToken: string): Promise<string[] | null> {
+    try {
+      const { userId } = await fastify.secondFactors.pendingLoginUser(mfaToken)
+      return await fastify.secondFactors.loginFactors(userId)
+    } catch (error) {
+      if (error instanceof DomainError) return null
+      throw error
+    }
+  }
+
+  fastify.post(
+    '/sign-in',
+    { schema: { tags: ['oauth'], summary: 'The hosted sign-in page\'s password form', body: SignInForm, produces: ['text/html'], response: HTML } },
+    async (request, reply) => {
+      const form = await openForm(request, request.body)
+      const context = grantContext(fastify, request, browser, 'cookie')
+      try {
+        const outcome = await passwordGrant.handle({ grant_type: 'password', username: request.body.email, password: request.body.password }, context)
+        return await signedIn(request, reply, outcome as SessionOutcome, form)
+      } catch (error) {
+        return loginRefused(reply, form, error, (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status, request.body.email))
+      }
+    }
+  )
+
+  fastify.post(
+    '/sign-in/passkey',
+    { schema: { tags: ['oauth'], summary: 'The hosted sign-in page\'s passkey form', body: PasskeyForm, produces: ['text/html'], response: HTML } },
+    async (request, reply) => {
+      const form = await openForm(request, request.body)
+      const context = grantContext(fastify, request, browser, 'cookie')
+      try {
+        const outcome = await passkeyGrant.handle({ grant_type: passkeyGrant.type, credential: request.body.credential }, context)
+        return await signedIn(request, reply, outcome as SessionOutcome, form)
+      } catch (error) {
+        return loginRefused(reply, form, error, (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status))
+      }
+    }
+  )
+
+  fastify.post(
+    '/sign-in/second-factor',
+    { schema: { tags: ['oauth'], summary: 'The hosted second step: a TOTP code, a recovery code or a passkey', body: SecondFactorForm, produces: ['text/html'], response: HTML } },
+    async (request, reply) => {
+      const form = await openForm(request, request.body)
+      const { code, credential, mfa_token: mfaToken } = request.body
+      const context = grantContext(fastify, request, browser, 'cookie')
+      const step = credential
+        ? { credential }
+        : code && /^\d{6}$/.test(code.trim()) ? { otp: code.trim() } : { recovery_code: (code ?? '').trim() }
+      try {
+        const outcome = await mfaOtpGrant.handle({ grant_type: mfaOtpGrant.type, mfa_token: mfaToken, ...step }, context)
+        return await signedIn(request, reply, outcome as SessionOutcome, form)
+      } catch (error) {
+        return loginRefused(reply, form, error, async (message, status) => {
+          const interaction = await sealInteraction(interactionKey, form.authorization, form.csrf, fastify.now())
+          const factors = await pendingFactors(mfaToken)
+          if (!factors) return signIn(reply, form.authorization, form.client, form.csrf, 'Sign in again: this sign-in expired.', status)
+          return sendPage(reply, secondFactorPage({ csrf: form.csrf, interaction, mfaToken, factors, error: message }), { status, formTargets: [form.authorization.redirectUri] })
+        })
+      }
+    }
+  )
+
+  fastify.post(
+    '/consent',
+    { schema: { tags: ['oauth'], summary: 'The consent page\'s decision', body: ConsentForm, produces: ['text/html'], response: HTML } },
+    async (request, reply) => {
+      const form = await openForm(request, request.body)
+      const session = await currentBrowserSession(fastify, request)
+      if (!session) {
+        clearBrowserSessionCookie(fastify, reply)
+        return signIn(reply, form.authorization, form.client, form.csrf, 'Your sign-in ended; sign in again.', 401)
+      }
+      if (request.body.decision === 'deny') return redirectError(reply, form.authorization, 'access_denied', 'the user denied access', 303)
+      await consents.grant(session.userId, form.client.id, form.authorization.scopes, request.ip)
+      return continueAuthorization(request, reply, form.authorization, form.client, session, form.csrf, 303, true)
+    }
+  )
+}
+
+export default authorizeRoutes

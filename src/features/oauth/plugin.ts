@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { AuthorizationCodes } from './authorization-codes.js'
+import { Consents } from './consents.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Authorization codes (features/oauth/authorization-codes.ts). */
+    authorizationCodes: AuthorizationCodes
+    /** Users' consents to clients (features/oauth/consents.ts). */
+    consents: Consents
+  }
+}
+
+async function oauth (fastify: FastifyInstance) {
+  fastify.decorate('authorizationCodes', new AuthorizationCodes(fastify.db, fastify.serverKeys.authorizationCodeHash, {
+    now: fastify.now,
+    revokeSession: async (sessionId, userId) => {
+      await fastify.sessions.revoke({ sessionId, userId }, 'authorization_code_reused')
+    },
+  }))
+  fastify.decorate('consents', new Consents(fastify.db))
+}
+
+export default fp(oauth, { name: 'oauth', dependencies: ['config', 'database', 'sessions'] })
