@@ -45,6 +45,10 @@ function importAlone (file: string): Promise<string | null> {
 
 const files = modules(SRC)
 t.ok(files.length > 50, `${files.length} modules`)
+// Each worker loads tsx and its module's whole graph (a second or more for a
+// plugin, which reaches the Prisma client): about 170 modules on two busy
+// cores outgrow tap's default two minutes.
+t.setTimeout(360_000)
 // Three workers at a time: each loads tsx and its module graph, mostly CPU.
 const outcomes = new Map<string, Promise<string | null>>()
 const queue = [...files]

@@ -187,18 +187,6 @@ export class Accounts {
   }
 
   /**
-   * The account as it is now, for a session whose authentication happened
-   * earlier (an authorization code's single sign-on): null when it is gone or
-   * disabled. The session then opens only while it stays so (startSession).
-   */
-  async currentLogin (userId: string): Promise<VerifiedLogin | null> {
-    const user = await this.db.user.findUnique({ where: { id: userId }, select: { ...PUBLIC_USER_SELECT, passwordHash: true } })
-    if (!user || user.disabled) return null
-    const { passwordHash, ...publicUser } = user
-    return { user: publicUser, verified: { role: user.role, passwordHash } }
-  }
-
-  /**
    * Opens a session for a verified login, or null (audited) when the account
    * changed since it was verified. `recordLogin` writes login_succeeded with it;
    * `amr` is what the login proved (a password, unless told otherwise).
@@ -206,7 +194,7 @@ export class Accounts {
   async startSession (
     login: VerifiedLogin,
     session: SessionRequest,
-    options: { recordLogin?: boolean; amr?: string[]; passkeyId?: string | undefined; authTime?: Date; sessionId?: string } = {}
+    options: { recordLogin?: boolean; amr?: string[]; passkeyId?: string | undefined; authTime?: Date; sessionId?: string; unlessCodeReused?: string } = {}
   ): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const started = await this.sessions.start({
       recordLogin: options.recordLogin ?? false,
@@ -220,6 +208,7 @@ export class Accounts {
       passkeyId: options.passkeyId,
       authTime: options.authTime,
       sessionId: options.sessionId,
+      unlessCodeReused: options.unlessCodeReused,
     })
     if (!started) {
       await recordAuditEvent(this.db, {

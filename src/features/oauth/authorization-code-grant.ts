@@ -11,14 +11,16 @@ const WHY: Record<string, string> = {
   client_mismatch: 'the authorization code was issued to another client',
   redirect_uri_mismatch: 'redirect_uri differs from the authorization request\'s',
   pkce_failed: 'code_verifier does not match the code_challenge',
+  sign_in_ended: 'the sign-in behind this code has ended',
 }
 
 /**
  * RFC 6749 §4.1.3 with OAuth 2.1's PKCE (§4.1.3, RFC 7636 §4.5): spends the
  * code and starts the client's session (DESIGN §3.5) with the sign-in the
- * code carries, its methods and time. The browser session the code came
- * from must still be live, so a sign-out, a password change or a disabling
- * in the code's minute ends it too. A refresh token is returned when
+ * code carries, its methods and time (two statements: the code's spending
+ * with the state it needs, then the session's start). The browser session
+ * the code came from must still be live, so a sign-out, a password change or
+ * a disabling in the code's minute ends it too. A refresh token is returned when
  * offline_access was granted or the client is first-party; an ID token when
  * openid was.
  */
@@ -42,21 +44,15 @@ export const authorizationCodeGrant = defineGrant({
       context.origin.ip
     )
     if (!redemption.ok) throw new DomainError('invalid_grant', WHY[redemption.reason] ?? 'the authorization code is not valid')
-    const { grant } = redemption
-    const browser = await context.sessions.liveGrant({ sessionId: grant.browserSessionId })
-    const login = browser && browser.userId === grant.userId ? await context.accounts.currentLogin(grant.userId) : null
-    if (!login) throw new DomainError('invalid_grant', 'the sign-in behind this code has ended')
+    const { grant, login } = redemption
     const started = await context.accounts.startSession(login, sessionRequest(context, grant.scope), {
       recordLogin: true,
       amr: grant.amr,
       authTime: grant.authTime,
       sessionId: redemption.sessionId,
+      unlessCodeReused: redemption.codeId,
     })
-    if (!started) throw new DomainError('invalid_grant', 'the account changed during the sign-in')
-    if (await context.authorizationCodes.reusedSince(redemption.codeId)) {
-      await context.sessions.revoke({ sessionId: started.grant.sessionId }, 'authorization_code_reused')
-      throw new DomainError('invalid_grant', WHY.reused!)
-    }
+    if (!started) throw new DomainError('invalid_grant', 'the authorization code was used again, or the account changed during the sign-in')
     const scopes = grant.scope.split(' ')
     const outcome: SessionOutcome = {
       grant: started.grant,

@@ -1,5 +1,8 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import type { SqlPool } from '../../db/sql-pool.js'
 import type { PrismaClient } from '../../generated/prisma/client.js'
+import type { Role } from '../../generated/prisma/enums.js'
+import type { VerifiedLogin } from '../accounts/accounts.js'
 import { recordAuditEvent } from '../../shared/audit.js'
 import { hmacSha256 } from '../../shared/derived-keys.js'
 
@@ -20,8 +23,8 @@ export interface CodeGrant {
 }
 
 export type Redemption =
-  | { ok: true; grant: CodeGrant; codeId: string; sessionId: string }
-  | { ok: false; reason: 'unknown' | 'expired' | 'reused' | 'client_mismatch' | 'redirect_uri_mismatch' | 'pkce_failed' }
+  | { ok: true; grant: CodeGrant; codeId: string; sessionId: string; login: VerifiedLogin }
+  | { ok: false; reason: 'unknown' | 'expired' | 'reused' | 'client_mismatch' | 'redirect_uri_mismatch' | 'pkce_failed' | 'sign_in_ended' }
 
 /**
  * Authorization codes (RFC 6749 §4.1, OAuth 2.1 §4.1.3, RFC 9700 §4.5):
@@ -33,6 +36,7 @@ export type Redemption =
 export class AuthorizationCodes {
   constructor (
     private readonly db: PrismaClient,
+    private readonly sql: SqlPool,
     private readonly hashKey: Buffer,
     private readonly options: { now: () => number; revokeSession: (sessionId: string, userId: string) => Promise<void> }
   ) {}
@@ -48,42 +52,42 @@ export class AuthorizationCodes {
 
   /**
    * Spends a code for `clientId` presenting `redirectUri` and `codeVerifier`.
-   * The one conditional UPDATE that marks it used also names the session the
-   * exchange is about to start, so a concurrent second use finds it.
+   * One statement marks it used, names the session the exchange is about to
+   * start (so a second use can end it), and reads what the exchange needs:
+   * whether the browser session it came from is still live, and the account
+   * as it is now (the session then starts only while it stays so).
    */
   async redeem (code: string, presented: { clientId: string; redirectUri: string; codeVerifier: string }, ip: string | undefined): Promise<Redemption> {
     const codeHash = this.hash(code)
     const now = new Date(this.options.now())
     const sessionId = randomUUID()
-    const spent = await this.db.authorizationCode.updateManyAndReturn({
-      where: { codeHash, usedAt: null },
-      data: { usedAt: now, sessionId },
-    })
-    const row = spent[0]
+    const { rows } = await this.sql.query<RedeemedRow>({ name: 'redeem_authorization_code', text: REDEEM_STATEMENT, values: [codeHash, now, sessionId] })
+    const row = rows[0]
     if (!row) return this.secondUse(codeHash, now, ip)
     // Checked after the code is spent: a code presented with a wrong binding is dead too (OAuth 2.1 §4.1.3).
-    if (row.expiresAt <= now) return { ok: false, reason: 'expired' }
-    if (row.clientId !== presented.clientId) return { ok: false, reason: 'client_mismatch' }
-    if (row.redirectUri !== presented.redirectUri) return { ok: false, reason: 'redirect_uri_mismatch' }
-    if (!pkceMatches(presented.codeVerifier, row.codeChallenge)) return { ok: false, reason: 'pkce_failed' }
+    if (row.expires_at <= now) return { ok: false, reason: 'expired' }
+    if (row.client_id !== presented.clientId) return { ok: false, reason: 'client_mismatch' }
+    if (row.redirect_uri !== presented.redirectUri) return { ok: false, reason: 'redirect_uri_mismatch' }
+    if (!pkceMatches(presented.codeVerifier, row.code_challenge)) return { ok: false, reason: 'pkce_failed' }
+    // A sign-out, a password change or a disabling in the code's minute ends it too.
+    if (!row.browser_live || row.role === null || row.disabled !== false || row.email === null || row.created_at === null) return { ok: false, reason: 'sign_in_ended' }
     const grant: CodeGrant = {
-      clientId: row.clientId,
-      userId: row.userId,
-      redirectUri: row.redirectUri,
-      codeChallenge: row.codeChallenge,
+      clientId: row.client_id,
+      userId: row.user_id,
+      redirectUri: row.redirect_uri,
+      codeChallenge: row.code_challenge,
       scope: row.scope,
       nonce: row.nonce,
-      browserSessionId: row.browserSessionId,
-      amr: row.amr,
-      authTime: row.authTime,
+      browserSessionId: row.browser_session_id,
+      amr: row.amr ?? [],
+      authTime: row.auth_time,
     }
-    return { ok: true, grant, codeId: row.id, sessionId }
-  }
-
-  /** Whether a second use of the code was seen since `redeem` (the exchange then ends the session it started). */
-  async reusedSince (codeId: string): Promise<boolean> {
-    const row = await this.db.authorizationCode.findUnique({ where: { id: codeId }, select: { reusedAt: true } })
-    return row?.reusedAt != null
+    const role = row.role as Role
+    const login: VerifiedLogin = {
+      user: { id: row.user_id, email: row.email, role, disabled: false, emailVerifiedAt: row.email_verified_at, createdAt: row.created_at },
+      verified: { role, passwordHash: row.password_hash },
+    }
+    return { ok: true, grant, codeId: row.id, sessionId, login }
   }
 
   private async secondUse (codeHash: Uint8Array<ArrayBuffer>, now: Date, ip: string | undefined): Promise<Redemption> {
@@ -102,6 +106,45 @@ export class AuthorizationCodes {
     return new Uint8Array(hmacSha256(this.hashKey, `authorization_code:${code}`))
   }
 }
+
+interface RedeemedRow {
+  id: string
+  client_id: string
+  user_id: string
+  redirect_uri: string
+  code_challenge: string
+  scope: string
+  nonce: string | null
+  browser_session_id: string
+  amr: string[] | null
+  auth_time: Date
+  expires_at: Date
+  browser_live: boolean
+  role: string | null
+  password_hash: string | null
+  disabled: boolean | null
+  email: string | null
+  email_verified_at: Date | null
+  created_at: Date | null
+}
+
+/**
+ * $1 the code's hash, $2 now, $3 the session its exchange will start. Spends
+ * an unspent code and answers it with the state of its browser session and
+ * of its user (null columns: gone).
+ */
+const REDEEM_STATEMENT = `
+  WITH spent AS (
+    UPDATE authorization_codes SET used_at = $2, session_id = $3
+    WHERE code_hash = $1 AND used_at IS NULL
+    RETURNING id, client_id, user_id, redirect_uri, code_challenge, scope, nonce, browser_session_id, amr, auth_time, expires_at
+  )
+  SELECT c.*,
+         (b.id IS NOT NULL AND b.user_id = c.user_id AND b.revoked_at IS NULL AND b.idle_expires_at > $2 AND b.absolute_expires_at > $2) AS browser_live,
+         u.role::text AS role, u.password_hash, u.disabled, u.email, u.email_verified_at, u.created_at
+  FROM spent AS c
+  LEFT JOIN sessions AS b ON b.id = c.browser_session_id
+  LEFT JOIN users AS u ON u.id = c.user_id`
 
 /** RFC 7636 §4.6 with S256: BASE64URL(SHA256(code_verifier)) equals the challenge (compared in constant time). */
 export function pkceMatches (codeVerifier: string, codeChallenge: string): boolean {

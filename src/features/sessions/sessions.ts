@@ -126,15 +126,23 @@ export class SessionStore {
     authTime?: Date | undefined
     /** The id to give the session (an authorization code names the session its exchange starts before it starts). */
     sessionId?: string | undefined
+    /**
+     * The authorization code whose exchange this is: the session starts only
+     * while no second use of the code was seen. The statement locks the code's
+     * row, so a second use either committed first (and nothing starts) or
+     * waits for this session and then revokes it.
+     */
+    unlessCodeReused?: string | undefined
   }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const sessionId = input.sessionId ?? randomUUID()
     const refreshToken = this.tokens.first(sessionId).token
     const now = new Date(this.now())
     const absoluteExpiresAt = new Date(now.getTime() + input.lifetimes.absoluteTtlSeconds * 1000)
     const idleExpiresAt = new Date(Math.min(now.getTime() + input.lifetimes.idleTtlSeconds * 1000, absoluteExpiresAt.getTime()))
+    const guarded = input.unlessCodeReused !== undefined
     const { rows } = await this.sql.query<{ id: string }>({
-      name: 'start_session',
-      text: START_STATEMENT,
+      name: guarded ? 'start_session_from_code' : 'start_session',
+      text: guarded ? START_FROM_CODE_STATEMENT : START_STATEMENT,
       values: [
         sessionId,
         input.userId,
@@ -153,6 +161,7 @@ export class SessionStore {
         input.amr,
         input.passkeyId ?? null,
         input.authTime ?? null,
+        ...(guarded ? [input.unlessCodeReused] : []),
       ],
     })
     const session = rows[0]
@@ -470,12 +479,19 @@ async function revokeSessions (
  * the user row to commit and then re-checks the conditions against the new
  * row.
  */
-const START_STATEMENT = `
-  WITH account AS (
+const START_STATEMENT = startStatement(false)
+
+/** START_STATEMENT for an authorization code's exchange: $18 the code, locked, and not reused. */
+const START_FROM_CODE_STATEMENT = startStatement(true)
+
+function startStatement (fromCode: boolean): string {
+  return `
+  WITH ${fromCode ? 'code AS (SELECT c.id FROM authorization_codes AS c WHERE c.id = $18::uuid AND c.reused_at IS NULL FOR UPDATE), ' : ''}account AS (
     SELECT u.id FROM users AS u
     WHERE u.id = $2 AND u.role = $3::role AND NOT u.disabled
       AND ($4::text IS NULL OR u.password_hash = $4::text)
-    FOR SHARE
+      ${fromCode ? 'AND EXISTS (SELECT 1 FROM code)' : ''}
+    FOR SHARE OF u
   ), session AS (
     INSERT INTO sessions (id, user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
                           idle_expires_at, absolute_expires_at, generation, refresh_token_hash, amr, auth_time, passkey_id)
@@ -487,6 +503,7 @@ const START_STATEMENT = `
     FROM session AS s WHERE $14::text IS NOT NULL
   )
   SELECT id FROM session`
+}
 
 /**
  * Rotation in one statement, one row: $1 now, $2 session id, $3 presented
