@@ -158,3 +158,12 @@ export function insufficientUserAuthentication (description: string, requirement
   if (requirement.maxAge !== undefined) parts.push(`max_age=${requirement.maxAge}`)
   return new ApiError('insufficient_user_authentication', description, { 'www-authenticate': parts.join(', ') })
 }
+
+/**
+ * RFC 6749 §4.1.2.1 and §5.2: error_description holds only %x20-21 /
+ * %x23-5B / %x5D-7E (printable ASCII but `"` and `\`). Anything else in a
+ * message becomes its nearest allowed form.
+ */
+export function oauthErrorDescription (message: string): string {
+  return message.replace(/"/g, "'").replace(/\\/g, '/').replace(/§/g, 'section ').replace(/[^\x20-\x7E]/g, '?')
+}

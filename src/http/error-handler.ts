@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { ApiError, DomainError, OAUTH_ERROR_ALIASES, type ErrorCode } from '../errors.js'
+import { ApiError, DomainError, OAUTH_ERROR_ALIASES, oauthErrorDescription, type ErrorCode } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -70,7 +70,7 @@ function acceptedMediaTypes (request: FastifyRequest): string {
 function send (request: FastifyRequest, reply: FastifyReply, error: ApiError) {
   reply.code(error.statusCode).headers(error.headers)
   if (request.routeOptions.config?.oauth === true) {
-    return reply.header('cache-control', 'no-store').send({ ...error.fields, error: (OAUTH_ERROR_ALIASES as Partial<Record<ErrorCode, string>>)[error.code] ?? error.code, error_description: error.message })
+    return reply.header('cache-control', 'no-store').send({ ...error.fields, error: (OAUTH_ERROR_ALIASES as Partial<Record<ErrorCode, string>>)[error.code] ?? error.code, error_description: oauthErrorDescription(error.message) })
   }
   return reply.send({ ...error.fields, statusCode: error.statusCode, error: STATUS_CODES[error.statusCode] ?? 'Error', code: error.code, message: error.message })
 }

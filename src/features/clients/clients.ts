@@ -239,7 +239,7 @@ export class ClientRegistry {
       }
     }
     if (grantTypes.includes('client_credentials') && authMethod === 'none') {
-      throw new DomainError('invalid_client_metadata', 'client_credentials needs a confidential client (RFC 6749 §4.4)')
+      throw new DomainError('invalid_client_metadata', 'client_credentials needs a confidential client (RFC 6749 section 4.4)')
     }
     if (grantTypes.includes('authorization_code') && metadata.redirect_uris.length === 0) {
       throw new DomainError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI')

@@ -36,7 +36,7 @@ export const authorizationCodeGrant = defineGrant({
       throw new DomainError('invalid_request', 'the authorization_code grant needs code, redirect_uri and code_verifier')
     }
     if (!/^[A-Za-z0-9._~-]{43,128}$/.test(params.code_verifier)) {
-      throw new DomainError('invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 §4.1)')
+      throw new DomainError('invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)')
     }
     const redemption = await context.authorizationCodes.redeem(
       params.code,

@@ -2,6 +2,7 @@ import { jwtVerify, SignJWT } from 'jose'
 import type { Client } from '../clients/clients.js'
 import { OPENID_SCOPES } from '../clients/clients.js'
 import { ACR_MFA } from '../../shared/authentication-methods.js'
+import { oauthErrorDescription } from '../../errors.js'
 
 /**
  * The authorization request (OAuth 2.1 §4.1.1, OIDC Core §3.1.2.1) once
@@ -66,7 +67,7 @@ export function readAuthorizationRequest (
     kind: 'redirect', error, description, redirectUri, ...(typeof state === 'string' ? { state } : {}),
   })
   for (const [name, value] of Object.entries(query)) {
-    if (Array.isArray(value)) return fail('invalid_request', `${name} appears more than once (OAuth 2.1 §3.1)`)
+    if (Array.isArray(value)) return fail('invalid_request', `${name} appears more than once (OAuth 2.1 section 3.1)`)
   }
   // No parameter is repeated from here on.
   const get = (name: string): string | undefined => {
@@ -84,7 +85,7 @@ export function readAuthorizationRequest (
 
   const codeChallenge = get('code_challenge')
   const method = get('code_challenge_method')
-  if (!codeChallenge) return fail('invalid_request', 'code_challenge is required: PKCE with S256 (OAuth 2.1 §4.1.1)')
+  if (!codeChallenge) return fail('invalid_request', 'code_challenge is required: PKCE with S256 (OAuth 2.1 section 4.1.1)')
   if (method !== 'S256') return fail('invalid_request', 'code_challenge_method must be S256; plain is not accepted')
   if (!S256_CHALLENGE.test(codeChallenge)) return fail('invalid_request', 'code_challenge must be the base64url SHA-256 of the verifier (43 characters)')
 
@@ -152,6 +153,7 @@ export async function openInteraction (key: Buffer, interaction: string, csrf: s
 /** The redirect that answers an authorization request: the parameters, and iss (RFC 9207), added to the redirect URI's own query. */
 export function redirectTo (redirectUri: string, params: Record<string, string | undefined>, issuer: string): string {
   const url = new URL(redirectUri)
+  if (params.error_description !== undefined) params = { ...params, error_description: oauthErrorDescription(params.error_description) }
   for (const [name, value] of Object.entries(params)) if (value !== undefined) url.searchParams.append(name, value)
   url.searchParams.append('iss', issuer)
   return url.toString()

@@ -18,8 +18,9 @@ import { consentPage, errorPage, secondFactorPage, signInPage } from './pages.js
 import { PAGES_CSS, PAGES_JS } from './pages-assets.js'
 import { sendPage } from './page-headers.js'
 import { describeScope } from './scopes.js'
+import logoutRoutes from './logout-routes.js'
 
-const AuthorizeQuery = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 10 })]), {
+const AuthorizeParams = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 10 })]), {
   maxProperties: 40,
   description: 'response_type=code, client_id, redirect_uri, scope, state, nonce, code_challenge, code_challenge_method=S256, prompt, max_age, login_hint, acr_values',
 })
@@ -51,6 +52,7 @@ const HTML = { 200: Type.String({ description: 'an HTML page' }) }
  * pages' `interaction` field, bound to the browser's CSRF cookie.
  */
 const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Form bodies in this scope only (the pages' forms, POST /oauth/authorize, the logout confirmation).
   await fastify.register(formbody, { bodyLimit: 32 * 1024 })
   const { config, clients, consents, authorizationCodes } = fastify
   const interactionKey = fastify.serverKeys.authorizationRequest
@@ -74,38 +76,37 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return PAGES_JS
   })
 
-  fastify.get(
-    '/authorize',
-    {
-      schema: {
-        tags: ['oauth'],
-        summary: 'Authorization endpoint (OAuth 2.1 §4.1, OpenID Connect Core §3.1.2)',
-        description:
-          'Code flow only, PKCE S256 required. An unknown client or redirect URI gets an error page; other errors go to the redirect URI with error, state and iss (RFC 9207). ' +
-          'Signs the user in on this service\'s pages (or through the browser session: single sign-on, prompt=none), asks third-party clients for consent, and redirects with code, state and iss.',
-        querystring: AuthorizeQuery,
-        produces: ['text/html'],
-        response: HTML,
-      },
-    },
-    async (request, reply) => {
-      const query = request.query as Record<string, string | string[]>
-      const clientId = typeof query.client_id === 'string' ? query.client_id : undefined
-      const client = clientId && /^[A-Za-z0-9_.-]{1,64}$/.test(clientId) ? await clients.find(clientId) : null
-      const read = readAuthorizationRequest(query, client, (c, uri) => clients.allowsRedirectUri(c, uri))
-      if ('kind' in read) {
-        if (read.kind === 'page') return sendPage(reply, errorPage(read.message), { status: 400 })
-        return reply.redirect(redirectTo(read.redirectUri, { error: read.error, error_description: read.description, state: read.state }, config.issuer), 302)
-      }
-      const csrf = csrfToken(fastify, request, reply)
-      const session = await currentBrowserSession(fastify, request)
-      if (!session || mustAuthenticate(read, session)) {
-        if (read.prompt.includes('none')) return redirectError(reply, read, 'login_required', 'the user must sign in', 302)
-        return signIn(reply, read, client!, csrf)
-      }
-      return continueAuthorization(request, reply, read, client!, session, csrf, 302)
+  const authorizeSchema = {
+    tags: ['oauth'],
+    summary: 'Authorization endpoint (OAuth 2.1 §4.1, OpenID Connect Core §3.1.2)',
+    description:
+      'Code flow only, PKCE S256 required. An unknown client or redirect URI gets an error page; other errors go to the redirect URI with error, state and iss (RFC 9207). ' +
+      'Signs the user in on this service\'s pages (or through the browser session: single sign-on, prompt=none), asks third-party clients for consent, and redirects with code, state and iss. ' +
+      'GET with the parameters in the query, or POST with them in a form body (OIDC Core §3.1.2.1).',
+    produces: ['text/html'],
+    response: HTML,
+  }
+  fastify.get('/authorize', { schema: { ...authorizeSchema, querystring: AuthorizeParams } }, async (request, reply) =>
+    authorize(request, reply, request.query as Record<string, string | string[]>))
+  fastify.post('/authorize', { schema: { ...authorizeSchema, body: AuthorizeParams } }, async (request, reply) =>
+    authorize(request, reply, request.body as Record<string, string | string[]>))
+
+  async function authorize (request: FastifyRequest, reply: FastifyReply, params: Record<string, string | string[]>): Promise<FastifyReply> {
+    const clientId = typeof params.client_id === 'string' ? params.client_id : undefined
+    const client = clientId && /^[A-Za-z0-9_.-]{1,64}$/.test(clientId) ? await clients.find(clientId) : null
+    const read = readAuthorizationRequest(params, client, (c, uri) => clients.allowsRedirectUri(c, uri))
+    if ('kind' in read) {
+      if (read.kind === 'page') return sendPage(reply, errorPage(read.message), { status: 400 })
+      return reply.redirect(redirectTo(read.redirectUri, { error: read.error, error_description: read.description, state: read.state }, config.issuer), 303)
     }
-  )
+    const csrf = csrfToken(fastify, request, reply)
+    const session = await currentBrowserSession(fastify, request)
+    if (!session || mustAuthenticate(read, session)) {
+      if (read.prompt.includes('none')) return redirectError(reply, read, 'login_required', 'the user must sign in', 303)
+      return signIn(reply, read, client!, csrf)
+    }
+    return continueAuthorization(request, reply, read, client!, session, csrf, 303)
+  }
 
   /** prompt=login or select_account, an authentication older than max_age, or an acr the session does not meet: the user signs in again. */
   function mustAuthenticate (request: AuthorizationRequest, session: SessionGrant): boolean {
@@ -130,7 +131,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }), { status, formTargets: [request.redirectUri] })
   }
 
-  function redirectError (reply: FastifyReply, request: AuthorizationRequest, error: string, description: string, status: 302 | 303): FastifyReply {
+  function redirectError (reply: FastifyReply, request: AuthorizationRequest, error: string, description: string, status: 303): FastifyReply {
     return reply.redirect(redirectTo(request.redirectUri, { error, error_description: description, state: request.state }, config.issuer), status)
   }
 
@@ -142,7 +143,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     client: Client,
     session: SessionGrant,
     csrf: string,
-    status: 302 | 303,
+    status: 303,
     consented = false
   ): Promise<FastifyReply> {
     if (!client.firstParty && !consented) {
@@ -283,6 +284,9 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }
   )
+
+  // The logout page's form is a page of this scope too: its errors are pages, its body a form.
+  await fastify.register(logoutRoutes)
 
   fastify.post(
     '/consent',

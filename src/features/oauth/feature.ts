@@ -2,7 +2,6 @@ import type { Feature } from '../feature.js'
 import authorizeRoutes from './authorize-routes.js'
 import discoveryRoutes from './discovery-routes.js'
 import { adminGrantRoutes, AppsWithAccess, userGrantRoutes } from './grant-routes.js'
-import logoutRoutes from './logout-routes.js'
 import oauthPlugin from './plugin.js'
 import userinfoRoutes from './userinfo-routes.js'
 
@@ -16,7 +15,6 @@ export const oauth: Feature = {
   plugins: [oauthPlugin],
   routes: [
     { prefix: '/oauth', plugin: authorizeRoutes },
-    { prefix: '/oauth', plugin: logoutRoutes },
     { prefix: '/oauth', plugin: userinfoRoutes },
     { prefix: '/users/me', plugin: userGrantRoutes },
     { prefix: '/.well-known', plugin: discoveryRoutes },

@@ -1,3 +1,4 @@
+import formbody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import Type from 'typebox'
@@ -20,6 +21,8 @@ const UserInfo = Type.Object(
  * token in the Authorization header (RFC 6750 §2.1).
  */
 const userinfoRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // A POST may come form-encoded (OIDC Core §5.3.1); the token is read from the Authorization header only.
+  await fastify.register(formbody, { bodyLimit: 8 * 1024 })
   const handler = async (request: FastifyRequest) => {
     const principal = request.principal
     if (principal?.kind !== 'access_token' || !principal.scopes.includes('openid')) {

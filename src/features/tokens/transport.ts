@@ -40,7 +40,7 @@ export async function authenticateClient (
   if (basic && params.client_id !== undefined && params.client_id !== basic.id) {
     throw new ApiError('invalid_request', 'client_id in the body differs from the one in the Authorization header')
   }
-  if (basic && params.client_secret !== undefined) throw new ApiError('invalid_request', 'use one client authentication method, not two (RFC 6749 §2.3)')
+  if (basic && params.client_secret !== undefined) throw new ApiError('invalid_request', 'use one client authentication method, not two (RFC 6749 section 2.3)')
   const id = basic?.id ?? params.client_id ?? fastify.config.defaultClientId
   const client = await fastify.clients.find(id)
   if (!client) throw new ApiError('invalid_client', 'unknown client_id', BASIC_CHALLENGE)
