@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: the six performance figures of the service, each measured
+ * `npm run bench`: the seven performance figures of the service, each measured
  * beside its baseline in the same run on the same machine, as ratios.
  *
  *   1. GET /users/me with a valid access token vs a bare Fastify answering the
@@ -23,6 +23,9 @@
  *      10 million refreshes' worth of history vs an empty one, target >= 0.9;
  *      CPU per answer of rate-limited password guesses over that of forged
  *      refresh tokens, target >= 1.0 (a forgery costs no more).
+ *   7. Authorization-code exchanges per second (code + PKCE, an ID token
+ *      signed beside the access token) vs refreshes per second, same
+ *      concurrency, alternating rounds (bench/code-exchange.ts), target >= 0.8.
  *
  * The service runs as `npm start` runs it (`node dist/src/server.js`, in its
  * own process, see startService) at its real settings (BCRYPT_COST 12 unless
@@ -37,7 +40,7 @@
  * BENCH_HTTP_CONNECTIONS (32), BENCH_HTTP_DURATION (5) and BENCH_HTTP_ROUNDS (5) for figure 1, BENCH_CONNECTIONS (16, figure 2),
  * BENCH_POOL_MAX (10), BENCH_LATENCY_RATE (500 req/s, figure 4),
  * AUTH_RATE_LIMIT_PER_MINUTE (default: the bcrypt bound x 60, rounded up),
- * BENCH_FIGURES (1,2,3,4,5,6: a subset to run; the Postgres service's RSS is
+ * BENCH_FIGURES (1,2,3,4,5,6,7: a subset to run; the Postgres service's RSS is
  * always reported, the embedded one's with 5), and figure 6's own
  * (bench/storage.ts).
  */
@@ -46,6 +49,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcrypt'
+import { measureCodeExchange } from './code-exchange.js'
 import {
   benchDatabase,
   envInt,
@@ -85,7 +89,7 @@ const EMBEDDED_RSS_TARGET_MB = 250
 const EMBEDDED_USERS = 32
 const EMBEDDED_ROTATIONS = 10
 /** BENCH_FIGURES=1,4 runs those figures only (the Postgres service's RSS is always reported; the embedded one's with 5). */
-const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4,5,6').split(',').map((x) => Number(x.trim())))
+const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4,5,6,7').split(',').map((x) => Number(x.trim())))
 const want = (figure: number) => FIGURES.has(figure)
 
 interface Figure {
@@ -342,6 +346,22 @@ try {
       target: '>= 1.00',
       pass: refresh.totals.ratio >= 1 && refresh.sanity.revokedSessions === 0,
       detail: { connections: REFRESH_CONNECTIONS, poolMax: POOL_MAX, ...refresh },
+    })
+  }
+
+  // ---- 7. Authorization-code exchanges vs refreshes ------------------------
+  if (want(7)) {
+    log('figure 7: authorization-code exchanges vs refreshes')
+    const exchange = await measureCodeExchange(service, { connections: REFRESH_CONNECTIONS, duration: DURATION, rounds: ROUNDS, databaseUrl: database.url })
+    figures.push({
+      figure: '7 code exchanges/s vs refreshes/s',
+      unit: 'ops/s',
+      measured: exchange.exchangesPerSecond,
+      baseline: exchange.refreshesPerSecond,
+      ratio: exchange.ratio,
+      target: '>= 0.80',
+      pass: exchange.ratio >= 0.8,
+      detail: { connections: REFRESH_CONNECTIONS, ...exchange },
     })
   }
 

@@ -120,7 +120,7 @@ export interface Config {
   retentionIntervalSeconds: number
   logLevel: string
   /** The hosted sign-in pages' links (features/oauth). */
-  oauth: { signUpUrl: string; forgotPasswordUrl: string }
+  oauth: { signUpUrl: string | undefined; forgotPasswordUrl: string }
   email: EmailConfig
   mfa: MfaConfig
   webauthn: WebAuthnConfig
@@ -357,8 +357,8 @@ function fromEnv (env: Env): Config {
     retentionIntervalSeconds: env.RETENTION_INTERVAL_SECONDS,
     logLevel: env.LOG_LEVEL,
     oauth: {
-      // The hosted sign-in page's links: the dashboard's pages unless the platform has its own.
-      signUpUrl: env.SIGN_UP_URL ?? `${issuer}/dashboard/#/sign-up`,
+      // The hosted sign-in page's links: this service's sign-up page and the dashboard's reset page, unless the platform has its own.
+      signUpUrl: env.SIGN_UP_URL,
       forgotPasswordUrl: env.PASSWORD_RESET_URL ?? `${issuer}/dashboard/#/reset-password`,
     },
     email: {

@@ -3,6 +3,7 @@ import { AuthClient, type SecondFactorList } from '../../src/client/index.js'
 import { askForStepUp, connectStepUp } from './step-up.js'
 import type { AdminUser as AdminUserSchema, AuditEvent as AuditEventSchema } from '../../src/features/admin/schemas.js'
 import type { ApiKeySummary } from '../../src/features/api-keys/schemas.js'
+import type { ClientRegistration, RegisteredClient } from '../../src/features/clients/schemas.js'
 import type { OutboxMessage as OutboxMessageSchema } from '../../src/features/email/schemas.js'
 import type { Page } from '../../src/shared/pagination-schemas.js'
 import type { PublicUser, Session as SessionSchema } from '../../src/features/accounts/schemas.js'
@@ -111,6 +112,21 @@ export type Session = Json<Static<typeof SessionSchema>>
 export type AuditEvent = Json<AuditEventSchema>
 export type ApiKey = Json<ApiKeySummary>
 export type OutboxMessage = Json<OutboxMessageSchema>
+/** A client as the admin API shows it, in RFC 7591's names; `client_secret` only in the answer that made the secret. */
+export type OauthClient = Json<RegisteredClient>
+/** What POST /admin/clients takes, and PATCH in part. */
+export type ClientMetadata = Json<ClientRegistration>
+/** An app a user let in (DESIGN §3.15): GET /users/me/grants, GET /admin/users/:id/grants. */
+export interface Grant {
+  clientId: string
+  clientName: string
+  /** The scopes granted, space-separated. */
+  scope: string
+  createdAt: string
+}
+export interface GrantList {
+  items: Grant[]
+}
 export type { Page }
 
 /** The event types the service writes: one list, shared with the service. */

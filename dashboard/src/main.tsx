@@ -6,7 +6,9 @@ import { PasswordResetPage, RemoveCredentialsPage, VerifyEmailPage } from './acc
 import { mustEnrolSecondFactor, SecurityPage } from './mfa-pages.js'
 import { PasskeysPage } from './passkey-pages.js'
 import { ApiKeysPage } from './pages/api-keys.js'
+import { AppsPage } from './pages/apps.js'
 import { AuditPage } from './pages/audit.js'
+import { ClientsPage } from './pages/clients.js'
 import { LoginPage } from './pages/login.js'
 import { MailboxPage } from './pages/mailbox.js'
 import { UserPage } from './pages/user.js'
@@ -109,6 +111,8 @@ function App () {
   else if (section === 'mailbox') page = <MailboxPage key={hash} status={params.status ?? ''} cursor={params.cursor ?? ''} />
   else if (section === 'keys') page = <ApiKeysPage key={hash} cursor={params.cursor ?? ''} />
   else if (section === 'passkeys') page = <PasskeysPage />
+  else if (section === 'clients') page = <ClientsPage />
+  else if (section === 'apps') page = <AppsPage />
   else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
 
   return (
@@ -125,6 +129,9 @@ function App () {
           <a href='#/keys' aria-current={section === 'keys' ? 'page' : undefined}>
             API keys
           </a>
+          <a href='#/clients' aria-current={section === 'clients' ? 'page' : undefined}>
+            Clients
+          </a>
           <a href='#/mailbox' aria-current={section === 'mailbox' ? 'page' : undefined}>
             Mailbox
           </a>
@@ -133,6 +140,9 @@ function App () {
           </a>
           <a href='#/passkeys' aria-current={section === 'passkeys' ? 'page' : undefined}>
             Passkeys
+          </a>
+          <a href='#/apps' aria-current={section === 'apps' ? 'page' : undefined}>
+            Apps with access
           </a>
         </nav>
         <button

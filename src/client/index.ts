@@ -1,9 +1,11 @@
 /**
  * Client SDK of the token-auth service (package export `token-auth/client`).
  * Built on fetch, AbortController and, when present, Web Locks,
- * BroadcastChannel and WebAuthn (navigator.credentials, for passkeys); the
- * redirect sign-in (redirect.ts) alone uses a library, oauth4webapi, and a
- * bundler leaves it out of apps that do not call it. Safe in browsers, React Native and Node 22 or later.
+ * BroadcastChannel and WebAuthn (navigator.credentials, for passkeys), and no
+ * library. Safe in browsers, React Native and Node 22 or later. The redirect
+ * sign-in is its own entry point, `token-auth/client/redirect` (redirect.ts):
+ * it uses oauth4webapi, which an app that signs in with its own form (React
+ * Native's Metro bundles every import) never loads.
  */
 export { AuthClient, decodeClaims } from './client.js'
 export type { AccessTokenClaims, AuthClientOptions, PublicUser, RemovedCredentials, RequestOptions, SessionEndReason, Transport } from './client.js'
@@ -24,5 +26,3 @@ export type { OneTimeCode, SecondStep, SecondStepProof } from './errors.js'
 export { MFA_OTP_GRANT_TYPE, type SecondFactorList, type TotpEnrolment } from './mfa.js'
 export type { Passkey } from './passkeys.js'
 export { MemoryStore, type RefreshTokenStore } from './storage.js'
-export { AuthorizationResponseError, beginRedirectSignIn, completeRedirectSignIn } from './redirect.js'
-export type { BeginRedirectSignInOptions, CompleteRedirectSignInOptions, IdTokenClaims, RedirectSignInOptions, RedirectSignInResult, RedirectStorage } from './redirect.js'

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks'
-import { client, query, type Session, type User } from '../api.js'
+import { client, query, type GrantList, type Session, type User } from '../api.js'
 import { ResetSecondFactorsButton } from '../mfa-pages.js'
+import { GRANT_COLUMNS } from './apps.js'
 import { Table } from '../table.js'
 import { ActionButton, Empty, isNotFound, LoadView, useLoad, when } from '../ui.js'
 
@@ -98,6 +99,7 @@ export function UserPage ({ id }: { id: string }) {
               )}
             </div>
             <UserSessions userId={user.id} changes={changes} />
+            <UserGrants userId={user.id} />
           </>
         )}
       </LoadView>
@@ -164,6 +166,26 @@ function UserSessions ({ userId, changes }: { userId: string; changes: number })
                   Revoke all sessions
                 </ActionButton>
               </>
+              )}
+      </LoadView>
+    </>
+  )
+}
+
+/** The apps a user let into their account (revoked by the user, or by deleting the client). */
+function UserGrants ({ userId }: { userId: string }) {
+  const [load, reload] = useLoad(() => client.request<GrantList>(`/admin/users/${userId}/grants`), userId)
+  return (
+    <>
+      <h3>Apps with access</h3>
+      <LoadView load={load} what='apps with access' retry={reload}>
+        {({ items }) =>
+          items.length === 0
+            ? (
+              <Empty>No app has access to this account.</Empty>
+              )
+            : (
+              <Table testid='user-grants' label='Apps with access' rows={items} rowKey={(grant) => grant.clientId} columns={GRANT_COLUMNS} />
               )}
       </LoadView>
     </>

@@ -12,9 +12,10 @@ import type { SessionGrant } from '../sessions/sessions.js'
 import { passwordGrant } from '../tokens/grants/password.js'
 import type { SessionOutcome } from '../tokens/grants/grant.js'
 import { grantContext } from '../tokens/transport.js'
+import { sessionRequest } from '../tokens/grants/grant.js'
 import { openInteraction, readAuthorizationRequest, redirectTo, sealInteraction, type AuthorizationRequest } from './authorization-request.js'
 import { browserClient, clearBrowserSessionCookie, csrfProblem, csrfToken, currentBrowserSession, readCsrfCookie, setBrowserSessionCookie } from './browser-sessions.js'
-import { consentPage, errorPage, secondFactorPage, signInPage } from './pages.js'
+import { consentPage, errorPage, secondFactorPage, signInPage, signUpPage } from './pages.js'
 import { PAGES_CSS, PAGES_JS } from './pages-assets.js'
 import { sendPage } from './page-headers.js'
 import { describeScope } from './scopes.js'
@@ -27,6 +28,8 @@ const AuthorizeParams = Type.Record(Type.String({ maxLength: 64 }), Type.Union([
 const Interaction = Type.String({ maxLength: 8192 })
 const Csrf = Type.String({ maxLength: 64 })
 const SignInForm = Type.Object({ interaction: Interaction, csrf: Csrf, email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false })
+const PageForm = Type.Object({ interaction: Interaction, csrf: Csrf }, { additionalProperties: false })
+const SignUpForm = Type.Object({ interaction: Interaction, csrf: Csrf, email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false })
 const PasskeyForm = Type.Object({ interaction: Interaction, csrf: Csrf, credential: Type.String({ maxLength: 16384 }) }, { additionalProperties: false })
 const SecondFactorForm = Type.Object(
   {
@@ -117,7 +120,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     return known.length > 0 && !known.includes(asserted ?? '')
   }
 
-  async function signIn (reply: FastifyReply, request: AuthorizationRequest, client: Client, csrf: string, error?: string, status = 200, email?: string): Promise<FastifyReply> {
+  async function signIn (reply: FastifyReply, request: AuthorizationRequest, client: Client, csrf: string, error?: string, status = 200, email?: string, notice?: string): Promise<FastifyReply> {
     const interaction = await sealInteraction(interactionKey, request, csrf, fastify.now())
     return sendPage(reply, signInPage({
       csrf,
@@ -125,6 +128,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       clientName: client.name,
       email: email ?? request.loginHint,
       error,
+      notice,
       signUpUrl: config.oauth.signUpUrl,
       forgotPasswordUrl: config.oauth.forgotPasswordUrl,
       passkeys: true,
@@ -215,7 +219,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       if (api.statusCode >= 500 && api.code !== 'temporarily_unavailable' && api.code !== 'service_overloaded') throw error
       reply.headers(api.headers)
       const message = api.code === 'invalid_grant' ? 'The email or password is wrong, or the code did not match.' : api.message
-      return retry(message, api.statusCode === 400 ? 401 : api.statusCode)
+      return retry(message, api.code === 'invalid_grant' ? 401 : api.statusCode)
     }
     throw error
   }
@@ -243,6 +247,66 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       } catch (error) {
         return loginRefused(reply, form, error, (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status, request.body.email))
       }
+    }
+  )
+
+  fastify.post(
+    '/sign-in/form',
+    { schema: { tags: ['oauth'], summary: 'The hosted sign-in page, again (from the sign-up page)', body: PageForm, produces: ['text/html'], response: HTML } },
+    async (request, reply) => {
+      const form = await openForm(request, request.body)
+      return signIn(reply, form.authorization, form.client, form.csrf)
+    }
+  )
+
+  fastify.post(
+    '/sign-up/form',
+    { schema: { tags: ['oauth'], summary: 'The hosted sign-up page', body: PageForm, produces: ['text/html'], response: HTML } },
+    async (request, reply) => {
+      const form = await openForm(request, request.body)
+      return signUp(reply, form)
+    }
+  )
+
+  async function signUp (reply: FastifyReply, form: Awaited<ReturnType<typeof openForm>>, error?: string, status = 200, email?: string): Promise<FastifyReply> {
+    const interaction = await sealInteraction(interactionKey, form.authorization, form.csrf, fastify.now())
+    return sendPage(reply, signUpPage({ csrf: form.csrf, interaction, clientName: form.client.name, email, error }), { status, formTargets: [form.authorization.redirectUri] })
+  }
+
+  fastify.post(
+    '/sign-up',
+    {
+      schema: {
+        tags: ['oauth'],
+        summary: 'The hosted sign-up form: creates the account as POST /auth/signup does, signs the browser in, and goes on with the authorization',
+        body: SignUpForm,
+        produces: ['text/html'],
+        response: HTML,
+      },
+    },
+    async (request, reply) => {
+      const form = await openForm(request, request.body)
+      const { email, password } = request.body
+      let login
+      try {
+        await fastify.attemptLimits.signup(request, email)
+        login = await fastify.accounts.signUp(email, password, request.ip, fastify.recovery.queueVerification)
+      } catch (error) {
+        if (!(error instanceof DomainError || error instanceof ApiError)) throw error
+        const api = error instanceof ApiError ? error : ApiError.from(error)
+        if (api.statusCode >= 500) throw error
+        reply.headers(api.headers)
+        return signUp(reply, form, api.message, api.statusCode, email)
+      }
+      fastify.mailDelivery?.kick()
+      // Where the platform requires a confirmed address to sign in, the new account waits for its link.
+      if (config.email.requireVerification) {
+        return signIn(reply, form.authorization, form.client, form.csrf, undefined, 200, login.user.email, `Account created. Open the link we sent to ${login.user.email} to confirm the address, then sign in.`)
+      }
+      const context = grantContext(fastify, request, browser, 'cookie')
+      const started = await fastify.accounts.startSession(login, sessionRequest(context, ''), { recordLogin: true })
+      if (!started) return signIn(reply, form.authorization, form.client, form.csrf, 'The account changed while it was being created; sign in.', 409, email)
+      return signedIn(request, reply, { ...started, scope: '' }, form)
     }
   )
 

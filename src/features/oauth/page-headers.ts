@@ -5,7 +5,11 @@ import type { FastifyReply } from 'fastify'
  * sign-in forms), never cached, nothing loaded from elsewhere. Chromium
  * applies `form-action` to the redirect that follows a posted form (DESIGN
  * §3.15), so the policy also names where the flow's forms end: the client's
- * redirect URI (its origin, or its private-use scheme).
+ * redirect URI (its origin, or its private-use scheme). Referrer-Policy is
+ * same-origin, not no-referrer: under no-referrer a browser sends `Origin:
+ * null` even on a form posted to the page's own origin (Fetch's "append a
+ * request Origin header"), which the forms' CSRF check refuses; same-origin
+ * still sends nothing to the client's site.
  */
 export function sendPage (reply: FastifyReply, html: string, options: { status?: number; formTargets?: string[] } = {}) {
   const targets = (options.formTargets ?? []).map(formActionSource).filter((source): source is string => source !== null)
@@ -24,7 +28,7 @@ export function sendPage (reply: FastifyReply, html: string, options: { status?:
     .header('content-security-policy', csp)
     .header('x-frame-options', 'DENY')
     .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
+    .header('referrer-policy', 'same-origin')
     .header('x-content-type-options', 'nosniff')
     .type('text/html; charset=utf-8')
     .send(html)

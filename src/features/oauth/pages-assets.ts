@@ -14,11 +14,14 @@ form { display: grid; gap: 0.6rem; margin: 1rem 0; }
 label { font-weight: 600; }
 input { font: inherit; padding: 0.45rem 0.6rem; border: 1px solid #c4c9d1; border-radius: 4px; }
 button { font: inherit; padding: 0.5rem 0.9rem; border: 1px solid #c4c9d1; border-radius: 4px; background: #fff; cursor: pointer; }
-button[type=submit]:only-of-type, button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
+form > button[type=submit]:only-of-type:not(.link), button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
 .decision { grid-template-columns: 1fr 1fr; }
 .error { color: var(--danger); background: #fef3f2; padding: 0.6rem 0.8rem; border-radius: 4px; }
 .help, .for { color: #4a5563; font-size: 0.92em; }
-.links { display: flex; flex-wrap: wrap; gap: 0.5rem 1.25rem; }
+.links { display: flex; flex-wrap: wrap; gap: 0.5rem 1.25rem; align-items: center; }
+form.inline { display: inline; margin: 0; }
+button.link { background: none; border: none; padding: 0; color: var(--accent); text-decoration: underline; }
+.notice { background: #ecfdf3; padding: 0.6rem 0.8rem; border-radius: 4px; }
 a { color: var(--accent); }
 .scopes { padding-left: 1.2rem; }
 .logo { border-radius: 8px; }

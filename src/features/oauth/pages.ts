@@ -22,7 +22,7 @@ function document (title: string, body: string, script = false): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${escapeHtml(title)}</title>
 <link rel="stylesheet" href="/oauth/assets/pages.css">
 ${script ? '<script src="/oauth/assets/pages.js" defer></script>' : ''}
@@ -51,6 +51,9 @@ export interface SignInPage {
   clientName: string
   email?: string | undefined
   error?: string | undefined
+  /** A notice that is no error (an account created, waiting for its address to be confirmed). */
+  notice?: string | undefined
+  /** The platform's own sign-up page (SIGN_UP_URL); unset: this service's sign-up page, in the same flow. */
   signUpUrl?: string | undefined
   forgotPasswordUrl?: string | undefined
   passkeys: boolean
@@ -58,8 +61,11 @@ export interface SignInPage {
 
 export function signInPage (page: SignInPage): string {
   const fields = hidden({ interaction: page.interaction, csrf: page.csrf })
+  const signUp = page.signUpUrl
+    ? `<a href="${escapeHtml(page.signUpUrl)}">Create an account</a>`
+    : `<form method="post" action="/oauth/sign-up/form" class="inline">\n${fields}\n<button type="submit" class="link">Create an account</button>\n</form>`
   const links = [
-    page.signUpUrl ? `<a href="${escapeHtml(page.signUpUrl)}">Create an account</a>` : '',
+    signUp,
     page.forgotPasswordUrl ? `<a href="${escapeHtml(page.forgotPasswordUrl)}">Forgot your password?</a>` : '',
   ].filter(Boolean).join('\n')
   const passkey = page.passkeys
@@ -72,6 +78,7 @@ ${fields}
   return document('Sign in', `<h1>Sign in</h1>
 <p class="for">to continue to <strong>${escapeHtml(page.clientName)}</strong></p>
 ${alert(page.error)}
+${page.notice ? `<p class="notice" role="status">${escapeHtml(page.notice)}</p>` : ''}
 <form method="post" action="/oauth/sign-in">
 ${fields}
 <label for="email">Email</label>
@@ -82,6 +89,34 @@ ${fields}
 </form>
 ${passkey}
 <nav class="links">${links}</nav>`, page.passkeys)
+}
+
+export interface SignUpPage {
+  csrf: string
+  interaction: string
+  clientName: string
+  email?: string | undefined
+  error?: string | undefined
+}
+
+export function signUpPage (page: SignUpPage): string {
+  const fields = hidden({ interaction: page.interaction, csrf: page.csrf })
+  return document('Create an account', `<h1>Create an account</h1>
+<p class="for">to continue to <strong>${escapeHtml(page.clientName)}</strong></p>
+${alert(page.error)}
+<form method="post" action="/oauth/sign-up">
+${fields}
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="email" required value="${escapeHtml(page.email ?? '')}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="8" aria-describedby="password-help">
+<p id="password-help" class="help">At least 8 characters; a common password is refused.</p>
+<button type="submit">Create account</button>
+</form>
+<form method="post" action="/oauth/sign-in/form" class="inline">
+${fields}
+<button type="submit" class="link">I have an account: sign in</button>
+</form>`)
 }
 
 export interface SecondFactorPage {

@@ -26,3 +26,19 @@ export const AccessTokenClaims = Type.Object({
   acr: Type.Optional(Type.String({ maxLength: 256 })),
 })
 export type AccessTokenClaims = Static<typeof AccessTokenClaims>
+
+/**
+ * A client's own access token (client_credentials): RFC 9068's claims with
+ * sub = client_id, and no session, role or user authentication.
+ */
+export const ClientAccessTokenClaims = Type.Object({
+  iss: Type.String(),
+  aud: Type.String(),
+  sub: Type.String(),
+  client_id: Type.String(),
+  jti: Type.String(),
+  iat: Type.Integer(),
+  exp: Type.Integer(),
+  scope: Type.String(),
+})
+export type ClientAccessTokenClaims = Static<typeof ClientAccessTokenClaims>

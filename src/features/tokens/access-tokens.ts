@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import Value from 'typebox/value'
-import { AccessTokenClaims } from './access-token-claims.js'
+import { AccessTokenClaims, ClientAccessTokenClaims } from './access-token-claims.js'
 import { acrOf } from '../../shared/authentication-methods.js'
 import type { SessionGrant } from '../sessions/sessions.js'
 import { SIGNING_ALG, type KeyStore } from '../signing-keys/signing-keys.js'
@@ -65,16 +65,32 @@ export async function verifyAccessToken (
   token: string,
   expected: { issuer: string; audience: string; now?: number }
 ): Promise<AccessTokenClaims | null> {
+  const payload = await verifiedPayload(keys, token, expected, AccessTokenClaims.required)
+  return payload !== null && Value.Check(AccessTokenClaims, payload) ? payload : null
+}
+
+/** As verifyAccessToken, for a client's own token (client_credentials): sub is the client, and no sid. */
+export async function verifyClientAccessToken (
+  keys: KeyStore,
+  token: string,
+  expected: { issuer: string; audience: string; now?: number }
+): Promise<ClientAccessTokenClaims | null> {
+  const payload = await verifiedPayload(keys, token, expected, ClientAccessTokenClaims.required)
+  if (payload === null || 'sid' in payload || !Value.Check(ClientAccessTokenClaims, payload)) return null
+  return payload.sub === payload.client_id ? payload : null
+}
+
+async function verifiedPayload (keys: KeyStore, token: string, expected: { issuer: string; audience: string; now?: number }, requiredClaims: string[]): Promise<Record<string, unknown> | null> {
   try {
     const { payload } = await jwtVerify(token, createLocalJWKSet(keys.jwks()), {
       issuer: expected.issuer,
       audience: expected.audience,
       typ: ACCESS_TOKEN_TYP,
       algorithms: [SIGNING_ALG],
-      requiredClaims: AccessTokenClaims.required,
+      requiredClaims,
       ...(expected.now !== undefined ? { currentDate: new Date(expected.now) } : {}),
     })
-    return Value.Check(AccessTokenClaims, payload) ? payload : null
+    return payload
   } catch {
     return null
   }

@@ -132,6 +132,7 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
         keys: fastify.keys,
         sessions: fastify.sessions,
         apiKeys: fastify.apiKeys,
+        clients: fastify.clients,
         issuer: fastify.config.issuer,
         audience: fastify.config.audience,
         now: fastify.now(),

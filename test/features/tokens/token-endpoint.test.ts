@@ -141,10 +141,16 @@ t.test('wrong password and unknown email get the identical answer', async (t) =>
 })
 
 t.test('unsupported grant_type', async (t) => {
-  for (const grantType of ['client_credentials', 'authorization_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'PASSWORD']) {
+  for (const grantType of ['implicit', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'PASSWORD']) {
     const response = await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: grantType } })
     assertOAuthError(t, response, 400, 'unsupported_grant_type')
   }
+})
+
+t.test('a supported grant the client is not registered for is unauthorized_client; a code grant without its parameters is invalid_request', async (t) => {
+  // The default client is public: client_credentials is for confidential clients (RFC 6749 §4.4).
+  assertOAuthError(t, await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'client_credentials' } }), 400, 'unauthorized_client')
+  assertOAuthError(t, await app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'authorization_code' } }), 400, 'invalid_request')
 })
 
 t.test('an unknown client_id is 401 invalid_client', async (t) => {
