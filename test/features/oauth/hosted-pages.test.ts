@@ -175,3 +175,48 @@ t.test('consent is stored, asked again with prompt=consent, listed, withdrawn (e
   t.equal(afterwards.status, 200, 'the next authorization asks for consent again')
   t.ok(formFields(await afterwards.text(), '/oauth/consent'))
 })
+
+t.test('acr_values asking for two factors makes a password-only browser session sign in again, with the second step', async (t) => {
+  const user = await signup(app)
+  await centreStep(service)
+  const enrolled = await enrolTotp(app, user.access_token, service.clock.now())
+  service.clock.advance(30)
+  await centreStep(service)
+  const browser = new PageBrowser(issuer)
+  // A first sign-in with the password only is impossible for this account: it has a factor. Sign in fully, then ask for mfa.
+  const first = start(browser)
+  await followAuthorization(browser, first.url, { email: user.email, password: PASSWORD, code: () => totpCode(enrolled.secret, service.clock.now()) })
+  const quiet = await browser.get(start(browser, 'openid', { acr_values: 'urn:token-auth:acr:mfa' }).url)
+  t.equal(quiet.status, 303, 'a session that met mfa needs no new sign-in')
+
+  const plain = await signup(app)
+  const other = new PageBrowser(issuer)
+  const signedIn = start(other)
+  await followAuthorization(other, signedIn.url, { email: plain.email, password: PASSWORD })
+  const again = await other.get(start(other, 'openid', { acr_values: 'urn:token-auth:acr:mfa' }).url)
+  t.equal(again.status, 200, 'a password-only session signs in again')
+  t.ok(formFields(await again.text(), '/oauth/sign-in'), 'the sign-in page')
+  const none = await other.get(start(other, 'openid', { acr_values: 'urn:token-auth:acr:mfa', prompt: 'none' }).url)
+  t.equal(new URL(none.headers.get('location')!).searchParams.get('error'), 'login_required', 'prompt=none cannot raise it')
+})
+
+t.test('concurrent exchanges of one code: one wins, and the reuse ends the session it started', async (t) => {
+  const user = await signup(app)
+  const browser = new PageBrowser(issuer)
+  const { pkce, url } = start(browser, 'openid offline_access')
+  const back = await followAuthorization(browser, url, { email: user.email, password: PASSWORD })
+  const code = back.searchParams.get('code')!
+  const answers = await Promise.all(Array.from({ length: 6 }, () => exchange(code, pkce.verifier)))
+  const won = answers.filter((answer) => answer.status === 200)
+  t.ok(won.length <= 1, 'at most one exchange succeeds')
+  t.ok(answers.filter((answer) => answer.status === 400).every((answer) => answer.body.error === 'invalid_grant'), 'the others are invalid_grant')
+  for (const answer of won) {
+    await service.app.revocations.sync()
+    const me = await injectAs(app, answer.body.access_token!, 'GET', '/users/me')
+    t.equal(me.statusCode, 401, 'the winner\'s session was revoked by the reuse')
+    const refreshed = await exchange(code, pkce.verifier)
+    t.equal(refreshed.status, 400)
+  }
+  const live = await app.db.session.count({ where: { userId: user.id, clientId: registered.client_id, revokedAt: null } })
+  t.equal(live, 0, 'no live session of the client is left')
+})
