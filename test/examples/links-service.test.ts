@@ -5,6 +5,7 @@ import { decodeJwt, generateKeyPair, SignJWT } from 'jose'
 import t from 'tap'
 import { buildLinksApp } from '../../examples/links-service/src/app.js'
 import { listeningTestApp } from '../helpers/app.js'
+import { authorizeUrl, followAuthorization, PageBrowser, pkcePair } from '../helpers/oauth.js'
 import { createTestDatabase, realPostgresUrl } from '../helpers/database.js'
 
 /**
@@ -339,6 +340,34 @@ t.test('admin: sees and deletes everyone\'s links; a sensitive route refuses a l
   const deleteAfterLogout = await linksCall(`/links/${spa.codes[1]}`, { method: 'DELETE', token: session.access_token })
   t.equal(deleteAfterLogout.status, 401)
   t.match(deleteAfterLogout.headers.get('www-authenticate'), /error="invalid_token", error_description="the access token was revoked"/)
+})
+
+t.test('a third-party app signed in through the authorization code flow: its access token works at the links service, within its scopes', async (t) => {
+  const registered = await authCall('/admin/clients', {
+    body: { client_name: 'Link Stats', redirect_uris: ['https://stats.example/callback'], scope: 'links:read', token_endpoint_auth_method: 'client_secret_basic' },
+    headers: { authorization: `Bearer ${admin.access_token}` },
+  })
+  t.equal(registered.status, 201)
+  const client = registered.body as { client_id: string; client_secret: string }
+  const email = newEmail('third-party')
+  t.equal((await authCall('/auth/signup', { body: { email, password: PASSWORD } })).status, 201)
+  const browser = new PageBrowser(issuer)
+  const pkce = pkcePair()
+  const back = await followAuthorization(browser, authorizeUrl(issuer, {
+    clientId: client.client_id, redirectUri: 'https://stats.example/callback', scope: 'openid links:read', state: 'st', codeChallenge: pkce.challenge,
+  }), { email, password: PASSWORD })
+  const exchanged = await fetch(`${issuer}/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client.client_id}:${client.client_secret}`).toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code: back.searchParams.get('code')!, redirect_uri: 'https://stats.example/callback', code_verifier: pkce.verifier }),
+  })
+  t.equal(exchanged.status, 200)
+  const tokens = await exchanged.json() as { access_token: string }
+  t.equal(decodeJwt(tokens.access_token).aud, AUDIENCE, 'the access token is for the resource, not the client')
+  const read = await linksCall('/links', { token: tokens.access_token })
+  t.equal(read.status, 200, 'links:read lists the user\'s links')
+  const write = await linksCall('/links', { method: 'POST', token: tokens.access_token, body: { url: 'https://example.com/stats' } })
+  t.equal(write.status, 403, 'links:write was neither registered nor granted')
 })
 
 t.test('tokens signed by a key the issuer never published are refused', async (t) => {
