@@ -68,6 +68,10 @@ export const EnvSchema = Type.Object({
   EMAIL_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
   // Unset: true in production, false elsewhere.
   REQUIRE_MFA_FOR_ADMINS: Type.Optional(Type.Boolean()),
+  PASSWORD_GRANT: Type.Union([Type.Literal('enabled'), Type.Literal('disabled')], {
+    default: 'disabled',
+    description: 'the legacy password grant (and the mfa-otp and passkey grants that finish it); OAuth 2.1 removes it',
+  }),
   RECENT_AUTH_MAX_AGE_SECONDS: Seconds(900, 30),
   OTP_RATE_LIMIT_PER_USER: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }),
   WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]{1,253}$' })),
@@ -119,6 +123,12 @@ export interface Config {
   /** Seconds between this instance's retention passes; 0: none (another instance, or a scheduler, runs them). */
   retentionIntervalSeconds: number
   logLevel: string
+  /**
+   * Whether the token endpoint serves the legacy password grant and the
+   * grants that finish its login (mfa-otp, passkey): PASSWORD_GRANT, off
+   * unless enabled (DESIGN §3.4).
+   */
+  passwordGrant: boolean
   /** The hosted sign-in pages' links (features/oauth). */
   oauth: { signUpUrl: string | undefined; forgotPasswordUrl: string }
   email: EmailConfig
@@ -356,6 +366,7 @@ function fromEnv (env: Env): Config {
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     retentionIntervalSeconds: env.RETENTION_INTERVAL_SECONDS,
     logLevel: env.LOG_LEVEL,
+    passwordGrant: env.PASSWORD_GRANT === 'enabled',
     oauth: {
       // The hosted sign-in page's links: this service's sign-up page and the dashboard's reset page, unless the platform has its own.
       signUpUrl: env.SIGN_UP_URL,

@@ -4,6 +4,7 @@ import { apiKeysCatalogue } from './api-keys/catalogue.js'
 import { clientsCatalogue } from './clients/catalogue.js'
 import { dashboardCatalogue } from './dashboard/catalogue.js'
 import { emailCatalogue } from './email/catalogue.js'
+import { firstPartyCatalogue } from './first-party/catalogue.js'
 import { oauthCatalogue } from './oauth/catalogue.js'
 import { passkeysCatalogue } from './passkeys/catalogue.js'
 import { recoveryCatalogue } from './recovery/catalogue.js'
@@ -30,5 +31,6 @@ export const CATALOGUES = [
   secondFactorsCatalogue,
   passkeysCatalogue,
   oauthCatalogue,
+  firstPartyCatalogue,
   dashboardCatalogue,
 ] as const

@@ -5,6 +5,7 @@ import { apiKeys } from './api-keys/feature.js'
 import { dashboard } from './dashboard/feature.js'
 import { email } from './email/feature.js'
 import type { Feature } from './feature.js'
+import { firstParty } from './first-party/feature.js'
 import { health } from './health/feature.js'
 import { oauth } from './oauth/feature.js'
 import { passkeys } from './passkeys/feature.js'
@@ -33,6 +34,7 @@ export const FEATURES: readonly Feature[] = [
   passkeys,
   retention,
   oauth,
+  firstParty,
   tokens,
   health,
   dashboard,

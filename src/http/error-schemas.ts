@@ -21,9 +21,12 @@ export const OAuthErrorResponse = Type.Object(
     mfa_token: Type.Optional(Type.String({
       description: 'with error mfa_required: the token of the login\'s second step (single use, 5 minutes, for this client and transport); send it with grant_type urn:token-auth:grant-type:mfa-otp',
     })),
+    auth_session: Type.Optional(Type.String({
+      description: 'with error insufficient_authorization (the authorization challenge endpoint): the flow\'s session for its next request (single use per step, 5 minutes, for this client and transport)',
+    })),
     factors: Type.Optional(Type.Array(Type.Union([Type.Literal('otp'), Type.Literal('recovery_code'), Type.Literal('passkey')]), {
       description:
-        'with error mfa_required: what the second step accepts (otp: a TOTP code; recovery_code: a recovery code; passkey: an assertion over options from POST /auth/mfa/passkey-options)',
+        'with error mfa_required or insufficient_authorization: what the second step accepts (otp: a TOTP code; recovery_code: a recovery code; passkey: an assertion over options from POST /auth/mfa/passkey-options)',
     })),
   },
   { $id: 'OAuthErrorResponse', title: 'OAuth error' }

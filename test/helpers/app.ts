@@ -34,6 +34,8 @@ export const TEST_ENV: Record<string, string> = {
   CORS_ORIGINS: 'http://spa.test',
   COOKIE_SECURE: 'true',
   AUTH_RATE_LIMIT_PER_MINUTE: '0',
+  // The suites of the password grant run with it on; tests of its absence say PASSWORD_GRANT: 'disabled'.
+  PASSWORD_GRANT: 'enabled',
   OTP_RATE_LIMIT_PER_USER: '0',
   EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: '0',
   EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: '0',

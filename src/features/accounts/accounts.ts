@@ -162,6 +162,23 @@ export class Accounts {
   }
 
   /**
+   * The checks of a password login before anything opens: the password
+   * (verifyLogin: null for a wrong one, an unknown address or a disabled
+   * account, after the same bcrypt compare), then, where the platform
+   * requires it, a confirmed address (email_not_verified).
+   */
+  async checkPasswordLogin (emailInput: string, password: string, ip: string | undefined): Promise<VerifiedLogin | null> {
+    const login = await this.verifyLogin(emailInput, password, ip)
+    if (!login) return null
+    // Told only to whoever knows the password, so it reveals nothing about the address.
+    if (this.options.requireEmailVerification && login.user.emailVerifiedAt === null) {
+      await recordAuditEvent(this.db, { type: 'login_failed', userId: login.user.id, ip, details: { reason: 'email_not_verified' } })
+      throw new DomainError('email_not_verified', 'confirm your email address first: open the link we sent, or reset your password')
+    }
+    return login
+  }
+
+  /**
    * A password login (RFC 6749 §4.3): checks the password, then opens the
    * session only if the account is still as it was checked (SessionStore.start).
    * A login that loses a race with a password change, a role change or a
@@ -174,13 +191,8 @@ export class Accounts {
     /** Runs once the password and the account check out, before the session opens: the second-factor fork throws mfa_required there. */
     beforeSession?: (login: VerifiedLogin) => Promise<void>
   ): Promise<{ user: PublicUser; grant: SessionGrant; refreshToken: string } | null> {
-    const login = await this.verifyLogin(emailInput, password, session.context.ip)
+    const login = await this.checkPasswordLogin(emailInput, password, session.context.ip)
     if (!login) return null
-    // Told only to whoever knows the password, so it reveals nothing about the address.
-    if (this.options.requireEmailVerification && login.user.emailVerifiedAt === null) {
-      await recordAuditEvent(this.db, { type: 'login_failed', userId: login.user.id, ip: session.context.ip, details: { reason: 'email_not_verified' } })
-      throw new DomainError('email_not_verified', 'confirm your email address first: open the link we sent, or reset your password')
-    }
     await beforeSession?.(login)
     const started = await this.startSession(login, session, { recordLogin: true })
     return started && { user: login.user, ...started }

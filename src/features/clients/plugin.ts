@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { GRANT_TYPES } from '../tokens/grants/index.js'
+import { enabledGrantTypes } from '../tokens/grants/index.js'
 import { ClientRegistry } from './clients.js'
 
 declare module 'fastify' {
@@ -22,7 +22,7 @@ async function clients (fastify: FastifyInstance) {
       refreshIdleTtlSeconds: user.refreshIdleTtlSeconds,
       refreshAbsoluteTtlSeconds: user.refreshAbsoluteTtlSeconds,
     },
-    grantTypes: GRANT_TYPES,
+    grantTypes: enabledGrantTypes(config),
     now: fastify.now,
   })
   await registry.seed()

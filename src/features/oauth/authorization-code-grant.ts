@@ -28,19 +28,20 @@ export const authorizationCodeGrant = defineGrant({
   type: 'authorization_code',
   params: {
     code: Type.String({ maxLength: 256 }),
-    redirect_uri: Type.String({ maxLength: 2000 }),
+    redirect_uri: Type.String({ maxLength: 2000, description: 'authorization_code: the authorization request\'s redirect_uri (none for a code of the authorization challenge endpoint)' }),
     code_verifier: Type.String({ maxLength: 256, description: 'authorization_code: the PKCE verifier (RFC 7636)' }),
   },
   handle: async (params, context): Promise<SessionOutcome> => {
-    if (!params.code || !params.redirect_uri || !params.code_verifier) {
-      throw new DomainError('invalid_request', 'the authorization_code grant needs code, redirect_uri and code_verifier')
+    if (!params.code || !params.code_verifier) {
+      throw new DomainError('invalid_request', 'the authorization_code grant needs code and code_verifier (and the redirect_uri of its authorization request)')
     }
     if (!/^[A-Za-z0-9._~-]{43,128}$/.test(params.code_verifier)) {
       throw new DomainError('invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)')
     }
     const redemption = await context.authorizationCodes.redeem(
       params.code,
-      { clientId: context.client.id, redirectUri: params.redirect_uri, codeVerifier: params.code_verifier },
+      // A code of the authorization challenge endpoint had no redirect URI: none is presented (draft-ietf-oauth-first-party-apps §6).
+      { clientId: context.client.id, redirectUri: params.redirect_uri ?? '', codeVerifier: params.code_verifier },
       context.origin.ip
     )
     if (!redemption.ok) throw new DomainError('invalid_grant', WHY[redemption.reason] ?? 'the authorization code is not valid')
@@ -51,6 +52,7 @@ export const authorizationCodeGrant = defineGrant({
       authTime: grant.authTime,
       sessionId: redemption.sessionId,
       unlessCodeReused: redemption.codeId,
+      passkeyId: grant.passkeyId ?? undefined,
     })
     if (!started) throw new DomainError('invalid_grant', 'the authorization code was used again, or the account changed during the sign-in')
     const scopes = grant.scope.split(' ')
@@ -69,7 +71,8 @@ export const authorizationCodeGrant = defineGrant({
         issuer: context.config.issuer,
         clientId: context.client.id,
         userId: user.id,
-        sid: grant.browserSessionId,
+        // The browser session at this service; a code without one (the challenge endpoint) names the session it started.
+        sid: grant.browserSessionId ?? redemption.sessionId,
         nonce: grant.nonce,
         authTime: grant.authTime,
         amr: grant.amr,

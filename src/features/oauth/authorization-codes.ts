@@ -4,7 +4,7 @@ import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { Role } from '../../generated/prisma/enums.js'
 import type { VerifiedLogin } from '../accounts/accounts.js'
 import { recordAuditEvent } from '../../shared/audit.js'
-import { hmacSha256 } from '../../shared/derived-keys.js'
+import { hmacSha256, isPasswordHashMac, passwordHashMac } from '../../shared/derived-keys.js'
 
 /** OAuth 2.1 §4.1.2: a short lifetime; ours is 60 s (DESIGN §3.15). */
 export const AUTHORIZATION_CODE_TTL_SECONDS = 60
@@ -17,10 +17,16 @@ export interface CodeGrant {
   codeChallenge: string
   scope: string
   nonce: string | null
-  browserSessionId: string
+  /** The browser session the sign-in belongs to; null for the authorization challenge endpoint's codes. */
+  browserSessionId: string | null
   amr: string[]
   authTime: Date
+  /** The passkey the sign-in proved, if any. */
+  passkeyId?: string | null
 }
+
+/** A code without a browser session remembers the password hash its sign-in checked (as a keyed hash). */
+export type CodeRequest = CodeGrant & { verifiedPasswordHash?: string | null }
 
 export type Redemption =
   | { ok: true; grant: CodeGrant; codeId: string; sessionId: string; login: VerifiedLogin }
@@ -38,14 +44,22 @@ export class AuthorizationCodes {
     private readonly db: PrismaClient,
     private readonly sql: SqlPool,
     private readonly hashKey: Buffer,
+    private readonly accountKey: Buffer,
     private readonly options: { now: () => number; revokeSession: (sessionId: string, userId: string) => Promise<void> }
   ) {}
 
-  async issue (grant: CodeGrant): Promise<string> {
+  async issue (request: CodeRequest): Promise<string> {
+    const { verifiedPasswordHash, ...grant } = request
+    if (grant.browserSessionId === null && verifiedPasswordHash === undefined) throw new Error('a code without a browser session must remember the account it checked')
     const code = randomBytes(32).toString('base64url')
     const now = this.options.now()
     await this.db.authorizationCode.create({
-      data: { ...grant, codeHash: this.hash(code), expiresAt: new Date(now + AUTHORIZATION_CODE_TTL_SECONDS * 1000) },
+      data: {
+        ...grant,
+        codeHash: this.hash(code),
+        expiresAt: new Date(now + AUTHORIZATION_CODE_TTL_SECONDS * 1000),
+        ...(verifiedPasswordHash !== undefined ? { passwordHashMac: new Uint8Array(passwordHashMac(this.accountKey, verifiedPasswordHash)) } : {}),
+      },
     })
     return code
   }
@@ -69,8 +83,12 @@ export class AuthorizationCodes {
     if (row.client_id !== presented.clientId) return { ok: false, reason: 'client_mismatch' }
     if (row.redirect_uri !== presented.redirectUri) return { ok: false, reason: 'redirect_uri_mismatch' }
     if (!pkceMatches(presented.codeVerifier, row.code_challenge)) return { ok: false, reason: 'pkce_failed' }
-    // A sign-out, a password change or a disabling in the code's minute ends it too.
-    if (!row.browser_live || row.role === null || row.disabled !== false || row.email === null || row.created_at === null) return { ok: false, reason: 'sign_in_ended' }
+    // A sign-out, a password change or a disabling in the code's minute ends it too: the
+    // browser session's end says so, or (a code without one) the password hash it remembers.
+    const signInLive = row.browser_session_id !== null
+      ? row.browser_live
+      : row.password_hash_mac !== null && isPasswordHashMac(this.accountKey, row.password_hash_mac, row.password_hash)
+    if (!signInLive || row.role === null || row.disabled !== false || row.email === null || row.created_at === null) return { ok: false, reason: 'sign_in_ended' }
     const grant: CodeGrant = {
       clientId: row.client_id,
       userId: row.user_id,
@@ -81,6 +99,7 @@ export class AuthorizationCodes {
       browserSessionId: row.browser_session_id,
       amr: row.amr ?? [],
       authTime: row.auth_time,
+      passkeyId: row.passkey_id,
     }
     const role = row.role as Role
     const login: VerifiedLogin = {
@@ -115,7 +134,9 @@ interface RedeemedRow {
   code_challenge: string
   scope: string
   nonce: string | null
-  browser_session_id: string
+  browser_session_id: string | null
+  password_hash_mac: Uint8Array | null
+  passkey_id: string | null
   amr: string[] | null
   auth_time: Date
   expires_at: Date
@@ -137,7 +158,7 @@ const REDEEM_STATEMENT = `
   WITH spent AS (
     UPDATE authorization_codes SET used_at = $2, session_id = $3
     WHERE code_hash = $1 AND used_at IS NULL
-    RETURNING id, client_id, user_id, redirect_uri, code_challenge, scope, nonce, browser_session_id, amr, auth_time, expires_at
+    RETURNING id, client_id, user_id, redirect_uri, code_challenge, scope, nonce, browser_session_id, password_hash_mac, passkey_id, amr, auth_time, expires_at
   )
   SELECT c.*,
          (b.id IS NOT NULL AND b.user_id = c.user_id AND b.revoked_at IS NULL AND b.idle_expires_at > $2 AND b.absolute_expires_at > $2) AS browser_live,

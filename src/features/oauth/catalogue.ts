@@ -7,7 +7,7 @@ export const oauthCatalogue = defineCatalogue({
     grant_not_found: 404,
   },
   auditEvents: ['consent_granted', 'consent_revoked', 'authorization_code_reused', 'browser_session_ended'],
-  keyPurposes: ['authorizationCodeHash', 'authorizationRequest'],
+  keyPurposes: ['authorizationCodeHash', 'authorizationCodeAccount', 'authorizationRequest'],
   retention: [
     {
       // A spent or expired code is kept an hour, so a late second use is still recognised (and ends what the first began).

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { GRANT_TYPES } from '../tokens/grants/index.js'
+import { enabledGrantTypes } from '../tokens/grants/index.js'
 import { OPENID_SCOPES } from '../clients/clients.js'
 import { SIGNING_ALG } from '../signing-keys/signing-keys.js'
 import { ACR_VALUES_SUPPORTED } from './authorization-request.js'
@@ -9,6 +9,7 @@ const Metadata = Type.Object(
   {
     issuer: Type.String(),
     authorization_endpoint: Type.String(),
+    authorization_challenge_endpoint: Type.String({ description: 'draft-ietf-oauth-first-party-apps: first-party sign-in without a browser' }),
     token_endpoint: Type.String(),
     userinfo_endpoint: Type.String(),
     end_session_endpoint: Type.String(),
@@ -47,13 +48,14 @@ const wellKnown: FastifyPluginAsyncTypebox = async (fastify) => {
   const metadata = {
     issuer,
     authorization_endpoint: `${issuer}/oauth/authorize`,
+    authorization_challenge_endpoint: `${issuer}/oauth/authorize-challenge`,
     token_endpoint: `${issuer}/auth/token`,
     userinfo_endpoint: `${issuer}/oauth/userinfo`,
     end_session_endpoint: `${issuer}/oauth/logout`,
     revocation_endpoint: `${issuer}/auth/revoke`,
     introspection_endpoint: `${issuer}/auth/introspect`,
     jwks_uri: `${issuer}/.well-known/jwks.json`,
-    grant_types_supported: GRANT_TYPES,
+    grant_types_supported: enabledGrantTypes(config),
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
     scopes_supported: [...new Set([...OPENID_SCOPES, ...config.scopes])],

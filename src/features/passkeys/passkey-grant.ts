@@ -17,6 +17,7 @@ export const PASSKEY_GRANT_TYPE = `${GRANT_TYPE_PREFIX}passkey`
  */
 export const passkeyGrant = defineGrant({
   type: PASSKEY_GRANT_TYPE,
+  passwordGrantFamily: true,
   params: { credential: CREDENTIAL },
   handle: async (params, context) => {
     const credential = parseCredential(params.credential)

@@ -25,6 +25,8 @@ export interface MfaTokenRequest {
   transport: Transport
   scope: string
   verified: VerifiedAccount
+  /** The PKCE challenge of an authorization challenge's flow; absent for the mfa-otp grant's. */
+  codeChallenge?: string | undefined
 }
 
 /** A token just spent by its request: whom it is for and what the first step verified. */
@@ -59,6 +61,7 @@ export class LoginChallenges {
         scope: request.scope,
         role: request.verified.role,
         passwordHashMac: new Uint8Array(passwordHashMac(this.hashKey, request.verified.passwordHash)),
+        codeChallenge: request.codeChallenge ?? null,
         expiresAt: new Date(now + MFA_TOKEN_TTL_SECONDS * 1000),
         createdAt: new Date(now),
       },
@@ -92,12 +95,12 @@ export class LoginChallenges {
    * step verifies its assertion (which spends its own challenge) before the
    * token is claimed. invalid_grant, saying why, otherwise.
    */
-  async peek (db: PrismaClient | Prisma.TransactionClient, token: string, by?: { clientId: string; transport: Transport }): Promise<{ userId: string }> {
+  async peek (db: PrismaClient | Prisma.TransactionClient, token: string, by?: { clientId: string; transport: Transport }): Promise<{ userId: string; codeChallenge: string | null }> {
     if (!MFA_TOKEN_PATTERN.test(token)) throw new DomainError('invalid_grant', 'the mfa_token is invalid')
     const tokenHash = this.hash(token)
     const row = await db.mfaToken.findFirst({
       where: { tokenHash, usedAt: null, expiresAt: { gt: new Date(this.now()) }, ...(by ? { clientId: by.clientId, transport: by.transport } : {}) },
-      select: { userId: true },
+      select: { userId: true, codeChallenge: true },
     })
     if (row) return row
     throw new DomainError('invalid_grant', await this.refusal(db, tokenHash, by))

@@ -20,6 +20,7 @@ export const MFA_OTP_GRANT_TYPE = `${GRANT_TYPE_PREFIX}mfa-otp`
 
 export const mfaOtpGrant = defineGrant({
   type: MFA_OTP_GRANT_TYPE,
+  passwordGrantFamily: true,
   params: { mfa_token: MFA_TOKEN, otp: OTP, recovery_code: RECOVERY_CODE, credential: CREDENTIAL },
   handle: async (params, context) => {
     if (!params.mfa_token) throw new DomainError('invalid_request', 'the mfa-otp grant needs mfa_token')

@@ -65,6 +65,8 @@ export interface PendingLogin {
   transport: Transport
   scope: string
   ip?: string | undefined
+  /** The PKCE challenge of an authorization challenge's flow (its code is bound to it). */
+  codeChallenge?: string | undefined
 }
 
 export class SecondFactors {
@@ -117,6 +119,11 @@ export class SecondFactors {
     return this.deps.loginChallenges.peek(this.db, mfaToken)
   }
 
+  /** A pending login's user and flow, if `mfaToken` could be spent now by this client and transport; invalid_grant otherwise. */
+  pendingLogin (mfaToken: string, by: { clientId: string; transport: Transport }): Promise<{ userId: string; codeChallenge: string | null }> {
+    return this.deps.loginChallenges.peek(this.db, mfaToken, by)
+  }
+
   /**
    * Checks a one-time code of the user and spends it (its time step, or the
    * recovery code), exactly as a login's second step does: budgeted,
@@ -151,7 +158,7 @@ export class SecondFactors {
     const factors = await this.loginFactors(login.user.id)
     if (factors.length === 0) return
     const mfaToken = await this.db.$transaction(async (tx) => {
-      const token = await this.deps.loginChallenges.issue(tx, { userId: login.user.id, clientId: pending.clientId, transport: pending.transport, scope: pending.scope, verified: login.verified })
+      const token = await this.deps.loginChallenges.issue(tx, { userId: login.user.id, clientId: pending.clientId, transport: pending.transport, scope: pending.scope, verified: login.verified, codeChallenge: pending.codeChallenge })
       await recordAuditEvent(tx, { type: 'login_mfa_required', userId: login.user.id, ip: pending.ip, details: { clientId: pending.clientId, factors } })
       return token
     })

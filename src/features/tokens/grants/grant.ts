@@ -85,6 +85,8 @@ export interface GrantDefinition<P extends TProperties = TProperties> {
   type: string
   params: P
   namesSession?: boolean
+  /** One of the legacy password grant's family (the password grant, and the grants that finish its login): served only with PASSWORD_GRANT=enabled. */
+  passwordGrantFamily?: boolean
   handle: (params: GrantParams<P>, context: GrantContext) => Promise<GrantOutcome>
 }
 

@@ -1,4 +1,5 @@
 import Type, { type Static, type TOptional, type TSchema } from 'typebox'
+import type { Config } from '../../../config.js'
 import { DomainError } from '../../../errors.js'
 import { issueTokens, type GrantContext, type GrantDefinition, type GrantOutcome, type IssuedTokens } from './grant.js'
 import { mfaOtpGrant } from '../../second-factors/mfa-otp-grant.js'
@@ -31,8 +32,13 @@ type TokenRequestProperties = typeof COMMON_PARAMS & { [Name in keyof Registered
 const GRANTS = new Map<string, GrantDefinition>(REGISTERED.map((grant) => [grant.type, grant as GrantDefinition]))
 if (GRANTS.size !== REGISTERED.length) throw new Error('two grants share a grant_type')
 
-/** grant_types_supported (RFC 8414), in registration order. */
+/** Every grant_type the registry knows, in registration order (the body schema's). */
 export const GRANT_TYPES = [...GRANTS.keys()]
+
+/** grant_types_supported (RFC 8414): the password grant's family only with PASSWORD_GRANT=enabled. */
+export function enabledGrantTypes (config: Pick<Config, 'passwordGrant'>): string[] {
+  return REGISTERED.filter((grant) => config.passwordGrant || !('passwordGrantFamily' in grant && grant.passwordGrantFamily)).map((grant) => grant.type)
+}
 
 /** The grants whose refresh_token names a live session, read from the refresh cookie in cookie transport. */
 export const SESSION_GRANT_TYPES = new Set(REGISTERED.filter((grant) => grant.namesSession === true).map((grant) => grant.type))
@@ -64,7 +70,10 @@ function tokenRequestProperties (): TokenRequestProperties {
 /** Runs the grant a token request names and issues its tokens. */
 export async function exchange (params: TokenRequest, context: GrantContext): Promise<IssuedTokens> {
   const grant: GrantDefinition | undefined = GRANTS.get(params.grant_type)
-  if (!grant) throw new DomainError('unsupported_grant_type', `grant_type must be one of: ${GRANT_TYPES.join(', ')}`)
+  // OAuth 2.1 removes the password grant; where it is off it is unknown here, as is its family (DESIGN §3.4).
+  if (!grant || (grant.passwordGrantFamily === true && !context.config.passwordGrant)) {
+    throw new DomainError('unsupported_grant_type', `grant_type must be one of: ${enabledGrantTypes(context.config).join(', ')}`)
+  }
   // RFC 6749 §5.2: a client uses only the grants it is registered for.
   if (!context.client.grantTypes.includes(grant.type)) {
     throw new DomainError('unauthorized_client', `client ${context.client.id} is not registered for ${grant.type}`)

@@ -12,6 +12,7 @@ import { grantedScope } from './scope.js'
  */
 export const passwordGrant = defineGrant({
   type: 'password',
+  passwordGrantFamily: true,
   params: { username: USERNAME, password: PASSWORD },
   handle: async (params, context) => {
     if (!params.username || params.password === undefined) {
