@@ -2,6 +2,8 @@ import Fastify, { type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import cacheControl from '../../src/http/cache-control.js'
 import { buildTestApp, fileTestApp, json } from '../helpers/app.js'
+import { authorizeUrl, followAuthorization, pkcePair } from '../helpers/oauth.js'
+import { InjectedPageBrowser } from '../helpers/oauth-inject.js'
 import { login, PASSWORD, signup, uniqueEmail } from '../helpers/users.js'
 
 /**
@@ -11,9 +13,11 @@ import { login, PASSWORD, signup, uniqueEmail } from '../helpers/users.js'
  * admin's API key, and checks each answer, errors included: nosniff, the
  * API's CSP that lets nothing load or frame, `X-Frame-Options: DENY`, and
  * `Cache-Control: no-store` except on the successful answers of the routes
- * declared public (JWKS, discovery), which keep their own caching. Then the
- * routes the document hides: Swagger UI with its own CSP, and the default on
- * public routes that answer an error.
+ * declared public (JWKS, discovery), which keep their own caching. The
+ * hosted sign-in pages (/oauth/authorize, its forms, logout) are walked too:
+ * their HTML answers must not be framed either. Then the routes the document
+ * hides: Swagger UI with its own CSP, and the default on public routes that
+ * answer an error.
  */
 
 const test = await fileTestApp({ SCOPES: 'profile' })
@@ -23,6 +27,7 @@ const { app } = test
 const PUBLIC_OPERATIONS: Record<string, RegExp> = {
   'GET /.well-known/jwks.json': /^public, max-age=\d+$/,
   'GET /.well-known/oauth-authorization-server': /^public, max-age=\d+$/,
+  'GET /.well-known/openid-configuration': /^public, max-age=\d+$/,
 }
 
 const { id: adminId, email: adminEmail } = await signup(app, { label: 'walker' })
@@ -38,6 +43,44 @@ const createdKey = await app.inject({
 })
 const apiKey = json<{ key: string }>(createdKey).key
 
+/** Clients registered through the admin API: one the walk's /admin/clients/{id} calls name (and delete), one for the authorization requests. */
+const registerClient = async (name: string) => {
+  const registered = await app.inject({
+    method: 'POST',
+    url: '/admin/clients',
+    headers: { authorization: `Bearer ${await adminToken()}` },
+    payload: { client_name: name, redirect_uris: ['https://rp.walk.test/cb'], token_endpoint_auth_method: 'client_secret_basic' },
+  })
+  if (registered.statusCode !== 201) throw new Error(`register ${name}: ${registered.statusCode} ${registered.body}`)
+  return json<{ client_id: string; client_secret: string }>(registered)
+}
+const walkedClient = await registerClient('walked')
+const authorizingClient = await registerClient('authorizing')
+const authorizeParams = () => ({
+  response_type: 'code',
+  client_id: authorizingClient.client_id,
+  redirect_uri: 'https://rp.walk.test/cb',
+  scope: 'openid',
+  code_challenge: pkcePair().challenge,
+  code_challenge_method: 'S256',
+})
+
+/** An access token granted openid (UserInfo's scope) through the code flow, fresh for each call like adminToken. */
+async function openidToken (): Promise<string> {
+  const pkce = pkcePair()
+  const back = await followAuthorization(new InjectedPageBrowser(app), authorizeUrl(app.config.issuer, {
+    clientId: authorizingClient.client_id, redirectUri: 'https://rp.walk.test/cb', scope: 'openid', codeChallenge: pkce.challenge,
+  }), { email: adminEmail, password: PASSWORD })
+  const exchanged = await app.inject({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { authorization: `Basic ${Buffer.from(`${authorizingClient.client_id}:${authorizingClient.client_secret}`).toString('base64')}` },
+    payload: { grant_type: 'authorization_code', code: back.searchParams.get('code'), redirect_uri: 'https://rp.walk.test/cb', code_verifier: pkce.verifier },
+  })
+  if (exchanged.statusCode !== 200) throw new Error(`code exchange: ${exchanged.statusCode} ${exchanged.body}`)
+  return json<{ access_token: string }>(exchanged).access_token
+}
+
 /** Bodies that get past validation where one is easy to give, so that successes are checked too; others get `{}`. */
 async function bodyFor (operation: string): Promise<Record<string, unknown>> {
   switch (operation) {
@@ -51,44 +94,65 @@ async function bodyFor (operation: string): Promise<Record<string, unknown>> {
       return { token: 'not a token anyone holds' }
     case 'POST /api-keys/':
       return { name: 'walked', scopes: ['profile'] }
+    case 'POST /admin/clients':
+      return { client_name: 'walked', redirect_uris: ['https://rp.walk.test/cb'], token_endpoint_auth_method: 'none' }
+    case 'PATCH /admin/clients/{id}':
+      return { client_name: 'walked again' }
+    case 'POST /oauth/authorize':
+      return authorizeParams()
     default:
       return {}
   }
 }
 
-function checkHeaders (t: Test, response: LightMyRequestResponse, label: string, publicCaching?: RegExp) {
+/**
+ * `page`: a hosted sign-in page (its answer is HTML), whose Referrer-Policy is
+ * same-origin (page-headers.ts: under no-referrer browsers send Origin: null
+ * on the pages' own forms); neither sends anything to another origin.
+ */
+function checkHeaders (t: Test, response: LightMyRequestResponse, label: string, publicCaching?: RegExp, page = false) {
   const { headers } = response
   t.equal(headers['x-content-type-options'], 'nosniff', `${label}: nosniff`)
   t.equal(headers['x-frame-options'], 'DENY', `${label}: X-Frame-Options`)
   const csp = String(headers['content-security-policy']).split(';').map((directive) => directive.trim())
   t.ok(csp.includes("default-src 'none'") && csp.includes("frame-ancestors 'none'"), `${label}: the API's CSP`)
-  t.equal(headers['referrer-policy'], 'no-referrer', `${label}: Referrer-Policy`)
+  if (page) t.ok(['no-referrer', 'same-origin'].includes(String(headers['referrer-policy'])), `${label}: Referrer-Policy sends nothing to another origin (${String(headers['referrer-policy'])})`)
+  else t.equal(headers['referrer-policy'], 'no-referrer', `${label}: Referrer-Policy`)
   if (publicCaching && response.statusCode < 400) t.match(headers['cache-control'], publicCaching, `${label}: keeps its public caching`)
   else t.equal(headers['cache-control'], 'no-store', `${label}: no-store`)
 }
 
 t.test('every operation of the OpenAPI document, every way of calling it', async (t) => {
-  const document = json<{ paths: Record<string, Record<string, { security?: unknown[] }>> }>(await app.inject({ url: '/docs/json' }))
+  const document = json<{ paths: Record<string, Record<string, { security?: unknown[]; responses?: Record<string, { content?: Record<string, unknown> }> }>> }>(
+    await app.inject({ url: '/docs/json' })
+  )
   const operations = Object.entries(document.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, operation]) => ({ method: method.toUpperCase(), path, secured: Boolean(operation.security?.length) }))
+    Object.entries(methods).map(([method, operation]) => ({
+      method: method.toUpperCase(),
+      path,
+      secured: Boolean(operation.security?.length),
+      page: Boolean(operation.responses?.['200']?.content?.['text/html']),
+    }))
   )
   t.ok(operations.length >= 20, `the document lists the API (${operations.length} operations)`)
   const answered = new Map<string, number[]>()
 
-  for (const { method, path, secured } of operations) {
+  for (const { method, path, secured, page } of operations) {
     const operation = `${method} ${path}`
-    // Path ids name the admin: their own user (a real resource), nothing else (a 404).
-    const url = path.replace(/\{[^}]+\}/g, adminId)
+    // Path ids name the admin: their own user (a real resource), nothing else (a 404); a client's, the registered one.
+    const id = path.startsWith('/admin/clients/') ? walkedClient.client_id : adminId
+    const query = operation === 'GET /oauth/authorize' ? `?${new URLSearchParams(authorizeParams())}` : ''
+    const url = path.replace(/\{[^}]+\}/g, id) + query
     const credentials: [string, Record<string, string>][] = [
       ['no credentials', {}],
-      ['access token', { authorization: `Bearer ${await adminToken()}` }],
+      ['access token', { authorization: `Bearer ${path === '/oauth/userinfo' ? await openidToken() : await adminToken()}` }],
       ['API key', { 'x-api-key': apiKey }],
     ]
     for (const [how, headers] of credentials) {
       const body = method === 'GET' || method === 'DELETE' ? undefined : await bodyFor(operation)
       const response = await app.inject({ method: method as 'GET', url, headers, ...(body ? { payload: body } : {}) })
       t.not(response.statusCode, 500, `${operation} (${how}): no 500`)
-      checkHeaders(t, response, `${operation} (${how}) ${response.statusCode}`, PUBLIC_OPERATIONS[operation])
+      checkHeaders(t, response, `${operation} (${how}) ${response.statusCode}`, PUBLIC_OPERATIONS[operation], page)
       answered.set(operation, [...(answered.get(operation) ?? []), response.statusCode])
     }
     // Refused without credentials (401, or 400 when the body fails validation first): decisions that must not be cached.
@@ -99,7 +163,7 @@ t.test('every operation of the OpenAPI document, every way of calling it', async
   for (const [operation, statuses] of answered) {
     if (operation.startsWith('GET ')) t.ok(statuses.some((status) => status === 200), `${operation}: a 200 was checked (${statuses.join(', ')})`)
   }
-  for (const operation of ['POST /auth/token', 'POST /auth/signup', 'POST /auth/introspect', 'POST /auth/revoke', 'POST /api-keys/']) {
+  for (const operation of ['POST /auth/token', 'POST /auth/signup', 'POST /auth/introspect', 'POST /auth/revoke', 'POST /api-keys/', 'POST /admin/clients', 'PATCH /admin/clients/{id}', 'POST /oauth/authorize', 'POST /oauth/userinfo']) {
     t.ok(answered.get(operation)?.some((status) => status >= 200 && status < 300), `${operation}: a success was checked`)
   }
   for (const operation of Object.keys(PUBLIC_OPERATIONS)) t.ok(answered.has(operation), `${operation} is in the document`)

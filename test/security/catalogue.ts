@@ -5,6 +5,7 @@ import { enumerationCases } from './catalogue-enumeration.js'
 import { hardeningCases } from './catalogue-hardening.js'
 import { inputCases } from './catalogue-input.js'
 import { jwtCases } from './catalogue-jwt.js'
+import { oauthCases } from './catalogue-oauth.js'
 import { passkeyCases } from './catalogue-passkeys.js'
 import { passwordCases } from './catalogue-passwords.js'
 import { privilegeCases } from './catalogue-privilege.js'
@@ -51,4 +52,5 @@ export const cases: AttackCase[] = [
   ...totpCases,
   ...passkeyCases,
   ...takeoverCases, // account takeover (issue 24; also run over SMTP by takeover.test.ts)
+  ...oauthCases, // authorization server and OpenID provider (issue 26; RFC 9700 §4, OAuth 2.1, RFC 9207, OIDC Core)
 ]

@@ -6,6 +6,8 @@ import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { buildTestApp, json } from '../helpers/app.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { authorizeUrl, formFields, pkcePair } from '../helpers/oauth.js'
+import { InjectedPageBrowser } from '../helpers/oauth-inject.js'
 import { PASSWORD, sidOf } from '../helpers/users.js'
 
 /**
@@ -28,6 +30,12 @@ import { PASSWORD, sidOf } from '../helpers/users.js'
  * a sweep sends each of them in every parameter and top-level body field of
  * every operation, the rest of the request valid, so the next route gets
  * them without anyone listing it.
+ *
+ * The hosted sign-in pages (DESIGN §3.15) answer HTML, errors included:
+ * their errors may be pages instead of JSON, and every answer of theirs must
+ * forbid framing. GET /oauth/authorize gets hostile query strings built on
+ * the parameters it reads, around registered clients and with a signed-in
+ * browser, and the pages' forms get hostile fields past their CSRF defence.
  *
  * FUZZ_RUNS sets the inputs per operation (default 150).
  */
@@ -72,19 +80,45 @@ interface Operation {
   path: string
   parameters: Parameter[]
   body?: Schema
+  /** A hosted page (its answer is text/html): errors may be pages, and no answer may be framed. */
+  page: boolean
 }
 
-const doc = json<{ paths: Record<string, Record<string, { parameters?: Parameter[]; requestBody?: { content: Record<string, { schema: Schema }> } }>> }>(
-  await app.inject({ method: 'GET', url: '/docs/json' })
-)
+type DocOperation = {
+  parameters?: Parameter[]
+  requestBody?: { content: Record<string, { schema: Schema }> }
+  responses?: Record<string, { content?: Record<string, unknown> }>
+}
+const doc = json<{ paths: Record<string, Record<string, DocOperation>> }>(await app.inject({ method: 'GET', url: '/docs/json' }))
 const operations: Operation[] = Object.entries(doc.paths).flatMap(([path, ops]) =>
   Object.entries(ops).map(([method, op]) => ({
     method: method.toUpperCase(),
     path,
     parameters: op.parameters ?? [],
     ...(op.requestBody?.content['application/json'] ? { body: op.requestBody.content['application/json'].schema } : {}),
+    page: Boolean(op.responses?.['200']?.content?.['text/html']),
   }))
 )
+
+/**
+ * The parameters /oauth/authorize reads (OAuth 2.1 §4.1.1, OIDC Core
+ * §3.1.2.1, and the ones it refuses), in GET's query or POST's form. Its
+ * schema is a record, which the document shows as parameters named after the
+ * record's keywords (type, maxProperties...) and as a body without
+ * properties; the fuzzer sends these instead.
+ */
+const AUTHORIZE_PARAMETERS = [
+  'response_type', 'client_id', 'redirect_uri', 'scope', 'state', 'nonce', 'code_challenge', 'code_challenge_method', 'prompt', 'max_age',
+  'login_hint', 'acr_values', 'response_mode', 'request', 'request_uri', 'registration', 'claims', 'id_token_hint', 'ui_locales',
+]
+const authorizeOperation = operations.find((op) => op.method === 'GET' && op.path === '/oauth/authorize')
+if (authorizeOperation) {
+  authorizeOperation.parameters = AUTHORIZE_PARAMETERS.map((name) => ({ in: 'query' as const, name, schema: { type: 'string', maxLength: 4096 } }))
+}
+const authorizeForm = operations.find((op) => op.method === 'POST' && op.path === '/oauth/authorize')
+if (authorizeForm) {
+  authorizeForm.body = { type: 'object', properties: Object.fromEntries(AUTHORIZE_PARAMETERS.map((name) => [name, { type: 'string', maxLength: 4096 }])) }
+}
 
 // ------------------------------------------------------------------ value generators
 
@@ -420,6 +454,44 @@ async function heapUsedMb (): Promise<number> {
   return process.memoryUsage().heapUsed / 1024 / 1024
 }
 
+/** Why a hosted page's answer could be framed, or null (RFC 9700 §4.16: every answer, redirects and errors included). */
+function framingProblem (response: { headers: Record<string, unknown> }): string | null {
+  const csp = String(response.headers['content-security-policy'] ?? '').split(';').map((directive) => directive.trim())
+  if (!csp.includes("frame-ancestors 'none'")) return `no frame-ancestors 'none' (${csp.join('; ')})`
+  if (response.headers['x-frame-options'] !== 'DENY') return `X-Frame-Options ${String(response.headers['x-frame-options'])}`
+  return null
+}
+
+/**
+ * Sends one input and judges its answer: no 5xx, errors in JSON (or, from a
+ * hosted page, an HTML page), and a hosted page's answers never framed.
+ * Throws what is wrong, for fast-check to shrink.
+ */
+async function judge (request: InjectOptions, page: boolean): Promise<void> {
+  let response = await app.inject(request)
+  if (response.statusCode === 503 && response.body.includes('revocation_state_unavailable')) {
+    // Load shedding, not the input: the revocation list missed its sync window on a loaded
+    // machine. Sync it and send the same input again; that answer is the one judged.
+    shed++
+    await app.revocations.sync()
+    response = await app.inject(request)
+  }
+  inputs++
+  statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1)
+  if (response.statusCode >= 500) {
+    throw new Error(`${response.statusCode} for ${JSON.stringify(request).slice(0, 600)}: ${response.body.slice(0, 300)}`)
+  }
+  const type = String(response.headers['content-type'] ?? '')
+  if (page) {
+    const framing = framingProblem(response)
+    if (framing) throw new Error(`${response.statusCode} from a hosted page that can be framed: ${framing} for ${String(request.url).slice(0, 300)}`)
+  }
+  if (response.statusCode >= 400 && !(page && type.startsWith('text/html'))) {
+    if (!type.startsWith('application/json')) throw new Error(`${response.statusCode} error without a JSON body (${type}) for ${request.url}`)
+    JSON.parse(response.body)
+  }
+}
+
 // One warm-up pass so that lazily built state (compiled schemas, caches, JIT) is not counted as growth.
 const warmCredentials = await freshCredentials()
 for (const op of operations) {
@@ -430,7 +502,7 @@ const heapBefore = await heapUsedMb()
 
 t.test('the OpenAPI document lists every route family', async (t) => {
   t.ok(operations.length >= 20, `${operations.length} operations`)
-  for (const prefix of ['/auth/token', '/auth/signup', '/users/me', '/api-keys', '/admin/users']) {
+  for (const prefix of ['/auth/token', '/auth/signup', '/users/me', '/api-keys', '/admin/users', '/admin/clients', '/users/me/grants', '/oauth/authorize', '/oauth/sign-in', '/oauth/consent', '/oauth/logout', '/oauth/userinfo']) {
     t.ok(operations.some((op) => op.path.startsWith(prefix)), `${prefix} is fuzzed`)
   }
 })
@@ -439,30 +511,155 @@ for (const op of operations) {
   t.test(`${op.method} ${op.path}: ${RUNS} generated inputs, no 5xx`, async (t) => {
     const credentials = await freshCredentials()
     await fc.assert(
-      fc.asyncProperty(inputFor(op, credentials), async (input) => {
-        const request = buildRequest(op, input, credentials)
-        let response = await app.inject(request)
-        if (response.statusCode === 503 && response.body.includes('revocation_state_unavailable')) {
-          // Load shedding, not the input: the revocation list missed its sync window on a loaded
-          // machine. Sync it and send the same input again; that answer is the one judged.
-          shed++
-          await app.revocations.sync()
-          response = await app.inject(request)
-        }
-        inputs++
-        statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1)
-        if (response.statusCode >= 500) {
-          throw new Error(`${response.statusCode} for ${JSON.stringify(request).slice(0, 600)}: ${response.body.slice(0, 300)}`)
-        }
-        const type = String(response.headers['content-type'] ?? '')
-        if (response.statusCode >= 400) {
-          if (!type.startsWith('application/json')) throw new Error(`${response.statusCode} error without a JSON body (${type}) for ${request.url}`)
-          JSON.parse(response.body)
-        }
-      }),
+      fc.asyncProperty(inputFor(op, credentials), (input) => judge(buildRequest(op, input, credentials), op.page)),
       { numRuns: RUNS }
     )
     t.pass(`${op.method} ${op.path}`)
+  })
+}
+
+// ------------------------------------------------------------------ the hosted sign-in (DESIGN §3.15)
+
+const RP_REDIRECT = 'https://rp.fuzz.test/cb'
+const LOOPBACK_REDIRECT = 'http://127.0.0.1/cb'
+
+/**
+ * Two registered clients (a confidential web one, a public native one with a
+ * loopback redirect URI) and a browser signed in at the hosted pages: its
+ * cookies, and the fields of the consent form and of the logout confirmation
+ * (a real interaction and csrf, so that a form's other fields get past the
+ * CSRF defence).
+ */
+async function hostedPages (c: Credentials) {
+  const register = (payload: Record<string, unknown>) =>
+    injectOk<{ client_id: string }>({ method: 'POST', url: '/admin/clients', headers: { authorization: `Bearer ${c.admin}` }, payload }, 201)
+  const rp = await register({ client_name: 'Fuzzed web client', redirect_uris: [RP_REDIRECT], post_logout_redirect_uris: [RP_REDIRECT], token_endpoint_auth_method: 'client_secret_basic' })
+  const native = await register({ client_name: 'Fuzzed native client', redirect_uris: [LOOPBACK_REDIRECT], token_endpoint_auth_method: 'none', application_type: 'native' })
+  const email = `pages-${++accounts}-${Date.now()}@fuzz.test`
+  await injectOk({ method: 'POST', url: '/auth/signup', payload: { email, password: PASSWORD } }, 201)
+  const browser = new InjectedPageBrowser(app)
+  const start = authorizeUrl(app.config.issuer, { clientId: rp.client_id, redirectUri: RP_REDIRECT, scope: 'openid', codeChallenge: pkcePair().challenge })
+  const signIn = formFields(await (await browser.get(start)).text(), '/oauth/sign-in')
+  const consent = signIn && formFields(await (await browser.post('/oauth/sign-in', { ...signIn, email, password: PASSWORD })).text(), '/oauth/consent')
+  const logout = formFields(await (await browser.get(`/oauth/logout?client_id=${rp.client_id}`)).text(), '/oauth/logout')
+  if (!consent || !logout) throw new Error('setup: the hosted pages did not lead to the consent form and the logout confirmation')
+  return { rp: rp.client_id, native: native.client_id, cookie: browser.cookieHeader(), consent, logout }
+}
+
+t.test(`GET and POST /oauth/authorize: ${RUNS} hostile requests around registered clients, signed in or not, no 5xx, never framed`, async (t) => {
+  const pages = await hostedPages(await freshCredentials())
+  const hostileText = hostileLeaf.map(asText)
+  const text = (values: string[]) => fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...values) }, { weight: 1, arbitrary: hostileText })
+  const values: Record<string, fc.Arbitrary<string>> = {
+    response_type: text(['code', 'token', 'code id_token', 'id_token', 'none', '']),
+    client_id: text([pages.rp, pages.native, 'web', 'mobile', 'authorization-server', 'no-such-client', '']),
+    redirect_uri: fc.oneof(
+      text([RP_REDIRECT, LOOPBACK_REDIRECT, `${RP_REDIRECT}/..`, 'http://[::1]:8080/cb', 'http://localhost:8080/cb', 'https://evil.example/cb', 'javascript:alert(1)', 'com.example.app:/cb', '']),
+      fc.integer({ min: 0, max: 1_000_000 }).map((port) => `http://127.0.0.1:${port}/cb`)
+    ),
+    scope: text(['openid', 'openid email profile offline_access', 'profile', 'openid admin', '']),
+    code_challenge: text([pkcePair().challenge, 'short', 'x'.repeat(43), 'x'.repeat(128), '']),
+    code_challenge_method: text(['S256', 'plain', 's256', '']),
+    prompt: text(['none', 'login', 'consent', 'select_account', 'none login', 'login consent', 'create', '']),
+    max_age: text(['0', '1', '999999999', '9999999999', '-1', '1e3', '0x10', '']),
+    acr_values: text(['urn:token-auth:acr:mfa', 'urn:token-auth:acr:mfa other', 'other', '']),
+    response_mode: text(['query', 'fragment', 'form_post', '']),
+  }
+  const valueOf = (name: string) => values[name] ?? hostileText
+  // A valid request of one of the clients, then up to four parameters changed (each to one value, or repeated).
+  const input = fc.record({
+    client: fc.constantFrom('rp', 'native'),
+    // The native client's loopback URI on any port (RFC 8252 §7.3), and on ports that cannot exist.
+    port: fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: 65535 }) }, { weight: 1, arbitrary: fc.integer({ min: 65536, max: 99_999 }) }),
+    changes: fc.subarray(AUTHORIZE_PARAMETERS, { maxLength: 4 }).chain((names) =>
+      fc.record(Object.fromEntries(names.map((name) => [name, fc.oneof({ weight: 4, arbitrary: valueOf(name) }, { weight: 1, arbitrary: fc.array(valueOf(name), { minLength: 2, maxLength: 3 }) })])))
+    ),
+    signedIn: fc.boolean(),
+    post: fc.boolean(),
+    raw: fc.constantFrom('', '', '', '&%ZZ=1', '&client_id', '&=x', '&__proto__[x]=1'),
+  })
+  await fc.assert(
+    fc.asyncProperty(input, async ({ client, port, changes, signedIn, post, raw }) => {
+      const base: Record<string, string | string[]> = {
+        response_type: 'code',
+        client_id: client === 'rp' ? pages.rp : pages.native,
+        redirect_uri: client === 'rp' ? RP_REDIRECT : `http://127.0.0.1:${port}/cb`,
+        scope: 'openid',
+        state: 'st',
+        code_challenge: pkcePair().challenge,
+        code_challenge_method: 'S256',
+        ...changes,
+      }
+      const query = new URLSearchParams()
+      for (const [name, value] of Object.entries(base)) for (const one of [value].flat()) query.append(name, one)
+      const cookie = signedIn ? { cookie: pages.cookie } : {}
+      await judge(
+        post
+          ? { method: 'POST', url: '/oauth/authorize', headers: { ...cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: `${query}${raw}` }
+          : { method: 'GET', url: `/oauth/authorize?${query}${raw}`, headers: cookie },
+        true
+      )
+    }),
+    { numRuns: RUNS }
+  )
+  t.pass('/oauth/authorize')
+})
+
+/** Values a hosted form's fields mean something with (beside random and hostile ones). */
+const FORM_VALUES: Record<string, string[]> = {
+  email: ['someone@fuzz.test', 'a@b', ' ', 'x'.repeat(320), 'Someone@Fuzz.Test '],
+  password: [PASSWORD, 'wrong password', ''],
+  credential: [
+    '{}', '[]', 'null', '"x"', '{"__proto__":{"polluted":true}}', `{"response":{"clientDataJSON":"${'A'.repeat(5000)}"}}`,
+    '{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AAAA","signature":"AAAA","userHandle":"AAAA"}}',
+  ],
+  code: ['123456', '000000', '12345', '1234567', 'abcd-efgh', ' 123456 ', ''],
+  mfa_token: [`mfa_${'A'.repeat(43)}`, 'mfa_', ''],
+  decision: ['allow', 'deny', 'ALLOW', ''],
+}
+
+/** The hosted pages' forms: every page operation whose form carries the CSRF field. */
+const pageForms = operations.filter((op) => op.method === 'POST' && op.page && op.body?.properties?.csrf)
+
+t.test('the hosted forms are in the document', async (t) => {
+  for (const path of ['/oauth/sign-in', '/oauth/sign-in/passkey', '/oauth/sign-in/second-factor', '/oauth/consent', '/oauth/logout']) {
+    t.ok(pageForms.some((op) => op.path === path), `${path} is fuzzed past its CSRF defence`)
+  }
+})
+
+for (const op of pageForms) {
+  const { path } = op
+  t.test(`POST ${path}: ${RUNS} hostile fields past the CSRF defence (a real interaction, csrf, cookies and Origin), no 5xx, never framed`, async (t) => {
+    if (!op.body?.properties) return
+    const pages = await hostedPages(await freshCredentials())
+    const valid = op.body.properties.logout ? pages.logout : pages.consent
+    const headers = { cookie: pages.cookie, origin: new URL(app.config.issuer).origin }
+    const field = (name: string, schema: Schema) => fc.oneof(
+      { weight: 3, arbitrary: fc.constantFrom(...(FORM_VALUES[name] ?? ['x'])) },
+      { weight: 2, arbitrary: fc.string({ maxLength: 60 }) },
+      { weight: 1, arbitrary: fuzzValue(schema) }
+    )
+    const input = fc.record({
+      fields: fc.record(Object.fromEntries(Object.entries(op.body.properties).map(([name, schema]) => [name, field(name, schema)]))),
+      keepValid: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      // Now and then a body hostile as a whole (wrong type, extra keys, nesting).
+      whole: fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fuzzValue(op.body) }),
+      encoding: fc.constantFrom('json', 'form'),
+    })
+    await fc.assert(
+      fc.asyncProperty(input, async ({ fields, keepValid, whole, encoding }) => {
+        const body = whole ?? { ...fields, ...(keepValid ? valid : {}) }
+        const payload = encoding === 'json'
+          ? JSON.stringify(body) ?? ''
+          : typeof body === 'object' && body !== null
+            ? Object.entries(body).map(([k, v]) => `${safeEncode(k)}=${safeEncode(asText(v))}`).join('&')
+            : `value=${safeEncode(asText(body))}`
+        const type = encoding === 'json' ? 'application/json' : 'application/x-www-form-urlencoded'
+        await judge({ method: 'POST', url: path, headers: { ...headers, 'content-type': type }, payload }, true)
+      }),
+      { numRuns: RUNS }
+    )
+    t.pass(`POST ${path}`)
   })
 }
 

@@ -6,6 +6,8 @@ import { loadConfig } from '../../src/config.js'
 import { json, TEST_ENV, TestClock } from '../helpers/app.js'
 import { base32Decode, MFA_OTP, totpCode } from '../helpers/totp.js'
 import { createTestDatabase } from '../helpers/database.js'
+import { authorizeUrl, followAuthorization, pkcePair } from '../helpers/oauth.js'
+import { InjectedPageBrowser } from '../helpers/oauth-inject.js'
 import { SoftAuthenticator } from '../helpers/webauthn.js'
 import { serializeRevocationSync } from './context.js'
 
@@ -14,8 +16,9 @@ import { serializeRevocationSync } from './context.js'
  * issues, rotates, replays, revokes and introspects every kind of credential,
  * a dump of every database table and every log line (pino at level trace,
  * captured in memory) holds none of the raw refresh tokens, access tokens,
- * API keys, passwords or emailed links' tokens (in account_tokens and in the
- * email outbox) the scenario used, in any encoding we can think of
+ * API keys, passwords, emailed links' tokens (in account_tokens and in the
+ * email outbox), client secrets, authorization codes or browser-session
+ * cookies of the hosted sign-in the scenario used, in any encoding we can think of
  * (as issued, JSON-escaped, hex of their bytes, base64 of their bytes).
  */
 
@@ -65,6 +68,10 @@ const secrets = {
   mfaToken: new Set<string>(),
   // WebAuthn challenges, spent and unspent.
   challenge: new Set<string>(),
+  // OAuth (DESIGN §3.14, §3.15): client secrets (oauth_clients), authorization codes (authorization_codes), the hosted sign-in's session cookie (a sessions row).
+  clientSecret: new Set<string>(),
+  code: new Set<string>(),
+  browserSession: new Set<string>(),
 }
 
 function collect (response: LightMyRequestResponse): LightMyRequestResponse {
@@ -75,6 +82,7 @@ function collect (response: LightMyRequestResponse): LightMyRequestResponse {
   if (typeof body.key === 'string') secrets.apiKey.add(body.key)
   if (typeof body.secret === 'string') secrets.totp.add(body.secret)
   if (typeof body.mfa_token === 'string') secrets.mfaToken.add(body.mfa_token)
+  if (typeof body.client_secret === 'string') secrets.clientSecret.add(body.client_secret)
   if (Array.isArray(body.recoveryCodes)) for (const code of body.recoveryCodes as string[]) secrets.recoveryCode.add(code)
   for (const cookie of response.cookies) if (cookie.name.endsWith('refresh_token') && cookie.value) secrets.refresh.add(cookie.value)
   return response
@@ -233,12 +241,16 @@ t.test('scenario: every kind of credential issued, used, rotated, replayed and r
 /** The forms a secret could be stored or logged in. */
 function encodings (kind: keyof typeof secrets, secret: string): string[] {
   const forms = [secret, JSON.stringify(secret).slice(1, -1), Buffer.from(secret).toString('hex'), Buffer.from(secret).toString('base64')]
-  if (kind === 'refresh' || kind === 'link' || kind === 'challenge') {
+  if (kind === 'refresh' || kind === 'link' || kind === 'challenge' || kind === 'code' || kind === 'browserSession') {
     const raw = Buffer.from(secret, 'base64url')
     forms.push(raw.toString('hex'), raw.toString('base64'))
   }
   if (kind === 'access') forms.push(secret.split('.')[2]!) // the signature: the part no one else can make
   if (kind === 'apiKey') forms.push(secret.slice(12)) // the part after the display prefix kept in clear
+  if (kind === 'clientSecret') {
+    const raw = Buffer.from(secret.slice(secret.indexOf('_') + 1), 'base64url')
+    forms.push(secret.slice(secret.indexOf('_') + 1), raw.toString('hex'), raw.toString('base64'))
+  }
   if (kind === 'totp') {
     const raw = base32Decode(secret)
     forms.push(raw.toString('hex'), raw.toString('base64'))
@@ -304,6 +316,50 @@ t.test('scenario: second factors enrolled, used at login, regenerated and remove
   t.equal(await server.db.mfaToken.count(), secrets.mfaToken.size, 'every mfa_token has its row')
 })
 
+t.test('scenario: a client registered with a secret, rotated, and a code flow through the hosted pages', async (t) => {
+  const adminEmail = `oauth-admin-${Date.now()}@rest.test`
+  const adminPassword = password('oauth admin passphrase')
+  const admin = json<{ user: { id: string } }>(await call({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: adminPassword } }))
+  await server.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin', emailVerifiedAt: new Date() } })
+  const asAdmin = { authorization: `Bearer ${json<{ access_token: string }>(await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: adminPassword } })).access_token}` }
+  for (let started = Date.now(); Date.now() - started < 5_000; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if ((await server.inject({ method: 'GET', url: '/admin/clients', headers: asAdmin })).statusCode === 200) break
+  }
+  const redirectUri = 'https://prints.example/callback'
+  const registered = await call({ method: 'POST', url: '/admin/clients', headers: asAdmin, payload: { client_name: 'Prints', redirect_uris: [redirectUri], token_endpoint_auth_method: 'client_secret_basic' } })
+  t.equal(registered.statusCode, 201, 'a confidential client registered')
+  const clientId = json<{ client_id: string }>(registered).client_id
+  t.equal((await call({ method: 'POST', url: `/admin/clients/${clientId}/secret`, headers: asAdmin })).statusCode, 200, 'its secret rotated')
+  const secret = [...secrets.clientSecret].at(-1)!
+
+  const email = `oauth-user-${Date.now()}@rest.test`
+  const pass = password('oauth user passphrase')
+  t.equal((await call({ method: 'POST', url: '/auth/signup', payload: { email, password: pass } })).statusCode, 201)
+  const browser = new InjectedPageBrowser(server)
+  const flow = async () => {
+    const pkce = pkcePair()
+    const back = await followAuthorization(browser, authorizeUrl(config.issuer, { clientId, redirectUri, scope: 'openid offline_access', codeChallenge: pkce.challenge }), { email, password: pass })
+    const code = back.searchParams.get('code')!
+    secrets.code.add(code)
+    return { code, verifier: pkce.verifier }
+  }
+  const exchange = ({ code, verifier }: { code: string; verifier: string }) => call({
+    method: 'POST',
+    url: '/auth/token',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}` },
+    payload: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier }).toString(),
+  })
+  const exchanged = await flow()
+  t.equal((await exchange(exchanged)).statusCode, 200, 'a code exchanged')
+  t.equal((await exchange(exchanged)).statusCode, 400, 'and replayed')
+  await flow() // left unexchanged in the table
+  for (const [name, value] of browser.cookies) if (name.endsWith('as_session')) secrets.browserSession.add(value)
+  t.equal(secrets.clientSecret.size, 2, '2 client secrets')
+  t.equal(secrets.code.size, 2, '2 authorization codes')
+  t.equal(secrets.browserSession.size, 1, 'a browser session cookie')
+  t.ok(await server.db.session.count({ where: { clientId: 'authorization-server' } }) >= 1, 'the browser session is a sessions row')
+})
+
 t.test('control: the search finds a planted secret in each form', async (t) => {
   const refresh = [...secrets.refresh][0]!
   const key = [...secrets.apiKey][0]!
@@ -316,6 +372,9 @@ t.test('control: the search finds a planted secret in each form', async (t) => {
   t.ok(leaks([...secrets.recoveryCode][0]!.replaceAll('-', '')).length > 0, 'a recovery code without its hyphens')
   t.ok(leaks([...secrets.mfaToken][0]!.slice(4)).length > 0, 'an mfa_token without its prefix')
   t.ok(leaks(`\\x${Buffer.from([...secrets.challenge][0]!, 'base64url').toString('hex')}`).length > 0, 'a WebAuthn challenge\'s bytes')
+  t.ok(leaks([...secrets.clientSecret][0]!.slice(5)).length > 0, 'a client secret without its prefix')
+  t.ok(leaks(`code=${[...secrets.code][0]!}&state=x`).length > 0, 'an authorization code')
+  t.ok(leaks(`\\x${Buffer.from([...secrets.browserSession][0]!, 'base64url').toString('hex')}`).length > 0, 'a browser session cookie\'s bytes')
   t.same(leaks('nothing secret here'), [], 'no false alarm')
 })
 

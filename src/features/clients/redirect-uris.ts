@@ -47,6 +47,7 @@ export function matchesRedirectUri (registered: readonly string[], presented: st
 /** A loopback http URI with its port removed, or null for any other URI. */
 function withoutPort (uri: string): string | null {
   const match = /^http:\/\/(127\.0\.0\.1|\[::1\])(?::(\d{1,5}))?(\/[^#]*)?$/.exec(uri)
-  if (!match) return null
+  // A port a socket can have (1-65535), or none: anything else is no loopback URI at all.
+  if (!match || (match[2] !== undefined && (Number(match[2]) < 1 || Number(match[2]) > 65535))) return null
   return `http://${match[1]}${match[3] ?? '/'}`
 }

@@ -32,18 +32,18 @@ export const authorizationCodeGrant = defineGrant({
     code_verifier: Type.String({ maxLength: 256, description: 'authorization_code: the PKCE verifier (RFC 7636)' }),
   },
   handle: async (params, context): Promise<SessionOutcome> => {
-    if (!params.code || !params.code_verifier) {
-      throw new DomainError('invalid_request', 'the authorization_code grant needs code and code_verifier (and the redirect_uri of its authorization request)')
-    }
-    if (!/^[A-Za-z0-9._~-]{43,128}$/.test(params.code_verifier)) {
-      throw new DomainError('invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1)')
-    }
+    if (!params.code) throw new DomainError('invalid_request', 'the authorization_code grant needs code and code_verifier')
+    // A request presenting a code spends it, whatever else it lacks: a code never gets a second try.
+    const wellFormedVerifier = params.code_verifier !== undefined && /^[A-Za-z0-9._~-]{43,128}$/.test(params.code_verifier)
     const redemption = await context.authorizationCodes.redeem(
       params.code,
-      // A code of the authorization challenge endpoint had no redirect URI: none is presented (draft-ietf-oauth-first-party-apps §6).
-      { clientId: context.client.id, redirectUri: params.redirect_uri ?? '', codeVerifier: params.code_verifier },
+      // OAuth 2.1 §4.1.3 and §10.2: redirect_uri, when sent, must be the authorization request's; a 2.1 client
+      // sends none (PKCE binds the code), nor does a code of the authorization challenge endpoint have one.
+      { clientId: context.client.id, redirectUri: params.redirect_uri, codeVerifier: wellFormedVerifier ? params.code_verifier! : '' },
       context.origin.ip
     )
+    if (params.code_verifier === undefined) throw new DomainError('invalid_request', 'code_verifier is required (PKCE); the code is spent')
+    if (!wellFormedVerifier) throw new DomainError('invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1); the code is spent')
     if (!redemption.ok) throw new DomainError('invalid_grant', WHY[redemption.reason] ?? 'the authorization code is not valid')
     const { grant, login } = redemption
     const started = await context.accounts.startSession(login, sessionRequest(context, grant.scope), {

@@ -71,7 +71,7 @@ export class AuthorizationCodes {
    * whether the browser session it came from is still live, and the account
    * as it is now (the session then starts only while it stays so).
    */
-  async redeem (code: string, presented: { clientId: string; redirectUri: string; codeVerifier: string }, ip: string | undefined): Promise<Redemption> {
+  async redeem (code: string, presented: { clientId: string; redirectUri: string | undefined; codeVerifier: string }, ip: string | undefined): Promise<Redemption> {
     const codeHash = this.hash(code)
     const now = new Date(this.options.now())
     const sessionId = randomUUID()
@@ -81,7 +81,7 @@ export class AuthorizationCodes {
     // Checked after the code is spent: a code presented with a wrong binding is dead too (OAuth 2.1 §4.1.3).
     if (row.expires_at <= now) return { ok: false, reason: 'expired' }
     if (row.client_id !== presented.clientId) return { ok: false, reason: 'client_mismatch' }
-    if (row.redirect_uri !== presented.redirectUri) return { ok: false, reason: 'redirect_uri_mismatch' }
+    if (presented.redirectUri !== undefined && row.redirect_uri !== presented.redirectUri) return { ok: false, reason: 'redirect_uri_mismatch' }
     if (!pkceMatches(presented.codeVerifier, row.code_challenge)) return { ok: false, reason: 'pkce_failed' }
     // A sign-out, a password change or a disabling in the code's minute ends it too: the
     // browser session's end says so, or (a code without one) the password hash it remembers.

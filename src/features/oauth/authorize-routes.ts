@@ -21,10 +21,25 @@ import { sendPage } from './page-headers.js'
 import { describeScope } from './scopes.js'
 import logoutRoutes from './logout-routes.js'
 
-const AuthorizeParams = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 10 })]), {
-  maxProperties: 40,
-  description: 'response_type=code, client_id, redirect_uri, scope, state, nonce, code_challenge, code_challenge_method=S256, prompt, max_age, login_hint, acr_values',
-})
+/** A parameter of the authorization request: a string, or several when repeated (refused as OAuth 2.1 §3.1 says, by readAuthorizationRequest). */
+const Param = (description: string) => Type.Optional(Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 10 })], { description }))
+const AuthorizeParams = Type.Object(
+  {
+    response_type: Param('code (the only response type)'),
+    client_id: Param('the client'),
+    redirect_uri: Param('one of the client\'s registered redirect URIs, exactly (a native client\'s loopback URI on any port)'),
+    scope: Param('openid profile email offline_access, and the client\'s API scopes'),
+    state: Param('returned as it is'),
+    nonce: Param('returned in the ID token'),
+    code_challenge: Param('PKCE: BASE64URL(SHA-256(code_verifier)), required'),
+    code_challenge_method: Param('S256 (plain is refused)'),
+    prompt: Param('none, login, consent or select_account'),
+    max_age: Param('seconds: an older sign-in signs in again'),
+    login_hint: Param('the address to fill in'),
+    acr_values: Param('urn:token-auth:acr:mfa asks for two factors'),
+  },
+  { additionalProperties: Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 10 })]), maxProperties: 40 }
+)
 const Interaction = Type.String({ maxLength: 8192 })
 const Csrf = Type.String({ maxLength: 64 })
 const SignInForm = Type.Object({ interaction: Interaction, csrf: Csrf, email: Type.String({ maxLength: 320 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false })
