@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { ADMIN_SECURITY } from '../admin/routes.js'
 import { errorResponses } from '../../http/error-schemas.js'
-import type { Client } from './clients.js'
+import { clientMetadata, type Client } from './clients.js'
 import { ClientList, ClientParams, ClientPatch, ClientRegistration, type RegisteredClient } from './schemas.js'
 
 const security = ADMIN_SECURITY
@@ -106,16 +106,7 @@ function registered (client: Client, secret?: string): RegisteredClient {
   return {
     client_id: client.id,
     ...(secret ? { client_secret: secret } : {}),
-    client_name: client.name,
-    redirect_uris: client.redirectUris,
-    post_logout_redirect_uris: client.postLogoutRedirectUris,
-    grant_types: client.grantTypes,
-    scope: client.scopes.join(' '),
-    token_endpoint_auth_method: client.authMethod,
-    application_type: client.applicationType,
-    first_party: client.firstParty,
-    ...(client.logoUri ? { logo_uri: client.logoUri } : {}),
-    ...(client.clientUri ? { client_uri: client.clientUri } : {}),
+    ...clientMetadata(client),
     configured: client.configured,
     created_at: client.createdAt.toISOString(),
     updated_at: client.updatedAt.toISOString(),

@@ -141,7 +141,7 @@ export class ClientRegistry {
    */
   async update (id: string, patch: Partial<ClientMetadata>, actor: { id: string; ip?: string | undefined }): Promise<{ client: Client; secret?: string }> {
     const current = await this.get(id)
-    const merged: ClientMetadata = { ...this.metadataOf(current), ...definedOnly(patch) }
+    const merged: ClientMetadata = { ...clientMetadata(current), ...definedOnly(patch) }
     if (current.configured && (merged.token_endpoint_auth_method !== current.authMethod || !merged.first_party)) {
       throw new DomainError('client_configured', `${id} is a configured first-party public client: its type and first_party are configuration's`)
     }
@@ -266,21 +266,6 @@ export class ClientRegistry {
     }
   }
 
-  private metadataOf (client: Client): ClientMetadata {
-    return {
-      client_name: client.name,
-      redirect_uris: client.redirectUris,
-      post_logout_redirect_uris: client.postLogoutRedirectUris,
-      grant_types: client.grantTypes,
-      scope: client.scopes.join(' '),
-      token_endpoint_auth_method: client.authMethod,
-      application_type: client.applicationType,
-      first_party: client.firstParty,
-      logo_uri: client.logoUri ?? undefined,
-      client_uri: client.clientUri ?? undefined,
-    }
-  }
-
   private toClient (row: OauthClient): Client {
     const configured = row.configured ? this.options.configured[row.id] : undefined
     const scopes = row.scope.split(' ').filter(Boolean)
@@ -309,6 +294,25 @@ export class ClientRegistry {
       updatedAt: row.updatedAt,
       secretHash: row.secretHash ? Buffer.from(row.secretHash) : null,
     }
+  }
+}
+
+/** A registration as it stands: every field but the optional URIs is known. */
+export type RegisteredMetadata = Required<Omit<ClientMetadata, 'logo_uri' | 'client_uri'>> & Pick<ClientMetadata, 'logo_uri' | 'client_uri'>
+
+/** A client's registration in RFC 7591's names (what the admin API shows and a change starts from). */
+export function clientMetadata (client: Client): RegisteredMetadata {
+  return {
+    client_name: client.name,
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    grant_types: client.grantTypes,
+    scope: client.scopes.join(' '),
+    token_endpoint_auth_method: client.authMethod,
+    application_type: client.applicationType,
+    first_party: client.firstParty,
+    ...(client.logoUri ? { logo_uri: client.logoUri } : {}),
+    ...(client.clientUri ? { client_uri: client.clientUri } : {}),
   }
 }
 

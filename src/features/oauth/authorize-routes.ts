@@ -10,7 +10,7 @@ import { mfaOtpGrant } from '../second-factors/mfa-otp-grant.js'
 import { passkeyGrant } from '../passkeys/passkey-grant.js'
 import type { SessionGrant } from '../sessions/sessions.js'
 import { passwordGrant } from '../tokens/grants/password.js'
-import type { SessionOutcome } from '../tokens/grants/grant.js'
+import type { GrantContext, GrantOutcome, SessionOutcome } from '../tokens/grants/grant.js'
 import { grantContext } from '../tokens/transport.js'
 import { sessionRequest } from '../tokens/grants/grant.js'
 import { openInteraction, readAuthorizationRequest, redirectTo, sealInteraction, type AuthorizationRequest } from './authorization-request.js'
@@ -239,6 +239,26 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     throw error
   }
 
+  /**
+   * Runs one of the token endpoint's login grants for the browser session's
+   * pseudo-client (cookie transport) and goes on: signed in, the second
+   * step, or `retry`'s page saying what went wrong.
+   */
+  async function runLoginStep (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    form: Awaited<ReturnType<typeof openForm>>,
+    grant: (context: GrantContext) => Promise<GrantOutcome>,
+    retry: (message: string, status: number) => Promise<FastifyReply>
+  ): Promise<FastifyReply> {
+    try {
+      const outcome = await grant(grantContext(fastify, request, browser, 'cookie'))
+      return await signedIn(request, reply, outcome as SessionOutcome, form)
+    } catch (error) {
+      return loginRefused(reply, form, error, retry)
+    }
+  }
+
   /** The factors left to a pending login, or null when its mfa_token is spent or expired. */
   async function pendingFactors (mfaToken: string): Promise<string[] | null> {
     try {
@@ -255,13 +275,9 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     { schema: { tags: ['oauth'], summary: 'The hosted sign-in page\'s password form', body: SignInForm, produces: ['text/html'], response: HTML } },
     async (request, reply) => {
       const form = await openForm(request, request.body)
-      const context = grantContext(fastify, request, browser, 'cookie')
-      try {
-        const outcome = await passwordGrant.handle({ grant_type: 'password', username: request.body.email, password: request.body.password }, context)
-        return await signedIn(request, reply, outcome as SessionOutcome, form)
-      } catch (error) {
-        return loginRefused(reply, form, error, (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status, request.body.email))
-      }
+      return runLoginStep(request, reply, form,
+        (context) => passwordGrant.handle({ grant_type: 'password', username: request.body.email, password: request.body.password }, context),
+        (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status, request.body.email))
     }
   )
 
@@ -330,13 +346,9 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     { schema: { tags: ['oauth'], summary: 'The hosted sign-in page\'s passkey form', body: PasskeyForm, produces: ['text/html'], response: HTML } },
     async (request, reply) => {
       const form = await openForm(request, request.body)
-      const context = grantContext(fastify, request, browser, 'cookie')
-      try {
-        const outcome = await passkeyGrant.handle({ grant_type: passkeyGrant.type, credential: request.body.credential }, context)
-        return await signedIn(request, reply, outcome as SessionOutcome, form)
-      } catch (error) {
-        return loginRefused(reply, form, error, (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status))
-      }
+      return runLoginStep(request, reply, form,
+        (context) => passkeyGrant.handle({ grant_type: passkeyGrant.type, credential: request.body.credential }, context),
+        (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status))
     }
   )
 
@@ -346,21 +358,17 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const form = await openForm(request, request.body)
       const { code, credential, mfa_token: mfaToken } = request.body
-      const context = grantContext(fastify, request, browser, 'cookie')
       const step = credential
         ? { credential }
         : code && /^\d{6}$/.test(code.trim()) ? { otp: code.trim() } : { recovery_code: (code ?? '').trim() }
-      try {
-        const outcome = await mfaOtpGrant.handle({ grant_type: mfaOtpGrant.type, mfa_token: mfaToken, ...step }, context)
-        return await signedIn(request, reply, outcome as SessionOutcome, form)
-      } catch (error) {
-        return loginRefused(reply, form, error, async (message, status) => {
+      return runLoginStep(request, reply, form,
+        (context) => mfaOtpGrant.handle({ grant_type: mfaOtpGrant.type, mfa_token: mfaToken, ...step }, context),
+        async (message, status) => {
           const interaction = await sealInteraction(interactionKey, form.authorization, form.csrf, fastify.now())
           const factors = await pendingFactors(mfaToken)
           if (!factors) return signIn(reply, form.authorization, form.client, form.csrf, 'Sign in again: this sign-in expired.', status)
           return sendPage(reply, secondFactorPage({ csrf: form.csrf, interaction, mfaToken, factors, error: message }), { status, formTargets: [form.authorization.redirectUri] })
         })
-      }
     }
   )
 

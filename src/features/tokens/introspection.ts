@@ -1,5 +1,5 @@
 import type { IntrospectionResponse } from './schemas.js'
-import type { AccessTokenClaims } from './access-token-claims.js'
+import type { AccessTokenClaims, ClientAccessTokenClaims } from './access-token-claims.js'
 import { looksLikeJwt, verifyAccessToken, verifyClientAccessToken } from './access-tokens.js'
 import type { ClientRegistry } from '../clients/clients.js'
 import { looksLikeApiKey, type ApiKeyStore } from '../api-keys/api-keys.js'
@@ -36,18 +36,7 @@ export async function introspect (
     if (!claims) return introspectClientToken(token, deps)
     const grant = await deps.sessions.liveGrant({ sessionId: claims.sid })
     if (!grant || grant.userId !== claims.sub || grant.role !== claims.role) return INACTIVE
-    return {
-      active: true,
-      token_type: 'access_token',
-      sub: claims.sub,
-      scope: claims.scope,
-      exp: claims.exp,
-      iat: claims.iat,
-      client_id: claims.client_id,
-      sid: claims.sid,
-      iss: claims.iss,
-      aud: claims.aud,
-    }
+    return { ...activeAccessToken(claims), sid: claims.sid }
   }
   const grant = await deps.sessions.liveGrant({ refreshToken: token })
   if (!grant) return INACTIVE
@@ -68,6 +57,11 @@ async function introspectClientToken (token: string, deps: Parameters<typeof int
   if (!claims) return INACTIVE
   const client = await deps.clients.find(claims.client_id)
   if (!client || !client.grantTypes.includes('client_credentials')) return INACTIVE
+  return activeAccessToken(claims)
+}
+
+/** RFC 7662 §2.2's answer for a usable access token, from its claims. */
+function activeAccessToken (claims: ClientAccessTokenClaims): IntrospectionResponse {
   return {
     active: true,
     token_type: 'access_token',
