@@ -6,7 +6,7 @@ import { injectAs, login, signup, signupAdmin } from '../../helpers/users.js'
 
 const { app } = await fileTestApp()
 const admin = await signupAdmin(app)
-const as = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: unknown) => injectAs(app, admin.access_token, method, url, body)
+const as = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, body?: Record<string, unknown>) => injectAs(app, admin.access_token, method, url, body)
 
 t.test('web, admin and mobile are seeded as configured first-party public clients; they cannot be deleted or made confidential', async (t) => {
   const list = json<{ items: { client_id: string; first_party: boolean; configured: boolean; token_endpoint_auth_method: string }[] }>(await as('GET', '/admin/clients'))
