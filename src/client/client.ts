@@ -8,6 +8,7 @@ import {
   SessionReusedError,
   StepUpRequiredError,
 } from './errors.js'
+import { signIn, type FirstPartyClient } from './first-party.js'
 import * as mfa from './mfa.js'
 import { deletePasskey, listPasskeys, passkeyAssertion, registerPasskey, renamePasskey, stepUpAssertion, type Passkey, type PasskeyTransport } from './passkeys.js'
 import { MemoryStore, type RefreshTokenStore } from './storage.js'
@@ -124,8 +125,10 @@ export interface RequestOptions extends Omit<RequestInit, 'body'> {
 /**
  * A client of the token-auth service for browsers, mobile apps and Node.
  *
- * - `login`, `signUp`, `logout`, `restore` (sign back in from the refresh
- *   cookie or the stored refresh token).
+ * - `login`, `signInWithPasskey`, `signUp`, `logout`, `restore` (sign back
+ *   in from the refresh cookie or the stored refresh token). Sign-in goes
+ *   through the authorization challenge endpoint and a PKCE code exchange
+ *   (first-party.ts), which needs WebCrypto (React Native: a polyfill).
  * - `fetch`: adds the access token, refreshes it shortly before it expires,
  *   and on a 401 refreshes once and retries once.
  * - Refresh is single-flight: concurrent callers share one refresh request;
@@ -190,28 +193,24 @@ export class AuthClient {
   }
 
   /**
-   * Password login. Throws MfaRequiredError for an account with a second
-   * factor (its `complete({ otp })`, or `completeWithPasskey()` when its
-   * `factors` include 'passkey', finishes the login), InvalidCredentialsError,
+   * Password sign-in, through the service's authorization challenge endpoint
+   * (POST /oauth/authorize-challenge, DESIGN §3.16) and the exchange of its
+   * code with PKCE (first-party.ts); no password grant. Throws
+   * MfaRequiredError for an account with a second factor (its
+   * `complete({ otp })`, or `completeWithPasskey()` when its `factors`
+   * include 'passkey', finishes the sign-in), InvalidCredentialsError,
    * EmailNotVerifiedError (REQUIRE_EMAIL_VERIFICATION), RateLimitedError,
-   * ServiceUnavailableError, ApiRequestError or NetworkError.
+   * ServiceUnavailableError, ApiRequestError, NetworkError, or AuthError
+   * `webcrypto_unavailable` where WebCrypto is missing (React Native needs a
+   * polyfill). `scope` defaults to everything the client may have.
    */
   async login (email: string, password: string, options: { scope?: string } = {}): Promise<AccessTokenClaims | null> {
-    const response = await this.post('/auth/token', {
-      grant_type: 'password',
-      username: email,
-      password,
-      client_id: this.clientId,
-      ...(options.scope ? { scope: options.scope } : {}),
-    })
-    if (!response.ok) throw mfa.secondStepOr(await errorFromResponse(response, 'login'), this.secondStep)
-    await this.accept((await response.json()) as TokenResponseBody)
-    return this.claims
+    return signIn(this.firstParty, { username: email, password }, options.scope)
   }
 
-  // ---- second factors (mfa.ts)
+  // ---- first-party sign-in (first-party.ts) and second factors (mfa.ts)
 
-  private get secondStep (): mfa.SecondStepClient {
+  private get firstParty (): FirstPartyClient {
     return {
       clientId: this.clientId,
       post: (path, body) => this.post(path, body),
@@ -299,15 +298,16 @@ export class AuthClient {
 
   /**
    * Signs in with a passkey: the browser offers the user's discoverable
-   * passkeys for this site and verifies the user (PIN, biometric). The
-   * session counts as multi-factor (amr hwk or swk, user, mfa). Throws
-   * InvalidCredentialsError (refused: unknown, cloned, wrong origin…),
-   * EmailNotVerifiedError, RateLimitedError, or the browser's DOMException
-   * (NotAllowedError: cancelled, or no passkey).
+   * passkeys for this site and verifies the user (PIN, biometric); the
+   * assertion goes to the authorization challenge endpoint and its code is
+   * exchanged, as `login` does. The session counts as multi-factor (amr hwk
+   * or swk, user, mfa). Throws InvalidCredentialsError (refused: unknown,
+   * cloned, wrong origin…), EmailNotVerifiedError, RateLimitedError, or the
+   * browser's DOMException (NotAllowedError: cancelled, or no passkey).
    */
   async signInWithPasskey (options: { scope?: string; signal?: AbortSignal } = {}): Promise<AccessTokenClaims | null> {
     const credential = await passkeyAssertion(this.passkeyTransport(), options.signal)
-    return this.signInWith({ grant_type: 'urn:token-auth:grant-type:passkey', credential, ...(options.scope ? { scope: options.scope } : {}) })
+    return signIn(this.firstParty, { credential }, options.scope)
   }
 
   /**
@@ -343,8 +343,8 @@ export class AuthClient {
     return { publicPost: (path) => this.publicCall(path, undefined), request: (path, options) => this.request(path, options) }
   }
 
-  /** A sign-in by any token-endpoint grant (`params` besides client_id): holds its tokens, like login. */
-  private async signInWith (params: Record<string, unknown>): Promise<AccessTokenClaims | null> {
+  /** A token-endpoint grant (`params` besides client_id) that answers tokens, the step-up grant's: holds them, like login. */
+  private async grant (params: Record<string, unknown>): Promise<AccessTokenClaims | null> {
     const response = await this.post('/auth/token', { ...params, client_id: this.clientId })
     if (!response.ok) throw await errorFromResponse(response, 'login')
     await this.accept((await response.json()) as TokenResponseBody)
@@ -370,7 +370,7 @@ export class AuthClient {
       if (!refreshToken) throw new SessionExpiredError('not signed in', 0)
       params.refresh_token = refreshToken
     }
-    return this.signInWith(params)
+    return this.grant(params)
   }
 
   /**
@@ -614,7 +614,6 @@ export class AuthClient {
     return this.rawFetch(this.url(input), { ...init, headers })
   }
 
-  /** A POST to an /auth endpoint: JSON body, and in cookie transport the cookie and its CSRF header. */
   /** A POST that needs no session; the parsed body (undefined when empty) or a typed error. */
   private async publicCall (path: string, body: unknown): Promise<unknown> {
     const response = await this.post(path, body)
@@ -622,6 +621,10 @@ export class AuthClient {
     return response.status === 204 ? undefined : response.json()
   }
 
+  /**
+   * A POST to the service (/auth, /oauth/authorize-challenge): JSON body, and in cookie
+   * transport the cookie and the CSRF header (X-Requested-With; the browser adds Origin).
+   */
   private async post (path: string, body: unknown, accessToken?: string): Promise<Response> {
     const headers = new Headers({ accept: 'application/json' })
     if (body !== undefined) headers.set('content-type', 'application/json')

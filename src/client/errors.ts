@@ -1,8 +1,12 @@
 import { isServiceErrorCode, type ErrorCode, type OAuthErrorAlias } from '../errors.js'
 import type { AccessTokenClaims } from './client.js'
 
-/** Codes the SDK gives its own errors: no answer, an answer it cannot read, a session it ended, a passkey step it cannot take. */
-export type ClientErrorCode = 'session_expired' | 'session_reused' | 'network_error' | 'invalid_response' | 'passkey_unavailable'
+/**
+ * Codes the SDK gives its own errors: no answer, an answer it cannot read, a
+ * session it ended, a passkey step it cannot take, no WebCrypto for a
+ * sign-in's PKCE (React Native without a polyfill, a page outside a secure context).
+ */
+export type ClientErrorCode = 'session_expired' | 'session_reused' | 'network_error' | 'invalid_response' | 'passkey_unavailable' | 'webcrypto_unavailable'
 
 /**
  * What an AuthError's code can be: a code of the service's catalogue
@@ -72,7 +76,11 @@ export class ServiceUnavailableError extends AuthError {
   }
 }
 
-/** Wrong email or password (or a disabled account: the server does not tell them apart). */
+/**
+ * Wrong email or password (or a disabled account: the server does not tell
+ * them apart); in a second step, a wrong code or a refused passkey, or a
+ * step that can no longer be taken (its message then says to sign in again).
+ */
 export class InvalidCredentialsError extends AuthError {
   override readonly name = 'InvalidCredentialsError'
   constructor (message = 'invalid email or password') {
@@ -125,7 +133,7 @@ export type OneTimeCode = { otp: string } | { recoveryCode: string }
  */
 export type SecondStepProof = OneTimeCode | { credential: unknown }
 
-/** How an MfaRequiredError finishes its login (built by the client, mfa.ts). */
+/** How an MfaRequiredError finishes its sign-in (built by the client, mfa.ts). */
 export interface SecondStep {
   complete(proof: SecondStepProof): Promise<AccessTokenClaims | null>
   /** PublicKeyCredentialRequestOptionsJSON for the passkey step. */
@@ -135,17 +143,22 @@ export interface SecondStep {
 }
 
 /**
- * The password was right and the account has a second factor: finish the
- * login (same client, same transport) with what `factors` names, and the
- * new session's claims resolve:
+ * The password was right and the account has a second factor: the service
+ * answered `insufficient_authorization` with an `auth_session` (the
+ * authorization challenge endpoint, DESIGN §3.16), which this error holds.
+ * Finish the sign-in (same client, same transport) with what `factors`
+ * names, and the new session's claims resolve:
  * - 'otp' (and 'recovery_code' while any are left): ask for a code from the
  *   authenticator app (or a recovery code) and call `complete`;
  * - 'passkey': call `completeWithPasskey()` in a browser (the user picks
  *   one of the account's passkeys and verifies), or, with another WebAuthn
  *   layer, `passkeyOptions()` then `complete({ credential })`.
  * A wrong code or a refused passkey throws InvalidCredentialsError and
- * leaves this error usable for another try (up to five); after that, or
- * after five minutes, the message says to sign in again.
+ * leaves this error usable for another try (up to five); after that, after
+ * five minutes, or once the sign-in has finished (a flow ends with its
+ * code), it throws InvalidCredentialsError whose message says to sign in
+ * again. `code` stays `mfa_required` (the password grant's name); `status`
+ * is the answer's, 403.
  */
 export class MfaRequiredError extends AuthError {
   override readonly name = 'MfaRequiredError'
@@ -154,9 +167,10 @@ export class MfaRequiredError extends AuthError {
     /** What the second step accepts: 'otp' and 'recovery_code' (with an authenticator app; the latter while any are left), 'passkey' (with a passkey). */
     readonly factors: readonly string[],
     step: SecondStep | ((proof: SecondStepProof) => Promise<AccessTokenClaims | null>),
-    message = 'a second factor is required'
+    message = 'a second factor is required',
+    status = 403
   ) {
-    super('mfa_required', message, 400)
+    super('mfa_required', message, status)
     this.step = typeof step === 'function'
       ? {
           complete: step,
@@ -245,6 +259,8 @@ export async function errorFromResponse (response: Response, context: 'refresh' 
     return new SessionExpiredError(message, response.status)
   }
   if (context === 'login' && response.status === 400 && code === 'invalid_grant') return new InvalidCredentialsError(message)
+  // A second step's auth_session that is spent, expired or finished: as the password grant's spent mfa_token was, a refused sign-in ("sign in again").
+  if (context === 'login' && response.status === 400 && code === 'invalid_session') return new InvalidCredentialsError(message)
   if (context === 'login' && response.status === 400 && code === 'email_not_verified') return new EmailNotVerifiedError(message)
   return new ApiRequestError(code, message, response.status, body)
 }

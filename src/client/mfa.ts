@@ -3,54 +3,66 @@ import { ApiRequestError, MfaRequiredError, errorFromResponse, type AuthError, t
 import { getCredential } from './passkeys.js'
 
 /**
- * Second factors in the SDK: the second step of a login (MfaRequiredError's
+ * Second factors in the SDK: the second step of a sign-in (MfaRequiredError's
  * `complete` with a code or a passkey's assertion, `completeWithPasskey`)
  * and the signed-in user's TOTP enrolment, removal, recovery codes and list
  * (the service's /users/me/mfa routes).
+ *
+ * The second step is a request of the authorization challenge endpoint
+ * (first-party.ts, DESIGN §3.16) naming the `auth_session` of its
+ * `insufficient_authorization` answer: the single-use token the password
+ * grant called `mfa_token`.
  */
 
+/**
+ * The password grant's second step, which the SDK no longer uses: the
+ * service serves it only with PASSWORD_GRANT=enabled. Kept for code that
+ * names it.
+ * @deprecated sign in through AuthClient.login and MfaRequiredError.complete (the authorization challenge endpoint).
+ */
 export const MFA_OTP_GRANT_TYPE = 'urn:token-auth:grant-type:mfa-otp'
 
-/** What the second step needs of the client: its id, its POST to /auth (CSRF header, cookie), and how it takes tokens. */
+/** What the second step needs of the sign-in (first-party.ts). */
 export interface SecondStepClient {
-  clientId: string
+  /** A POST with a JSON body (cookie transport: the cookie and the CSRF header). */
   post(path: string, body: unknown): Promise<Response>
-  /** Takes a token response as a login does; resolves the new claims. */
-  accept(tokens: unknown): Promise<AccessTokenClaims | null>
+  /** Sends the step's parameters to the authorization challenge endpoint and finishes the sign-in as its first request would. */
+  step(params: Record<string, unknown>): Promise<AccessTokenClaims | null>
 }
 
-/** The login error to throw: MfaRequiredError (able to complete the login) for mfa_required, `error` otherwise. */
+/**
+ * The sign-in error to throw: MfaRequiredError (able to finish the sign-in)
+ * for the challenge endpoint's insufficient_authorization with its
+ * auth_session, `error` otherwise.
+ */
 export function secondStepOr (error: AuthError, client: SecondStepClient): AuthError {
-  if (!(error instanceof ApiRequestError) || error.code !== 'mfa_required') return error
-  const body = error.body as { mfa_token?: unknown; factors?: unknown } | undefined
-  if (typeof body?.mfa_token !== 'string') return error
-  const mfaToken = body.mfa_token
+  if (!(error instanceof ApiRequestError) || error.code !== 'insufficient_authorization') return error
+  const body = error.body as { auth_session?: unknown; factors?: unknown } | undefined
+  if (typeof body?.auth_session !== 'string') return error
+  const authSession = body.auth_session
   const factors = Array.isArray(body.factors) ? body.factors.filter((f): f is string => typeof f === 'string') : ['otp']
-  const passkeyOptions = () => secondStepPasskeyOptions(client, mfaToken)
+  const passkeyOptions = () => secondStepPasskeyOptions(client, authSession)
+  const complete = (proof: SecondStepProof) => client.step({ auth_session: authSession, ...proofParams(proof) })
   return new MfaRequiredError(factors, {
-    complete: (proof) => completeSecondStep(client, mfaToken, proof),
+    complete,
     passkeyOptions,
-    completeWithPasskey: async (signal) => completeSecondStep(client, mfaToken, { credential: await getCredential(await passkeyOptions(), signal) }),
-  }, error.message)
+    completeWithPasskey: async (signal) => complete({ credential: await getCredential(await passkeyOptions(), signal) }),
+  }, error.message, error.status)
 }
 
-/** POST /auth/mfa/passkey-options: the passkey step's options (the mfa_token is not spent). */
-async function secondStepPasskeyOptions (client: SecondStepClient, mfaToken: string): Promise<Record<string, unknown>> {
-  const response = await client.post('/auth/mfa/passkey-options', { mfa_token: mfaToken })
-  // invalid_grant (the step is spent or expired, or the account has no passkey) reads as a refused login.
+/** The draft's parameter of each proof. */
+function proofParams (proof: SecondStepProof): Record<string, unknown> {
+  if ('otp' in proof) return { otp: proof.otp }
+  if ('recoveryCode' in proof) return { recovery_code: proof.recoveryCode }
+  return { credential: proof.credential }
+}
+
+/** POST /auth/mfa/passkey-options: the passkey step's options, for the auth_session (not spent here; the route names it mfa_token). */
+async function secondStepPasskeyOptions (client: SecondStepClient, authSession: string): Promise<Record<string, unknown>> {
+  const response = await client.post('/auth/mfa/passkey-options', { mfa_token: authSession })
+  // invalid_grant (the step is spent or expired, or the account has no passkey) reads as a refused sign-in.
   if (!response.ok) throw await errorFromResponse(response, 'login')
   return (await response.json()) as Record<string, unknown>
-}
-
-async function completeSecondStep (client: SecondStepClient, mfaToken: string, proof: SecondStepProof): Promise<AccessTokenClaims | null> {
-  const response = await client.post('/auth/token', {
-    grant_type: MFA_OTP_GRANT_TYPE,
-    mfa_token: mfaToken,
-    client_id: client.clientId,
-    ...('otp' in proof ? { otp: proof.otp } : 'recoveryCode' in proof ? { recovery_code: proof.recoveryCode } : { credential: proof.credential }),
-  })
-  if (!response.ok) throw await errorFromResponse(response, 'login')
-  return client.accept(await response.json())
 }
 
 export interface TotpEnrolment {

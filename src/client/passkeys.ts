@@ -126,7 +126,8 @@ function toBytes (base64url: string): ArrayBuffer {
   return Uint8Array.from(binary, (c) => c.charCodeAt(0)).buffer
 }
 
-function toBase64url (buffer: ArrayBuffer): string {
+/** Bytes as base64url without padding (also the PKCE verifier and challenge, first-party.ts). */
+export function toBase64url (buffer: ArrayBuffer | Uint8Array): string {
   let binary = ''
   for (const byte of new Uint8Array(buffer)) binary += String.fromCharCode(byte)
   return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')

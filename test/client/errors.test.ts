@@ -37,3 +37,14 @@ t.test('a password grant refused for an unverified address is an EmailNotVerifie
   t.equal(error.message, 'confirm your email address first')
   t.notOk(error instanceof InvalidCredentialsError, 'not a wrong password')
 })
+
+t.test('the authorization challenge endpoint\'s answers: a spent auth_session is a refused sign-in; insufficient_authorization keeps its body', async (t) => {
+  const spent = await errorFromResponse(answer(400, { error: 'invalid_session', error_description: 'the auth_session cannot be used: the auth_session was already used; sign in again' }), 'login')
+  t.type(spent, InvalidCredentialsError, 'as the password grant\'s spent mfa_token was')
+  t.match(spent.message, /sign in again/)
+  t.type(await errorFromResponse(answer(400, { error: 'invalid_session', error_description: 'x' }), 'api'), ApiRequestError, 'outside a sign-in: the code as it is')
+  const more = await errorFromResponse(answer(403, { error: 'insufficient_authorization', error_description: 'x', auth_session: 'mfa_x', factors: ['otp'] }), 'login')
+  t.type(more, ApiRequestError)
+  t.equal(more.code, 'insufficient_authorization')
+  t.match((more as ApiRequestError).body, { auth_session: 'mfa_x', factors: ['otp'] }, 'the body, from which the SDK builds MfaRequiredError')
+})

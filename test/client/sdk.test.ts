@@ -38,16 +38,16 @@ async function startServer (t: Test, env: Record<string, string> = {}): Promise<
   return { test, baseUrl: `http://127.0.0.1:${port}` }
 }
 
-/** A fetch that counts refresh-grant requests to the token endpoint. */
+/** A fetch that counts refresh-grant requests to the token endpoint, and sign-ins (code exchanges). */
 function countingFetch () {
-  const counts = { refresh: 0, password: 0, total: 0 }
+  const counts = { refresh: 0, signIn: 0, total: 0 }
   const wrapped: typeof fetch = async (input, init) => {
     counts.total++
     const url = String(input)
     if (url.endsWith('/auth/token') && typeof init?.body === 'string') {
       const grant = (JSON.parse(init.body) as { grant_type?: string }).grant_type
       if (grant === 'refresh_token') counts.refresh++
-      if (grant === 'password') counts.password++
+      if (grant === 'authorization_code') counts.signIn++
     }
     return fetch(input, init)
   }
@@ -161,12 +161,14 @@ t.test('a reused refresh token surfaces as SessionReusedError and ends the sessi
 t.test('typed errors: wrong password, rate limit with retry-after, calls after logout', async (t) => {
   const server = await startServer(t, { AUTH_RATE_LIMIT_PER_MINUTE: '3' })
   const email = uniqueEmail('errors')
-  const { client } = mobileClient(server)
+  const { client, counts } = mobileClient(server)
   await client.signUp(email, PASSWORD)
 
   const wrong = await client.login(email, 'not the password').catch((e: unknown) => e)
   t.type(wrong, InvalidCredentialsError)
+  t.equal(counts.signIn, 0, 'a refused password: no code to exchange')
   await client.login(email, PASSWORD) // the third attempt (sign-up counts for the IP, not this account)
+  t.equal(counts.signIn, 1, 'the sign-in exchanged its code')
   await client.login(email, 'not the password').catch(() => undefined)
   const limited = await client.login(email, PASSWORD).catch((e: unknown) => e)
   t.type(limited, RateLimitedError)

@@ -39,7 +39,7 @@ t.test('a stale authentication: StepUpRequiredError, the session kept; stepUp wi
   t.type(error, StepUpRequiredError)
   t.equal((error as StepUpRequiredError).maxAge, MAX_AGE, 'max_age from the challenge')
   t.same((error as StepUpRequiredError).acrValues, [])
-  t.same(grants, ['password'], 'no refresh was tried: it would not raise the authentication')
+  t.same(grants, ['authorization_code'], 'the sign-in\'s code exchange, and no refresh: it would not raise the authentication')
   t.ok(client.isSignedIn, 'still signed in')
   t.same(ended, [])
 

@@ -50,11 +50,12 @@ export default fp(
             'offline against `/.well-known/jwks.json`, with refresh tokens that rotate on every use and end the session ' +
             'when a used one is presented again. It also does API keys, email verification, password reset, and an admin API.\n\n' +
             '**Where to start**\n\n' +
-            '1. `POST /auth/signup` creates an account and signs it in; `POST /auth/token` with `grant_type=password` signs in. ' +
-            'Both answer an `access_token` and a `refresh_token`.\n' +
+            '1. `POST /auth/signup` creates an account and signs it in; a first-party app signs in with `POST /oauth/authorize-challenge` ' +
+            '(username, password and a PKCE `code_challenge`) and exchanges the code at `POST /auth/token` (`grant_type=authorization_code`, `code_verifier`); ' +
+            'other apps use the authorization code flow of `/oauth/authorize`. Each ends with an `access_token` and a `refresh_token`.\n' +
             '2. Send the access token as `Authorization: Bearer …` (the Authorize button here), e.g. to `GET /users/me`.\n' +
             '3. Before it expires, `POST /auth/token` with `grant_type=refresh_token`, and keep the new pair: a refresh token works once.\n\n' +
-            'Services that receive the tokens verify them with the JWKS; the discovery document is `/.well-known/oauth-authorization-server`.\n\n' +
+            'Services that receive the tokens verify them with the JWKS; the discovery documents are `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.\n\n' +
             `**Input rules**: strings refuse U+0000 (\`${NO_NUL}\`; not passwords or the introspected token); ` +
             `ids are lower-cased before use (\`${LOWER_CASE}\`: any case is the same id); ` +
             '`uuid` is a hyphenated RFC 9562 UUID, no `urn:uuid:`; `date-time` is RFC 3339, years 0001-9999, no leap second.',
