@@ -206,7 +206,7 @@ export class Accounts {
   async startSession (
     login: VerifiedLogin,
     session: SessionRequest,
-    options: { recordLogin?: boolean; amr?: string[]; passkeyId?: string | undefined; authTime?: Date; sessionId?: string; unlessCodeReused?: string } = {}
+    options: { recordLogin?: boolean; amr?: string[]; passkeyId?: string | undefined } = {}
   ): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
     const started = await this.sessions.start({
       recordLogin: options.recordLogin ?? false,
@@ -218,9 +218,6 @@ export class Accounts {
       verified: login.verified,
       amr: options.amr ?? [AMR.password],
       passkeyId: options.passkeyId,
-      authTime: options.authTime,
-      sessionId: options.sessionId,
-      unlessCodeReused: options.unlessCodeReused,
     })
     if (!started) {
       await recordAuditEvent(this.db, {

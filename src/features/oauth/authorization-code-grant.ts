@@ -1,6 +1,6 @@
 import Type from 'typebox'
 import { DomainError } from '../../errors.js'
-import { defineGrant, sessionRequest, type SessionOutcome } from '../tokens/grants/grant.js'
+import { defineGrant, type SessionOutcome } from '../tokens/grants/grant.js'
 import { lifetimesFor } from '../tokens/clients.js'
 import { issueIdToken } from './id-tokens.js'
 
@@ -17,8 +17,8 @@ const WHY: Record<string, string> = {
 /**
  * RFC 6749 §4.1.3 with OAuth 2.1's PKCE (§4.1.3, RFC 7636 §4.5): spends the
  * code and starts the client's session (DESIGN §3.5) with the sign-in the
- * code carries, its methods and time (two statements: the code's spending
- * with the state it needs, then the session's start). The browser session
+ * code carries, its methods and time, in one statement with the code's
+ * spending (SessionStore.startFromCode). The browser session
  * the code came from must still be live, so a sign-out, a password change or
  * a disabling in the code's minute ends it too. A refresh token is returned when
  * offline_access was granted or the client is first-party; an ID token when
@@ -35,26 +35,20 @@ export const authorizationCodeGrant = defineGrant({
     if (!params.code) throw new DomainError('invalid_request', 'the authorization_code grant needs code and code_verifier')
     // A request presenting a code spends it, whatever else it lacks: a code never gets a second try.
     const wellFormedVerifier = params.code_verifier !== undefined && /^[A-Za-z0-9._~-]{43,128}$/.test(params.code_verifier)
-    const redemption = await context.authorizationCodes.redeem(
+    const exchanged = await context.authorizationCodes.exchange(
       params.code,
       // OAuth 2.1 §4.1.3 and §10.2: redirect_uri, when sent, must be the authorization request's; a 2.1 client
       // sends none (PKCE binds the code), nor does a code of the authorization challenge endpoint have one.
       { clientId: context.client.id, redirectUri: params.redirect_uri, codeVerifier: wellFormedVerifier ? params.code_verifier! : '' },
-      context.origin.ip
+      {
+        lifetimes: { user: lifetimesFor(context.config, context.client, 'user'), admin: lifetimesFor(context.config, context.client, 'admin') },
+        context: context.origin,
+      }
     )
     if (params.code_verifier === undefined) throw new DomainError('invalid_request', 'code_verifier is required (PKCE); the code is spent')
     if (!wellFormedVerifier) throw new DomainError('invalid_grant', 'code_verifier must be 43 to 128 unreserved characters (RFC 7636 section 4.1); the code is spent')
-    if (!redemption.ok) throw new DomainError('invalid_grant', WHY[redemption.reason] ?? 'the authorization code is not valid')
-    const { grant, login } = redemption
-    const started = await context.accounts.startSession(login, sessionRequest(context, grant.scope), {
-      recordLogin: true,
-      amr: grant.amr,
-      authTime: grant.authTime,
-      sessionId: redemption.sessionId,
-      unlessCodeReused: redemption.codeId,
-      passkeyId: grant.passkeyId ?? undefined,
-    })
-    if (!started) throw new DomainError('invalid_grant', 'the authorization code was used again, or the account changed during the sign-in')
+    if (!exchanged.ok) throw new DomainError('invalid_grant', WHY[exchanged.reason] ?? 'the authorization code is not valid')
+    const { grant, login, started } = exchanged
     const scopes = grant.scope.split(' ')
     const outcome: SessionOutcome = {
       grant: started.grant,
@@ -72,7 +66,7 @@ export const authorizationCodeGrant = defineGrant({
         clientId: context.client.id,
         userId: user.id,
         // The browser session at this service; a code without one (the challenge endpoint) names the session it started.
-        sid: grant.browserSessionId ?? redemption.sessionId,
+        sid: grant.browserSessionId ?? started.grant.sessionId,
         nonce: grant.nonce,
         authTime: grant.authTime,
         amr: grant.amr,

@@ -1,8 +1,8 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import type { SqlPool } from '../../db/sql-pool.js'
 import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { Role } from '../../generated/prisma/enums.js'
 import type { VerifiedLogin } from '../accounts/accounts.js'
+import type { CodeStartRow, SessionContext, SessionGrant, SessionLifetimes, SessionStore } from '../sessions/sessions.js'
 import { recordAuditEvent } from '../../shared/audit.js'
 import { hmacSha256, isPasswordHashMac, passwordHashMac } from '../../shared/derived-keys.js'
 
@@ -28,8 +28,8 @@ export interface CodeGrant {
 /** A code without a browser session remembers the password hash its sign-in checked (as a keyed hash). */
 export type CodeRequest = CodeGrant & { verifiedPasswordHash?: string | null }
 
-export type Redemption =
-  | { ok: true; grant: CodeGrant; codeId: string; sessionId: string; login: VerifiedLogin }
+export type Exchange =
+  | { ok: true; grant: CodeGrant; login: VerifiedLogin; started: { grant: SessionGrant; refreshToken: string } }
   | { ok: false; reason: 'unknown' | 'expired' | 'reused' | 'client_mismatch' | 'redirect_uri_mismatch' | 'pkce_failed' | 'sign_in_ended' }
 
 /**
@@ -42,10 +42,9 @@ export type Redemption =
 export class AuthorizationCodes {
   constructor (
     private readonly db: PrismaClient,
-    private readonly sql: SqlPool,
     private readonly hashKey: Buffer,
     private readonly accountKey: Buffer,
-    private readonly options: { now: () => number; revokeSession: (sessionId: string, userId: string) => Promise<void> }
+    private readonly options: { now: () => number; sessions: SessionStore }
   ) {}
 
   async issue (request: CodeRequest): Promise<string> {
@@ -65,30 +64,37 @@ export class AuthorizationCodes {
   }
 
   /**
-   * Spends a code for `clientId` presenting `redirectUri` and `codeVerifier`.
-   * One statement marks it used, names the session the exchange is about to
-   * start (so a second use can end it), and reads what the exchange needs:
-   * whether the browser session it came from is still live, and the account
-   * as it is now (the session then starts only while it stays so).
+   * Exchanges a code presented by `clientId` with `codeVerifier` (and a
+   * redirect URI, when the request sends one): one statement spends it and,
+   * if everything it is bound to holds, starts the session
+   * (SessionStore.startFromCode). Whatever fails, the code is spent (OAuth
+   * 2.1 §4.1.3). A code without a browser session is checked here against the
+   * password hash it remembers; a changed password ends the session it
+   * started at once (its refresh token never left).
    */
-  async redeem (code: string, presented: { clientId: string; redirectUri: string | undefined; codeVerifier: string }, ip: string | undefined): Promise<Redemption> {
+  async exchange (
+    code: string,
+    presented: { clientId: string; redirectUri: string | undefined; codeVerifier: string },
+    session: { lifetimes: { user: SessionLifetimes; admin: SessionLifetimes }; context: SessionContext }
+  ): Promise<Exchange> {
     const codeHash = this.hash(code)
-    const now = new Date(this.options.now())
-    const sessionId = randomUUID()
-    const { rows } = await this.sql.query<RedeemedRow>({ name: 'redeem_authorization_code', text: REDEEM_STATEMENT, values: [codeHash, now, sessionId] })
-    const row = rows[0]
-    if (!row) return this.secondUse(codeHash, now, ip)
-    // Checked after the code is spent: a code presented with a wrong binding is dead too (OAuth 2.1 §4.1.3).
-    if (row.expires_at <= now) return { ok: false, reason: 'expired' }
-    if (row.client_id !== presented.clientId) return { ok: false, reason: 'client_mismatch' }
-    if (presented.redirectUri !== undefined && row.redirect_uri !== presented.redirectUri) return { ok: false, reason: 'redirect_uri_mismatch' }
-    if (!pkceMatches(presented.codeVerifier, row.code_challenge)) return { ok: false, reason: 'pkce_failed' }
-    // A sign-out, a password change or a disabling in the code's minute ends it too: the
-    // browser session's end says so, or (a code without one) the password hash it remembers.
-    const signInLive = row.browser_session_id !== null
-      ? row.browser_live
-      : row.password_hash_mac !== null && isPasswordHashMac(this.accountKey, row.password_hash_mac, row.password_hash)
-    if (!signInLive || row.role === null || row.disabled !== false || row.email === null || row.created_at === null) return { ok: false, reason: 'sign_in_ended' }
+    const result = await this.options.sessions.startFromCode({
+      codeHash,
+      clientId: presented.clientId,
+      codeChallenge: s256(presented.codeVerifier),
+      redirectUri: presented.redirectUri,
+      lifetimes: session.lifetimes,
+      context: session.context,
+    })
+    if (!result) return this.secondUse(codeHash, new Date(this.options.now()), session.context.ip)
+    const { code: row, started } = result
+    const accountHolds = row.browser_session_id !== null ||
+      (row.password_hash_mac !== null && isPasswordHashMac(this.accountKey, row.password_hash_mac, row.password_hash))
+    if (!started || !accountHolds || row.role === null || row.email === null || row.created_at === null) {
+      if (started) await this.options.sessions.revoke({ sessionId: started.grant.sessionId }, 'sign_in_ended')
+      return { ok: false, reason: whyRefused(row, presented, new Date(this.options.now())) }
+    }
+    const role = row.role as Role
     const grant: CodeGrant = {
       clientId: row.client_id,
       userId: row.user_id,
@@ -101,22 +107,21 @@ export class AuthorizationCodes {
       authTime: row.auth_time,
       passkeyId: row.passkey_id,
     }
-    const role = row.role as Role
     const login: VerifiedLogin = {
       user: { id: row.user_id, email: row.email, role, disabled: false, emailVerifiedAt: row.email_verified_at, createdAt: row.created_at },
       verified: { role, passwordHash: row.password_hash },
     }
-    return { ok: true, grant, codeId: row.id, sessionId, login }
+    return { ok: true, grant, login, started }
   }
 
-  private async secondUse (codeHash: Uint8Array<ArrayBuffer>, now: Date, ip: string | undefined): Promise<Redemption> {
+  private async secondUse (codeHash: Uint8Array<ArrayBuffer>, now: Date, ip: string | undefined): Promise<Exchange> {
     const reused = await this.db.authorizationCode.updateManyAndReturn({
       where: { codeHash, usedAt: { not: null } },
       data: { reusedAt: now },
     })
     const row = reused[0]
     if (!row) return { ok: false, reason: 'unknown' }
-    if (row.sessionId) await this.options.revokeSession(row.sessionId, row.userId)
+    if (row.sessionId) await this.options.sessions.revoke({ sessionId: row.sessionId, userId: row.userId }, 'authorization_code_reused')
     await recordAuditEvent(this.db, { type: 'authorization_code_reused', userId: row.userId, ip, details: { clientId: row.clientId, sessionId: row.sessionId } })
     return { ok: false, reason: 'reused' }
   }
@@ -126,46 +131,19 @@ export class AuthorizationCodes {
   }
 }
 
-interface RedeemedRow {
-  id: string
-  client_id: string
-  user_id: string
-  redirect_uri: string
-  code_challenge: string
-  scope: string
-  nonce: string | null
-  browser_session_id: string | null
-  password_hash_mac: Uint8Array | null
-  passkey_id: string | null
-  amr: string[] | null
-  auth_time: Date
-  expires_at: Date
-  browser_live: boolean
-  role: string | null
-  password_hash: string | null
-  disabled: boolean | null
-  email: string | null
-  email_verified_at: Date | null
-  created_at: Date | null
+/** Why a spent code started no session: the first of its bindings that failed, or the sign-in behind it. */
+function whyRefused (row: CodeStartRow, presented: { clientId: string; redirectUri: string | undefined; codeVerifier: string }, now: Date): Exclude<Exchange, { ok: true }>['reason'] {
+  if (row.expires_at <= now) return 'expired'
+  if (row.client_id !== presented.clientId) return 'client_mismatch'
+  if (presented.redirectUri !== undefined && row.redirect_uri !== presented.redirectUri) return 'redirect_uri_mismatch'
+  if (!pkceMatches(presented.codeVerifier, row.code_challenge)) return 'pkce_failed'
+  return 'sign_in_ended'
 }
 
-/**
- * $1 the code's hash, $2 now, $3 the session its exchange will start. Spends
- * an unspent code and answers it with the state of its browser session and
- * of its user (null columns: gone).
- */
-const REDEEM_STATEMENT = `
-  WITH spent AS (
-    UPDATE authorization_codes SET used_at = $2, session_id = $3
-    WHERE code_hash = $1 AND used_at IS NULL
-    RETURNING id, client_id, user_id, redirect_uri, code_challenge, scope, nonce, browser_session_id, password_hash_mac, passkey_id, amr, auth_time, expires_at
-  )
-  SELECT c.*,
-         (b.id IS NOT NULL AND b.user_id = c.user_id AND b.revoked_at IS NULL AND b.idle_expires_at > $2 AND b.absolute_expires_at > $2) AS browser_live,
-         u.role::text AS role, u.password_hash, u.disabled, u.email, u.email_verified_at, u.created_at
-  FROM spent AS c
-  LEFT JOIN sessions AS b ON b.id = c.browser_session_id
-  LEFT JOIN users AS u ON u.id = c.user_id`
+/** RFC 7636 §4.6's S256: BASE64URL(SHA256(ASCII(code_verifier))). */
+function s256 (codeVerifier: string): string {
+  return createHash('sha256').update(codeVerifier, 'ascii').digest('base64url')
+}
 
 /** RFC 7636 §4.6 with S256: BASE64URL(SHA256(code_verifier)) equals the challenge (compared in constant time). */
 export function pkceMatches (codeVerifier: string, codeChallenge: string): boolean {

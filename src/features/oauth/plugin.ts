@@ -13,11 +13,9 @@ declare module 'fastify' {
 }
 
 async function oauth (fastify: FastifyInstance) {
-  fastify.decorate('authorizationCodes', new AuthorizationCodes(fastify.db, fastify.sql, fastify.serverKeys.authorizationCodeHash, fastify.serverKeys.authorizationCodeAccount, {
+  fastify.decorate('authorizationCodes', new AuthorizationCodes(fastify.db, fastify.serverKeys.authorizationCodeHash, fastify.serverKeys.authorizationCodeAccount, {
     now: fastify.now,
-    revokeSession: async (sessionId, userId) => {
-      await fastify.sessions.revoke({ sessionId, userId }, 'authorization_code_reused')
-    },
+    sessions: fastify.sessions,
   }))
   fastify.decorate('consents', new Consents(fastify.db))
 }

@@ -24,6 +24,10 @@ export const mfaOtpGrant = defineGrant({
   params: { mfa_token: MFA_TOKEN, otp: OTP, recovery_code: RECOVERY_CODE, credential: CREDENTIAL },
   handle: async (params, context) => {
     if (!params.mfa_token) throw new DomainError('invalid_request', 'the mfa-otp grant needs mfa_token')
+    // An authorization challenge's auth_session is the same kind of token, but its flow ends in a code bound to
+    // its PKCE challenge: it must not finish here, where tokens come without a code_verifier.
+    const pending = await context.secondFactors.pendingLogin(params.mfa_token, { clientId: context.client.id, transport: context.transport })
+    if (pending.codeChallenge !== null) throw new DomainError('invalid_grant', 'this token belongs to an authorization challenge: finish it at POST /oauth/authorize-challenge')
     const step = {
       clientId: context.client.id,
       transport: context.transport,

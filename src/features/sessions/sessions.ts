@@ -54,6 +54,36 @@ export interface SessionGrant {
   authTime: Date
 }
 
+/** An authorization code as its exchange spent it, with its user as they are now (null columns: gone). */
+export interface CodeStartRow {
+  id: string
+  client_id: string
+  user_id: string
+  redirect_uri: string
+  code_challenge: string
+  scope: string
+  nonce: string | null
+  browser_session_id: string | null
+  password_hash_mac: Uint8Array | null
+  passkey_id: string | null
+  amr: string[] | null
+  auth_time: Date
+  expires_at: Date
+  role: string | null
+  password_hash: string | null
+  email: string | null
+  email_verified_at: Date | null
+  created_at: Date | null
+  session_id: string | null
+  idle_expires_at: Date | null
+  absolute_expires_at: Date | null
+}
+
+export interface CodeStart {
+  code: CodeStartRow
+  started: { grant: SessionGrant; refreshToken: string } | null
+}
+
 export type RotationFailure =
   | 'unknown' // never issued, or garbage
   | 'client_mismatch' // issued to another client
@@ -122,27 +152,15 @@ export class SessionStore {
     passkeyId?: string | undefined
     /** Records `login_succeeded` in the same statement (a sign-up records its own event instead). */
     recordLogin?: boolean
-    /** When the authentication took place, if earlier than now (an authorization code's single sign-on). */
-    authTime?: Date | undefined
-    /** The id to give the session (an authorization code names the session its exchange starts before it starts). */
-    sessionId?: string | undefined
-    /**
-     * The authorization code whose exchange this is: the session starts only
-     * while no second use of the code was seen. The statement locks the code's
-     * row, so a second use either committed first (and nothing starts) or
-     * waits for this session and then revokes it.
-     */
-    unlessCodeReused?: string | undefined
   }): Promise<{ grant: SessionGrant; refreshToken: string } | null> {
-    const sessionId = input.sessionId ?? randomUUID()
+    const sessionId = randomUUID()
     const refreshToken = this.tokens.first(sessionId).token
     const now = new Date(this.now())
     const absoluteExpiresAt = new Date(now.getTime() + input.lifetimes.absoluteTtlSeconds * 1000)
     const idleExpiresAt = new Date(Math.min(now.getTime() + input.lifetimes.idleTtlSeconds * 1000, absoluteExpiresAt.getTime()))
-    const guarded = input.unlessCodeReused !== undefined
     const { rows } = await this.sql.query<{ id: string }>({
-      name: guarded ? 'start_session_from_code' : 'start_session',
-      text: guarded ? START_FROM_CODE_STATEMENT : START_STATEMENT,
+      name: 'start_session',
+      text: START_STATEMENT,
       values: [
         sessionId,
         input.userId,
@@ -160,8 +178,6 @@ export class SessionStore {
         input.recordLogin ? 'login_succeeded' : null,
         input.amr,
         input.passkeyId ?? null,
-        input.authTime ?? null,
-        ...(guarded ? [input.unlessCodeReused] : []),
       ],
     })
     const session = rows[0]
@@ -177,9 +193,72 @@ export class SessionStore {
         absoluteExpiresAt,
         idleExpiresAt,
         amr: input.amr,
-        authTime: input.authTime ?? now,
+        authTime: now,
       },
     }
+  }
+
+  /**
+   * Spends an authorization code and starts the session its sign-in gives,
+   * in one statement (DESIGN §3.15): the code is marked used and names the
+   * session; if it is unexpired and bound to this client, PKCE challenge and
+   * (when presented) redirect URI, and the sign-in behind it still holds (its
+   * browser session live, its user enabled, share-locked as a login's start
+   * locks it), the session starts with the code's methods and time and
+   * `login_succeeded` is recorded. A second use of the code waits for this
+   * statement's row lock, so it always finds the session to revoke. Answers
+   * the code as it was spent and the user as it is (null: no such code,
+   * unspent), and the started session when one started.
+   */
+  async startFromCode (input: {
+    codeHash: Uint8Array<ArrayBuffer>
+    clientId: string
+    codeChallenge: string
+    redirectUri: string | undefined
+    lifetimes: { user: SessionLifetimes; admin: SessionLifetimes }
+    context: SessionContext
+  }): Promise<CodeStart | null> {
+    const sessionId = randomUUID()
+    const refreshToken = this.tokens.first(sessionId).token
+    const now = new Date(this.now())
+    const { rows } = await this.sql.query<CodeStartRow>({
+      name: 'start_session_from_code',
+      text: START_FROM_CODE_STATEMENT,
+      values: [
+        now,
+        sessionId,
+        input.codeHash,
+        input.clientId,
+        input.codeChallenge,
+        input.redirectUri ?? null,
+        input.lifetimes.admin.idleTtlSeconds,
+        input.lifetimes.user.idleTtlSeconds,
+        input.lifetimes.admin.absoluteTtlSeconds,
+        input.lifetimes.user.absoluteTtlSeconds,
+        input.context.userAgent?.slice(0, 512) ?? null,
+        input.context.ip ?? null,
+        this.tokens.hash(refreshToken),
+      ],
+    })
+    const row = rows[0]
+    if (!row) return null
+    const started = row.session_id === null
+      ? null
+      : {
+          refreshToken,
+          grant: {
+            sessionId,
+            userId: row.user_id,
+            clientId: input.clientId,
+            scope: row.scope,
+            role: row.role as Role,
+            absoluteExpiresAt: row.absolute_expires_at!,
+            idleExpiresAt: row.idle_expires_at!,
+            amr: row.amr ?? [],
+            authTime: row.auth_time,
+          },
+        }
+    return { code: row, started }
   }
 
   /**
@@ -469,33 +548,71 @@ async function revokeSessions (
   return revoked.map((s) => s.id)
 }
 
+/** The columns a session starts with, in the order both start statements give them. */
+const SESSION_COLUMNS = `id, user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
+                          idle_expires_at, absolute_expires_at, generation, refresh_token_hash, amr, auth_time, passkey_id`
+
+/**
+ * An authorization code's exchange in one statement (SessionStore.startFromCode):
+ * $1 now, $2 the session id, $3 the code's hash, $4 client id, $5 the PKCE
+ * challenge of the presented verifier, $6 the presented redirect URI (null:
+ * none), $7-$10 idle and absolute TTLs for an admin and a user, $11 user
+ * agent, $12 ip, $13 the first refresh token's hash.
+ */
+const START_FROM_CODE_STATEMENT = `
+  WITH code AS (
+    UPDATE authorization_codes SET used_at = $1, session_id = $2
+    WHERE code_hash = $3 AND used_at IS NULL
+    RETURNING id, client_id, user_id, redirect_uri, code_challenge, scope, nonce, browser_session_id, password_hash_mac, passkey_id, amr, auth_time, expires_at
+  ), bound AS (
+    SELECT * FROM code
+    WHERE expires_at > $1 AND client_id = $4 AND code_challenge = $5 AND ($6::text IS NULL OR redirect_uri = $6::text)
+  ), account AS (
+    SELECT u.id, u.role, CASE WHEN u.role = 'admin' THEN $7::int ELSE $8::int END AS idle_ttl,
+           CASE WHEN u.role = 'admin' THEN $9::int ELSE $10::int END AS absolute_ttl
+    FROM users AS u JOIN bound AS b ON u.id = b.user_id
+    WHERE NOT u.disabled
+      AND (b.browser_session_id IS NULL OR EXISTS (
+        SELECT 1 FROM sessions AS s
+        WHERE s.id = b.browser_session_id AND s.user_id = u.id AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1))
+    FOR SHARE OF u
+  ), session AS (
+    INSERT INTO sessions (${SESSION_COLUMNS})
+    SELECT $2, a.id, $4, b.scope, a.idle_ttl, $11, $12, $1, $1,
+           LEAST($1 + make_interval(secs => a.idle_ttl), $1 + make_interval(secs => a.absolute_ttl)), $1 + make_interval(secs => a.absolute_ttl),
+           0, $13, b.amr, b.auth_time, b.passkey_id
+    FROM account AS a, bound AS b
+    RETURNING id, idle_expires_at, absolute_expires_at
+  ), audit AS (
+    INSERT INTO audit_events (type, user_id, ip, details)
+    SELECT 'login_succeeded', c.user_id, $12, jsonb_build_object('sessionId', s.id, 'clientId', $4::text)
+    FROM session AS s, code AS c
+  )
+  SELECT c.*, u.role::text AS role, u.password_hash, u.email, u.email_verified_at, u.created_at,
+         s.id AS session_id, s.idle_expires_at, s.absolute_expires_at
+  FROM code AS c
+  LEFT JOIN users AS u ON u.id = c.user_id
+  LEFT JOIN session AS s ON true`
+
 /**
  * A session's start in one statement: $1 session id, $2 user id, $3 role and
  * $4 password hash as verified ($4 null: no password involved), $5 client
  * id, $6 scope, $7 idle TTL, $8 user agent, $9 ip, $10 now, $11 idle and $12
  * absolute expiry, $13 the first refresh token's hash, $14 the audit event
  * to record with it (null: none), $15 the login's RFC 8176 methods (its
- * auth_time is $10 unless $17 names an earlier one), $16 the passkey it proved (null: none). FOR SHARE waits for a concurrent change of
+ * auth_time is $10), $16 the passkey it proved (null: none). FOR SHARE waits for a concurrent change of
  * the user row to commit and then re-checks the conditions against the new
  * row.
  */
-const START_STATEMENT = startStatement(false)
-
-/** START_STATEMENT for an authorization code's exchange: $18 the code, locked, and not reused. */
-const START_FROM_CODE_STATEMENT = startStatement(true)
-
-function startStatement (fromCode: boolean): string {
-  return `
-  WITH ${fromCode ? 'code AS (SELECT c.id FROM authorization_codes AS c WHERE c.id = $18::uuid AND c.reused_at IS NULL FOR UPDATE), ' : ''}account AS (
+const START_STATEMENT = `
+  WITH account AS (
     SELECT u.id FROM users AS u
     WHERE u.id = $2 AND u.role = $3::role AND NOT u.disabled
       AND ($4::text IS NULL OR u.password_hash = $4::text)
-      ${fromCode ? 'AND EXISTS (SELECT 1 FROM code)' : ''}
-    FOR SHARE OF u
+    FOR SHARE
   ), session AS (
-    INSERT INTO sessions (id, user_id, client_id, scope, idle_ttl_seconds, user_agent, ip, created_at, last_refreshed_at,
-                          idle_expires_at, absolute_expires_at, generation, refresh_token_hash, amr, auth_time, passkey_id)
-    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13, $15::text[], COALESCE($17::timestamptz, $10), $16::uuid FROM account AS a
+    INSERT INTO sessions (${SESSION_COLUMNS})
+    SELECT $1, a.id, $5, $6, $7, $8, $9, $10, $10, $11, $12, 0, $13, $15::text[], $10, $16::uuid FROM account AS a
     RETURNING id
   ), audit AS (
     INSERT INTO audit_events (type, user_id, ip, details)
@@ -503,7 +620,6 @@ function startStatement (fromCode: boolean): string {
     FROM session AS s WHERE $14::text IS NOT NULL
   )
   SELECT id FROM session`
-}
 
 /**
  * Rotation in one statement, one row: $1 now, $2 session id, $3 presented

@@ -141,3 +141,24 @@ t.test('PASSWORD_GRANT=disabled: the password grant and its family are unknown, 
     t.equal(metadata.authorization_challenge_endpoint, 'http://auth.test/oauth/authorize-challenge')
   }
 })
+
+t.test('an auth_session cannot be finished at the legacy mfa-otp grant, which would skip its PKCE binding', async (t) => {
+  const legacy = await buildTestApp({ PASSWORD_GRANT: 'enabled' }, { database: service.database, clock: service.clock })
+  t.teardown(() => legacy.close())
+  const user = await signup(legacy.app)
+  await centreStep(legacy)
+  const { secret } = await enrolTotp(legacy.app, user.access_token, legacy.clock.now())
+  legacy.clock.advance(30)
+  await centreStep(legacy)
+  const pkce = pkcePair()
+  const step = json<{ auth_session: string }>(await legacy.app.inject({
+    method: 'POST',
+    url: '/oauth/authorize-challenge',
+    payload: { client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD },
+  }))
+  const grant = await legacy.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'urn:token-auth:grant-type:mfa-otp', client_id: 'mobile', mfa_token: step.auth_session, otp: totpCode(secret, legacy.clock.now()) } })
+  t.equal(grant.statusCode, 400)
+  t.equal(json(grant).error, 'invalid_grant')
+  const done = await legacy.app.inject({ method: 'POST', url: '/oauth/authorize-challenge', payload: { client_id: 'mobile', auth_session: step.auth_session, otp: totpCode(secret, legacy.clock.now()) } })
+  t.equal(done.statusCode, 200, 'the flow still finishes where it belongs')
+})
