@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { PrismaClient } from '../../generated/prisma/client.js'
 import type { Role } from '../../generated/prisma/enums.js'
 import type { VerifiedLogin } from '../accounts/accounts.js'
