@@ -1,7 +1,36 @@
+import type { Test } from 'tap'
 import { json } from '../helpers/app.js'
-import { assertNo5xx } from './attack-helpers.js'
+import { assertNo5xx, PASSWORD_GRANT_PATH, type SignInPath } from './attack-helpers.js'
 import type { AttackCase } from './catalogue.js'
-import { EVIL_ORIGIN, PASSWORD, SPA_ORIGIN, setCookies } from './context.js'
+import { EVIL_ORIGIN, PASSWORD, SPA_ORIGIN, setCookies, type AttackContext, type Response } from './context.js'
+
+/**
+ * CK-04: a cross-site form posting a cookie-transport login through `path`
+ * is refused (403) and sets no refresh cookie; the refused answer.
+ */
+export async function loginCsrf (ctx: AttackContext, t: Test, path: SignInPath): Promise<Response> {
+  const a = await ctx.signup('login-csrf')
+  const response = await path.password(ctx.app, a.email, PASSWORD, { clientId: 'web', headers: { origin: EVIL_ORIGIN }, encoding: 'form' })
+  t.equal(response.statusCode, 403)
+  t.equal(setCookies(response).filter((c) => /refresh_token=[^;]/.test(c)).length, 0, 'no refresh cookie set')
+  return response
+}
+
+/** CK-05: the refresh cookie a cookie-transport sign-in through `path` sets: HttpOnly, Secure, SameSite=Strict, Path=/auth, __Secure-. */
+export async function refreshCookieAttributes (ctx: AttackContext, t: Test, path: SignInPath) {
+  const a = await ctx.signup('cookie-attrs')
+  const options = { clientId: 'web', headers: { origin: SPA_ORIGIN, 'x-requested-with': 'x' } }
+  const response = await path.tokens(ctx.app, await path.password(ctx.app, a.email, PASSWORD, options), options)
+  const cookie = setCookies(response).find((c) => c.includes('refresh_token='))!
+  t.match(cookie, /^__Secure-refresh_token=/)
+  t.match(cookie, /; HttpOnly/i)
+  t.match(cookie, /; Secure/i)
+  t.match(cookie, /; SameSite=Strict/i)
+  t.match(cookie, /; Path=\/auth(;|$)/)
+  t.notMatch(cookie, /Domain=/i, 'host-only')
+  t.equal(json(response).refresh_token, undefined, 'not in the body')
+  t.equal(response.headers['cache-control'], 'no-store')
+}
 
 /**
  * Cookies and CSRF (RFC 6749 §10.12, RFC 9700 §4.7, ASVS V3).
@@ -87,39 +116,14 @@ export const cookieCases: AttackCase[] = [
     title: 'login CSRF: a cookie-setting login without the CSRF defence is refused',
     source: 'RFC 6749 §10.12; RFC 9700 §4.7; ASVS 5.0 V3.5.1',
     async run (ctx, t) {
-      const a = await ctx.signup('login-csrf')
-      const response = await ctx.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { origin: EVIL_ORIGIN, 'content-type': 'application/x-www-form-urlencoded' },
-        payload: `grant_type=password&client_id=web&username=${encodeURIComponent(a.email)}&password=${encodeURIComponent(PASSWORD)}`,
-      })
-      t.equal(response.statusCode, 403)
-      t.equal(setCookies(response).filter((c) => /refresh_token=[^;]/.test(c)).length, 0, 'no refresh cookie set')
+      await loginCsrf(ctx, t, PASSWORD_GRANT_PATH)
     },
   },
   {
     id: 'CK-05',
     title: 'the refresh cookie is HttpOnly, Secure, SameSite=Strict, Path=/auth, __Secure- prefixed',
     source: 'ASVS 5.0 V3.3.1, V3.3.2, V3.3.4; RFC 6750 §5.3',
-    async run (ctx, t) {
-      const a = await ctx.signup('cookie-attrs')
-      const response = await ctx.app.inject({
-        method: 'POST',
-        url: '/auth/token',
-        headers: { origin: SPA_ORIGIN, 'x-requested-with': 'x' },
-        payload: { grant_type: 'password', username: a.email, password: PASSWORD, client_id: 'web' },
-      })
-      const cookie = setCookies(response).find((c) => c.includes('refresh_token='))!
-      t.match(cookie, /^__Secure-refresh_token=/)
-      t.match(cookie, /; HttpOnly/i)
-      t.match(cookie, /; Secure/i)
-      t.match(cookie, /; SameSite=Strict/i)
-      t.match(cookie, /; Path=\/auth(;|$)/)
-      t.notMatch(cookie, /Domain=/i, 'host-only')
-      t.equal(json(response).refresh_token, undefined, 'not in the body')
-      t.equal(response.headers['cache-control'], 'no-store')
-    },
+    run: (ctx, t) => refreshCookieAttributes(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'CK-06',

@@ -1,9 +1,10 @@
+import type { Test } from 'tap'
 import { buildTestApp, json } from '../helpers/app.js'
 import { injectAs } from '../helpers/users.js'
 import { passkeyGrant, registerPasskey, registrationOptions, signInOptions, SoftAuthenticator, TEST_ORIGIN } from '../helpers/webauthn.js'
 import type { AttackCase } from './catalogue.js'
 import type { AttackContext } from './context.js'
-import { assertInvalidGrant } from './attack-helpers.js'
+import { assertInvalidGrant, PASSWORD_GRANT_PATH, type SignInOptions, type SignInPath } from './attack-helpers.js'
 
 /**
  * Passkey attacks (DESIGN §3.12): what W3C WebAuthn Level 3's verification
@@ -15,11 +16,126 @@ import { assertInvalidGrant } from './attack-helpers.js'
  */
 
 /** A new user of the catalogue's service holding one passkey of a new authenticator. */
-async function holder (ctx: AttackContext, label: string, origin = TEST_ORIGIN) {
+export async function holder (ctx: AttackContext, label: string, origin = TEST_ORIGIN) {
   const account = await ctx.signup(label)
   const authenticator = new SoftAuthenticator(origin)
   const passkey = await registerPasskey(ctx.app, account.access_token, authenticator)
   return { account, authenticator, passkey }
+}
+
+/*
+ * The sign-in rows take a sign-in path (attack-helpers.ts): here the
+ * passkey grant; the first-party section runs the same functions against the
+ * authorization challenge endpoint, where a passkey is a first request's
+ * credential and its code is exchanged for the session.
+ */
+
+type App = AttackContext['app']
+
+/** A passkey sign-in through `path` to its tokens, answered as it ends (a refusal as it is). */
+async function passkeySignIn (path: SignInPath, app: App, credential: unknown, options: SignInOptions = {}) {
+  return path.tokens(app, await path.passkey(app, credential, options), options)
+}
+
+/** PK-01: a captured assertion, replayed or raced, opens one session. */
+export async function assertionReplay (ctx: AttackContext, t: Test, path: SignInPath) {
+  const { account, authenticator } = await holder(ctx, 'pk-replay')
+  const captured = authenticator.get(await signInOptions(ctx.app))
+  const answers = await Promise.all(Array.from({ length: 10 }, () => passkeySignIn(path, ctx.app, captured)))
+  t.same(answers.map((r) => r.statusCode).sort(), [200, ...Array(9).fill(400)], 'one winner')
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, captured), 'a later replay')
+  t.equal(await ctx.app.db.session.count({ where: { userId: account.id, amr: { has: 'hwk' } } }), 1, 'one passkey session')
+}
+
+/** PK-02: an assertion over a challenge the client chose, or an expired one, is refused. */
+export async function chosenOrStaleChallenge (ctx: AttackContext, t: Test, path: SignInPath) {
+  const { authenticator } = await holder(ctx, 'pk-challenge')
+  const options = await signInOptions(ctx.app)
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, authenticator.get(options, { challenge: 'A'.repeat(43) })), 'a challenge never issued')
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, authenticator.get(options, { challenge: Buffer.from('predictable').toString('base64url') })), 'a short, predictable challenge')
+  const stale = await signInOptions(ctx.app)
+  await ctx.advance(301)
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, authenticator.get(stale)), 'expired')
+}
+
+/** PK-03: a cloned authenticator (its counter going back) is refused and audited. */
+export async function clonedAuthenticator (ctx: AttackContext, t: Test, path: SignInPath) {
+  const { account, authenticator } = await holder(ctx, 'pk-clone')
+  t.equal((await passkeySignIn(path, ctx.app, authenticator.get(await signInOptions(ctx.app), { counter: 10 }))).statusCode, 200, 'the genuine authenticator')
+  // The clone holds the same key but was copied at counter 4.
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, authenticator.get(await signInOptions(ctx.app), { counter: 4 })), 'the clone')
+  t.ok(await ctx.app.db.auditEvent.findFirst({ where: { type: 'passkey_counter_regressed', userId: account.id } }), 'audited as a possible clone')
+}
+
+/** PK-04: an assertion made on a phishing origin or for another RP ID is refused. */
+export async function phishingOrigin (ctx: AttackContext, t: Test, path: SignInPath) {
+  const { authenticator } = await holder(ctx, 'pk-origin')
+  for (const origin of ['https://auth.test', 'http://auth.test:8080', 'http://auth.test.evil.example', 'https://evil.example', 'null']) {
+    assertInvalidGrant(t, await passkeySignIn(path, ctx.app, authenticator.get(await signInOptions(ctx.app), { origin })), `origin ${origin}`)
+  }
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, authenticator.get(await signInOptions(ctx.app), { rpId: 'evil.example' })), 'another RP ID')
+  const forgedHost = json<{ rpId: string }>(await ctx.app.inject({ method: 'POST', url: '/auth/passkey/options', headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example' } }))
+  t.equal(forgedHost.rpId, 'auth.test', 'options name the configured RP ID whatever the Host')
+}
+
+/** PK-05: an assertion without user verification is refused. */
+export async function withoutUserVerification (ctx: AttackContext, t: Test, path: SignInPath) {
+  const { authenticator } = await holder(ctx, 'pk-uv')
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, authenticator.get(await signInOptions(ctx.app), { userVerified: false })), 'UV not set')
+}
+
+/** PK-06: a forged signature, or another user's user handle, is refused. */
+export async function forgedAssertion (ctx: AttackContext, t: Test, path: SignInPath) {
+  const victim = await holder(ctx, 'pk-sig-victim')
+  const attacker = await holder(ctx, 'pk-sig-attacker')
+  const options = await signInOptions(ctx.app)
+  const genuine = victim.authenticator.get(options)
+  const forged = { ...genuine, response: { ...genuine.response, signature: attacker.authenticator.get(options).response.signature } }
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, forged), 'the victim\'s credential id, the attacker\'s signature')
+  const wrongHandle = attacker.authenticator.get(await signInOptions(ctx.app), { userHandle: victim.authenticator.credentials[0]!.userHandle })
+  assertInvalidGrant(t, await passkeySignIn(path, ctx.app, wrongHandle), 'the attacker\'s passkey naming the victim\'s user handle')
+}
+
+/** PK-10: hostile credentials answer 400, never 500; prototype keys are inert. */
+export async function hostileCredentials (ctx: AttackContext, t: Test, path: SignInPath) {
+  const { authenticator } = await holder(ctx, 'pk-hostile')
+  type Assertion = ReturnType<typeof authenticator.get>
+  // Each over a fresh challenge, so that each is refused for its own fault.
+  const hostile: ((good: Assertion) => unknown)[] = [
+    () => '{"id":', () => '[]', () => 'null', () => JSON.stringify('x'.repeat(9000)),
+    (good) => ({ ...good, id: '../../etc/passwd' }),
+    (good) => ({ ...good, response: { ...good.response, clientDataJSON: Buffer.from('{"challenge":{"$ne":null}}').toString('base64url') } }),
+    (good) => ({ ...good, response: { ...good.response, authenticatorData: 'AA' } }),
+  ]
+  for (const [i, make] of hostile.entries()) {
+    const response = await passkeySignIn(path, ctx.app, make(authenticator.get(await signInOptions(ctx.app))))
+    t.ok(response.statusCode === 400, `case ${i}: 400 (${response.statusCode} ${response.body.slice(0, 120)})`)
+  }
+  // Prototype keys in a valid credential are ignored members: the sign-in works and pollutes nothing.
+  const polluted = JSON.stringify(authenticator.get(await signInOptions(ctx.app))).replace('{', '{"__proto__":{"admin":true},"constructor":{"prototype":{"admin":true}},')
+  const answer = await passkeySignIn(path, ctx.app, polluted)
+  t.equal(answer.statusCode, 200, 'prototype keys are inert')
+  t.equal(({} as Record<string, unknown>).admin, undefined, 'Object.prototype untouched')
+}
+
+/** PK-11: sign-in options and assertions are limited per IP. */
+export async function passkeyBudget (ctx: AttackContext, t: Test, path: SignInPath) {
+  const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '2' }, { database: ctx.database })
+  try {
+    const statuses = []
+    for (let i = 0; i < 4; i++) statuses.push((await limited.app.inject({ method: 'POST', url: '/auth/passkey/options', remoteAddress: '203.0.113.9' })).statusCode)
+    t.same(statuses, [200, 200, 429, 429])
+    const guesser = new SoftAuthenticator(TEST_ORIGIN)
+    guesser.create({ challenge: 'x', rp: { id: 'auth.test' }, user: { id: 'AAAA' } })
+    const assertions = []
+    for (let i = 0; i < 3; i++) {
+      const credential = guesser.get({ challenge: 'C'.repeat(43), rpId: 'auth.test' })
+      assertions.push((await path.passkey(limited.app, credential, { remoteAddress: '203.0.113.9' })).statusCode)
+    }
+    t.same(assertions, [400, 400, 429], 'guessed assertions too')
+  } finally {
+    await limited.close()
+  }
 }
 
 export const passkeyCases: AttackCase[] = [
@@ -27,78 +143,37 @@ export const passkeyCases: AttackCase[] = [
     id: 'PK-01',
     title: 'a captured passkey assertion replayed, or raced 10 times at once, opens one session',
     source: 'W3C WebAuthn L3 §13.4.3, §7.2; ASVS 5.0 V6.7.2',
-    async run (ctx, t) {
-      const { account, authenticator } = await holder(ctx, 'pk-replay')
-      const captured = authenticator.get(await signInOptions(ctx.app))
-      const answers = await Promise.all(Array.from({ length: 10 }, () => passkeyGrant(ctx.app, captured)))
-      t.same(answers.map((r) => r.statusCode).sort(), [200, ...Array(9).fill(400)], 'one winner')
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, captured), 'a later replay')
-      t.equal(await ctx.app.db.session.count({ where: { userId: account.id, amr: { has: 'hwk' } } }), 1, 'one passkey session')
-    },
+    run: (ctx, t) => assertionReplay(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PK-02',
     title: 'a passkey assertion over a challenge the client chose, or one past its 5 minutes, is refused',
     source: 'W3C WebAuthn L3 §13.4.3; ASVS 5.0 V6.7.2',
-    async run (ctx, t) {
-      const { authenticator } = await holder(ctx, 'pk-challenge')
-      const options = await signInOptions(ctx.app)
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, authenticator.get(options, { challenge: 'A'.repeat(43) })), 'a challenge never issued')
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, authenticator.get(options, { challenge: Buffer.from('predictable').toString('base64url') })), 'a short, predictable challenge')
-      const stale = await signInOptions(ctx.app)
-      await ctx.advance(301)
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, authenticator.get(stale)), 'expired')
-    },
+    run: (ctx, t) => chosenOrStaleChallenge(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PK-03',
     title: 'a cloned authenticator (a signature counter that does not increase) is refused and audited',
     source: 'W3C WebAuthn L3 §6.1.1, §7.2; ASVS 5.0 V6.7',
-    async run (ctx, t) {
-      const { account, authenticator } = await holder(ctx, 'pk-clone')
-      t.equal((await passkeyGrant(ctx.app, authenticator.get(await signInOptions(ctx.app), { counter: 10 }))).statusCode, 200, 'the genuine authenticator')
-      // The clone holds the same key but was copied at counter 4.
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, authenticator.get(await signInOptions(ctx.app), { counter: 4 })), 'the clone')
-      t.ok(await ctx.app.db.auditEvent.findFirst({ where: { type: 'passkey_counter_regressed', userId: account.id } }), 'audited as a possible clone')
-    },
+    run: (ctx, t) => clonedAuthenticator(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PK-04',
     title: 'a passkey assertion made on a phishing origin, or for another RP ID, is refused; the RP ID never comes from the request',
     source: 'W3C WebAuthn L3 §13.4.9, §7.2; ASVS 5.0 V6.7',
-    async run (ctx, t) {
-      const { authenticator } = await holder(ctx, 'pk-origin')
-      for (const origin of ['https://auth.test', 'http://auth.test:8080', 'http://auth.test.evil.example', 'https://evil.example', 'null']) {
-        assertInvalidGrant(t, await passkeyGrant(ctx.app, authenticator.get(await signInOptions(ctx.app), { origin })), `origin ${origin}`)
-      }
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, authenticator.get(await signInOptions(ctx.app), { rpId: 'evil.example' })), 'another RP ID')
-      const forgedHost = json<{ rpId: string }>(await ctx.app.inject({ method: 'POST', url: '/auth/passkey/options', headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example' } }))
-      t.equal(forgedHost.rpId, 'auth.test', 'options name the configured RP ID whatever the Host')
-    },
+    run: (ctx, t) => phishingOrigin(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PK-05',
     title: 'a passkey assertion without user verification (presence only) is refused',
     source: 'W3C WebAuthn L3 §7.2, §6.1 (UV flag); ASVS 5.0 V6.7',
-    async run (ctx, t) {
-      const { authenticator } = await holder(ctx, 'pk-uv')
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, authenticator.get(await signInOptions(ctx.app), { userVerified: false })), 'UV not set')
-    },
+    run: (ctx, t) => withoutUserVerification(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PK-06',
     title: 'a passkey assertion with a forged signature, or another user\'s user handle, is refused',
     source: 'W3C WebAuthn L3 §7.2; ASVS 5.0 V6.7',
-    async run (ctx, t) {
-      const victim = await holder(ctx, 'pk-sig-victim')
-      const attacker = await holder(ctx, 'pk-sig-attacker')
-      const options = await signInOptions(ctx.app)
-      const genuine = victim.authenticator.get(options)
-      const forged = { ...genuine, response: { ...genuine.response, signature: attacker.authenticator.get(options).response.signature } }
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, forged), 'the victim\'s credential id, the attacker\'s signature')
-      const wrongHandle = attacker.authenticator.get(await signInOptions(ctx.app), { userHandle: victim.authenticator.credentials[0]!.userHandle })
-      assertInvalidGrant(t, await passkeyGrant(ctx.app, wrongHandle), 'the attacker\'s passkey naming the victim\'s user handle')
-    },
+    run: (ctx, t) => forgedAssertion(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PK-07',
@@ -157,48 +232,12 @@ export const passkeyCases: AttackCase[] = [
     id: 'PK-10',
     title: 'hostile passkey grant credentials (not JSON, wrong shape, oversized) answer 400, never 500; prototype keys are inert',
     source: 'RFC 6749 §5.2; W3C WebAuthn L3 §5.1 (toJSON); DESIGN §4',
-    async run (ctx, t) {
-      const { authenticator } = await holder(ctx, 'pk-hostile')
-      type Assertion = ReturnType<typeof authenticator.get>
-      // Each over a fresh challenge, so that each is refused for its own fault.
-      const hostile: ((good: Assertion) => unknown)[] = [
-        () => '{"id":', () => '[]', () => 'null', () => JSON.stringify('x'.repeat(9000)),
-        (good) => ({ ...good, id: '../../etc/passwd' }),
-        (good) => ({ ...good, response: { ...good.response, clientDataJSON: Buffer.from('{"challenge":{"$ne":null}}').toString('base64url') } }),
-        (good) => ({ ...good, response: { ...good.response, authenticatorData: 'AA' } }),
-      ]
-      for (const [i, make] of hostile.entries()) {
-        const response = await passkeyGrant(ctx.app, make(authenticator.get(await signInOptions(ctx.app))))
-        t.ok(response.statusCode === 400, `case ${i}: 400 (${response.statusCode} ${response.body.slice(0, 120)})`)
-      }
-      // Prototype keys in a valid credential are ignored members: the sign-in works and pollutes nothing.
-      const polluted = JSON.stringify(authenticator.get(await signInOptions(ctx.app))).replace('{', '{"__proto__":{"admin":true},"constructor":{"prototype":{"admin":true}},')
-      const answer = await passkeyGrant(ctx.app, polluted)
-      t.equal(answer.statusCode, 200, 'prototype keys are inert')
-      t.equal(({} as Record<string, unknown>).admin, undefined, 'Object.prototype untouched')
-    },
+    run: (ctx, t) => hostileCredentials(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PK-11',
     title: 'passkey sign-in options and assertions are limited per IP',
     source: 'ASVS 5.0 V6.3.1',
-    async run (ctx, t) {
-      const limited = await buildTestApp({ AUTH_RATE_LIMIT_PER_MINUTE: '2' }, { database: ctx.database })
-      try {
-        const statuses = []
-        for (let i = 0; i < 4; i++) statuses.push((await limited.app.inject({ method: 'POST', url: '/auth/passkey/options', remoteAddress: '203.0.113.9' })).statusCode)
-        t.same(statuses, [200, 200, 429, 429])
-        const guesser = new SoftAuthenticator(TEST_ORIGIN)
-        guesser.create({ challenge: 'x', rp: { id: 'auth.test' }, user: { id: 'AAAA' } })
-        const assertions = []
-        for (let i = 0; i < 3; i++) {
-          const credential = guesser.get({ challenge: 'C'.repeat(43), rpId: 'auth.test' })
-          assertions.push((await limited.app.inject({ method: 'POST', url: '/auth/token', remoteAddress: '203.0.113.9', payload: { grant_type: 'urn:token-auth:grant-type:passkey', credential } })).statusCode)
-        }
-        t.same(assertions, [400, 400, 429], 'guessed assertions too')
-      } finally {
-        await limited.close()
-      }
-    },
+    run: (ctx, t) => passkeyBudget(ctx, t, PASSWORD_GRANT_PATH),
   },
 ]

@@ -1,12 +1,55 @@
+import type { Test } from 'tap'
 import { buildTestApp, json } from '../helpers/app.js'
 import { holdNextSessionStart } from '../helpers/hold.js'
-import { assertInvalidGrant } from './attack-helpers.js'
+import { assertInvalidGrant, PASSWORD_GRANT_PATH, type SignInPath } from './attack-helpers.js'
 import type { AttackCase } from './catalogue.js'
-import { PASSWORD, uniqueEmail } from './context.js'
+import { PASSWORD, uniqueEmail, type AttackContext } from './context.js'
 
 /**
  * Outside review, 2026-12: passwords, login races, audit, interop, load.
+ * The login rows take a sign-in path (attack-helpers.ts), here the password
+ * grant; the first-party section runs them against the challenge endpoint.
  */
+
+/** A password sign-in through `path` to its tokens (a challenge code exchanged), answered as it ends. */
+async function signIn (ctx: AttackContext, path: SignInPath, email: string) {
+  return path.tokens(ctx.app, await path.password(ctx.app, email, PASSWORD))
+}
+
+/** PW-02: a login in flight while the password changes opens no session that outlives the change. */
+export async function loginRacesPasswordChange (ctx: AttackContext, t: Test, path: SignInPath) {
+  const a = await ctx.signup('pw-race')
+  const held = path.holdAfterPasswordCheck(ctx.app)
+  const login = signIn(ctx, path, a.email)
+  await held.reached
+  const change = await ctx.app.inject({
+    method: 'POST',
+    url: '/users/me/password',
+    headers: { authorization: `Bearer ${a.access_token}` },
+    payload: { currentPassword: PASSWORD, newPassword: 'changed while a login was in flight' },
+  })
+  t.equal(change.statusCode, 204)
+  held.release()
+  assertInvalidGrant(t, await login, 'the in-flight login')
+  t.equal(await ctx.app.db.session.count({ where: { userId: a.id, revokedAt: null } }), 1, "only the changer's session is live")
+}
+
+/** PW-06: a login flood past the bcrypt queue's bound is shed with 503. */
+export async function floodShed (ctx: AttackContext, t: Test, path: SignInPath) {
+  const flooded = await buildTestApp({ BCRYPT_COST: '10', PASSWORD_QUEUE_MAX_WAIT_MS: '50' }, { database: ctx.database })
+  try {
+    const responses = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => path.password(flooded.app, uniqueEmail(`flood-${i}`), 'guess number one'))
+    )
+    const shed = responses.filter((r) => r.statusCode === 503)
+    t.ok(shed.length > 0, `${shed.length} of 40 shed`)
+    t.ok(shed.every((r) => Number(r.headers['retry-after']) >= 1), 'each with Retry-After')
+    t.ok(shed.every((r) => json(r).error === 'temporarily_unavailable'), 'RFC 6749 temporarily_unavailable')
+    t.ok(responses.every((r) => r.statusCode === 503 || r.statusCode === 400), 'the rest answered as usual')
+  } finally {
+    await flooded.close()
+  }
+}
 
 export const passwordCases: AttackCase[] = [
   {
@@ -40,22 +83,7 @@ export const passwordCases: AttackCase[] = [
     id: 'PW-02',
     title: 'a login with the old password, in flight during a password change, opens no session that outlives the change',
     source: 'ASVS 5.0 V7.4.3 (terminate sessions after a credential change); CWE-367 (TOCTOU); security review 2026-12 finding 3',
-    async run (ctx, t) {
-      const a = await ctx.signup('pw-race')
-      const held = holdNextSessionStart(ctx.app)
-      const login = ctx.passwordGrant(a.email, PASSWORD)
-      await held.reached
-      const change = await ctx.app.inject({
-        method: 'POST',
-        url: '/users/me/password',
-        headers: { authorization: `Bearer ${a.access_token}` },
-        payload: { currentPassword: PASSWORD, newPassword: 'changed while a login was in flight' },
-      })
-      t.equal(change.statusCode, 204)
-      held.release()
-      assertInvalidGrant(t, await login, 'the in-flight login')
-      t.equal(await ctx.app.db.session.count({ where: { userId: a.id, revokedAt: null } }), 1, "only the changer's session is live")
-    },
+    run: (ctx, t) => loginRacesPasswordChange(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'PW-03',
@@ -111,20 +139,6 @@ export const passwordCases: AttackCase[] = [
     id: 'PW-06',
     title: 'a login flood is shed with 503 and Retry-After once the bcrypt queue is full, instead of queueing without bound',
     source: 'OWASP Denial of Service Cheat Sheet; ASVS 5.0 V2.4.1 (anti-automation); CWE-400; security review 2026-12 finding 10',
-    async run (ctx, t) {
-      const flooded = await buildTestApp({ BCRYPT_COST: '10', PASSWORD_QUEUE_MAX_WAIT_MS: '50' }, { database: ctx.database })
-      try {
-        const responses = await Promise.all(
-          Array.from({ length: 40 }, (_, i) => ctx.passwordGrant(uniqueEmail(`flood-${i}`), 'guess number one', {}, flooded.app))
-        )
-        const shed = responses.filter((r) => r.statusCode === 503)
-        t.ok(shed.length > 0, `${shed.length} of 40 shed`)
-        t.ok(shed.every((r) => Number(r.headers['retry-after']) >= 1), 'each with Retry-After')
-        t.ok(shed.every((r) => json(r).error === 'temporarily_unavailable'), 'RFC 6749 temporarily_unavailable')
-        t.ok(responses.every((r) => r.statusCode === 503 || r.statusCode === 400), 'the rest answered as usual')
-      } finally {
-        await flooded.close()
-      }
-    },
+    run: (ctx, t) => floodShed(ctx, t, PASSWORD_GRANT_PATH),
   },
 ]

@@ -1,8 +1,29 @@
+import type { Test } from 'tap'
 import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../src/shared/authentication-methods.js'
 import { buildTestApp, json } from '../helpers/app.js'
 import * as users from '../helpers/users.js'
+import { PASSWORD_GRANT_PATH, signInTokens, type SignInPath } from './attack-helpers.js'
 import type { AttackCase } from './catalogue.js'
-import { PASSWORD, uniqueEmail } from './context.js'
+import { PASSWORD, uniqueEmail, type AttackContext } from './context.js'
+
+/** SU-04: with REQUIRE_MFA_FOR_ADMINS, an admin signed in through `path` with a password alone reaches no admin route. */
+export async function adminPasswordOnly (ctx: AttackContext, t: Test, path: SignInPath) {
+  const strict = await buildTestApp({ REQUIRE_MFA_FOR_ADMINS: 'true' }, { database: ctx.database, clock: ctx.clock })
+  try {
+    const account = await users.signup(strict.app, { label: 'su-strict' })
+    await strict.app.db.user.update({ where: { id: account.id }, data: { role: 'admin' } })
+    const tokens = await signInTokens(path, strict.app, account.email)
+    await strict.app.revocations.sync()
+    for (const [method, url] of [['GET', '/admin/users'], ['GET', '/admin/audit-events'], ['PATCH', `/admin/users/${account.id}`]] as const) {
+      const response = await users.injectAs(strict.app, tokens.access_token, method, url, method === 'PATCH' ? { disabled: false } : undefined)
+      t.equal(response.statusCode, 401, `${method} ${url}: 401`)
+      t.match(String(response.headers['www-authenticate']), `acr_values="${ACR_MFA}"`, `${method} ${url}: asks for the mfa level`)
+    }
+    t.equal((await users.me(strict.app, tokens.access_token)).statusCode, 200, 'who-am-I still answers (to show the enrolment page)')
+  } finally {
+    await strict.close()
+  }
+}
 
 /**
  * Step-up and authentication levels (DESIGN §3.12): what a stolen access
@@ -74,22 +95,6 @@ export const stepUpCases: AttackCase[] = [
     id: 'SU-04',
     title: 'REQUIRE_MFA_FOR_ADMINS: an admin signed in with a password alone reaches no admin route, only enrolment',
     source: 'ASVS 5.0 V6.3.3 (multi-factor authentication); RFC 9470 §3 (acr_values); DESIGN §3.12',
-    async run (ctx, t) {
-      const strict = await buildTestApp({ REQUIRE_MFA_FOR_ADMINS: 'true' }, { database: ctx.database, clock: ctx.clock })
-      try {
-        const account = await users.signup(strict.app, { label: 'su-strict' })
-        await strict.app.db.user.update({ where: { id: account.id }, data: { role: 'admin' } })
-        const tokens = await users.login(strict.app, account.email)
-        await strict.app.revocations.sync()
-        for (const [method, url] of [['GET', '/admin/users'], ['GET', '/admin/audit-events'], ['PATCH', `/admin/users/${account.id}`]] as const) {
-          const response = await users.injectAs(strict.app, tokens.access_token, method, url, method === 'PATCH' ? { disabled: false } : undefined)
-          t.equal(response.statusCode, 401, `${method} ${url}: 401`)
-          t.match(String(response.headers['www-authenticate']), `acr_values="${ACR_MFA}"`, `${method} ${url}: asks for the mfa level`)
-        }
-        t.equal((await users.me(strict.app, tokens.access_token)).statusCode, 200, 'who-am-I still answers (to show the enrolment page)')
-      } finally {
-        await strict.close()
-      }
-    },
+    run: (ctx, t) => adminPasswordOnly(ctx, t, PASSWORD_GRANT_PATH),
   },
 ]

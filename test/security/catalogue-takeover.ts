@@ -3,10 +3,10 @@ import { ACR_MFA, GRANT_TYPE_PREFIX } from '../../src/shared/authentication-meth
 import { json } from '../helpers/app.js'
 import { advance, centreStep, enrolTotp, MFA_OTP, mfaOtpGrant, mfaToken, totpCode } from '../helpers/totp.js'
 import * as users from '../helpers/users.js'
-import { passkeyGrant, registerPasskey, signInOptions, SoftAuthenticator, TEST_ORIGIN } from '../helpers/webauthn.js'
+import { registerPasskey, signInOptions, SoftAuthenticator, TEST_ORIGIN } from '../helpers/webauthn.js'
 import type { AttackCase } from './catalogue.js'
 import { PASSWORD, uniqueEmail, type AttackContext, type Mail, type Response, type Tokens } from './context.js'
-import { assertInvalidGrant } from './attack-helpers.js'
+import { assertInvalidGrant, PASSWORD_GRANT_PATH, type SignInPath } from './attack-helpers.js'
 
 /**
  * Account takeover (issue 24), each case run as the attacker would run it:
@@ -88,7 +88,7 @@ async function intruderAsksAddressChange (ctx: AttackContext, label: string) {
 }
 
 /** Polls GET /users/me with the token for up to a second (DESIGN §3.5.7) until it is refused; the last answer. */
-async function refusedWithinASecond (ctx: AttackContext, accessToken: string): Promise<Response> {
+export async function refusedWithinASecond (ctx: AttackContext, accessToken: string): Promise<Response> {
   const deadline = Date.now() + 1000
   for (;;) {
     const response = await ctx.bearer(accessToken)
@@ -97,28 +97,47 @@ async function refusedWithinASecond (ctx: AttackContext, accessToken: string): P
   }
 }
 
-/** A passkey sign-in (the first factor), answered as it is. */
-async function passkeySignIn (app: App, authenticator: SoftAuthenticator): Promise<Response> {
-  return passkeyGrant(app, authenticator.get(await signInOptions(app)))
+/** A passkey sign-in (the first factor) through `path` (the passkey grant unless given), answered as it ends: its tokens, or the refusal. */
+async function passkeySignIn (app: App, authenticator: SoftAuthenticator, path: SignInPath = PASSWORD_GRANT_PATH): Promise<Response> {
+  return path.tokens(app, await path.passkey(app, authenticator.get(await signInOptions(app))))
 }
 
 /**
- * A password login whose second step is a passkey: the password grant's
- * mfa_required, POST /auth/mfa/passkey-options with its mfa_token, and the
- * mfa-otp grant with the assertion, whose answer this is; or the answer of
- * the first step that did not answer as it should.
+ * A password login whose second step is a passkey, through `path`: the
+ * password grant's mfa_required (or the challenge endpoint's
+ * insufficient_authorization), POST /auth/mfa/passkey-options with its
+ * token, and the second step with the assertion, taken to tokens, whose
+ * answer this is; or the answer of the step that did not answer as it should.
  */
-async function passwordThenPasskey (app: App, email: string, authenticator: SoftAuthenticator): Promise<Response> {
-  const first = await users.passwordGrant(app, email)
-  const mfa = json<{ error?: string; mfa_token?: string }>(first)
-  if (first.statusCode !== 400 || mfa.error !== 'mfa_required' || !mfa.mfa_token) return first
-  const options = await app.inject({ method: 'POST', url: '/auth/mfa/passkey-options', payload: { mfa_token: mfa.mfa_token } })
+async function passwordThenPasskey (app: App, email: string, authenticator: SoftAuthenticator, path: SignInPath = PASSWORD_GRANT_PATH): Promise<Response> {
+  const first = await path.password(app, email, PASSWORD)
+  const token = path.stepTokenOf(first)
+  if (token === null) return first
+  const options = await app.inject({ method: 'POST', url: '/auth/mfa/passkey-options', payload: { mfa_token: token } })
   if (options.statusCode !== 200) return options
-  return app.inject({
-    method: 'POST',
-    url: '/auth/token',
-    payload: { grant_type: MFA_OTP, mfa_token: mfa.mfa_token, credential: authenticator.get(json<{ challenge: string; rpId: string }>(options)) },
-  })
+  return path.tokens(app, await path.secondStep(app, token, { credential: authenticator.get(json<{ challenge: string; rpId: string }>(options)) }))
+}
+
+/** ATO-11: deleting a passkey ends the sessions it signed in to through `path`, as a first factor or a second step. */
+export async function lostPasskeyEndsSessions (ctx: AttackContext, t: Test, path: SignInPath) {
+  const user = await ctx.signup('ato-lost-passkey')
+  const authenticator = new SoftAuthenticator(TEST_ORIGIN)
+  const passkey = await registerPasskey(ctx.app, user.access_token, authenticator, 'lost phone')
+  const firstFactor = await passkeySignIn(ctx.app, authenticator, path)
+  t.equal(firstFactor.statusCode, 200, 'a session signed in with the passkey')
+  const secondStep = await passwordThenPasskey(ctx.app, user.email, authenticator, path)
+  t.equal(secondStep.statusCode, 200, `a session of the password and the passkey as second step (${secondStep.body.slice(0, 160)})`)
+  const sessions = [['first-factor', firstFactor], ['second-step', secondStep]] as const
+  const opened = sessions.filter(([, response]) => response.statusCode === 200)
+  if (secondStep.statusCode === 200) t.equal(users.claimsOf(json<Tokens>(secondStep).access_token).acr, ACR_MFA, 'an mfa session')
+  const deleted = await users.injectAs(ctx.app, user.access_token, 'DELETE', `/users/me/passkeys/${passkey.id}`)
+  t.equal(deleted.statusCode, 204, 'the owner deletes the passkey from another session')
+  for (const [label, response] of opened) {
+    const tokens = json<Tokens>(response)
+    t.equal((await refusedWithinASecond(ctx, tokens.access_token)).statusCode, 401, `the ${label} session's access token`)
+    assertInvalidGrant(t, await users.refresh(ctx.app, tokens.refresh_token), `the ${label} session's refresh token`)
+  }
+  t.equal((await ctx.bearer(user.access_token)).statusCode, 200, 'a session the passkey did not open stays')
 }
 
 export const takeoverCases: AttackCase[] = [
@@ -473,26 +492,7 @@ export const takeoverCases: AttackCase[] = [
     id: 'ATO-11',
     title: 'deleting a passkey ends the sessions it signed in to, as a first factor or a second step: refresh tokens refused, access tokens 401 within a second',
     source: 'ASVS 5.0 V6.5.6 (a lost factor can be revoked), V7.4.3; DESIGN §3.5.7; issue 24',
-    async run (ctx, t) {
-      const user = await ctx.signup('ato-lost-passkey')
-      const authenticator = new SoftAuthenticator(TEST_ORIGIN)
-      const passkey = await registerPasskey(ctx.app, user.access_token, authenticator, 'lost phone')
-      const firstFactor = await passkeySignIn(ctx.app, authenticator)
-      t.equal(firstFactor.statusCode, 200, 'a session signed in with the passkey')
-      const secondStep = await passwordThenPasskey(ctx.app, user.email, authenticator)
-      t.equal(secondStep.statusCode, 200, `a session of the password and the passkey as second step (${secondStep.body.slice(0, 160)})`)
-      const sessions = [['first-factor', firstFactor], ['second-step', secondStep]] as const
-      const opened = sessions.filter(([, response]) => response.statusCode === 200)
-      if (secondStep.statusCode === 200) t.equal(users.claimsOf(json<Tokens>(secondStep).access_token).acr, ACR_MFA, 'an mfa session')
-      const deleted = await users.injectAs(ctx.app, user.access_token, 'DELETE', `/users/me/passkeys/${passkey.id}`)
-      t.equal(deleted.statusCode, 204, 'the owner deletes the passkey from another session')
-      for (const [label, response] of opened) {
-        const tokens = json<Tokens>(response)
-        t.equal((await refusedWithinASecond(ctx, tokens.access_token)).statusCode, 401, `the ${label} session's access token`)
-        assertInvalidGrant(t, await users.refresh(ctx.app, tokens.refresh_token), `the ${label} session's refresh token`)
-      }
-      t.equal((await ctx.bearer(user.access_token)).statusCode, 200, 'a session the passkey did not open stays')
-    },
+    run: (ctx, t) => lostPasskeyEndsSessions(ctx, t, PASSWORD_GRANT_PATH),
   },
   {
     id: 'ATO-12',

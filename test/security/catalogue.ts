@@ -2,6 +2,7 @@ import type { Test } from 'tap'
 import { canonicalFormCases } from './catalogue-canonical-forms.js'
 import { cookieCases } from './catalogue-cookies.js'
 import { enumerationCases } from './catalogue-enumeration.js'
+import { firstPartyCases } from './catalogue-first-party.js'
 import { hardeningCases } from './catalogue-hardening.js'
 import { inputCases } from './catalogue-input.js'
 import { jwtCases } from './catalogue-jwt.js'
@@ -53,4 +54,5 @@ export const cases: AttackCase[] = [
   ...passkeyCases,
   ...takeoverCases, // account takeover (issue 24; also run over SMTP by takeover.test.ts)
   ...oauthCases, // authorization server and OpenID provider (issue 26; RFC 9700 §4, OAuth 2.1, RFC 9207, OIDC Core)
+  ...firstPartyCases, // first-party sign-in at the authorization challenge endpoint (issue 27; the login rows again, draft-ietf-oauth-first-party-apps-04 §9)
 ]

@@ -47,6 +47,8 @@ export async function authorizationChallenge (request: ChallengeRequest, context
     throw new DomainError('invalid_request', 'code_challenge must be the base64url SHA-256 of the verifier (43 characters)')
   }
   if (request.auth_session !== undefined) return secondStep(request, request.auth_session, context)
+  // draft §5.1: a first request names its response type (code) and its PKCE challenge.
+  if (request.response_type === undefined) throw new DomainError('invalid_request', 'response_type=code is required on the first request')
   const codeChallenge = request.code_challenge
   if (codeChallenge === undefined || request.code_challenge_method === undefined) {
     throw new DomainError('invalid_request', 'code_challenge and code_challenge_method=S256 are required (PKCE)')

@@ -33,6 +33,10 @@ const challengeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
     async (request, reply) => {
+      // draft §5.1: the client names itself (client_id, or its Basic credentials); no default client here.
+      if (request.body.client_id === undefined && !/^Basic /i.test(request.headers.authorization ?? '')) {
+        throw new DomainError('invalid_request', 'client_id is required')
+      }
       const { client, transport } = await resolveClient(fastify, request, request.body)
       // draft §9.1: the endpoint serves first-party clients only.
       if (!client.firstParty || !client.grantTypes.includes('authorization_code')) {

@@ -111,16 +111,16 @@ t.test('first-party clients only; PKCE required; cookie transport needs the CSRF
   const { client: thirdParty } = await app.clients.create({ client_name: 'x', redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'none' }, { id: (await signup(app)).id })
   const user = await signup(app)
   const pkce = pkcePair()
-  const refused = await challenge({ client_id: thirdParty.id, code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD })
+  const refused = await challenge({ client_id: thirdParty.id, response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD })
   t.equal(json(refused).error, 'unauthorized_client')
   const noPkce = await challenge({ client_id: 'mobile', username: user.email, password: PASSWORD })
   t.equal(json(noPkce).error, 'invalid_request')
-  const plain = await challenge({ client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'plain', username: user.email, password: PASSWORD })
+  const plain = await challenge({ client_id: 'mobile', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'plain', username: user.email, password: PASSWORD })
   t.equal(json(plain).error, 'invalid_request')
-  const crossSite = await challenge({ client_id: 'web', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD }, { origin: 'https://evil.example' })
+  const crossSite = await challenge({ client_id: 'web', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD }, { origin: 'https://evil.example' })
   t.equal(crossSite.statusCode, 403)
   t.equal(json(crossSite).error, 'invalid_request', 'login CSRF: a cross-site form cannot start a cookie-transport sign-in (csrf_check_failed, answered as RFC 6749\'s invalid_request)')
-  const sameSite = await challenge({ client_id: 'web', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD }, { origin: 'http://spa.test', 'x-requested-with': 'fetch' })
+  const sameSite = await challenge({ client_id: 'web', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD }, { origin: 'http://spa.test', 'x-requested-with': 'fetch' })
   t.equal(sameSite.statusCode, 200)
   const exchanged = await token({ grant_type: 'authorization_code', client_id: 'web', code: json<{ authorization_code: string }>(sameSite).authorization_code, code_verifier: pkce.verifier }, { origin: 'http://spa.test', 'x-requested-with': 'fetch' })
   t.equal(exchanged.statusCode, 200)
@@ -154,11 +154,22 @@ t.test('an auth_session cannot be finished at the legacy mfa-otp grant, which wo
   const step = json<{ auth_session: string }>(await legacy.app.inject({
     method: 'POST',
     url: '/oauth/authorize-challenge',
-    payload: { client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD },
+    payload: { client_id: 'mobile', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD },
   }))
   const grant = await legacy.app.inject({ method: 'POST', url: '/auth/token', payload: { grant_type: 'urn:token-auth:grant-type:mfa-otp', client_id: 'mobile', mfa_token: step.auth_session, otp: totpCode(secret, legacy.clock.now()) } })
   t.equal(grant.statusCode, 400)
   t.equal(json(grant).error, 'invalid_grant')
   const done = await legacy.app.inject({ method: 'POST', url: '/oauth/authorize-challenge', payload: { client_id: 'mobile', auth_session: step.auth_session, otp: totpCode(secret, legacy.clock.now()) } })
   t.equal(done.statusCode, 200, 'the flow still finishes where it belongs')
+})
+
+t.test('draft §5.1: a first request names its client and response_type=code', async (t) => {
+  const user = await signup(app)
+  const pkce = pkcePair()
+  const noClient = await challenge({ response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD })
+  t.equal(json(noClient).error, 'invalid_request', 'no default client here')
+  const noResponseType = await challenge({ client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD })
+  t.equal(json(noResponseType).error, 'invalid_request')
+  const token = await challenge({ client_id: 'mobile', response_type: 'token', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD })
+  t.equal(json(token).error, 'invalid_request')
 })

@@ -31,7 +31,7 @@ function challenge (target: TestApp, fields: Fields, options: { remoteAddress?: 
 }
 
 function first (target: TestApp, credentials: Fields, options: { remoteAddress?: string } = {}) {
-  return challenge(target, { client_id: 'mobile', code_challenge: pkcePair().challenge, code_challenge_method: 'S256', ...credentials }, options)
+  return challenge(target, { client_id: 'mobile', response_type: 'code', code_challenge: pkcePair().challenge, code_challenge_method: 'S256', ...credentials }, options)
 }
 
 async function exchange (target: TestApp, code: string, verifier: string) {
@@ -96,7 +96,7 @@ t.test('REQUIRE_MFA_FOR_ADMINS: an admin signed in with a password alone reaches
   const account = await signup(strict.app)
   await strict.app.db.user.update({ where: { id: account.id }, data: { role: 'admin' } })
   const pkce = pkcePair()
-  const answer = await challenge(strict, { client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: account.email, password: PASSWORD })
+  const answer = await challenge(strict, { client_id: 'mobile', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: account.email, password: PASSWORD })
   t.equal(answer.statusCode, 200, 'no factor yet: a code')
   const tokens = json<{ access_token: string }>(await exchange(strict, json<{ authorization_code: string }>(answer).authorization_code, pkce.verifier))
   t.equal(decodeJwt(tokens.access_token).role, 'admin')
@@ -112,7 +112,7 @@ t.test('a passkey is a second factor here too: the auth_session\'s options, then
   const authenticator = new SoftAuthenticator(TEST_ORIGIN)
   await registerPasskey(base.app, user.access_token, authenticator)
   const pkce = pkcePair()
-  const step = await challenge(base, { client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD })
+  const step = await challenge(base, { client_id: 'mobile', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD })
   t.equal(step.statusCode, 403)
   const { auth_session: authSession, factors } = json<{ auth_session: string; factors: string[] }>(step)
   t.ok(factors.includes('passkey'))
@@ -131,7 +131,7 @@ t.test('a passkey is a second factor here too: the auth_session\'s options, then
   const firstFactor = await base.app.inject({
     method: 'POST',
     url: '/oauth/authorize-challenge',
-    payload: { client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'S256', credential: authenticator.get(signIn) },
+    payload: { client_id: 'mobile', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', credential: authenticator.get(signIn) },
   })
   t.equal(firstFactor.statusCode, 200, 'a passkey alone signs in')
 })
@@ -141,7 +141,7 @@ t.test('the auth_session: single use per step, expires, bound to its transport',
   const pkce = pkcePair()
   const authenticator = new SoftAuthenticator(TEST_ORIGIN)
   await registerPasskey(base.app, user.access_token, authenticator)
-  const step = json<{ auth_session: string }>(await challenge(base, { client_id: 'mobile', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD }))
+  const step = json<{ auth_session: string }>(await challenge(base, { client_id: 'mobile', response_type: 'code', code_challenge: pkce.challenge, code_challenge_method: 'S256', username: user.email, password: PASSWORD }))
   const cookieTransport = await challenge(base, { client_id: 'mobile', auth_session: step.auth_session, recovery_code: 'AAAA-BBBB-CCCC' }, { headers: { 'token-transport': 'cookie', origin: 'http://spa.test', 'x-requested-with': 'fetch' } })
   t.equal(json(cookieTransport).error, 'invalid_session', 'another transport cannot use it')
   base.clock.advance(301)
