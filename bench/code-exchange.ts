@@ -46,23 +46,27 @@ export async function measureCodeExchange (service: RunningService, options: Cod
   // Past the registry's cache of the client (5 s).
   await new Promise((resolve) => setTimeout(resolve, 5_500))
 
-  const email = `exchange-${randomBytes(4).toString('hex')}@bench.test`
-  const password = 'bench passphrase 7'
-  const signup = await service.inject({ method: 'POST', url: '/auth/signup', payload: { email, password }, remoteAddress: '10.9.0.1' })
-  if (signup.statusCode !== 201) throw new Error(`signup: ${signup.statusCode} ${signup.body}`)
-  const cookie = await browserSignIn(service.baseUrl, new URL(service.config.issuer).origin, email, password)
+  // As many people as connections, each signed in in a browser of their own: exchanges in flight are
+  // different users' (one user's concurrent sign-ins would all queue on their account row's share lock).
+  const people = Array.from({ length: options.connections }, (_, i) => ({ email: `exchange-${i}-${randomBytes(4).toString('hex')}@bench.test`, password: `bench passphrase ${i}` }))
+  const cookies: string[] = []
+  for (const person of people) {
+    const signup = await service.inject({ method: 'POST', url: '/auth/signup', payload: person, remoteAddress: '10.9.0.1' })
+    if (signup.statusCode !== 201) throw new Error(`signup: ${signup.statusCode} ${signup.body}`)
+    cookies.push(await browserSignIn(service.baseUrl, new URL(service.config.issuer).origin, person.email, person.password))
+  }
   const verifier = randomBytes(32).toString('base64url')
   const challenge = createHash('sha256').update(verifier).digest('base64url')
 
   const rounds: CodeExchangeResult['rounds'] = []
   for (let round = 0; round < options.rounds; round++) {
-    const tokens = await refreshTokens(service, email, password, 2 * options.connections)
+    const tokens = await refreshTokens(service, people, 2 * options.connections)
     const refresh = await runLoadProcess({
       url: service.baseUrl, method: 'POST', path: '/auth/token', headers: { 'content-type': 'application/json' }, tokens, connections: options.connections, duration: options.duration,
     })
     const refreshes = refresh.ok / refresh.seconds
     const wanted = Math.max(2_000, Math.ceil(refreshes * options.duration * 1.5))
-    const codes = await mintCodes(service.baseUrl, cookie, challenge, wanted, options.connections)
+    const codes = await mintCodes(service.baseUrl, cookies, challenge, wanted, options.connections)
     const bodies = codes.map((code) => JSON.stringify({ grant_type: 'authorization_code', client_id: CLIENT_ID, code, redirect_uri: REDIRECT_URI, code_verifier: verifier }))
     const exchange = await runLoad({ url: service.baseUrl, method: 'POST', path: '/auth/token', headers: { 'content-type': 'application/json' }, bodies, connections: options.connections, duration: options.duration })
     if (exchange.requests > codes.length) console.warn(`round ${round}: the codes ran out (${exchange.requests} requests, ${codes.length} codes)`)
@@ -108,25 +112,32 @@ function authorizeUrl (baseUrl: string, challenge: string): string {
   return `${baseUrl}/oauth/authorize?${query.toString()}`
 }
 
-/** `count` codes through the authorization endpoint, the browser session signing each in at once (single sign-on). */
-async function mintCodes (baseUrl: string, cookie: string, challenge: string, count: number, concurrency: number): Promise<string[]> {
+/**
+ * `count` codes through the authorization endpoint, each browser session
+ * signing its person in at once (single sign-on), in turn: code i is person
+ * i's (mod the number of people), the order the exchanges then go in.
+ */
+async function mintCodes (baseUrl: string, cookies: string[], challenge: string, count: number, concurrency: number): Promise<string[]> {
   const codes: string[] = []
   const url = authorizeUrl(baseUrl, challenge)
+  let next = 0
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (codes.length < count) {
-      const response = await fetch(url, { redirect: 'manual', headers: { cookie } })
+    while (next < count) {
+      const index = next++
+      const response = await fetch(url, { redirect: 'manual', headers: { cookie: cookies[index % cookies.length]! } })
       const code = new URL(response.headers.get('location') ?? 'x:', baseUrl).searchParams.get('code')
       if (!code) throw new Error(`authorize: ${response.status} ${response.headers.get('location')}`)
-      codes.push(code)
+      codes[index] = code
     }
   }))
   return codes
 }
 
-/** Live refresh tokens of the same client and user, from password logins (in the service process: no address budget spent). */
-async function refreshTokens (service: RunningService, email: string, password: string, count: number): Promise<string[]> {
+/** Live refresh tokens of the same client and people, from password logins (in the service process: no address budget spent). */
+async function refreshTokens (service: RunningService, people: { email: string; password: string }[], count: number): Promise<string[]> {
   const tokens: string[] = []
   for (let i = 0; i < count; i++) {
+    const { email, password } = people[i % people.length]!
     const response = await service.inject({ method: 'POST', url: '/auth/token', remoteAddress: '10.9.0.2', payload: { grant_type: 'password', username: email, password, client_id: CLIENT_ID } })
     if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode} ${response.body}`)
     tokens.push((JSON.parse(response.body) as { refresh_token: string }).refresh_token)
