@@ -204,8 +204,9 @@ export class SessionStore {
    * session; if it is unexpired and bound to this client, PKCE challenge and
    * (when presented) redirect URI, and the sign-in behind it still holds (its
    * browser session live, its user enabled, share-locked as a login's start
-   * locks it), the session starts with the code's methods and time and
-   * `login_succeeded` is recorded. A second use of the code waits for this
+   * locks it), the session starts with the code's methods and time, and a
+   * code of the challenge endpoint records `login_succeeded` (a browser
+   * session's sign-in was recorded when it started). A second use of the code waits for this
    * statement's row lock, so it always finds the session to revoke. Answers
    * the code as it was spent and the user as it is (null: no such code,
    * unspent), and the started session when one started.
@@ -570,11 +571,12 @@ const START_FROM_CODE_STATEMENT = `
   ), account AS (
     SELECT u.id, u.role, CASE WHEN u.role = 'admin' THEN $7::int ELSE $8::int END AS idle_ttl,
            CASE WHEN u.role = 'admin' THEN $9::int ELSE $10::int END AS absolute_ttl
-    FROM users AS u JOIN bound AS b ON u.id = b.user_id
+    FROM bound AS b
+    JOIN users AS u ON u.id = b.user_id
+    -- The browser session, by its primary key (a correlated EXISTS here got a generic plan that scanned sessions).
+    LEFT JOIN LATERAL (SELECT s.user_id, s.revoked_at, s.idle_expires_at, s.absolute_expires_at FROM sessions AS s WHERE s.id = b.browser_session_id) AS browser ON true
     WHERE NOT u.disabled
-      AND (b.browser_session_id IS NULL OR EXISTS (
-        SELECT 1 FROM sessions AS s
-        WHERE s.id = b.browser_session_id AND s.user_id = u.id AND s.revoked_at IS NULL AND s.idle_expires_at > $1 AND s.absolute_expires_at > $1))
+      AND (b.browser_session_id IS NULL OR (browser.user_id = u.id AND browser.revoked_at IS NULL AND browser.idle_expires_at > $1 AND browser.absolute_expires_at > $1))
     FOR SHARE OF u
   ), session AS (
     INSERT INTO sessions (${SESSION_COLUMNS})
@@ -584,9 +586,12 @@ const START_FROM_CODE_STATEMENT = `
     FROM account AS a, bound AS b
     RETURNING id, idle_expires_at, absolute_expires_at
   ), audit AS (
+    -- A code of the authorization challenge endpoint is the login itself; one from a browser session
+    -- at this service was signed in when that session started (and audited then): single sign-on, no new login.
     INSERT INTO audit_events (type, user_id, ip, details)
     SELECT 'login_succeeded', c.user_id, $12, jsonb_build_object('sessionId', s.id, 'clientId', $4::text)
     FROM session AS s, code AS c
+    WHERE c.browser_session_id IS NULL
   )
   SELECT c.*, u.role::text AS role, u.password_hash, u.email, u.email_verified_at, u.created_at,
          s.id AS session_id, s.idle_expires_at, s.absolute_expires_at
