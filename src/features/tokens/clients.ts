@@ -39,12 +39,6 @@ export function firstPartyClients (input: { scopes: string[]; user: ClientLifeti
   }
 }
 
-/** The client a request names, the default one when it names none, or null when unknown. */
-export function findClient (config: Config, clientId: string | undefined): ClientConfig | null {
-  const id = clientId ?? config.defaultClientId
-  return Object.hasOwn(config.clients, id) ? config.clients[id]! : null
-}
-
 /**
  * The transport a token response uses: the client's default, or the one the
  * request asks for with `Token-Transport` when the client allows it.
