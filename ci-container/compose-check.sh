@@ -101,15 +101,22 @@ password="compose check $(head -c 9 /dev/urandom | base64 -w0)"
 curl -fsS -o /dev/null "http://127.0.0.1:$AUTH_1_PORT/auth/signup" -H 'content-type: application/json' \
   -d "{\"email\":\"$email\",\"password\":\"$password\"}"
 echo "auth-1: signed up $email"
-access=$(curl -fsS "http://127.0.0.1:$AUTH_2_PORT/auth/token" -d grant_type=password \
-  --data-urlencode "username=$email" --data-urlencode "password=$password" | jq -er .access_token)
-echo "auth-2: password grant gave an access token"
-me=$(curl -fsS "http://127.0.0.1:$AUTH_1_PORT/users/me" -H "authorization: Bearer $access")
+# First-party sign-in (DESIGN §3.16): the code from one instance, exchanged at the other, the token used at the first.
+verifier=$(node -e "process.stdout.write(require('crypto').randomBytes(32).toString('base64url'))")
+challenge=$(node -e "process.stdout.write(require('crypto').createHash('sha256').update(process.argv[1]).digest('base64url'))" "$verifier")
+code=$(curl -fsS "http://127.0.0.1:$AUTH_2_PORT/oauth/authorize-challenge" -d client_id=mobile -d response_type=code \
+  -d code_challenge="$challenge" -d code_challenge_method=S256 \
+  --data-urlencode "username=$email" --data-urlencode "password=$password" | jq -er .authorization_code)
+echo "auth-2: the authorization challenge endpoint gave a code"
+access=$(curl -fsS "http://127.0.0.1:$AUTH_1_PORT/auth/token" -d grant_type=authorization_code -d client_id=mobile \
+  -d code="$code" -d code_verifier="$verifier" | jq -er .access_token)
+echo "auth-1: exchanged auth-2's code for an access token"
+me=$(curl -fsS "http://127.0.0.1:$AUTH_2_PORT/users/me" -H "authorization: Bearer $access")
 if ! jq -e --arg email "$email" '.. | strings | select(. == $email)' <<<"$me" >/dev/null; then
-  cc_err "auth-1's /users/me with auth-2's token does not name $email: $me"
+  cc_err "auth-2's /users/me with auth-1's token does not name $email: $me"
   exit 1
 fi
-echo "auth-1: /users/me accepted auth-2's access token"
+echo "auth-2: /users/me accepted auth-1's access token"
 for service in auth-1 auth-2; do
   echo "$service: $(podman inspect --format '{{.RestartCount}}' "${PROJECT}_${service}_1") restarts"
 done

@@ -5,7 +5,7 @@ import { authorizeUrl, followAuthorization, PageBrowser, pkcePair } from '../../
 
 t.test('a third-party client signs a user in with code + PKCE through the hosted pages', async (t) => {
   const service = await listeningTestApp()
-  t.teardown(() => service.app.close())
+  t.teardown(() => service.close())
   const { issuer } = service
   const admin = await signupAdmin(service.app)
   const registered = await service.app.inject({
