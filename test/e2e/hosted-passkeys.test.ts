@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
 import type { CDPSession, Locator, Page, Response } from 'playwright-core'
 import type { Test } from 'tap'
 import { buildTestApp, freePort, type TestApp } from '../helpers/app.js'
-import { browserTest, launchBrowser, watchPage } from '../helpers/browser.js'
+import { browserTest, launchBrowser, listenOnLoopback, watchPage } from '../helpers/browser.js'
 import { authorizeUrl, pkcePair } from '../helpers/oauth.js'
 import { bearer, markAddressVerified, signup, signupAdmin, type Account } from '../helpers/users.js'
 
@@ -73,15 +72,7 @@ async function callbackServer (t: Test): Promise<string> {
       response.writeHead(404).end()
     }
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  }))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return `http://127.0.0.1:${await listenOnLoopback(t, server)}`
 }
 
 async function addAuthenticator (cdp: CDPSession): Promise<string> {

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
@@ -9,7 +8,7 @@ import type { Locator, Page, Response } from 'playwright-core'
 import type { Test } from 'tap'
 import { PROJECT_ROOT } from '../../src/paths.js'
 import { listeningTestApp } from '../helpers/app.js'
-import { browserTest, launchBrowser, watchPage } from '../helpers/browser.js'
+import { browserTest, launchBrowser, listenOnLoopback, watchPage } from '../helpers/browser.js'
 import { claimsOf, PASSWORD, signup, signupAdmin } from '../helpers/users.js'
 
 /**
@@ -72,15 +71,7 @@ async function spaServer (t: Test, config: { authority?: string; clientId?: stri
       response.writeHead(404).end()
     }
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  t.teardown(() => new Promise<void>((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  }))
-  return `http://localhost:${(server.address() as AddressInfo).port}`
+  return `http://localhost:${await listenOnLoopback(t, server)}`
 }
 
 /** OIDC Core §3.1.3.6: the left half of SHA-256 of the access token, base64url. */

@@ -1,3 +1,5 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -89,4 +91,17 @@ export async function dashboardService (t: Test, env: Record<string, string> = {
     if (request.method === 'POST' && request.url?.split('?')[0] === '/auth/token') tokenRequests++
   })
   return { ...server, origin: server.issuer, tokenRequests: () => tokenRequests }
+}
+
+/** Starts `server` on a free loopback port, closed (its connections too) when the test ends; answers the port. */
+export async function listenOnLoopback (t: Test, server: Server): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  t.teardown(() => new Promise<void>((resolve) => {
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
+  return (server.address() as AddressInfo).port
 }
