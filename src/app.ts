@@ -103,6 +103,10 @@ export interface AppOptions {
 
 /** The whole service as a plugin, built from a validated config. */
 export default async function app (fastify: FastifyInstance, options: AppOptions) {
+  // OpenTelemetry first, so that its spans cover every hook and route after it;
+  // imported only when a collector is configured, so that otherwise none of its modules loads.
+  const { otlpEndpoint } = options.config
+  if (otlpEndpoint) await fastify.register((await import('./features/metrics/tracing.js')).default, { endpoint: otlpEndpoint })
   installValidators(fastify)
   // Closing: Fastify answers new requests 503 with Connection: close, but a
   // response in flight when the close began would leave its keep-alive

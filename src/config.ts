@@ -66,6 +66,11 @@ export const EnvSchema = Type.Object({
   EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 5 }),
   EMAIL_RATE_LIMIT_PER_IP_PER_HOUR: Type.Integer({ minimum: 0, maximum: 100000, default: 30 }),
   EMAIL_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 7 }),
+  WEBHOOK_RETRY_BASE_SECONDS: Seconds(5),
+  WEBHOOK_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 100, default: 15 }),
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: Type.Boolean({ default: false }),
+  WEBHOOK_DISABLE_AFTER_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 5 }),
+  WEBHOOK_POLL_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 500 }),
   // Unset: true in production, false elsewhere.
   REQUIRE_MFA_FOR_ADMINS: Type.Optional(Type.Boolean()),
   PASSWORD_GRANT: Type.Union([Type.Literal('enabled'), Type.Literal('disabled')], {
@@ -76,6 +81,11 @@ export const EnvSchema = Type.Object({
   OTP_RATE_LIMIT_PER_USER: Type.Integer({ minimum: 0, maximum: 100000, default: 10 }),
   WEBAUTHN_RP_ID: Type.Optional(Type.String({ pattern: '^[a-z0-9.-]{1,253}$' })),
   WEBAUTHN_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
+  // Prometheus metrics on a listener of their own (unset: none); never on PORT.
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  // OpenTelemetry traces to this OTLP/HTTP collector (unset: none, and no OpenTelemetry module is loaded).
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
@@ -122,6 +132,10 @@ export interface Config {
   auditRetentionDays: number
   /** Seconds between this instance's retention passes; 0: none (another instance, or a scheduler, runs them). */
   retentionIntervalSeconds: number
+  /** GET /metrics on its own listener (METRICS_PORT, METRICS_HOST; default HOST); port undefined: no listener. */
+  metrics: { port: number | undefined; host: string }
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported there; undefined: no tracing. */
+  otlpEndpoint: string | undefined
   logLevel: string
   /**
    * Whether the token endpoint serves the legacy password grant and the
@@ -132,6 +146,7 @@ export interface Config {
   /** The hosted sign-in pages' links (features/oauth). */
   oauth: { signUpUrl: string | undefined; forgotPasswordUrl: string }
   email: EmailConfig
+  webhooks: WebhookConfig
   mfa: MfaConfig
   webauthn: WebAuthnConfig
 }
@@ -188,6 +203,20 @@ export interface EmailConfig {
   rateLimitPerIpPerHour: number
   /** Days sent and dead messages, and used or expired link secrets, are kept. */
   retentionDays: number
+}
+
+/** Webhooks (DESIGN §3.18). */
+export interface WebhookConfig {
+  /** The first retry waits this long; each further one twice as long (capped at an hour). */
+  retryBaseSeconds: number
+  /** Attempts after which a delivery is dead. */
+  maxAttempts: number
+  /** Endpoints on loopback, private, link-local or metadata addresses are accepted (development, tests). */
+  allowPrivateNetworks: boolean
+  /** An endpoint failing this many days without a success is disabled and its owner told. */
+  disableAfterDays: number
+  /** How often each instance looks for deliveries due. */
+  pollIntervalMs: number
 }
 
 export class ConfigError extends Error {
@@ -333,6 +362,9 @@ function fromEnv (env: Env): Config {
   for (const origin of webauthnOrigins ?? []) {
     if (!/^https?:\/\/[^\s/]+$/.test(origin)) problems.push(`WEBAUTHN_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path)`)
   }
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT !== 0 && env.METRICS_PORT === env.PORT) {
+    problems.push(`METRICS_PORT: must differ from PORT (${env.PORT}): metrics are never served on the public port`)
+  }
   if (problems.length > 0) throw new ConfigError(problems)
 
   const issuer = (env.ISSUER ?? `http://localhost:${env.PORT}`).replace(/\/$/, '')
@@ -365,6 +397,8 @@ function fromEnv (env: Env): Config {
     sessionRetentionDays: env.SESSION_RETENTION_DAYS,
     auditRetentionDays: env.AUDIT_RETENTION_DAYS,
     retentionIntervalSeconds: env.RETENTION_INTERVAL_SECONDS,
+    metrics: { port: env.METRICS_PORT, host: env.METRICS_HOST ?? env.HOST },
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT,
     logLevel: env.LOG_LEVEL,
     passwordGrant: env.PASSWORD_GRANT === 'enabled',
     oauth: {
@@ -391,6 +425,13 @@ function fromEnv (env: Env): Config {
       rateLimitPerAddressPerHour: env.EMAIL_RATE_LIMIT_PER_ADDRESS_PER_HOUR,
       rateLimitPerIpPerHour: env.EMAIL_RATE_LIMIT_PER_IP_PER_HOUR,
       retentionDays: env.EMAIL_RETENTION_DAYS,
+    },
+    webhooks: {
+      retryBaseSeconds: env.WEBHOOK_RETRY_BASE_SECONDS,
+      maxAttempts: env.WEBHOOK_MAX_ATTEMPTS,
+      allowPrivateNetworks: env.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+      disableAfterDays: env.WEBHOOK_DISABLE_AFTER_DAYS,
+      pollIntervalMs: env.WEBHOOK_POLL_INTERVAL_MS,
     },
     mfa: {
       requireForAdmins: env.REQUIRE_MFA_FOR_ADMINS ?? env.NODE_ENV === 'production',

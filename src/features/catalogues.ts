@@ -9,8 +9,10 @@ import { oauthCatalogue } from './oauth/catalogue.js'
 import { passkeysCatalogue } from './passkeys/catalogue.js'
 import { recoveryCatalogue } from './recovery/catalogue.js'
 import { secondFactorsCatalogue } from './second-factors/catalogue.js'
+import { securityEventsCatalogue } from './security-events/catalogue.js'
 import { sessionsCatalogue } from './sessions/catalogue.js'
 import { signingKeysCatalogue } from './signing-keys/catalogue.js'
+import { webhooksCatalogue } from './webhooks/catalogue.js'
 
 /**
  * Every capability's catalogue (features/catalogue.ts): one line each. The
@@ -32,5 +34,7 @@ export const CATALOGUES = [
   passkeysCatalogue,
   oauthCatalogue,
   firstPartyCatalogue,
+  securityEventsCatalogue,
   dashboardCatalogue,
+  webhooksCatalogue,
 ] as const

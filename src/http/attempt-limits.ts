@@ -79,6 +79,8 @@ async function attemptLimits (fastify: FastifyInstance) {
       for (const limiter of limiters) {
         const result = await limiter(request)
         if (!result.isAllowed && result.isExceeded) {
+          // The budget's name and the route's pattern: never the key (an address, an account).
+          fastify.metrics.rateLimitedAnswer(name, request.routeOptions.url)
           throw new ApiError('rate_limited', `too many attempts; retry in ${result.ttlInSeconds} s`, {
             'retry-after': String(result.ttlInSeconds),
           })
@@ -98,4 +100,4 @@ async function attemptLimits (fastify: FastifyInstance) {
   } satisfies AttemptLimits)
 }
 
-export default fp(attemptLimits, { name: 'attempt-limits', dependencies: ['config', 'rate-limit'] })
+export default fp(attemptLimits, { name: 'attempt-limits', dependencies: ['config', 'rate-limit', 'metrics'] })

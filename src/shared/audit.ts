@@ -20,6 +20,33 @@ export interface AuditEventInput {
   details?: Prisma.InputJsonObject
 }
 
+/**
+ * An audit event as the admin API shows it (GET /admin/audit-events) and a
+ * webhook delivers it: the select list over `e` (audit_events), `u` (its
+ * user) and `a` (its actor), joined by AUDIT_EVENT_VIEW_JOINS.
+ */
+export const AUDIT_EVENT_VIEW_COLUMNS =
+  'e.id, e.type, e.user_id::text AS "userId", u.email AS "userEmail", e.actor_id::text AS "actorId", a.email AS "actorEmail", e.ip, e.at, e.details'
+export const AUDIT_EVENT_VIEW_JOINS = 'LEFT JOIN users u ON u.id = e.user_id LEFT JOIN users a ON a.id = e.actor_id'
+
+/** A row of AUDIT_EVENT_VIEW_COLUMNS as Postgres returns it. */
+export interface AuditEventRow {
+  id: bigint
+  type: string
+  userId: string | null
+  userEmail: string | null
+  actorId: string | null
+  actorEmail: string | null
+  ip: string | null
+  at: Date
+  details: unknown
+}
+
+/** The view of an audit event, its id as a string (JSON has no 64-bit integers). */
+export function auditEventView (row: AuditEventRow) {
+  return { ...row, id: row.id.toString() }
+}
+
 export async function recordAuditEvent (db: PrismaClient | Prisma.TransactionClient, event: AuditEventInput): Promise<void> {
   await db.auditEvent.create({
     data: {

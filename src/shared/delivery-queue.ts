@@ -60,6 +60,14 @@ export interface ClaimedRow {
   createdAt: Date
 }
 
+/** One of the caller's columns, with a value for each row of a `delivered` call. */
+export interface RowValues {
+  /** A constant of the caller, never input. */
+  column: string
+  type: 'int' | 'text' | 'jsonb'
+  values: readonly unknown[]
+}
+
 export type FailureOutcome = 'failed' | 'dead'
 
 /** The longest wait between two attempts. */
@@ -113,29 +121,35 @@ export class DeliveryQueue<Row extends ClaimedRow> {
   }
 
   /**
-   * Marks claimed rows delivered (each only if still at the attempt claimed).
-   * `set` adds assignments of the caller's columns, the same for every row.
+   * Marks claimed rows delivered (each only if still at the attempt claimed),
+   * in one statement. `columns` sets the caller's own columns, one value per
+   * row in the order of `rows`.
    */
-  async delivered (rows: readonly Pick<Row, 'id' | 'attempts'>[], set?: Prisma.Sql): Promise<number> {
+  async delivered (rows: readonly Pick<Row, 'id' | 'attempts'>[], columns: readonly RowValues[] = []): Promise<number> {
     if (rows.length === 0) return 0
     const at = new Date(this.options.now())
-    const extra = set ? Prisma.sql`, ${set}` : Prisma.empty
+    const values = columns.map((c) => Prisma.sql`, ${c.type === 'jsonb' ? c.values.map((v) => (v === null ? null : JSON.stringify(v))) : c.values}::${Prisma.raw(c.type === 'int' ? 'int[]' : 'text[]')}`)
+    const names = columns.map((c) => Prisma.raw(`, ${c.column}`))
+    const assignments = columns.map((c) => Prisma.raw(`, ${c.column} = c.${c.column}${c.type === 'jsonb' ? '::jsonb' : ''}`))
     return this.db.$executeRaw`
       UPDATE ${this.table} t
-         SET ${this.done} = ${at}, next_attempt_at = NULL, last_error = NULL ${this.finished} ${extra}
-        FROM unnest(${rows.map((row) => row.id)}::uuid[], ${rows.map((row) => row.attempts)}::int[]) AS c(id, attempts)
+         SET ${this.done} = ${at}, next_attempt_at = NULL, last_error = NULL ${this.finished} ${concat(assignments)}
+        FROM unnest(${rows.map((row) => row.id)}::uuid[], ${rows.map((row) => row.attempts)}::int[] ${concat(values)})
+             AS c(id, attempts ${concat(names)})
        WHERE t.id = c.id AND t.attempts = c.attempts AND t.${this.done} IS NULL AND t.dead_at IS NULL`
   }
 
   /**
    * Records a failed attempt: the row is due again after the backoff, or
-   * dead once it has had `maxAttempts`.
+   * dead once it has had `maxAttempts` (or at once when `final`: nothing
+   * another attempt could change). `set` adds assignments of the caller's
+   * columns.
    */
-  async failed (row: Pick<Row, 'id' | 'attempts'>, error: string, set?: Prisma.Sql): Promise<FailureOutcome> {
+  async failed (row: Pick<Row, 'id' | 'attempts'>, error: string, options: { set?: Prisma.Sql; final?: boolean } = {}): Promise<FailureOutcome> {
     const now = new Date(this.options.now())
     const lastError = error.slice(0, LAST_ERROR_MAX_LENGTH)
-    const extra = set ? Prisma.sql`, ${set}` : Prisma.empty
-    if (row.attempts >= this.options.maxAttempts) {
+    const extra = options.set ? Prisma.sql`, ${options.set}` : Prisma.empty
+    if (options.final || row.attempts >= this.options.maxAttempts) {
       await this.db.$executeRaw`
         UPDATE ${this.table}
            SET dead_at = ${now}, next_attempt_at = NULL, last_error = ${lastError} ${this.finished} ${extra}
@@ -230,6 +244,11 @@ export class QueueWorker {
       if (this.stopped || (handled < batchSize && !this.again)) return
     }
   }
+}
+
+/** SQL fragments one after another (Prisma.join refuses an empty list). */
+function concat (parts: Prisma.Sql[]): Prisma.Sql {
+  return parts.length === 0 ? Prisma.empty : Prisma.join(parts, '')
 }
 
 /** An error's text for a queue row and the log: its name and message, without `secret` if given. */

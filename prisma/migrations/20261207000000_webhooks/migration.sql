@@ -35,8 +35,8 @@ CREATE TABLE "webhook_deliveries" (
     "endpoint_id" UUID NOT NULL,
     -- audit_events.id; no foreign key: retention deletes old events on its own schedule.
     "event_id" BIGINT NOT NULL,
-    -- The body as first sent, so every retry carries the same message.
-    "payload" JSONB,
+    -- The body as first sent (its exact text), so every retry carries the same message.
+    "body" TEXT,
     "attempts" INTEGER NOT NULL DEFAULT 0,
     "next_attempt_at" TIMESTAMPTZ(3) DEFAULT CURRENT_TIMESTAMP,
     "last_error" TEXT,

@@ -33,6 +33,12 @@ export class PasswordQueueFullError extends DomainError {
   }
 }
 
+/** Told of each job's passage through the queue (the metrics): how long it waited for a slot, or that it was refused. */
+export interface QueueObserver {
+  waited(seconds: number): void
+  shed(): void
+}
+
 /** Weight of the newest job in the running mean of job durations. */
 const MEAN_WEIGHT = 0.2
 
@@ -61,12 +67,20 @@ export class Limiter {
     return (Math.floor(this.waiting.length / this.limit) + 1) * this.meanJobMs
   }
 
-  async run<T>(job: () => Promise<T>, maxWaitMs = Infinity): Promise<T> {
+  async run<T>(job: () => Promise<T>, maxWaitMs = Infinity, observer?: QueueObserver): Promise<T> {
     if (this.running >= this.limit) {
       const wait = this.expectedWaitMs()
-      if (wait > maxWaitMs) throw new PasswordQueueFullError(Math.max(1, Math.ceil(wait / 1000)))
+      if (wait > maxWaitMs) {
+        observer?.shed()
+        throw new PasswordQueueFullError(Math.max(1, Math.ceil(wait / 1000)))
+      }
+      const queuedAt = performance.now()
       await new Promise<void>((resolve) => this.waiting.push(resolve))
-    } else this.running++
+      observer?.waited((performance.now() - queuedAt) / 1000)
+    } else {
+      this.running++
+      observer?.waited(0)
+    }
     const started = performance.now()
     try {
       return await job()
@@ -87,23 +101,26 @@ export class PasswordHasher {
   /** Compared against when the account does not exist, so both paths cost one bcrypt compare. */
   private readonly dummyHash: Promise<string>
   private readonly maxWaitMs: number
+  private readonly queue: QueueObserver | undefined
 
   /**
    * `maxQueueWaitMs`: past this expected wait for a bcrypt slot, hash and
    * verify throw PasswordQueueFullError instead of queueing (0: no bound).
+   * `queue` is told of each hash's and check's wait (the metrics).
    */
   constructor (
     private readonly cost: number,
-    options: { maxQueueWaitMs?: number } = {}
+    options: { maxQueueWaitMs?: number; queue?: QueueObserver } = {}
   ) {
     this.maxWaitMs = options.maxQueueWaitMs || Infinity
+    this.queue = options.queue
     this.dummyHash = bcryptJobs.run(() => bcrypt.hash('dummy password for timing equality', cost))
   }
 
   /** Runs on libuv's thread pool: the event loop never waits for bcrypt. */
   hash (password: string): Promise<string> {
     const normalized = normalizePassword(password)
-    return bcryptJobs.run(() => bcrypt.hash(normalized, this.cost), this.maxWaitMs)
+    return bcryptJobs.run(() => bcrypt.hash(normalized, this.cost), this.maxWaitMs, this.queue)
   }
 
   /**
@@ -114,7 +131,7 @@ export class PasswordHasher {
     const normalized = normalizePassword(password)
     const tooLong = Buffer.byteLength(normalized, 'utf8') > PASSWORD_MAX_BYTES
     const against = hash ?? (await this.dummyHash)
-    const matches = await bcryptJobs.run(() => bcrypt.compare(normalized, against), this.maxWaitMs)
+    const matches = await bcryptJobs.run(() => bcrypt.compare(normalized, against), this.maxWaitMs, this.queue)
     return matches && hash !== undefined && !tooLong
   }
 }

@@ -13,8 +13,11 @@ declare module 'fastify' {
 }
 
 async function accounts (fastify: FastifyInstance) {
-  const { config } = fastify
-  const hasher = new PasswordHasher(config.bcryptCost, { maxQueueWaitMs: config.passwordQueueMaxWaitMs })
+  const { config, metrics } = fastify
+  const hasher = new PasswordHasher(config.bcryptCost, {
+    maxQueueWaitMs: config.passwordQueueMaxWaitMs,
+    queue: { waited: (seconds) => metrics.bcryptQueueWaited(seconds), shed: () => metrics.bcryptShedOne() },
+  })
   const accounts = new Accounts(fastify.db, hasher, fastify.sessions, { requireEmailVerification: config.email.requireVerification })
   // Cached user records must not outlive a role or disabled change seen by this instance.
   fastify.revocations.onUserChange((userId) => accounts.forgetUser(userId))
@@ -22,4 +25,4 @@ async function accounts (fastify: FastifyInstance) {
   fastify.decorate('passwordHasher', hasher)
 }
 
-export default fp(accounts, { name: 'accounts', dependencies: ['config', 'database', 'revocation', 'sessions'] })
+export default fp(accounts, { name: 'accounts', dependencies: ['config', 'database', 'revocation', 'sessions', 'metrics'] })

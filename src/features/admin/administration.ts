@@ -5,7 +5,7 @@ import type { AdminUser, AuditEvent } from './schemas.js'
 import type { PublicUser } from '../accounts/schemas.js'
 import { foldEmail, normalizeEmail, PUBLIC_USER_SELECT } from '../accounts/accounts.js'
 import { voidUnspentLinks } from '../recovery/link-secrets.js'
-import { recordAuditEvent, type AuditEventInput } from '../../shared/audit.js'
+import { AUDIT_EVENT_VIEW_COLUMNS, AUDIT_EVENT_VIEW_JOINS, auditEventView, recordAuditEvent, type AuditEventInput, type AuditEventRow } from '../../shared/audit.js'
 import { canonicalUuid, MAX_BIGINT } from '../../shared/formats.js'
 import { createdBefore, decodeCursor, encodeCursor, hasExactly, isCreatedCursor, pageOf } from '../../shared/pagination.js'
 import type { Page } from '../../shared/pagination-schemas.js'
@@ -213,16 +213,13 @@ export class Administration {
     if (input.until) conditions.push(Prisma.sql`e.at < ${input.until}`)
     if (before) conditions.push(Prisma.sql`e.id < ${BigInt(before.id)}`)
     const where = conditions.length > 0 ? Prisma.sql`WHERE ${Prisma.join(conditions, ' AND ')}` : Prisma.empty
-    const rows = await this.db.$queryRaw<(Omit<AuditEvent, 'id'> & { id: bigint })[]>`
-      SELECT e.id, e.type, e.user_id::text AS "userId", u.email AS "userEmail", e.actor_id::text AS "actorId",
-        a.email AS "actorEmail", e.ip, e.at, e.details
-      FROM audit_events e
-        LEFT JOIN users u ON u.id = e.user_id
-        LEFT JOIN users a ON a.id = e.actor_id
+    const rows = await this.db.$queryRaw<AuditEventRow[]>`
+      SELECT ${Prisma.raw(AUDIT_EVENT_VIEW_COLUMNS)}
+      FROM audit_events e ${Prisma.raw(AUDIT_EVENT_VIEW_JOINS)}
       ${where}
       ORDER BY e.id DESC
       LIMIT ${input.limit + 1}`
-    const items = rows.slice(0, input.limit).map((row) => ({ ...row, id: row.id.toString() }))
+    const items: AuditEvent[] = rows.slice(0, input.limit).map(auditEventView)
     const last = items.at(-1)
     return { items, nextCursor: rows.length > input.limit && last ? encodeCursor({ id: last.id }) : null }
   }

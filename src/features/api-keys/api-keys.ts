@@ -12,6 +12,10 @@ import { hmacSha256 } from '../../shared/derived-keys.js'
 
 /** The scope that lets a platform service call /auth/introspect; only admins may grant it. */
 export const INTROSPECT_SCOPE = 'introspect'
+/** The scope that lets a platform service manage and poll its security-event streams (DESIGN §3.18); only admins may grant it to a key. */
+export const EVENTS_SCOPE = 'events'
+/** The scopes of a platform service's key, which only an admin may grant. */
+export const ADMIN_KEY_SCOPES = [INTROSPECT_SCOPE, EVENTS_SCOPE] as const
 
 /**
  * Third-party API keys (DESIGN §3.7): `tak_` + 43 base62 characters of

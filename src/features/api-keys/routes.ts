@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { INTROSPECT_SCOPE } from './api-keys.js'
+import { ADMIN_KEY_SCOPES } from './api-keys.js'
 import { ApiError } from '../../errors.js'
 import { ApiKeyCreateRequest, ApiKeysQuery, CreatedApiKey } from './schemas.js'
 import { errorResponses } from '../../http/error-schemas.js'
@@ -33,7 +33,7 @@ const apiKeys: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     async (request, reply) => {
       const principal = request.principal!
-      const allowed = new Set([...fastify.config.scopes, ...(principal.role === 'admin' ? [INTROSPECT_SCOPE] : [])])
+      const allowed = new Set([...fastify.config.scopes, ...(principal.role === 'admin' ? ADMIN_KEY_SCOPES : [])])
       const refused = request.body.scopes.filter((scope) => !allowed.has(scope))
       if (refused.length > 0) throw new ApiError('invalid_scope', `scopes not allowed: ${refused.join(' ')}`)
       let expiresAt: Date | null = null

@@ -4,6 +4,7 @@ import { DomainError } from '../../errors.js'
 import type { OauthClient, PrismaClient } from '../../generated/prisma/client.js'
 import { recordAuditEvent } from '../../shared/audit.js'
 import { hmacSha256 } from '../../shared/derived-keys.js'
+import { EVENTS_SCOPE } from '../api-keys/api-keys.js'
 import type { ClientConfig, ClientLifetimes } from '../tokens/clients.js'
 import { matchesRedirectUri, redirectUriProblem, type ApplicationType } from './redirect-uris.js'
 
@@ -12,6 +13,9 @@ export type TokenEndpointAuthMethod = 'none' | 'client_secret_basic' | 'client_s
 
 /** The scopes of OpenID Connect (OIDC Core §5.4, §11): every client may ask for them. */
 export const OPENID_SCOPES = ['openid', 'profile', 'email', 'offline_access'] as const
+
+/** Scopes of a service acting for itself (client_credentials): its security-event streams (DESIGN §3.18). */
+export const SERVICE_SCOPES = [EVENTS_SCOPE] as const
 
 /** Grants a client may be registered for; the password grant's family is for first-party clients only. */
 export const REGISTRABLE_GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const
@@ -245,8 +249,12 @@ export class ClientRegistry {
       throw new DomainError('invalid_redirect_uri', 'authorization_code needs at least one redirect URI')
     }
     const scopes = [...new Set((metadata.scope ?? '').split(' ').filter(Boolean))]
-    const unknown = scopes.filter((scope) => !this.options.apiScopes.includes(scope) && !(OPENID_SCOPES as readonly string[]).includes(scope))
+    const unknown = scopes.filter((scope) => !this.options.apiScopes.includes(scope) && !(OPENID_SCOPES as readonly string[]).includes(scope) && !isServiceScope(scope))
     if (unknown.length > 0) throw new DomainError('invalid_client_metadata', `scope: unknown ${unknown.join(' ')}`)
+    const serviceScopes = scopes.filter(isServiceScope)
+    if (serviceScopes.length > 0 && !grantTypes.includes('client_credentials')) {
+      throw new DomainError('invalid_client_metadata', `scope: ${serviceScopes.join(' ')} is for a client registered for client_credentials`)
+    }
     for (const [field, uri] of [['logo_uri', metadata.logo_uri], ['client_uri', metadata.client_uri]] as const) {
       if (uri !== undefined && !/^https:\/\/[^\s]+$/.test(uri) && !/^http:\/\/(localhost|127\.0\.0\.1)(:\d+)?\//.test(uri)) {
         throw new DomainError('invalid_client_metadata', `${field} must be an https URL`)
@@ -260,7 +268,7 @@ export class ClientRegistry {
       redirectUris: [...new Set(metadata.redirect_uris)],
       postLogoutRedirectUris: [...new Set(metadata.post_logout_redirect_uris ?? [])],
       grantTypes,
-      scope: scopes.filter((scope) => this.options.apiScopes.includes(scope)).join(' '),
+      scope: scopes.filter((scope) => this.options.apiScopes.includes(scope) || isServiceScope(scope)).join(' '),
       logoUri: metadata.logo_uri ?? null,
       clientUri: metadata.client_uri ?? null,
     }
@@ -314,6 +322,10 @@ export function clientMetadata (client: Client): RegisteredMetadata {
     ...(client.logoUri ? { logo_uri: client.logoUri } : {}),
     ...(client.clientUri ? { client_uri: client.clientUri } : {}),
   }
+}
+
+function isServiceScope (scope: string): boolean {
+  return (SERVICE_SCOPES as readonly string[]).includes(scope)
 }
 
 function newSecret (): string {

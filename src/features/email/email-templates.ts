@@ -17,6 +17,7 @@ export const EMAIL_TEMPLATES = [
   'second_factors_reset',
   'password_changed_review',
   'credential_added',
+  'webhook_disabled',
 ] as const
 export type EmailTemplate = (typeof EMAIL_TEMPLATES)[number]
 

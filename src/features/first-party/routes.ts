@@ -46,7 +46,10 @@ const challengeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         const problem = cookieRequestProblem(fastify, request)
         if (problem) throw new ApiError('csrf_check_failed', problem)
       }
-      const code = await authorizationChallenge(request.body, grantContext(fastify, request, client, transport))
+      const { body } = request
+      // A login step: the second (auth_session), or the first with a passkey or a password.
+      const method = body.auth_session !== undefined ? 'second_factor' : body.credential !== undefined ? 'passkey' : 'password'
+      const code = await fastify.metrics.login(method, () => authorizationChallenge(body, grantContext(fastify, request, client, transport)))
       reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
       return { authorization_code: code }
     }

@@ -276,7 +276,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const form = await openForm(request, request.body)
       return runLoginStep(request, reply, form,
-        (context) => passwordGrant.handle({ grant_type: 'password', username: request.body.email, password: request.body.password }, context),
+        (context) => fastify.metrics.login('password', () => passwordGrant.handle({ grant_type: 'password', username: request.body.email, password: request.body.password }, context)),
         (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status, request.body.email))
     }
   )
@@ -347,7 +347,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     async (request, reply) => {
       const form = await openForm(request, request.body)
       return runLoginStep(request, reply, form,
-        (context) => passkeyGrant.handle({ grant_type: passkeyGrant.type, credential: request.body.credential }, context),
+        (context) => fastify.metrics.login('passkey', () => passkeyGrant.handle({ grant_type: passkeyGrant.type, credential: request.body.credential }, context)),
         (message, status) => signIn(reply, form.authorization, form.client, form.csrf, message, status))
     }
   )
@@ -362,7 +362,7 @@ const authorizeRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ? { credential }
         : code && /^\d{6}$/.test(code.trim()) ? { otp: code.trim() } : { recovery_code: (code ?? '').trim() }
       return runLoginStep(request, reply, form,
-        (context) => mfaOtpGrant.handle({ grant_type: mfaOtpGrant.type, mfa_token: mfaToken, ...step }, context),
+        (context) => fastify.metrics.login('second_factor', () => mfaOtpGrant.handle({ grant_type: mfaOtpGrant.type, mfa_token: mfaToken, ...step }, context)),
         async (message, status) => {
           const interaction = await sealInteraction(interactionKey, form.authorization, form.csrf, fastify.now())
           const factors = await pendingFactors(mfaToken)

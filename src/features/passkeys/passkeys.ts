@@ -88,6 +88,8 @@ export class Passkeys {
       now: () => number
       /** The sign-in refuses accounts whose address is unverified (REQUIRE_EMAIL_VERIFICATION), as the password grant does. */
       requireEmailVerification?: boolean
+      /** Told of every passkey checked as a second factor (a login's second step, a step-up) and whether it was accepted: the metrics. */
+      secondFactorChecked?: (factor: 'passkey', accepted: boolean) => void
     }
   ) {}
 
@@ -277,7 +279,19 @@ export class Passkeys {
 
   /** For a password login's second step: an assertion by one of `userId`'s passkeys over a challenge of secondFactorOptions(userId). */
   async verifySecondFactor (userId: string, response: AuthenticationResponseJSON, ip?: string): Promise<VerifiedAssertion> {
-    return this.verifyAssertion(response, 'second_factor', userId, ip)
+    return this.countedSecondFactor(this.verifyAssertion(response, 'second_factor', userId, ip))
+  }
+
+  /** A second-factor check's outcome, told to secondFactorChecked: accepted, or refused (invalid_grant); other errors are no answer. */
+  private async countedSecondFactor (check: Promise<VerifiedAssertion>): Promise<VerifiedAssertion> {
+    try {
+      const assertion = await check
+      this.options.secondFactorChecked?.('passkey', true)
+      return assertion
+    } catch (error) {
+      if (error instanceof DomainError && error.code === 'invalid_grant') this.options.secondFactorChecked?.('passkey', false)
+      throw error
+    }
   }
 
   private requestOptions (challenge: string, allowCredentials: { id: string; transports: string[] }[]): Promise<PublicKeyCredentialRequestOptionsJSON> {
@@ -327,7 +341,7 @@ export class Passkeys {
    * @example const { amr } = await fastify.passkeys.verifyForUser(session.userId, credential, request.ip)
    */
   async verifyForUser (userId: string, response: AuthenticationResponseJSON, ip?: string): Promise<VerifiedAssertion> {
-    return this.verifyAssertion(response, 'step_up', userId, ip)
+    return this.countedSecondFactor(this.verifyAssertion(response, 'step_up', userId, ip))
   }
 
   /**

@@ -19,8 +19,9 @@ async function passkeys (fastify: FastifyInstance) {
   fastify.decorate('passkeys', new Passkeys(fastify.db, challenges, config.webauthn, { sessions: fastify.sessions, notices: fastify.credentialNotices }, {
     now: fastify.now,
     requireEmailVerification: config.email.requireVerification,
+    secondFactorChecked: (factor, accepted) => fastify.metrics.secondFactorChecked(factor, accepted),
   }))
   fastify.secondFactors.addStore(PASSKEY_FACTOR_STORE)
 }
 
-export default fp(passkeys, { name: 'passkeys', dependencies: ['config', 'database', 'outbox', 'sessions', 'second-factors'] })
+export default fp(passkeys, { name: 'passkeys', dependencies: ['config', 'database', 'outbox', 'sessions', 'second-factors', 'metrics'] })

@@ -29,9 +29,13 @@ async function secondFactors (fastify: FastifyInstance) {
       passwords: fastify.passwordHasher,
       notices: fastify.credentialNotices,
     },
-    { now: fastify.now, mailQueued: () => fastify.mailDelivery?.kick() }
+    {
+      now: fastify.now,
+      mailQueued: () => fastify.mailDelivery?.kick(),
+      secondFactorChecked: (factor, accepted) => fastify.metrics.secondFactorChecked(factor, accepted),
+    }
   )
   fastify.decorate('secondFactors', service)
 }
 
-export default fp(secondFactors, { name: 'second-factors', dependencies: ['config', 'database', 'outbox', 'mail-delivery', 'accounts'] })
+export default fp(secondFactors, { name: 'second-factors', dependencies: ['config', 'database', 'outbox', 'mail-delivery', 'accounts', 'metrics'] })

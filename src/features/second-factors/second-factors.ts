@@ -52,6 +52,8 @@ export interface SecondFactorsOptions {
   now: () => number
   /** Told after a transaction that queued mail commits. */
   mailQueued: () => void
+  /** Told of every one-time code checked at a login's second step or a step-up, and whether it was accepted: the metrics. */
+  secondFactorChecked?: (factor: 'totp' | 'recovery_code', accepted: boolean) => void
 }
 
 export interface FactorList {
@@ -140,6 +142,7 @@ export class SecondFactors {
     const accepted = 'otp' in code
       ? await this.deps.totp.verify(db, userId, code.otp)
       : (await this.deps.totp.isConfirmed(db, userId)) && (await this.deps.backupCodes.spend(db, userId, code.recoveryCode))
+    this.options.secondFactorChecked?.(kind === 'otp' ? 'totp' : kind, accepted)
     if (!accepted) {
       await recordAuditEvent(db, { type: 'second_factor_failed', userId, ip: context.ip, details: { factor: kind, purpose: context.purpose } })
     } else if (kind === 'recovery_code') {

@@ -22,9 +22,11 @@ async function sessions (fastify: FastifyInstance) {
         graceSeconds: config.refreshGraceSeconds,
         now: fastify.now,
         onRevoked: (ids) => fastify.revocations.sessionsRevoked(ids),
+        onRefresh: (result) => fastify.metrics.refresh(result),
+        onReuseDetected: () => fastify.metrics.refreshTokenReused(),
       }
     )
   )
 }
 
-export default fp(sessions, { name: 'sessions', dependencies: ['config', 'database', 'revocation'] })
+export default fp(sessions, { name: 'sessions', dependencies: ['config', 'database', 'revocation', 'metrics'] })

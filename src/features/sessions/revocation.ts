@@ -57,6 +57,11 @@ export class RevocationList {
     this.lastSyncedAt = Math.max(this.lastSyncedAt, startedAt)
   }
 
+  /** When the list last synced with the database (ms, this list's clock): the metrics' revocation lag. */
+  get syncedAt (): number {
+    return this.lastSyncedAt
+  }
+
   /** True when the list may miss recent revocations because syncing has failed for a while. */
   isStale (maxAgeMs: number): boolean {
     return this.now() - this.lastSyncedAt > maxAgeMs

@@ -117,6 +117,10 @@ export class SessionStore {
       now?: () => number
       /** Told of every revocation, so this instance refuses the sessions' access tokens at once. */
       onRevoked?: (sessionIds: string[]) => void
+      /** Told how each refresh (a rotation that is not a step-up's) ended: the metrics. */
+      onRefresh?: (result: 'success' | RotationFailure) => void
+      /** Told when reuse detection revokes a session: the metrics. */
+      onReuseDetected?: () => void
     }
   ) {
     this.now = options.now ?? Date.now
@@ -278,7 +282,7 @@ export class SessionStore {
    */
   async rotate (refreshToken: string, clientId: string, context: SessionContext = {}, raise?: Authentication): Promise<RotationResult> {
     const presented = this.tokens.read(refreshToken)
-    if (!presented) return { ok: false, reason: 'unknown' }
+    if (!presented) return this.counted({ ok: false, reason: 'unknown' }, raise)
     const successor = this.tokens.descendant(presented)
     const now = new Date(this.now())
     // pg directly, not $queryRaw: this runs on every refresh. Named, so that
@@ -301,9 +305,15 @@ export class SessionStore {
       ],
     })
     const row = rows[0]
-    if (row) return { ok: true, refreshToken: successor.token, grant: toGrant(presented.sessionId, row) }
+    if (row) return this.counted({ ok: true, refreshToken: successor.token, grant: toGrant(presented.sessionId, row) }, raise)
     // A step-up raises the facts only with a rotation; a retry in the grace window gets the session's facts as they are.
-    return this.classify(presented, clientId, now, context)
+    return this.counted(await this.classify(presented, clientId, now, context), raise)
+  }
+
+  /** A rotation's result, told to onRefresh when it was a refresh (no `raise`: not a step-up's). */
+  private counted (result: RotationResult, raise: Authentication | undefined): RotationResult {
+    if (raise === undefined) this.options.onRefresh?.(result.ok ? 'success' : result.reason)
+    return result
   }
 
   /**
@@ -379,13 +389,15 @@ export class SessionStore {
 
   /** Rule 4: the whole family dies, once, with an audit event. */
   private async revokeForReuse (sessionId: string, userId: string, now: Date, ip: string | undefined): Promise<void> {
-    await this.db.$transaction(async (tx) => {
+    const detected = await this.db.$transaction(async (tx) => {
       const revoked = await revokeSessions(tx, { id: sessionId }, 'refresh_token_reused', now)
       if (revoked.length === 1) {
         // The presenter's address: the thief's or the victim's, worth keeping either way.
         await recordAuditEvent(tx, { type: 'refresh_token_reused', userId, ip, details: { sessionId } })
       }
+      return revoked.length === 1
     })
+    if (detected) this.options.onReuseDetected?.()
     this.options.onRevoked?.([sessionId])
   }
 

@@ -55,7 +55,8 @@ const oauth: FastifyPluginAsyncTypebox = async (fastify) => {
           ? { ...body, refresh_token: refreshTokenFromCookie(request) }
           : body
       try {
-        const issued = await exchange(params, grantContext(fastify, request, choice.client, choice.transport))
+        // Counted by what the grant is: a login step, a step-up (refreshes count in the session store).
+        const issued = await fastify.metrics.tokenRequest(params, () => exchange(params, grantContext(fastify, request, choice.client, choice.transport)))
         return tokenResponse(fastify, reply, issued, choice.transport)
       } catch (error) {
         // A refresh token that failed never works again: drop the cookie holding it.
