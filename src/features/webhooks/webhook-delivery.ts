@@ -227,11 +227,16 @@ export class WebhookDelivery {
       if (result === 'dead') this.options.log.warn({ deliveryId: o.row.id, endpointId: o.row.endpointId, attempts: o.row.attempts, error: o.error }, 'webhook delivery: dead, no more attempts')
       if (!failedEndpoints.has(o.row.endpointId)) failedEndpoints.set(o.row.endpointId, o.at)
     }
+    // An endpoint deleted while its batch was in flight took its deliveries with it: their attempts are not logged.
     await this.db.$executeRaw`
       INSERT INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error)
-      SELECT * FROM unnest(${outcomes.map((o) => o.row.id)}::uuid[], ${outcomes.map((o) => o.row.attempts)}::int[],
-                           ${outcomes.map((o) => o.at)}::timestamptz[], ${outcomes.map((o) => o.status)}::int[],
-                           ${outcomes.map((o) => o.latencyMs)}::int[], ${outcomes.map((o) => o.error)}::text[])`
+      SELECT a.* FROM unnest(${outcomes.map((o) => o.row.id)}::uuid[], ${outcomes.map((o) => o.row.attempts)}::int[],
+                             ${outcomes.map((o) => o.at)}::timestamptz[], ${outcomes.map((o) => o.status)}::int[],
+                             ${outcomes.map((o) => o.latencyMs)}::int[], ${outcomes.map((o) => o.error)}::text[])
+               AS a(delivery_id, attempt, at, status, latency_ms, error)
+       WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = a.delivery_id)`.catch((error: unknown) => {
+      this.options.log.warn({ err: error }, 'webhook delivery: attempts of a batch not logged (an endpoint was deleted meanwhile)')
+    })
     const healthy = [...new Set(delivered.map((o) => o.row.endpointId))]
     if (healthy.length > 0) {
       await this.db.$executeRaw`UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY (${healthy}::uuid[]) AND failing_since IS NOT NULL`
