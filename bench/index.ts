@@ -27,6 +27,15 @@
  *   7. Authorization-code exchanges per second (code + PKCE, an ID token
  *      signed beside the access token) vs refreshes per second, same
  *      concurrency, alternating rounds (bench/code-exchange.ts), target >= 0.8.
+ *   8. CPU per request of figure 1's workload with METRICS_PORT set and
+ *      scraped every second vs unset, two services on one database,
+ *      alternating rounds (bench/metrics-overhead.ts), target <= 1.03.
+ *   9. Events (webhooks, bench/events.ts), on services of its own on this
+ *      database after the others: delivery throughput to a loopback
+ *      receiver, events/s, target >= 1,000 (and with two instances, no
+ *      webhook-id twice); the oldest pending event under 100 changes/s
+ *      through the admin API, target < 2 s; password logins/s with an
+ *      event per login vs without, target >= 0.97.
  *
  * The service runs as `npm start` runs it (`node dist/src/server.js`, in its
  * own process, see startService) at its real settings (BCRYPT_COST 12 unless
@@ -41,9 +50,9 @@
  * BENCH_HTTP_CONNECTIONS (32), BENCH_HTTP_DURATION (5) and BENCH_HTTP_ROUNDS (5) for figure 1, BENCH_CONNECTIONS (16, figure 2),
  * BENCH_POOL_MAX (10), BENCH_LATENCY_RATE (500 req/s, figure 4),
  * AUTH_RATE_LIMIT_PER_MINUTE (default: the bcrypt bound x 60, rounded up),
- * BENCH_FIGURES (1,2,3,4,5,6,7: a subset to run; the Postgres service's RSS is
- * always reported, the embedded one's with 5), and figure 6's own
- * (bench/storage.ts).
+ * BENCH_FIGURES (1,2,3,4,5,6,7,8,9: a subset to run; the Postgres service's RSS is
+ * always reported, the embedded one's with 5), and figure 6's and 9's own
+ * (bench/storage.ts, bench/events.ts).
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -51,6 +60,8 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import bcrypt from 'bcrypt'
 import { measureCodeExchange } from './code-exchange.js'
+import { eventsBenchOptions, eventsFigures, eventsNote, measureEvents, type EventsResult } from './events.js'
+import { measureMetricsOverhead } from './metrics-overhead.js'
 import {
   benchDatabase,
   envInt,
@@ -90,7 +101,7 @@ const EMBEDDED_RSS_TARGET_MB = 250
 const EMBEDDED_USERS = 32
 const EMBEDDED_ROTATIONS = 10
 /** BENCH_FIGURES=1,4 runs those figures only (the Postgres service's RSS is always reported; the embedded one's with 5). */
-const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4,5,6,7').split(',').map((x) => Number(x.trim())))
+const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4,5,6,7,8,9').split(',').map((x) => Number(x.trim())))
 const want = (figure: number) => FIGURES.has(figure)
 
 interface Figure {
@@ -331,6 +342,31 @@ try {
     }
   }
 
+  // ---- 8. Metrics on (scraped every second) vs off, CPU per request ---------
+  if (want(8)) {
+    log('figure 8: GET /users/me CPU per request, metrics on and scraped every second vs off (two more services)')
+    const overhead = await measureMetricsOverhead({
+      databaseUrl: database.url,
+      // Its services share the database, so the signing keys sealed under this one's key.
+      secretKey: service.config.secretKey!,
+      connections: HTTP_CONNECTIONS,
+      duration: HTTP_DURATION,
+      rounds: HTTP_ROUNDS,
+      setupRemoteAddress: SETUP_ADDRESS,
+    })
+    const non200 = sum(overhead.rounds.map((r) => r.on.non200 + r.off.non200))
+    figures.push({
+      figure: '8 CPU µs/request, metrics on vs off',
+      unit: 'µs',
+      measured: overhead.onCpuUsPerRequest,
+      baseline: overhead.offCpuUsPerRequest,
+      ratio: overhead.ratio,
+      target: '<= 1.03',
+      pass: overhead.ratio <= 1.03 && non200 === 0 && overhead.scrapeFailures === 0,
+      detail: { connections: HTTP_CONNECTIONS, secondsPerRound: HTTP_DURATION, non200, ...overhead },
+    })
+  }
+
   // ---- 2. Refresh rotation vs raw SQL -------------------------------------
   if (want(2)) {
     log('figure 2: refresh rotation vs raw SQL')
@@ -546,6 +582,24 @@ try {
     })
   }
 
+  // ---- 9. Events (webhooks): services of its own on this database, after the others ----
+  let events: EventsResult | undefined
+  if (want(9)) {
+    // Its services deliver to a loopback receiver; this one's worker (private networks refused) must not claim their deliveries.
+    await service.close()
+    log('figure 9: webhook delivery throughput, oldest pending event under load, logins with an event vs without')
+    events = await measureEvents({
+      ...eventsBenchOptions(),
+      databaseUrl: database.url,
+      // Its services share the database, so the signing keys sealed under this one's key.
+      secretKey: service.config.secretKey!,
+      bcryptCost: BCRYPT_COST,
+      setupRemoteAddress: SETUP_ADDRESS,
+      log,
+    })
+    figures.push(...eventsFigures(events))
+  }
+
   console.log()
   if (storage) {
     printStorageResult(storage)
@@ -566,6 +620,7 @@ try {
   console.log(
     `\n${info.cores} cores (${info.cpu}), Node ${info.node}, ${info.platform}; load average ${loadAverage()}\n` +
       figure1Note +
+      (events ? `${eventsNote(events)}; ` : '') +
       `figure 2: sessions revoked by reuse detection ${refresh?.sanity.revokedSessions ?? '-'} (must be 0); ` +
       `figure 3: bcrypt cost ${BCRYPT_COST}, ${(hashSeconds * 1000).toFixed(0)} ms per hash (mean, alternating with the login rounds)${parallelNote}; ` +
       `figure 5: service RSS ${(started.rssBytes / MB).toFixed(0)} MB started and idle, ${(end.rssBytes / MB).toFixed(0)} MB at the end, ${(peak / MB).toFixed(0)} MB peak` +

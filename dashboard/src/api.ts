@@ -7,6 +7,7 @@ import type { ClientRegistration, RegisteredClient } from '../../src/features/cl
 import type { OutboxMessage as OutboxMessageSchema } from '../../src/features/email/schemas.js'
 import type { Page } from '../../src/shared/pagination-schemas.js'
 import type { PublicUser, Session as SessionSchema } from '../../src/features/accounts/schemas.js'
+import type { DeliveryView, WebhookView } from '../../src/features/webhooks/schemas.js'
 
 /** The dashboard's one client: the `admin` client, cookie transport, same origin. */
 export const client = new AuthClient({ clientId: 'admin', transport: 'cookie', requestedWith: 'token-auth-dashboard', onStepUpRequired: askForStepUp })
@@ -127,6 +128,10 @@ export interface Grant {
 export interface GrantList {
   items: Grant[]
 }
+/** A webhook endpoint (DESIGN §3.18); `secret` (whsec_…) only in the answer that made it: registration, rotation. */
+export type Webhook = Json<WebhookView>
+/** One event's delivery to an endpoint, with its last attempts (newest first). */
+export type WebhookDelivery = Json<DeliveryView>
 export type { Page }
 
 /** The event types the service writes: one list, shared with the service. */

@@ -13,6 +13,7 @@ import { LoginPage } from './pages/login.js'
 import { MailboxPage } from './pages/mailbox.js'
 import { UserPage } from './pages/user.js'
 import { UsersPage } from './pages/users.js'
+import { WebhooksPage } from './pages/webhooks.js'
 import { StepUpDialog } from './step-up.js'
 import { describeError } from './ui.js'
 import './style.css'
@@ -113,6 +114,7 @@ function App () {
   else if (section === 'passkeys') page = <PasskeysPage />
   else if (section === 'clients') page = <ClientsPage />
   else if (section === 'apps') page = <AppsPage />
+  else if (section === 'webhooks') page = <WebhooksPage />
   else page = <UsersPage key={hash} q={params.q ?? ''} cursor={params.cursor ?? ''} />
 
   return (
@@ -131,6 +133,9 @@ function App () {
           </a>
           <a href='#/clients' aria-current={section === 'clients' ? 'page' : undefined}>
             Clients
+          </a>
+          <a href='#/webhooks' aria-current={section === 'webhooks' ? 'page' : undefined}>
+            Webhooks
           </a>
           <a href='#/mailbox' aria-current={section === 'mailbox' ? 'page' : undefined}>
             Mailbox

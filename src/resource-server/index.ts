@@ -6,12 +6,14 @@ import { IssuerDiscovery } from './discovery.js'
 import { IssuerUnavailableError, ResourceAuthError } from './errors.js'
 import { Introspector } from './introspection.js'
 import { IssuerKeys } from './jwks.js'
+import { SecurityEventStream } from './security-events.js'
 import type { ApiKeyAuth, RequireAuthOptions, ResourceAuth, ResourceServerOptions, UserAuth } from './types.js'
 
 export { ACCESS_TOKEN_TYP } from './access-token.js'
 export { IssuerUnavailableError, ResourceAuthError, type ResourceAuthErrorCode } from './errors.js'
 export { metadataUrl } from './discovery.js'
 export { tokenDigest } from './introspection.js'
+export { ssfConfigurationUrl, type SecurityEvent, type SecurityEventsCredential, type SecurityEventsHealth, type SecurityEventsOptions, type SecurityEventStream } from './security-events.js'
 export type {
   ApiKeyAuth,
   IntrospectionAnswer,
@@ -29,6 +31,8 @@ export interface ResourceServer {
   readonly keys: IssuerKeys
   /** The introspection client, when configured. */
   readonly introspector: Introspector | undefined
+  /** The security-event stream, when `events` is configured: `health()` says where it stands. */
+  readonly events: SecurityEventStream | undefined
 }
 
 declare module 'fastify' {
@@ -122,6 +126,21 @@ async function resourceServer (fastify: FastifyInstance, options: ResourceServer
     })
     : undefined
 
+  const events = options.events
+    ? new SecurityEventStream({
+      ...options.events,
+      issuer,
+      audience,
+      algorithms,
+      clockToleranceSeconds: options.clockToleranceSeconds ?? DEFAULTS.clockToleranceSeconds,
+      getKey: keys.getKey,
+      fetch: fetchImpl,
+      timeoutMs,
+      now,
+      log: fastify.log,
+    })
+    : undefined
+
   async function authenticateUser (token: string, route: RequireAuthOptions): Promise<UserAuth> {
     const verified = await verifyAccessToken(token, {
       issuer,
@@ -132,7 +151,14 @@ async function resourceServer (fastify: FastifyInstance, options: ResourceServer
       now,
       realm,
     })
+    // A session the issuer said is revoked (DESIGN §3.18): refused on every route, sensitive or not.
+    if (events?.isRevoked(verified.sessionId)) throw new ResourceAuthError('invalid_token', 'the access token was revoked', { realm })
     if (!route.sensitive) return { ...verified, introspected: false }
+    // The stream is up to date: a revocation would already be known.
+    if (events?.isHealthy()) return { ...verified, introspected: false }
+    if (!introspector) {
+      throw new IssuerUnavailableError('the security-event stream is down and no introspection is configured')
+    }
     const answer = await introspector!.introspect(token, { maxAgeMs: introspectionOptions!.sensitiveTtlMs, hint: 'access_token' })
     const live =
       answer.active &&
@@ -196,10 +222,10 @@ async function resourceServer (fastify: FastifyInstance, options: ResourceServer
   }
 
   fastify.decorateRequest('auth', null)
-  fastify.decorate('resourceServer', { authenticate, keys, introspector } satisfies ResourceServer)
+  fastify.decorate('resourceServer', { authenticate, keys, introspector, events } satisfies ResourceServer)
   fastify.decorate('requireAuth', (route: RequireAuthOptions = {}): preHandlerAsyncHookHandler => {
-    if ((route.allowApiKeys || route.sensitive) && !introspector) {
-      throw new TypeError('resource-server: allowApiKeys and sensitive need the introspection option')
+    if ((route.allowApiKeys || (route.sensitive && !events)) && !introspector) {
+      throw new TypeError('resource-server: allowApiKeys needs the introspection option, and sensitive the introspection or the events option')
     }
     for (const scope of route.scopes ?? []) {
       if (!/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(scope)) throw new TypeError(`resource-server: "${scope}" is not a valid scope token`)
@@ -219,6 +245,11 @@ async function resourceServer (fastify: FastifyInstance, options: ResourceServer
       request.auth = await authenticate(request, frozen)
     }
   })
+
+  if (events) {
+    fastify.addHook('onReady', async () => events.start())
+    fastify.addHook('onClose', async () => events.close())
+  }
 
   if (options.prefetch ?? true) {
     fastify.addHook('onReady', async () => {

@@ -1,5 +1,7 @@
 /** Public types of the resource-server plugin. */
 
+import type { SecurityEventsOptions } from './security-events.js'
+
 /** Who a request acts for, as established by the plugin (`request.auth`). */
 export type ResourceAuth = UserAuth | ApiKeyAuth
 
@@ -49,7 +51,10 @@ export interface RequireAuthOptions {
   /**
    * Ask the issuer (introspection) whether an access token's session is still
    * live, so a revocation counts within `introspection.sensitiveTtlMs` instead
-   * of at the token's expiry. Needs `introspection` in the plugin options.
+   * of at the token's expiry. Needs `introspection` in the plugin options, or
+   * `events`: while the security-event stream is healthy a revocation already
+   * counts within a second and no introspection is made; while it is down,
+   * introspection (or, without it, 503).
    */
   sensitive?: boolean
   /** Accept API keys (`Authorization: Bearer tak_…` or `X-API-Key`). Default false. Needs `introspection`. */
@@ -118,6 +123,14 @@ export interface ResourceServerOptions {
     /** Bound on the number of cached answers. Default 10 000. */
     maxEntries?: number
   }
+  /**
+   * Consume the issuer's security events (DESIGN §3.18): the plugin creates
+   * its own poll stream at start, long-polls it, and refuses the access
+   * tokens of a revoked session within about a second on every route; while
+   * the stream works, sensitive routes need no introspection, and when it is
+   * down for `staleAfterMs` they fall back to it. Deleted on close.
+   */
+  events?: SecurityEventsOptions
   /** Timeout of every request to the issuer (metadata, JWKS, introspection). Default 3 000 ms. */
   timeoutMs?: number
   /** Fetch the metadata and keys when the server starts (failures are logged, not fatal). Default true. */

@@ -15,6 +15,7 @@ import { refreshTokenCases } from './catalogue-refresh-tokens.js'
 import { stepUpCases } from './catalogue-step-up.js'
 import { takeoverCases } from './catalogue-takeover.js'
 import { totpCases } from './catalogue-totp.js'
+import { webhookCases } from './catalogue-webhooks.js'
 import type { AttackContext } from './context.js'
 
 /**
@@ -55,4 +56,5 @@ export const cases: AttackCase[] = [
   ...takeoverCases, // account takeover (issue 24; also run over SMTP by takeover.test.ts)
   ...oauthCases, // authorization server and OpenID provider (issue 26; RFC 9700 §4, OAuth 2.1, RFC 9207, OIDC Core)
   ...firstPartyCases, // first-party sign-in at the authorization challenge endpoint (issue 27; the login rows again, draft-ietf-oauth-first-party-apps-04 §9)
+  ...webhookCases, // webhooks (DESIGN §3.18): SSRF, replay and forgery of signed messages, the secret, the admin API (OWASP SSRF Prevention Cheat Sheet, Standard Webhooks 1.0)
 ]

@@ -49,6 +49,9 @@ const gc = runInNewContext('gc') as () => void
 const database = await createTestDatabase()
 const main = await buildTestApp({}, { database })
 const { app } = main
+// The fuzzing registers webhook endpoints (DESIGN §3.18) whose URLs passed the SSRF guard, public addresses: none is
+// ever sent to. The worker is stopped (the admin API's retry and replay kicks then do nothing); deliveries only queue.
+await app.webhookDelivery.stop()
 t.teardown(async () => {
   await main.close()
   await database.drop()
@@ -303,6 +306,9 @@ interface Credentials {
   introspectKey: string
   userId: string
   sessionId: string
+  /** A webhook endpoint and one of its deliveries, so that the webhook routes' path parameters name real rows. */
+  webhookId: string
+  deliveryId: string
 }
 
 let accounts = 0
@@ -349,7 +355,28 @@ async function freshCredentials (): Promise<Credentials> {
     introspectKey: await key(adminToken, ['introspect']),
     userId: user.user.id,
     sessionId: sidOf(user.access_token),
+    ...(await knownWebhook(adminToken)),
   }
+}
+
+/** Where the known webhook endpoint delivers: a public address, accepted without a lookup (nothing is ever sent). */
+const WEBHOOK_URL = 'https://93.184.215.14/fuzz'
+let webhook: { webhookId: string; deliveryId: string } | undefined
+
+/**
+ * A webhook endpoint that exists, and a delivery of it: the fuzzing may
+ * delete either, and then the next credentials get new ones. It subscribes
+ * to webhook_replayed only, and its delivery is its replay's own event.
+ */
+async function knownWebhook (adminToken: string): Promise<{ webhookId: string; deliveryId: string }> {
+  if (webhook && (await app.db.webhookDelivery.count({ where: { id: webhook.deliveryId, endpointId: webhook.webhookId } })) === 1) return webhook
+  const headers = { authorization: `Bearer ${adminToken}` }
+  const { id } = await injectOk<{ id: string }>({ method: 'POST', url: '/admin/webhooks', headers, payload: { url: WEBHOOK_URL, events: ['webhook_replayed'] } }, 201)
+  const range = { since: new Date(Date.now() - 60_000).toISOString(), until: new Date(Date.now() + 60_000).toISOString() }
+  await injectOk({ method: 'POST', url: `/admin/webhooks/${id}/replay`, headers, payload: range }, 202)
+  const delivery = await app.db.webhookDelivery.findFirstOrThrow({ where: { endpointId: id } })
+  webhook = { webhookId: id, deliveryId: delivery.id }
+  return webhook
 }
 
 function authHeaders (choice: number, c: Credentials): Record<string, string> {
@@ -394,7 +421,7 @@ function inputFor (op: Operation, c: Credentials): fc.Arbitrary<FuzzInput> {
   const pathParams = op.parameters.filter((p) => p.in === 'path')
   const queryParams = op.parameters.filter((p) => p.in === 'query')
   const headerParams = op.parameters.filter((p) => p.in === 'header')
-  const knownIds = fc.constantFrom(c.userId, c.sessionId, randomUUID())
+  const knownIds = fc.constantFrom(c.userId, c.sessionId, c.webhookId, c.deliveryId, randomUUID())
   const pathValue = fc.oneof(
     knownIds,
     fc.uuid(),
@@ -502,9 +529,19 @@ const heapBefore = await heapUsedMb()
 
 t.test('the OpenAPI document lists every route family', async (t) => {
   t.ok(operations.length >= 20, `${operations.length} operations`)
-  for (const prefix of ['/auth/token', '/auth/signup', '/users/me', '/api-keys', '/admin/users', '/admin/clients', '/users/me/grants', '/oauth/authorize', '/oauth/sign-in', '/oauth/consent', '/oauth/logout', '/oauth/userinfo']) {
+  for (const prefix of ['/auth/token', '/auth/signup', '/users/me', '/api-keys', '/admin/users', '/admin/clients', '/users/me/grants', '/oauth/authorize', '/oauth/sign-in', '/oauth/consent', '/oauth/logout', '/oauth/userinfo', '/admin/webhooks']) {
     t.ok(operations.some((op) => op.path.startsWith(prefix)), `${prefix} is fuzzed`)
   }
+})
+
+t.test('every webhook admin operation is fuzzed (DESIGN §3.18)', async (t) => {
+  const webhookOperations = [
+    'POST /admin/webhooks', 'GET /admin/webhooks', 'GET /admin/webhooks/{id}', 'PATCH /admin/webhooks/{id}', 'DELETE /admin/webhooks/{id}',
+    'POST /admin/webhooks/{id}/secret', 'GET /admin/webhooks/{id}/deliveries', 'POST /admin/webhooks/{id}/deliveries/{deliveryId}/retry', 'POST /admin/webhooks/{id}/replay',
+  ]
+  const fuzzed = operations.map((op) => `${op.method} ${op.path}`)
+  for (const operation of webhookOperations) t.ok(fuzzed.includes(operation), `${operation} is fuzzed`)
+  t.same(fuzzed.filter((operation) => operation.includes('/admin/webhooks') && !webhookOperations.includes(operation)), [], 'and no other webhook operation is left unlisted here')
 })
 
 for (const op of operations) {
@@ -677,6 +714,9 @@ function plausible (schema: Schema, name: string, c: Credentials): unknown {
     scopes: ['profile'],
     refresh_token: c.userRefresh,
     token: c.userRefresh,
+    // Webhook registration and changes (the only body fields so named): an address the SSRF guard accepts, and an event type hardly ever emitted.
+    url: WEBHOOK_URL,
+    events: ['webhook_replayed'],
   }
   if (name in known) return known[name]
   if (schema.enum) return schema.enum[0]
@@ -701,6 +741,12 @@ function plausible (schema: Schema, name: string, c: Credentials): unknown {
   }
 }
 
+/** A real id for a path parameter, so the value swept elsewhere reaches the handler. */
+function pathId (op: Operation, name: string, c: Credentials): string {
+  if (op.path.startsWith('/admin/webhooks')) return name === 'deliveryId' ? c.deliveryId : c.webhookId
+  return op.path.includes('session') ? c.sessionId : c.userId
+}
+
 /** The strongest credential an operation takes, so the value gets past authentication. */
 function sweepAuth (op: Operation, c: Credentials): Record<string, string> {
   if (op.path.startsWith('/admin')) return { authorization: `Bearer ${c.admin}` }
@@ -721,7 +767,7 @@ t.test('sweep: every unstorable value in every parameter and top-level body fiel
     for (const target of targets) {
       for (const value of UNSTORABLE) {
         const params: Record<string, unknown> = Object.fromEntries(
-          op.parameters.filter((p) => p.in === 'path').map((p) => [p.name, op.path.includes('session') ? c.sessionId : c.userId])
+          op.parameters.filter((p) => p.in === 'path').map((p) => [p.name, pathId(op, p.name, c)])
         )
         const query: Record<string, unknown> = {}
         const headers: Record<string, unknown> = {}

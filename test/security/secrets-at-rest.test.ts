@@ -9,6 +9,8 @@ import { createTestDatabase } from '../helpers/database.js'
 import { authorizeUrl, followAuthorization, pkcePair } from '../helpers/oauth.js'
 import { InjectedPageBrowser } from '../helpers/oauth-inject.js'
 import { SoftAuthenticator } from '../helpers/webauthn.js'
+import { WebhookReceiver } from '../helpers/webhook-receiver.js'
+import { unseal } from '../../src/shared/derived-keys.js'
 import { serializeRevocationSync } from './context.js'
 
 /**
@@ -18,7 +20,9 @@ import { serializeRevocationSync } from './context.js'
  * captured in memory) holds none of the raw refresh tokens, access tokens,
  * API keys, passwords, emailed links' tokens (in account_tokens and in the
  * email outbox), client secrets, authorization codes or browser-session
- * cookies of the hosted sign-in the scenario used, in any encoding we can think of
+ * cookies of the hosted sign-in the scenario used, nor webhook signing secrets
+ * (whsec_…, created and rotated, which stay sealed in their endpoint's row), in
+ * any encoding we can think of
  * (as issued, JSON-escaped, hex of their bytes, base64 of their bytes).
  */
 
@@ -29,6 +33,8 @@ const config = loadConfig({
   DATABASE_POOL_MAX: String(database.poolMax),
   LOG_LEVEL: 'trace',
   AUTH_RATE_LIMIT_PER_MINUTE: '0',
+  // The webhook scenario delivers to a receiver on loopback.
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
 })
 const logs: string[] = []
 const options = serverOptions(config)
@@ -72,6 +78,8 @@ const secrets = {
   clientSecret: new Set<string>(),
   code: new Set<string>(),
   browserSession: new Set<string>(),
+  // Webhook signing secrets (whsec_…, DESIGN §3.18): sealed in webhook_endpoints, needed in clear to sign.
+  webhookSecret: new Set<string>(),
 }
 
 function collect (response: LightMyRequestResponse): LightMyRequestResponse {
@@ -80,7 +88,7 @@ function collect (response: LightMyRequestResponse): LightMyRequestResponse {
   if (typeof body.refresh_token === 'string') secrets.refresh.add(body.refresh_token)
   if (typeof body.access_token === 'string') secrets.access.add(body.access_token)
   if (typeof body.key === 'string') secrets.apiKey.add(body.key)
-  if (typeof body.secret === 'string') secrets.totp.add(body.secret)
+  if (typeof body.secret === 'string') (body.secret.startsWith('whsec_') ? secrets.webhookSecret : secrets.totp).add(body.secret)
   if (typeof body.mfa_token === 'string') secrets.mfaToken.add(body.mfa_token)
   if (typeof body.client_secret === 'string') secrets.clientSecret.add(body.client_secret)
   if (Array.isArray(body.recoveryCodes)) for (const code of body.recoveryCodes as string[]) secrets.recoveryCode.add(code)
@@ -256,6 +264,11 @@ function encodings (kind: keyof typeof secrets, secret: string): string[] {
     forms.push(raw.toString('hex'), raw.toString('base64'))
   }
   if (kind === 'recoveryCode') forms.push(secret.replaceAll('-', ''), secret.replaceAll('-', '').toLowerCase())
+  if (kind === 'webhookSecret') {
+    // whsec_ and the base64 of the 32 key bytes: the body alone, and the key's bytes in the other encodings.
+    const raw = Buffer.from(secret.slice('whsec_'.length), 'base64')
+    forms.push(secret.slice('whsec_'.length), raw.toString('hex'), raw.toString('base64url'))
+  }
   if (kind === 'mfaToken') {
     const raw = Buffer.from(secret.slice(4), 'base64url')
     forms.push(secret.slice(4), raw.toString('hex'), raw.toString('base64'))
@@ -360,6 +373,79 @@ t.test('scenario: a client registered with a secret, rotated, and a code flow th
   t.ok(await server.db.session.count({ where: { clientId: 'authorization-server' } }) >= 1, 'the browser session is a sessions row')
 })
 
+/** Each webhook endpoint's secrets, oldest first, as its creation and rotations answered them. */
+const webhookSecrets = new Map<string, string[]>()
+
+t.test('scenario: webhook endpoints registered, rotated, delivered to (failing, then not), retried, replayed and listed', async (t) => {
+  const adminEmail = `webhook-admin-${Date.now()}@rest.test`
+  const adminPassword = password('webhook admin passphrase')
+  const admin = json<{ user: { id: string } }>(await call({ method: 'POST', url: '/auth/signup', payload: { email: adminEmail, password: adminPassword } }))
+  await server.db.user.update({ where: { id: admin.user.id }, data: { role: 'admin', emailVerifiedAt: new Date() } })
+  const asAdmin = { authorization: `Bearer ${json<{ access_token: string }>(await call({ method: 'POST', url: '/auth/token', payload: { grant_type: 'password', username: adminEmail, password: adminPassword } })).access_token}` }
+  for (let started = Date.now(); Date.now() - started < 5_000; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if ((await server.inject({ method: 'GET', url: '/admin/webhooks', headers: asAdmin })).statusCode === 200) break
+  }
+  const receiver = await WebhookReceiver.start()
+  t.teardown(() => receiver.close())
+  const admit = (response: LightMyRequestResponse, status: number, label: string) => {
+    t.equal(response.statusCode, status, `${label} (${response.body.slice(0, 120)})`)
+    const body = json<{ id: string; secret?: string }>(response)
+    if (body.secret) webhookSecrets.set(body.id, [...(webhookSecrets.get(body.id) ?? []), body.secret])
+    return body.id
+  }
+  // One endpoint rotated once (its previous secret sealed beside the new one), one rotated twice (the first secret dropped).
+  const all = admit(await call({ method: 'POST', url: '/admin/webhooks', headers: asAdmin, payload: { url: receiver.url, events: ['*'] } }), 201, 'an endpoint for every event')
+  admit(await call({ method: 'POST', url: `/admin/webhooks/${all}/secret`, headers: asAdmin }), 200, 'its secret rotated')
+  const rare = admit(await call({ method: 'POST', url: '/admin/webhooks', headers: asAdmin, payload: { url: receiver.url, events: ['webhook_replayed'], description: 'replays' } }), 201, 'an endpoint for replays')
+  admit(await call({ method: 'POST', url: `/admin/webhooks/${rare}/secret`, headers: asAdmin }), 200, 'its secret rotated')
+  admit(await call({ method: 'POST', url: `/admin/webhooks/${rare}/secret`, headers: asAdmin }), 200, 'and rotated again')
+  receiver.secrets.push(...webhookSecrets.get(all)!, ...webhookSecrets.get(rare)!)
+  t.equal((await call({ method: 'POST', url: '/admin/webhooks', headers: asAdmin, payload: { url: 'http://user:pw@127.0.0.1/', events: ['*'] } })).statusCode, 400, 'a refused registration')
+
+  // Deliveries: the first answer of each message a 500 (an attempt logged with its error), then accepted.
+  const failedOnce = new Set<string>()
+  receiver.answer = (message) => (failedOnce.has(message.id) ? 200 : (failedOnce.add(message.id), 500))
+  t.equal((await call({ method: 'POST', url: '/auth/signup', payload: { email: `webhook-user-${Date.now()}@rest.test`, password: password('webhook user passphrase') } })).statusCode, 201)
+  await server.webhookDelivery.idle()
+  for (let round = 0; round < 20 && receiver.accepted.length < 3; round++) {
+    await server.db.$executeRaw`UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 second' WHERE next_attempt_at IS NOT NULL`
+    await server.webhookDelivery.runBatch()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.ok(receiver.accepted.length >= 3 && receiver.received.every((m) => m.verified), `${receiver.accepted.length} messages delivered, every attempt verified`)
+  const listed = json<{ items: { id: string; attemptLog: unknown[] }[] }>(await call({ method: 'GET', url: `/admin/webhooks/${all}/deliveries`, headers: asAdmin }))
+  t.ok(listed.items.some((item) => item.attemptLog.length >= 2), 'the deliveries list shows failed attempts')
+  t.equal((await call({ method: 'POST', url: `/admin/webhooks/${all}/deliveries/${listed.items[0]!.id}/retry`, headers: asAdmin })).statusCode, 202, 'a retry')
+  const range = { since: new Date(clock.now() - 86_400_000).toISOString(), until: new Date(clock.now() + 60_000).toISOString() }
+  t.equal((await call({ method: 'POST', url: `/admin/webhooks/${all}/replay`, headers: asAdmin, payload: range })).statusCode, 202, 'a replay')
+  await server.webhookDelivery.idle()
+  await server.webhookDelivery.runBatch()
+  for (const url of ['/admin/webhooks', `/admin/webhooks/${all}`, `/admin/webhooks/${rare}/deliveries`, '/admin/audit-events?type=webhook_secret_rotated']) {
+    const response = await call({ method: 'GET', url, headers: asAdmin })
+    t.equal(response.statusCode, 200, `GET ${url}`)
+    t.notMatch(response.body, /whsec_|"secret"/, `GET ${url}: no secret`)
+  }
+  t.equal((await call({ method: 'PATCH', url: `/admin/webhooks/${all}`, headers: asAdmin, payload: { enabled: false } })).statusCode, 200, 'the endpoint for every event disabled (its receiver is going away)')
+  t.equal(secrets.webhookSecret.size, 5, '5 webhook secrets')
+  t.ok(await server.db.webhookAttempt.count() >= 4, 'attempts were logged')
+})
+
+t.test('webhook secrets are sealed in their endpoint rows: the current and the previous one, bound to the row', async (t) => {
+  const key = server.serverKeys.webhookSecretEncryption
+  const rows = await server.db.webhookEndpoint.findMany()
+  t.equal(rows.length, webhookSecrets.size, 'every endpoint of the scenario')
+  for (const row of rows) {
+    const issued = webhookSecrets.get(row.id)!
+    t.equal(unseal(key, row.secretEncrypted, `webhook:${row.id}`).toString('utf8'), issued.at(-1), 'secret_encrypted opens to the current secret')
+    t.equal(unseal(key, row.previousSecretEncrypted!, `webhook:${row.id}`).toString('utf8'), issued.at(-2), 'previous_secret_encrypted to the one before it')
+    const other = rows.find((r) => r.id !== row.id)!
+    t.throws(() => unseal(key, row.secretEncrypted, `webhook:${other.id}`), 'sealed for its row: it does not open as another endpoint\'s')
+    t.throws(() => unseal(server.serverKeys.totpSecretEncryption, row.secretEncrypted, `webhook:${row.id}`), 'nor under another purpose\'s key')
+    const sealed = Buffer.from(row.secretEncrypted)
+    t.notOk(sealed.includes(Buffer.from(issued.at(-1)!.slice('whsec_'.length), 'base64')), 'the key bytes are not in the sealed value')
+  }
+})
+
 t.test('control: the search finds a planted secret in each form', async (t) => {
   const refresh = [...secrets.refresh][0]!
   const key = [...secrets.apiKey][0]!
@@ -375,6 +461,8 @@ t.test('control: the search finds a planted secret in each form', async (t) => {
   t.ok(leaks([...secrets.clientSecret][0]!.slice(5)).length > 0, 'a client secret without its prefix')
   t.ok(leaks(`code=${[...secrets.code][0]!}&state=x`).length > 0, 'an authorization code')
   t.ok(leaks(`\\x${Buffer.from([...secrets.browserSession][0]!, 'base64url').toString('hex')}`).length > 0, 'a browser session cookie\'s bytes')
+  t.ok(leaks(`"${[...secrets.webhookSecret][0]!.slice('whsec_'.length)}"`).length > 0, 'a webhook secret without its prefix')
+  t.ok(leaks(`\\x${Buffer.from([...secrets.webhookSecret][0]!.slice('whsec_'.length), 'base64').toString('hex')}`).length > 0, 'a webhook secret\'s key bytes')
   t.same(leaks('nothing secret here'), [], 'no false alarm')
 })
 

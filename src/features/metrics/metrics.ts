@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { SqlPool } from '../../db/sql-pool.js'
 import { ApiError, DomainError } from '../../errors.js'
+import { isDatabaseUnavailable } from '../../http/error-handler.js'
 import { GRANT_TYPE_PREFIX } from '../../shared/authentication-methods.js'
 
 /**
@@ -66,8 +67,8 @@ export interface OutboxState {
 
 /** Where the scrape-time gauges read from; each may be absent (the gauge then has no sample). */
 export interface MetricSources {
-  /** An outbox's state, or null when its table is not there (a capability not yet migrated). */
-  outbox?: (outbox: Outbox) => Promise<OutboxState | null>
+  /** Every outbox's state, by kind; a kind whose table is not there (a capability not yet migrated) is absent (OutboxReader). */
+  outboxes?: () => Promise<Map<string, OutboxState>>
   /** When this instance's revocation list last synced (ms since the epoch, the service's clock). */
   revocationSyncedAt?: () => number | undefined
   /** When the key now signing access tokens began signing (ms since the epoch). */
@@ -115,7 +116,7 @@ const SECOND_STEP_NEEDED = new Set<string>(['mfa_required', 'insufficient_author
 /** How an attempt that threw ended, from its error's code and status. */
 export function attemptResultOf (error: unknown): AttemptResult {
   const api = error instanceof ApiError ? error : error instanceof DomainError ? ApiError.from(error) : null
-  if (!api) return 'error'
+  if (!api) return isDatabaseUnavailable(error) ? 'unavailable' : 'error'
   if (SECOND_STEP_NEEDED.has(api.code)) return 'mfa_required'
   if (api.statusCode === 429) return 'rate_limited'
   if (api.statusCode === 503) return 'unavailable'
@@ -144,8 +145,8 @@ export class ServiceMetrics {
   private readonly bcryptShed: Counter
   private readonly rateLimited: Counter<'budget' | 'route'>
   private readonly webhookDeliveries: Counter<'result'>
-  /** The outboxes' read of the scrape in progress: both outbox gauges wait on one query per outbox. */
-  private outboxRead: Promise<Map<string, OutboxState | null>> | null = null
+  /** The outboxes' read of the scrape in progress: both outbox gauges wait on the one statement. */
+  private outboxRead: Promise<Map<string, OutboxState>> | null = null
 
   constructor (private readonly options: ServiceMetricsOptions) {
     const registers = [this.registry]
@@ -224,7 +225,7 @@ export class ServiceMetrics {
       collect: async () => {
         oldestPending.reset()
         for (const [kind, state] of await this.readOutboxes()) {
-          if (state) oldestPending.set({ kind }, state.oldestPendingAt ? Math.max(0, this.options.now() - state.oldestPendingAt.getTime()) / 1000 : 0)
+          oldestPending.set({ kind }, state.oldestPendingAt ? Math.max(0, this.options.now() - state.oldestPendingAt.getTime()) / 1000 : 0)
         }
       },
     })
@@ -234,7 +235,7 @@ export class ServiceMetrics {
       ...outboxes,
       collect: async () => {
         dead.reset()
-        for (const [kind, state] of await this.readOutboxes()) if (state) dead.set({ kind }, state.dead)
+        for (const [kind, state] of await this.readOutboxes()) dead.set({ kind }, state.dead)
       },
     })
     const revocationLag: Gauge = new Gauge({
@@ -344,48 +345,84 @@ export class ServiceMetrics {
     }
   }
 
-  /** Every outbox's state, read once per scrape however many gauges ask. */
-  private readOutboxes (): Promise<Map<string, OutboxState | null>> {
-    this.outboxRead ??= this.queryOutboxes().finally(() => {
+  /** Every outbox's state, read once per scrape however many gauges ask; none when the read fails (told to onSourceError). */
+  private readOutboxes (): Promise<Map<string, OutboxState>> {
+    this.outboxRead ??= (async () => {
+      try {
+        return (await this.options.sources?.outboxes?.()) ?? new Map<string, OutboxState>()
+      } catch (error) {
+        this.options.onSourceError?.(error, 'outboxes')
+        return new Map<string, OutboxState>()
+      }
+    })().finally(() => {
       this.outboxRead = null
     })
     return this.outboxRead
   }
-
-  private async queryOutboxes (): Promise<Map<string, OutboxState | null>> {
-    const states = new Map<string, OutboxState | null>()
-    const source = this.options.sources?.outbox
-    if (!source) return states
-    await Promise.all(OUTBOXES.map(async (outbox) => {
-      try {
-        states.set(outbox.kind, await source(outbox))
-      } catch (error) {
-        this.options.onSourceError?.(error, `outbox ${outbox.kind}`)
-      }
-    }))
-    return states
-  }
 }
 
-/** SQLSTATEs of a table or column that is not there (yet): undefined_table, undefined_column. That outbox has no sample. */
+/** SQLSTATEs of a table or column that is not there: undefined_table, undefined_column. */
 const NOT_THERE = new Set(['42P01', '42703'])
+/** How long the list of outbox tables that exist is trusted: a migration adding one shows within this. */
+const TABLES_TTL_MS = 60_000
 
 /**
- * An outbox's state in one statement, both parts on their indexes
- * (created_at for the oldest pending row, dead_at for the dead ones). Table
- * and column names come from OUTBOXES, never from a request.
+ * The outboxes' state for the scrape-time gauges, in one statement over the
+ * tables that exist (their list looked up once a minute), each part on an
+ * index (created_at for the oldest pending row, dead_at for the dead ones).
+ * Table and column names come from OUTBOXES, never from a request. When the
+ * statement finds a table or column missing (a migration rolled back, a
+ * table of another shape), each outbox is read alone once and the ones that
+ * fail are left out until the list is looked up again.
  */
-export async function readOutbox (sql: SqlPool, outbox: Outbox): Promise<OutboxState | null> {
-  try {
-    const { rows } = await sql.query<{ oldest: Date | null; dead: number }>({
-      text:
-        `SELECT (SELECT min(created_at) FROM ${outbox.table} WHERE ${outbox.done} IS NULL AND dead_at IS NULL) AS oldest, ` +
-        `(SELECT count(*)::int FROM ${outbox.table} WHERE dead_at IS NOT NULL) AS dead`,
+export class OutboxReader {
+  private present: { outboxes: Outbox[]; until: number } | null = null
+
+  constructor (private readonly sql: SqlPool, private readonly outboxes: readonly Outbox[] = OUTBOXES) {}
+
+  async read (): Promise<Map<string, OutboxState>> {
+    const outboxes = await this.presentOutboxes()
+    if (outboxes.length === 0) return new Map()
+    try {
+      return await this.query(outboxes)
+    } catch (error) {
+      if (!NOT_THERE.has((error as { code?: string }).code ?? '')) throw error
+      const states = new Map<string, OutboxState>()
+      const usable: Outbox[] = []
+      for (const outbox of outboxes) {
+        try {
+          for (const [kind, state] of await this.query([outbox])) states.set(kind, state)
+          usable.push(outbox)
+        } catch (alone) {
+          if (!NOT_THERE.has((alone as { code?: string }).code ?? '')) throw alone
+        }
+      }
+      if (this.present) this.present.outboxes = usable
+      return states
+    }
+  }
+
+  private async presentOutboxes (): Promise<Outbox[]> {
+    const now = Date.now()
+    if (this.present && this.present.until > now) return this.present.outboxes
+    const { rows } = await this.sql.query<{ name: string }>({
+      text: 'SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NOT NULL',
+      values: [this.outboxes.map((outbox) => outbox.table)],
     })
-    const row = rows[0]
-    return { oldestPendingAt: row?.oldest ?? null, dead: row?.dead ?? 0 }
-  } catch (error) {
-    if (NOT_THERE.has((error as { code?: string }).code ?? '')) return null
-    throw error
+    const names = new Set(rows.map((row) => row.name))
+    this.present = { outboxes: this.outboxes.filter((outbox) => names.has(outbox.table)), until: now + TABLES_TTL_MS }
+    return this.present.outboxes
+  }
+
+  private async query (outboxes: readonly Outbox[]): Promise<Map<string, OutboxState>> {
+    const parts = outboxes.map((outbox, index) =>
+      `SELECT $${index + 1}::text AS kind, ` +
+      `(SELECT min(created_at) FROM ${outbox.table} WHERE ${outbox.done} IS NULL AND dead_at IS NULL) AS oldest, ` +
+      `(SELECT count(*)::int FROM ${outbox.table} WHERE dead_at IS NOT NULL) AS dead`)
+    const { rows } = await this.sql.query<{ kind: string; oldest: Date | null; dead: number }>({
+      text: parts.join(' UNION ALL '),
+      values: outboxes.map((outbox) => outbox.kind),
+    })
+    return new Map(rows.map((row) => [row.kind, { oldestPendingAt: row.oldest, dead: row.dead }]))
   }
 }

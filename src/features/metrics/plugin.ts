@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { readOutbox, ServiceMetrics } from './metrics.js'
+import { OutboxReader, ServiceMetrics } from './metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,11 +22,12 @@ declare module 'fastify' {
 async function metrics (fastify: FastifyInstance) {
   const { config } = fastify
   const { port, host } = config.metrics
+  const outboxes = new OutboxReader(fastify.sql)
   const service = new ServiceMetrics({
     now: fastify.now,
     defaultMetrics: port !== undefined,
     sources: {
-      outbox: (outbox) => readOutbox(fastify.sql, outbox),
+      outboxes: () => outboxes.read(),
       // Read when scraped: these capabilities register after this one.
       revocationSyncedAt: () => (fastify.hasDecorator('revocations') ? fastify.revocations.syncedAt : undefined),
       signingKeyActivatedAt: () => (fastify.hasDecorator('keys') ? fastify.keys.currentKey()?.activatesAt : undefined),

@@ -1,5 +1,5 @@
 import type { Feature } from '../feature.js'
-import securityEvents from './plugin.js'
+import securityEventsPlugin from './plugin.js'
 import ssfRoutes from './routes.js'
 import { StreamConfiguration } from './schemas.js'
 import ssfConfigurationRoutes from './well-known-routes.js'
@@ -11,7 +11,7 @@ import ssfConfigurationRoutes from './well-known-routes.js'
  */
 export const securityEvents: Feature = {
   name: 'security-events',
-  plugins: [securityEvents],
+  plugins: [securityEventsPlugin],
   routes: [
     { prefix: '/ssf', plugin: ssfRoutes },
     { prefix: '/.well-known', plugin: ssfConfigurationRoutes },

@@ -24,7 +24,7 @@ declare module 'fastify' {
 }
 
 const TAGS = ['security-events']
-const SECURITY = [{ bearerAuth: [] }, { apiKey: [] }]
+const SECURITY: Record<string, string[]>[] = [{ bearerAuth: [] }, { apiKey: [] }]
 const WHO =
   'For the platform\'s services: a client_credentials access token with the events scope, or an admin\'s API key with it. ' +
   'A receiver sees and changes only its own streams.'

@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
-import { OUTBOXES } from '../../../src/features/metrics/metrics.js'
+import { PasswordHasher, PasswordQueueFullError } from '../../../src/features/accounts/passwords.js'
+import type { SqlPool } from '../../../src/db/sql-pool.js'
+import { DomainError } from '../../../src/errors.js'
+import { attemptResultOf, OUTBOXES, OutboxReader, ServiceMetrics } from '../../../src/features/metrics/metrics.js'
+import { parsePrometheusText } from '../../helpers/prometheus.js'
+import { PROJECT_ROOT } from '../../../src/paths.js'
 import { fileTestApp, json } from '../../helpers/app.js'
 import { scrape, valueOf, type Exposition } from '../../helpers/prometheus.js'
 import { advance, centreStep, enrolTotp, mfaOtpGrant, mfaToken, totpCode } from '../../helpers/totp.js'
@@ -206,4 +213,68 @@ t.test('no label value, nowhere in the text, is a user id, an address, a session
   const names = new Set(own.flatMap((s) => Object.keys(s.labels)))
   t.same([...names].sort(), ['budget', 'factor', 'kind', 'le', 'method', 'result', 'route'])
   t.ok(own.filter((s) => s.labels.route !== undefined).every((s) => s.labels.route!.startsWith('/')), 'routes are patterns')
+})
+
+t.test('the Grafana dashboard queries only metrics the service exports', async (t) => {
+  const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'docs/grafana/token-auth-dashboard.json'), 'utf8')) as {
+    panels: { type: string; title: string; targets?: { expr: string }[] }[]
+  }
+  const exported = new Set((await scrape(address)).samples.map((s) => s.name))
+  const queried = dashboard.panels.flatMap((p) => p.targets ?? []).map((target) => target.expr)
+  t.ok(queried.length >= 15, `${queried.length} queries`)
+  const names = new Set(queried.flatMap((expr) => expr.match(/\b(?:auth|process|nodejs)_[a-z0-9_]+/g) ?? []))
+  t.same([...names].filter((name) => !exported.has(name)), [], 'every metric a panel names is in the scrape')
+  for (const name of ['auth_logins_total', 'auth_token_refreshes_total', 'auth_refresh_token_reuse_total', 'auth_outbox_oldest_pending_seconds', 'auth_webhook_deliveries_total']) {
+    t.ok(names.has(name), `a panel shows ${name}`)
+  }
+})
+
+t.test('bcrypt sheds: a flood of checks past the queue\'s bound is counted, and every admitted one\'s wait', async (t) => {
+  const metrics = new ServiceMetrics({ now: Date.now })
+  const hasher = new PasswordHasher(10, {
+    maxQueueWaitMs: 1,
+    queue: { waited: (seconds) => metrics.bcryptQueueWaited(seconds), shed: () => metrics.bcryptShedOne() },
+  })
+  const hash = await hasher.hash('a fine passphrase')
+  const outcomes = await Promise.all(Array.from({ length: 30 }, () =>
+    hasher.verify('a fine passphrase', hash).then(() => 'checked', (error: unknown) => (error instanceof PasswordQueueFullError ? 'shed' : 'other'))))
+  const scraped = parsePrometheusText((await metrics.scrape()).body)
+  const shed = outcomes.filter((o) => o === 'shed').length
+  t.ok(shed > 0, `${shed} shed`)
+  t.equal(valueOf(scraped, 'auth_bcrypt_shed_total'), shed, 'each shed counted')
+  t.equal(valueOf(scraped, 'auth_bcrypt_queue_wait_seconds_count'), 1 + outcomes.filter((o) => o === 'checked').length, 'each admitted job\'s wait observed')
+  t.equal(scraped.samples.filter((s) => s.name.startsWith('process_')).length, 0, 'no process metrics without the listener')
+})
+
+t.test('how an attempt ended, from its error', async (t) => {
+  t.equal(attemptResultOf(new DomainError('invalid_grant', 'x')), 'failure')
+  t.equal(attemptResultOf(new DomainError('email_not_verified', 'x')), 'failure')
+  t.equal(attemptResultOf(new DomainError('mfa_required', 'x')), 'mfa_required')
+  t.equal(attemptResultOf(new DomainError('insufficient_authorization', 'x')), 'mfa_required')
+  t.equal(attemptResultOf(new PasswordQueueFullError(1)), 'unavailable')
+  t.equal(attemptResultOf(new DomainError('invalid_request', 'x')), 'invalid_request')
+  t.equal(attemptResultOf(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), 'unavailable')
+  t.equal(attemptResultOf(new TypeError('a bug')), 'error')
+})
+
+t.test('the outbox reader: one statement over the tables there; a table of another shape leaves only itself out', async (t) => {
+  const statements: string[] = []
+  const fake = (tables: string[], broken: string): SqlPool => ({
+    async query (statement) {
+      statements.push(statement.text)
+      if (statement.text.includes('to_regclass')) return { rows: tables.map((name) => ({ name })) } as never
+      if (statement.text.includes(broken)) throw Object.assign(new Error(`column missing in ${broken}`), { code: '42703' })
+      const kinds = statement.values as string[]
+      return { rows: kinds.map((kind) => ({ kind, oldest: new Date(Date.now() - 60_000), dead: 2 })) } as never
+    },
+  })
+  const reader = new OutboxReader(fake(['email_outbox', 'webhook_deliveries'], 'webhook_deliveries'))
+  const first = await reader.read()
+  t.same([...first.keys()], ['email'], 'the broken table left out, the others read')
+  t.equal(first.get('email')!.dead, 2)
+  statements.length = 0
+  await reader.read()
+  t.equal(statements.length, 1, 'then one statement a scrape, without the broken table')
+  t.notMatch(statements[0]!, /webhook_deliveries/)
+  t.notMatch(statements[0]!, /security_events/, 'a table not there is not queried')
 })
