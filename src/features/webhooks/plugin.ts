@@ -44,7 +44,7 @@ async function webhooks (fastify: FastifyInstance) {
     allowPrivateNetworks: settings.allowPrivateNetworks,
     dispatcher,
     log: fastify.log,
-    ...(fastify.hasDecorator('metrics') ? { onResult: (result) => fastify.metrics.webhookDelivery(result) } : {}),
+    onResult: (result) => fastify.metrics.webhookDelivery(result),
     notifyDisabled: async (tx, endpoint) => {
       const owner = endpoint.createdBy === null ? null : await tx.user.findUnique({ where: { id: endpoint.createdBy }, select: { email: true, disabled: true } })
       if (!owner || owner.disabled) return
@@ -65,4 +65,4 @@ async function webhooks (fastify: FastifyInstance) {
   })
 }
 
-export default fp(webhooks, { name: 'webhooks', dependencies: ['config', 'database', 'outbox'] })
+export default fp(webhooks, { name: 'webhooks', dependencies: ['config', 'database', 'outbox', 'metrics'] })
