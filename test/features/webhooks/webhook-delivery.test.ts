@@ -133,6 +133,10 @@ t.test('a receiver that is down, then answers 500, then recovers: every event ar
     await injectAs(testApp.app, hook.adminToken, 'GET', `/admin/webhooks/${hook.id}/deliveries`)
   )
   t.same(listed.items[0]!.attemptLog.map((a) => a.status), [204, 500, 500, null], 'the admin API shows the attempts, newest first')
+  const counted = await testApp.app.metrics.registry.getSingleMetric('auth_webhook_deliveries_total')!.get()
+  const byResult = Object.fromEntries(counted.values.map((v) => [v.labels.result, v.value]))
+  t.equal(byResult.delivered, 5, 'auth_webhook_deliveries_total{result="delivered"}')
+  t.equal(byResult.failed, 15, 'and {result="failed"}: one refused connection and two 500s each')
 })
 
 t.test('a redirect is a failed attempt and is not followed', async (t) => {
