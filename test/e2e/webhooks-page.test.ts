@@ -166,7 +166,8 @@ await browserTest('the dashboard\'s Webhooks page: register (secret shown once),
   await page.getByRole('checkbox', { name: 'password_changed', exact: true }).check()
   await page.getByRole('button', { name: 'Save changes' }).click()
   await page.getByTestId('webhooks-notice').getByText(`Saved ${receiver.url}.`).waitFor()
-  t.match(await endpointRow.textContent(), /E2E receiver, edited/, 'the new description')
+  // The list catches up after the notice.
+  await page.locator(`[data-testid=webhooks] tr[data-endpoint-id="${endpointId}"]`, { hasText: 'E2E receiver, edited' }).waitFor()
   t.match(await endpointRow.textContent(), /user_signed_up, password_changed/, 'the new events')
   await page.getByRole('button', { name: `Edit ${receiver.url}` }).click()
   await page.getByRole('button', { name: 'Save changes' }).click()
