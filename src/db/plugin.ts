@@ -17,10 +17,20 @@ declare module 'fastify' {
      * for both.
      */
     sql: SqlPool
+    /**
+     * The background workers' client (the outbox deliveries): on Postgres a
+     * pool of its own, so a flood of requests waiting for connections never
+     * delays a delivery's claim or its outcome (events stay fresh under
+     * load); on the embedded database, its one connection, shared (`db`).
+     */
+    workerDb: PrismaClient
     /** Checks that the database answers, within a bound. */
     databaseReachable(): Promise<boolean>
   }
 }
+
+/** Connections of the background workers' own pool (Postgres only), beside DATABASE_POOL_MAX's. */
+const WORKER_POOL_MAX = 2
 
 /**
  * The database: the configured Postgres, or an embedded PGlite in DATA_DIR
@@ -64,6 +74,12 @@ async function database (fastify: FastifyInstance) {
   pool.on('error', (error) => fastify.log.warn({ err: error }, 'database: idle connection failed'))
   const db = new PrismaClient({ adapter: new PrismaPg(pool) })
   fastify.decorate('db', db)
+  const workerPool = embedded
+    ? undefined
+    : new pg.Pool({ connectionString: url, max: WORKER_POOL_MAX, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000, query_timeout: 15_000 })
+  workerPool?.on('error', (error) => fastify.log.warn({ err: error }, 'database: idle worker connection failed'))
+  const workerDb = workerPool ? new PrismaClient({ adapter: new PrismaPg(workerPool) }) : db
+  fastify.decorate('workerDb', workerDb)
   // The embedded server is one backend session behind all its connections,
   // so it cannot keep prepared statements per connection: unnamed there.
   const sql = statementPool(pool, {
@@ -80,6 +96,10 @@ async function database (fastify: FastifyInstance) {
     }
   })
   fastify.addHook('onClose', async () => {
+    if (workerPool) {
+      await workerDb.$disconnect()
+      await workerPool.end()
+    }
     await db.$disconnect()
     await pool.end()
     await embedded?.stop()

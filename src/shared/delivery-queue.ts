@@ -164,6 +164,20 @@ export class DeliveryQueue<Row extends ClaimedRow> {
   }
 
   /**
+   * Gives claimed rows back, due now and without counting the attempt: for
+   * a batch that failed before any of it was tried (otherwise it would wait
+   * for its lease to end).
+   */
+  async release (rows: readonly Pick<Row, 'id' | 'attempts'>[]): Promise<void> {
+    if (rows.length === 0) return
+    const now = new Date(this.options.now())
+    await this.db.$executeRaw`
+      UPDATE ${this.table} t SET next_attempt_at = ${now}, attempts = t.attempts - 1
+        FROM unnest(${rows.map((row) => row.id)}::uuid[], ${rows.map((row) => row.attempts)}::int[]) AS c(id, attempts)
+       WHERE t.id = c.id AND t.attempts = c.attempts AND t.${this.done} IS NULL AND t.dead_at IS NULL`
+  }
+
+  /**
    * Makes rows due now for another round of attempts (an admin's retry):
    * dead rows come back with a fresh budget; delivered rows are left alone
    * unless `redeliver`. The number of rows made due.

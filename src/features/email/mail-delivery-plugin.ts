@@ -43,7 +43,7 @@ async function mailDelivery (fastify: FastifyInstance) {
     fastify.decorate('mailDelivery', null)
     return
   }
-  const worker = new MailDelivery(fastify.db, fastify.outbox, smtpTransport(email.smtpUrl, email.from), {
+  const worker = new MailDelivery(fastify.workerDb, fastify.outbox, smtpTransport(email.smtpUrl, email.from), {
     maxAttempts: email.maxAttempts,
     retryBaseSeconds: email.retryBaseSeconds,
     batchSize: BATCH_SIZE,

@@ -17,8 +17,12 @@ declare module 'fastify' {
 const BATCH_SIZE = 200
 const CONCURRENCY = 64
 const ATTEMPT_TIMEOUT_MS = 10_000
-/** A batch takes at most ⌈BATCH_SIZE / CONCURRENCY⌉ attempt timeouts; the lease outlasts that with room. */
-const LEASE_SECONDS = Math.ceil((Math.ceil(BATCH_SIZE / CONCURRENCY) * ATTEMPT_TIMEOUT_MS) / 1000) + 60
+/**
+ * A batch is ⌈BATCH_SIZE / CONCURRENCY⌉ waves of attempts, each bounded by
+ * three timeouts (connect, headers, a pause in the body); the lease outlasts
+ * that with room.
+ */
+const LEASE_SECONDS = Math.ceil((Math.ceil(BATCH_SIZE / CONCURRENCY) * 3 * ATTEMPT_TIMEOUT_MS) / 1000) + 60
 
 async function webhooks (fastify: FastifyInstance) {
   const { config } = fastify
@@ -35,7 +39,7 @@ async function webhooks (fastify: FastifyInstance) {
     headersTimeoutMs: ATTEMPT_TIMEOUT_MS,
     bodyTimeoutMs: ATTEMPT_TIMEOUT_MS,
   })
-  const worker = new WebhookDelivery(fastify.db, registry, {
+  const worker = new WebhookDelivery(fastify.workerDb, registry, {
     ...queueOptions,
     batchSize: BATCH_SIZE,
     concurrency: CONCURRENCY,

@@ -31,7 +31,7 @@ export interface WebhookDeliveryOptions {
   concurrency: number
   /** Longer than a whole batch can take (timeouts × batchSize / concurrency). */
   leaseSeconds: number
-  /** One attempt's limit, from connecting to the end of the answer. */
+  /** One attempt's limit for connecting, for the answer's headers and for each pause in its body (the agent's timeouts). */
   attemptTimeoutMs: number
   /** An endpoint failing this long without a success is disabled. */
   disableAfterMs: number
@@ -83,6 +83,9 @@ const WEBHOOK_QUEUE = {
   join: 'JOIN webhook_endpoints w ON w.id = q.endpoint_id',
 }
 
+/** Tries at writing a batch's outcomes before leaving them to the lease. */
+const RECORD_ATTEMPTS = 5
+
 /** A body never carries more than this much of a receiver's answer into last_error. */
 const ANSWER_EXCERPT_LENGTH = 200
 
@@ -113,31 +116,77 @@ export class WebhookDelivery {
     this.worker.kick()
   }
 
-  /** Resolves when the batch in flight is done (tests). */
+  /** One batch, its outcomes written before it resolves (tests, and an admin's retry). */
+  async deliverOnce (): Promise<number> {
+    const handled = await this.runBatch()
+    await this.recording
+    return handled
+  }
+
+  /** Resolves when the batch in flight is done and recorded (tests). */
   async idle (): Promise<void> {
     await this.worker.idle()
+    await this.recording
   }
 
   async stop (): Promise<void> {
     await this.worker.stop()
+    await this.recording
   }
 
-  /** Claims one batch (endpoints enabled only) and attempts each delivery once; the number handled. */
+  /**
+   * Claims one batch (endpoints enabled only) and attempts each delivery
+   * once; the number handled. The batch's outcomes are written while the
+   * next batch is claimed and sent (one recording in flight at a time), and
+   * a recording that fails is tried again: its deliveries were sent, and
+   * losing their outcomes would send them again once their lease ended.
+   */
   async runBatch (): Promise<number> {
     const rows = await this.queue.claim(this.options.batchSize, { where: Prisma.sql`w.enabled` })
-    if (rows.length === 0) return 0
-    const bodies = await this.bodiesOf(rows)
+    if (rows.length === 0) {
+      await this.recording
+      return 0
+    }
+    let bodies: Map<string, string>
+    try {
+      bodies = await this.bodiesOf(rows)
+    } catch (error) {
+      await this.queue.release(rows).catch(() => {})
+      throw error
+    }
+    const secrets = new Map<string, string[]>()
     const outcomes: AttemptOutcome[] = []
     let next = 0
     const lane = async () => {
       while (next < rows.length) {
         const row = rows[next++]!
-        outcomes.push(await this.attempt(row, bodies.get(row.id) ?? null))
+        let signing = secrets.get(row.endpointId)
+        if (!signing) secrets.set(row.endpointId, (signing = this.webhooks.signingSecrets({ ...row, id: row.endpointId })))
+        outcomes.push(await this.attempt(row, bodies.get(row.id) ?? null, signing))
       }
     }
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency, rows.length) }, lane))
-    await this.record(outcomes)
+    const previous = this.recording
+    this.recording = previous.then(() => this.recordWithRetries(outcomes))
+    await previous
     return rows.length
+  }
+
+  private recording: Promise<void> = Promise.resolve()
+
+  private async recordWithRetries (outcomes: AttemptOutcome[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.record(outcomes)
+        return
+      } catch (error) {
+        if (attempt >= RECORD_ATTEMPTS) {
+          this.options.log.warn({ err: error, deliveries: outcomes.length }, 'webhook delivery: outcomes not recorded; the deliveries go again after their lease')
+          return
+        }
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
+      }
+    }
   }
 
   /** Each delivery's body: the frozen one of an earlier attempt, or built now from its audit event. */
@@ -158,7 +207,7 @@ export class WebhookDelivery {
     return bodies
   }
 
-  private async attempt (row: ClaimedDelivery, body: string | null): Promise<AttemptOutcome> {
+  private async attempt (row: ClaimedDelivery, body: string | null, secrets: string[]): Promise<AttemptOutcome> {
     const at = new Date(this.options.now())
     const started = performance.now()
     const outcome = (status: number | null, error: string | null, final = false): AttemptOutcome => ({
@@ -175,10 +224,7 @@ export class WebhookDelivery {
       assertDeliverable(row.url, { allowPrivateNetworks: this.options.allowPrivateNetworks })
       const timestamp = new Date(this.options.now())
       const messageId = webhookMessageId(row.eventId)
-      const signature = this.webhooks
-        .signingSecrets({ ...row, id: row.endpointId })
-        .map((secret) => new Webhook(secret).sign(messageId, timestamp, body))
-        .join(' ')
+      const signature = secrets.map((secret) => new Webhook(secret).sign(messageId, timestamp, body)).join(' ')
       const answer = await request(row.url, {
         method: 'POST',
         dispatcher: this.options.dispatcher,
@@ -190,7 +236,7 @@ export class WebhookDelivery {
           'webhook-signature': signature,
         },
         body,
-        signal: AbortSignal.timeout(this.options.attemptTimeoutMs),
+        // The agent bounds connecting, the answer's headers and each pause in its body (attemptTimeoutMs each).
       })
       if (answer.statusCode >= 200 && answer.statusCode < 300) {
         await answer.body.dump()
