@@ -281,8 +281,8 @@ export class WebhookDelivery {
                              ${outcomes.map((o) => o.latencyMs)}::int[], ${outcomes.map((o) => o.error)}::text[])
                AS a(delivery_id, attempt, at, status, latency_ms, error)
        WHERE EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.id = a.delivery_id)`.catch((error: unknown) => {
-      this.options.log.warn({ err: error }, 'webhook delivery: attempts of a batch not logged (an endpoint was deleted meanwhile)')
-    })
+        this.options.log.warn({ err: error }, 'webhook delivery: attempts of a batch not logged (an endpoint was deleted meanwhile)')
+      })
     const healthy = [...new Set(delivered.map((o) => o.row.endpointId))]
     if (healthy.length > 0) {
       await this.db.$executeRaw`UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ANY (${healthy}::uuid[]) AND failing_since IS NOT NULL`
