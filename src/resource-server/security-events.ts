@@ -213,17 +213,26 @@ export class SecurityEventStream {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // The stream is deleted while the long poll still holds its connection, then the poll is
+    // abandoned: an HTTP client pool that opened a connection for the deletion uses it at once,
+    // rather than leaving one open without a request, which would hold up the issuer's own shutdown.
+    const deleted = this.stream ? await this.deleteStream(this.stream) : undefined
     this.abort.abort()
     await this.running?.catch(() => {})
-    const stream = this.stream
+    // A stream created while closing began.
+    if (this.stream && this.stream.id !== deleted) await this.deleteStream(this.stream)
     this.stream = undefined
-    if (!stream || !this.transmitter) return
+  }
+
+  private async deleteStream (stream: Stream): Promise<string> {
+    if (!this.transmitter) return stream.id
     try {
       const url = `${this.transmitter.configurationEndpoint}?stream_id=${encodeURIComponent(stream.id)}`
       await this.request('DELETE', url, undefined, AbortSignal.timeout(this.options.timeoutMs))
     } catch (error) {
       this.options.log.warn({ err: error, streamId: stream.id }, 'resource-server: could not delete the security-event stream; the issuer drops it once abandoned')
     }
+    return stream.id
   }
 
   /**

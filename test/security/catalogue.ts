@@ -16,6 +16,7 @@ import { stepUpCases } from './catalogue-step-up.js'
 import { takeoverCases } from './catalogue-takeover.js'
 import { totpCases } from './catalogue-totp.js'
 import { webhookCases } from './catalogue-webhooks.js'
+import { securityEventCases } from './catalogue-security-events.js'
 import type { AttackContext } from './context.js'
 
 /**
@@ -57,4 +58,5 @@ export const cases: AttackCase[] = [
   ...oauthCases, // authorization server and OpenID provider (issue 26; RFC 9700 §4, OAuth 2.1, RFC 9207, OIDC Core)
   ...firstPartyCases, // first-party sign-in at the authorization challenge endpoint (issue 27; the login rows again, draft-ietf-oauth-first-party-apps-04 §9)
   ...webhookCases, // webhooks (DESIGN §3.18): SSRF, replay and forgery of signed messages, the secret, the admin API (OWASP SSRF Prevention Cheat Sheet, Standard Webhooks 1.0)
+  ...securityEventCases, // security events (DESIGN §3.18): forged, misdirected and replayed SETs at the resource-server kit (RFC 8417 §4), stream management and polls by others (SSF 1.0 §8)
 ]

@@ -352,7 +352,8 @@ async function freshCredentials (): Promise<Credentials> {
     admin: adminToken,
     userRefresh: user.refresh_token,
     profileKey: await key(user.access_token, ['profile']),
-    introspectKey: await key(adminToken, ['introspect']),
+    // A platform service's key: introspection, and the security-event streams' endpoints past their authorization.
+    introspectKey: await key(adminToken, ['introspect', 'events']),
     userId: user.user.id,
     sessionId: sidOf(user.access_token),
     ...(await knownWebhook(adminToken)),

@@ -70,8 +70,12 @@ export async function buildLinksApp (config: LinksConfig): Promise<FastifyInstan
     realm: 'links',
     ...config.auth,
     introspection: { credential: config.introspectionKey, ...config.auth?.introspection },
+    // The auth service's security events: a revoked session is refused within a second on every route, and
+    // sensitive routes ask the issuer only while the stream is down.
+    events: { credential: config.eventsKey ?? config.introspectionKey, ...config.auth?.events },
   })
-  app.get('/health', async () => ({ status: 'ok' }))
+  // The stream's state beside the process's: healthy, starting, or degraded (sensitive routes then introspect).
+  app.get('/health', async () => ({ status: 'ok', securityEvents: app.resourceServer.events?.health().state ?? 'off' }))
   await app.register(linksRoutes(new LinkStore(pool), config.publicBaseUrl))
   return app
 }

@@ -1,4 +1,4 @@
-import type { ResourceServerOptions } from '../../../src/resource-server/index.js'
+import type { ResourceServerOptions, SecurityEventsOptions } from '../../../src/resource-server/index.js'
 
 export interface LinksConfig {
   port: number
@@ -12,11 +12,18 @@ export interface LinksConfig {
   audience: string
   /** An API key of the auth service with the `introspect` scope (created by an admin). */
   introspectionKey: string
+  /**
+   * An API key of the auth service with the `events` scope (an admin's; by
+   * default the introspection key, which then holds both): the service's
+   * security-event stream, through which revoked sessions are refused within
+   * a second on every route.
+   */
+  eventsKey?: string
   /** Base of the short URLs this service hands out. */
   publicBaseUrl: string
   logLevel: string
-  /** Further options of the resource-server plugin (cache TTLs, timeouts, realm). */
-  auth?: Partial<Omit<ResourceServerOptions, 'issuer' | 'audience'>>
+  /** Further options of the resource-server plugin (cache TTLs, timeouts, realm, the stream's staleness). */
+  auth?: Partial<Omit<ResourceServerOptions, 'issuer' | 'audience' | 'events'>> & { events?: Partial<SecurityEventsOptions> }
 }
 
 export class LinksConfigError extends Error {
@@ -29,8 +36,8 @@ export class LinksConfigError extends Error {
 /**
  * The configuration from environment variables: PORT (3100), HOST
  * (127.0.0.1), LINKS_DATABASE_URL, LINKS_DATABASE_POOL_MAX (10), AUTH_ISSUER,
- * LINKS_AUDIENCE, LINKS_INTROSPECTION_KEY, PUBLIC_BASE_URL
- * (http://localhost:PORT), LOG_LEVEL (info).
+ * LINKS_AUDIENCE, LINKS_INTROSPECTION_KEY, LINKS_EVENTS_KEY (default: the
+ * introspection key), PUBLIC_BASE_URL (http://localhost:PORT), LOG_LEVEL (info).
  */
 export function loadLinksConfig (env: NodeJS.ProcessEnv = process.env): LinksConfig {
   const problems: string[] = []
@@ -55,6 +62,7 @@ export function loadLinksConfig (env: NodeJS.ProcessEnv = process.env): LinksCon
     issuer: required('AUTH_ISSUER', /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/, 'the auth service\'s issuer URL'),
     audience: required('LINKS_AUDIENCE', /^\S+$/, 'the audience of access tokens for this service'),
     introspectionKey: required('LINKS_INTROSPECTION_KEY', /^tak_[0-9A-Za-z]+$/, 'an API key with the introspect scope'),
+    ...(env.LINKS_EVENTS_KEY ? { eventsKey: required('LINKS_EVENTS_KEY', /^tak_[0-9A-Za-z]+$/, 'an API key with the events scope') } : {}),
     publicBaseUrl: (env.PUBLIC_BASE_URL || `http://localhost:${port}`).replace(/\/$/, ''),
     logLevel: env.LOG_LEVEL || 'info',
   }

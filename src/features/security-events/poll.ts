@@ -1,4 +1,5 @@
 import { Prisma, type PrismaClient, type SsfStream } from '../../generated/prisma/client.js'
+import { DomainError } from '../../errors.js'
 import { DeliveryQueue, type ClaimedRow, type WorkerLog } from '../../shared/delivery-queue.js'
 import { isUuid } from '../../shared/formats.js'
 import type { PollRequest, PollResponse } from './schemas.js'
@@ -46,7 +47,7 @@ const POLL_QUEUE = {
 
 export class SetPoller {
   private readonly queue: DeliveryQueue<ClaimedEvent>
-  private readonly waiting = new Map<string, Set<() => void>>()
+  private readonly waiting = new Map<string, Set<(outcome: WakeUp) => void>>()
   private timer: NodeJS.Timeout | undefined
   private checking = false
   private closed = false
@@ -70,8 +71,10 @@ export class SetPoller {
     for (;;) {
       claimed = await this.claim(stream.id, maxEvents)
       if (claimed.length > 0 || Date.now() >= deadline || signal.aborted || this.closed) break
-      await this.wait(stream.id, deadline, signal)
+      const outcome = await this.wait(stream.id, deadline, signal)
       if (signal.aborted) return { sets: {} }
+      // Deleted meanwhile (on any instance): the receiver learns it now, not at the end of its wait.
+      if (outcome === 'gone') throw new DomainError('stream_not_found', 'the stream was deleted')
     }
     const sets: Record<string, string> = {}
     const unsendable: ClaimedEvent[] = []
@@ -90,7 +93,7 @@ export class SetPoller {
     this.closed = true
     clearInterval(this.timer)
     this.timer = undefined
-    for (const wakers of this.waiting.values()) for (const wake of wakers) wake()
+    for (const wakers of this.waiting.values()) for (const wake of wakers) wake('closing')
     this.waiting.clear()
   }
 
@@ -130,21 +133,22 @@ export class SetPoller {
     return rows[0]?.due === true
   }
 
-  /** Resolves when a row of the stream may be due, at the deadline, or when the poll is abandoned. */
-  private wait (streamId: string, deadline: number, signal: AbortSignal): Promise<void> {
+  /** Resolves when a row of the stream may be due, the stream is gone, at the deadline, or when the poll is abandoned. */
+  private wait (streamId: string, deadline: number, signal: AbortSignal): Promise<WakeUp> {
     return new Promise((resolve) => {
       let wakers = this.waiting.get(streamId)
       if (!wakers) this.waiting.set(streamId, (wakers = new Set()))
       const set = wakers
-      const done = () => {
+      const done = (outcome: WakeUp) => {
         clearTimeout(timeout)
-        signal.removeEventListener('abort', done)
+        signal.removeEventListener('abort', aborted)
         set.delete(done)
         if (set.size === 0 && this.waiting.get(streamId) === set) this.waiting.delete(streamId)
-        resolve()
+        resolve(outcome)
       }
-      const timeout = setTimeout(done, Math.max(0, deadline - Date.now()))
-      signal.addEventListener('abort', done, { once: true })
+      const aborted = () => done('aborted')
+      const timeout = setTimeout(() => done('timeout'), Math.max(0, deadline - Date.now()))
+      signal.addEventListener('abort', aborted, { once: true })
       set.add(done)
       this.startChecking()
     })
@@ -169,14 +173,20 @@ export class SetPoller {
     this.timer.unref()
   }
 
-  /** One query for every stream with a waiting poll: those with a row due now are woken. */
+  /** One query for every stream with a waiting poll: those with a row due now, or deleted, are woken. */
   private async check (): Promise<void> {
     const ids = [...this.waiting.keys()]
     if (ids.length === 0) return
-    const due = await this.db.$queryRaw<{ stream_id: string }[]>`
-      SELECT DISTINCT q.stream_id::text AS stream_id
-        FROM security_events q JOIN ssf_streams s ON s.id = q.stream_id AND s.status = 'enabled'
-       WHERE q.stream_id = ANY (${ids}::uuid[]) AND q.next_attempt_at <= ${new Date(this.options.now())}`
-    for (const { stream_id: id } of due) for (const wake of [...(this.waiting.get(id) ?? [])]) wake()
+    const woken = await this.db.$queryRaw<{ stream_id: string; gone: boolean }[]>`
+      SELECT w.id::text AS stream_id, s.id IS NULL AS gone
+        FROM unnest(${ids}::uuid[]) AS w(id)
+        LEFT JOIN ssf_streams s ON s.id = w.id
+       WHERE s.id IS NULL
+          OR (s.status = 'enabled' AND EXISTS (
+                SELECT 1 FROM security_events q WHERE q.stream_id = w.id AND q.next_attempt_at <= ${new Date(this.options.now())}))`
+    for (const { stream_id: id, gone } of woken) for (const wake of [...(this.waiting.get(id) ?? [])]) wake(gone ? 'gone' : 'due')
   }
 }
+
+/** Why a waiting poll goes on. */
+type WakeUp = 'due' | 'gone' | 'timeout' | 'aborted' | 'closing'

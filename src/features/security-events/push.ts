@@ -45,7 +45,7 @@ const PUSH_QUEUE = {
   doneColumn: 'delivered_at',
   columns: `q.event, q.subject, q.claims, q.txn, q.stream_id::text AS "streamId", s.audience, s.endpoint_url AS "endpointUrl",
             s.authorization_header_encrypted AS "authorizationHeaderEncrypted"`,
-  join: `JOIN ssf_streams s ON s.id = q.stream_id AND s.delivery_method = 'push' AND s.status = 'enabled'`,
+  join: 'JOIN ssf_streams s ON s.id = q.stream_id AND s.delivery_method = \'push\' AND s.status = \'enabled\'',
 }
 
 /** The most of a receiver's answer read: an error object is small. */
