@@ -62,7 +62,7 @@ async function securityEvents (fastify: FastifyInstance) {
     headersTimeoutMs: PUSH_TIMEOUT_MS,
     bodyTimeoutMs: PUSH_TIMEOUT_MS,
   })
-  const pusher = new SetPusher(fastify.db, signer, (streamId, sealed) => streams.authorizationHeader(streamId, sealed), agent, {
+  const pusher = new SetPusher(fastify.workerDb, signer, (streamId, sealed) => streams.authorizationHeader(streamId, sealed), agent, {
     maxAttempts: webhooks.maxAttempts,
     retryBaseSeconds: webhooks.retryBaseSeconds,
     batchSize: PUSH_BATCH_SIZE,
