@@ -47,7 +47,8 @@ export function ApiKeysPage ({ cursor }: { cursor: string }) {
         }}
       >
         <input aria-label='Key name' placeholder='Key name' required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} />
-        {['profile', 'introspect'].map((scope) => (
+        {/* introspect: /auth/introspect; events: the security-event streams (/ssf, docs/security-events.md). */}
+        {['profile', 'introspect', 'events'].map((scope) => (
           <label key={scope}>
             <input type='checkbox' checked={scopes.includes(scope)} onChange={() => toggle(scope)} /> {scope}
           </label>
