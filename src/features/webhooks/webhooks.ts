@@ -93,8 +93,7 @@ export class Webhooks {
   async update (id: string, patch: WebhookPatch, actor: Actor): Promise<WebhookView> {
     if (patch.url !== undefined) await this.checkUrl(patch.url)
     const row = await this.db.$transaction(async (tx) => {
-      const before = await tx.webhookEndpoint.findUnique({ where: { id } })
-      if (!before) throw new DomainError('webhook_not_found', 'no webhook has this id')
+      await existing(tx, id)
       const updated = await tx.webhookEndpoint.update({
         where: { id },
         data: {
@@ -117,8 +116,7 @@ export class Webhooks {
   async rotateSecret (id: string, actor: Actor): Promise<{ webhook: WebhookView; secret: string }> {
     const secret = newSecret()
     const row = await this.db.$transaction(async (tx) => {
-      const before = await tx.webhookEndpoint.findUnique({ where: { id } })
-      if (!before) throw new DomainError('webhook_not_found', 'no webhook has this id')
+      const before = await existing(tx, id)
       const updated = await tx.webhookEndpoint.update({
         where: { id },
         data: {
@@ -152,16 +150,7 @@ export class Webhooks {
     if (input.status === 'dead') conditions.push(Prisma.sql`d.dead_at IS NOT NULL`)
     if (input.status === 'pending') conditions.push(Prisma.sql`d.delivered_at IS NULL AND d.dead_at IS NULL`)
     if (after) conditions.push(Prisma.sql`(d.created_at, d.id) < (${new Date(after.at)}, ${after.id}::uuid)`)
-    const rows = await this.db.$queryRaw<DeliveryRow[]>`
-      SELECT d.id, d.event_id AS "eventId", e.type AS "eventType", d.attempts, d.next_attempt_at AS "nextAttemptAt",
-             d.last_status AS "lastStatus", d.last_latency_ms AS "lastLatencyMs", d.last_error AS "lastError",
-             d.created_at AS "createdAt", d.delivered_at AS "deliveredAt", d.dead_at AS "deadAt",
-             COALESCE((SELECT json_agg(json_build_object('attempt', l.attempt, 'at', l.at, 'status', l.status, 'latencyMs', l.latency_ms, 'error', l.error) ORDER BY l.id DESC)
-                         FROM (SELECT * FROM webhook_attempts WHERE delivery_id = d.id ORDER BY id DESC LIMIT ${ATTEMPT_LOG_LENGTH}) l), '[]') AS "attemptLog"
-        FROM webhook_deliveries d LEFT JOIN audit_events e ON e.id = d.event_id
-       WHERE ${Prisma.join(conditions, ' AND ')}
-       ORDER BY d.created_at DESC, d.id DESC
-       LIMIT ${input.limit + 1}`
+    const rows = await this.selectDeliveries(Prisma.join(conditions, ' AND '), input.limit + 1)
     const items = rows.slice(0, input.limit).map(deliveryView)
     const last = rows.length > input.limit ? rows[input.limit - 1] : undefined
     return { items, nextCursor: last ? encodeCursor({ at: last.createdAt.toISOString(), id: last.id }) : null }
@@ -186,8 +175,7 @@ export class Webhooks {
   async replay (id: string, range: { since: Date; until: Date }, actor: Actor): Promise<number> {
     if (range.until.getTime() <= range.since.getTime()) throw new DomainError('bad_request', 'until must be after since')
     return this.db.$transaction(async (tx) => {
-      const endpoint = await tx.webhookEndpoint.findUnique({ where: { id } })
-      if (!endpoint) throw new DomainError('webhook_not_found', 'no webhook has this id')
+      const endpoint = await existing(tx, id)
       const events = endpoint.events ?? []
       const matches = events.includes('*') ? Prisma.empty : Prisma.sql`AND e.type = ANY (${events}::text[])`
       const [{ count }] = await tx.$queryRaw<[{ count: bigint }]>`
@@ -212,20 +200,27 @@ export class Webhooks {
   }
 
   private async delivery (id: string, deliveryId: string): Promise<DeliveryView> {
-    const rows = await this.db.$queryRaw<DeliveryRow[]>`
-      SELECT d.id, d.event_id AS "eventId", e.type AS "eventType", d.attempts, d.next_attempt_at AS "nextAttemptAt",
-             d.last_status AS "lastStatus", d.last_latency_ms AS "lastLatencyMs", d.last_error AS "lastError",
-             d.created_at AS "createdAt", d.delivered_at AS "deliveredAt", d.dead_at AS "deadAt", '[]'::json AS "attemptLog"
-        FROM webhook_deliveries d LEFT JOIN audit_events e ON e.id = d.event_id
-       WHERE d.id = ${deliveryId}::uuid AND d.endpoint_id = ${id}::uuid`
+    const rows = await this.selectDeliveries(Prisma.sql`d.id = ${deliveryId}::uuid AND d.endpoint_id = ${id}::uuid`, 1)
     if (rows.length === 0) throw new DomainError('delivery_not_found', 'this webhook has no delivery with this id')
     return deliveryView(rows[0]!)
   }
 
+  /** Deliveries as the admin API shows them, each with its last attempts, newest first. */
+  private selectDeliveries (where: Prisma.Sql, limit: number): Promise<DeliveryRow[]> {
+    return this.db.$queryRaw<DeliveryRow[]>`
+      SELECT d.id, d.event_id AS "eventId", e.type AS "eventType", d.attempts, d.next_attempt_at AS "nextAttemptAt",
+             d.last_status AS "lastStatus", d.last_latency_ms AS "lastLatencyMs", d.last_error AS "lastError",
+             d.created_at AS "createdAt", d.delivered_at AS "deliveredAt", d.dead_at AS "deadAt",
+             COALESCE((SELECT json_agg(json_build_object('attempt', l.attempt, 'at', l.at, 'status', l.status, 'latencyMs', l.latency_ms, 'error', l.error) ORDER BY l.id DESC)
+                         FROM (SELECT * FROM webhook_attempts WHERE delivery_id = d.id ORDER BY id DESC LIMIT ${ATTEMPT_LOG_LENGTH}) l), '[]') AS "attemptLog"
+        FROM webhook_deliveries d LEFT JOIN audit_events e ON e.id = d.event_id
+       WHERE ${where}
+       ORDER BY d.created_at DESC, d.id DESC
+       LIMIT ${limit}`
+  }
+
   private async row (id: string): Promise<WebhookEndpoint> {
-    const row = await this.db.webhookEndpoint.findUnique({ where: { id } })
-    if (!row) throw new DomainError('webhook_not_found', 'no webhook has this id')
-    return row
+    return existing(this.db, id)
   }
 
   private async checkUrl (url: string): Promise<void> {
@@ -240,6 +235,13 @@ export class Webhooks {
   private open (id: string, sealed: Uint8Array): string {
     return unseal(this.options.secretKey, sealed, `webhook:${id}`).toString('utf8')
   }
+}
+
+/** The endpoint `id`, or webhook_not_found. */
+async function existing (db: PrismaClient | Prisma.TransactionClient, id: string): Promise<WebhookEndpoint> {
+  const row = await db.webhookEndpoint.findUnique({ where: { id } })
+  if (!row) throw new DomainError('webhook_not_found', 'no webhook has this id')
+  return row
 }
 
 interface DeliveryRow {
