@@ -52,6 +52,8 @@ async function kit (ctx: AttackContext, t: Test): Promise<Kit> {
     audience: ctx.config.audience,
     events: { credential: key, staleAfterMs: 2_000 },
     fetch: recording,
+    // The issuer's clock, which earlier rows may have moved: the victims' tokens are checked at the time they were issued for.
+    now: ctx.clock.now,
   })
   app.get('/any', { preHandler: app.requireAuth() }, async (request) => request.auth)
   await app.ready()

@@ -49,16 +49,6 @@ const PUBLIC_V4 = '93.184.215.14'
 const PUBLIC_URL = `https://${PUBLIC_V4}/hooks`
 /** The stubbed zone (stubResolver). */
 const ZONE = 'wh-catalogue.test'
-/**
- * WH-22's defect (found by this catalogue, not fixed here): Webhooks.rotateSecret
- * (src/features/webhooks/webhooks.ts) reads the row without a lock and writes
- * previous_secret from what it read, so on PostgreSQL concurrent rotations all
- * answer 200 with their own secret, only the last committed one is kept, and
- * the pre-rotation secret stays the previous one. Its assertions are `todo`
- * until it is fixed; on the embedded database (one connection, so rotations
- * never overlap) they pass. On PostgreSQL the row reproduces it every time.
- */
-const KNOWN_ROTATION_RACE = 'known defect: concurrent rotations are a lost update (webhooks.ts rotateSecret reads the row without FOR UPDATE)'
 /** Standard Webhooks' timestamp tolerance, as the standardwebhooks package applies it. */
 const TOLERANCE_SECONDS = 5 * 60
 
@@ -89,7 +79,6 @@ interface World {
   admin: () => Promise<string>
   /** Runs one batch of the context's worker (guarded: WEBHOOK_ALLOW_PRIVATE_NETWORKS unset). */
   guardedBatch: () => Promise<number>
-  /** A second instance on the context's database, with a clock of its own and private networks allowed unless `env` says otherwise. */
   /** The second instance (sharedLab), its clock at real time and its log emptied for the row. */
   lab: () => Promise<Lab>
   receiver: () => Promise<WebhookReceiver>
@@ -100,8 +89,8 @@ interface World {
 
 /**
  * Sets up a row: holds the context's worker for the row's length, and
- * undoes everything at its end (the resolver, the instances, the receivers,
- * and every webhook endpoint, deliveries with them).
+ * undoes everything at its end (the resolver, the receivers and internal
+ * services, and every webhook endpoint, deliveries with them).
  */
 function world (ctx: AttackContext, t: Test): World {
   const worker = ctx.app.webhookDelivery
@@ -959,7 +948,7 @@ export const webhookCases: AttackCase[] = [
   // --------------------------------------------------------------- rotation under concurrency
   {
     id: 'WH-22',
-    title: 'concurrent rotations of one secret end as some serial order would: the last two secrets handed out sign the next message, the one they replaced no longer does (known defect on PostgreSQL: lost update)',
+    title: 'concurrent rotations of one secret end as some serial order would: the last two secrets handed out sign the next message, the one they replaced no longer does',
     source: `${STANDARD_WEBHOOKS} (secret rotation); CWE-362 (race condition); CWE-367 (check-then-use)`,
     async run (ctx, t) {
       const w = world(ctx, t)
@@ -1002,8 +991,8 @@ export const webhookCases: AttackCase[] = [
       const at = Number(message!.timestamp) * 1000
       const signing = handedOut.filter((secret) => verifyAt(secret, message!, at) === null)
       t.comment(`${handedOut.length} secrets handed out, ${signing.length} of them sign; the message carries ${message!.signature.split(' ').length} signatures`)
-      t.equal(signing.length, Math.min(2, handedOut.length), 'the last two secrets handed out sign (the current one and the one before it)', { todo: KNOWN_ROTATION_RACE })
-      if (handedOut.length >= 2) t.not(verifyAt(hook.secret, message!, at), null, 'the secret in place before the rotations signs no more', { todo: KNOWN_ROTATION_RACE })
+      t.equal(signing.length, Math.min(2, handedOut.length), 'the last two secrets handed out sign (the current one and the one before it)')
+      if (handedOut.length >= 2) t.not(verifyAt(hook.secret, message!, at), null, 'the secret in place before the rotations signs no more')
       t.ok(signing.length >= 1, 'at least the winning rotation signs')
     },
   },

@@ -116,16 +116,17 @@ export class Webhooks {
   async rotateSecret (id: string, actor: Actor): Promise<{ webhook: WebhookView; secret: string }> {
     const secret = newSecret()
     const row = await this.db.$transaction(async (tx) => {
-      const before = await existing(tx, id)
-      const updated = await tx.webhookEndpoint.update({
-        where: { id },
-        data: {
-          secretEncrypted: this.sealSecret(id, secret),
-          previousSecretEncrypted: before.secretEncrypted,
-          previousSecretExpiresAt: new Date(this.options.now() + (this.options.previousSecretTtlMs ?? PREVIOUS_SECRET_TTL_MS)),
-          updatedAt: new Date(this.options.now()),
-        },
-      })
+      // One statement reads the current secret and moves it aside, so concurrent rotations queue on the row
+      // and each one's "previous" is the secret the one before it handed out.
+      const now = new Date(this.options.now())
+      const rotated = await tx.$executeRaw`
+        UPDATE webhook_endpoints
+           SET previous_secret_encrypted = secret_encrypted, secret_encrypted = ${this.sealSecret(id, secret)},
+               previous_secret_expires_at = ${new Date(now.getTime() + (this.options.previousSecretTtlMs ?? PREVIOUS_SECRET_TTL_MS))},
+               updated_at = ${now}
+         WHERE id = ${id}::uuid`
+      if (rotated === 0) throw new DomainError('webhook_not_found', 'no webhook has this id')
+      const updated = await existing(tx, id)
       await recordAuditEvent(tx, { type: 'webhook_secret_rotated', actorId: actor.id, ip: actor.ip, details: { webhookId: id } })
       return updated
     })
