@@ -351,7 +351,8 @@ try {
       secretKey: service.config.secretKey!,
       connections: HTTP_CONNECTIONS,
       duration: HTTP_DURATION,
-      rounds: HTTP_ROUNDS,
+      rounds: 3,
+      pairs: envInt('BENCH_METRICS_PAIRS', 4),
       setupRemoteAddress: SETUP_ADDRESS,
     })
     const non200 = sum(overhead.rounds.map((r) => r.on.non200 + r.off.non200))
