@@ -6,7 +6,7 @@ import { EMAIL_TEMPLATES, EmailTemplates, escapeHtml, secretLink, TEMPLATES_DIR 
 
 t.test('every template renders with its values; each has a subject, a text and an HTML part', async (t) => {
   const templates = new EmailTemplates()
-  const values = { productName: 'P', email: 'a@b.test', newEmail: 'c@d.test', link: 'https://x.test/#token=T', expiresInMinutes: '30', expiresInHours: '24', credentials: '- passkey “Laptop”', credential: 'passkey “Laptop”', securityUrl: 'https://x.test/#/security' }
+  const values = { productName: 'P', email: 'a@b.test', newEmail: 'c@d.test', link: 'https://x.test/#token=T', expiresInMinutes: '30', expiresInHours: '24', credentials: '- passkey “Laptop”', credential: 'passkey “Laptop”', securityUrl: 'https://x.test/#/security', url: 'https://hooks.x.test/auth', webhookId: 'W', failingSince: '2026-12-01T00:00:00.000Z' }
   for (const name of EMAIL_TEMPLATES) {
     const rendered = templates.render(name, values)
     t.ok(rendered.subject.startsWith('P: '), `${name}: subject`)
