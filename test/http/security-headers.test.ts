@@ -28,6 +28,7 @@ const PUBLIC_OPERATIONS: Record<string, RegExp> = {
   'GET /.well-known/jwks.json': /^public, max-age=\d+$/,
   'GET /.well-known/oauth-authorization-server': /^public, max-age=\d+$/,
   'GET /.well-known/openid-configuration': /^public, max-age=\d+$/,
+  'GET /.well-known/ssf-configuration': /^public, max-age=\d+$/,
 }
 
 const { id: adminId, email: adminEmail } = await signup(app, { label: 'walker' })
@@ -39,7 +40,7 @@ const createdKey = await app.inject({
   method: 'POST',
   url: '/api-keys',
   headers: { authorization: `Bearer ${await adminToken()}` },
-  payload: { name: 'header walk', scopes: ['profile', 'introspect'] },
+  payload: { name: 'header walk', scopes: ['profile', 'introspect', 'events'] },
 })
 const apiKey = json<{ key: string }>(createdKey).key
 
@@ -55,6 +56,13 @@ const registerClient = async (name: string) => {
   return json<{ client_id: string; client_secret: string }>(registered)
 }
 const walkedClient = await registerClient('walked')
+/** A webhook endpoint the walk's /admin/webhooks/{id} calls name (another after its deletion), and a stream of the API key's for /ssf/status. */
+const createWebhook = async () =>
+  json<{ id: string }>(
+    await app.inject({ method: 'POST', url: '/admin/webhooks', headers: { authorization: `Bearer ${await adminToken()}` }, payload: { url: 'https://93.184.215.14/walk', events: ['*'] } })
+  )
+let walkedWebhook = await createWebhook()
+const walkedStream = json<{ stream_id: string }>(await app.inject({ method: 'POST', url: '/ssf/stream', headers: { 'x-api-key': apiKey }, payload: {} }))
 const authorizingClient = await registerClient('authorizing')
 const authorizeParams = () => ({
   response_type: 'code',
@@ -140,8 +148,9 @@ t.test('every operation of the OpenAPI document, every way of calling it', async
   for (const { method, path, secured, page } of operations) {
     const operation = `${method} ${path}`
     // Path ids name the admin: their own user (a real resource), nothing else (a 404); a client's, the registered one.
-    const id = path.startsWith('/admin/clients/') ? walkedClient.client_id : adminId
-    const query = operation === 'GET /oauth/authorize' ? `?${new URLSearchParams(authorizeParams())}` : ''
+    const id = path.startsWith('/admin/clients/') ? walkedClient.client_id : path.startsWith('/admin/webhooks/') ? walkedWebhook.id : adminId
+    const query =
+      operation === 'GET /oauth/authorize' ? `?${new URLSearchParams(authorizeParams())}` : operation === 'GET /ssf/status' ? `?stream_id=${walkedStream.stream_id}` : ''
     const url = path.replace(/\{[^}]+\}/g, id) + query
     const credentials: [string, Record<string, string>][] = [
       ['no credentials', {}],
@@ -155,6 +164,7 @@ t.test('every operation of the OpenAPI document, every way of calling it', async
       checkHeaders(t, response, `${operation} (${how}) ${response.statusCode}`, PUBLIC_OPERATIONS[operation], page)
       answered.set(operation, [...(answered.get(operation) ?? []), response.statusCode])
     }
+    if (operation === 'DELETE /admin/webhooks/{id}') walkedWebhook = await createWebhook()
     // Refused without credentials (401, or 400 when the body fails validation first): decisions that must not be cached.
     if (secured) t.ok([400, 401].includes(answered.get(operation)![0]!), `${operation}: refused without credentials`)
   }

@@ -78,24 +78,6 @@ const webhookAdminRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   )
 
-  fastify.delete(
-    '/webhooks/:id',
-    {
-      schema: {
-        tags,
-        summary: 'Delete a webhook endpoint',
-        description: 'Its deliveries, sent or not, are deleted with it.',
-        security,
-        params: WebhookParams,
-        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 404) },
-      },
-    },
-    async (request, reply) => {
-      await webhooks.delete(request.params.id, actor(request))
-      return reply.code(204).send(null)
-    }
-  )
-
   fastify.get(
     '/webhooks/:id/deliveries',
     {
@@ -148,6 +130,24 @@ const webhookAdminRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const queued = await webhooks.replay(request.params.id, { since: new Date(request.body.since), until: new Date(request.body.until) }, actor(request))
       fastify.webhookDelivery.kick()
       return reply.code(202).send({ queued })
+    }
+  )
+
+  fastify.delete(
+    '/webhooks/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a webhook endpoint',
+        description: 'Its deliveries, sent or not, are deleted with it.',
+        security,
+        params: WebhookParams,
+        response: { 204: Type.Null(), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
+    async (request, reply) => {
+      await webhooks.delete(request.params.id, actor(request))
+      return reply.code(204).send(null)
     }
   )
 }
