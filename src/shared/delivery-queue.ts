@@ -107,7 +107,8 @@ export class DeliveryQueue<Row extends ClaimedRow> {
     const now = new Date(this.options.now())
     const leaseEnd = new Date(now.getTime() + (options.leaseSeconds ?? this.options.leaseSeconds) * 1000)
     const narrowed = options.where ? Prisma.sql`AND ${options.where}` : Prisma.empty
-    return this.db.$queryRaw<Row[]>`
+    try {
+      return await this.db.$queryRaw<Row[]>`
       UPDATE ${this.table} o
          SET attempts = o.attempts + 1, next_attempt_at = ${leaseEnd}
         FROM (SELECT q.id AS claimed_id, ${this.columns}
@@ -118,6 +119,15 @@ export class DeliveryQueue<Row extends ClaimedRow> {
                FOR UPDATE OF q SKIP LOCKED) due
        WHERE o.id = due.claimed_id
    RETURNING o.id, o.attempts, o.created_at AS "createdAt", due.*`
+    } catch (error) {
+      // The statement may have committed after the client gave up on it (a
+      // query timeout under load): its rows would wait out the whole lease.
+      // They are the ones leased until exactly this claim's end; give them back.
+      await this.db.$executeRaw`
+        UPDATE ${this.table} SET next_attempt_at = ${now}, attempts = attempts - 1
+         WHERE next_attempt_at = ${leaseEnd} AND ${this.done} IS NULL AND dead_at IS NULL`.catch(() => {})
+      throw error
+    }
   }
 
   /**
