@@ -21,7 +21,8 @@ declare module 'fastify' {
      * The background workers' client (the outbox deliveries): on Postgres a
      * pool of its own, so a flood of requests waiting for connections never
      * delays a delivery's claim or its outcome (events stay fresh under
-     * load); on the embedded database, its one connection, shared (`db`).
+     * load); on the embedded database (or any DATABASE_POOL_MAX of 1), its
+     * one connection, shared (`db`).
      */
     workerDb: PrismaClient
     /** Checks that the database answers, within a bound. */
@@ -74,7 +75,8 @@ async function database (fastify: FastifyInstance) {
   pool.on('error', (error) => fastify.log.warn({ err: error }, 'database: idle connection failed'))
   const db = new PrismaClient({ adapter: new PrismaPg(pool) })
   fastify.decorate('db', db)
-  const workerPool = embedded
+  // A database served one connection at a time (the embedded one, DATABASE_POOL_MAX=1) is shared.
+  const workerPool = embedded || poolMax <= 1
     ? undefined
     : new pg.Pool({ connectionString: url, max: WORKER_POOL_MAX, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000, query_timeout: 15_000 })
   workerPool?.on('error', (error) => fastify.log.warn({ err: error }, 'database: idle worker connection failed'))
