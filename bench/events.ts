@@ -50,7 +50,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { Webhook } from 'standardwebhooks'
-import { benchDatabase, envInt, machine, percentile, printTable, startService, writeResults, type RunningService } from './lib.js'
+import { benchDatabase, envInt, machine, percentile, printTable, startService, writeResults, type Figure, type RunningService } from './lib.js'
 
 export interface EventsOptions {
   databaseUrl: string
@@ -159,19 +159,6 @@ export interface EventsResult {
   /** Over the whole run: (endpoint, webhook-id) pairs that arrived more than once. */
   duplicatesOverall: number
   bcryptCost: number
-}
-
-/** A row of the bench's table (bench/index.ts's Figure). */
-export interface EventsFigure {
-  figure: string
-  unit: string
-  measured: number
-  baseline: number
-  ratio: number
-  target: string
-  pass: boolean
-  informational?: boolean
-  detail?: Record<string, unknown>
 }
 
 export const THROUGHPUT_TARGET = 1_000
@@ -689,9 +676,9 @@ export async function measureEvents (options: EventsOptions): Promise<EventsResu
 }
 
 /** The figure's rows, for bench/index.ts's table and this script's. */
-export function eventsFigures (result: EventsResult): EventsFigure[] {
+export function eventsFigures (result: EventsResult): Figure[] {
   const signed = result.verifyFailures.length === 0 && result.verified > 0
-  const rows: EventsFigure[] = []
+  const rows: Figure[] = []
   for (const run of result.throughput) {
     rows.push({
       figure: `9 webhook deliveries/s, ${run.instances} instance${run.instances === 1 ? '' : 's'}`,

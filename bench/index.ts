@@ -74,6 +74,7 @@ import {
   startBareFastify,
   startService,
   writeResults,
+  type Figure,
   type LoadOptions,
   type LoadResult,
   type RunningService,
@@ -103,19 +104,6 @@ const EMBEDDED_ROTATIONS = 10
 /** BENCH_FIGURES=1,4 runs those figures only (the Postgres service's RSS is always reported; the embedded one's with 5). */
 const FIGURES = new Set((process.env.BENCH_FIGURES ?? '1,2,3,4,5,6,7,8,9').split(',').map((x) => Number(x.trim())))
 const want = (figure: number) => FIGURES.has(figure)
-
-interface Figure {
-  figure: string
-  unit: string
-  measured: number
-  baseline: number
-  ratio: number
-  target: string
-  pass: boolean
-  /** Shown beside a headline figure, with no target of its own. */
-  informational?: boolean
-  detail?: Record<string, unknown>
-}
 
 const log = (text: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${text}`)
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)

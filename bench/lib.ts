@@ -291,6 +291,20 @@ export const envInt = (name: string, fallback: number): number => {
 // Latency is timed per request in the generator, in fractional milliseconds
 // (autocannon's own histogram rounds to whole milliseconds).
 
+/** A row of the bench's table: a figure, its baseline and target. */
+export interface Figure {
+  figure: string
+  unit: string
+  measured: number
+  baseline: number
+  ratio: number
+  target: string
+  pass: boolean
+  /** Shown beside a headline figure, with no target of its own. */
+  informational?: boolean
+  detail?: Record<string, unknown>
+}
+
 export interface LoadOptions {
   url: string
   method?: 'GET' | 'POST'
