@@ -411,8 +411,7 @@ t.test('scenario: webhook endpoints registered, rotated, delivered to (failing, 
   await server.webhookDelivery.idle()
   for (let round = 0; round < 40 && !(signUpDelivered() && receiver.accepted.length >= 3); round++) {
     await server.db.$executeRaw`UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 second' WHERE next_attempt_at IS NOT NULL`
-    await server.webhookDelivery.runBatch()
-    await server.webhookDelivery.idle()
+    await server.webhookDelivery.deliverOnce()
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   t.ok(signUpDelivered() && receiver.accepted.length >= 3, `${receiver.accepted.length} messages delivered, the sign-up's among them`)
@@ -432,8 +431,7 @@ t.test('scenario: webhook endpoints registered, rotated, delivered to (failing, 
   const range = { since: new Date(clock.now() - 86_400_000).toISOString(), until: new Date(clock.now() + 60_000).toISOString() }
   t.equal((await call({ method: 'POST', url: `/admin/webhooks/${all}/replay`, headers: asAdmin, payload: range })).statusCode, 202, 'a replay')
   await server.webhookDelivery.idle()
-  await server.webhookDelivery.runBatch()
-  await server.webhookDelivery.idle()
+  await server.webhookDelivery.deliverOnce()
   for (const url of ['/admin/webhooks', `/admin/webhooks/${all}`, `/admin/webhooks/${rare}/deliveries`, '/admin/audit-events?type=webhook_secret_rotated']) {
     const response = await call({ method: 'GET', url, headers: asAdmin })
     t.equal(response.statusCode, 200, `GET ${url}`)

@@ -116,10 +116,10 @@ export class WebhookDelivery {
     this.worker.kick()
   }
 
-  /** One batch, its outcomes written before it resolves (tests, and an admin's retry). */
+  /** One batch, its outcomes (and those of a timer's batch running meanwhile) written before it resolves: tests. */
   async deliverOnce (): Promise<number> {
     const handled = await this.runBatch()
-    await this.recording
+    await this.idle()
     return handled
   }
 
